@@ -1,0 +1,3 @@
+//! Inbound federated peeks (MSC2444, resident side). Being built.
+mod error;
+pub use error::{InboundEndReason, InboundPeekError};

@@ -1,0 +1,44 @@
+#![doc = include_str!("../README.md")]
+//!
+//! # Crate map
+//!
+//! * [`local`]: [`LocalPeeks`], device leases on rooms (MSC2753).
+//! * [`inbound`]: [`InboundPeeks`], remote servers peeking our rooms (MSC2444 resident side).
+//! * [`outbound`]: [`OutboundPeeks`], our federated peeks into remote rooms (MSC2444 peeking
+//!   side).
+//! * [`wire`]: serde types for both proposals' bodies, paths and Matrix errors.
+//! * [`TimerQueue`], [`Timestamp`], [`RoomAccess`]: the shared vocabulary (DESIGN §3).
+//!
+//! Every machine is pure and sans-IO: no clock reads, IO, tasks, locks, randomness or async.
+//! Each input carries `now`; each consequence comes out of `poll_output()`; `poll_timeout()`
+//! says when to call `handle_timeout(now)` next.
+
+pub mod access;
+pub mod inbound;
+pub mod local;
+pub mod outbound;
+mod time;
+pub mod timer;
+pub mod wire;
+
+use serde::{Deserialize, Serialize};
+
+pub use access::RoomAccess;
+pub use time::Timestamp;
+pub use timer::TimerQueue;
+
+/// Names an IO request a machine asked for; the result comes back with the same id.
+///
+/// Allocated from a counter, never random. Unique within one machine's lifetime and, because
+/// the counter is restored past every persisted request, across restarts too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RequestId(pub u64);
+
+/// A monotonic position in the stream of local peek changes, for `/sync` `since` tokens
+/// (DESIGN §4.3). Every (user, device, room) change gets a fresh, larger position.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
+#[serde(transparent)]
+pub struct StreamPosition(pub u64);

@@ -1,0 +1,165 @@
+//! [`Timestamp`] and the monotonic clamp every machine applies to `now`.
+//!
+//! Timestamps are wall-clock milliseconds since the Unix epoch (not `Instant`), because
+//! deadlines are persisted and must survive restarts. They are capped at
+//! [`Timestamp::MAX`] (2^53 − 1, the largest integer JSON peers can represent exactly), so every
+//! conversion to and from [`ruma_common::MilliSecondsSinceUnixEpoch`] is lossless.
+
+use std::fmt;
+use std::time::Duration;
+
+use ruma_common::MilliSecondsSinceUnixEpoch;
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// A point in time: milliseconds since the Unix epoch, in `0..=2^53-1`.
+///
+/// `Copy`, totally ordered, serialised as a plain integer. Arithmetic saturates: adding a
+/// duration never wraps and never exceeds [`Timestamp::MAX`]; a duration "since" a later time is
+/// zero.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize)]
+#[serde(transparent)]
+pub struct Timestamp(u64);
+
+impl Timestamp {
+    /// The Unix epoch.
+    pub const ZERO: Timestamp = Timestamp(0);
+    /// The latest representable time: 2^53 − 1 ms (JSON's largest exact integer).
+    pub const MAX: Timestamp = Timestamp((1 << 53) - 1);
+
+    /// A timestamp from milliseconds since the epoch, clamped to [`Timestamp::MAX`].
+    pub const fn from_millis(millis: u64) -> Self {
+        if millis > Self::MAX.0 { Self::MAX } else { Timestamp(millis) }
+    }
+
+    /// Milliseconds since the epoch.
+    pub const fn as_millis(self) -> u64 {
+        self.0
+    }
+
+    /// `self + duration`, saturating at [`Timestamp::MAX`].
+    pub fn saturating_add(self, duration: Duration) -> Self {
+        let add = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
+        Self::from_millis(self.0.saturating_add(add))
+    }
+
+    /// `self - duration`, saturating at [`Timestamp::ZERO`].
+    pub fn saturating_sub(self, duration: Duration) -> Self {
+        let sub = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
+        Timestamp(self.0.saturating_sub(sub))
+    }
+
+    /// The time from `earlier` to `self`, or zero when `earlier` is later.
+    pub fn saturating_duration_since(self, earlier: Timestamp) -> Duration {
+        Duration::from_millis(self.0.saturating_sub(earlier.0))
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}ms", self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // Clamp rather than reject: a stored or remote value above 2^53 − 1 means "never".
+        u64::deserialize(deserializer).map(Timestamp::from_millis)
+    }
+}
+
+impl From<MilliSecondsSinceUnixEpoch> for Timestamp {
+    fn from(value: MilliSecondsSinceUnixEpoch) -> Self {
+        Timestamp::from_millis(value.get().into())
+    }
+}
+
+impl From<Timestamp> for MilliSecondsSinceUnixEpoch {
+    fn from(value: Timestamp) -> Self {
+        // Cannot fail: a Timestamp never exceeds 2^53 − 1, which is `UInt::MAX`.
+        MilliSecondsSinceUnixEpoch(value.0.try_into().expect("Timestamp is at most 2^53 - 1"))
+    }
+}
+
+/// The latest `now` a machine has seen; time never goes backwards inside a machine.
+///
+/// Every `handle_*` passes its `now` through [`Monotonic::advance`] and uses the result, so a
+/// clock stepping backwards never resurrects, evicts or renews anything.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Monotonic {
+    last: Timestamp,
+}
+
+impl Monotonic {
+    /// Starts at `at` (for example the latest deadline seen in a restored snapshot).
+    pub(crate) fn starting_at(at: Timestamp) -> Self {
+        Monotonic { last: at }
+    }
+
+    /// `max(now, latest seen)`, remembered as the new latest.
+    pub(crate) fn advance(&mut self, now: Timestamp) -> Timestamp {
+        if now > self.last {
+            self.last = now;
+        }
+        self.last
+    }
+
+    /// The latest time seen so far.
+    pub(crate) fn now(&self) -> Timestamp {
+        self.last
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn from_millis_clamps_to_json_safe_range() {
+        assert_eq!(Timestamp::from_millis(u64::MAX), Timestamp::MAX);
+        assert_eq!(Timestamp::from_millis(5).as_millis(), 5);
+    }
+
+    #[test]
+    fn arithmetic_saturates() {
+        let t = Timestamp::from_millis(1_000);
+        assert_eq!(t.saturating_add(Duration::from_millis(500)).as_millis(), 1_500);
+        assert_eq!(t.saturating_add(Duration::MAX), Timestamp::MAX);
+        assert_eq!(t.saturating_sub(Duration::from_secs(10)), Timestamp::ZERO);
+        assert_eq!(
+            t.saturating_duration_since(Timestamp::from_millis(400)),
+            Duration::from_millis(600)
+        );
+        assert_eq!(Timestamp::ZERO.saturating_duration_since(t), Duration::ZERO);
+    }
+
+    #[test]
+    fn serde_is_a_plain_integer_and_clamps() {
+        let t = Timestamp::from_millis(1_700_000_000_000);
+        assert_eq!(serde_json::to_string(&t).unwrap(), "1700000000000");
+        let back: Timestamp = serde_json::from_str("1700000000000").unwrap();
+        assert_eq!(back, t);
+        let huge: Timestamp = serde_json::from_str("18446744073709551615").unwrap();
+        assert_eq!(huge, Timestamp::MAX);
+        assert!(serde_json::from_str::<Timestamp>("-1").is_err());
+    }
+
+    #[test]
+    fn ruma_conversion_is_lossless_both_ways() {
+        for ms in [0, 1, 1_700_000_000_123, Timestamp::MAX.as_millis()] {
+            let t = Timestamp::from_millis(ms);
+            let r: MilliSecondsSinceUnixEpoch = t.into();
+            assert_eq!(u64::from(r.get()), ms);
+            assert_eq!(Timestamp::from(r), t);
+        }
+    }
+
+    #[test]
+    fn monotonic_never_goes_backwards() {
+        let mut m = Monotonic::default();
+        assert_eq!(m.advance(Timestamp::from_millis(10)).as_millis(), 10);
+        assert_eq!(m.advance(Timestamp::from_millis(3)).as_millis(), 10);
+        assert_eq!(m.advance(Timestamp::from_millis(11)).as_millis(), 11);
+        assert_eq!(m.now().as_millis(), 11);
+        assert_eq!(Monotonic::starting_at(Timestamp::from_millis(7)).now().as_millis(), 7);
+    }
+}

@@ -1,0 +1,207 @@
+//! [`TimerQueue`]: one deadline per key, shared by every machine (DESIGN §11 rule 7).
+//!
+//! * Scheduling a key that already has a deadline **replaces** it: the old deadline is gone and
+//!   never fires ("re-scheduling later does not fire at the old deadline").
+//! * Many keys may share one millisecond; they come out in key order, so expiry is
+//!   deterministic.
+//! * [`TimerQueue::pop_due`] / [`TimerQueue::expire`] take every key due **at or before** `now`.
+//!
+//! Costs: `schedule`, `cancel` and `pop_due` are O(log n); `next` is O(log n); `deadline` is
+//! O(1). Keys should be small (`Copy` indices or interned ids) since each is stored twice.
+
+use std::collections::{BTreeSet, HashMap};
+use std::hash::Hash;
+
+use crate::Timestamp;
+
+/// A set of deadlines, at most one per key.
+#[derive(Debug, Clone)]
+pub struct TimerQueue<K> {
+    by_key: HashMap<K, Timestamp>,
+    by_time: BTreeSet<(Timestamp, K)>,
+}
+
+impl<K> Default for TimerQueue<K> {
+    fn default() -> Self {
+        TimerQueue { by_key: HashMap::new(), by_time: BTreeSet::new() }
+    }
+}
+
+impl<K: Ord + Hash + Clone> TimerQueue<K> {
+    /// An empty queue.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets `key`'s deadline to `at`, replacing (and so cancelling) any earlier one.
+    /// Returns the deadline it replaced.
+    pub fn schedule(&mut self, key: K, at: Timestamp) -> Option<Timestamp> {
+        let old = self.by_key.insert(key.clone(), at);
+        if let Some(old_at) = old {
+            if old_at == at {
+                return old;
+            }
+            self.by_time.remove(&(old_at, key.clone()));
+        }
+        self.by_time.insert((at, key));
+        old
+    }
+
+    /// Removes `key`'s deadline. Returns it, or `None` when the key had none.
+    pub fn cancel(&mut self, key: &K) -> Option<Timestamp> {
+        let at = self.by_key.remove(key)?;
+        self.by_time.remove(&(at, key.clone()));
+        Some(at)
+    }
+
+    /// The deadline of `key`, if it has one.
+    pub fn deadline(&self, key: &K) -> Option<Timestamp> {
+        self.by_key.get(key).copied()
+    }
+
+    /// The earliest deadline, or `None` when the queue is empty. Changes only through
+    /// `schedule`, `cancel`, `pop_due`, `expire` and `clear`.
+    pub fn next(&self) -> Option<Timestamp> {
+        self.by_time.first().map(|(at, _)| *at)
+    }
+
+    /// Removes and returns the earliest key due at or before `now`, with its deadline.
+    pub fn pop_due(&mut self, now: Timestamp) -> Option<(K, Timestamp)> {
+        let (at, _) = self.by_time.first()?;
+        if *at > now {
+            return None;
+        }
+        let (at, key) = self.by_time.pop_first()?;
+        self.by_key.remove(&key);
+        Some((key, at))
+    }
+
+    /// Removes and returns every key due at or before `now`, earliest first (ties in key order).
+    pub fn expire(&mut self, now: Timestamp) -> Vec<K> {
+        let mut due = Vec::new();
+        while let Some((key, _)) = self.pop_due(now) {
+            due.push(key);
+        }
+        due
+    }
+
+    /// Number of keys with a deadline.
+    pub fn len(&self) -> usize {
+        self.by_key.len()
+    }
+
+    /// Whether no key has a deadline.
+    pub fn is_empty(&self) -> bool {
+        self.by_key.is_empty()
+    }
+
+    /// Removes every deadline.
+    pub fn clear(&mut self) {
+        self.by_key.clear();
+        self.by_time.clear();
+    }
+
+    /// Every `(deadline, key)`, earliest first.
+    pub fn iter(&self) -> impl Iterator<Item = (Timestamp, &K)> + '_ {
+        self.by_time.iter().map(|(at, key)| (*at, key))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(ms: u64) -> Timestamp {
+        Timestamp::from_millis(ms)
+    }
+
+    #[test]
+    fn one_deadline_per_key() {
+        let mut q = TimerQueue::new();
+        assert_eq!(q.schedule("a", t(10)), None);
+        assert_eq!(q.schedule("a", t(20)), Some(t(10)));
+        assert_eq!(q.len(), 1);
+        assert_eq!(q.deadline(&"a"), Some(t(20)));
+        assert_eq!(q.iter().count(), 1);
+    }
+
+    #[test]
+    fn rescheduling_later_does_not_fire_at_the_old_deadline() {
+        let mut q = TimerQueue::new();
+        q.schedule(1u32, t(10));
+        q.schedule(1u32, t(50));
+        assert_eq!(q.next(), Some(t(50)));
+        assert!(q.expire(t(10)).is_empty());
+        assert!(q.expire(t(49)).is_empty());
+        assert_eq!(q.expire(t(50)), vec![1]);
+        assert!(q.is_empty());
+    }
+
+    #[test]
+    fn rescheduling_earlier_fires_at_the_new_deadline_only_once() {
+        let mut q = TimerQueue::new();
+        q.schedule(1u32, t(50));
+        q.schedule(1u32, t(10));
+        assert_eq!(q.expire(t(10)), vec![1]);
+        assert!(q.expire(t(100)).is_empty());
+    }
+
+    #[test]
+    fn rescheduling_to_the_same_deadline_keeps_one_entry() {
+        let mut q = TimerQueue::new();
+        q.schedule(7u32, t(5));
+        assert_eq!(q.schedule(7u32, t(5)), Some(t(5)));
+        assert_eq!(q.iter().count(), 1);
+        assert_eq!(q.expire(t(5)), vec![7]);
+    }
+
+    #[test]
+    fn many_keys_on_one_millisecond_come_out_in_key_order() {
+        let mut q = TimerQueue::new();
+        for k in (0..1_000u32).rev() {
+            q.schedule(k, t(42));
+        }
+        assert_eq!(q.len(), 1_000);
+        assert_eq!(q.next(), Some(t(42)));
+        assert!(q.expire(t(41)).is_empty());
+        let due = q.expire(t(42));
+        assert_eq!(due, (0..1_000).collect::<Vec<_>>());
+        assert!(q.is_empty());
+        assert_eq!(q.next(), None);
+    }
+
+    #[test]
+    fn expire_takes_everything_at_or_before_now_earliest_first() {
+        let mut q = TimerQueue::new();
+        q.schedule('c', t(30));
+        q.schedule('a', t(10));
+        q.schedule('b', t(20));
+        q.schedule('d', t(40));
+        assert_eq!(q.expire(t(30)), vec!['a', 'b', 'c']);
+        assert_eq!(q.next(), Some(t(40)));
+        assert_eq!(q.pop_due(t(39)), None);
+        assert_eq!(q.pop_due(t(40)), Some(('d', t(40))));
+    }
+
+    #[test]
+    fn cancel_removes_the_deadline() {
+        let mut q = TimerQueue::new();
+        q.schedule(1u8, t(10));
+        q.schedule(2u8, t(20));
+        assert_eq!(q.cancel(&1), Some(t(10)));
+        assert_eq!(q.cancel(&1), None);
+        assert_eq!(q.deadline(&1), None);
+        assert_eq!(q.next(), Some(t(20)));
+        assert_eq!(q.expire(t(100)), vec![2]);
+    }
+
+    #[test]
+    fn next_is_none_when_empty_and_clear_empties() {
+        let mut q: TimerQueue<u8> = TimerQueue::new();
+        assert_eq!(q.next(), None);
+        q.schedule(1, t(1));
+        q.clear();
+        assert_eq!(q.next(), None);
+        assert!(q.is_empty());
+    }
+}
