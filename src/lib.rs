@@ -14,6 +14,7 @@
 //! says when to call `handle_timeout(now)` next.
 
 pub mod access;
+mod error;
 pub mod inbound;
 pub mod local;
 pub mod outbound;
@@ -24,6 +25,7 @@ pub mod wire;
 use serde::{Deserialize, Serialize};
 
 pub use access::RoomAccess;
+pub use error::PeekError;
 pub use time::Timestamp;
 pub use timer::TimerQueue;
 
