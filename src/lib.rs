@@ -14,20 +14,30 @@
 //! says when to call `handle_timeout(now)` next.
 
 pub mod access;
+pub mod coordinator;
+pub mod driver;
 mod error;
 pub mod inbound;
 pub mod local;
 pub mod outbound;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod time;
 pub mod timer;
+pub mod traits;
 pub mod wire;
 
 use serde::{Deserialize, Serialize};
 
 pub use access::RoomAccess;
+pub use coordinator::{ClientPeek, ClientPeekReply, Output, Peeking, PeekingConfig, Residency};
+pub use driver::{Driver, DriverConfig, DriverError, SystemClock};
 pub use error::PeekError;
 pub use time::Timestamp;
 pub use timer::TimerQueue;
+pub use traits::{Change, Clock, PeekStore, PeekTransport, Snapshot};
+#[cfg(feature = "testing")]
+pub use testing::{ManualClock, MemoryStore, ScriptedTransport, store_conformance};
 
 /// Names an IO request a machine asked for; the result comes back with the same id.
 ///

@@ -1,0 +1,778 @@
+//! [`Peeking`]: the three machines behind one front door (DESIGN §7).
+//!
+//! ```text
+//!   client /peek ──► handle_client_peek ──► Resident(access) ──► LocalPeeks ─────────► Done
+//!                                      └──► Remote ──┬─ outbound established ─► LocalPeeks ─► Done
+//!                                                    └─ otherwise: Pending(id) + demand
+//!                                                         OutboundPeeks ─ Established ─► ClientPeekDone(Ok)
+//!                                                                       └ Unavailable ─► ClientPeekDone(Err)
+//!   LocalPeeks ── RoomDemand{true/false} ──► OutboundPeeks::handle_demand / handle_no_demand
+//!   federation PUT/renew/DELETE ──► InboundPeeks (destinations for relaying, Expired for /send)
+//! ```
+//!
+//! The coordinator routes by **draining** every child's outputs inside its own `handle_*`
+//! (never by callbacks): internal outputs (`RoomDemand`, outbound `Established` while client
+//! peeks wait) are consumed here; host-facing ones come out of [`Peeking::poll_output`] in the
+//! order they happened, `Persist` always before what it justifies.
+//!
+//! Rules kept here:
+//! * A room this server is resident in never gets a federated peek (R57); a `Resident` client
+//!   peek on a room that still has one is a join of the server, and the outbound peek is deleted.
+//! * One federated peek per room whatever the number of local devices (R58): local demand, not
+//!   client peeks, drives outbound work.
+//! * A client peek on a remote room is answered at once when the federated peek is established,
+//!   otherwise it waits (`Pending`) and completes with [`Output::ClientPeekDone`] (R27). When every
+//!   resident refuses, it fails with the mapped remote error and existing local peeks on the
+//!   room end with `RemoteUnavailable`.
+//! * The coordinator remembers which rooms are peeked over federation (with their `via` and the
+//!   access learnt at establishment) as [`RemoteRoomRecord`]s, so a restart re-declares demand
+//!   to the right machine.
+
+use std::collections::{HashMap, VecDeque};
+
+use ruma_common::{
+    DeviceId, OwnedDeviceId, OwnedRoomId, OwnedServerName, OwnedUserId, RoomId, RoomVersionId,
+    ServerName, UserId,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::inbound::{
+    InboundConfig, InboundEndReason, InboundGrant, InboundOutput, InboundPeekError, InboundPeeks,
+};
+use crate::local::{
+    LocalConfig, LocalEndReason, LocalGrant, LocalOutput, LocalPeekError, LocalPeeks, SyncDelta,
+};
+use crate::outbound::{
+    LostReason, OutboundConfig, OutboundOutput, OutboundPeekError, OutboundPeeks, PeekOutcome,
+    Request,
+};
+use crate::time::Monotonic;
+use crate::traits::{Change, Snapshot};
+use crate::{PeekError, RequestId, RoomAccess, StreamPosition, Timestamp};
+
+/// Configuration of [`Peeking`]: the three machines' configs plus the coordinator's own caps.
+#[derive(Debug, Clone)]
+pub struct PeekingConfig {
+    /// Local peeks (MSC2753).
+    pub local: LocalConfig,
+    /// Inbound federated peeks (MSC2444 resident side).
+    pub inbound: InboundConfig,
+    /// Outbound federated peeks (MSC2444 peeking side).
+    pub outbound: OutboundConfig,
+    /// Client peeks that may wait on federation at once (default 10 000); beyond it a remote
+    /// client peek fails with `LimitExceeded`.
+    pub max_pending_client_peeks: usize,
+    /// Candidate servers kept per remote room (default 16); the rest of a long `via` is
+    /// ignored.
+    pub max_via: usize,
+}
+
+impl Default for PeekingConfig {
+    fn default() -> Self {
+        PeekingConfig {
+            local: LocalConfig::default(),
+            inbound: InboundConfig::default(),
+            outbound: OutboundConfig::default(),
+            max_pending_client_peeks: 10_000,
+            max_via: 16,
+        }
+    }
+}
+
+/// Whether this server is in the room a client wants to peek.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Residency {
+    /// This server is joined to the room; here is its current access.
+    Resident(RoomAccess),
+    /// This server is not in the room: peek over federation (MSC2444).
+    Remote,
+}
+
+/// A client's `/peek` request, after the host resolved any alias (R4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientPeek {
+    /// The peeking user.
+    pub user_id: OwnedUserId,
+    /// The peeking device.
+    pub device_id: OwnedDeviceId,
+    /// The room.
+    pub room_id: OwnedRoomId,
+    /// Whether the user's membership is `join` (R6).
+    pub joined: bool,
+    /// Whether this server is in the room.
+    pub residency: Residency,
+    /// Candidate servers for a remote room: the request's `servers`, then the alias's domain
+    /// (R46). Never derived from the room ID.
+    pub via: Vec<OwnedServerName>,
+}
+
+/// The immediate answer to [`Peeking::handle_client_peek`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use]
+pub enum ClientPeekReply {
+    /// The peek is decided: the grant (`peek_expiry_ts`) or why not.
+    Done(Result<LocalGrant, PeekError>),
+    /// The room is remote and its federated peek is not established yet; the answer comes as
+    /// [`Output::ClientPeekDone`] with this id.
+    Pending(RequestId),
+}
+
+/// What the coordinator asks of the host, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    /// Write this before acting on anything after it.
+    Persist(Change),
+    /// Send this federation request and report the outcome with
+    /// [`Peeking::handle_response`].
+    Send(Request),
+    /// The device's next `/sync` has something new: wake its long-poll.
+    Wake {
+        /// The user.
+        user_id: OwnedUserId,
+        /// The device.
+        device_id: OwnedDeviceId,
+    },
+    /// A local peek ended (observability; the `/sync` side is in `sync_delta`).
+    PeekEnded {
+        /// The user.
+        user_id: OwnedUserId,
+        /// The device.
+        device_id: OwnedDeviceId,
+        /// The room.
+        room_id: OwnedRoomId,
+        /// Why.
+        reason: LocalEndReason,
+    },
+    /// An inbound peek expired: put `{room_id, peek_id}` into the next `/send` to
+    /// `destination` as `expired_peeks` (R43).
+    Expired {
+        /// The peeking server.
+        destination: OwnedServerName,
+        /// The room.
+        room_id: OwnedRoomId,
+        /// The peek id it used.
+        peek_id: String,
+        /// Why.
+        reason: InboundEndReason,
+    },
+    /// A federated peek is established (again) through `server`.
+    Established {
+        /// The room.
+        room_id: OwnedRoomId,
+        /// The resident server.
+        server: OwnedServerName,
+        /// What the peek response said about the room.
+        access: RoomAccess,
+    },
+    /// A federated peek that was established dropped (network trouble); it is being retried.
+    Lost {
+        /// The room.
+        room_id: OwnedRoomId,
+        /// Why.
+        reason: LostReason,
+    },
+    /// No federated peek into the room could be had; waiting client peeks have failed.
+    Unavailable {
+        /// The room.
+        room_id: OwnedRoomId,
+        /// Why.
+        error: OutboundPeekError,
+    },
+    /// A `Pending` client peek is decided.
+    ClientPeekDone {
+        /// The id [`ClientPeekReply::Pending`] carried.
+        id: RequestId,
+        /// The grant or why not.
+        result: Result<LocalGrant, PeekError>,
+    },
+}
+
+/// The coordinator's persisted memory of a room it peeks over federation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoteRoomRecord {
+    /// The room.
+    pub room_id: OwnedRoomId,
+    /// Candidate servers, in order of preference.
+    pub via: Vec<OwnedServerName>,
+    /// What the last established federated peek said about the room.
+    pub access: Option<RoomAccess>,
+}
+
+impl RemoteRoomRecord {
+    /// The storage key.
+    pub fn key(&self) -> OwnedRoomId {
+        self.room_id.clone()
+    }
+}
+
+/// A change to the coordinator's [`RemoteRoomRecord`]s.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RemoteRoomChange {
+    /// Insert or replace.
+    Upsert(RemoteRoomRecord),
+    /// Remove (a missing key is fine).
+    Remove(OwnedRoomId),
+}
+
+#[derive(Debug, Clone)]
+struct PendingPeek {
+    user_id: OwnedUserId,
+    device_id: OwnedDeviceId,
+    room_id: OwnedRoomId,
+    joined: bool,
+}
+
+#[derive(Debug, Clone)]
+struct RemoteRoom {
+    via: Vec<OwnedServerName>,
+    access: Option<RoomAccess>,
+}
+
+/// The coordinator: owns [`LocalPeeks`], [`InboundPeeks`] and [`OutboundPeeks`].
+///
+/// Run-loop contract: after every `handle_*` (and after `restore`), drain
+/// [`poll_output`](Self::poll_output) until `None`, then read
+/// [`poll_timeout`](Self::poll_timeout) and call [`handle_timeout`](Self::handle_timeout) then.
+#[derive(Debug)]
+pub struct Peeking {
+    local: LocalPeeks,
+    inbound: InboundPeeks,
+    outbound: OutboundPeeks,
+    clock: Monotonic,
+    max_pending: usize,
+    max_via: usize,
+    remote_rooms: HashMap<OwnedRoomId, RemoteRoom>,
+    pending: HashMap<RequestId, PendingPeek>,
+    pending_by_room: HashMap<OwnedRoomId, Vec<RequestId>>,
+    next_client_request: u64,
+    /// The pending id being answered synchronously, and its answer if it came during the call.
+    answering: Option<(RequestId, Option<Result<LocalGrant, PeekError>>)>,
+    outputs: VecDeque<Output>,
+}
+
+impl Peeking {
+    /// A coordinator with no peeks.
+    pub fn new(config: PeekingConfig) -> Self {
+        Self::restore(Timestamp::ZERO, config, Snapshot::default())
+    }
+
+    /// Rebuilds all three machines from a store's [`Snapshot`] at restart time `now`.
+    ///
+    /// Restored local peeks re-declare their rooms' demand, which reaches the outbound machine
+    /// for every remote room, so established federated peeks keep being renewed; an outbound
+    /// peek nobody re-demands is deleted after its linger (nothing leaks). Drain
+    /// [`poll_output`](Self::poll_output) afterwards.
+    pub fn restore(now: Timestamp, config: PeekingConfig, snapshot: Snapshot) -> Self {
+        let Snapshot { local, inbound, outbound, remote_rooms } = snapshot;
+        let mut peeking = Peeking {
+            local: LocalPeeks::restore(now, config.local, local),
+            inbound: InboundPeeks::restore(now, config.inbound, inbound),
+            outbound: OutboundPeeks::restore(now, config.outbound, outbound),
+            clock: Monotonic::starting_at(now),
+            max_pending: config.max_pending_client_peeks,
+            max_via: config.max_via,
+            remote_rooms: remote_rooms
+                .into_iter()
+                .map(|r| (r.room_id, RemoteRoom { via: r.via, access: r.access }))
+                .collect(),
+            pending: HashMap::new(),
+            pending_by_room: HashMap::new(),
+            next_client_request: 0,
+            answering: None,
+            outputs: VecDeque::new(),
+        };
+        peeking.drain(now);
+        peeking
+    }
+
+    // ----- client side (MSC2753) -----
+
+    /// A client's `/peek` (R1–R9, R27). See [`ClientPeekReply`].
+    pub fn handle_client_peek(&mut self, now: Timestamp, peek: ClientPeek) -> ClientPeekReply {
+        let now = self.clock.advance(now);
+        let ClientPeek { user_id, device_id, room_id, joined, residency, via } = peek;
+        let reply = match residency {
+            Residency::Resident(access) => {
+                if self.remote_rooms.contains_key(&room_id) {
+                    // We are resident now: the federated peek is no longer needed (R57).
+                    self.server_joined(now, &room_id, &access);
+                }
+                let result =
+                    self.local.handle_peek(now, &user_id, &device_id, &room_id, joined, &access);
+                ClientPeekReply::Done(result.map_err(PeekError::from))
+            }
+            Residency::Remote => self.remote_client_peek(now, user_id, device_id, room_id, joined, via),
+        };
+        self.drain(now);
+        match reply {
+            ClientPeekReply::Pending(id) => match self.answering.take() {
+                Some((answered, Some(result))) if answered == id => ClientPeekReply::Done(result),
+                _ => ClientPeekReply::Pending(id),
+            },
+            done => {
+                self.answering = None;
+                done
+            }
+        }
+    }
+
+    fn remote_client_peek(
+        &mut self,
+        now: Timestamp,
+        user_id: OwnedUserId,
+        device_id: OwnedDeviceId,
+        room_id: OwnedRoomId,
+        joined: bool,
+        via: Vec<OwnedServerName>,
+    ) -> ClientPeekReply {
+        // Already peeking, or the federated peek is up: decide locally at once.
+        let known_access = self
+            .outbound
+            .established(&room_id)
+            .map(|(_, access)| access.clone())
+            .or_else(|| {
+                if self.local.is_peeking(&user_id, &device_id, &room_id) {
+                    self.remote_rooms.get(&room_id).and_then(|r| r.access.clone())
+                } else {
+                    None
+                }
+            });
+        if joined || known_access.is_some() {
+            // `joined` is refused by the local checks whatever the access (R6).
+            let access = known_access
+                .unwrap_or_else(|| RoomAccess::new(RoomVersionId::V1, false, false));
+            self.remember_remote(&room_id, &via);
+            let result = self.local.handle_peek(now, &user_id, &device_id, &room_id, joined, &access);
+            return ClientPeekReply::Done(result.map_err(PeekError::from));
+        }
+        if self.pending.len() >= self.max_pending {
+            return ClientPeekReply::Done(Err(PeekError::Local(LocalPeekError::LimitExceeded {
+                retry_after: std::time::Duration::from_secs(1),
+            })));
+        }
+        let id = RequestId(self.next_client_request);
+        self.next_client_request += 1;
+        self.pending.insert(id, PendingPeek { user_id, device_id, room_id: room_id.clone(), joined });
+        self.pending_by_room.entry(room_id.clone()).or_default().push(id);
+        self.remember_remote(&room_id, &via);
+        self.answering = Some((id, None));
+        let via = self.via_of(&room_id);
+        self.outbound.handle_demand(now, &room_id, &via);
+        ClientPeekReply::Pending(id)
+    }
+
+    /// A client's `/unpeek` (R12, R13).
+    pub fn handle_client_unpeek(
+        &mut self,
+        now: Timestamp,
+        user_id: &UserId,
+        device_id: &DeviceId,
+        room_id: &RoomId,
+    ) -> Result<(), PeekError> {
+        let now = self.clock.advance(now);
+        let result = self.local.handle_unpeek(now, user_id, device_id, room_id);
+        self.drain(now);
+        result.map_err(PeekError::from)
+    }
+
+    /// `user_id` joined `room_id` (R19, R20, R56): their peeks on it become joins; if the room
+    /// was peeked over federation, this server is resident now and the federated peek is
+    /// deleted (R56, R57). `access` is the room's access now that we are in it; client peeks
+    /// still waiting on the room are decided against it.
+    pub fn handle_joined(
+        &mut self,
+        now: Timestamp,
+        user_id: &UserId,
+        room_id: &RoomId,
+        access: &RoomAccess,
+    ) {
+        let now = self.clock.advance(now);
+        self.local.handle_joined(now, user_id, room_id);
+        if self.remote_rooms.contains_key(room_id) || self.pending_by_room.contains_key(room_id) {
+            self.server_joined(now, room_id, access);
+        }
+        self.drain(now);
+    }
+
+    /// This server's last local member left `room_id`: a later peek of it goes over federation
+    /// again (clears the outbound "never re-peek a joined room" mark).
+    pub fn handle_server_left(&mut self, now: Timestamp, room_id: &RoomId) {
+        let now = self.clock.advance(now);
+        self.outbound.handle_left(now, room_id);
+        self.drain(now);
+    }
+
+    /// The room's history visibility or encryption changed (R24, R40): every machine that
+    /// cares hears of it. Not peekable any more ends local peeks, expires inbound peeks and
+    /// deletes the federated peek.
+    pub fn handle_access_changed(&mut self, now: Timestamp, room_id: &RoomId, access: &RoomAccess) {
+        let now = self.clock.advance(now);
+        self.local.handle_access_changed(now, room_id, access);
+        self.inbound.handle_access_changed(now, room_id, access);
+        if let Some(remote) = self.remote_rooms.get_mut(room_id) {
+            remote.access = Some(access.clone());
+            let record = self.remote_record(room_id);
+            self.outputs.push_back(Output::Persist(Change::RemoteRoom(record)));
+            self.outbound.handle_access_changed(now, room_id, access);
+        }
+        self.drain(now);
+    }
+
+    /// The device synced: it is alive (DESIGN §4.4).
+    pub fn handle_device_synced(&mut self, now: Timestamp, user_id: &UserId, device_id: &DeviceId) {
+        let now = self.clock.advance(now);
+        self.local.handle_device_synced(now, user_id, device_id);
+        self.drain(now);
+    }
+
+    /// The device was deleted or logged out (R25).
+    pub fn handle_device_removed(&mut self, now: Timestamp, user_id: &UserId, device_id: &DeviceId) {
+        let now = self.clock.advance(now);
+        self.local.handle_device_removed(now, user_id, device_id);
+        self.drain(now);
+    }
+
+    /// The account was deactivated (R25).
+    pub fn handle_user_deactivated(&mut self, now: Timestamp, user_id: &UserId) {
+        let now = self.clock.advance(now);
+        self.local.handle_user_deactivated(now, user_id);
+        self.drain(now);
+    }
+
+    // ----- federation, resident side (MSC2444) -----
+
+    /// A remote server's `PUT …/peek/{roomId}/{peekId}` (R28–R38). Call it **before** taking
+    /// the state snapshot; if the snapshot fails, roll back with
+    /// [`handle_inbound_unpeek`](Self::handle_inbound_unpeek) (R37).
+    pub fn handle_inbound_peek(
+        &mut self,
+        now: Timestamp,
+        origin: &ServerName,
+        room_id: &RoomId,
+        peek_id: &str,
+        ver: &[RoomVersionId],
+        access: Option<&RoomAccess>,
+    ) -> Result<InboundGrant, InboundPeekError> {
+        let now = self.clock.advance(now);
+        let result = self.inbound.handle_peek(now, origin, room_id, peek_id, ver, access);
+        self.drain(now);
+        result
+    }
+
+    /// A remote server's `POST …/renew` (R41).
+    pub fn handle_inbound_renew(
+        &mut self,
+        now: Timestamp,
+        origin: &ServerName,
+        room_id: &RoomId,
+        peek_id: &str,
+    ) -> Result<InboundGrant, InboundPeekError> {
+        let now = self.clock.advance(now);
+        let result = self.inbound.handle_renew(now, origin, room_id, peek_id);
+        self.drain(now);
+        result
+    }
+
+    /// A remote server's `DELETE …/peek/{roomId}/{peekId}` (R42).
+    pub fn handle_inbound_unpeek(
+        &mut self,
+        now: Timestamp,
+        origin: &ServerName,
+        room_id: &RoomId,
+        peek_id: &str,
+    ) -> Result<(), InboundPeekError> {
+        let now = self.clock.advance(now);
+        let result = self.inbound.handle_unpeek(now, origin, room_id, peek_id);
+        self.drain(now);
+        result
+    }
+
+    /// `server` is newly denied by the room's server ACL (R45).
+    pub fn handle_server_denied(&mut self, now: Timestamp, room_id: &RoomId, server: &ServerName) {
+        let now = self.clock.advance(now);
+        self.inbound.handle_server_denied(now, room_id, server);
+        self.drain(now);
+    }
+
+    // ----- federation, peeking side (MSC2444) -----
+
+    /// The outcome of an [`Output::Send`] request.
+    pub fn handle_response(&mut self, now: Timestamp, id: RequestId, outcome: PeekOutcome) {
+        let now = self.clock.advance(now);
+        self.outbound.handle_response(now, id, outcome);
+        self.drain(now);
+    }
+
+    /// An `expired_peeks` entry arrived in a `/send` from `server` (R54).
+    pub fn handle_remote_expired(
+        &mut self,
+        now: Timestamp,
+        server: &ServerName,
+        room_id: &RoomId,
+        peek_id: &str,
+    ) {
+        let now = self.clock.advance(now);
+        self.outbound.handle_remote_expired(now, server, room_id, peek_id);
+        self.drain(now);
+    }
+
+    // ----- time and outputs -----
+
+    /// Fires everything due at or before `now` in all three machines. Spurious calls are
+    /// no-ops.
+    pub fn handle_timeout(&mut self, now: Timestamp) {
+        let now = self.clock.advance(now);
+        self.local.handle_timeout(now);
+        self.inbound.handle_timeout(now);
+        self.outbound.handle_timeout(now);
+        self.drain(now);
+    }
+
+    /// The next output for the host, or `None`. Answers change only after a `handle_*` call or
+    /// `restore`.
+    #[must_use]
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// When to call [`handle_timeout`](Self::handle_timeout) next: the earliest deadline of the
+    /// three machines. Changes only after a `handle_*` call.
+    pub fn poll_timeout(&self) -> Option<Timestamp> {
+        [self.local.poll_timeout(), self.inbound.poll_timeout(), self.outbound.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    // ----- queries -----
+
+    /// The local peeks machine (read-only).
+    pub fn local(&self) -> &LocalPeeks {
+        &self.local
+    }
+
+    /// The inbound peeks machine (read-only).
+    pub fn inbound(&self) -> &InboundPeeks {
+        &self.inbound
+    }
+
+    /// The outbound peeks machine (read-only).
+    pub fn outbound(&self) -> &OutboundPeeks {
+        &self.outbound
+    }
+
+    /// What the device's `/sync` shows since `since` (DESIGN §4.3).
+    pub fn sync_delta(
+        &self,
+        user_id: &UserId,
+        device_id: &DeviceId,
+        since: Option<StreamPosition>,
+    ) -> SyncDelta {
+        self.local.sync_delta(user_id, device_id, since)
+    }
+
+    /// Servers with a live inbound peek on the room, once each (R39). The host relays every
+    /// event of the room to these ∪ the joined servers.
+    pub fn destinations<'a>(&'a self, room_id: &RoomId) -> impl Iterator<Item = &'a ServerName> + 'a {
+        self.inbound.destinations(room_id)
+    }
+
+    /// Local devices peeking the room: wake them when an event lands in it.
+    pub fn peekers<'a>(
+        &'a self,
+        room_id: &RoomId,
+    ) -> impl Iterator<Item = (&'a UserId, &'a DeviceId)> + 'a {
+        self.local.peekers(room_id)
+    }
+
+    /// Whether the room is peeked over federation (rather than resident).
+    pub fn is_remote(&self, room_id: &RoomId) -> bool {
+        self.remote_rooms.contains_key(room_id)
+    }
+
+    /// Client peeks waiting on federation.
+    pub fn pending_client_peeks(&self) -> usize {
+        self.pending.len()
+    }
+
+    // ----- routing -----
+
+    fn via_of(&self, room_id: &RoomId) -> Vec<OwnedServerName> {
+        self.remote_rooms.get(room_id).map(|r| r.via.clone()).unwrap_or_default()
+    }
+
+    fn remote_record(&self, room_id: &RoomId) -> RemoteRoomChange {
+        match self.remote_rooms.get(room_id) {
+            Some(r) => RemoteRoomChange::Upsert(RemoteRoomRecord {
+                room_id: room_id.to_owned(),
+                via: r.via.clone(),
+                access: r.access.clone(),
+            }),
+            None => RemoteRoomChange::Remove(room_id.to_owned()),
+        }
+    }
+
+    /// Records that the room is peeked over federation, merging `via` (capped).
+    fn remember_remote(&mut self, room_id: &RoomId, via: &[OwnedServerName]) {
+        let max_via = self.max_via;
+        let entry = self
+            .remote_rooms
+            .entry(room_id.to_owned())
+            .or_insert_with(|| RemoteRoom { via: Vec::new(), access: None });
+        let before = entry.via.len();
+        let mut fresh = before == 0 && via.is_empty();
+        for server in via {
+            if entry.via.len() >= max_via {
+                break;
+            }
+            if !entry.via.contains(server) {
+                entry.via.push(server.clone());
+            }
+        }
+        fresh |= entry.via.len() != before;
+        if fresh {
+            let record = self.remote_record(room_id);
+            self.outputs.push_back(Output::Persist(Change::RemoteRoom(record)));
+        }
+    }
+
+    fn forget_remote_if_unused(&mut self, room_id: &RoomId) {
+        if self.pending_by_room.contains_key(room_id) || self.local.peekers(room_id).next().is_some() {
+            return;
+        }
+        if self.remote_rooms.remove(room_id).is_some() {
+            self.outputs
+                .push_back(Output::Persist(Change::RemoteRoom(RemoteRoomChange::Remove(room_id.to_owned()))));
+        }
+    }
+
+    /// This server became resident in a room it peeked over federation.
+    fn server_joined(&mut self, now: Timestamp, room_id: &RoomId, access: &RoomAccess) {
+        self.outbound.handle_joined(now, room_id);
+        if self.remote_rooms.remove(room_id).is_some() {
+            self.outputs
+                .push_back(Output::Persist(Change::RemoteRoom(RemoteRoomChange::Remove(room_id.to_owned()))));
+        }
+        self.complete_pending(now, room_id, Ok(access));
+    }
+
+    /// Decides every client peek waiting on `room_id`: against `access`, or with `error`.
+    fn complete_pending(
+        &mut self,
+        now: Timestamp,
+        room_id: &RoomId,
+        outcome: Result<&RoomAccess, &OutboundPeekError>,
+    ) {
+        let Some(ids) = self.pending_by_room.remove(room_id) else { return };
+        for id in ids {
+            let Some(p) = self.pending.remove(&id) else { continue };
+            let result = match outcome {
+                Ok(access) => self
+                    .local
+                    .handle_peek(now, &p.user_id, &p.device_id, &p.room_id, p.joined, access)
+                    .map_err(PeekError::from),
+                Err(error) => Err(PeekError::Remote(error.clone())),
+            };
+            match &mut self.answering {
+                Some((answering, slot @ None)) if *answering == id => *slot = Some(result),
+                _ => self.outputs.push_back(Output::ClientPeekDone { id, result }),
+            }
+        }
+    }
+
+    /// Moves every child output to the host queue or to the machine it is for, until all three
+    /// machines are quiet.
+    fn drain(&mut self, now: Timestamp) {
+        loop {
+            let mut progressed = false;
+            while let Some(out) = self.local.poll_output() {
+                progressed = true;
+                self.route_local(now, out);
+            }
+            while let Some(out) = self.inbound.poll_output() {
+                progressed = true;
+                self.route_inbound(out);
+            }
+            while let Some(out) = self.outbound.poll_output() {
+                progressed = true;
+                self.route_outbound(now, out);
+            }
+            if !progressed {
+                break;
+            }
+        }
+    }
+
+    fn route_local(&mut self, now: Timestamp, out: LocalOutput) {
+        match out {
+            LocalOutput::Persist(change) => self.outputs.push_back(Output::Persist(Change::Local(change))),
+            LocalOutput::Wake { user, device } => {
+                self.outputs.push_back(Output::Wake { user_id: user, device_id: device })
+            }
+            LocalOutput::PeekEnded { user, device, room_id, reason } => {
+                self.outputs.push_back(Output::PeekEnded {
+                    user_id: user,
+                    device_id: device,
+                    room_id: room_id.clone(),
+                    reason,
+                });
+                self.forget_remote_if_unused(&room_id);
+            }
+            LocalOutput::RoomDemand { room_id, demanded } => {
+                if !self.remote_rooms.contains_key(&room_id) {
+                    return; // resident: no federation (R57)
+                }
+                if demanded {
+                    let via = self.via_of(&room_id);
+                    self.outbound.handle_demand(now, &room_id, &via);
+                } else if !self.pending_by_room.contains_key(&room_id) {
+                    self.outbound.handle_no_demand(now, &room_id);
+                }
+            }
+        }
+    }
+
+    fn route_inbound(&mut self, out: InboundOutput) {
+        match out {
+            InboundOutput::Persist(change) => {
+                self.outputs.push_back(Output::Persist(Change::Inbound(change)))
+            }
+            InboundOutput::Expired { destination, room_id, peek_id, reason } => {
+                self.outputs.push_back(Output::Expired { destination, room_id, peek_id, reason })
+            }
+        }
+    }
+
+    fn route_outbound(&mut self, now: Timestamp, out: OutboundOutput) {
+        match out {
+            OutboundOutput::Persist(change) => {
+                self.outputs.push_back(Output::Persist(Change::Outbound(change)))
+            }
+            OutboundOutput::Send(request) => self.outputs.push_back(Output::Send(request)),
+            OutboundOutput::Established { room_id, server, access } => {
+                if let Some(remote) = self.remote_rooms.get_mut(&room_id) {
+                    if remote.access.as_ref() != Some(&access) {
+                        remote.access = Some(access.clone());
+                        let record = self.remote_record(&room_id);
+                        self.outputs.push_back(Output::Persist(Change::RemoteRoom(record)));
+                    }
+                }
+                self.complete_pending(now, &room_id, Ok(&access));
+                if !self.local.is_demanded(&room_id) {
+                    // Every waiting client was refused locally: nobody needs the peek.
+                    self.outbound.handle_no_demand(now, &room_id);
+                }
+                self.outputs.push_back(Output::Established { room_id, server, access });
+            }
+            OutboundOutput::Unavailable { room_id, error } => {
+                self.complete_pending(now, &room_id, Err(&error));
+                self.local.handle_room_unavailable(now, &room_id);
+                self.outputs.push_back(Output::Unavailable { room_id: room_id.clone(), error });
+                self.forget_remote_if_unused(&room_id);
+            }
+            OutboundOutput::Lost { room_id, reason } => {
+                self.outputs.push_back(Output::Lost { room_id, reason })
+            }
+        }
+    }
+}

@@ -1,0 +1,19 @@
+//! The testing kit (feature `testing`): everything our own tests use, for hosts and test
+//! authors to use the same way (DESIGN §10).
+//!
+//! * [`ManualClock`]: time that moves only when told; advancing it wakes sleepers.
+//! * [`MemoryStore`]: an in-memory [`PeekStore`](crate::PeekStore) (`Error = Infallible`);
+//!   [`FlakyStore`] wraps it to fail on demand.
+//! * [`ScriptedTransport`]: a [`PeekTransport`](crate::PeekTransport) answering from a script,
+//!   with delays and requests that never answer.
+//! * [`store_conformance`]: the checks a host's store must pass.
+
+mod clock;
+mod conformance;
+mod store;
+mod transport;
+
+pub use clock::ManualClock;
+pub use conformance::store_conformance;
+pub use store::{FlakyStore, MemoryStore, StoreFault};
+pub use transport::{Reply, ScriptedTransport, TransportKind};
