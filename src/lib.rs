@@ -26,6 +26,10 @@ use serde::{Deserialize, Serialize};
 
 pub use access::RoomAccess;
 pub use error::PeekError;
+pub use inbound::{
+    InboundChange, InboundConfig, InboundEndReason, InboundGrant, InboundKey, InboundOutput,
+    InboundPeekError, InboundPeekInfo, InboundPeeks, InboundRecord, PeekIdPolicy,
+};
 pub use time::Timestamp;
 pub use timer::TimerQueue;
 
