@@ -90,11 +90,11 @@ impl<O: Hash + Eq + Clone, E: Default> Interner<O, E> {
 
     /// Drops the entry when no peek refers to it any more.
     pub(super) fn release_if_unused(&mut self, i: u32) {
-        if self.get(i).live == 0 {
-            if let Some(entry) = self.slots[i as usize].take() {
-                self.index.remove(&entry.name);
-                self.free.push(i);
-            }
+        if self.get(i).live == 0
+            && let Some(entry) = self.slots[i as usize].take()
+        {
+            self.index.remove(&entry.name);
+            self.free.push(i);
         }
     }
 
@@ -276,10 +276,10 @@ impl Peeks {
             } else if let Some(pair) = self.pairs.remove(&key) {
                 let pos = pair.pos as usize;
                 servers_of_room.swap_remove(pos);
-                if let Some(&moved) = servers_of_room.get(pos) {
-                    if let Some(p) = self.pairs.get_mut(&(slot.room, moved)) {
-                        p.pos = pair.pos;
-                    }
+                if let Some(&moved) = servers_of_room.get(pos)
+                    && let Some(p) = self.pairs.get_mut(&(slot.room, moved))
+                {
+                    p.pos = pair.pos;
                 }
             }
         }
