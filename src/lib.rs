@@ -33,6 +33,10 @@ pub use access::RoomAccess;
 pub use coordinator::{ClientPeek, ClientPeekReply, Output, Peeking, PeekingConfig, Residency};
 pub use driver::{Driver, DriverConfig, DriverError, SystemClock};
 pub use error::PeekError;
+pub use inbound::{
+    InboundChange, InboundConfig, InboundEndReason, InboundGrant, InboundKey, InboundOutput,
+    InboundPeekError, InboundPeekInfo, InboundPeeks, InboundRecord, PeekIdPolicy,
+};
 pub use time::Timestamp;
 pub use timer::TimerQueue;
 pub use traits::{Change, Clock, PeekStore, PeekTransport, Snapshot};

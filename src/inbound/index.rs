@@ -1,0 +1,304 @@
+//! The in-memory indexes behind [`InboundPeeks`](super::InboundPeeks).
+//!
+//! * [`Interner`]: one entry per room and per server (not per peek), addressed by a `u32`,
+//!   with a count of live peeks; freed when the count drops to zero.
+//! * [`Peeks`]: a slab of peeks (`u32` slot ids, used as timer keys), a hash index from
+//!   (server, room, peek id) to slot, and an intrusive list per (room, server) pair so that
+//!   ending all of a room's or a pair's peeks is O(result). Each room keeps the list of servers
+//!   with at least one peek, so `destinations` is O(result) (R39).
+//!
+//! Per peek this costs one `Arc<str>` for the id (shared by the index key and the slab), one
+//! hash entry, one 40-byte slot and one timer entry.
+
+use std::borrow::Borrow;
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use crate::Timestamp;
+
+/// "No slot" in the intrusive lists.
+pub(super) const NIL: u32 = u32::MAX;
+
+/// Interned names with a live-peek count each, addressed by `u32`.
+#[derive(Debug, Clone)]
+pub(super) struct Interner<O, E> {
+    slots: Vec<Option<Interned<O, E>>>,
+    index: HashMap<O, u32>,
+    free: Vec<u32>,
+}
+
+/// One interned name.
+#[derive(Debug, Clone)]
+pub(super) struct Interned<O, E> {
+    pub(super) name: O,
+    /// Live peeks referring to this entry.
+    pub(super) live: u32,
+    pub(super) extra: E,
+}
+
+impl<O, E> Default for Interner<O, E> {
+    fn default() -> Self {
+        Interner { slots: Vec::new(), index: HashMap::new(), free: Vec::new() }
+    }
+}
+
+impl<O: Hash + Eq + Clone, E: Default> Interner<O, E> {
+    pub(super) fn find<Q>(&self, name: &Q) -> Option<u32>
+    where
+        O: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.index.get(name).copied()
+    }
+
+    /// The index of `name`, interning it (with `live == 0`) if new.
+    pub(super) fn intern<Q>(&mut self, name: &Q) -> u32
+    where
+        O: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = O> + ?Sized,
+    {
+        if let Some(i) = self.index.get(name) {
+            return *i;
+        }
+        let owned = name.to_owned();
+        let entry = Interned { name: owned.clone(), live: 0, extra: E::default() };
+        let i = match self.free.pop() {
+            Some(i) => {
+                self.slots[i as usize] = Some(entry);
+                i
+            }
+            None => {
+                self.slots.push(Some(entry));
+                // Cannot exceed u32: entries are only kept for live peeks, capped below u32::MAX.
+                u32::try_from(self.slots.len() - 1).expect("fewer than u32::MAX interned names")
+            }
+        };
+        self.index.insert(owned, i);
+        i
+    }
+
+    pub(super) fn get(&self, i: u32) -> &Interned<O, E> {
+        // Indices come only from `intern`/`find` and are released only when `live` hits zero,
+        // after which no peek refers to them.
+        self.slots[i as usize].as_ref().expect("interned index is live")
+    }
+
+    pub(super) fn get_mut(&mut self, i: u32) -> &mut Interned<O, E> {
+        self.slots[i as usize].as_mut().expect("interned index is live")
+    }
+
+    /// Drops the entry when no peek refers to it any more.
+    pub(super) fn release_if_unused(&mut self, i: u32) {
+        if self.get(i).live == 0
+            && let Some(entry) = self.slots[i as usize].take()
+        {
+            self.index.remove(&entry.name);
+            self.free.push(i);
+        }
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.index.len()
+    }
+}
+
+/// Something that looks like a peek key, so the index can be searched without allocating.
+pub(super) trait KeyView {
+    fn parts(&self) -> (u32, u32, &str);
+}
+
+/// The owned key of the peek index: (server, room, peek id).
+#[derive(Debug, Clone)]
+pub(super) struct PeekKey {
+    pub(super) server: u32,
+    pub(super) room: u32,
+    pub(super) id: Arc<str>,
+}
+
+impl KeyView for PeekKey {
+    fn parts(&self) -> (u32, u32, &str) {
+        (self.server, self.room, &self.id)
+    }
+}
+
+impl KeyView for (u32, u32, &str) {
+    fn parts(&self) -> (u32, u32, &str) {
+        *self
+    }
+}
+
+impl<'a> Borrow<dyn KeyView + 'a> for PeekKey {
+    fn borrow(&self) -> &(dyn KeyView + 'a) {
+        self
+    }
+}
+
+impl Hash for dyn KeyView + '_ {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.parts().hash(state);
+    }
+}
+
+impl PartialEq for dyn KeyView + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.parts() == other.parts()
+    }
+}
+
+impl Eq for dyn KeyView + '_ {}
+
+impl Hash for PeekKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // Must match `dyn KeyView`'s hash for `Borrow` lookups.
+        self.parts().hash(state);
+    }
+}
+
+impl PartialEq for PeekKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.parts() == other.parts()
+    }
+}
+
+impl Eq for PeekKey {}
+
+/// One live peek in the slab.
+#[derive(Debug, Clone)]
+pub(super) struct Slot {
+    pub(super) server: u32,
+    pub(super) room: u32,
+    /// Neighbours in the (room, server) pair's list.
+    pub(super) prev: u32,
+    pub(super) next: u32,
+    pub(super) id: Arc<str>,
+    pub(super) renewed_at: Timestamp,
+}
+
+/// A (room, server) pair with at least one live peek.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Pair {
+    /// Position of the server in the room's `servers` list.
+    pub(super) pos: u32,
+    /// First slot of the pair's list.
+    pub(super) head: u32,
+}
+
+/// Slab + index + per-pair lists + per-room server lists.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Peeks {
+    slots: Vec<Option<Slot>>,
+    free: Vec<u32>,
+    index: HashMap<PeekKey, u32>,
+    /// (room, server) → pair.
+    pairs: HashMap<(u32, u32), Pair>,
+}
+
+impl Peeks {
+    pub(super) fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    pub(super) fn find(&self, server: u32, room: u32, id: &str) -> Option<u32> {
+        let view: &dyn KeyView = &(server, room, id);
+        self.index.get(view).copied()
+    }
+
+    pub(super) fn slot(&self, s: u32) -> &Slot {
+        // Slot ids come from the index or the pair lists, which only name occupied slots.
+        self.slots[s as usize].as_ref().expect("slot is occupied")
+    }
+
+    pub(super) fn slot_mut(&mut self, s: u32) -> &mut Slot {
+        self.slots[s as usize].as_mut().expect("slot is occupied")
+    }
+
+    /// Inserts a new peek (the key must be absent). `servers_of_room` is the room's server list,
+    /// extended when this is the pair's first peek. Returns the slot id.
+    pub(super) fn insert(
+        &mut self,
+        server: u32,
+        room: u32,
+        id: &str,
+        renewed_at: Timestamp,
+        servers_of_room: &mut Vec<u32>,
+    ) -> u32 {
+        let id: Arc<str> = Arc::from(id);
+        let s = match self.free.pop() {
+            Some(s) => s,
+            None => {
+                self.slots.push(None);
+                // Cannot exceed u32: live peeks are capped below u32::MAX.
+                u32::try_from(self.slots.len() - 1).expect("fewer than u32::MAX peeks")
+            }
+        };
+        let next = match self.pairs.get_mut(&(room, server)) {
+            Some(pair) => {
+                let old = pair.head;
+                pair.head = s;
+                old
+            }
+            None => {
+                let pos =
+                    u32::try_from(servers_of_room.len()).expect("fewer than u32::MAX servers");
+                servers_of_room.push(server);
+                self.pairs.insert((room, server), Pair { pos, head: s });
+                NIL
+            }
+        };
+        if next != NIL {
+            self.slot_mut(next).prev = s;
+        }
+        self.slots[s as usize] =
+            Some(Slot { server, room, prev: NIL, next, id: id.clone(), renewed_at });
+        self.index.insert(PeekKey { server, room, id }, s);
+        s
+    }
+
+    /// Removes slot `s`, returning it. When it was the pair's last peek, the server leaves
+    /// `servers_of_room` (swap-remove, fixing the moved server's position).
+    pub(super) fn remove(&mut self, s: u32, servers_of_room: &mut Vec<u32>) -> Slot {
+        let slot = self.slots[s as usize].take().expect("slot is occupied");
+        self.free.push(s);
+        let view: &dyn KeyView = &(slot.server, slot.room, &*slot.id);
+        self.index.remove(view);
+        if slot.next != NIL {
+            self.slot_mut(slot.next).prev = slot.prev;
+        }
+        if slot.prev != NIL {
+            self.slot_mut(slot.prev).next = slot.next;
+        } else {
+            let key = (slot.room, slot.server);
+            if slot.next != NIL {
+                if let Some(pair) = self.pairs.get_mut(&key) {
+                    pair.head = slot.next;
+                }
+            } else if let Some(pair) = self.pairs.remove(&key) {
+                let pos = pair.pos as usize;
+                servers_of_room.swap_remove(pos);
+                if let Some(&moved) = servers_of_room.get(pos)
+                    && let Some(p) = self.pairs.get_mut(&(slot.room, moved))
+                {
+                    p.pos = pair.pos;
+                }
+            }
+        }
+        slot
+    }
+
+    /// The slots of the (room, server) pair's peeks.
+    pub(super) fn pair_slots(&self, room: u32, server: u32) -> Vec<u32> {
+        let mut out = Vec::new();
+        let mut s = self.pairs.get(&(room, server)).map_or(NIL, |p| p.head);
+        while s != NIL {
+            out.push(s);
+            s = self.slot(s).next;
+        }
+        out
+    }
+
+    /// Every occupied slot (for snapshots; O(capacity)).
+    pub(super) fn iter(&self) -> impl Iterator<Item = (u32, &Slot)> + '_ {
+        self.slots.iter().enumerate().filter_map(|(i, s)| s.as_ref().map(|s| (i as u32, s)))
+    }
+}
