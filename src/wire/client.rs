@@ -65,10 +65,10 @@ fn servers<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<OwnedServerName>, D::E
                         "{TOO_MANY}servers:{MAX_SERVERS}"
                     )));
                 }
-                if let Ok(name) = <&ServerName>::try_from(name.as_ref()) {
-                    if !out.iter().any(|s| s == name) {
-                        out.push(name.to_owned());
-                    }
+                if let Ok(name) = <&ServerName>::try_from(name.as_ref())
+                    && !out.iter().any(|s| s == name)
+                {
+                    out.push(name.to_owned());
                 }
             }
             Ok(out)

@@ -202,16 +202,16 @@ pub(crate) fn percent_decode(s: &str) -> Option<String> {
     let mut i = 0;
     while i < bytes.len() {
         let b = bytes[i];
-        if b == b'%' {
-            if let (Some(h), Some(l)) = (
+        if b == b'%'
+            && let (Some(h), Some(l)) = (
                 bytes.get(i + 1).and_then(|c| char::from(*c).to_digit(16)),
                 bytes.get(i + 2).and_then(|c| char::from(*c).to_digit(16)),
-            ) {
-                // Both digits are < 16, so the byte fits.
-                out.push(((h << 4) | l) as u8);
-                i += 3;
-                continue;
-            }
+            )
+        {
+            // Both digits are < 16, so the byte fits.
+            out.push(((h << 4) | l) as u8);
+            i += 3;
+            continue;
         }
         out.push(b);
         i += 1;
