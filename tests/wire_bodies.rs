@@ -5,10 +5,9 @@ use std::time::Duration;
 use matrix_peek::Timestamp;
 use matrix_peek::wire::federation::PeekResponse as FedPeekResponse;
 use matrix_peek::wire::{
-    AnyPeekResponse, AnyRenewResponse, ClientPrefix, ExpiredPeeks, Extremities,
-    FederationPeekPath, FederationPrefix, LegacyPeekResponse, MAX_VER, PeekBody, PeekRequest,
-    PeekResponseFormat, RenewResponse, SYNC_ROOMS_PEEK_KEY, UnpeekRequest, WireError, client,
-    parse_ver,
+    AnyPeekResponse, AnyRenewResponse, ClientPrefix, ExpiredPeeks, Extremities, FederationPeekPath,
+    FederationPrefix, LegacyPeekResponse, MAX_VER, PeekBody, PeekRequest, PeekResponseFormat,
+    RenewResponse, SYNC_ROOMS_PEEK_KEY, UnpeekRequest, WireError, client, parse_ver,
 };
 use ruma_common::{RoomId, RoomOrAliasId, RoomVersionId, owned_room_id};
 use serde_json::{Value, json};
@@ -160,10 +159,10 @@ fn dendrite_renewal_interval_and_empty_renewal_reply_parse() {
 fn ver_is_repeatable_decoded_defaulted_and_bounded() {
     // R33
     assert_eq!(parse_ver("ver=9&ver=10").unwrap(), [RoomVersionId::V9, RoomVersionId::V10]);
-    assert_eq!(parse_ver("?ver=9&foo=bar&ver=10&ver=9").unwrap(), [
-        RoomVersionId::V9,
-        RoomVersionId::V10
-    ]);
+    assert_eq!(
+        parse_ver("?ver=9&foo=bar&ver=10&ver=9").unwrap(),
+        [RoomVersionId::V9, RoomVersionId::V10]
+    );
     assert_eq!(parse_ver("ver=%31%32").unwrap(), [RoomVersionId::V12]);
     assert_eq!(parse_ver("ver=org.example%2Dv1").unwrap()[0].as_str(), "org.example-v1");
     // `+` is a space in form encoding, so it makes an invalid version; `%2B` is a real `+`,
@@ -210,11 +209,10 @@ fn federation_paths_round_trip_through_the_parser() {
         for peek_id in ["abc=_-.", "!abc:example.org", "peek_01J0000000000000000000000"] {
             let put = prefix.peek_path(room, peek_id);
             let parsed = FederationPeekPath::parse(&prefix, &put).unwrap();
-            assert_eq!((parsed.room_id.as_str(), parsed.peek_id.as_str(), parsed.is_renew), (
-                "!abc:example.org",
-                peek_id,
-                false
-            ));
+            assert_eq!(
+                (parsed.room_id.as_str(), parsed.peek_id.as_str(), parsed.is_renew),
+                ("!abc:example.org", peek_id, false)
+            );
             let renew = prefix.renew_path(room, peek_id);
             assert!(FederationPeekPath::parse(&prefix, &renew).unwrap().is_renew);
             let with_ver = prefix.peek_path_with_ver(room, peek_id, &[RoomVersionId::V10]);
@@ -244,7 +242,10 @@ fn federation_path_parser_rejects_other_paths_with_typed_errors() {
     assert_eq!(bad(&long), WireError::InvalidPeekId);
     // The unstable prefix does not match stable paths.
     assert!(matches!(
-        FederationPeekPath::parse(&FederationPrefix::Unstable, "/_matrix/federation/v1/peek/!a:b/x"),
+        FederationPeekPath::parse(
+            &FederationPrefix::Unstable,
+            "/_matrix/federation/v1/peek/!a:b/x"
+        ),
         Err(WireError::UnknownPath(_))
     ));
 }

@@ -151,9 +151,11 @@ fn limit_errors_carry_retry_after_ms_and_a_rounded_up_header() {
     );
     assert_eq!(serde_json::from_slice::<Value>(&m.to_body()).unwrap()["retry_after_ms"], 2500);
     assert_eq!(m.retry_after_header(), Some(3));
-    let m = InboundPeekError::LimitExceeded { retry_after: Duration::from_secs(30) }.to_matrix_error();
+    let m =
+        InboundPeekError::LimitExceeded { retry_after: Duration::from_secs(30) }.to_matrix_error();
     assert_eq!(m.retry_after_header(), Some(30));
-    let m = PeekFailure::RateLimited { retry_after: Some(Duration::from_millis(1)) }.to_matrix_error();
+    let m =
+        PeekFailure::RateLimited { retry_after: Some(Duration::from_millis(1)) }.to_matrix_error();
     assert_eq!(m.retry_after_header(), Some(1));
     assert_eq!(OutboundPeekError::LimitExceeded.to_matrix_error().retry_after_header(), None);
 }
@@ -211,24 +213,29 @@ fn rate_limits_read_retry_after_ms_then_the_header() {
     // R60
     let f = |ra: Option<&str>, b: &[u8]| PeekFailure::from_response(429, ra, b);
     let with_ms = body(json!({"errcode":"M_LIMIT_EXCEEDED","retry_after_ms":1500}));
-    assert_eq!(f(Some("99"), &with_ms), PeekFailure::RateLimited {
-        retry_after: Some(Duration::from_millis(1500))
-    });
+    assert_eq!(
+        f(Some("99"), &with_ms),
+        PeekFailure::RateLimited { retry_after: Some(Duration::from_millis(1500)) }
+    );
     let without = body(json!({"errcode":"M_LIMIT_EXCEEDED"}));
-    assert_eq!(f(Some("7"), &without), PeekFailure::RateLimited {
-        retry_after: Some(Duration::from_secs(7))
-    });
-    assert_eq!(f(Some("Wed, 21 Oct 2015 07:28:00 GMT"), &without), PeekFailure::RateLimited {
-        retry_after: None
-    });
+    assert_eq!(
+        f(Some("7"), &without),
+        PeekFailure::RateLimited { retry_after: Some(Duration::from_secs(7)) }
+    );
+    assert_eq!(
+        f(Some("Wed, 21 Oct 2015 07:28:00 GMT"), &without),
+        PeekFailure::RateLimited { retry_after: None }
+    );
     assert_eq!(f(None, b"not json"), PeekFailure::RateLimited { retry_after: None });
-    assert_eq!(f(Some("3"), b"not json"), PeekFailure::RateLimited {
-        retry_after: Some(Duration::from_secs(3))
-    });
+    assert_eq!(
+        f(Some("3"), b"not json"),
+        PeekFailure::RateLimited { retry_after: Some(Duration::from_secs(3)) }
+    );
     let huge = body(json!({"retry_after_ms": 18446744073709551615u64}));
-    assert_eq!(f(None, &huge), PeekFailure::RateLimited {
-        retry_after: Some(Duration::from_millis(u64::MAX))
-    });
+    assert_eq!(
+        f(None, &huge),
+        PeekFailure::RateLimited { retry_after: Some(Duration::from_millis(u64::MAX)) }
+    );
 }
 
 #[test]
@@ -243,7 +250,8 @@ fn non_json_bodies_are_classified_by_status_alone() {
 #[test]
 fn a_classified_failure_maps_back_to_the_same_class() {
     // R27: what a remote said comes back out to the client unchanged in kind.
-    for (status, errcode) in [(403, "M_FORBIDDEN"), (404, "M_NOT_FOUND"), (429, "M_LIMIT_EXCEEDED")] {
+    for (status, errcode) in [(403, "M_FORBIDDEN"), (404, "M_NOT_FOUND"), (429, "M_LIMIT_EXCEEDED")]
+    {
         let f = PeekFailure::from_response(status, None, &body(json!({ "errcode": errcode })));
         check(&f, status, errcode);
     }
