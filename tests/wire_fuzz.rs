@@ -220,3 +220,65 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn deep_nesting_and_oversized_bodies_get_typed_errors() {
+    // Nesting far beyond serde_json's recursion limit, in every position a parser reads.
+    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    for body in [
+        deep.clone(),
+        format!(r#"{{"events":{deep},"renewal_interval":1}}"#),
+        format!(r#"{{"state":[{deep}],"renewal_interval":1}}"#),
+        format!(r#"{{"expired_peeks":[{{"room_id":{deep}}}]}}"#),
+        format!(r#"{{"servers":{deep}}}"#),
+        format!(r#"{{"errcode":{deep}}}"#),
+    ] {
+        feed(body.as_bytes());
+        let _ = PeekFailure::from_response(404, None, body.as_bytes());
+    }
+    let got = AnyPeekResponse::from_slice(deep.as_bytes()).map(|_| ());
+    // Valid JSON (serde_json skips it without recursing), just not an object.
+    assert_eq!(got, Err(WireError::NotObject));
+
+    let big = vec![b' '; matrix_peek::wire::MAX_REQUEST_BODY_BYTES + 1];
+    assert!(matches!(PeekRequest::from_slice(&big), Err(WireError::TooLarge { .. })));
+    assert!(matches!(PeekBody::from_slice(&big), Err(WireError::TooLarge { .. })));
+    assert!(matches!(UnpeekRequest::from_slice(&big), Err(WireError::TooLarge { .. })));
+    assert_eq!(WireError::TooLarge { limit: 1, actual: 2 }.to_matrix_error().status, 413);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// Well-formed bodies with arbitrary contents parse, with counts and interval intact
+    /// (so the fuzzing above is not only exercising error paths).
+    #[test]
+    fn well_formed_peek_responses_keep_counts_and_interval(
+        state in prop::collection::vec(json(), 0..6),
+        auth in prop::collection::vec(json(), 0..6),
+        messages in prop::option::of(prop::collection::vec(json(), 0..4)),
+        interval in any::<u64>(),
+        expired in prop::collection::vec(("[a-z]{1,8}", "[0-9a-zA-Z.=_-]{1,8}"), 0..5),
+    ) {
+        let mut body = serde_json::json!({
+            "room_version": "10", "state": state, "auth_chain": auth,
+            "latest_event": {"type": "m.room.message"}, "renewal_interval": interval,
+        });
+        if let Some(m) = &messages {
+            body["messages"] = Value::from(m.clone());
+        }
+        let r = AnyPeekResponse::from_slice(&serde_json::to_vec(&body).unwrap()).unwrap();
+        prop_assert_eq!(r.state.len(), state.len());
+        prop_assert_eq!(r.auth_chain.len(), auth.len());
+        prop_assert_eq!(r.renewal_interval, std::time::Duration::from_millis(interval));
+        prop_assert_eq!(r.pdus().count(), state.len() + auth.len() + 1 + messages.map_or(0, |m| m.len()));
+
+        let entries: Vec<Value> = expired
+            .iter()
+            .map(|(room, peek)| serde_json::json!({"room_id": format!("!{room}:example.org"), "peek_id": peek}))
+            .collect();
+        let txn = serde_json::json!({"origin": "a.org", "pdus": [], "expired_peeks": entries});
+        let got = ExpiredPeeks::from_transaction(&serde_json::to_vec(&txn).unwrap()).unwrap();
+        prop_assert_eq!(got.expired_peeks.len(), expired.len());
+    }
+}

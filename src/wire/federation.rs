@@ -13,7 +13,7 @@ use serde::de::{IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
 
-use super::json::{TOO_MANY, check_size, from_object, interval_ms, retype_too_many};
+use super::json::{TOO_MANY, from_object, interval_ms, retype_too_many};
 use super::{
     MAX_EXPIRED_PEEKS, MAX_PEEK_ID_BYTES, MAX_PEEK_RESPONSE_BYTES, MAX_REQUEST_BODY_BYTES,
     MAX_TRANSACTION_BYTES, WireError,
@@ -132,7 +132,6 @@ impl ExpiredPeeks {
     /// A body that is not a JSON object, an `expired_peeks` that is not an array, or more than
     /// [`MAX_EXPIRED_PEEKS`] entries is an error.
     pub fn from_transaction(body: &[u8]) -> Result<Self, WireError> {
-        check_size(body, MAX_TRANSACTION_BYTES)?;
         from_object::<TxnProbe>(body, MAX_TRANSACTION_BYTES)
             .map(|p| ExpiredPeeks { expired_peeks: p.expired_peeks })
             .map_err(|e| retype_too_many(e, "expired_peeks", MAX_EXPIRED_PEEKS))

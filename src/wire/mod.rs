@@ -39,12 +39,12 @@ pub mod query;
 
 mod json;
 
-pub use client::{PeekRequest, SYNC_ROOMS_PEEK_KEY, UnpeekRequest};
-pub use compat::{AnyPeekResponse, Extremities, LegacyPeekResponse, PeekResponseFormat};
+pub use client::{PeekRequest, SYNC_ROOMS_PEEK_KEY, UnpeekRequest, UnpeekResponse};
+pub use compat::{AnyPeekResponse, Extremities, LegacyPeekResponse, PeekResponseFormat, StateIds};
 pub use error::{ErrorCode, MatrixError, ToMatrixError};
 pub use federation::{AnyRenewResponse, ExpiredPeek, ExpiredPeeks, PeekBody, RenewResponse};
 pub use path::{ClientPrefix, FederationPeekPath, FederationPrefix};
-pub use query::parse_ver;
+pub use query::{parse_ver, ver_query};
 
 /// Largest request body (client `/peek`, `/unpeek`, federation `PUT` / `renew`) and largest
 /// error or renewal body the parsers accept: 64 KiB. These bodies are `{}` or a short list.
