@@ -1,0 +1,258 @@
+//! The error table (R3–R13, R27, R29–R43) and remote replies → `PeekFailure` (R60).
+
+use std::time::Duration;
+
+use matrix_peek::PeekError;
+use matrix_peek::inbound::InboundPeekError;
+use matrix_peek::local::LocalPeekError;
+use matrix_peek::outbound::{OutboundPeekError, PeekFailure};
+use matrix_peek::wire::{ErrorCode, MatrixError, ToMatrixError, WireError};
+use ruma_common::RoomVersionId;
+use serde_json::{Value, json};
+
+fn check(e: &impl ToMatrixError, status: u16, errcode: &str) -> MatrixError {
+    let m = e.to_matrix_error();
+    assert_eq!((m.status, m.errcode.as_str()), (status, errcode), "{m}");
+    let body: Value = serde_json::from_slice(&m.to_body()).unwrap();
+    assert_eq!(body["errcode"], errcode);
+    assert!(body["error"].as_str().is_some_and(|s| !s.is_empty()));
+    assert_eq!(body.get("retry_after_ms").is_some(), m.retry_after.is_some());
+    assert_eq!(body.get("room_version").is_some(), m.room_version.is_some());
+    m
+}
+
+/// Expected `(status, errcode)` per variant. Each `match` lists every variant without a
+/// wildcard, so adding a variant to any enum fails to compile here until it is mapped and
+/// checked.
+fn expected_local(e: &LocalPeekError) -> (u16, &'static str) {
+    match e {
+        LocalPeekError::AlreadyJoined => (400, "M_BAD_STATE"), // R6
+        LocalPeekError::NotPeekable => (403, "M_FORBIDDEN"),   // R7
+        LocalPeekError::Encrypted => (403, "M_FORBIDDEN"),     // R8
+        LocalPeekError::NotPeeking => (400, "M_BAD_STATE"),    // R13
+        LocalPeekError::LimitExceeded { .. } => (429, "M_LIMIT_EXCEEDED"), // R3
+    }
+}
+
+fn expected_inbound(e: &InboundPeekError) -> (u16, &'static str) {
+    match e {
+        InboundPeekError::InvalidPeekId => (400, "M_UNRECOGNIZED"), // R29
+        InboundPeekError::UnknownRoom => (404, "M_NOT_FOUND"),      // R31
+        InboundPeekError::NotPeekable => (403, "M_FORBIDDEN"),      // R32
+        InboundPeekError::IncompatibleRoomVersion { .. } => (400, "M_INCOMPATIBLE_ROOM_VERSION"), // R33
+        InboundPeekError::LimitExceeded { .. } => (429, "M_LIMIT_EXCEEDED"), // R34
+        InboundPeekError::UnknownPeek => (404, "M_NOT_FOUND"),               // R41, R42
+    }
+}
+
+fn expected_failure(f: &PeekFailure) -> (u16, &'static str) {
+    // R27: the remote's refusal passes through.
+    match f {
+        PeekFailure::Forbidden => (403, "M_FORBIDDEN"),
+        PeekFailure::NotFound => (404, "M_NOT_FOUND"),
+        PeekFailure::IncompatibleRoomVersion => (400, "M_INCOMPATIBLE_ROOM_VERSION"),
+        PeekFailure::RateLimited { .. } => (429, "M_LIMIT_EXCEEDED"),
+        PeekFailure::Unreachable => (502, "M_UNKNOWN"),
+        PeekFailure::InvalidResponse => (502, "M_UNKNOWN"),
+        PeekFailure::Other(s) if (400..=599).contains(s) => (*s, "M_UNKNOWN"),
+        PeekFailure::Other(_) => (502, "M_UNKNOWN"),
+    }
+}
+
+fn expected_outbound(e: &OutboundPeekError) -> (u16, &'static str) {
+    match e {
+        OutboundPeekError::NoCandidates => (404, "M_NOT_FOUND"), // R27, R46
+        OutboundPeekError::LimitExceeded => (429, "M_LIMIT_EXCEEDED"),
+        OutboundPeekError::Remote(f) => expected_failure(f),
+    }
+}
+
+fn expected_peek(e: &PeekError) -> (u16, &'static str) {
+    match e {
+        PeekError::Local(l) => expected_local(l),
+        PeekError::Remote(r) => expected_outbound(r),
+    }
+}
+
+fn all_local() -> Vec<LocalPeekError> {
+    vec![
+        LocalPeekError::AlreadyJoined,
+        LocalPeekError::NotPeekable,
+        LocalPeekError::Encrypted,
+        LocalPeekError::NotPeeking,
+        LocalPeekError::LimitExceeded { retry_after: Duration::from_millis(2500) },
+    ]
+}
+
+fn all_inbound() -> Vec<InboundPeekError> {
+    vec![
+        InboundPeekError::InvalidPeekId,
+        InboundPeekError::UnknownRoom,
+        InboundPeekError::NotPeekable,
+        InboundPeekError::IncompatibleRoomVersion { room_version: RoomVersionId::V11 },
+        InboundPeekError::LimitExceeded { retry_after: Duration::from_secs(30) },
+        InboundPeekError::UnknownPeek,
+    ]
+}
+
+fn all_failures() -> Vec<PeekFailure> {
+    vec![
+        PeekFailure::Forbidden,
+        PeekFailure::NotFound,
+        PeekFailure::IncompatibleRoomVersion,
+        PeekFailure::RateLimited { retry_after: None },
+        PeekFailure::RateLimited { retry_after: Some(Duration::from_millis(1)) },
+        PeekFailure::Unreachable,
+        PeekFailure::InvalidResponse,
+        PeekFailure::Other(500),
+        PeekFailure::Other(418),
+        PeekFailure::Other(200),
+        PeekFailure::Other(999),
+    ]
+}
+
+fn all_outbound() -> Vec<OutboundPeekError> {
+    let mut v = vec![OutboundPeekError::NoCandidates, OutboundPeekError::LimitExceeded];
+    v.extend(all_failures().into_iter().map(OutboundPeekError::Remote));
+    v
+}
+
+#[test]
+fn every_error_variant_maps_to_its_required_status_and_errcode() {
+    for e in all_local() {
+        let (s, c) = expected_local(&e);
+        check(&e, s, c);
+        let (s, c) = expected_peek(&PeekError::Local(e.clone()));
+        check(&PeekError::Local(e), s, c);
+    }
+    for e in all_inbound() {
+        let (s, c) = expected_inbound(&e);
+        check(&e, s, c);
+    }
+    for f in all_failures() {
+        let (s, c) = expected_failure(&f);
+        check(&f, s, c);
+    }
+    for e in all_outbound() {
+        let (s, c) = expected_outbound(&e);
+        check(&e, s, c);
+        let (s, c) = expected_peek(&PeekError::Remote(e.clone()));
+        check(&PeekError::Remote(e), s, c);
+    }
+}
+
+#[test]
+fn limit_errors_carry_retry_after_ms_and_a_rounded_up_header() {
+    // R3, R34
+    let m = check(
+        &LocalPeekError::LimitExceeded { retry_after: Duration::from_millis(2500) },
+        429,
+        "M_LIMIT_EXCEEDED",
+    );
+    assert_eq!(serde_json::from_slice::<Value>(&m.to_body()).unwrap()["retry_after_ms"], 2500);
+    assert_eq!(m.retry_after_header(), Some(3));
+    let m =
+        InboundPeekError::LimitExceeded { retry_after: Duration::from_secs(30) }.to_matrix_error();
+    assert_eq!(m.retry_after_header(), Some(30));
+    let m =
+        PeekFailure::RateLimited { retry_after: Some(Duration::from_millis(1)) }.to_matrix_error();
+    assert_eq!(m.retry_after_header(), Some(1));
+    assert_eq!(OutboundPeekError::LimitExceeded.to_matrix_error().retry_after_header(), None);
+}
+
+#[test]
+fn incompatible_room_version_body_names_the_version() {
+    // R33
+    let m = MatrixError::from(InboundPeekError::IncompatibleRoomVersion {
+        room_version: RoomVersionId::V11,
+    });
+    let body: Value = serde_json::from_slice(&m.to_body()).unwrap();
+    assert_eq!(body["room_version"], "11");
+    assert_eq!(body.as_object().unwrap().len(), 3);
+}
+
+#[test]
+fn wire_errors_map_to_client_errors() {
+    // R12: non-objects are M_BAD_JSON / M_NOT_JSON.
+    check(&WireError::NotObject, 400, "M_BAD_JSON");
+    check(&WireError::NotJson("x".into()), 400, "M_NOT_JSON");
+    check(&WireError::TooLarge { limit: 1, actual: 2 }, 413, "M_TOO_LARGE");
+    check(&WireError::InvalidPeekId, 400, "M_UNRECOGNIZED"); // R29
+    check(&WireError::TooMany { what: "ver", limit: 100 }, 400, "M_INVALID_PARAM");
+    assert_eq!(MatrixError::not_found("no such room").errcode, ErrorCode::NotFound); // R4
+}
+
+// ---- remote replies → PeekFailure (R60) ----
+
+fn body(v: Value) -> Vec<u8> {
+    serde_json::to_vec(&v).unwrap()
+}
+
+#[test]
+fn remote_refusals_are_classified() {
+    let f = |status, ra: Option<&str>, b: &[u8]| PeekFailure::from_response(status, ra, b);
+    let forbidden = body(json!({"errcode":"M_FORBIDDEN","error":"no"}));
+    assert_eq!(f(403, None, &forbidden), PeekFailure::Forbidden);
+    assert_eq!(f(404, None, &body(json!({"errcode":"M_NOT_FOUND"}))), PeekFailure::NotFound);
+    assert_eq!(
+        f(400, None, &body(json!({"errcode":"M_INCOMPATIBLE_ROOM_VERSION","room_version":"12"}))),
+        PeekFailure::IncompatibleRoomVersion
+    );
+    // A 400 with another errcode (e.g. the MSC's M_UNRECOGNIZED for a bad peek id) is Other(400).
+    assert_eq!(f(400, None, &body(json!({"errcode":"M_UNRECOGNIZED"}))), PeekFailure::Other(400));
+    // A 404 M_UNRECOGNIZED means "no such endpoint", not "no such peek".
+    assert_eq!(f(404, None, &body(json!({"errcode":"M_UNRECOGNIZED"}))), PeekFailure::Other(404));
+    assert_eq!(f(500, None, &body(json!({"errcode":"M_UNKNOWN"}))), PeekFailure::Other(500));
+    assert_eq!(f(502, None, b"<html>bad gateway</html>"), PeekFailure::Other(502));
+    assert_eq!(f(200, None, b"{}"), PeekFailure::InvalidResponse);
+    assert_eq!(f(1000, None, b""), PeekFailure::InvalidResponse);
+}
+
+#[test]
+fn rate_limits_read_retry_after_ms_then_the_header() {
+    // R60
+    let f = |ra: Option<&str>, b: &[u8]| PeekFailure::from_response(429, ra, b);
+    let with_ms = body(json!({"errcode":"M_LIMIT_EXCEEDED","retry_after_ms":1500}));
+    assert_eq!(
+        f(Some("99"), &with_ms),
+        PeekFailure::RateLimited { retry_after: Some(Duration::from_millis(1500)) }
+    );
+    let without = body(json!({"errcode":"M_LIMIT_EXCEEDED"}));
+    assert_eq!(
+        f(Some("7"), &without),
+        PeekFailure::RateLimited { retry_after: Some(Duration::from_secs(7)) }
+    );
+    assert_eq!(
+        f(Some("Wed, 21 Oct 2015 07:28:00 GMT"), &without),
+        PeekFailure::RateLimited { retry_after: None }
+    );
+    assert_eq!(f(None, b"not json"), PeekFailure::RateLimited { retry_after: None });
+    assert_eq!(
+        f(Some("3"), b"not json"),
+        PeekFailure::RateLimited { retry_after: Some(Duration::from_secs(3)) }
+    );
+    let huge = body(json!({"retry_after_ms": 18446744073709551615u64}));
+    assert_eq!(
+        f(None, &huge),
+        PeekFailure::RateLimited { retry_after: Some(Duration::from_millis(u64::MAX)) }
+    );
+}
+
+#[test]
+fn non_json_bodies_are_classified_by_status_alone() {
+    assert_eq!(PeekFailure::from_response(403, None, b""), PeekFailure::Forbidden);
+    assert_eq!(PeekFailure::from_response(404, None, b"Not Found"), PeekFailure::NotFound);
+    assert_eq!(PeekFailure::from_response(400, None, b"[1,2]"), PeekFailure::Other(400));
+    let big = vec![b' '; matrix_peek::wire::error::MAX_ERROR_BODY_BYTES + 1];
+    assert_eq!(PeekFailure::from_response(404, None, &big), PeekFailure::NotFound);
+}
+
+#[test]
+fn a_classified_failure_maps_back_to_the_same_class() {
+    // R27: what a remote said comes back out to the client unchanged in kind.
+    for (status, errcode) in [(403, "M_FORBIDDEN"), (404, "M_NOT_FOUND"), (429, "M_LIMIT_EXCEEDED")]
+    {
+        let f = PeekFailure::from_response(status, None, &body(json!({ "errcode": errcode })));
+        check(&f, status, errcode);
+    }
+}
