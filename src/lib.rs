@@ -26,6 +26,10 @@ use serde::{Deserialize, Serialize};
 
 pub use access::RoomAccess;
 pub use error::PeekError;
+pub use local::{
+    LocalChange, LocalConfig, LocalEndReason, LocalGrant, LocalKey, LocalOutput, LocalPeekError,
+    LocalPeeks, LocalRecord, SyncDelta,
+};
 pub use time::Timestamp;
 pub use timer::TimerQueue;
 

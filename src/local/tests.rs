@@ -1,0 +1,1 @@
+//! Unit tests beside the code; scenarios live in `tests/local_*.rs`.
