@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use matrix_peek::{
-    LocalConfig, LocalEndReason, LocalOutput, LocalPeekError, LocalPeeks, RoomAccess, StreamPosition,
-    Timestamp,
+    LocalConfig, LocalEndReason, LocalOutput, LocalPeekError, LocalPeeks, RoomAccess,
+    StreamPosition, Timestamp,
 };
 use ruma_common::{OwnedDeviceId, OwnedRoomId, OwnedUserId, RoomId, RoomVersionId, UserId};
 
@@ -111,9 +111,18 @@ fn check_order_joined_then_world_readable_then_encrypted_then_caps() {
     let (u, d, r) = (user(1), dev("A"), room(1));
     let shared_enc = RoomAccess::new(RoomVersionId::V11, false, true);
     let readable_enc = RoomAccess::new(RoomVersionId::V11, true, true);
-    assert_eq!(m.handle_peek(t(0), &u, &d, &r, true, &shared_enc), Err(LocalPeekError::AlreadyJoined));
-    assert_eq!(m.handle_peek(t(0), &u, &d, &r, false, &shared_enc), Err(LocalPeekError::NotPeekable));
-    assert_eq!(m.handle_peek(t(0), &u, &d, &r, false, &readable_enc), Err(LocalPeekError::Encrypted));
+    assert_eq!(
+        m.handle_peek(t(0), &u, &d, &r, true, &shared_enc),
+        Err(LocalPeekError::AlreadyJoined)
+    );
+    assert_eq!(
+        m.handle_peek(t(0), &u, &d, &r, false, &shared_enc),
+        Err(LocalPeekError::NotPeekable)
+    );
+    assert_eq!(
+        m.handle_peek(t(0), &u, &d, &r, false, &readable_enc),
+        Err(LocalPeekError::Encrypted)
+    );
     assert!(matches!(
         m.handle_peek(t(0), &u, &d, &r, false, &open()),
         Err(LocalPeekError::LimitExceeded { .. })
@@ -189,7 +198,12 @@ fn lease_expires_exactly_at_expires_at_and_reports_ended() {
     assert!(matches!(out[0], LocalOutput::Persist(_)));
     assert_eq!(
         out[1],
-        LocalOutput::PeekEnded { user: u.clone(), device: d.clone(), room_id: r.clone(), reason: LocalEndReason::Expired }
+        LocalOutput::PeekEnded {
+            user: u.clone(),
+            device: d.clone(),
+            room_id: r.clone(),
+            reason: LocalEndReason::Expired
+        }
     );
     assert_eq!(wakes(&out), 1);
     assert_eq!(demands(&out), vec![(r.clone(), false)]);
@@ -392,7 +406,11 @@ fn removed_devices_and_deactivated_users_drop_peeks_silently() {
     assert_eq!(demands(&out), vec![(room(1), false)]);
     assert_eq!(m.len(), 1);
     assert!(m.is_peeking(&user(2), &a, &room(3)));
-    assert_eq!(m.poll_timeout(), Some(t(1_001)), "only user 2's lease is left (peeked at the clamped t=1)");
+    assert_eq!(
+        m.poll_timeout(),
+        Some(t(1_001)),
+        "only user 2's lease is left (peeked at the clamped t=1)"
+    );
 }
 
 #[test]
@@ -528,7 +546,9 @@ fn retained_entries_are_bounded_by_the_caps() {
     }
     assert!(m.poll_timeout().is_some());
     let retained: usize = (0..10)
-        .map(|i| m.sync_delta(&user(2), &dev(&format!("D{i}")), Some(StreamPosition(0))).ended.len())
+        .map(|i| {
+            m.sync_delta(&user(2), &dev(&format!("D{i}")), Some(StreamPosition(0))).ended.len()
+        })
         .sum::<usize>()
         + m.sync_delta(&u, &d, Some(StreamPosition(0))).ended.len();
     assert!(retained <= 3);

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use matrix_peek::{
-    LocalChange, LocalConfig, LocalEndReason, LocalKey, LocalOutput, LocalPeeks, LocalRecord, RoomAccess,
-    Timestamp,
+    LocalChange, LocalConfig, LocalEndReason, LocalKey, LocalOutput, LocalPeeks, LocalRecord,
+    RoomAccess, Timestamp,
 };
 use ruma_common::{OwnedDeviceId, OwnedRoomId, OwnedUserId, RoomId, RoomVersionId, UserId};
 
@@ -76,21 +76,27 @@ fn a_one_year_jump_expires_everything_exactly_once() {
     // R11
     let mut m = LocalPeeks::new(config());
     for i in 0..20 {
-        m.handle_peek(t(i), &user(i as u32), &dev("A"), &room(i as u32 % 3), false, &open()).unwrap();
+        m.handle_peek(t(i), &user(i as u32), &dev("A"), &room(i as u32 % 3), false, &open())
+            .unwrap();
     }
     let _ = std::iter::from_fn(|| m.poll_output()).count();
     let year = 365 * 24 * 3_600 * 1_000;
     m.handle_timeout(t(year));
     let out: Vec<_> = std::iter::from_fn(|| m.poll_output()).collect();
-    let expired =
-        out.iter().filter(|o| matches!(o, LocalOutput::PeekEnded { reason: LocalEndReason::Expired, .. })).count();
+    let expired = out
+        .iter()
+        .filter(|o| matches!(o, LocalOutput::PeekEnded { reason: LocalEndReason::Expired, .. }))
+        .count();
     assert_eq!(expired, 20);
     assert_eq!(m.len(), 0);
     // Only the ended entries' collection is left (retention counts from the expiry).
     assert_eq!(m.poll_timeout(), Some(t(year + 24 * 3_600 * 1_000)));
     m.handle_timeout(t(2 * year));
     let out: Vec<_> = std::iter::from_fn(|| m.poll_output()).collect();
-    assert!(out.iter().all(|o| matches!(o, LocalOutput::Persist(_))), "nothing is reported twice: {out:?}");
+    assert!(
+        out.iter().all(|o| matches!(o, LocalOutput::Persist(_))),
+        "nothing is reported twice: {out:?}"
+    );
     assert_eq!(m.poll_timeout(), None);
 }
 
@@ -99,7 +105,8 @@ fn a_thousand_leases_expiring_in_one_millisecond() {
     // R11
     let mut m = LocalPeeks::new(config());
     for i in 0..1_000u32 {
-        m.handle_peek(t(0), &user(i % 10), &dev(&format!("D{i}")), &room(i % 7), false, &open()).unwrap();
+        m.handle_peek(t(0), &user(i % 10), &dev(&format!("D{i}")), &room(i % 7), false, &open())
+            .unwrap();
     }
     let _ = std::iter::from_fn(|| m.poll_output()).count();
     assert_eq!(m.len(), 1_000);
@@ -109,8 +116,10 @@ fn a_thousand_leases_expiring_in_one_millisecond() {
     m.handle_timeout(t(1_000));
     let out: Vec<_> = std::iter::from_fn(|| m.poll_output()).collect();
     assert_eq!(out.iter().filter(|o| matches!(o, LocalOutput::PeekEnded { .. })).count(), 1_000);
-    let lost: Vec<_> =
-        out.iter().filter(|o| matches!(o, LocalOutput::RoomDemand { demanded: false, .. })).collect();
+    let lost: Vec<_> = out
+        .iter()
+        .filter(|o| matches!(o, LocalOutput::RoomDemand { demanded: false, .. }))
+        .collect();
     assert_eq!(lost.len(), 7);
     assert_eq!(m.len(), 0);
     assert_eq!(m.demanded_rooms().count(), 0);
@@ -160,7 +169,11 @@ fn poll_timeout_is_always_the_earliest_real_deadline() {
 #[test]
 fn restore_mid_sequence_answers_like_the_original() {
     // persistence contract: restore from the Persist stream reproduces queries and deadlines
-    let cfg = LocalConfig { lease: Duration::from_millis(1_000), ended_retention: Duration::from_millis(400), ..LocalConfig::default() };
+    let cfg = LocalConfig {
+        lease: Duration::from_millis(1_000),
+        ended_retention: Duration::from_millis(400),
+        ..LocalConfig::default()
+    };
     let mut m = LocalPeeks::new(cfg.clone());
     let mut store = BTreeMap::new();
     let (u, a, b) = (user(1), dev("A"), dev("B"));
@@ -189,7 +202,11 @@ fn restore_mid_sequence_answers_like_the_original() {
             (&user(2), &a, Some(s_a.next)),
             (&u, &a, Some(m.stream_position())),
         ] {
-            assert_eq!(m.sync_delta(uu, dd, since), r.sync_delta(uu, dd, since), "{uu} {dd} {since:?}");
+            assert_eq!(
+                m.sync_delta(uu, dd, since),
+                r.sync_delta(uu, dd, since),
+                "{uu} {dd} {since:?}"
+            );
         }
         assert_eq!(m.poll_timeout(), r.poll_timeout());
         assert_eq!(m.len(), r.len());
