@@ -206,8 +206,10 @@ impl Model {
     }
     fn timeout(&mut self) {
         let now = self.clock;
-        let due: Vec<Key> = self.live().filter(|(_, e)| *e <= now).map(|(k, _)| k).collect();
-        for k in due {
+        let mut due: Vec<(u64, Key)> =
+            self.live().filter(|(_, e)| *e <= now).map(|(k, e)| (e, k)).collect();
+        due.sort();
+        for (_, k) in due {
             self.end(k, false, false);
         }
         if let Some(idle) = self.idle_after {
@@ -311,7 +313,8 @@ fn config(idle: bool) -> LocalConfig {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    // 256 cases by default (proptest's default); raise with PROPTEST_CASES.
+    #![proptest_config(ProptestConfig { cases: ProptestConfig::default().cases.max(256), ..ProptestConfig::default() })]
 
     // R5, R10, R11, R13, R15, R16, R19-R25, DESIGN §4.3/§4.4, persistence contract
     #[test]

@@ -77,6 +77,12 @@ impl LocalPeeks {
         Ok(LocalGrant { room_id: room.to_owned(), expires_at })
     }
 
+    /// Orders two (device, room) entries by (user, device, room) ids.
+    fn cmp_entries(&self, a: (DevIdx, RoomIdx), b: (DevIdx, RoomIdx)) -> std::cmp::Ordering {
+        let (da, db) = (self.dev(a.0), self.dev(b.0));
+        (&da.user, &da.device, &self.room(a.1).id).cmp(&(&db.user, &db.device, &self.room(b.1).id))
+    }
+
     fn limit(&self, now: Timestamp, earliest: Option<Timestamp>) -> LocalPeekError {
         let retry_after = earliest
             .map_or(self.config.effective_lease(), |at| at.saturating_duration_since(now))
@@ -123,7 +129,7 @@ impl LocalPeeks {
             .flat_map(|devices| devices.values().copied())
             .filter(|d| matches!(self.dev(*d).entries.get(&r), Some(Entry::Peeking { .. })))
             .collect();
-        devices.sort_unstable();
+        devices.sort_by(|a, b| self.cmp_entries((*a, r), (*b, r)));
         for d in devices {
             self.end_peek(now, d, r, LocalEndReason::Joined);
         }
@@ -150,7 +156,7 @@ impl LocalPeeks {
     fn end_room(&mut self, now: Timestamp, room: &RoomId, reason: LocalEndReason) {
         let Some(&r) = self.room_ids.get(room) else { return };
         let mut devices = self.room(r).peekers.clone();
-        devices.sort_unstable();
+        devices.sort_by(|a, b| self.cmp_entries((*a, r), (*b, r)));
         for d in devices {
             self.end_peek(now, d, r, reason);
         }
@@ -219,7 +225,14 @@ impl LocalPeeks {
     /// A no-op when nothing is due.
     pub fn handle_timeout(&mut self, now: Timestamp) {
         let now = self.clock.advance(now);
-        while let Some(((d, r), _)) = self.leases.pop_due(now) {
+        let mut due = Vec::new();
+        while let Some((key, at)) = self.leases.pop_due(now) {
+            due.push((at, key));
+        }
+        // Canonical order (deadline, user, device, room), so positions and cap evictions do
+        // not depend on slot numbering (which differs after a restore).
+        due.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| self.cmp_entries(a.1, b.1)));
+        for (_, (d, r)) in due {
             self.end_peek(now, d, r, LocalEndReason::Expired);
         }
         while let Some((d, _)) = self.idle.pop_due(now) {

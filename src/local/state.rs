@@ -319,10 +319,10 @@ impl LocalPeeks {
         self.leases.cancel(&(d, r));
         let room = self.room_mut(r);
         room.peekers.swap_remove(slot as usize);
-        if let Some(&moved) = room.peekers.get(slot as usize) {
-            if let Some(Entry::Peeking { slot: s, .. }) = self.dev_mut(moved).entries.get_mut(&r) {
-                *s = slot;
-            }
+        if let Some(&moved) = room.peekers.get(slot as usize)
+            && let Some(Entry::Peeking { slot: s, .. }) = self.dev_mut(moved).entries.get_mut(&r)
+        {
+            *s = slot;
         }
         let dev = self.dev_mut(d);
         dev.live_peeks -= 1;
