@@ -37,6 +37,10 @@ pub use inbound::{
     InboundChange, InboundConfig, InboundEndReason, InboundGrant, InboundKey, InboundOutput,
     InboundPeekError, InboundPeekInfo, InboundPeeks, InboundRecord, PeekIdPolicy,
 };
+pub use local::{
+    LocalChange, LocalConfig, LocalEndReason, LocalGrant, LocalKey, LocalOutput, LocalPeekError,
+    LocalPeeks, LocalRecord, SyncDelta,
+};
 pub use time::Timestamp;
 pub use timer::TimerQueue;
 pub use traits::{Change, Clock, PeekStore, PeekTransport, Snapshot};

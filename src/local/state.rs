@@ -1,0 +1,441 @@
+//! Interned per-device and per-room state, and the internal transitions every input shares.
+
+use std::collections::HashMap;
+
+use ruma_common::{OwnedDeviceId, OwnedRoomId, OwnedUserId};
+
+use super::record::{LocalChange, LocalKey, LocalRecord};
+use super::{LocalEndReason, LocalOutput, LocalPeeks};
+use crate::{StreamPosition, Timestamp};
+
+/// Index of an interned device slot.
+pub(super) type DevIdx = u32;
+/// Index of an interned room slot.
+pub(super) type RoomIdx = u32;
+
+/// What this machine remembers about one (device, room).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Entry {
+    /// A live peek; `slot` is its index in the room's `peekers`.
+    Peeking { started: StreamPosition, expires_at: Timestamp, slot: u32 },
+    /// An ended (or joined, when `reason == Joined`) peek kept for `/sync`.
+    Ended {
+        started: StreamPosition,
+        position: StreamPosition,
+        at: Timestamp,
+        reason: LocalEndReason,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct DeviceSlot {
+    pub(super) user: OwnedUserId,
+    pub(super) device: OwnedDeviceId,
+    pub(super) entries: HashMap<RoomIdx, Entry>,
+    pub(super) live_peeks: u32,
+    pub(super) ended: u32,
+    /// Idle devices do not count towards room demand (DESIGN §4.4).
+    pub(super) idle: bool,
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct RoomSlot {
+    pub(super) id: OwnedRoomId,
+    /// Devices with a live peek, for O(peekers) fan-out.
+    pub(super) peekers: Vec<DevIdx>,
+    /// Peekers whose device is not idle.
+    pub(super) live: u32,
+    /// Entries (live or ended) pointing at this slot.
+    pub(super) refs: u32,
+}
+
+/// A vector of reusable slots.
+#[derive(Debug, Clone)]
+pub(super) struct Slab<T> {
+    items: Vec<Option<T>>,
+    free: Vec<u32>,
+}
+
+impl<T> Default for Slab<T> {
+    fn default() -> Self {
+        Slab { items: Vec::new(), free: Vec::new() }
+    }
+}
+
+impl<T> Slab<T> {
+    pub(super) fn insert(&mut self, value: T) -> u32 {
+        if let Some(i) = self.free.pop() {
+            self.items[i as usize] = Some(value);
+            i
+        } else {
+            self.items.push(Some(value));
+            // Cannot overflow in practice: every slot is bounded by `max_peeks_total`.
+            u32::try_from(self.items.len() - 1).expect("fewer than 2^32 slots")
+        }
+    }
+    pub(super) fn remove(&mut self, i: u32) -> Option<T> {
+        let v = self.items.get_mut(i as usize)?.take();
+        if v.is_some() {
+            self.free.push(i);
+        }
+        v
+    }
+    pub(super) fn get(&self, i: u32) -> Option<&T> {
+        self.items.get(i as usize)?.as_ref()
+    }
+    pub(super) fn get_mut(&mut self, i: u32) -> Option<&mut T> {
+        self.items.get_mut(i as usize)?.as_mut()
+    }
+    pub(super) fn iter(&self) -> impl Iterator<Item = (u32, &T)> {
+        self.items.iter().enumerate().filter_map(|(i, v)| Some((i as u32, v.as_ref()?)))
+    }
+}
+
+impl LocalPeeks {
+    pub(super) fn dev(&self, d: DevIdx) -> &DeviceSlot {
+        self.devices.get(d).expect("device index taken from a live entry")
+    }
+    pub(super) fn dev_mut(&mut self, d: DevIdx) -> &mut DeviceSlot {
+        self.devices.get_mut(d).expect("device index taken from a live entry")
+    }
+    pub(super) fn room(&self, r: RoomIdx) -> &RoomSlot {
+        self.rooms.get(r).expect("room index taken from a live entry")
+    }
+    pub(super) fn room_mut(&mut self, r: RoomIdx) -> &mut RoomSlot {
+        self.rooms.get_mut(r).expect("room index taken from a live entry")
+    }
+
+    pub(super) fn find_device(
+        &self,
+        user: &ruma_common::UserId,
+        device: &ruma_common::DeviceId,
+    ) -> Option<DevIdx> {
+        self.users.get(user)?.get(device).copied()
+    }
+
+    pub(super) fn intern_device(
+        &mut self,
+        user: &ruma_common::UserId,
+        device: &ruma_common::DeviceId,
+    ) -> DevIdx {
+        if let Some(d) = self.find_device(user, device) {
+            return d;
+        }
+        let d = self.devices.insert(DeviceSlot {
+            user: user.to_owned(),
+            device: device.to_owned(),
+            entries: HashMap::new(),
+            live_peeks: 0,
+            ended: 0,
+            idle: false,
+        });
+        self.users.entry(user.to_owned()).or_default().insert(device.to_owned(), d);
+        d
+    }
+
+    pub(super) fn intern_room(&mut self, room: &ruma_common::RoomId) -> RoomIdx {
+        if let Some(r) = self.room_ids.get(room) {
+            return *r;
+        }
+        let r = self.rooms.insert(RoomSlot {
+            id: room.to_owned(),
+            peekers: Vec::new(),
+            live: 0,
+            refs: 0,
+        });
+        self.room_ids.insert(room.to_owned(), r);
+        r
+    }
+
+    /// Frees the device slot once it holds no entries.
+    pub(super) fn release_device(&mut self, d: DevIdx) {
+        if !self.dev(d).entries.is_empty() {
+            return;
+        }
+        self.idle.cancel(&d);
+        let slot = self.devices.remove(d).expect("device index is live");
+        if let Some(devices) = self.users.get_mut(&slot.user) {
+            devices.remove(&slot.device);
+            if devices.is_empty() {
+                self.users.remove(&slot.user);
+            }
+        }
+    }
+
+    /// Frees the room slot once no entry points at it.
+    pub(super) fn release_room(&mut self, r: RoomIdx) {
+        if self.room(r).refs != 0 {
+            return;
+        }
+        let slot = self.rooms.remove(r).expect("room index is live");
+        self.room_ids.remove(&slot.id);
+    }
+
+    pub(super) fn next_position(&mut self) -> StreamPosition {
+        self.position = self.position.saturating_add(1);
+        StreamPosition(self.position)
+    }
+
+    pub(super) fn entry_key(&self, d: DevIdx, r: RoomIdx) -> LocalKey {
+        let dev = self.dev(d);
+        LocalKey::Entry {
+            user: dev.user.clone(),
+            device: dev.device.clone(),
+            room_id: self.room(r).id.clone(),
+        }
+    }
+
+    pub(super) fn entry_record(&self, d: DevIdx, r: RoomIdx) -> Option<LocalRecord> {
+        let dev = self.dev(d);
+        let (user, device, room_id) =
+            (dev.user.clone(), dev.device.clone(), self.room(r).id.clone());
+        Some(match *dev.entries.get(&r)? {
+            Entry::Peeking { started, expires_at, .. } => {
+                LocalRecord::Peek { user, device, room_id, started, expires_at }
+            }
+            Entry::Ended { started, position, at, reason } => {
+                LocalRecord::Ended { user, device, room_id, started, position, at, reason }
+            }
+        })
+    }
+
+    pub(super) fn persist_entry(&mut self, d: DevIdx, r: RoomIdx) {
+        let record = self.entry_record(d, r).expect("entry was just written");
+        self.out.push_back(LocalOutput::Persist(LocalChange::Upsert(record)));
+    }
+
+    /// Writes the stream record if the store's copy is stale; called before every removal so
+    /// the highest position and the horizon are never lost.
+    pub(super) fn persist_stream(&mut self) {
+        if self.persisted_stream != (self.position, self.horizon) {
+            self.persisted_stream = (self.position, self.horizon);
+            self.out.push_back(LocalOutput::Persist(LocalChange::Upsert(LocalRecord::Stream {
+                position: StreamPosition(self.position),
+                horizon: StreamPosition(self.horizon),
+            })));
+        }
+    }
+
+    pub(super) fn wake(&mut self, d: DevIdx) {
+        let dev = self.dev(d);
+        let out = LocalOutput::Wake { user: dev.user.clone(), device: dev.device.clone() };
+        self.out.push_back(out);
+    }
+
+    pub(super) fn inc_live(&mut self, r: RoomIdx) {
+        let room = self.room_mut(r);
+        room.live += 1;
+        if room.live == 1 {
+            let out = LocalOutput::RoomDemand { room_id: room.id.clone(), demanded: true };
+            self.out.push_back(out);
+        }
+    }
+
+    pub(super) fn dec_live(&mut self, r: RoomIdx) {
+        let room = self.room_mut(r);
+        room.live = room.live.saturating_sub(1);
+        if room.live == 0 {
+            let out = LocalOutput::RoomDemand { room_id: room.id.clone(), demanded: false };
+            self.out.push_back(out);
+        }
+    }
+
+    /// The device is alive at `now` (a sync or a peek): revive its demand if it was idle and
+    /// restart its idle deadline (DESIGN §4.4).
+    pub(super) fn touch(&mut self, now: Timestamp, d: DevIdx) {
+        let Some(idle_after) = self.config.device_idle_after else { return };
+        if self.dev(d).idle {
+            self.dev_mut(d).idle = false;
+            let rooms: Vec<RoomIdx> = self.peeking_rooms(d);
+            for r in rooms {
+                self.inc_live(r);
+            }
+        }
+        if self.dev(d).live_peeks > 0 {
+            self.idle.schedule(d, now.saturating_add(idle_after));
+        }
+    }
+
+    /// The device's live peeks, in room-index order (deterministic outputs).
+    pub(super) fn peeking_rooms(&self, d: DevIdx) -> Vec<RoomIdx> {
+        let mut rooms: Vec<RoomIdx> = self
+            .dev(d)
+            .entries
+            .iter()
+            .filter(|(_, e)| matches!(e, Entry::Peeking { .. }))
+            .map(|(r, _)| *r)
+            .collect();
+        rooms.sort_unstable();
+        rooms
+    }
+
+    /// The device went idle: it no longer counts for demand.
+    pub(super) fn go_idle(&mut self, d: DevIdx) {
+        if self.dev(d).idle {
+            return;
+        }
+        self.dev_mut(d).idle = true;
+        for r in self.peeking_rooms(d) {
+            self.dec_live(r);
+        }
+    }
+
+    /// Starts a fresh peek (the caller checked that none is live).
+    pub(super) fn start_peek(&mut self, now: Timestamp, d: DevIdx, r: RoomIdx) -> Timestamp {
+        let expires_at = now.saturating_add(self.config.effective_lease());
+        let started = self.next_position();
+        let slot = u32::try_from(self.room(r).peekers.len()).expect("peekers bounded by the caps");
+        match self.dev(d).entries.get(&r).copied() {
+            Some(Entry::Ended { position, .. }) => {
+                self.collect.cancel(&(position.0, d, r));
+                self.dev_mut(d).ended -= 1;
+                self.ended_total -= 1;
+            }
+            Some(Entry::Peeking { .. }) => {
+                unreachable!("start_peek is only called without a live peek")
+            }
+            None => self.room_mut(r).refs += 1,
+        }
+        self.dev_mut(d).entries.insert(r, Entry::Peeking { started, expires_at, slot });
+        self.dev_mut(d).live_peeks += 1;
+        self.live_total += 1;
+        self.room_mut(r).peekers.push(d);
+        self.leases.schedule((d, r), expires_at);
+        self.persist_entry(d, r);
+        self.wake(d);
+        if !self.dev(d).idle {
+            self.inc_live(r);
+        }
+        self.enforce_retention_caps(d);
+        expires_at
+    }
+
+    /// Takes the live peek (d, r) out of the room and the lease queue. Returns its start.
+    fn unlink_peek(&mut self, d: DevIdx, r: RoomIdx) -> StreamPosition {
+        let Some(Entry::Peeking { started, slot, .. }) = self.dev(d).entries.get(&r).copied()
+        else {
+            unreachable!("unlink_peek is only called on a live peek")
+        };
+        self.leases.cancel(&(d, r));
+        let room = self.room_mut(r);
+        room.peekers.swap_remove(slot as usize);
+        if let Some(&moved) = room.peekers.get(slot as usize)
+            && let Some(Entry::Peeking { slot: s, .. }) = self.dev_mut(moved).entries.get_mut(&r)
+        {
+            *s = slot;
+        }
+        let dev = self.dev_mut(d);
+        dev.live_peeks -= 1;
+        let idle = dev.idle;
+        if dev.live_peeks == 0 {
+            dev.idle = false;
+            self.idle.cancel(&d);
+        }
+        self.live_total -= 1;
+        if !idle {
+            self.dec_live(r);
+        }
+        started
+    }
+
+    /// Ends the live peek (d, r). `DeviceRemoved`/`UserDeactivated` drop it without an ended
+    /// entry or a wake (R25); every other reason leaves an entry for `/sync` and wakes the
+    /// device.
+    pub(super) fn end_peek(
+        &mut self,
+        now: Timestamp,
+        d: DevIdx,
+        r: RoomIdx,
+        reason: LocalEndReason,
+    ) {
+        // Persist first: compute the change, queue it, then the consequences.
+        let mark = self.out.len();
+        let started = self.unlink_peek(d, r);
+        let demand: Vec<LocalOutput> = self.out.drain(mark..).collect();
+        let dev = self.dev(d);
+        let ended = LocalOutput::PeekEnded {
+            user: dev.user.clone(),
+            device: dev.device.clone(),
+            room_id: self.room(r).id.clone(),
+            reason,
+        };
+        match reason {
+            LocalEndReason::DeviceRemoved | LocalEndReason::UserDeactivated => {
+                self.dev_mut(d).entries.remove(&r);
+                self.persist_stream();
+                let key = self.entry_key(d, r);
+                self.out.push_back(LocalOutput::Persist(LocalChange::Remove(key)));
+                self.out.push_back(ended);
+                self.room_mut(r).refs -= 1;
+                self.out.extend(demand);
+                self.release_room(r);
+                return;
+            }
+            _ => {
+                let position = self.next_position();
+                self.dev_mut(d)
+                    .entries
+                    .insert(r, Entry::Ended { started, position, at: now, reason });
+                self.dev_mut(d).ended += 1;
+                self.ended_total += 1;
+                self.collect
+                    .schedule((position.0, d, r), now.saturating_add(self.config.ended_retention));
+                self.persist_entry(d, r);
+                self.out.push_back(ended);
+                self.wake(d);
+            }
+        }
+        self.out.extend(demand);
+        self.enforce_retention_caps(d);
+    }
+
+    /// Forgets the retained entry (d, r) (retention over, or a cap reached): the horizon moves
+    /// past it.
+    pub(super) fn collect_entry(&mut self, d: DevIdx, r: RoomIdx) {
+        let Some(Entry::Ended { position, .. }) = self.dev(d).entries.get(&r).copied() else {
+            return;
+        };
+        self.collect.cancel(&(position.0, d, r));
+        self.horizon = self.horizon.max(position.0);
+        self.persist_stream();
+        let key = self.entry_key(d, r);
+        self.out.push_back(LocalOutput::Persist(LocalChange::Remove(key)));
+        let dev = self.dev_mut(d);
+        dev.entries.remove(&r);
+        dev.ended -= 1;
+        self.ended_total -= 1;
+        self.room_mut(r).refs -= 1;
+        self.release_room(r);
+        self.release_device(d);
+    }
+
+    /// Keeps retained entries within the caps: per device at most `max_peeks_per_device`,
+    /// overall live + retained at most `max_peeks_total`; the oldest goes first.
+    pub(super) fn enforce_retention_caps(&mut self, d: DevIdx) {
+        while self
+            .devices
+            .get(d)
+            .is_some_and(|dev| dev.ended as usize > self.config.max_peeks_per_device)
+        {
+            let oldest = self
+                .dev(d)
+                .entries
+                .iter()
+                .filter_map(|(r, e)| match e {
+                    Entry::Ended { position, .. } => Some((*position, *r)),
+                    Entry::Peeking { .. } => None,
+                })
+                .min();
+            let Some((_, r)) = oldest else { break };
+            self.collect_entry(d, r);
+        }
+        while self.ended_total > 0
+            && self.ended_total + self.live_total > self.config.max_peeks_total
+        {
+            // The earliest collection deadline is the oldest entry: `at` never decreases as
+            // positions grow, and ties come out in position order (the key's first field).
+            let Some((_, &(_, od, or))) = self.collect.iter().next() else { break };
+            self.collect_entry(od, or);
+        }
+    }
+}
