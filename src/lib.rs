@@ -26,6 +26,11 @@ use serde::{Deserialize, Serialize};
 
 pub use access::RoomAccess;
 pub use error::PeekError;
+pub use outbound::{
+    LostReason, OutboundChange, OutboundConfig, OutboundKey, OutboundOutput, OutboundPeekError,
+    OutboundPeeks, OutboundRecord, OutboundState, PeekFailure, PeekOutcome, PeekPhase, PeekRecord,
+    RenewStyle, Request, RequestKind,
+};
 pub use time::Timestamp;
 pub use timer::TimerQueue;
 
