@@ -106,6 +106,8 @@ pub struct OutboundPeeks {
     next_request: u64,
     request_reserved: u64,
     outputs: VecDeque<OutboundOutput>,
+    /// Host notifications decided mid-handler, queued after the handler's `Persist`s.
+    deferred: Vec<OutboundOutput>,
 }
 
 impl OutboundPeeks {
@@ -125,6 +127,7 @@ impl OutboundPeeks {
             next_request: 0,
             request_reserved: 0,
             outputs: VecDeque::new(),
+            deferred: Vec::new(),
         }
     }
 
@@ -183,6 +186,7 @@ impl OutboundPeeks {
             let slot = m.insert_room(room);
             m.step(slot, now);
         }
+        m.flush();
         m
     }
 
@@ -203,11 +207,11 @@ impl OutboundPeeks {
             None => {
                 if via.is_empty() {
                     self.unavailable(room.to_owned(), OutboundPeekError::NoCandidates);
-                    return;
+                    return self.flush();
                 }
                 if self.index.len() >= self.config.max_rooms {
                     self.unavailable(room.to_owned(), OutboundPeekError::LimitExceeded);
-                    return;
+                    return self.flush();
                 }
                 self.insert_room(Room::new(room.to_owned()))
             }
@@ -227,6 +231,7 @@ impl OutboundPeeks {
             }
         }
         self.step(slot, now);
+        self.flush();
     }
 
     /// No local device needs `room` any more: linger, then `DELETE` (R55). A room with no remote
@@ -241,6 +246,7 @@ impl OutboundPeeks {
             r.linger_until = Some(linger);
         }
         self.step(slot, now);
+        self.flush();
     }
 
     /// A local user joined `room`: this server is resident now. The peek is deleted at once
@@ -257,6 +263,7 @@ impl OutboundPeeks {
             self.room_mut(slot).abandon();
             self.step(slot, now);
         }
+        self.flush();
     }
 
     /// The last local user left `room`: it may be peeked again.
@@ -294,6 +301,7 @@ impl OutboundPeeks {
             });
         }
         self.step(slot, now);
+        self.flush();
     }
 
     /// The resident sent `expired_peeks` naming (`room`, `peek_id`) from `server` (R54). If it
@@ -311,6 +319,7 @@ impl OutboundPeeks {
         if self.on_remote_expired(slot, server, peek_id) {
             self.step(slot, now);
         }
+        self.flush();
     }
 
     /// The outcome of request `id`. Unknown, stale and duplicate ids are ignored.
@@ -319,6 +328,7 @@ impl OutboundPeeks {
         let Some(slot) = self.requests.remove(&id) else { return };
         self.on_response(slot, id, outcome, now);
         self.step(slot, now);
+        self.flush();
     }
 
     /// Fires every due deadline: renewals, backoff ends, linger ends, lapses. A no-op when
@@ -328,6 +338,7 @@ impl OutboundPeeks {
         while let Some((slot, _)) = self.timers.pop_due(now) {
             self.step(slot, now);
         }
+        self.flush();
     }
 
     /// The next consequence, in order. Changes after every `handle_*` and `restore`.
@@ -411,8 +422,13 @@ impl OutboundPeeks {
         slot
     }
 
+    /// Queues `Unavailable` after this handler's `Persist`s (the room's removal is stored first).
     fn unavailable(&mut self, room_id: OwnedRoomId, error: OutboundPeekError) {
-        self.outputs.push_back(OutboundOutput::Unavailable { room_id, error });
+        self.deferred.push(OutboundOutput::Unavailable { room_id, error });
+    }
+
+    fn flush(&mut self) {
+        self.outputs.extend(self.deferred.drain(..));
     }
 
     fn persist(&mut self, change: OutboundChange) {
