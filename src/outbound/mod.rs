@@ -168,6 +168,13 @@ impl OutboundPeeks {
                 }
             }
         }
+        // A clock that went backwards across the restart never precedes a renewal we saw.
+        for p in peeks.values() {
+            if let PeekPhase::Live { renewed_at, .. } = p.phase {
+                m.clock.advance(renewed_at);
+            }
+        }
+        let now = m.clock.now();
         m.peek_id_reserved = m.next_peek_id;
         m.request_reserved = m.next_request;
         let linger_until = now.saturating_add(m.config.linger);
