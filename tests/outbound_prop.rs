@@ -175,14 +175,23 @@ impl World {
                     peeks.insert(key, max_now + interval);
                     self.renew_due.insert(
                         req.room_id.clone(),
-                        max_now + self.cfg.renew_after(Duration::from_millis(interval)).as_millis() as u64,
+                        max_now
+                            + self.cfg.renew_after(Duration::from_millis(interval)).as_millis()
+                                as u64,
                     );
                     PeekOutcome::Established {
                         renewal_interval: Duration::from_millis(interval),
                         access: access(true),
                     }
                 }
-                4 => PeekOutcome::Failed([PeekFailure::Forbidden, PeekFailure::NotFound, PeekFailure::IncompatibleRoomVersion][(code / 8) as usize % 3].clone()),
+                4 => PeekOutcome::Failed(
+                    [
+                        PeekFailure::Forbidden,
+                        PeekFailure::NotFound,
+                        PeekFailure::IncompatibleRoomVersion,
+                    ][(code / 8) as usize % 3]
+                        .clone(),
+                ),
                 5 => {
                     peeks.insert(key, max_now + 3_600_000);
                     PeekOutcome::Failed(PeekFailure::InvalidResponse)
@@ -201,7 +210,9 @@ impl World {
                         peeks.insert(key, max_now + interval);
                         self.renew_due.insert(
                             req.room_id.clone(),
-                            max_now + self.cfg.renew_after(Duration::from_millis(interval)).as_millis() as u64,
+                            max_now
+                                + self.cfg.renew_after(Duration::from_millis(interval)).as_millis()
+                                    as u64,
                         );
                         PeekOutcome::Renewed { renewal_interval: Duration::from_millis(interval) }
                     }
@@ -227,7 +238,10 @@ impl World {
                     PeekOutcome::Failed(PeekFailure::NotFound)
                 }
                 _ => {
-                    let n = self.delete_failures.entry((req.room_id.clone(), req.peek_id.clone())).or_default();
+                    let n = self
+                        .delete_failures
+                        .entry((req.room_id.clone(), req.peek_id.clone()))
+                        .or_default();
                     *n += 1;
                     if *n >= self.cfg.max_delete_attempts {
                         // The machine gives up; the resident expires the peek itself (R43).
@@ -316,7 +330,11 @@ impl World {
                 }
                 // The restart happens at the latest wall time (backwards jumps happen while running).
                 self.now = self.max_now;
-                self.m = OutboundPeeks::restore(self.t(), self.cfg.clone(), self.store.values().cloned());
+                self.m = OutboundPeeks::restore(
+                    self.t(),
+                    self.cfg.clone(),
+                    self.store.values().cloned(),
+                );
             }
             Op::Stale(i, code) => {
                 if !self.stale.is_empty() {

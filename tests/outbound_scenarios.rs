@@ -306,8 +306,10 @@ fn invalid_response_deletes_the_granted_peek_before_failing_over() {
     let next = only_send(h.respond(&del, failed(PeekFailure::NotFound)));
     assert_eq!(next.server, server("b.org"));
     // An Established of an unsupported version counts as incompatible and is deleted too.
-    let mut cfg = OutboundConfig::default();
-    cfg.supported_versions = vec![RoomVersionId::V10];
+    let cfg = OutboundConfig {
+        supported_versions: vec![RoomVersionId::V10],
+        ..OutboundConfig::default()
+    };
     let mut h = H::with(cfg);
     let put = only_send(h.demand(&r, &["a.org"]));
     let out = h.respond(&put, established(HOUR));
@@ -319,10 +321,12 @@ fn invalid_response_deletes_the_granted_peek_before_failing_over() {
 }
 
 fn backoff_gaps(room_id: &RoomId, n: usize) -> Vec<u64> {
-    let mut cfg = OutboundConfig::default();
-    cfg.max_attempts = 100;
-    cfg.backoff_base = Duration::from_secs(1);
-    cfg.backoff_max = Duration::from_secs(60);
+    let cfg = OutboundConfig {
+        max_attempts: 100,
+        backoff_base: Duration::from_secs(1),
+        backoff_max: Duration::from_secs(60),
+        ..OutboundConfig::default()
+    };
     let mut h = H::with(cfg);
     let mut req = only_send(h.demand(room_id, &["a.org"]));
     let mut gaps = Vec::new();
@@ -369,8 +373,7 @@ fn rate_limited_retry_after_is_honoured() {
 #[test]
 fn never_established_gives_up_after_max_attempts() {
     // R60, R27
-    let mut cfg = OutboundConfig::default();
-    cfg.max_attempts = 3;
+    let cfg = OutboundConfig { max_attempts: 3, ..OutboundConfig::default() };
     let mut h = H::with(cfg);
     let r = room("!r:a.org");
     let mut req = only_send(h.demand(&r, &["a.org", "b.org"]));
@@ -397,8 +400,7 @@ fn never_established_gives_up_after_max_attempts() {
 #[test]
 fn established_peek_lost_to_network_trouble_is_retried_reporting_lost_once() {
     // DESIGN §6 giving up; R53
-    let mut cfg = OutboundConfig::default();
-    cfg.max_attempts = 2;
+    let cfg = OutboundConfig { max_attempts: 2, ..OutboundConfig::default() };
     let mut h = H::with(cfg);
     let r = room("!r:a.org");
     h.open(&r, "a.org", Duration::from_secs(600)); // renew after 300 s, lapses at 600 s
@@ -662,8 +664,7 @@ fn restored_machine_answers_queries_like_the_original() {
 #[test]
 fn renew_style_reput_resends_the_put_with_the_same_id() {
     // R53, RenewStyle::RePut
-    let mut cfg = OutboundConfig::default();
-    cfg.renew_style = RenewStyle::RePut;
+    let cfg = OutboundConfig { renew_style: RenewStyle::RePut, ..OutboundConfig::default() };
     let mut h = H::with(cfg);
     let r = room("!r:a.org");
     let put = h.open(&r, "a.org", HOUR);
@@ -727,8 +728,7 @@ fn unknown_stale_and_duplicate_responses_are_ignored() {
 
 #[test]
 fn max_rooms_is_enforced() {
-    let mut cfg = OutboundConfig::default();
-    cfg.max_rooms = 2;
+    let cfg = OutboundConfig { max_rooms: 2, ..OutboundConfig::default() };
     let mut h = H::with(cfg);
     h.demand(&room("!a:x.org"), &["x.org"]);
     h.demand(&room("!b:x.org"), &["x.org"]);
