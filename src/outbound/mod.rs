@@ -145,6 +145,10 @@ impl OutboundPeeks {
     /// * `Deleting` peeks re-send their `DELETE` at once (queued in the outputs).
     /// * In-flight renewals were persisted as `Live` and are re-sent when due; responses to
     ///   requests of the previous run are unknown ids and ignored.
+    /// * Linger ends are not stored: a room lingering at the crash lingers afresh from `now`
+    ///   (bounded: one extra `linger` per restart).
+    /// * Rooms in `Backoff` or `Connecting` without a granted peek are not stored once their
+    ///   `PUT` failed; they come back when demand is re-declared.
     /// * Duplicates: the last record for a key wins; nothing panics on odd records.
     pub fn restore(
         now: Timestamp,
