@@ -41,6 +41,11 @@ pub use local::{
     LocalChange, LocalConfig, LocalEndReason, LocalGrant, LocalKey, LocalOutput, LocalPeekError,
     LocalPeeks, LocalRecord, SyncDelta,
 };
+pub use outbound::{
+    LostReason, OutboundChange, OutboundConfig, OutboundKey, OutboundOutput, OutboundPeekError,
+    OutboundPeeks, OutboundRecord, OutboundState, PeekFailure, PeekOutcome, PeekPhase, PeekRecord,
+    RenewStyle, Request, RequestKind,
+};
 pub use time::Timestamp;
 pub use timer::TimerQueue;
 pub use traits::{Change, Clock, PeekStore, PeekTransport, Snapshot};

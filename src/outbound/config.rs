@@ -1,0 +1,198 @@
+//! [`OutboundConfig`], [`RenewStyle`], and the pure arithmetic the machine uses: renewal
+//! clamping, deterministic backoff with jitter, and peek-id encoding (R47, R53, R60).
+
+use std::time::Duration;
+
+use ruma_common::{RoomId, RoomVersionId};
+
+/// How an established peek is kept alive (R53).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum RenewStyle {
+    /// MSC2444 final: `POST …/peek/{roomId}/{peekId}/renew` ([`RequestKind::Renew`]).
+    ///
+    /// [`RequestKind::Renew`]: super::RequestKind::Renew
+    #[default]
+    RenewEndpoint,
+    /// Older peers (Dendrite, palpo, the Sept-2020 draft): re-send the `PUT` with the **same**
+    /// peek id ([`RequestKind::Peek`]). Either `Established` or `Renewed` is accepted as the
+    /// answer.
+    ///
+    /// [`RequestKind::Peek`]: super::RequestKind::Peek
+    RePut,
+}
+
+/// Tunables of [`OutboundPeeks`](super::OutboundPeeks). Every field has a documented default.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboundConfig {
+    /// Room versions advertised as `ver` on every `PUT` (R48), and accepted in an
+    /// `Established` answer (R49). Default: every stable version ruma-common 0.20 knows, `1`–`12`.
+    pub supported_versions: Vec<RoomVersionId>,
+    /// Renew after this fraction of the remote's `renewal_interval` (R53). Default `0.5`;
+    /// values outside `0.05..=1.0` (or NaN) are clamped into it.
+    pub renew_fraction: f64,
+    /// Never renew sooner than this after a success, however short the remote's interval (a
+    /// 10 ms interval renews after this). Default 60 s.
+    pub min_renew_after: Duration,
+    /// Never wait longer than this to renew, however long the remote's interval (Dendrite
+    /// advertises 3 600 000 000 ms = 1000 h, B-4). Default 30 min.
+    pub max_renew_after: Duration,
+    /// How long a peek with no local demand is kept before it is deleted (R55); demand returning
+    /// within it cancels the teardown with no traffic. Default 2 min.
+    pub linger: Duration,
+    /// First backoff delay after a network failure (R60). Default 1 s.
+    pub backoff_base: Duration,
+    /// Cap on every backoff delay, and on a `RateLimited` `retry_after` hint. Default 10 min.
+    pub backoff_max: Duration,
+    /// Failed attempts (network failures and rate limiting) after which a peek that was never
+    /// established gives up with `Unavailable`. A peek that **was** established is retried for as
+    /// long as it is demanded (DESIGN §6). Default 6.
+    pub max_attempts: u32,
+    /// Most rooms tracked at once (any state, lingering and deleting included); a demand beyond
+    /// it gets `Unavailable { error: LimitExceeded }`. Default 10 000.
+    pub max_rooms: usize,
+    /// How to renew. Default [`RenewStyle::RenewEndpoint`].
+    pub renew_style: RenewStyle,
+    /// Most candidate servers kept per room; further `via` entries are ignored. Default 16.
+    pub max_candidates: usize,
+    /// `DELETE` attempts that failed on network trouble (or 429) before the delete is dropped;
+    /// the resident then expires the peek itself after its `renewal_interval` (R43), since we
+    /// never renew it again. Default 5.
+    pub max_delete_attempts: u32,
+}
+
+impl Default for OutboundConfig {
+    fn default() -> Self {
+        use RoomVersionId::*;
+        OutboundConfig {
+            supported_versions: vec![V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12],
+            renew_fraction: 0.5,
+            min_renew_after: Duration::from_secs(60),
+            max_renew_after: Duration::from_secs(30 * 60),
+            linger: Duration::from_secs(120),
+            backoff_base: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(600),
+            max_attempts: 6,
+            max_rooms: 10_000,
+            renew_style: RenewStyle::RenewEndpoint,
+            max_candidates: 16,
+            max_delete_attempts: 5,
+        }
+    }
+}
+
+impl OutboundConfig {
+    /// How long after a success the next renewal is due:
+    /// `clamp(interval × renew_fraction, min_renew_after, max_renew_after)` (R53).
+    ///
+    /// `interval` is the remote's, unclamped; `max_renew_after` wins if it is configured below
+    /// `min_renew_after`.
+    pub fn renew_after(&self, interval: Duration) -> Duration {
+        let fraction =
+            if self.renew_fraction.is_nan() { 0.5 } else { self.renew_fraction.clamp(0.05, 1.0) };
+        // Cannot overflow: both factors are finite and the product of a Duration's seconds
+        // (< 2^64) with a fraction ≤ 1 fits; `from_secs_f64` saturates via `try_from_secs_f64`.
+        let scaled =
+            Duration::try_from_secs_f64(interval.as_secs_f64() * fraction).unwrap_or(Duration::MAX);
+        scaled.max(self.min_renew_after).min(self.max_renew_after)
+    }
+
+    /// The delay before retry number `attempt` (1-based) of `room`:
+    /// `min(backoff_base × 2^(attempt−1), backoff_max)` minus a deterministic jitter of up to
+    /// 10 %, derived from a hash of the room id and the attempt number (no randomness; the same
+    /// room and attempt always give the same delay, R60).
+    pub fn backoff(&self, room: &RoomId, attempt: u32) -> Duration {
+        let exp = attempt.saturating_sub(1).min(40);
+        let full = self.backoff_base.saturating_mul(1u32 << exp.min(31)).min(self.backoff_max);
+        let full = if exp > 31 { self.backoff_max } else { full };
+        let full_ms = u64::try_from(full.as_millis()).unwrap_or(u64::MAX);
+        let span = full_ms / 10;
+        let jitter = if span == 0 { 0 } else { jitter_hash(room, attempt) % (span + 1) };
+        Duration::from_millis(full_ms - jitter)
+    }
+
+    /// The wait a `RateLimited { retry_after }` asks for: the hint clamped to `backoff_max`, or
+    /// the ordinary backoff when there is no hint (R60).
+    pub fn rate_limited_wait(
+        &self,
+        room: &RoomId,
+        attempt: u32,
+        retry_after: Option<Duration>,
+    ) -> Duration {
+        match retry_after {
+            Some(hint) => hint.min(self.backoff_max),
+            None => self.backoff(room, attempt),
+        }
+    }
+}
+
+/// FNV-1a over the room id and the attempt number: stable across platforms and Rust versions.
+fn jitter_hash(room: &RoomId, attempt: u32) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in room.as_str().bytes().chain(attempt.to_le_bytes()) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+/// The 64 characters peek ids are spelt with, a subset of MSC2444's `[0-9a-zA-Z.=_-]`.
+const ALPHABET: &[u8; 64] = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_-";
+
+/// The peek id for counter value `n`: exactly 8 characters, distinct for every `n < 2^48`
+/// (R47). Counters never get near 2^48 (one id per millisecond for 8 900 years).
+pub(crate) fn encode_peek_id(n: u64) -> String {
+    (0..8).rev().map(|i| char::from(ALPHABET[((n >> (6 * i)) & 63) as usize])).collect()
+}
+
+/// Whether `id` is a valid MSC2444 peek id: 1–8 characters of `[0-9a-zA-Z.=_-]` (R47).
+pub fn is_valid_peek_id(id: &str) -> bool {
+    (1..=8).contains(&id.len())
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'=' | b'_' | b'-'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn room() -> ruma_common::OwnedRoomId {
+        RoomId::parse("!a:example.org").unwrap()
+    }
+
+    #[test]
+    fn renew_after_clamps_both_ways() {
+        // R53
+        let c = OutboundConfig::default();
+        assert_eq!(c.renew_after(Duration::from_secs(3600)), Duration::from_secs(1800));
+        assert_eq!(c.renew_after(Duration::from_millis(3_600_000_000)), c.max_renew_after);
+        assert_eq!(c.renew_after(Duration::from_millis(10)), c.min_renew_after);
+        assert_eq!(c.renew_after(Duration::MAX), c.max_renew_after);
+    }
+
+    #[test]
+    fn backoff_doubles_and_caps_with_bounded_jitter() {
+        // R60
+        let c = OutboundConfig::default();
+        let r = room();
+        for attempt in 1..60 {
+            let full = c.backoff_base.saturating_mul(1 << (attempt - 1).min(31)).min(c.backoff_max);
+            let d = c.backoff(&r, attempt);
+            assert!(d <= full && d >= full - full / 10, "attempt {attempt}: {d:?} vs {full:?}");
+            assert_eq!(d, c.backoff(&r, attempt));
+        }
+    }
+
+    #[test]
+    fn peek_ids_are_eight_valid_distinct_characters() {
+        // R47
+        let mut seen = std::collections::HashSet::new();
+        for n in (0..5_000).chain([1 << 40, (1 << 48) - 1]) {
+            let id = encode_peek_id(n);
+            assert_eq!(id.len(), 8);
+            assert!(is_valid_peek_id(&id));
+            assert!(seen.insert(id));
+        }
+        assert!(!is_valid_peek_id(""));
+        assert!(!is_valid_peek_id("!room:ex"));
+        assert!(!is_valid_peek_id("123456789"));
+    }
+}
