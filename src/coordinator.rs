@@ -301,7 +301,9 @@ impl Peeking {
                     self.local.handle_peek(now, &user_id, &device_id, &room_id, joined, &access);
                 ClientPeekReply::Done(result.map_err(PeekError::from))
             }
-            Residency::Remote => self.remote_client_peek(now, user_id, device_id, room_id, joined, via),
+            Residency::Remote => {
+                self.remote_client_peek(now, user_id, device_id, room_id, joined, via)
+            }
         };
         self.drain(now);
         match reply {
@@ -326,11 +328,8 @@ impl Peeking {
         via: Vec<OwnedServerName>,
     ) -> ClientPeekReply {
         // Already peeking, or the federated peek is up: decide locally at once.
-        let known_access = self
-            .outbound
-            .established(&room_id)
-            .map(|(_, access)| access.clone())
-            .or_else(|| {
+        let known_access =
+            self.outbound.established(&room_id).map(|(_, access)| access.clone()).or_else(|| {
                 if self.local.is_peeking(&user_id, &device_id, &room_id) {
                     self.remote_rooms.get(&room_id).and_then(|r| r.access.clone())
                 } else {
@@ -339,10 +338,11 @@ impl Peeking {
             });
         if joined || known_access.is_some() {
             // `joined` is refused by the local checks whatever the access (R6).
-            let access = known_access
-                .unwrap_or_else(|| RoomAccess::new(RoomVersionId::V1, false, false));
+            let access =
+                known_access.unwrap_or_else(|| RoomAccess::new(RoomVersionId::V1, false, false));
             self.remember_remote(&room_id, &via);
-            let result = self.local.handle_peek(now, &user_id, &device_id, &room_id, joined, &access);
+            let result =
+                self.local.handle_peek(now, &user_id, &device_id, &room_id, joined, &access);
             return ClientPeekReply::Done(result.map_err(PeekError::from));
         }
         if self.pending.len() >= self.max_pending {
@@ -352,7 +352,8 @@ impl Peeking {
         }
         let id = RequestId(self.next_client_request);
         self.next_client_request += 1;
-        self.pending.insert(id, PendingPeek { user_id, device_id, room_id: room_id.clone(), joined });
+        self.pending
+            .insert(id, PendingPeek { user_id, device_id, room_id: room_id.clone(), joined });
         self.pending_by_room.entry(room_id.clone()).or_default().push(id);
         self.remember_remote(&room_id, &via);
         self.answering = Some((id, None));
@@ -426,7 +427,12 @@ impl Peeking {
     }
 
     /// The device was deleted or logged out (R25).
-    pub fn handle_device_removed(&mut self, now: Timestamp, user_id: &UserId, device_id: &DeviceId) {
+    pub fn handle_device_removed(
+        &mut self,
+        now: Timestamp,
+        user_id: &UserId,
+        device_id: &DeviceId,
+    ) {
         let now = self.clock.advance(now);
         self.local.handle_device_removed(now, user_id, device_id);
         self.drain(now);
@@ -573,7 +579,10 @@ impl Peeking {
 
     /// Servers with a live inbound peek on the room, once each (R39). The host relays every
     /// event of the room to these ∪ the joined servers.
-    pub fn destinations<'a>(&'a self, room_id: &RoomId) -> impl Iterator<Item = &'a ServerName> + 'a {
+    pub fn destinations<'a>(
+        &'a self,
+        room_id: &RoomId,
+    ) -> impl Iterator<Item = &'a ServerName> + 'a {
         self.inbound.destinations(room_id)
     }
 
@@ -637,12 +646,15 @@ impl Peeking {
     }
 
     fn forget_remote_if_unused(&mut self, room_id: &RoomId) {
-        if self.pending_by_room.contains_key(room_id) || self.local.peekers(room_id).next().is_some() {
+        if self.pending_by_room.contains_key(room_id)
+            || self.local.peekers(room_id).next().is_some()
+        {
             return;
         }
         if self.remote_rooms.remove(room_id).is_some() {
-            self.outputs
-                .push_back(Output::Persist(Change::RemoteRoom(RemoteRoomChange::Remove(room_id.to_owned()))));
+            self.outputs.push_back(Output::Persist(Change::RemoteRoom(RemoteRoomChange::Remove(
+                room_id.to_owned(),
+            ))));
         }
     }
 
@@ -650,8 +662,9 @@ impl Peeking {
     fn server_joined(&mut self, now: Timestamp, room_id: &RoomId, access: &RoomAccess) {
         self.outbound.handle_joined(now, room_id);
         if self.remote_rooms.remove(room_id).is_some() {
-            self.outputs
-                .push_back(Output::Persist(Change::RemoteRoom(RemoteRoomChange::Remove(room_id.to_owned()))));
+            self.outputs.push_back(Output::Persist(Change::RemoteRoom(RemoteRoomChange::Remove(
+                room_id.to_owned(),
+            ))));
         }
         self.complete_pending(now, room_id, Ok(access));
     }
@@ -705,7 +718,9 @@ impl Peeking {
 
     fn route_local(&mut self, now: Timestamp, out: LocalOutput) {
         match out {
-            LocalOutput::Persist(change) => self.outputs.push_back(Output::Persist(Change::Local(change))),
+            LocalOutput::Persist(change) => {
+                self.outputs.push_back(Output::Persist(Change::Local(change)))
+            }
             LocalOutput::Wake { user, device } => {
                 self.outputs.push_back(Output::Wake { user_id: user, device_id: device })
             }
@@ -750,12 +765,12 @@ impl Peeking {
             }
             OutboundOutput::Send(request) => self.outputs.push_back(Output::Send(request)),
             OutboundOutput::Established { room_id, server, access } => {
-                if let Some(remote) = self.remote_rooms.get_mut(&room_id) {
-                    if remote.access.as_ref() != Some(&access) {
-                        remote.access = Some(access.clone());
-                        let record = self.remote_record(&room_id);
-                        self.outputs.push_back(Output::Persist(Change::RemoteRoom(record)));
-                    }
+                if let Some(remote) = self.remote_rooms.get_mut(&room_id)
+                    && remote.access.as_ref() != Some(&access)
+                {
+                    remote.access = Some(access.clone());
+                    let record = self.remote_record(&room_id);
+                    self.outputs.push_back(Output::Persist(Change::RemoteRoom(record)));
                 }
                 self.complete_pending(now, &room_id, Ok(&access));
                 if !self.local.is_demanded(&room_id) {

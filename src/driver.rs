@@ -129,7 +129,12 @@ impl<S, T, C> std::fmt::Debug for Driver<S, T, C> {
 impl<S: PeekStore, T: PeekTransport, C: Clock> Driver<S, T, C> {
     /// Loads the store, restores the coordinator at `clock.now()`, and saves whatever the
     /// restore produced (re-declared demand, re-sent deletes).
-    pub async fn open(config: DriverConfig, store: S, transport: T, clock: C) -> Result<Self, S::Error> {
+    pub async fn open(
+        config: DriverConfig,
+        store: S,
+        transport: T,
+        clock: C,
+    ) -> Result<Self, S::Error> {
         let snapshot = store.load().await?;
         let machine = Peeking::restore(clock.now(), config.peeking.clone(), snapshot);
         let (kick, kick_rx) = mpsc::channel(1);
@@ -209,7 +214,9 @@ impl<S: PeekStore, T: PeekTransport, C: Clock> Driver<S, T, C> {
         device_id: &DeviceId,
         room_id: &RoomId,
     ) -> Result<(), DriverError<S::Error>> {
-        self.call(|m, now| m.handle_client_unpeek(now, user_id, device_id, room_id)).await?.map_err(Into::into)
+        self.call(|m, now| m.handle_client_unpeek(now, user_id, device_id, room_id))
+            .await?
+            .map_err(Into::into)
     }
 
     /// A federation `PUT …/peek` (call before taking the snapshot, R37).
@@ -233,7 +240,9 @@ impl<S: PeekStore, T: PeekTransport, C: Clock> Driver<S, T, C> {
         room_id: &RoomId,
         peek_id: &str,
     ) -> Result<InboundGrant, DriverError<S::Error>> {
-        self.call(|m, now| m.handle_inbound_renew(now, origin, room_id, peek_id)).await?.map_err(Into::into)
+        self.call(|m, now| m.handle_inbound_renew(now, origin, room_id, peek_id))
+            .await?
+            .map_err(Into::into)
     }
 
     /// A federation `DELETE …/peek`.
@@ -243,7 +252,9 @@ impl<S: PeekStore, T: PeekTransport, C: Clock> Driver<S, T, C> {
         room_id: &RoomId,
         peek_id: &str,
     ) -> Result<(), DriverError<S::Error>> {
-        self.call(|m, now| m.handle_inbound_unpeek(now, origin, room_id, peek_id)).await?.map_err(Into::into)
+        self.call(|m, now| m.handle_inbound_unpeek(now, origin, room_id, peek_id))
+            .await?
+            .map_err(Into::into)
     }
 
     /// A local user joined the room.
@@ -262,22 +273,38 @@ impl<S: PeekStore, T: PeekTransport, C: Clock> Driver<S, T, C> {
     }
 
     /// The room's history visibility or encryption changed.
-    pub async fn access_changed(&self, room_id: &RoomId, access: &RoomAccess) -> Result<(), DriverError<S::Error>> {
+    pub async fn access_changed(
+        &self,
+        room_id: &RoomId,
+        access: &RoomAccess,
+    ) -> Result<(), DriverError<S::Error>> {
         self.call(|m, now| m.handle_access_changed(now, room_id, access)).await
     }
 
     /// A server is newly denied by the room's ACL.
-    pub async fn server_denied(&self, room_id: &RoomId, server: &ServerName) -> Result<(), DriverError<S::Error>> {
+    pub async fn server_denied(
+        &self,
+        room_id: &RoomId,
+        server: &ServerName,
+    ) -> Result<(), DriverError<S::Error>> {
         self.call(|m, now| m.handle_server_denied(now, room_id, server)).await
     }
 
     /// The device synced.
-    pub async fn device_synced(&self, user_id: &UserId, device_id: &DeviceId) -> Result<(), DriverError<S::Error>> {
+    pub async fn device_synced(
+        &self,
+        user_id: &UserId,
+        device_id: &DeviceId,
+    ) -> Result<(), DriverError<S::Error>> {
         self.call(|m, now| m.handle_device_synced(now, user_id, device_id)).await
     }
 
     /// The device was deleted or logged out.
-    pub async fn device_removed(&self, user_id: &UserId, device_id: &DeviceId) -> Result<(), DriverError<S::Error>> {
+    pub async fn device_removed(
+        &self,
+        user_id: &UserId,
+        device_id: &DeviceId,
+    ) -> Result<(), DriverError<S::Error>> {
         self.call(|m, now| m.handle_device_removed(now, user_id, device_id)).await
     }
 
@@ -348,7 +375,11 @@ impl<S: PeekStore, T: PeekTransport, C: Clock> Driver<S, T, C> {
     }
 
     /// One transport call, bounded by `request_timeout`.
-    fn transmit(&self, generation: u64, request: Request) -> BoxFuture<'_, (u64, RequestId, PeekOutcome)> {
+    fn transmit(
+        &self,
+        generation: u64,
+        request: Request,
+    ) -> BoxFuture<'_, (u64, RequestId, PeekOutcome)> {
         let id = request.id;
         let give_up = self.shared.clock.now().saturating_add(self.shared.config.request_timeout);
         async move {
@@ -365,7 +396,10 @@ impl<S: PeekStore, T: PeekTransport, C: Clock> Driver<S, T, C> {
     }
 
     /// Runs one coordinator input under the lock and settles its outputs.
-    async fn call<R>(&self, input: impl FnOnce(&mut Peeking, Timestamp) -> R) -> Result<R, DriverError<S::Error>> {
+    async fn call<R>(
+        &self,
+        input: impl FnOnce(&mut Peeking, Timestamp) -> R,
+    ) -> Result<R, DriverError<S::Error>> {
         let mut state = self.shared.state.lock().await;
         let now = self.shared.clock.now();
         let result = input(&mut state.machine, now);
@@ -384,11 +418,11 @@ impl<S: PeekStore, T: PeekTransport, C: Clock> Driver<S, T, C> {
                 other => effects.push(other),
             }
         }
-        if !changes.is_empty() {
-            if let Err(error) = self.shared.store.save(&changes).await {
-                self.rebuild(state).await;
-                return Err(error);
-            }
+        if !changes.is_empty()
+            && let Err(error) = self.shared.store.save(&changes).await
+        {
+            self.rebuild(state).await;
+            return Err(error);
         }
         for effect in effects {
             match effect {
@@ -413,7 +447,11 @@ impl<S: PeekStore, T: PeekTransport, C: Clock> Driver<S, T, C> {
         state.sends.clear();
         state.waiters.clear(); // dropping the senders fails the waiting calls with Interrupted
         if let Ok(snapshot) = self.shared.store.load().await {
-            state.machine = Peeking::restore(self.shared.clock.now(), self.shared.config.peeking.clone(), snapshot);
+            state.machine = Peeking::restore(
+                self.shared.clock.now(),
+                self.shared.config.peeking.clone(),
+                snapshot,
+            );
             // Restore re-declares demand; its writes are retried on the next settle if this fails.
             let mut changes = Vec::new();
             let mut effects = Vec::new();
@@ -465,9 +503,8 @@ impl SystemClock {
 impl Clock for SystemClock {
     #[allow(clippy::disallowed_methods)] // the one sanctioned read of the system clock
     fn now(&self) -> Timestamp {
-        let since_epoch = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
+        let since_epoch =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         Timestamp::from_millis(u64::try_from(since_epoch.as_millis()).unwrap_or(u64::MAX))
     }
 

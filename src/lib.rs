@@ -46,11 +46,11 @@ pub use outbound::{
     OutboundPeeks, OutboundRecord, OutboundState, PeekFailure, PeekOutcome, PeekPhase, PeekRecord,
     RenewStyle, Request, RequestKind,
 };
+#[cfg(feature = "testing")]
+pub use testing::{ManualClock, MemoryStore, ScriptedTransport, store_conformance};
 pub use time::Timestamp;
 pub use timer::TimerQueue;
 pub use traits::{Change, Clock, PeekStore, PeekTransport, Snapshot};
-#[cfg(feature = "testing")]
-pub use testing::{ManualClock, MemoryStore, ScriptedTransport, store_conformance};
 
 /// Names an IO request a machine asked for; the result comes back with the same id.
 ///

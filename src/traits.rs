@@ -20,11 +20,11 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use crate::Timestamp;
 use crate::coordinator::{RemoteRoomChange, RemoteRoomRecord};
 use crate::inbound::{InboundChange, InboundRecord};
 use crate::local::{LocalChange, LocalRecord};
 use crate::outbound::{OutboundChange, OutboundRecord, PeekOutcome, Request};
-use crate::Timestamp;
 
 /// One storage write, from whichever machine asked for it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -51,8 +51,12 @@ impl ManualClock {
         let wakers: Vec<Waker> = {
             let mut inner = self.lock();
             inner.now = now;
-            let due: Vec<u64> =
-                inner.sleepers.iter().filter(|(_, (at, _))| *at <= now).map(|(id, _)| *id).collect();
+            let due: Vec<u64> = inner
+                .sleepers
+                .iter()
+                .filter(|(_, (at, _))| *at <= now)
+                .map(|(id, _)| *id)
+                .collect();
             due.into_iter().filter_map(|id| inner.sleepers.remove(&id)).map(|(_, w)| w).collect()
         };
         for waker in wakers {

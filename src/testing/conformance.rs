@@ -3,7 +3,9 @@
 use std::future::Future;
 use std::time::Duration;
 
-use ruma_common::{RoomVersionId, owned_device_id, owned_room_id, owned_server_name, owned_user_id};
+use ruma_common::{
+    RoomVersionId, owned_device_id, owned_room_id, owned_server_name, owned_user_id,
+};
 
 use crate::coordinator::{ClientPeek, ClientPeekReply, Output, Peeking, PeekingConfig, Residency};
 use crate::outbound::{PeekOutcome, RequestKind};
@@ -33,7 +35,14 @@ fn realistic_changes(now: Timestamp) -> (Vec<Change>, Peeking) {
             via: vec![],
         },
     );
-    let _ = peeking.handle_inbound_peek(now, &peer, &resident, "peek1", &[RoomVersionId::V10], Some(&access));
+    let _ = peeking.handle_inbound_peek(
+        now,
+        &peer,
+        &resident,
+        "peek1",
+        &[RoomVersionId::V10],
+        Some(&access),
+    );
     let reply = peeking.handle_client_peek(
         now,
         ClientPeek {
@@ -59,7 +68,10 @@ fn realistic_changes(now: Timestamp) -> (Vec<Change>, Peeking) {
             peeking.handle_response(
                 now,
                 request.id,
-                PeekOutcome::Established { renewal_interval: Duration::from_secs(3600), access: access.clone() },
+                PeekOutcome::Established {
+                    renewal_interval: Duration::from_secs(3600),
+                    access: access.clone(),
+                },
             );
         }
     }
@@ -102,9 +114,18 @@ where
     assert_eq!(empty, Snapshot::default(), "a new store must load empty");
 
     let (changes, original) = realistic_changes(now);
-    assert!(changes.iter().any(|c| matches!(c, Change::Local(_))), "the scenario makes local records");
-    assert!(changes.iter().any(|c| matches!(c, Change::Inbound(_))), "the scenario makes inbound records");
-    assert!(changes.iter().any(|c| matches!(c, Change::Outbound(_))), "the scenario makes outbound records");
+    assert!(
+        changes.iter().any(|c| matches!(c, Change::Local(_))),
+        "the scenario makes local records"
+    );
+    assert!(
+        changes.iter().any(|c| matches!(c, Change::Inbound(_))),
+        "the scenario makes inbound records"
+    );
+    assert!(
+        changes.iter().any(|c| matches!(c, Change::Outbound(_))),
+        "the scenario makes outbound records"
+    );
     let expected = Snapshot::default().apply(&changes);
 
     store.save(&changes).await.expect("save");
@@ -140,7 +161,10 @@ where
         !removed.local.iter().any(|r| r.key() == key),
         "upsert then remove in one batch must leave nothing"
     );
-    store.save(&[Change::Local(crate::local::LocalChange::Upsert(first_local))]).await.expect("save");
+    store
+        .save(&[Change::Local(crate::local::LocalChange::Upsert(first_local))])
+        .await
+        .expect("save");
 
     // Reopen.
     drop(store);
@@ -162,8 +186,18 @@ fn to_changes(snapshot: &Snapshot) -> Vec<Change> {
     use crate::outbound::OutboundChange;
     let mut changes = Vec::new();
     changes.extend(snapshot.local.iter().cloned().map(|r| Change::Local(LocalChange::Upsert(r))));
-    changes.extend(snapshot.inbound.iter().cloned().map(|r| Change::Inbound(InboundChange::Upsert(r))));
-    changes.extend(snapshot.outbound.iter().cloned().map(|r| Change::Outbound(OutboundChange::Upsert(r))));
-    changes.extend(snapshot.remote_rooms.iter().cloned().map(|r| Change::RemoteRoom(RemoteRoomChange::Upsert(r))));
+    changes.extend(
+        snapshot.inbound.iter().cloned().map(|r| Change::Inbound(InboundChange::Upsert(r))),
+    );
+    changes.extend(
+        snapshot.outbound.iter().cloned().map(|r| Change::Outbound(OutboundChange::Upsert(r))),
+    );
+    changes.extend(
+        snapshot
+            .remote_rooms
+            .iter()
+            .cloned()
+            .map(|r| Change::RemoteRoom(RemoteRoomChange::Upsert(r))),
+    );
     changes
 }

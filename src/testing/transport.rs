@@ -9,9 +9,9 @@ use async_trait::async_trait;
 use ruma_common::{OwnedServerName, RoomVersionId, ServerName};
 
 use super::ManualClock;
+use crate::RoomAccess;
 use crate::outbound::{PeekFailure, PeekOutcome, Request, RequestKind};
 use crate::traits::{Clock, PeekTransport};
-use crate::RoomAccess;
 
 /// Which of the three MSC2444 calls a script entry answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -118,7 +118,9 @@ impl ScriptedTransport {
                 renewal_interval: Duration::from_secs(3600),
                 access: RoomAccess::new(RoomVersionId::V10, true, false),
             },
-            TransportKind::Renew => PeekOutcome::Renewed { renewal_interval: Duration::from_secs(3600) },
+            TransportKind::Renew => {
+                PeekOutcome::Renewed { renewal_interval: Duration::from_secs(3600) }
+            }
             TransportKind::Unpeek => PeekOutcome::Deleted,
         })
     }
