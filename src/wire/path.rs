@@ -178,45 +178,18 @@ impl FederationPeekPath {
     }
 }
 
+/// The bytes a path segment or query value escapes: everything but RFC 3986's unreserved set.
+const COMPONENT: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+
 /// Appends `s` with every byte outside `A-Za-z0-9-._~` percent-encoded.
 pub(crate) fn percent_encode_into(s: &str, out: &mut String) {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    for &b in s.as_bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push('%');
-            out.push(char::from(HEX[usize::from(b >> 4)]));
-            out.push(char::from(HEX[usize::from(b & 0xF)]));
-        }
-    }
+    out.extend(percent_encoding::utf8_percent_encode(s, COMPONENT));
 }
 
 /// Percent-decodes `s`; an invalid escape is kept literally. `None` if the result is not UTF-8.
 pub(crate) fn percent_decode(s: &str) -> Option<String> {
-    if !s.contains('%') {
-        return Some(s.to_owned());
-    }
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
-        if b == b'%'
-            && let (Some(h), Some(l)) = (
-                bytes.get(i + 1).and_then(|c| char::from(*c).to_digit(16)),
-                bytes.get(i + 2).and_then(|c| char::from(*c).to_digit(16)),
-            )
-        {
-            // Both digits are < 16, so the byte fits.
-            out.push(((h << 4) | l) as u8);
-            i += 3;
-            continue;
-        }
-        out.push(b);
-        i += 1;
-    }
-    String::from_utf8(out).ok()
+    percent_encoding::percent_decode_str(s).decode_utf8().ok().map(|cow| cow.into_owned())
 }
 
 #[cfg(test)]
