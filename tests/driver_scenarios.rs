@@ -38,7 +38,7 @@ fn client_peek_on_remote_room_resolves_after_federation_r27() {
     assert_eq!(rig.transport.count(TransportKind::Peek), 1);
     rig.advance(Duration::from_secs(4));
     assert!(
-        rig.driver.block_read_is_peeking(&mut rig.pool, &room("r")) == false,
+        !rig.driver.block_read_is_peeking(&mut rig.pool, &room("r")),
         "not granted before the PUT answers"
     );
     rig.advance(Duration::from_secs(1));
