@@ -100,9 +100,13 @@ struct Shared<S, T, C> {
     transport: T,
     clock: C,
     config: DriverConfig,
-    kick: mpsc::Sender<()>,
+    /// One sender behind a lock: a futures `mpsc` gives every *clone* of a sender its own
+    /// guaranteed slot, so sending through fresh clones would never be refused and the channel
+    /// would grow without bound.
+    kick: std::sync::Mutex<mpsc::Sender<()>>,
     kick_rx: Mutex<Option<mpsc::Receiver<()>>>,
-    notify: mpsc::Sender<Output>,
+    /// See `kick`: the single sender keeps `notification_capacity` a real bound.
+    notify: std::sync::Mutex<mpsc::Sender<Output>>,
     notify_rx: Mutex<Option<mpsc::Receiver<Output>>>,
     dropped: AtomicU64,
     closed: AtomicBool,
@@ -137,8 +141,9 @@ impl<S: PeekStore, T: PeekTransport, C: Clock> Driver<S, T, C> {
     ) -> Result<Self, S::Error> {
         let snapshot = store.load().await?;
         let machine = Peeking::restore(clock.now(), config.peeking.clone(), snapshot);
-        let (kick, kick_rx) = mpsc::channel(1);
-        let (notify, notify_rx) = mpsc::channel(config.notification_capacity.max(1));
+        // A channel of buffer `n` holds `n + 1` messages for its one sender.
+        let (kick, kick_rx) = mpsc::channel(0);
+        let (notify, notify_rx) = mpsc::channel(config.notification_capacity.max(1) - 1);
         let driver = Driver {
             shared: Arc::new(Shared {
                 state: Mutex::new(State {
@@ -151,9 +156,9 @@ impl<S: PeekStore, T: PeekTransport, C: Clock> Driver<S, T, C> {
                 transport,
                 clock,
                 config,
-                kick,
+                kick: std::sync::Mutex::new(kick),
                 kick_rx: Mutex::new(Some(kick_rx)),
-                notify,
+                notify: std::sync::Mutex::new(notify),
                 notify_rx: Mutex::new(Some(notify_rx)),
                 dropped: AtomicU64::new(0),
                 closed: AtomicBool::new(false),
@@ -327,7 +332,7 @@ impl<S: PeekStore, T: PeekTransport, C: Clock> Driver<S, T, C> {
     /// re-issued by the machines' timers after a reopen). Other calls keep working.
     pub fn close(&self) {
         self.shared.closed.store(true, Ordering::SeqCst);
-        let _ = self.shared.kick.clone().try_send(());
+        self.kick();
     }
 
     /// The loop: sleeps until the coordinator's next deadline, fires timers, runs transport
@@ -436,7 +441,7 @@ impl<S: PeekStore, T: PeekTransport, C: Clock> Driver<S, T, C> {
                 notification => self.notify(notification),
             }
         }
-        let _ = self.shared.kick.clone().try_send(()); // full means a kick is already pending
+        self.kick(); // full means a kick is already pending
         Ok(())
     }
 
@@ -472,9 +477,17 @@ impl<S: PeekStore, T: PeekTransport, C: Clock> Driver<S, T, C> {
     }
 
     fn notify(&self, output: Output) {
-        if self.shared.notify.clone().try_send(output).is_err() {
+        // The lock is never held across an await; a poisoned one still holds a sender.
+        let mut notify = self.shared.notify.lock().unwrap_or_else(|p| p.into_inner());
+        if notify.try_send(output).is_err() {
             self.shared.dropped.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// Wakes [`run`](Self::run); a full channel means a wake-up is already pending.
+    fn kick(&self) {
+        let mut kick = self.shared.kick.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = kick.try_send(());
     }
 }
 
