@@ -5,7 +5,7 @@ mod coordinator_support;
 use coordinator_support::*;
 use matrix_peek::outbound::{OutboundPeekError, OutboundState, PeekFailure, PeekOutcome};
 use matrix_peek::traits::Change;
-use matrix_peek::{ClientPeekReply, LocalEndReason, LocalPeekError, Output, PeekError};
+use matrix_peek::{ClientPeek, ClientPeekReply, LocalEndReason, LocalPeekError, Output, PeekError};
 
 // R27, R58: a client peek on a remote room waits for one federated PUT, and its Established
 // completes it with a lease; the persisted grant comes before the acknowledgement.
@@ -157,10 +157,13 @@ fn join_while_peeking_remote_room_moves_to_join_and_deletes_remote_peek_r19_r56(
     assert!(!host.peeking.is_remote(&remote_room()));
     host.peeking.handle_response(at(60), delete.id, PeekOutcome::Deleted);
     assert!(sends(&host.drain()).is_empty());
-    // R57: resident now; a new peek by someone else is local, with no traffic.
-    let (reply, out) = host.peek(at(70), remote_peek(bob(), phone(), &[remote_server()]));
-    let _ = reply;
+    // R57: resident now; a new peek by someone else is local, granted at once, no traffic.
+    let resident =
+        ClientPeek { room_id: remote_room(), ..resident_peek(bob(), phone(), readable()) };
+    let (reply, out) = host.peek(at(70), resident);
+    assert!(matches!(reply, ClientPeekReply::Done(Ok(_))), "{reply:?}");
     assert!(sends(&out).is_empty(), "joined room is never peeked over federation: {out:?}");
+    assert!(!host.peeking.is_remote(&remote_room()));
 }
 
 // R24, R40: access lost on a remote room ends local peeks and deletes the federated peek.
@@ -384,4 +387,23 @@ fn last_lease_expiry_deletes_the_federated_peek_after_linger_r11_r55() {
     assert_eq!(deletes, 1, "exactly one DELETE after the lease lapsed");
     assert!(host.peeking.outbound().is_empty());
     assert!(!host.peeking.is_remote(&remote_room()));
+}
+
+/// R57 inverse: a `Remote` client peek on a room the server once joined (and the host forgot to
+/// report leaving) still opens a federated peek instead of waiting forever.
+#[test]
+fn remote_peek_after_a_join_without_server_left_still_opens_a_federated_peek() {
+    let mut host = Host::new();
+    host.establish_remote(T0);
+    // A local user joins: the federated peek is deleted and the room marked joined (R56).
+    host.peeking.handle_joined(at(1_000), &bob(), &remote_room(), &readable());
+    let delete = only_send(&host.drain(), Kind::Unpeek);
+    host.peeking.handle_response(at(1_100), delete.id, PeekOutcome::Deleted);
+    let _ = host.drain();
+    assert!(host.peeking.outbound().is_joined(&remote_room()));
+    // Later the host reports the room as remote again without `handle_server_left`.
+    let (reply, out) = host.peek(at(2_000), remote_peek(alice(), tablet(), &[remote_server()]));
+    assert!(matches!(reply, ClientPeekReply::Pending(_)), "{reply:?}");
+    let puts: Vec<_> = sends(&out).into_iter().filter(|r| kind(r) == Kind::Peek).collect();
+    assert_eq!(puts.len(), 1, "one federated PUT goes out: {out:?}");
 }

@@ -328,6 +328,12 @@ impl Peeking {
         joined: bool,
         via: Vec<OwnedServerName>,
     ) -> ClientPeekReply {
+        if !joined && self.outbound.is_joined(&room_id) {
+            // The host says we are not in the room, so the outbound "joined, never re-peek"
+            // mark is stale (the host did not report `handle_server_left`): clear it, or the
+            // demand below would be ignored and the client would wait forever.
+            self.outbound.handle_left(now, &room_id);
+        }
         // Already peeking, or the federated peek is up: decide locally at once.
         let known_access =
             self.outbound.established(&room_id).map(|(_, access)| access.clone()).or_else(|| {
