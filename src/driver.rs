@@ -40,7 +40,7 @@ use crate::coordinator::{ClientPeek, ClientPeekReply, Output, Peeking, PeekingCo
 use crate::inbound::{InboundGrant, InboundPeekError};
 use crate::local::LocalGrant;
 use crate::outbound::{PeekFailure, PeekOutcome, Request};
-use crate::traits::{Clock, PeekStore, PeekTransport};
+use crate::traits::{Change, Clock, PeekStore, PeekTransport};
 use crate::{PeekError, RequestId, RoomAccess, Timestamp};
 
 /// Configuration of a [`Driver`].
@@ -415,14 +415,7 @@ impl<S: PeekStore, T: PeekTransport, C: Clock> Driver<S, T, C> {
     /// Drains the coordinator, saves the batch, then releases its effects. On a store error the
     /// effects are dropped and the machine is rebuilt from the store.
     async fn settle(&self, state: &mut State) -> Result<(), S::Error> {
-        let mut changes = Vec::new();
-        let mut effects = Vec::new();
-        while let Some(output) = state.machine.poll_output() {
-            match output {
-                Output::Persist(change) => changes.push(change),
-                other => effects.push(other),
-            }
-        }
+        let (changes, effects) = take_outputs(&mut state.machine);
         if !changes.is_empty()
             && let Err(error) = self.shared.store.save(&changes).await
         {
@@ -458,14 +451,7 @@ impl<S: PeekStore, T: PeekTransport, C: Clock> Driver<S, T, C> {
                 snapshot,
             );
             // Restore re-declares demand; its writes are retried on the next settle if this fails.
-            let mut changes = Vec::new();
-            let mut effects = Vec::new();
-            while let Some(output) = state.machine.poll_output() {
-                match output {
-                    Output::Persist(change) => changes.push(change),
-                    other => effects.push(other),
-                }
-            }
+            let (changes, effects) = take_outputs(&mut state.machine);
             if changes.is_empty() || self.shared.store.save(&changes).await.is_ok() {
                 for effect in effects {
                     if let Output::Send(request) = effect {
@@ -489,6 +475,19 @@ impl<S: PeekStore, T: PeekTransport, C: Clock> Driver<S, T, C> {
         let mut kick = self.shared.kick.lock().unwrap_or_else(|p| p.into_inner());
         let _ = kick.try_send(());
     }
+}
+
+/// Drains the coordinator: the batch to persist, and the effects it justifies, each in order.
+fn take_outputs(machine: &mut Peeking) -> (Vec<Change>, Vec<Output>) {
+    let mut changes = Vec::new();
+    let mut effects = Vec::new();
+    while let Some(output) = machine.poll_output() {
+        match output {
+            Output::Persist(change) => changes.push(change),
+            other => effects.push(other),
+        }
+    }
+    (changes, effects)
 }
 
 /// The system's wall clock, for production hosts. The only code in the crate that reads the
