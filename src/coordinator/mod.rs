@@ -341,9 +341,13 @@ impl Peeking {
             // `joined` is refused by the local checks whatever the access (R6).
             let access =
                 known_access.unwrap_or_else(|| RoomAccess::new(RoomVersionId::V1, false, false));
-            self.remember_remote(&room_id, &via);
             let result =
                 self.local.handle_peek(now, &user_id, &device_id, &room_id, joined, &access);
+            if result.is_ok() {
+                // Only a granted peek makes the room one we peek over federation; a refused
+                // one (R6) leaves no memory behind.
+                self.remember_remote(&room_id, &via);
+            }
             return ClientPeekReply::Done(result.map_err(PeekError::from));
         }
         if self.pending.len() >= self.max_pending {
@@ -360,6 +364,13 @@ impl Peeking {
         self.answering = Some((id, None));
         let via = self.via_of(&room_id);
         self.outbound.handle_demand(now, &room_id, &via);
+        // Demand returning to a lingering, still-granted peek revives it without traffic and
+        // without a new `Established` output: decide the waiting peeks against it now.
+        if let Some((_, access)) = self.outbound.established(&room_id) {
+            let access = access.clone();
+            self.learn_access(&room_id, &access);
+            self.complete_pending(now, &room_id, Ok(&access));
+        }
         ClientPeekReply::Pending(id)
     }
 

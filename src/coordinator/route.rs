@@ -26,6 +26,17 @@ impl Peeking {
         }
     }
 
+    /// Remembers (and persists) the access a federated peek reported for a remote room.
+    pub(super) fn learn_access(&mut self, room_id: &RoomId, access: &RoomAccess) {
+        if let Some(remote) = self.remote_rooms.get_mut(room_id)
+            && remote.access.as_ref() != Some(access)
+        {
+            remote.access = Some(access.clone());
+            let record = self.remote_record(room_id);
+            self.outputs.push_back(Output::Persist(Change::RemoteRoom(record)));
+        }
+    }
+
     /// Records that the room is peeked over federation, merging `via` (capped).
     pub(super) fn remember_remote(&mut self, room_id: &RoomId, via: &[OwnedServerName]) {
         let max_via = self.max_via;
@@ -85,10 +96,18 @@ impl Peeking {
         for id in ids {
             let Some(p) = self.pending.remove(&id) else { continue };
             let result = match outcome {
-                Ok(access) => self
-                    .local
-                    .handle_peek(now, &p.user_id, &p.device_id, &p.room_id, p.joined, access)
-                    .map_err(PeekError::from),
+                Ok(access) => {
+                    let result = self
+                        .local
+                        .handle_peek(now, &p.user_id, &p.device_id, &p.room_id, p.joined, access)
+                        .map_err(PeekError::from);
+                    // Persist before the acknowledgement: route the grant's own outputs (its
+                    // `Persist`) ahead of `ClientPeekDone`.
+                    while let Some(out) = self.local.poll_output() {
+                        self.route_local(now, out);
+                    }
+                    result
+                }
                 Err(error) => Err(PeekError::Remote(error.clone())),
             };
             match &mut self.answering {
@@ -138,16 +157,20 @@ impl Peeking {
                 });
                 self.forget_remote_if_unused(&room_id);
             }
-            LocalOutput::RoomDemand { room_id, demanded } => {
+            LocalOutput::RoomDemand { room_id, demanded: false } => {
+                // The room's `PeekEnded` came first and may already have forgotten the remote
+                // room: wind the outbound peek down whatever `remote_rooms` says (the outbound
+                // machine ignores rooms it does not track). Waiting client peeks keep it.
+                if !self.pending_by_room.contains_key(&room_id) {
+                    self.outbound.handle_no_demand(now, &room_id);
+                }
+            }
+            LocalOutput::RoomDemand { room_id, demanded: true } => {
                 if !self.remote_rooms.contains_key(&room_id) {
                     return; // resident: no federation (R57)
                 }
-                if demanded {
-                    let via = self.via_of(&room_id);
-                    self.outbound.handle_demand(now, &room_id, &via);
-                } else if !self.pending_by_room.contains_key(&room_id) {
-                    self.outbound.handle_no_demand(now, &room_id);
-                }
+                let via = self.via_of(&room_id);
+                self.outbound.handle_demand(now, &room_id, &via);
             }
         }
     }
@@ -170,13 +193,7 @@ impl Peeking {
             }
             OutboundOutput::Send(request) => self.outputs.push_back(Output::Send(request)),
             OutboundOutput::Established { room_id, server, access } => {
-                if let Some(remote) = self.remote_rooms.get_mut(&room_id)
-                    && remote.access.as_ref() != Some(&access)
-                {
-                    remote.access = Some(access.clone());
-                    let record = self.remote_record(&room_id);
-                    self.outputs.push_back(Output::Persist(Change::RemoteRoom(record)));
-                }
+                self.learn_access(&room_id, &access);
                 self.complete_pending(now, &room_id, Ok(&access));
                 if !self.local.is_demanded(&room_id) {
                     // Every waiting client was refused locally: nobody needs the peek.

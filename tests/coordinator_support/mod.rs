@@ -1,0 +1,192 @@
+//! Shared helpers for the coordinator, sytest and regression tests.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use matrix_peek::outbound::{PeekOutcome, Request, RequestKind};
+use matrix_peek::traits::SnapshotMaps;
+use matrix_peek::{
+    ClientPeek, ClientPeekReply, Output, Peeking, PeekingConfig, Residency, RoomAccess, Timestamp,
+};
+use ruma_common::{
+    OwnedDeviceId, OwnedRoomId, OwnedServerName, OwnedUserId, RoomVersionId, owned_device_id,
+    owned_room_id, owned_server_name, owned_user_id,
+};
+
+pub const T0: Timestamp = Timestamp::from_millis(1_700_000_000_000);
+
+pub fn at(ms: u64) -> Timestamp {
+    T0.saturating_add(Duration::from_millis(ms))
+}
+
+pub fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+pub fn alice() -> OwnedUserId {
+    owned_user_id!("@alice:local.test")
+}
+pub fn bob() -> OwnedUserId {
+    owned_user_id!("@bob:local.test")
+}
+pub fn phone() -> OwnedDeviceId {
+    owned_device_id!("PHONE")
+}
+pub fn tablet() -> OwnedDeviceId {
+    owned_device_id!("TABLET")
+}
+pub fn remote_room() -> OwnedRoomId {
+    owned_room_id!("!remote:remote.test")
+}
+pub fn local_room() -> OwnedRoomId {
+    owned_room_id!("!here:local.test")
+}
+pub fn remote_server() -> OwnedServerName {
+    owned_server_name!("remote.test")
+}
+pub fn other_server() -> OwnedServerName {
+    owned_server_name!("other.test")
+}
+pub fn peer() -> OwnedServerName {
+    owned_server_name!("peer.test")
+}
+
+pub fn readable() -> RoomAccess {
+    RoomAccess::new(RoomVersionId::V10, true, false)
+}
+pub fn shared() -> RoomAccess {
+    RoomAccess::new(RoomVersionId::V10, false, false)
+}
+
+pub fn established() -> PeekOutcome {
+    PeekOutcome::Established { renewal_interval: Duration::from_secs(3600), access: readable() }
+}
+
+pub fn remote_peek(
+    user: OwnedUserId,
+    device: OwnedDeviceId,
+    via: &[OwnedServerName],
+) -> ClientPeek {
+    ClientPeek {
+        user_id: user,
+        device_id: device,
+        room_id: remote_room(),
+        joined: false,
+        residency: Residency::Remote,
+        via: via.to_vec(),
+    }
+}
+
+pub fn resident_peek(user: OwnedUserId, device: OwnedDeviceId, access: RoomAccess) -> ClientPeek {
+    ClientPeek {
+        user_id: user,
+        device_id: device,
+        room_id: local_room(),
+        joined: false,
+        residency: Residency::Resident(access),
+        via: vec![],
+    }
+}
+
+/// A coordinator that records every `Persist` into store maps, like a host would.
+pub struct Host {
+    pub peeking: Peeking,
+    pub store: SnapshotMaps,
+    pub config: PeekingConfig,
+}
+
+impl Host {
+    pub fn new() -> Self {
+        Self::with_config(PeekingConfig::default())
+    }
+
+    pub fn with_config(config: PeekingConfig) -> Self {
+        Host { peeking: Peeking::new(config.clone()), store: SnapshotMaps::new(), config }
+    }
+
+    /// Drains the coordinator; persists are applied to `store` and also returned.
+    pub fn drain(&mut self) -> Vec<Output> {
+        let mut out = Vec::new();
+        while let Some(o) = self.peeking.poll_output() {
+            if let Output::Persist(change) = &o {
+                self.store.apply_one(change);
+            }
+            out.push(o);
+        }
+        out
+    }
+
+    /// Restarts from the store at `now`.
+    pub fn restart(&mut self, now: Timestamp) {
+        self.peeking = Peeking::restore(now, self.config.clone(), self.store.to_snapshot());
+    }
+
+    pub fn peek(&mut self, now: Timestamp, peek: ClientPeek) -> (ClientPeekReply, Vec<Output>) {
+        let reply = self.peeking.handle_client_peek(now, peek);
+        (reply, self.drain())
+    }
+
+    /// A remote peek by alice/PHONE through `remote.test`, established: returns the outputs
+    /// of the establishment.
+    pub fn establish_remote(&mut self, now: Timestamp) -> Vec<Output> {
+        let (reply, out) = self.peek(now, remote_peek(alice(), phone(), &[remote_server()]));
+        assert!(matches!(reply, ClientPeekReply::Pending(_)), "{reply:?}");
+        let put = only_send(&out, Kind::Peek);
+        self.peeking.handle_response(now, put.id, established());
+        self.drain()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Peek,
+    Renew,
+    Unpeek,
+}
+
+pub fn kind(r: &Request) -> Kind {
+    match r.kind {
+        RequestKind::Peek { .. } => Kind::Peek,
+        RequestKind::Renew => Kind::Renew,
+        RequestKind::Unpeek => Kind::Unpeek,
+    }
+}
+
+pub fn sends(out: &[Output]) -> Vec<Request> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Send(r) => Some(r.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Asserts exactly one `Send` is among `out`, of kind `k`, and returns it.
+pub fn only_send(out: &[Output], k: Kind) -> Request {
+    let s = sends(out);
+    assert_eq!(s.len(), 1, "expected exactly one send, got {s:?}");
+    assert_eq!(kind(&s[0]), k, "{s:?}");
+    s[0].clone()
+}
+
+/// Answers every `Send` in `out` with `answer(kind)`, repeatedly, until no new sends appear.
+pub fn answer_all(
+    host: &mut Host,
+    now: Timestamp,
+    mut out: Vec<Output>,
+    answer: impl Fn(&Request) -> PeekOutcome,
+) -> Vec<Output> {
+    let mut all = Vec::new();
+    loop {
+        let s = sends(&out);
+        all.extend(out);
+        if s.is_empty() {
+            return all;
+        }
+        out = Vec::new();
+        for r in s {
+            host.peeking.handle_response(now, r.id, answer(&r));
+            out.extend(host.drain());
+        }
+    }
+}
