@@ -33,7 +33,6 @@ fn remote_peek_opens_relays_and_wakes_then_winds_down() {
     assert_eq!(sim.relays_to(&a, &room), 1);
     sim.client_unpeek(&a, &peeker, "D".into(), &room).unwrap();
     sim.run_for(Duration::from_secs(600));
-    println!("{}", sim.timeline_text());
     assert_eq!(sim.peeking(&b).inbound().len(), 0);
     assert!(sim.peeking(&a).outbound().is_empty());
     sim.assert_no_leaked_peeks();
@@ -71,8 +70,15 @@ fn lost_requests_time_out_as_unreachable_and_crash_restart_restores() {
     sim.run_for(Duration::from_secs(120));
     assert!(sim.peeking(&a).outbound().established(&room).is_some());
     sim.crash_restart(&a);
-    sim.run_for(Duration::from_secs(3600));
+    sim.run_for(Duration::from_secs(1800));
+    // The device renews its lease (R5); the restored outbound peek keeps being renewed (R59).
+    let _ = sim.client_peek(&a, &owned_user_id!("@p:a.test"), "D".into(), &room, &[b.clone()]);
+    sim.run_for(Duration::from_secs(1800));
     assert!(sim.peeking(&a).outbound().established(&room).is_some());
     assert_eq!(sim.peeking(&b).inbound().len(), 1);
     sim.assert_no_leaked_peeks();
+    // The lease lapses (R11): linger, DELETE, nothing left at the resident (R55).
+    sim.run_for(Duration::from_secs(3600));
+    assert_eq!(sim.peeking(&b).inbound().len(), 0);
+    sim.assert_client_peeks_completed();
 }
