@@ -17,7 +17,8 @@
 //!   on it are recorded as aborted.
 //! * **Failures**: a request that is lost (either way) or reaches a down server produces
 //!   `Failed(Unreachable)` at the sender after the request timeout. Events and
-//!   `expired_peeks` are not lost (federation `/send` retries) but a down server misses them.
+//!   `expired_peeks` are not lost (federation `/send` retries) but a down server misses them;
+//!   they arrive in order per (sender, destination) link, like `/send` transactions.
 //! * **Rooms** are shared models ([`SimRoom`]): resident servers answer inbound peeks with the
 //!   room's access (`None` when not resident, R31); ACL-denied origins get 403 (R30).
 //! * **Invariants** checked from the simulator's own bookkeeping, not the machines':
@@ -47,7 +48,7 @@ use crate::outbound::OutboundRecord;
 use crate::traits::SnapshotMaps;
 use crate::{
     ClientPeek, ClientPeekReply, PeekError, Peeking, PeekingConfig, RequestId, Residency,
-    RoomAccess, SyncDelta, StreamPosition, Timestamp,
+    RoomAccess, StreamPosition, SyncDelta, Timestamp,
 };
 use net::{Msg, Scheduled};
 
@@ -81,6 +82,8 @@ pub struct Sim {
     /// The simulator's own record of live inbound peeks: (resident, room, origin) → id → expiry.
     grants: BTreeMap<GrantKey, BTreeMap<String, Timestamp>>,
     relays: BTreeMap<(OwnedServerName, OwnedRoomId), u64>,
+    /// Arrival time of the last `/send` on each (from, to) link (FIFO per destination).
+    links: HashMap<(OwnedServerName, OwnedServerName), Timestamp>,
     bad_relays: Vec<BadRelay>,
     received: BTreeMap<(OwnedServerName, OwnedRoomId), BTreeSet<u64>>,
     event_wakes: BTreeMap<DeviceKey, u64>,
@@ -106,6 +109,7 @@ impl Sim {
             sent: Vec::new(),
             grants: BTreeMap::new(),
             relays: BTreeMap::new(),
+            links: HashMap::new(),
             bad_relays: Vec::new(),
             received: BTreeMap::new(),
             event_wakes: BTreeMap::new(),
@@ -249,7 +253,8 @@ impl Sim {
     pub fn deny_server(&mut self, room_id: &RoomId, denied: &ServerName) {
         let room = self.rooms.get_mut(room_id).expect("known room");
         room.denied.insert(denied.to_owned());
-        let residents: Vec<_> = room.members.keys().filter(|s| room.is_resident(s)).cloned().collect();
+        let residents: Vec<_> =
+            room.members.keys().filter(|s| room.is_resident(s)).cloned().collect();
         let now = self.now;
         for server in residents {
             if self.is_up(&server) {
@@ -322,7 +327,7 @@ impl Sim {
             return event;
         }
         for to in joined.iter().filter(|s| **s != server_owned) {
-            let at = self.now.saturating_add(self.latency());
+            let at = self.send_at(server, to);
             let msg = Msg::Event {
                 from: server_owned.clone(),
                 to: to.clone(),
@@ -363,8 +368,7 @@ impl Sim {
             Some(r) if r.is_resident(&server_owned) => Residency::Resident(r.access.clone()),
             _ => Residency::Remote,
         };
-        let joined =
-            model.and_then(|r| r.members.get(server)).is_some_and(|m| m.contains(user));
+        let joined = model.and_then(|r| r.members.get(server)).is_some_and(|m| m.contains(user));
         let now = self.now;
         let reply = self.node_mut(server).peeking.handle_client_peek(
             now,
@@ -401,7 +405,10 @@ impl Sim {
                 record.pending = Some(*id);
                 self.pending_peeks.insert((server_owned, *id), self.client_peeks.len());
                 self.log(server, || {
-                    format!("{user}/{device} /peek {room_id}: waits on federation (pending id {})", id.0)
+                    format!(
+                        "{user}/{device} /peek {room_id}: waits on federation (pending id {})",
+                        id.0
+                    )
                 });
             }
         }
@@ -548,7 +555,12 @@ impl Sim {
     pub fn timeline_text(&self) -> String {
         let mut out = String::new();
         for e in &self.timeline {
-            out.push_str(&format!("{:>18}  {:<6} {}\n", e.elapsed(self.config.start), e.server.as_str(), e.what));
+            out.push_str(&format!(
+                "{:>18}  {:<6} {}\n",
+                e.elapsed(self.config.start),
+                e.server.as_str(),
+                e.what
+            ));
         }
         out
     }
@@ -624,7 +636,8 @@ impl Sim {
         let mut leaked = Vec::new();
         for (resident, node) in &self.nodes {
             for r in node.peeking.inbound().records() {
-                let key = (r.origin.clone(), resident.clone(), r.room_id.clone(), r.peek_id.clone());
+                let key =
+                    (r.origin.clone(), resident.clone(), r.room_id.clone(), r.peek_id.clone());
                 if !wanted.contains(&key) {
                     leaked.push(LeakedPeek {
                         resident: resident.clone(),
@@ -670,7 +683,11 @@ impl Sim {
 
     fn log(&mut self, server: &ServerName, what: impl FnOnce() -> String) {
         if self.config.timeline {
-            self.timeline.push(TimelineEntry { at: self.now, server: server.to_owned(), what: what() });
+            self.timeline.push(TimelineEntry {
+                at: self.now,
+                server: server.to_owned(),
+                what: what(),
+            });
         }
     }
 }

@@ -96,6 +96,16 @@ impl Sim {
         self.queue.push(Scheduled { at, seq: self.seq, msg });
     }
 
+    /// When a `/send` transaction from `from` to `to` sent now arrives: after a random latency,
+    /// but never before the previous one on that link (transactions to one destination are
+    /// sequential), so events and `expired_peeks` keep their order.
+    pub(super) fn send_at(&mut self, from: &ServerName, to: &ServerName) -> Timestamp {
+        let at = self.now.saturating_add(self.latency());
+        let last = self.links.entry((from.to_owned(), to.to_owned())).or_insert(at);
+        *last = (*last).max(at);
+        *last
+    }
+
     pub(super) fn latency(&mut self) -> Duration {
         let (lo, hi) = self.config.latency;
         let ms = self.rng.range(lo.as_millis() as u64, hi.as_millis() as u64);
@@ -124,24 +134,35 @@ impl Sim {
             Output::Send(request) => {
                 let epoch = self.nodes[server].epoch;
                 self.log(server, || format!("→ {} {}", request.server, describe(&request)));
-                self.sent.push(SentRequest { at: now, from: name.clone(), request: request.clone() });
+                self.sent.push(SentRequest {
+                    at: now,
+                    from: name.clone(),
+                    request: request.clone(),
+                });
                 if self.rng.chance(self.config.loss) {
                     self.log(server, || format!("  (request {} lost on the wire)", request.id.0));
                     let at = now.saturating_add(self.timeout());
                     let id = request.id;
-                    self.schedule(at, Msg::Response {
-                        to: name,
-                        epoch,
-                        id,
-                        outcome: PeekOutcome::Failed(PeekFailure::Unreachable),
-                    });
+                    self.schedule(
+                        at,
+                        Msg::Response {
+                            to: name,
+                            epoch,
+                            id,
+                            outcome: PeekOutcome::Failed(PeekFailure::Unreachable),
+                        },
+                    );
                     return;
                 }
                 let copies = if self.rng.chance(self.config.duplication) { 2 } else { 1 };
                 for _ in 0..copies {
                     let at = now.saturating_add(self.latency());
-                    let msg =
-                        Msg::Request { from: name.clone(), epoch, sent_at: now, request: request.clone() };
+                    let msg = Msg::Request {
+                        from: name.clone(),
+                        epoch,
+                        sent_at: now,
+                        request: request.clone(),
+                    };
                     self.schedule(at, msg);
                 }
             }
@@ -158,23 +179,39 @@ impl Sim {
                 self.log(server, || {
                     format!("inbound peek {peek_id} from {destination} on {room_id} expired ({reason:?}); expired_peeks → {destination}")
                 });
-                let at = now.saturating_add(self.latency());
-                self.schedule(at, Msg::Expired { from: name, to: destination, room: room_id, peek_id });
+                let at = self.send_at(server, &destination);
+                self.schedule(
+                    at,
+                    Msg::Expired { from: name, to: destination, room: room_id, peek_id },
+                );
             }
             Output::Established { room_id, server: via, access } => {
                 self.log(server, || {
-                    format!("federated peek on {room_id} established via {via} (world_readable={})", access.world_readable)
+                    format!(
+                        "federated peek on {room_id} established via {via} (world_readable={})",
+                        access.world_readable
+                    )
                 });
             }
             Output::Lost { room_id, reason } => {
-                self.log(server, || format!("federated peek on {room_id} lost: {reason:?}; retrying"));
+                self.log(server, || {
+                    let next = if reason == crate::outbound::LostReason::AccessLost {
+                        "deleted, not re-opened"
+                    } else {
+                        "re-opening"
+                    };
+                    format!("federated peek on {room_id} lost: {reason:?}; {next}")
+                });
             }
             Output::Unavailable { room_id, error } => {
                 self.log(server, || format!("federated peek on {room_id} unavailable: {error}"));
             }
             Output::ClientPeekDone { id, result } => {
                 self.log(server, || match &result {
-                    Ok(g) => format!("client peek {} on {} granted (pending id {})", g.room_id, server, id.0),
+                    Ok(g) => format!(
+                        "client peek {} on {} granted (pending id {})",
+                        g.room_id, server, id.0
+                    ),
                     Err(e) => format!("client peek (pending id {}) failed: {e}", id.0),
                 });
                 if let Some(i) = self.pending_peeks.remove(&(name, id)) {
@@ -194,15 +231,23 @@ impl Sim {
     /// Delivers one message at `self.now`.
     pub(super) fn deliver(&mut self, msg: Msg) {
         match msg {
-            Msg::Request { from, epoch, sent_at, request } => self.on_request(from, epoch, sent_at, request),
+            Msg::Request { from, epoch, sent_at, request } => {
+                self.on_request(from, epoch, sent_at, request)
+            }
             Msg::Response { to, epoch, id, outcome } => {
                 let Some(node) = self.nodes.get(&to) else { return };
                 if !node.up || node.epoch != epoch {
                     return; // the connection died with the process
                 }
-                self.log(&to, || format!("← answer to request {}: {}", id.0, describe_outcome(&outcome)));
+                self.log(&to, || {
+                    format!("← answer to request {}: {}", id.0, describe_outcome(&outcome))
+                });
                 let now = self.now;
-                self.nodes.get_mut(&to).expect("checked above").peeking.handle_response(now, id, outcome);
+                self.nodes
+                    .get_mut(&to)
+                    .expect("checked above")
+                    .peeking
+                    .handle_response(now, id, outcome);
                 self.drain(&to);
             }
             Msg::Event { from, to, room, event, state, direct } => {
@@ -214,24 +259,37 @@ impl Sim {
                 }
                 self.log(&to, || format!("← {from} expired_peeks {room} {peek_id}"));
                 let now = self.now;
-                self.nodes.get_mut(&to).expect("is up").peeking.handle_remote_expired(now, &from, &room, &peek_id);
+                self.nodes
+                    .get_mut(&to)
+                    .expect("is up")
+                    .peeking
+                    .handle_remote_expired(now, &from, &room, &peek_id);
                 self.drain(&to);
             }
         }
     }
 
-    fn on_request(&mut self, from: OwnedServerName, epoch: u64, sent_at: Timestamp, request: Request) {
+    fn on_request(
+        &mut self,
+        from: OwnedServerName,
+        epoch: u64,
+        sent_at: Timestamp,
+        request: Request,
+    ) {
         let now = self.now;
         let target = request.server.clone();
         let timeout_at = sent_at.saturating_add(self.timeout()).max(now);
         if !self.is_up(&target) {
             let id = request.id;
-            self.schedule(timeout_at, Msg::Response {
-                to: from,
-                epoch,
-                id,
-                outcome: PeekOutcome::Failed(PeekFailure::Unreachable),
-            });
+            self.schedule(
+                timeout_at,
+                Msg::Response {
+                    to: from,
+                    epoch,
+                    id,
+                    outcome: PeekOutcome::Failed(PeekFailure::Unreachable),
+                },
+            );
             return;
         }
         let room = request.room_id.clone();
@@ -273,7 +331,9 @@ impl Sim {
                 }
             }
         };
-        self.log(&target, || format!("← {from} {} → {}", describe(&request), describe_outcome(&outcome)));
+        self.log(&target, || {
+            format!("← {from} {} → {}", describe(&request), describe_outcome(&outcome))
+        });
         self.drain(&target);
         let id = request.id;
         if self.rng.chance(self.config.loss) {
@@ -286,14 +346,27 @@ impl Sim {
         }
     }
 
-    fn remember_grant(&mut self, resident: &ServerName, room: &RoomId, origin: &ServerName, peek_id: &str, expires_at: Timestamp) {
+    fn remember_grant(
+        &mut self,
+        resident: &ServerName,
+        room: &RoomId,
+        origin: &ServerName,
+        peek_id: &str,
+        expires_at: Timestamp,
+    ) {
         self.grants
             .entry((resident.to_owned(), room.to_owned(), origin.to_owned()))
             .or_default()
             .insert(peek_id.to_owned(), expires_at);
     }
 
-    pub(super) fn forget_grant(&mut self, resident: &ServerName, room: &RoomId, origin: &ServerName, peek_id: &str) {
+    pub(super) fn forget_grant(
+        &mut self,
+        resident: &ServerName,
+        room: &RoomId,
+        origin: &ServerName,
+        peek_id: &str,
+    ) {
         let key = (resident.to_owned(), room.to_owned(), origin.to_owned());
         if let Some(ids) = self.grants.get_mut(&key) {
             ids.remove(peek_id);
@@ -312,7 +385,14 @@ impl Sim {
 
     /// Relays event `event` of `room` from `from` to its peeking servers (R39), checking each
     /// against the simulator's own record of live peeks.
-    pub(super) fn relay_to_peekers(&mut self, from: &ServerName, room: &RoomId, event: u64, state: Option<&RoomAccess>, skip: &[OwnedServerName]) {
+    pub(super) fn relay_to_peekers(
+        &mut self,
+        from: &ServerName,
+        room: &RoomId,
+        event: u64,
+        state: Option<&RoomAccess>,
+        skip: &[OwnedServerName],
+    ) {
         let now = self.now;
         let node = self.nodes.get_mut(from).expect("relaying server exists");
         // Fire anything due first, as a host's timer would have.
@@ -326,16 +406,37 @@ impl Sim {
         self.drain(from);
         for to in dests {
             if !self.has_live_grant(from, room, &to) {
-                self.bad_relays.push(BadRelay { at: now, from: from.to_owned(), to: to.clone(), room_id: room.to_owned(), event });
+                self.bad_relays.push(BadRelay {
+                    at: now,
+                    from: from.to_owned(),
+                    to: to.clone(),
+                    room_id: room.to_owned(),
+                    event,
+                });
             }
             *self.relays.entry((to.clone(), room.to_owned())).or_default() += 1;
-            let at = now.saturating_add(self.latency());
-            let msg = Msg::Event { from: from.to_owned(), to, room: room.to_owned(), event, state: state.cloned(), direct: false };
+            let at = self.send_at(from, &to);
+            let msg = Msg::Event {
+                from: from.to_owned(),
+                to,
+                room: room.to_owned(),
+                event,
+                state: state.cloned(),
+                direct: false,
+            };
             self.schedule(at, msg);
         }
     }
 
-    fn on_event(&mut self, from: OwnedServerName, to: OwnedServerName, room: OwnedRoomId, event: u64, state: Option<RoomAccess>, direct: bool) {
+    fn on_event(
+        &mut self,
+        from: OwnedServerName,
+        to: OwnedServerName,
+        room: OwnedRoomId,
+        event: u64,
+        state: Option<RoomAccess>,
+        direct: bool,
+    ) {
         if !self.is_up(&to) {
             return;
         }
@@ -350,14 +451,29 @@ impl Sim {
             self.wake_peekers(&to, &room, event, &from);
         }
         if let Some(access) = state {
-            self.log(&to, || format!("← {from} state event #{event} in {room}: world_readable={}, encrypted={}", access.world_readable, access.encrypted));
-            self.nodes.get_mut(&to).expect("is up").peeking.handle_access_changed(now, &room, &access);
+            self.log(&to, || {
+                format!(
+                    "← {from} state event #{event} in {room}: world_readable={}, encrypted={}",
+                    access.world_readable, access.encrypted
+                )
+            });
+            self.nodes
+                .get_mut(&to)
+                .expect("is up")
+                .peeking
+                .handle_access_changed(now, &room, &access);
             self.drain(&to);
         }
     }
 
     /// Counts a wake for every local device peeking `room` on `server`.
-    pub(super) fn wake_peekers(&mut self, server: &ServerName, room: &RoomId, event: u64, from: &ServerName) {
+    pub(super) fn wake_peekers(
+        &mut self,
+        server: &ServerName,
+        room: &RoomId,
+        event: u64,
+        from: &ServerName,
+    ) {
         let peekers: Vec<_> = self.nodes[server]
             .peeking
             .peekers(room)
@@ -366,7 +482,12 @@ impl Sim {
         if peekers.is_empty() {
             return;
         }
-        self.log(server, || format!("event #{event} in {room} (from {from}) wakes {} peeking device(s)", peekers.len()));
+        self.log(server, || {
+            format!(
+                "event #{event} in {room} (from {from}) wakes {} peeking device(s)",
+                peekers.len()
+            )
+        });
         for (u, d) in peekers {
             *self.event_wakes.entry((server.to_owned(), u, d)).or_default() += 1;
         }

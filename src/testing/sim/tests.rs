@@ -44,7 +44,12 @@ fn same_seed_same_timeline_and_time_jumps() {
     let run = |seed| {
         let (mut sim, a, b) = two_servers(seed);
         let room = owned_room_id!("!r:b.test");
-        sim.create_room(&b, &owned_user_id!("@o:b.test"), &room, RoomAccess::new(RoomVersionId::V10, true, false));
+        sim.create_room(
+            &b,
+            &owned_user_id!("@o:b.test"),
+            &room,
+            RoomAccess::new(RoomVersionId::V10, true, false),
+        );
         let _ = sim.client_peek(&a, &owned_user_id!("@p:a.test"), "D".into(), &room, &[b.clone()]);
         sim.run_for(Duration::from_secs(7 * 24 * 3600));
         sim.timeline_text()
@@ -61,7 +66,12 @@ fn lost_requests_time_out_as_unreachable_and_crash_restart_restores() {
     // R59
     let (mut sim, a, b) = two_servers(9);
     let room = owned_room_id!("!r:b.test");
-    sim.create_room(&b, &owned_user_id!("@o:b.test"), &room, RoomAccess::new(RoomVersionId::V10, true, false));
+    sim.create_room(
+        &b,
+        &owned_user_id!("@o:b.test"),
+        &room,
+        RoomAccess::new(RoomVersionId::V10, true, false),
+    );
     sim.down(&b);
     let _ = sim.client_peek(&a, &owned_user_id!("@p:a.test"), "D".into(), &room, &[b.clone()]);
     sim.run_for(Duration::from_secs(11));
