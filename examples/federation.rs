@@ -42,6 +42,7 @@ fn requests(
 }
 
 fn main() {
+    #[allow(clippy::disallowed_methods)] // the demo reports its own wall-clock time
     let started = std::time::Instant::now();
     let mut sim = Sim::new(SimConfig { seed: 2444, ..SimConfig::default() });
     let hs1 = sim.add_server("hs1");

@@ -26,6 +26,7 @@
 //!   been deleted), [`Sim::incomplete_client_peeks`].
 //! * Deterministic: one `u64` seed ([`SimConfig::seed`]) drives every random choice.
 
+mod checks;
 mod net;
 mod rng;
 mod types;
@@ -44,7 +45,6 @@ pub use types::{
     TimelineEntry, fmt_elapsed,
 };
 
-use crate::outbound::OutboundRecord;
 use crate::traits::SnapshotMaps;
 use crate::{
     ClientPeek, ClientPeekReply, PeekError, Peeking, PeekingConfig, RequestId, Residency,
@@ -65,7 +65,33 @@ struct Node {
 type GrantKey = (OwnedServerName, OwnedRoomId, OwnedServerName);
 type DeviceKey = (OwnedServerName, OwnedUserId, OwnedDeviceId);
 
-/// N homeservers joined by a simulated federation. See the [module docs](self).
+/// N homeservers joined by a simulated federation (DESIGN §10, §13).
+/// a simulated federation on a virtual clock (DESIGN §10, §13).
+///
+/// ```text
+///   hs1 (Peeking + SnapshotMaps) ──Send(Request)──▶ wire: latency, loss, duplication ──▶ hs2
+///        ▲                                                                               │
+///        └── handle_response ◀── (status, body) → PeekFailure::from_response ◀── handle_inbound_*
+///   events: origin ──▶ joined servers (direct) ──▶ each resident's destinations(room) (R39)
+///           Expired ──▶ expired_peeks at the peeking server (handle_remote_expired, R43, R54)
+/// ```
+///
+/// * **Time** jumps straight to the next thing due: the earliest message on the wire or the
+///   earliest `poll_timeout` of an up server, so a simulated week takes well under a second.
+/// * **Persistence**: every `Persist` is applied to the server's own [`SnapshotMaps`] as it is
+///   drained, so [`Sim::crash_restart`] is `Peeking::restore(now, config, store snapshot)`.
+///   Requests it had in flight die with it (their answers are dropped), client peeks waiting
+///   on it are recorded as aborted.
+/// * **Failures**: a request that is lost (either way) or reaches a down server produces
+///   `Failed(Unreachable)` at the sender after the request timeout. Events and
+///   `expired_peeks` are not lost (federation `/send` retries) but a down server misses them;
+///   they arrive in order per (sender, destination) link, like `/send` transactions.
+/// * **Rooms** are shared models ([`SimRoom`]): resident servers answer inbound peeks with the
+///   room's access (`None` when not resident, R31); ACL-denied origins get 403 (R30).
+/// * **Invariants** checked from the simulator's own bookkeeping, not the machines':
+///   [`Sim::leaked_peeks`], [`Sim::bad_relays`] (relays to a server whose peek had expired or
+///   been deleted), [`Sim::incomplete_client_peeks`].
+/// * Deterministic: one `u64` seed ([`SimConfig::seed`]) drives every random choice.
 #[derive(Debug)]
 pub struct Sim {
     config: SimConfig,
@@ -542,129 +568,6 @@ impl Sim {
     /// Steps taken so far.
     pub fn steps(&self) -> u64 {
         self.steps
-    }
-
-    // ----- records and invariants -----
-
-    /// The timeline (empty when [`SimConfig::timeline`] is off).
-    pub fn timeline(&self) -> &[TimelineEntry] {
-        &self.timeline
-    }
-
-    /// The timeline as text, one line per entry, times relative to the start.
-    pub fn timeline_text(&self) -> String {
-        let mut out = String::new();
-        for e in &self.timeline {
-            out.push_str(&format!(
-                "{:>18}  {:<6} {}\n",
-                e.elapsed(self.config.start),
-                e.server.as_str(),
-                e.what
-            ));
-        }
-        out
-    }
-
-    /// Every federation request sent so far.
-    pub fn sent_requests(&self) -> &[SentRequest] {
-        &self.sent
-    }
-
-    /// Every client peek asked so far, in order.
-    pub fn client_peeks(&self) -> &[ClientPeekRecord] {
-        &self.client_peeks
-    }
-
-    /// Client peeks still waiting for their answer.
-    pub fn incomplete_client_peeks(&self) -> Vec<&ClientPeekRecord> {
-        self.client_peeks.iter().filter(|c| !c.is_complete()).collect()
-    }
-
-    /// Panics unless every client peek has its answer (or was aborted by a crash).
-    pub fn assert_client_peeks_completed(&self) {
-        let open = self.incomplete_client_peeks();
-        assert!(open.is_empty(), "client peeks never answered: {open:#?}");
-    }
-
-    /// Events of `room` relayed to `server` because it peeks the room (copies, not distinct).
-    pub fn relays_to(&self, server: &ServerName, room_id: &RoomId) -> u64 {
-        self.relays.get(&(server.to_owned(), room_id.to_owned())).copied().unwrap_or(0)
-    }
-
-    /// Distinct events of `room` that reached `server` (or were created there).
-    pub fn events_received(&self, server: &ServerName, room_id: &RoomId) -> usize {
-        self.received.get(&(server.to_owned(), room_id.to_owned())).map_or(0, |s| s.len())
-    }
-
-    /// Times a new event woke `user`/`device` on `server` (a `peekers(room)` fan-out).
-    pub fn event_wakes(&self, server: &ServerName, user: &UserId, device: &DeviceId) -> u64 {
-        let key = (server.to_owned(), user.to_owned(), device.to_owned());
-        self.event_wakes.get(&key).copied().unwrap_or(0)
-    }
-
-    /// `Output::Wake`s (peek started/ended/joined) for `user`/`device` on `server`.
-    pub fn sync_wakes(&self, server: &ServerName, user: &UserId, device: &DeviceId) -> u64 {
-        let key = (server.to_owned(), user.to_owned(), device.to_owned());
-        self.sync_wakes.get(&key).copied().unwrap_or(0)
-    }
-
-    /// Events relayed to a server whose peek had expired or been deleted, by the simulator's
-    /// own record of grants (must stay empty, R39, R42, R43).
-    pub fn bad_relays(&self) -> &[BadRelay] {
-        &self.bad_relays
-    }
-
-    /// `bad_relays().len()`.
-    pub fn relays_after_expiry(&self) -> usize {
-        self.bad_relays.len()
-    }
-
-    /// Inbound peeks that their origin no longer accounts for: held on `resident` from `origin`
-    /// while `origin`'s store has no outbound peek with that room, server and peek id.
-    /// Transiently non-empty after lost answers (the resident lapses them, R43); empty once
-    /// demand has ended for `linger` + a renewal interval + grace.
-    pub fn leaked_peeks(&self) -> Vec<LeakedPeek> {
-        let mut wanted: BTreeSet<(OwnedServerName, OwnedServerName, OwnedRoomId, String)> =
-            BTreeSet::new();
-        for (origin, node) in &self.nodes {
-            for record in node.store.to_snapshot().outbound {
-                if let OutboundRecord::Peek(p) = record {
-                    wanted.insert((origin.clone(), p.server, p.room_id, p.peek_id));
-                }
-            }
-        }
-        let mut leaked = Vec::new();
-        for (resident, node) in &self.nodes {
-            for r in node.peeking.inbound().records() {
-                let key =
-                    (r.origin.clone(), resident.clone(), r.room_id.clone(), r.peek_id.clone());
-                if !wanted.contains(&key) {
-                    leaked.push(LeakedPeek {
-                        resident: resident.clone(),
-                        origin: r.origin,
-                        room_id: r.room_id,
-                        peek_id: r.peek_id,
-                    });
-                }
-            }
-        }
-        leaked
-    }
-
-    /// Panics if [`leaked_peeks`](Self::leaked_peeks) is not empty.
-    pub fn assert_no_leaked_peeks(&self) {
-        let leaked = self.leaked_peeks();
-        assert!(leaked.is_empty(), "leaked remote peeks: {leaked:#?}");
-    }
-
-    /// Panics if [`bad_relays`](Self::bad_relays) is not empty.
-    pub fn assert_no_relays_after_expiry(&self) {
-        assert!(self.bad_relays.is_empty(), "relayed after expiry: {:#?}", self.bad_relays);
-    }
-
-    /// Inbound peeks held on every server, in total.
-    pub fn inbound_peek_count(&self) -> usize {
-        self.nodes.values().map(|n| n.peeking.inbound().len()).sum()
     }
 
     // ----- helpers -----

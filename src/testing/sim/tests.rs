@@ -50,10 +50,17 @@ fn same_seed_same_timeline_and_time_jumps() {
             &room,
             RoomAccess::new(RoomVersionId::V10, true, false),
         );
-        let _ = sim.client_peek(&a, &owned_user_id!("@p:a.test"), "D".into(), &room, &[b.clone()]);
+        let _ = sim.client_peek(
+            &a,
+            &owned_user_id!("@p:a.test"),
+            "D".into(),
+            &room,
+            std::slice::from_ref(&b),
+        );
         sim.run_for(Duration::from_secs(7 * 24 * 3600));
         sim.timeline_text()
     };
+    #[allow(clippy::disallowed_methods)] // wall-clock speed check of the test itself
     let started = std::time::Instant::now();
     let one = run(3);
     assert!(started.elapsed() < Duration::from_secs(5), "a simulated week must be fast");
@@ -73,7 +80,13 @@ fn lost_requests_time_out_as_unreachable_and_crash_restart_restores() {
         RoomAccess::new(RoomVersionId::V10, true, false),
     );
     sim.down(&b);
-    let _ = sim.client_peek(&a, &owned_user_id!("@p:a.test"), "D".into(), &room, &[b.clone()]);
+    let _ = sim.client_peek(
+        &a,
+        &owned_user_id!("@p:a.test"),
+        "D".into(),
+        &room,
+        std::slice::from_ref(&b),
+    );
     sim.run_for(Duration::from_secs(11));
     assert!(sim.timeline_text().contains("Unreachable"));
     sim.up(&b);
@@ -82,7 +95,13 @@ fn lost_requests_time_out_as_unreachable_and_crash_restart_restores() {
     sim.crash_restart(&a);
     sim.run_for(Duration::from_secs(1800));
     // The device renews its lease (R5); the restored outbound peek keeps being renewed (R59).
-    let _ = sim.client_peek(&a, &owned_user_id!("@p:a.test"), "D".into(), &room, &[b.clone()]);
+    let _ = sim.client_peek(
+        &a,
+        &owned_user_id!("@p:a.test"),
+        "D".into(),
+        &room,
+        std::slice::from_ref(&b),
+    );
     sim.run_for(Duration::from_secs(1800));
     assert!(sim.peeking(&a).outbound().established(&room).is_some());
     assert_eq!(sim.peeking(&b).inbound().len(), 1);
