@@ -47,7 +47,7 @@ pub use outbound::{
     RenewStyle, Request, RequestKind,
 };
 #[cfg(feature = "testing")]
-pub use testing::{ManualClock, MemoryStore, ScriptedTransport, store_conformance};
+pub use testing::{ManualClock, MemoryStore, ScriptedTransport, Sim, store_conformance};
 pub use time::Timestamp;
 pub use timer::TimerQueue;
 pub use traits::{Change, Clock, PeekStore, PeekTransport, Snapshot};

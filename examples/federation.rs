@@ -1,0 +1,172 @@
+//! The main demo: three homeservers peeking over a simulated federation (MSC2444 + MSC2753).
+//!
+//! Story (all in virtual time, deterministic, instant): `@alice:hs1` peeks `#demo:hs2` — a
+//! room on hs2 that hs3 is joined to as well — by alias (candidates: the alias's domain hs2,
+//! then hs3). The federated peek opens, events flow and wake her phone, the peek is renewed for
+//! hours, hs2 goes down and the peek fails over to hs3, a second device shares the peek without
+//! new federation traffic, and the room stops being `world_readable`, which ends everything
+//! cleanly. In a second room, the last unpeek deletes the remote peek after the linger.
+//!
+//! Run: `cargo run --example federation --features testing`. The facts of the story are
+//! asserted, so the demo cannot silently rot.
+
+use std::time::Duration;
+
+use matrix_peek::outbound::RequestKind;
+use matrix_peek::testing::SimConfig;
+use matrix_peek::{ClientPeekReply, RoomAccess, Sim};
+use ruma_common::{
+    OwnedDeviceId, OwnedServerName, RoomId, RoomVersionId, owned_room_alias_id, owned_room_id,
+    owned_user_id,
+};
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+fn chapter(sim: &Sim, title: &str) {
+    println!(
+        "\n=== {title}  (t = {})",
+        matrix_peek::testing::fmt_elapsed(sim.now().saturating_duration_since(sim.config().start),)
+    );
+}
+
+fn requests(
+    sim: &Sim,
+    to: &OwnedServerName,
+    room: &RoomId,
+    kind: fn(&RequestKind) -> bool,
+) -> usize {
+    sim.sent_requests()
+        .iter()
+        .filter(|r| r.request.server == *to && r.request.room_id == room && kind(&r.request.kind))
+        .count()
+}
+
+fn main() {
+    #[allow(clippy::disallowed_methods)] // the demo reports its own wall-clock time
+    let started = std::time::Instant::now();
+    let mut sim = Sim::new(SimConfig { seed: 2444, ..SimConfig::default() });
+    let hs1 = sim.add_server("hs1");
+    let hs2 = sim.add_server("hs2");
+    let hs3 = sim.add_server("hs3");
+    let (alice, owner, bob) =
+        (owned_user_id!("@alice:hs1"), owned_user_id!("@owner:hs2"), owned_user_id!("@bob:hs3"));
+    let phone: OwnedDeviceId = "PHONE".into();
+    let tablet: OwnedDeviceId = "TABLET".into();
+
+    chapter(&sim, "1. a world_readable room on hs2, hs3 joined too");
+    let room = owned_room_id!("!demo:hs2");
+    sim.create_room(&hs2, &owner, &room, RoomAccess::new(RoomVersionId::V10, true, false));
+    sim.add_alias(&owned_room_alias_id!("#demo:hs2"), &room);
+    sim.join(&hs3, &bob, &room);
+    sim.run_for(Duration::from_secs(1));
+
+    chapter(&sim, "2. alice peeks #demo:hs2 from hs1 (via the alias domain, then hs3)");
+    let (resolved, alias_domain) = sim.resolve_alias(&owned_room_alias_id!("#demo:hs2")).unwrap();
+    assert_eq!(resolved, room);
+    let via = vec![alias_domain, hs3.clone()];
+    let reply = sim.client_peek(&hs1, &alice, &phone, &room, &via);
+    assert!(
+        matches!(reply, ClientPeekReply::Pending(_)),
+        "a remote room waits on federation (R27)"
+    );
+    sim.run_for(Duration::from_secs(2));
+    sim.assert_client_peeks_completed();
+    assert!(sim.client_peeks()[0].result.as_ref().unwrap().is_ok());
+    let (through, _) = sim.peeking(&hs1).outbound().established(&room).expect("peek established");
+    assert_eq!(through, &*hs2, "the first candidate (the alias domain) is used (R46)");
+    let delta = sim.sync_delta(&hs1, &alice, &phone, None);
+    assert_eq!(delta.started, vec![room.clone()], "the room is in `peek` with full state (R15)");
+
+    chapter(&sim, "3. events from hs2 and hs3 reach hs1 and wake alice's phone");
+    sim.send_event(&hs2, &room);
+    sim.send_event(&hs3, &room);
+    sim.send_event(&hs2, &room);
+    sim.run_for(Duration::from_secs(2));
+    assert_eq!(sim.event_wakes(&hs1, &alice, &phone), 3, "every event, whatever its origin (R39)");
+    assert_eq!(sim.relays_to(&hs1, &room), 3, "one copy per event (R39)");
+
+    chapter(&sim, "4. hours pass: alice's client renews its lease, hs1 renews the federated peek");
+    for _ in 0..6 {
+        sim.run_for(30 * MINUTE);
+        sim.device_synced(&hs1, &alice, &phone);
+        let _ = sim.client_peek(&hs1, &alice, &phone, &room, &via); // R5: renew the lease
+    }
+    let renewals = requests(&sim, &hs2, &room, |k| matches!(k, RequestKind::Renew));
+    assert!(renewals >= 5, "renewed every ~30 min (R53), got {renewals}");
+    assert_eq!(sim.peeking(&hs2).inbound().len(), 1, "still exactly one peek at hs2 (R58)");
+
+    chapter(&sim, "5. hs2 goes down: renewals fail, the peek lapses and fails over to hs3");
+    sim.down(&hs2);
+    for _ in 0..6 {
+        sim.run_for(30 * MINUTE);
+        let _ = sim.client_peek(&hs1, &alice, &phone, &room, &via);
+    }
+    let (through, _) = sim.peeking(&hs1).outbound().established(&room).expect("re-established");
+    assert_eq!(through, &*hs3, "failed over to the next candidate (R60)");
+    let before = sim.event_wakes(&hs1, &alice, &phone);
+    sim.send_event(&hs3, &room);
+    sim.run_for(Duration::from_secs(2));
+    assert_eq!(sim.event_wakes(&hs1, &alice, &phone), before + 1, "events flow again via hs3");
+    sim.up(&hs2);
+    for _ in 0..4 {
+        sim.run_for(30 * MINUTE);
+        let _ = sim.client_peek(&hs1, &alice, &phone, &room, &via);
+    }
+    assert_eq!(
+        sim.peeking(&hs1).outbound().established(&room).map(|(s, _)| s.to_owned()),
+        Some(hs3.clone()),
+        "hs2 being back changes nothing: the peek stays on hs3"
+    );
+    assert_eq!(sim.peeking(&hs2).inbound().len(), 0, "hs2 lapsed the abandoned peek itself (R43)");
+    sim.assert_no_leaked_peeks();
+
+    chapter(&sim, "6. a second device of alice peeks: shared, no new federation traffic (R58)");
+    let sent_before = sim.sent_requests().len();
+    let reply = sim.client_peek(&hs1, &alice, &tablet, &room, &via);
+    assert!(matches!(reply, ClientPeekReply::Done(Ok(_))), "granted at once: the peek is up");
+    assert_eq!(sim.sent_requests().len(), sent_before, "no federation request for device two");
+    sim.send_event(&hs3, &room);
+    sim.run_for(Duration::from_secs(2));
+    assert_eq!(sim.event_wakes(&hs1, &alice, &tablet), 1);
+    assert_eq!(sim.peeking(&hs3).inbound().len(), 1, "still one remote peek for both devices");
+
+    chapter(&sim, "7. the room stops being world_readable: everything ends cleanly (R24, R40)");
+    let phone_pos = sim.sync_delta(&hs1, &alice, &phone, None).next;
+    let tablet_pos = sim.sync_delta(&hs1, &alice, &tablet, None).next;
+    sim.set_world_readable(&hs2, &room, false);
+    sim.run_for(10 * MINUTE);
+    assert_eq!(sim.sync_delta(&hs1, &alice, &phone, Some(phone_pos)).ended, vec![room.clone()]);
+    assert_eq!(sim.sync_delta(&hs1, &alice, &tablet, Some(tablet_pos)).ended, vec![room.clone()]);
+    assert!(sim.peeking(&hs1).outbound().is_empty(), "no outbound peek left on hs1");
+    assert_eq!(sim.inbound_peek_count(), 0, "no inbound peek left anywhere");
+
+    chapter(
+        &sim,
+        "8. a second room: the last unpeek deletes the remote peek after the linger (R55)",
+    );
+    let second = owned_room_id!("!second:hs3");
+    sim.create_room(&hs3, &bob, &second, RoomAccess::new(RoomVersionId::V11, true, false));
+    let _ = sim.client_peek(&hs1, &alice, &phone, &second, std::slice::from_ref(&hs3));
+    sim.run_for(Duration::from_secs(2));
+    assert_eq!(sim.peeking(&hs3).inbound().len(), 1);
+    sim.client_unpeek(&hs1, &alice, &phone, &second).unwrap();
+    sim.run_for(MINUTE);
+    assert_eq!(sim.peeking(&hs3).inbound().len(), 1, "still lingering (a quick re-peek is free)");
+    sim.run_for(2 * MINUTE);
+    assert_eq!(requests(&sim, &hs3, &second, |k| matches!(k, RequestKind::Unpeek)), 1);
+    assert_eq!(sim.peeking(&hs3).inbound().len(), 0, "deleted after the linger");
+
+    sim.assert_no_leaked_peeks();
+    sim.assert_no_relays_after_expiry();
+    sim.assert_client_peeks_completed();
+
+    println!("\n--- timeline (simulated time, server, what happened) ---");
+    print!("{}", sim.timeline_text());
+    println!(
+        "\n{} steps, {} federation requests, {} simulated, {:?} wall clock",
+        sim.steps(),
+        sim.sent_requests().len(),
+        matrix_peek::testing::fmt_elapsed(sim.now().saturating_duration_since(sim.config().start)),
+        started.elapsed()
+    );
+}

@@ -1,0 +1,113 @@
+//! Unit tests of the simulator itself.
+
+use std::time::Duration;
+
+use ruma_common::{RoomVersionId, owned_room_id, owned_user_id};
+
+use super::{Sim, SimConfig};
+use crate::{ClientPeekReply, RoomAccess};
+
+fn two_servers(seed: u64) -> (Sim, ruma_common::OwnedServerName, ruma_common::OwnedServerName) {
+    let mut sim = Sim::new(SimConfig { seed, ..SimConfig::default() });
+    let a = sim.add_server("a.test");
+    let b = sim.add_server("b.test");
+    (sim, a, b)
+}
+
+#[test]
+fn remote_peek_opens_relays_and_wakes_then_winds_down() {
+    // R27, R39, R55
+    let (mut sim, a, b) = two_servers(1);
+    let room = owned_room_id!("!r:b.test");
+    let (owner, peeker) = (owned_user_id!("@o:b.test"), owned_user_id!("@p:a.test"));
+    sim.create_room(&b, &owner, &room, RoomAccess::new(RoomVersionId::V10, true, false));
+    let reply = sim.client_peek(&a, &peeker, "D".into(), &room, std::slice::from_ref(&b));
+    assert!(matches!(reply, ClientPeekReply::Pending(_)));
+    sim.run_for(Duration::from_secs(5));
+    sim.assert_client_peeks_completed();
+    assert!(sim.client_peeks()[0].result.as_ref().unwrap().is_ok());
+    assert!(sim.peeking(&a).outbound().established(&room).is_some());
+    sim.send_event(&b, &room);
+    sim.run_for(Duration::from_secs(1));
+    assert_eq!(sim.event_wakes(&a, &peeker, "D".into()), 1);
+    assert_eq!(sim.relays_to(&a, &room), 1);
+    sim.client_unpeek(&a, &peeker, "D".into(), &room).unwrap();
+    sim.run_for(Duration::from_secs(600));
+    assert_eq!(sim.peeking(&b).inbound().len(), 0);
+    assert!(sim.peeking(&a).outbound().is_empty());
+    sim.assert_no_leaked_peeks();
+    sim.assert_no_relays_after_expiry();
+}
+
+#[test]
+fn same_seed_same_timeline_and_time_jumps() {
+    let run = |seed| {
+        let (mut sim, a, b) = two_servers(seed);
+        let room = owned_room_id!("!r:b.test");
+        sim.create_room(
+            &b,
+            &owned_user_id!("@o:b.test"),
+            &room,
+            RoomAccess::new(RoomVersionId::V10, true, false),
+        );
+        let _ = sim.client_peek(
+            &a,
+            &owned_user_id!("@p:a.test"),
+            "D".into(),
+            &room,
+            std::slice::from_ref(&b),
+        );
+        sim.run_for(Duration::from_secs(7 * 24 * 3600));
+        sim.timeline_text()
+    };
+    #[allow(clippy::disallowed_methods)] // wall-clock speed check of the test itself
+    let started = std::time::Instant::now();
+    let one = run(3);
+    assert!(started.elapsed() < Duration::from_secs(5), "a simulated week must be fast");
+    assert_eq!(one, run(3));
+    assert!(one.contains("renewed"));
+}
+
+#[test]
+fn lost_requests_time_out_as_unreachable_and_crash_restart_restores() {
+    // R59
+    let (mut sim, a, b) = two_servers(9);
+    let room = owned_room_id!("!r:b.test");
+    sim.create_room(
+        &b,
+        &owned_user_id!("@o:b.test"),
+        &room,
+        RoomAccess::new(RoomVersionId::V10, true, false),
+    );
+    sim.down(&b);
+    let _ = sim.client_peek(
+        &a,
+        &owned_user_id!("@p:a.test"),
+        "D".into(),
+        &room,
+        std::slice::from_ref(&b),
+    );
+    sim.run_for(Duration::from_secs(11));
+    assert!(sim.timeline_text().contains("Unreachable"));
+    sim.up(&b);
+    sim.run_for(Duration::from_secs(120));
+    assert!(sim.peeking(&a).outbound().established(&room).is_some());
+    sim.crash_restart(&a);
+    sim.run_for(Duration::from_secs(1800));
+    // The device renews its lease (R5); the restored outbound peek keeps being renewed (R59).
+    let _ = sim.client_peek(
+        &a,
+        &owned_user_id!("@p:a.test"),
+        "D".into(),
+        &room,
+        std::slice::from_ref(&b),
+    );
+    sim.run_for(Duration::from_secs(1800));
+    assert!(sim.peeking(&a).outbound().established(&room).is_some());
+    assert_eq!(sim.peeking(&b).inbound().len(), 1);
+    sim.assert_no_leaked_peeks();
+    // The lease lapses (R11): linger, DELETE, nothing left at the resident (R55).
+    sim.run_for(Duration::from_secs(3600));
+    assert_eq!(sim.peeking(&b).inbound().len(), 0);
+    sim.assert_client_peeks_completed();
+}
