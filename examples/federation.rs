@@ -22,10 +22,21 @@ use ruma_common::{
 
 const MINUTE: Duration = Duration::from_secs(60);
 
-fn chapter(sim: &Sim, title: &str) {
+/// Prints the timeline entries not printed yet (simulated time, server, what happened).
+fn flush(sim: &Sim, printed: &mut usize) {
+    let start = sim.config().start;
+    for entry in &sim.timeline()[*printed..] {
+        println!("  {:>18}  {:<4} {}", entry.elapsed(start), entry.server.as_str(), entry.what);
+    }
+    *printed = sim.timeline().len();
+}
+
+/// Ends the previous chapter (its timeline) and starts the next.
+fn chapter(sim: &Sim, printed: &mut usize, title: &str) {
+    flush(sim, printed);
     println!(
         "\n=== {title}  (t = {})",
-        matrix_peek::testing::fmt_elapsed(sim.now().saturating_duration_since(sim.config().start),)
+        matrix_peek::testing::fmt_elapsed(sim.now().saturating_duration_since(sim.config().start))
     );
 }
 
@@ -52,15 +63,20 @@ fn main() {
         (owned_user_id!("@alice:hs1"), owned_user_id!("@owner:hs2"), owned_user_id!("@bob:hs3"));
     let phone: OwnedDeviceId = "PHONE".into();
     let tablet: OwnedDeviceId = "TABLET".into();
+    let mut printed = 0;
 
-    chapter(&sim, "1. a world_readable room on hs2, hs3 joined too");
+    chapter(&sim, &mut printed, "1. a world_readable room on hs2, hs3 joined too");
     let room = owned_room_id!("!demo:hs2");
     sim.create_room(&hs2, &owner, &room, RoomAccess::new(RoomVersionId::V10, true, false));
     sim.add_alias(&owned_room_alias_id!("#demo:hs2"), &room);
     sim.join(&hs3, &bob, &room);
     sim.run_for(Duration::from_secs(1));
 
-    chapter(&sim, "2. alice peeks #demo:hs2 from hs1 (via the alias domain, then hs3)");
+    chapter(
+        &sim,
+        &mut printed,
+        "2. alice peeks #demo:hs2 from hs1 (via the alias domain, then hs3)",
+    );
     let (resolved, alias_domain) = sim.resolve_alias(&owned_room_alias_id!("#demo:hs2")).unwrap();
     assert_eq!(resolved, room);
     let via = vec![alias_domain, hs3.clone()];
@@ -77,7 +93,7 @@ fn main() {
     let delta = sim.sync_delta(&hs1, &alice, &phone, None);
     assert_eq!(delta.started, vec![room.clone()], "the room is in `peek` with full state (R15)");
 
-    chapter(&sim, "3. events from hs2 and hs3 reach hs1 and wake alice's phone");
+    chapter(&sim, &mut printed, "3. events from hs2 and hs3 reach hs1 and wake alice's phone");
     sim.send_event(&hs2, &room);
     sim.send_event(&hs3, &room);
     sim.send_event(&hs2, &room);
@@ -85,7 +101,11 @@ fn main() {
     assert_eq!(sim.event_wakes(&hs1, &alice, &phone), 3, "every event, whatever its origin (R39)");
     assert_eq!(sim.relays_to(&hs1, &room), 3, "one copy per event (R39)");
 
-    chapter(&sim, "4. hours pass: alice's client renews its lease, hs1 renews the federated peek");
+    chapter(
+        &sim,
+        &mut printed,
+        "4. hours pass: alice's client renews its lease, hs1 renews the federated peek",
+    );
     for _ in 0..6 {
         sim.run_for(30 * MINUTE);
         sim.device_synced(&hs1, &alice, &phone);
@@ -95,7 +115,11 @@ fn main() {
     assert!(renewals >= 5, "renewed every ~30 min (R53), got {renewals}");
     assert_eq!(sim.peeking(&hs2).inbound().len(), 1, "still exactly one peek at hs2 (R58)");
 
-    chapter(&sim, "5. hs2 goes down: renewals fail, the peek lapses and fails over to hs3");
+    chapter(
+        &sim,
+        &mut printed,
+        "5. hs2 goes down: renewals fail, the peek lapses and fails over to hs3",
+    );
     sim.down(&hs2);
     for _ in 0..6 {
         sim.run_for(30 * MINUTE);
@@ -120,7 +144,11 @@ fn main() {
     assert_eq!(sim.peeking(&hs2).inbound().len(), 0, "hs2 lapsed the abandoned peek itself (R43)");
     sim.assert_no_leaked_peeks();
 
-    chapter(&sim, "6. a second device of alice peeks: shared, no new federation traffic (R58)");
+    chapter(
+        &sim,
+        &mut printed,
+        "6. a second device of alice peeks: shared, no new federation traffic (R58)",
+    );
     let sent_before = sim.sent_requests().len();
     let reply = sim.client_peek(&hs1, &alice, &tablet, &room, &via);
     assert!(matches!(reply, ClientPeekReply::Done(Ok(_))), "granted at once: the peek is up");
@@ -130,7 +158,11 @@ fn main() {
     assert_eq!(sim.event_wakes(&hs1, &alice, &tablet), 1);
     assert_eq!(sim.peeking(&hs3).inbound().len(), 1, "still one remote peek for both devices");
 
-    chapter(&sim, "7. the room stops being world_readable: everything ends cleanly (R24, R40)");
+    chapter(
+        &sim,
+        &mut printed,
+        "7. the room stops being world_readable: everything ends cleanly (R24, R40)",
+    );
     let phone_pos = sim.sync_delta(&hs1, &alice, &phone, None).next;
     let tablet_pos = sim.sync_delta(&hs1, &alice, &tablet, None).next;
     sim.set_world_readable(&hs2, &room, false);
@@ -142,6 +174,7 @@ fn main() {
 
     chapter(
         &sim,
+        &mut printed,
         "8. a second room: the last unpeek deletes the remote peek after the linger (R55)",
     );
     let second = owned_room_id!("!second:hs3");
@@ -160,8 +193,7 @@ fn main() {
     sim.assert_no_relays_after_expiry();
     sim.assert_client_peeks_completed();
 
-    println!("\n--- timeline (simulated time, server, what happened) ---");
-    print!("{}", sim.timeline_text());
+    flush(&sim, &mut printed);
     println!(
         "\n{} steps, {} federation requests, {} simulated, {:?} wall clock",
         sim.steps(),
