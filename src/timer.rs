@@ -17,13 +17,13 @@ use crate::Timestamp;
 /// A set of deadlines, at most one per key.
 #[derive(Debug, Clone)]
 pub struct TimerQueue<K> {
-    by_key: HashMap<K, Timestamp>,
+    by_key: HashMap<K, Timestamp, FxBuild>,
     by_time: BTreeSet<(Timestamp, K)>,
 }
 
 impl<K> Default for TimerQueue<K> {
     fn default() -> Self {
-        TimerQueue { by_key: HashMap::new(), by_time: BTreeSet::new() }
+        TimerQueue { by_key: HashMap::default(), by_time: BTreeSet::new() }
     }
 }
 
@@ -104,6 +104,137 @@ impl<K: Ord + Hash + Clone> TimerQueue<K> {
     /// Every `(deadline, key)`, earliest first.
     pub fn iter(&self) -> impl Iterator<Item = (Timestamp, &K)> + '_ {
         self.by_time.iter().map(|(at, key)| (*at, key))
+    }
+}
+
+/// A fast, unkeyed hasher (FxHash) for maps keyed by the crate's own small integer indices
+/// (slot ids, interned indices), which a remote cannot choose; string keys that come from remote
+/// input keep the standard SipHash.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct FxHasher(u64);
+
+const FX_SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+
+impl FxHasher {
+    #[inline]
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(FX_SEED);
+    }
+}
+
+impl std::hash::Hasher for FxHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+    }
+    #[inline]
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
+    }
+    #[inline]
+    fn write_u32(&mut self, i: u32) {
+        self.add(u64::from(i));
+    }
+    #[inline]
+    fn write_u64(&mut self, i: u64) {
+        self.add(i);
+    }
+    #[inline]
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// Builds [`FxHasher`]s.
+pub(crate) type FxBuild = std::hash::BuildHasherDefault<FxHasher>;
+
+/// A [`TimerQueue`] for dense `u32` keys (slab slot ids): the deadline of key `k` lives at
+/// index `k` of a vector instead of in a hash map, so `schedule`/`cancel`/`deadline` need no
+/// hashing and each key costs 8 bytes plus its ordered entry. Same semantics as
+/// [`TimerQueue`] (one deadline per key, ties in key order).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SlotTimers {
+    /// Deadline in ms per key; [`NO_DEADLINE`] when the key has none.
+    at: Vec<u64>,
+    by_time: BTreeSet<(Timestamp, u32)>,
+}
+
+/// Never a valid deadline: timestamps are capped at 2^53 - 1.
+const NO_DEADLINE: u64 = u64::MAX;
+
+impl SlotTimers {
+    /// Sets `key`'s deadline to `at`, replacing any earlier one; returns the replaced one.
+    pub(crate) fn schedule(&mut self, key: u32, at: Timestamp) -> Option<Timestamp> {
+        let i = key as usize;
+        if i >= self.at.len() {
+            self.at.resize(i + 1, NO_DEADLINE);
+        }
+        let old = std::mem::replace(&mut self.at[i], at.as_millis());
+        if old == NO_DEADLINE {
+            self.by_time.insert((at, key));
+            return None;
+        }
+        let old = Timestamp::from_millis(old);
+        if old != at {
+            self.by_time.remove(&(old, key));
+            self.by_time.insert((at, key));
+        }
+        Some(old)
+    }
+
+    /// Removes `key`'s deadline and returns it.
+    pub(crate) fn cancel(&mut self, key: u32) -> Option<Timestamp> {
+        let slot = self.at.get_mut(key as usize)?;
+        let old = std::mem::replace(slot, NO_DEADLINE);
+        if old == NO_DEADLINE {
+            return None;
+        }
+        let old = Timestamp::from_millis(old);
+        self.by_time.remove(&(old, key));
+        Some(old)
+    }
+
+    /// The deadline of `key`, if it has one.
+    pub(crate) fn deadline(&self, key: u32) -> Option<Timestamp> {
+        self.at
+            .get(key as usize)
+            .filter(|&&at| at != NO_DEADLINE)
+            .map(|&at| Timestamp::from_millis(at))
+    }
+
+    /// The earliest deadline.
+    pub(crate) fn next(&self) -> Option<Timestamp> {
+        self.by_time.first().map(|(at, _)| *at)
+    }
+
+    /// Removes and returns the earliest key due at or before `now`.
+    pub(crate) fn pop_due(&mut self, now: Timestamp) -> Option<(u32, Timestamp)> {
+        let (at, _) = self.by_time.first()?;
+        if *at > now {
+            return None;
+        }
+        let (at, key) = self.by_time.pop_first()?;
+        self.at[key as usize] = NO_DEADLINE;
+        Some((key, at))
+    }
+
+    /// Whether no key has a deadline.
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.by_time.is_empty()
+    }
+
+    /// Reserves room for `additional` more keys.
+    pub(crate) fn reserve(&mut self, additional: usize) {
+        self.at.reserve(additional);
     }
 }
 
@@ -203,5 +334,33 @@ mod tests {
         q.clear();
         assert_eq!(q.next(), None);
         assert!(q.is_empty());
+    }
+
+    #[test]
+    fn slot_timers_match_the_timer_queue() {
+        let mut a = TimerQueue::new();
+        let mut b = SlotTimers::default();
+        let ops: [(u32, u64); 8] =
+            [(3, 50), (1, 10), (3, 20), (7, 20), (1, 10), (2, 5), (7, 90), (0, 20)];
+        for (k, at) in ops {
+            assert_eq!(a.schedule(k, t(at)), b.schedule(k, t(at)));
+        }
+        assert_eq!(a.cancel(&2), b.cancel(2));
+        assert_eq!(a.cancel(&2), b.cancel(2));
+        assert_eq!(b.cancel(99), None);
+        for k in 0..10 {
+            assert_eq!(a.deadline(&k), b.deadline(k));
+        }
+        assert_eq!(a.next(), b.next());
+        for now in [5, 10, 20, 50, 100] {
+            loop {
+                let (x, y) = (a.pop_due(t(now)), b.pop_due(t(now)));
+                assert_eq!(x, y);
+                if x.is_none() {
+                    break;
+                }
+            }
+        }
+        assert_eq!(b.next(), None);
     }
 }

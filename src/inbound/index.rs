@@ -16,6 +16,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use crate::Timestamp;
+use crate::timer::FxBuild;
 
 /// "No slot" in the intrusive lists.
 pub(super) const NIL: u32 = u32::MAX;
@@ -191,12 +192,18 @@ pub(super) struct Peeks {
     free: Vec<u32>,
     index: HashMap<PeekKey, u32>,
     /// (room, server) → pair.
-    pairs: HashMap<(u32, u32), Pair>,
+    pairs: HashMap<(u32, u32), Pair, FxBuild>,
 }
 
 impl Peeks {
     pub(super) fn len(&self) -> usize {
         self.index.len()
+    }
+
+    /// Reserves room for `additional` more peeks (restore).
+    pub(super) fn reserve(&mut self, additional: usize) {
+        self.slots.reserve(additional);
+        self.index.reserve(additional);
     }
 
     pub(super) fn find(&self, server: u32, room: u32, id: &str) -> Option<u32> {

@@ -84,7 +84,8 @@ pub use record::{
 };
 
 use crate::time::Monotonic;
-use crate::{RoomAccess, TimerQueue, Timestamp};
+use crate::timer::SlotTimers;
+use crate::{RoomAccess, Timestamp};
 use index::{Interner, Peeks};
 
 /// The smallest `retry_after` hint of [`InboundPeekError::LimitExceeded`].
@@ -100,7 +101,8 @@ pub struct InboundPeeks {
     /// Each room's `extra` is the list of servers with at least one live peek on it.
     rooms: Interner<OwnedRoomId, Vec<u32>>,
     peeks: Peeks,
-    timers: TimerQueue<u32>,
+    /// One deadline per live slot (dense: indexed by slot id).
+    timers: SlotTimers,
     out: VecDeque<InboundOutput>,
 }
 
@@ -113,7 +115,7 @@ impl InboundPeeks {
             servers: Interner::default(),
             rooms: Interner::default(),
             peeks: Peeks::default(),
-            timers: TimerQueue::new(),
+            timers: SlotTimers::default(),
             out: VecDeque::new(),
         }
     }
@@ -133,6 +135,9 @@ impl InboundPeeks {
         records: impl IntoIterator<Item = InboundRecord>,
     ) -> Self {
         let mut this = InboundPeeks::new(config);
+        let records = records.into_iter();
+        this.peeks.reserve(records.size_hint().0);
+        this.timers.reserve(records.size_hint().0);
         let mut latest = now;
         for record in records {
             latest = latest.max(record.renewed_at);
@@ -371,7 +376,7 @@ impl InboundPeeks {
 
     fn expires_at(&self, slot: u32) -> Timestamp {
         // Every live slot has a deadline: scheduled on insert, cancelled only on removal.
-        self.timers.deadline(&slot).unwrap_or(Timestamp::MAX)
+        self.timers.deadline(slot).unwrap_or(Timestamp::MAX)
     }
 
     fn refresh(&mut self, now: Timestamp, slot: u32) -> InboundGrant {
@@ -433,7 +438,7 @@ impl InboundPeeks {
 
     /// Ends a live peek: cancels its deadline, then see [`Self::end_untimed`].
     fn end(&mut self, slot: u32, reason: Option<InboundEndReason>) {
-        self.timers.cancel(&slot);
+        self.timers.cancel(slot);
         self.end_untimed(slot, reason);
     }
 

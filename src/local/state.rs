@@ -6,6 +6,7 @@ use ruma_common::{OwnedDeviceId, OwnedRoomId, OwnedUserId};
 
 use super::record::{LocalChange, LocalKey, LocalRecord};
 use super::{LocalEndReason, LocalOutput, LocalPeeks};
+use crate::timer::FxBuild;
 use crate::{StreamPosition, Timestamp};
 
 /// Index of an interned device slot.
@@ -31,7 +32,7 @@ pub(super) enum Entry {
 pub(super) struct DeviceSlot {
     pub(super) user: OwnedUserId,
     pub(super) device: OwnedDeviceId,
-    pub(super) entries: HashMap<RoomIdx, Entry>,
+    pub(super) entries: HashMap<RoomIdx, Entry, FxBuild>,
     pub(super) live_peeks: u32,
     pub(super) ended: u32,
     /// Idle devices do not count towards room demand (DESIGN §4.4).
@@ -124,7 +125,7 @@ impl LocalPeeks {
         let d = self.devices.insert(DeviceSlot {
             user: user.to_owned(),
             device: device.to_owned(),
-            entries: HashMap::new(),
+            entries: HashMap::default(),
             live_peeks: 0,
             ended: 0,
             idle: false,
