@@ -23,8 +23,11 @@ pub type Answer = (u16, Value);
 impl Api {
     /// A client for the shim at `addr`.
     pub fn new(addr: impl Into<String>) -> Self {
+        // No idle pool: a test restarts servers on the same port, and a pooled connection to
+        // the killed process would fail the next request.
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(20))
+            .pool_max_idle_per_host(0)
             .build()
             .expect("a plain HTTP client builds");
         Api { client, addr: addr.into() }

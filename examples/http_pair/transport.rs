@@ -55,15 +55,21 @@ impl Federation {
     ) -> Result<u16, String> {
         let url = format!("http://{destination}/_matrix/federation/v1/send/{txn_id}");
         let body = serde_json::to_vec(body).map_err(|e| e.to_string())?;
-        let response = self
-            .client
-            .put(url)
-            .header(ORIGIN_HEADER, self.me.as_str())
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
+        let put = || {
+            self.client
+                .put(&url)
+                .header(ORIGIN_HEADER, self.me.as_str())
+                .header("content-type", "application/json")
+                .body(body.clone())
+                .send()
+        };
+        // One retry: a pooled connection to a peer that restarted fails once. Safe, since a
+        // transaction is idempotent by its id. A real server's federation queue retries with
+        // backoff for as long as it takes.
+        let response = match put().await {
+            Ok(response) => response,
+            Err(_) => put().await.map_err(|e| e.to_string())?,
+        };
         Ok(response.status().as_u16())
     }
 
@@ -105,7 +111,16 @@ impl HttpTransport {
         HttpTransport { federation, prefix: FederationPrefix::Stable }
     }
 
+    /// One request; on a connection error, once more (a pooled connection to a peer that
+    /// restarted fails once; all three calls are idempotent). The driver backs off beyond that.
     async fn call(&self, request: &Request) -> Result<(u16, Option<String>, Vec<u8>), ()> {
+        match self.call_once(request).await {
+            Ok(answer) => Ok(answer),
+            Err(()) => self.call_once(request).await,
+        }
+    }
+
+    async fn call_once(&self, request: &Request) -> Result<(u16, Option<String>, Vec<u8>), ()> {
         let Federation { client, me, .. } = &self.federation;
         let base = format!("http://{}", request.server);
         let builder = match &request.kind {
