@@ -9,7 +9,8 @@
 //! The story: `hs2` creates a `world_readable` room `#lobby`; alice on `hs1` peeks it by alias
 //! (`hs1` resolves the alias through `hs2`'s directory and `PUT`s a federated peek); `hs2`'s
 //! new events are relayed to `hs1` by `/send`; `hs1` restarts and restores the peek from SQLite;
-//! alice unpeeks and, after the 200 ms linger, `hs1` `DELETE`s the federated peek.
+//! alice unpeeks and, after the 200 ms linger, `hs1` `DELETE`s the federated peek; alice peeks
+//! again, `hs2` makes the room private and tells `hs1` in `expired_peeks`, and her peek ends.
 //!
 //! **A demo, not a homeserver**: no signatures anywhere (the origin is a plain header), no real
 //! auth (the user is a plain header), rooms are an in-memory toy. See `shim.rs`.
@@ -60,7 +61,8 @@ fn main() {
         .enable_all()
         .build()
         .expect("a tokio runtime");
-    let result = runtime.block_on(async { tokio::time::timeout(Duration::from_secs(30), story(&dir)).await });
+    let result = runtime
+        .block_on(async { tokio::time::timeout(Duration::from_secs(30), story(&dir)).await });
     let _ = std::fs::remove_dir_all(&dir);
     match result {
         Ok(Ok(())) => println!("\ndone: every step behaved as described"),
@@ -97,7 +99,9 @@ async fn story(dir: &std::path::Path) -> Result<(), String> {
     let alias: OwnedRoomAliasId = json_id(&created["alias"])?;
     println!("room {room_id}, alias {alias}");
 
-    step("alice on hs1 peeks #lobby by alias: hs1 asks hs2's directory, then PUTs a federated peek");
+    step(
+        "alice on hs1 peeks #lobby by alias: hs1 asks hs2's directory, then PUTs a federated peek",
+    );
     let (status, body) = api1.peek(&alice, "PHONE", (&*alias).into()).await?;
     println!("POST /peek -> {status} {body}");
     expect(status == 200, "the peek is granted")?;
@@ -138,9 +142,25 @@ async fn story(dir: &std::path::Path) -> Result<(), String> {
     })
     .await?;
     let log = api2.state().await?["log"].clone();
-    let deletes: Vec<&Value> =
-        log.as_array().into_iter().flatten().filter(|l| l.as_str().is_some_and(|l| l.contains("got DELETE"))).collect();
+    let deletes: Vec<&Value> = log
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|l| l.as_str().is_some_and(|l| l.contains("got DELETE")))
+        .collect();
     println!("hs2 saw {deletes:?}");
+
+    step(
+        "alice peeks again; hs2 makes the room private: hs2 expires the peek and tells hs1 in expired_peeks",
+    );
+    let (status, _) = api1.peek(&alice, "PHONE", (&*alias).into()).await?;
+    expect(status == 200, "the second peek is granted")?;
+    let (status, _) = api2.set_world_readable(&room_id, false).await?;
+    expect(status == 200, "the visibility change is accepted")?;
+    api1.wait_for(Duration::from_secs(5), "hs1 ended alice's peek", |s| {
+        s["local_peeks"].as_array().is_some_and(Vec::is_empty)
+    })
+    .await?;
 
     hs1.stop();
     hs2.stop();

@@ -83,7 +83,10 @@ fn main() {
         .collect();
     println!("\nrunning {} tests", selected.len());
     if selected.is_empty() {
-        println!("\ntest result: ok. 0 passed; 0 failed; 0 ignored; 0 measured; {} filtered out\n", tests.len());
+        println!(
+            "\ntest result: ok. 0 passed; 0 failed; 0 ignored; 0 measured; {} filtered out\n",
+            tests.len()
+        );
         return;
     }
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -211,7 +214,8 @@ struct Pair {
 
 impl Pair {
     async fn start() -> Result<Pair, String> {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("http_pair-{}", std::process::id()));
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("http_pair-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
         let hs1 = Shim::spawn("hs1", &dir.join("hs1.db"), 0)?;
@@ -222,7 +226,8 @@ impl Pair {
 
     /// `SIGKILL`s hs1 and starts it again on the same port and database.
     async fn kill_and_restart_hs1(&mut self) -> Result<(), String> {
-        let port: u16 = self.hs1.addr.rsplit(':').next().and_then(|p| p.parse().ok()).ok_or("port")?;
+        let port: u16 =
+            self.hs1.addr.rsplit(':').next().and_then(|p| p.parse().ok()).ok_or("port")?;
         self.hs1.child.kill().map_err(|e| e.to_string())?;
         let _ = self.hs1.child.wait();
         let mut last = String::new();
@@ -257,18 +262,33 @@ fn ensure(ok: bool, what: impl std::fmt::Display) -> Result<(), String> {
 }
 
 fn id<T: TryFrom<String>>(value: &Value) -> Result<T, String> {
-    value.as_str().and_then(|s| T::try_from(s.to_owned()).ok()).ok_or_else(|| format!("not an id: {value}"))
+    value
+        .as_str()
+        .and_then(|s| T::try_from(s.to_owned()).ok())
+        .ok_or_else(|| format!("not an id: {value}"))
 }
 
 fn log_has(state: &Value, needle: &str) -> bool {
-    state["log"].as_array().is_some_and(|l| l.iter().any(|line| line.as_str().is_some_and(|s| s.contains(needle))))
+    state["log"]
+        .as_array()
+        .is_some_and(|l| l.iter().any(|line| line.as_str().is_some_and(|s| s.contains(needle))))
 }
 
 fn peeks_of(state: &Value, key: &str, room: &OwnedRoomId) -> Vec<Value> {
-    state[key].as_array().into_iter().flatten().filter(|p| p["room_id"] == room.as_str()).cloned().collect()
+    state[key]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| p["room_id"] == room.as_str())
+        .cloned()
+        .collect()
 }
 
-async fn create_room(api: &Api, alias: &str, world_readable: bool) -> Result<(OwnedRoomId, OwnedRoomAliasId), String> {
+async fn create_room(
+    api: &Api,
+    alias: &str,
+    world_readable: bool,
+) -> Result<(OwnedRoomId, OwnedRoomAliasId), String> {
     let (status, body) = api.create_room(alias, world_readable).await?;
     ensure(status == 200, format!("room created: {status} {body}"))?;
     Ok((id(&body["room_id"])?, id(&body["alias"])?))
@@ -295,28 +315,46 @@ async fn story(pair: &mut Pair) -> Result<(), String> {
     // The federated peek, seen from both processes.
     let s1 = pair.api1.state().await?;
     let local = peeks_of(&s1, "local_peeks", &room);
-    ensure(local.len() == 1 && local[0]["user_id"] == alice.as_str(), format!("hs1 local peek: {s1:#}"))?;
+    ensure(
+        local.len() == 1 && local[0]["user_id"] == alice.as_str(),
+        format!("hs1 local peek: {s1:#}"),
+    )?;
     let outbound = peeks_of(&s1, "outbound", &room);
     ensure(
-        outbound.len() == 1 && outbound[0]["state"] == "Established" && outbound[0]["server"] == pair.hs2.addr.as_str(),
+        outbound.len() == 1
+            && outbound[0]["state"] == "Established"
+            && outbound[0]["server"] == pair.hs2.addr.as_str(),
         format!("hs1 outbound peek established through hs2: {outbound:?}"),
     )?;
     let s2 = pair.api2.state().await?;
     let inbound = peeks_of(&s2, "inbound", &room);
-    ensure(inbound.len() == 1 && inbound[0]["origin"] == pair.hs1.addr.as_str(), format!("hs2 inbound peek from hs1: {s2:#}"))?;
+    ensure(
+        inbound.len() == 1 && inbound[0]["origin"] == pair.hs1.addr.as_str(),
+        format!("hs2 inbound peek from hs1: {s2:#}"),
+    )?;
     let peek_id = inbound[0]["peek_id"].as_str().ok_or("peek id")?.to_owned();
-    ensure(log_has(&s1, &format!("sent PUT {room} peek_id={peek_id} to {}", pair.hs2.addr)), "hs1 sent that PUT")?;
+    ensure(
+        log_has(&s1, &format!("sent PUT {room} peek_id={peek_id} to {}", pair.hs2.addr)),
+        "hs1 sent that PUT",
+    )?;
 
     // Events on hs2 are relayed to hs1 (R39).
     let mut sent = Vec::new();
     for text in ["one", "two"] {
         let (status, body) = pair.api2.send(&room, text).await?;
         ensure(status == 200, format!("event sent: {body}"))?;
-        ensure(body["relayed_to"] == serde_json::json!([[pair.hs1.addr, "200"]]), format!("relayed to hs1 only: {body}"))?;
+        ensure(
+            body["relayed_to"] == serde_json::json!([[pair.hs1.addr, "200"]]),
+            format!("relayed to hs1 only: {body}"),
+        )?;
         sent.push(body["event_id"].clone());
     }
     let key = room.to_string();
-    pair.api1.wait_for(WAIT, "hs1 holds both events", |s| s["received"][&key] == Value::Array(sent.clone())).await?;
+    pair.api1
+        .wait_for(WAIT, "hs1 holds both events", |s| {
+            s["received"][&key] == Value::Array(sent.clone())
+        })
+        .await?;
 
     // kill -9 hs1; the restarted process restores the peek from SQLite (R59).
     pair.kill_and_restart_hs1().await?;
@@ -324,7 +362,9 @@ async fn story(pair: &mut Pair) -> Result<(), String> {
         .api1
         .wait_for(WAIT, "peek restored", |s| {
             peeks_of(s, "local_peeks", &room).len() == 1
-                && peeks_of(s, "outbound", &room).first().is_some_and(|p| p["state"] == "Established")
+                && peeks_of(s, "outbound", &room)
+                    .first()
+                    .is_some_and(|p| p["state"] == "Established")
         })
         .await?;
     ensure(log_has(&s1, "restored 1 local"), "the restart loaded the stored peek")?;
@@ -332,22 +372,37 @@ async fn story(pair: &mut Pair) -> Result<(), String> {
     let (_, body) = pair.api2.send(&room, "after the restart").await?;
     let third = body["event_id"].clone();
     pair.api1
-        .wait_for(WAIT, "relays reach the restarted hs1", |s| s["received"][&key] == Value::Array(vec![third.clone()]))
+        .wait_for(WAIT, "relays reach the restarted hs1", |s| {
+            s["received"][&key] == Value::Array(vec![third.clone()])
+        })
         .await?;
 
     // Unpeek: the federated peek lingers 200 ms, then hs1 DELETEs it on hs2 (R55).
     let unpeeked_at = tokio::time::Instant::now();
     let (status, body) = pair.api1.unpeek(&alice, ALICE_DEVICE, &room).await?;
     ensure(status == 200 && body == serde_json::json!({}), format!("unpeek: {status} {body}"))?;
-    let s2 = pair.api2.wait_for(WAIT, "hs2's inbound peek deleted", |s| peeks_of(s, "inbound", &room).is_empty()).await?;
+    let s2 = pair
+        .api2
+        .wait_for(WAIT, "hs2's inbound peek deleted", |s| peeks_of(s, "inbound", &room).is_empty())
+        .await?;
     ensure(
         unpeeked_at.elapsed() >= Duration::from_millis(LINGER_MS * 3 / 4),
         format!("the DELETE waited for the linger ({:?})", unpeeked_at.elapsed()),
     )?;
-    ensure(log_has(&s2, &format!("got DELETE {room} peek_id={peek_id} from {} -> 200", pair.hs1.addr)), "hs2 got the DELETE")?;
-    pair.api1.wait_for(WAIT, "hs1 forgot the outbound peek", |s| peeks_of(s, "outbound", &room).is_empty()).await?;
+    ensure(
+        log_has(&s2, &format!("got DELETE {room} peek_id={peek_id} from {} -> 200", pair.hs1.addr)),
+        "hs2 got the DELETE",
+    )?;
+    pair.api1
+        .wait_for(WAIT, "hs1 forgot the outbound peek", |s| {
+            peeks_of(s, "outbound", &room).is_empty()
+        })
+        .await?;
     let (_, body) = pair.api2.send(&room, "nobody peeks").await?;
-    ensure(body["relayed_to"] == serde_json::json!([]), format!("no relay after the DELETE: {body}"))
+    ensure(
+        body["relayed_to"] == serde_json::json!([]),
+        format!("no relay after the DELETE: {body}"),
+    )
 }
 
 /// R40, R43, R54: the room stops being world_readable; hs2 expires the inbound peek and tells
@@ -355,8 +410,12 @@ async fn story(pair: &mut Pair) -> Result<(), String> {
 async fn expiry(pair: &mut Pair) -> Result<(), String> {
     let (room, _) = create_room(&pair.api2, "gallery", true).await?;
     let alice = alice(pair);
-    let (status, body) = pair.api1.peek(&alice, ALICE_DEVICE, <&RoomOrAliasId>::from(&*room)).await?;
-    ensure(status == 404, format!("a room id alone gives no server to peek through (R46): {status} {body}"))?;
+    let (status, body) =
+        pair.api1.peek(&alice, ALICE_DEVICE, <&RoomOrAliasId>::from(&*room)).await?;
+    ensure(
+        status == 404,
+        format!("a room id alone gives no server to peek through (R46): {status} {body}"),
+    )?;
     ensure(body["errcode"] == "M_NOT_FOUND", format!("{body}"))?;
     // With `servers` the peek works.
     let path = matrix_peek::wire::ClientPrefix::V3.peek_path((&*room).into());
@@ -374,12 +433,16 @@ async fn expiry(pair: &mut Pair) -> Result<(), String> {
     let s1 = pair
         .api1
         .wait_for(WAIT, "hs1 got expired_peeks and ended the peek", |s| {
-            log_has(s, &format!("got expired_peeks {room}")) && peeks_of(s, "local_peeks", &room).is_empty()
+            log_has(s, &format!("got expired_peeks {room}"))
+                && peeks_of(s, "local_peeks", &room).is_empty()
         })
         .await?;
     ensure(log_has(&s1, "got expired_peeks"), "expired_peeks arrived (R54)")?;
     let s2 = pair.api2.state().await?;
-    ensure(log_has(&s2, &format!("sent expired_peeks to {}", pair.hs1.addr)), "hs2 sent expired_peeks (R43)")
+    ensure(
+        log_has(&s2, &format!("sent expired_peeks to {}", pair.hs1.addr)),
+        "hs2 sent expired_peeks (R43)",
+    )
 }
 
 /// R12, R29, R33, R36 and the wire error table: malformed bodies, wrong methods, bad peek ids, a
@@ -399,53 +462,333 @@ async fn bad_input(pair: &mut Pair) -> Result<(), String> {
     let long_id = fed.peek_path(&room, &"a".repeat(256));
     let unknown_room: OwnedRoomId = id(&Value::from(format!("!nope:{}", pair.hs2.addr)))?;
 
-    type Case<'a> = (&'a str, &'a Api, &'a str, String, &'a [(&'a str, &'a str)], Vec<u8>, u16, &'a str);
+    type Case<'a> =
+        (&'a str, &'a Api, &'a str, String, &'a [(&'a str, &'a str)], Vec<u8>, u16, &'a str);
     let cases: Vec<Case<'_>> = vec![
-        ("client: malformed JSON", &pair.api1, "POST", client_peek.clone(), &user, b"{not json".to_vec(), 400, "M_NOT_JSON"),
-        ("client: body not an object", &pair.api1, "POST", client_peek.clone(), &user, b"[]".to_vec(), 400, "M_BAD_JSON"),
-        ("client: servers not a list", &pair.api1, "POST", client_peek.clone(), &user, br#"{"servers":"x"}"#.to_vec(), 400, "M_BAD_JSON"),
-        ("client: oversized body", &pair.api1, "POST", client_peek.clone(), &user, too_big.clone(), 413, "M_TOO_LARGE"),
-        ("client: not a room id or alias", &pair.api1, "POST", "/_matrix/client/v3/peek/not-a-room".into(), &user, b"{}".to_vec(), 400, "M_INVALID_PARAM"),
-        ("client: unknown local alias", &pair.api1, "POST", v3.peek_path(<&RoomOrAliasId>::try_from(format!("#nope:{hs1_addr}").as_str()).map_err(|e| e.to_string())?), &user, b"{}".to_vec(), 404, "M_NOT_FOUND"),
-        ("client: no user", &pair.api1, "POST", client_peek.clone(), &[], b"{}".to_vec(), 401, "M_MISSING_TOKEN"),
-        ("client: wrong method", &pair.api1, "GET", client_peek.clone(), &user, Vec::new(), 405, "M_UNRECOGNIZED"),
-        ("client: unpeek without a peek (R13)", &pair.api1, "POST", unpeek.clone(), &user, b"{}".to_vec(), 400, "M_BAD_STATE"),
-        ("client: unpeek body not an object (R12)", &pair.api1, "POST", unpeek.clone(), &user, b"null".to_vec(), 400, "M_BAD_JSON"),
-        ("client: unpeek wrong method", &pair.api1, "PUT", unpeek.clone(), &user, b"{}".to_vec(), 405, "M_UNRECOGNIZED"),
-        ("federation: missing ver means v1 (R33)", &pair.api2, "PUT", peek.clone(), &origin, b"{}".to_vec(), 400, "M_INCOMPATIBLE_ROOM_VERSION"),
-        ("federation: invalid ver", &pair.api2, "PUT", format!("{peek}?ver=%20"), &origin, b"{}".to_vec(), 400, "M_INVALID_PARAM"),
-        ("federation: malformed JSON", &pair.api2, "PUT", format!("{peek}?ver=10"), &origin, b"{".to_vec(), 400, "M_NOT_JSON"),
-        ("federation: body not an object (R36)", &pair.api2, "PUT", format!("{peek}?ver=10"), &origin, b"\"{}\"".to_vec(), 400, "M_BAD_JSON"),
-        ("federation: oversized body", &pair.api2, "PUT", format!("{peek}?ver=10"), &origin, too_big.clone(), 413, "M_TOO_LARGE"),
-        ("federation: peek id over 255 bytes (R29)", &pair.api2, "PUT", format!("{long_id}?ver=10"), &origin, b"{}".to_vec(), 400, "M_UNRECOGNIZED"),
-        ("federation: peek id with a space (R29)", &pair.api2, "PUT", format!("{}?ver=10", fed.peek_path(&room, "a b")), &origin, b"{}".to_vec(), 400, "M_UNRECOGNIZED"),
-        ("federation: unknown room (R31)", &pair.api2, "PUT", format!("{}?ver=10", fed.peek_path(&unknown_room, "abc")), &origin, b"{}".to_vec(), 404, "M_NOT_FOUND"),
-        ("federation: wrong method", &pair.api2, "PATCH", peek.clone(), &origin, b"{}".to_vec(), 405, "M_UNRECOGNIZED"),
-        ("federation: GET is not a method here", &pair.api2, "GET", peek.clone(), &origin, Vec::new(), 405, "M_UNRECOGNIZED"),
-        ("federation: PUT on the renew path", &pair.api2, "PUT", fed.renew_path(&room, "abc"), &origin, b"{}".to_vec(), 405, "M_UNRECOGNIZED"),
-        ("federation: renew unknown peek (R41)", &pair.api2, "POST", fed.renew_path(&room, "abc"), &origin, b"{}".to_vec(), 404, "M_NOT_FOUND"),
-        ("federation: delete unknown peek (R42)", &pair.api2, "DELETE", peek.clone(), &origin, Vec::new(), 404, "M_NOT_FOUND"),
-        ("federation: extra path segment", &pair.api2, "PUT", format!("{peek}/extra"), &origin, b"{}".to_vec(), 404, "M_UNRECOGNIZED"),
-        ("federation: no origin", &pair.api2, "PUT", format!("{peek}?ver=10"), &[], b"{}".to_vec(), 401, "M_UNAUTHORIZED"),
-        ("send: malformed JSON", &pair.api1, "PUT", "/_matrix/federation/v1/send/t1".into(), &origin, b"{\"pdus\":[".to_vec(), 400, "M_NOT_JSON"),
-        ("send: expired_peeks not a list", &pair.api1, "PUT", "/_matrix/federation/v1/send/t2".into(), &origin, br#"{"expired_peeks":{}}"#.to_vec(), 400, "M_BAD_JSON"),
-        ("send: wrong method", &pair.api1, "POST", "/_matrix/federation/v1/send/t3".into(), &origin, b"{}".to_vec(), 405, "M_UNRECOGNIZED"),
-        ("unknown endpoint", &pair.api1, "GET", "/_matrix/client/v3/nothing".into(), &[], Vec::new(), 404, "M_UNRECOGNIZED"),
+        (
+            "client: malformed JSON",
+            &pair.api1,
+            "POST",
+            client_peek.clone(),
+            &user,
+            b"{not json".to_vec(),
+            400,
+            "M_NOT_JSON",
+        ),
+        (
+            "client: body not an object",
+            &pair.api1,
+            "POST",
+            client_peek.clone(),
+            &user,
+            b"[]".to_vec(),
+            400,
+            "M_BAD_JSON",
+        ),
+        (
+            "client: servers not a list",
+            &pair.api1,
+            "POST",
+            client_peek.clone(),
+            &user,
+            br#"{"servers":"x"}"#.to_vec(),
+            400,
+            "M_BAD_JSON",
+        ),
+        (
+            "client: oversized body",
+            &pair.api1,
+            "POST",
+            client_peek.clone(),
+            &user,
+            too_big.clone(),
+            413,
+            "M_TOO_LARGE",
+        ),
+        (
+            "client: not a room id or alias",
+            &pair.api1,
+            "POST",
+            "/_matrix/client/v3/peek/not-a-room".into(),
+            &user,
+            b"{}".to_vec(),
+            400,
+            "M_INVALID_PARAM",
+        ),
+        (
+            "client: unknown local alias",
+            &pair.api1,
+            "POST",
+            v3.peek_path(
+                <&RoomOrAliasId>::try_from(format!("#nope:{hs1_addr}").as_str())
+                    .map_err(|e| e.to_string())?,
+            ),
+            &user,
+            b"{}".to_vec(),
+            404,
+            "M_NOT_FOUND",
+        ),
+        (
+            "client: no user",
+            &pair.api1,
+            "POST",
+            client_peek.clone(),
+            &[],
+            b"{}".to_vec(),
+            401,
+            "M_MISSING_TOKEN",
+        ),
+        (
+            "client: wrong method",
+            &pair.api1,
+            "GET",
+            client_peek.clone(),
+            &user,
+            Vec::new(),
+            405,
+            "M_UNRECOGNIZED",
+        ),
+        (
+            "client: unpeek without a peek (R13)",
+            &pair.api1,
+            "POST",
+            unpeek.clone(),
+            &user,
+            b"{}".to_vec(),
+            400,
+            "M_BAD_STATE",
+        ),
+        (
+            "client: unpeek body not an object (R12)",
+            &pair.api1,
+            "POST",
+            unpeek.clone(),
+            &user,
+            b"null".to_vec(),
+            400,
+            "M_BAD_JSON",
+        ),
+        (
+            "client: unpeek wrong method",
+            &pair.api1,
+            "PUT",
+            unpeek.clone(),
+            &user,
+            b"{}".to_vec(),
+            405,
+            "M_UNRECOGNIZED",
+        ),
+        (
+            "federation: missing ver means v1 (R33)",
+            &pair.api2,
+            "PUT",
+            peek.clone(),
+            &origin,
+            b"{}".to_vec(),
+            400,
+            "M_INCOMPATIBLE_ROOM_VERSION",
+        ),
+        (
+            "federation: invalid ver",
+            &pair.api2,
+            "PUT",
+            format!("{peek}?ver=%20"),
+            &origin,
+            b"{}".to_vec(),
+            400,
+            "M_INVALID_PARAM",
+        ),
+        (
+            "federation: malformed JSON",
+            &pair.api2,
+            "PUT",
+            format!("{peek}?ver=10"),
+            &origin,
+            b"{".to_vec(),
+            400,
+            "M_NOT_JSON",
+        ),
+        (
+            "federation: body not an object (R36)",
+            &pair.api2,
+            "PUT",
+            format!("{peek}?ver=10"),
+            &origin,
+            b"\"{}\"".to_vec(),
+            400,
+            "M_BAD_JSON",
+        ),
+        (
+            "federation: oversized body",
+            &pair.api2,
+            "PUT",
+            format!("{peek}?ver=10"),
+            &origin,
+            too_big.clone(),
+            413,
+            "M_TOO_LARGE",
+        ),
+        (
+            "federation: peek id over 255 bytes (R29)",
+            &pair.api2,
+            "PUT",
+            format!("{long_id}?ver=10"),
+            &origin,
+            b"{}".to_vec(),
+            400,
+            "M_UNRECOGNIZED",
+        ),
+        (
+            "federation: peek id with a space (R29)",
+            &pair.api2,
+            "PUT",
+            format!("{}?ver=10", fed.peek_path(&room, "a b")),
+            &origin,
+            b"{}".to_vec(),
+            400,
+            "M_UNRECOGNIZED",
+        ),
+        (
+            "federation: unknown room (R31)",
+            &pair.api2,
+            "PUT",
+            format!("{}?ver=10", fed.peek_path(&unknown_room, "abc")),
+            &origin,
+            b"{}".to_vec(),
+            404,
+            "M_NOT_FOUND",
+        ),
+        (
+            "federation: wrong method",
+            &pair.api2,
+            "PATCH",
+            peek.clone(),
+            &origin,
+            b"{}".to_vec(),
+            405,
+            "M_UNRECOGNIZED",
+        ),
+        (
+            "federation: GET is not a method here",
+            &pair.api2,
+            "GET",
+            peek.clone(),
+            &origin,
+            Vec::new(),
+            405,
+            "M_UNRECOGNIZED",
+        ),
+        (
+            "federation: PUT on the renew path",
+            &pair.api2,
+            "PUT",
+            fed.renew_path(&room, "abc"),
+            &origin,
+            b"{}".to_vec(),
+            405,
+            "M_UNRECOGNIZED",
+        ),
+        (
+            "federation: renew unknown peek (R41)",
+            &pair.api2,
+            "POST",
+            fed.renew_path(&room, "abc"),
+            &origin,
+            b"{}".to_vec(),
+            404,
+            "M_NOT_FOUND",
+        ),
+        (
+            "federation: delete unknown peek (R42)",
+            &pair.api2,
+            "DELETE",
+            peek.clone(),
+            &origin,
+            Vec::new(),
+            404,
+            "M_NOT_FOUND",
+        ),
+        (
+            "federation: extra path segment",
+            &pair.api2,
+            "PUT",
+            format!("{peek}/extra"),
+            &origin,
+            b"{}".to_vec(),
+            404,
+            "M_UNRECOGNIZED",
+        ),
+        (
+            "federation: no origin",
+            &pair.api2,
+            "PUT",
+            format!("{peek}?ver=10"),
+            &[],
+            b"{}".to_vec(),
+            401,
+            "M_UNAUTHORIZED",
+        ),
+        (
+            "send: malformed JSON",
+            &pair.api1,
+            "PUT",
+            "/_matrix/federation/v1/send/t1".into(),
+            &origin,
+            b"{\"pdus\":[".to_vec(),
+            400,
+            "M_NOT_JSON",
+        ),
+        (
+            "send: expired_peeks not a list",
+            &pair.api1,
+            "PUT",
+            "/_matrix/federation/v1/send/t2".into(),
+            &origin,
+            br#"{"expired_peeks":{}}"#.to_vec(),
+            400,
+            "M_BAD_JSON",
+        ),
+        (
+            "send: wrong method",
+            &pair.api1,
+            "POST",
+            "/_matrix/federation/v1/send/t3".into(),
+            &origin,
+            b"{}".to_vec(),
+            405,
+            "M_UNRECOGNIZED",
+        ),
+        (
+            "unknown endpoint",
+            &pair.api1,
+            "GET",
+            "/_matrix/client/v3/nothing".into(),
+            &[],
+            Vec::new(),
+            404,
+            "M_UNRECOGNIZED",
+        ),
     ];
     let mut wrong = Vec::new();
     for (what, api, method, path, headers, body, status, errcode) in cases {
         let (got, reply) = api.raw(method, &path, headers, body).await?;
         let is_matrix = reply["errcode"] == errcode && reply["error"].is_string();
         if got != status || !is_matrix {
-            wrong.push(format!("{what}: {method} {path} -> {got} {reply}, wanted {status} {errcode}"));
+            wrong.push(format!(
+                "{what}: {method} {path} -> {got} {reply}, wanted {status} {errcode}"
+            ));
         }
     }
     // The incompatible-version answer names the room's version (R33).
     let (_, reply) = pair.api2.raw("PUT", &peek, &origin, b"{}".to_vec()).await?;
     ensure(reply["room_version"] == "10", format!("room_version in {reply}"))?;
     // A good request still works afterwards, and both processes are alive.
-    let (status, reply) = pair.api2.raw("PUT", &format!("{peek}?ver=10"), &origin, b"{}".to_vec()).await?;
-    ensure(status == 200 && reply["renewal_interval"].is_u64(), format!("a good PUT after all that: {reply}"))?;
+    let (status, reply) =
+        pair.api2.raw("PUT", &format!("{peek}?ver=10"), &origin, b"{}".to_vec()).await?;
+    ensure(
+        status == 200 && reply["renewal_interval"].is_u64(),
+        format!("a good PUT after all that: {reply}"),
+    )?;
     let (status, _) = pair.api2.raw("DELETE", &peek, &origin, Vec::new()).await?;
     ensure(status == 200, "and its DELETE")?;
     ensure(pair.hs1.alive() && pair.hs2.alive(), "both shims are still running")?;

@@ -184,11 +184,10 @@ fn a_killed_writer_loses_no_acknowledged_batch_and_leaves_no_half_batch() {
 fn crash_writer(path: &Path) {
     let store = SqliteStore::open(path).expect("open");
     let snapshot = block_on(store.load()).expect("load");
-    let mut next = stream_position(&snapshot).map_or(0, |m| m + 1);
-    for _ in 0..5_000 {
+    let first = stream_position(&snapshot).map_or(0, |m| m + 1);
+    for next in first..first + 5_000 {
         block_on(store.save(&batch(next))).expect("save");
         println!("ACK {next}");
-        next += 1;
     }
 }
 

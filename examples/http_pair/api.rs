@@ -52,12 +52,22 @@ impl Api {
         Ok((status, serde_json::from_slice(&bytes).unwrap_or(Value::Null)))
     }
 
-    async fn post(&self, path: &str, headers: &[(&str, &str)], body: &Value) -> Result<Answer, String> {
+    async fn post(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &Value,
+    ) -> Result<Answer, String> {
         self.raw("POST", path, headers, body.to_string().into_bytes()).await
     }
 
     /// `POST /_matrix/client/v3/peek/{roomIdOrAlias}` as `user`/`device`.
-    pub async fn peek(&self, user: &str, device: &str, room: &RoomOrAliasId) -> Result<Answer, String> {
+    pub async fn peek(
+        &self,
+        user: &str,
+        device: &str,
+        room: &RoomOrAliasId,
+    ) -> Result<Answer, String> {
         let path = ClientPrefix::V3.peek_path(room);
         self.post(&path, &[(USER_HEADER, user), (DEVICE_HEADER, device)], &json!({})).await
     }
@@ -70,7 +80,8 @@ impl Api {
 
     /// `POST /_test/rooms`: a room with an alias localpart.
     pub async fn create_room(&self, alias: &str, world_readable: bool) -> Result<Answer, String> {
-        let body = json!({ "alias": alias, "world_readable": world_readable, "room_version": "10" });
+        let body =
+            json!({ "alias": alias, "world_readable": world_readable, "room_version": "10" });
         self.post("/_test/rooms", &[], &body).await
     }
 

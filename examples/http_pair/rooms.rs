@@ -85,8 +85,9 @@ impl Rooms {
         now: Timestamp,
     ) -> Result<&Room, String> {
         self.counter += 1;
-        let id: OwnedRoomId = RoomId::parse(format!("!r{}n{}:{server}", now.as_millis(), self.counter))
-            .map_err(|e| format!("room id: {e}"))?;
+        let id: OwnedRoomId =
+            RoomId::parse(format!("!r{}n{}:{server}", now.as_millis(), self.counter))
+                .map_err(|e| format!("room id: {e}"))?;
         let alias = match alias_localpart {
             Some(local) => {
                 let alias = RoomAliasId::parse(format!("#{local}:{server}"))
@@ -114,7 +115,14 @@ impl Rooms {
             json!({ "creator": creator, "room_version": version }),
             now,
         );
-        push_event(&mut room, creator, "m.room.history_visibility", Some(""), visibility(world_readable), now);
+        push_event(
+            &mut room,
+            creator,
+            "m.room.history_visibility",
+            Some(""),
+            visibility(world_readable),
+            now,
+        );
         if let Some(alias) = alias {
             self.by_alias.insert(alias, id.clone());
         }

@@ -163,7 +163,11 @@ fn upsert<K: Serialize, R: Serialize>(
     Ok(())
 }
 
-fn remove<K: Serialize>(tx: &Transaction<'_>, table: &str, key: &K) -> Result<(), SqliteStoreError> {
+fn remove<K: Serialize>(
+    tx: &Transaction<'_>,
+    table: &str,
+    key: &K,
+) -> Result<(), SqliteStoreError> {
     let sql = format!("DELETE FROM {table} WHERE key = ?1");
     tx.prepare_cached(&sql)?.execute(params![serde_json::to_string(key)?])?;
     Ok(())

@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use matrix_peek::outbound::{PeekFailure, PeekOutcome, Request, RequestKind};
-use matrix_peek::wire::{AnyPeekResponse, AnyRenewResponse, FederationPrefix, MAX_PEEK_RESPONSE_BYTES};
+use matrix_peek::wire::{
+    AnyPeekResponse, AnyRenewResponse, FederationPrefix, MAX_PEEK_RESPONSE_BYTES,
+};
 use matrix_peek::{PeekTransport, RoomAccess};
 use ruma_common::{OwnedServerName, ServerName};
 use serde_json::Value;
@@ -125,7 +127,9 @@ impl HttpTransport {
         let base = format!("http://{}", request.server);
         let builder = match &request.kind {
             RequestKind::Peek { ver } => client
-                .put(base + &self.prefix.peek_path_with_ver(&request.room_id, &request.peek_id, ver))
+                .put(
+                    base + &self.prefix.peek_path_with_ver(&request.room_id, &request.peek_id, ver),
+                )
                 .body("{}"),
             RequestKind::Renew => client
                 .post(base + &self.prefix.renew_path(&request.room_id, &request.peek_id))
@@ -141,11 +145,8 @@ impl HttpTransport {
             .await
             .map_err(|_| ())?;
         let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+        let retry_after =
+            response.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_owned);
         if response.content_length().is_some_and(|n| n > MAX_PEEK_RESPONSE_BYTES as u64) {
             return Ok((status, retry_after, Vec::new()));
         }
@@ -165,7 +166,11 @@ impl PeekTransport for HttpTransport {
         let outcome = match self.call(&request).await {
             Err(()) => PeekOutcome::Failed(PeekFailure::Unreachable),
             Ok((status, retry_after, body)) if !(200..300).contains(&status) => {
-                PeekOutcome::Failed(PeekFailure::from_response(status, retry_after.as_deref(), &body))
+                PeekOutcome::Failed(PeekFailure::from_response(
+                    status,
+                    retry_after.as_deref(),
+                    &body,
+                ))
             }
             Ok((_, _, body)) => match &request.kind {
                 RequestKind::Peek { .. } => match AnyPeekResponse::from_slice(&body) {
@@ -182,9 +187,7 @@ impl PeekTransport for HttpTransport {
                 RequestKind::Renew => match AnyRenewResponse::from_slice(&body) {
                     Ok(r) => PeekOutcome::Renewed {
                         // A peer that does not say keeps the MSC's example interval.
-                        renewal_interval: r
-                            .renewal_interval
-                            .unwrap_or(Duration::from_secs(3600)),
+                        renewal_interval: r.renewal_interval.unwrap_or(Duration::from_secs(3600)),
                     },
                     Err(_) => PeekOutcome::Failed(PeekFailure::InvalidResponse),
                 },
