@@ -1,0 +1,217 @@
+//! The test/admin API: create rooms, add events, change a room's visibility, and read the
+//! peek state (`/_test/…`). Not part of Matrix; unauthenticated, for the loopback demo only.
+
+// Handlers' helpers return the early `Response` as their error (axum style); it is 128 bytes.
+#![allow(clippy::result_large_err)]
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use matrix_peek::wire::{MAX_REQUEST_BODY_BYTES, MatrixError, WireError};
+use matrix_peek::{Clock, RoomAccess};
+use ruma_common::{OwnedRoomId, OwnedUserId, RoomId, RoomVersionId};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::shim::{App, driver_error, error, read_body, reply};
+
+async fn json_body<T: for<'de> Deserialize<'de>>(
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<T, Response> {
+    let body = read_body(headers, body, MAX_REQUEST_BODY_BYTES).await?;
+    serde_json::from_slice(&body).map_err(|e| error(WireError::BadJson(e.to_string())))
+}
+
+fn room_param(path: Result<Path<String>, PathRejection>) -> Result<OwnedRoomId, Response> {
+    let Ok(Path(room)) = path else {
+        return Err(error(WireError::InvalidParam { name: "roomId", reason: "not UTF-8".into() }));
+    };
+    RoomId::parse(&room)
+        .map_err(|e| error(WireError::InvalidParam { name: "roomId", reason: e.to_string() }))
+}
+
+fn admin_user(app: &App) -> OwnedUserId {
+    OwnedUserId::try_from(format!("@admin:{}", app.name)).expect("a valid user id on our name")
+}
+
+#[derive(Deserialize)]
+struct CreateRoom {
+    /// Alias localpart (`lobby` → `#lobby:this-server`).
+    alias: Option<String>,
+    #[serde(default = "yes")]
+    world_readable: bool,
+    room_version: Option<RoomVersionId>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `POST /_test/rooms` `{"alias": "lobby", "world_readable": true, "room_version": "10"}` →
+/// `{"room_id", "alias"}`.
+pub async fn create_room(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
+    let request: CreateRoom = match json_body(&headers, body).await {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let now = app.clock.now();
+    let creator = admin_user(&app);
+    let created = app
+        .rooms
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .create(
+            &app.name,
+            &creator,
+            request.alias.as_deref(),
+            request.room_version.unwrap_or(RoomVersionId::V10),
+            request.world_readable,
+            now,
+        )
+        .map(|room| (room.id.clone(), room.alias.clone()));
+    match created {
+        Ok((room_id, alias)) => {
+            app.log.push(format!("created room {room_id} {alias:?}"));
+            reply(200, &json!({ "room_id": room_id, "alias": alias }))
+        }
+        Err(e) => error(MatrixError::new(400, matrix_peek::wire::ErrorCode::InvalidParam, e)),
+    }
+}
+
+#[derive(Deserialize)]
+struct SendEvent {
+    body: String,
+}
+
+/// `POST /_test/rooms/{roomId}/send` `{"body": "hello"}`: appends an `m.room.message` and relays
+/// it to every server peeking the room → `{"event_id", "relayed_to": [[server, status]]}`.
+pub async fn send(
+    State(app): State<Arc<App>>,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let room_id = match room_param(path) {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let request: SendEvent = match json_body(&headers, body).await {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let now = app.clock.now();
+    let content = json!({ "msgtype": "m.text", "body": request.body });
+    let sender = admin_user(&app);
+    let event = app.rooms.lock().unwrap_or_else(|p| p.into_inner()).send(
+        &room_id,
+        &sender,
+        "m.room.message",
+        content,
+        now,
+    );
+    let Some(event) = event else { return error(MatrixError::not_found("no such room here")) };
+    let relayed = app.relay(&room_id, &event).await;
+    reply(200, &json!({ "event_id": event["event_id"], "relayed_to": relayed }))
+}
+
+#[derive(Deserialize)]
+struct Visibility {
+    world_readable: bool,
+}
+
+/// `POST /_test/rooms/{roomId}/visibility` `{"world_readable": false}`: changes the room's
+/// history visibility; peeks end (R24, R40) and peeking servers hear of it in `expired_peeks`.
+pub async fn visibility(
+    State(app): State<Arc<App>>,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let room_id = match room_param(path) {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let request: Visibility = match json_body(&headers, body).await {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let now = app.clock.now();
+    let sender = admin_user(&app);
+    let changed = app.rooms.lock().unwrap_or_else(|p| p.into_inner()).set_world_readable(
+        &room_id,
+        &sender,
+        request.world_readable,
+        now,
+    );
+    let Some((_event, access)) = changed else {
+        return error(MatrixError::not_found("no such room here"));
+    };
+    let access: RoomAccess = access;
+    match app.driver.access_changed(&room_id, &access).await {
+        Ok(()) => reply(200, &json!({ "world_readable": access.world_readable })),
+        Err(e) => driver_error(e),
+    }
+}
+
+/// `GET /_test/state`: this server's peeks as [`Driver::read`](matrix_peek::Driver::read) sees
+/// them, the events relayed to it, its rooms and its log.
+pub async fn state(State(app): State<Arc<App>>) -> Response {
+    let known: Vec<OwnedRoomId> =
+        app.remote_rooms.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned().collect();
+    let peeks = app
+        .driver
+        .read(|p| {
+            let mut rooms: Vec<OwnedRoomId> = p.local().demanded_rooms().map(ToOwned::to_owned).collect();
+            rooms.extend(known);
+            rooms.sort();
+            rooms.dedup();
+            let mut local = Vec::new();
+            let mut outbound = Vec::new();
+            for room in &rooms {
+                for (user, device) in p.peekers(room) {
+                    let expires = p.local().lease(user, device, room).map(|t| t.as_millis());
+                    local.push(json!({
+                        "user_id": user, "device_id": device, "room_id": room, "expires_at": expires,
+                    }));
+                }
+                if let Some(state) = p.outbound().state(room) {
+                    let server = p.outbound().established(room).map(|(s, _)| s.to_owned());
+                    outbound.push(json!({
+                        "room_id": room, "state": format!("{state:?}"), "server": server,
+                    }));
+                }
+            }
+            let inbound: Vec<Value> = p
+                .inbound()
+                .records()
+                .map(|r| {
+                    json!({
+                        "origin": r.origin, "room_id": r.room_id, "peek_id": r.peek_id,
+                        "expires_at": r.expires_at.as_millis(),
+                    })
+                })
+                .collect();
+            json!({ "local_peeks": local, "outbound": outbound, "inbound": inbound })
+        })
+        .await;
+    let received: serde_json::Map<String, Value> = app
+        .received
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .map(|(room, events)| {
+            let ids: Vec<Value> = events.iter().map(|e| e["event_id"].clone()).collect();
+            (room.to_string(), Value::Array(ids))
+        })
+        .collect();
+    let mut body = peeks;
+    body["server_name"] = json!(app.name);
+    body["received"] = Value::Object(received);
+    body["log"] = json!(app.log.lines());
+    reply(200, &body)
+}

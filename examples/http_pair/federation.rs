@@ -1,0 +1,214 @@
+//! The federation endpoints: MSC2444's `PUT`/`POST …/renew`/`DELETE` on
+//! `/_matrix/federation/v1/peek/{roomId}/{peekId}`, the `/send/{txnId}` receiver (relayed events
+//! and `expired_peeks`), and the directory query the client `/peek` uses to resolve an alias.
+//!
+//! **No signatures**: the origin comes from a plain header and PDUs are believed as sent.
+
+// Handlers' helpers return the early `Response` as their error (axum style); it is 128 bytes.
+#![allow(clippy::result_large_err)]
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, Method, Uri};
+use axum::response::Response;
+use matrix_peek::wire::{
+    ExpiredPeeks, FederationPeekPath, FederationPrefix, MAX_REQUEST_BODY_BYTES,
+    MAX_TRANSACTION_BYTES, MatrixError, PeekBody, RenewResponse, WireError, parse_ver,
+};
+use ruma_common::{OwnedRoomId, RoomAliasId};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::shim::{App, driver_error, error, method_not_allowed, origin, read_body, reply};
+
+/// PDUs read from one `/send` (the spec's limit).
+const MAX_PDUS: usize = 50;
+/// Events kept per peeked room in the shim's timeline.
+const MAX_RECEIVED: usize = 1000;
+
+/// Every method on `/_matrix/federation/v1/peek/…`: parsed with [`FederationPeekPath`], then
+/// `PUT` (R28–R38), `POST …/renew` (R41) or `DELETE` (R42); anything else is 405.
+pub async fn peek(
+    State(app): State<Arc<App>>,
+    method: Method,
+    uri: Uri,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let origin = match origin(&headers) {
+        Ok(o) => o,
+        Err(r) => return r,
+    };
+    let target = match FederationPeekPath::parse(&FederationPrefix::Stable, uri.path()) {
+        Ok(t) => t,
+        Err(e) => return error(e),
+    };
+    let FederationPeekPath { room_id, peek_id, is_renew } = target;
+    let kind = if is_renew {
+        (method == Method::POST).then_some("renew")
+    } else if method == Method::PUT {
+        Some("put")
+    } else if method == Method::DELETE {
+        Some("delete")
+    } else {
+        None
+    };
+    let response = match kind {
+        Some("put") => {
+            let body = match read_body(&headers, body, MAX_REQUEST_BODY_BYTES).await {
+                Ok(b) => b,
+                Err(r) => return r,
+            };
+            if let Err(e) = PeekBody::from_slice(&body) {
+                return error(e);
+            }
+            let ver = match parse_ver(query.as_deref().unwrap_or("")) {
+                Ok(v) => v,
+                Err(e) => return error(e),
+            };
+            let access = app
+                .rooms
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&room_id)
+                .map(|r| r.access());
+            // R37: register the peek before taking the snapshot, so no event falls between.
+            match app.driver.inbound_peek(&origin, &room_id, &peek_id, &ver, access.as_ref()).await
+            {
+                Ok(grant) => {
+                    let snapshot = app
+                        .rooms
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .get(&room_id)
+                        .map(|r| r.peek_response(grant.renewal_interval));
+                    match snapshot.map(serde_json::to_value) {
+                        Some(Ok(body)) => reply(200, &body),
+                        _ => {
+                            // R37: no snapshot, no peek.
+                            let _ = app.driver.inbound_unpeek(&origin, &room_id, &peek_id).await;
+                            error(MatrixError::not_found("the room went away"))
+                        }
+                    }
+                }
+                Err(e) => driver_error(e),
+            }
+        }
+        Some("renew") => {
+            let body = match read_body(&headers, body, MAX_REQUEST_BODY_BYTES).await {
+                Ok(b) => b,
+                Err(r) => return r,
+            };
+            if let Err(e) = PeekBody::from_slice(&body) {
+                return error(e);
+            }
+            match app.driver.inbound_renew(&origin, &room_id, &peek_id).await {
+                Ok(grant) => {
+                    let body = RenewResponse { renewal_interval: grant.renewal_interval };
+                    reply(200, &serde_json::to_value(body).unwrap_or(Value::Null))
+                }
+                Err(e) => driver_error(e),
+            }
+        }
+        Some(_) => match app.driver.inbound_unpeek(&origin, &room_id, &peek_id).await {
+            Ok(()) => reply(200, &json!({})),
+            Err(e) => driver_error(e),
+        },
+        None => method_not_allowed(),
+    };
+    let what = if is_renew { "POST renew" } else { method.as_str() };
+    app.log.push(format!(
+        "got {what} {room_id} peek_id={peek_id} from {origin} -> {}",
+        response.status().as_u16()
+    ));
+    response
+}
+
+#[derive(Deserialize)]
+struct Pdus {
+    #[serde(default)]
+    pdus: Vec<Value>,
+}
+
+/// `PUT /_matrix/federation/v1/send/{txnId}`: relayed PDUs go to the timeline of rooms we peek
+/// (waking their local peekers); `expired_peeks` go to [`Driver::remote_expired`] (R54).
+///
+/// [`Driver::remote_expired`]: matrix_peek::Driver::remote_expired
+pub async fn send(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
+    let origin = match origin(&headers) {
+        Ok(o) => o,
+        Err(r) => return r,
+    };
+    let body = match read_body(&headers, body, MAX_TRANSACTION_BYTES).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let expired = match ExpiredPeeks::from_transaction(&body) {
+        Ok(e) => e.expired_peeks,
+        Err(e) => return error(e),
+    };
+    let pdus = match serde_json::from_slice::<Pdus>(&body) {
+        Ok(p) => p.pdus,
+        Err(e) => return error(WireError::BadJson(e.to_string())),
+    };
+    for entry in expired {
+        app.log.push(format!(
+            "got expired_peeks {} peek_id={} from {origin}",
+            entry.room_id, entry.peek_id
+        ));
+        if let Err(e) = app.driver.remote_expired(&origin, &entry.room_id, &entry.peek_id).await {
+            return driver_error(e);
+        }
+    }
+    for pdu in pdus.into_iter().take(MAX_PDUS) {
+        let Some(room_id) = pdu["room_id"].as_str().and_then(|r| OwnedRoomId::try_from(r).ok())
+        else {
+            continue;
+        };
+        let peekers: Option<Vec<String>> = app
+            .driver
+            .read(|p| {
+                p.is_remote(&room_id)
+                    .then(|| p.peekers(&room_id).map(|(u, d)| format!("{u}/{d}")).collect())
+            })
+            .await;
+        let Some(peekers) = peekers else {
+            app.log.push(format!("ignored event for {room_id}: not peeked from here"));
+            continue;
+        };
+        app.log.push(format!(
+            "got event {} in {room_id} from {origin}: wake {peekers:?}",
+            pdu["event_id"]
+        ));
+        let mut received = app.received.lock().unwrap_or_else(|p| p.into_inner());
+        let timeline = received.entry(room_id).or_default();
+        if timeline.len() == MAX_RECEIVED {
+            timeline.remove(0);
+        }
+        timeline.push(pdu);
+    }
+    reply(200, &json!({ "pdus": {} }))
+}
+
+/// `GET /_matrix/federation/v1/query/directory?room_alias=…`: `{room_id, servers}`.
+pub async fn directory(State(app): State<Arc<App>>, RawQuery(query): RawQuery) -> Response {
+    let query = query.unwrap_or_default();
+    let Ok(url) = reqwest::Url::parse(&format!("http://x/?{query}")) else {
+        return error(WireError::InvalidParam { name: "room_alias", reason: "bad query".into() });
+    };
+    let alias = url.query_pairs().find(|(k, _)| k == "room_alias").map(|(_, v)| v.into_owned());
+    let Some(alias) = alias.and_then(|a| RoomAliasId::parse(a).ok()) else {
+        return error(WireError::InvalidParam {
+            name: "room_alias",
+            reason: "missing or invalid".into(),
+        });
+    };
+    let found = app.rooms.lock().unwrap_or_else(|p| p.into_inner()).resolve(&alias).cloned();
+    match found {
+        Some(room_id) => reply(200, &json!({ "room_id": room_id, "servers": [app.name] })),
+        None => error(MatrixError::not_found(format!("no room alias {alias}"))),
+    }
+}

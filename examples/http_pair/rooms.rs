@@ -1,0 +1,213 @@
+//! The shim's rooms: a small in-memory model (id, alias, version, `world_readable`, events), not
+//! a homeserver's event graph. Events are plain JSON with made-up ids and **no signatures, no
+//! hashes, no auth events**: enough for the peek state machines, nothing more.
+
+use std::collections::HashMap;
+
+use matrix_peek::wire::federation::PeekResponse;
+use matrix_peek::{RoomAccess, Timestamp};
+use ruma_common::{
+    OwnedEventId, OwnedRoomAliasId, OwnedRoomId, RoomAliasId, RoomId, RoomVersionId, ServerName,
+    UserId,
+};
+use serde_json::{Value, json};
+
+/// Events kept per room; the oldest non-state events are dropped beyond it.
+const MAX_EVENTS: usize = 1000;
+
+/// One room this server is resident in.
+#[derive(Debug)]
+pub struct Room {
+    /// The room id (`!…:this-server`).
+    pub id: OwnedRoomId,
+    /// Its alias, if one was asked for.
+    pub alias: Option<OwnedRoomAliasId>,
+    /// The room version (from the create event).
+    pub version: RoomVersionId,
+    /// `m.room.history_visibility` is `world_readable`.
+    pub world_readable: bool,
+    /// State events (create, history visibility), then messages, in order.
+    pub events: Vec<Value>,
+    /// The next event number (event ids are `$e{n}-{room}`).
+    next_event: u64,
+}
+
+impl Room {
+    /// What the peek machines need to know about the room.
+    pub fn access(&self) -> RoomAccess {
+        RoomAccess::new(self.version.clone(), self.world_readable, false)
+    }
+
+    /// The MSC2444 peek response (R35): every state event in `common_state_ids`, the latest
+    /// event as the single forward extremity, and all of them as `events`.
+    pub fn peek_response(&self, renewal_interval: std::time::Duration) -> PeekResponse {
+        let id_of = |e: &Value| -> Option<OwnedEventId> {
+            e.get("event_id")?.as_str()?.to_owned().try_into().ok()
+        };
+        let state: Vec<OwnedEventId> =
+            self.events.iter().filter(|e| e.get("state_key").is_some()).filter_map(id_of).collect();
+        let latest = self.events.last().and_then(id_of);
+        let mut events: Vec<&Value> =
+            self.events.iter().filter(|e| e.get("state_key").is_some()).collect();
+        if let Some(last) = self.events.last().filter(|e| e.get("state_key").is_none()) {
+            events.push(last);
+        }
+        PeekResponse {
+            latest_event_state_ids: latest.into_iter().map(|id| (id, Vec::new())).collect(),
+            common_state_ids: state,
+            events: events
+                .into_iter()
+                // Cannot fail: a `Value` always serialises.
+                .map(|e| serde_json::value::to_raw_value(e).expect("JSON value"))
+                .collect(),
+            renewal_interval,
+        }
+    }
+}
+
+/// Every room of this server, by id and by alias.
+#[derive(Debug, Default)]
+pub struct Rooms {
+    by_id: HashMap<OwnedRoomId, Room>,
+    by_alias: HashMap<OwnedRoomAliasId, OwnedRoomId>,
+    counter: u64,
+}
+
+impl Rooms {
+    /// Creates a room with a create event and a history-visibility event.
+    pub fn create(
+        &mut self,
+        server: &ServerName,
+        creator: &UserId,
+        alias_localpart: Option<&str>,
+        version: RoomVersionId,
+        world_readable: bool,
+        now: Timestamp,
+    ) -> Result<&Room, String> {
+        self.counter += 1;
+        let id: OwnedRoomId =
+            RoomId::parse(format!("!r{}n{}:{server}", now.as_millis(), self.counter))
+                .map_err(|e| format!("room id: {e}"))?;
+        let alias = match alias_localpart {
+            Some(local) => {
+                let alias = RoomAliasId::parse(format!("#{local}:{server}"))
+                    .map_err(|e| format!("alias: {e}"))?;
+                if self.by_alias.contains_key(&alias) {
+                    return Err(format!("alias {alias} is taken"));
+                }
+                Some(alias)
+            }
+            None => None,
+        };
+        let mut room = Room {
+            id: id.clone(),
+            alias: alias.clone(),
+            version: version.clone(),
+            world_readable,
+            events: Vec::new(),
+            next_event: 0,
+        };
+        push_event(
+            &mut room,
+            creator,
+            "m.room.create",
+            Some(""),
+            json!({ "creator": creator, "room_version": version }),
+            now,
+        );
+        push_event(
+            &mut room,
+            creator,
+            "m.room.history_visibility",
+            Some(""),
+            visibility(world_readable),
+            now,
+        );
+        if let Some(alias) = alias {
+            self.by_alias.insert(alias, id.clone());
+        }
+        Ok(self.by_id.entry(id).or_insert(room))
+    }
+
+    /// The room, if this server is in it.
+    pub fn get(&self, id: &RoomId) -> Option<&Room> {
+        self.by_id.get(id)
+    }
+
+    /// The room an alias of this server names.
+    pub fn resolve(&self, alias: &RoomAliasId) -> Option<&OwnedRoomId> {
+        self.by_alias.get(alias)
+    }
+
+    /// Appends a message event and returns it; `None` for an unknown room.
+    pub fn send(
+        &mut self,
+        id: &RoomId,
+        sender: &UserId,
+        kind: &str,
+        content: Value,
+        now: Timestamp,
+    ) -> Option<Value> {
+        let room = self.by_id.get_mut(id)?;
+        Some(push_event(room, sender, kind, None, content, now))
+    }
+
+    /// Changes the history visibility (a state event) and returns the event and new access.
+    pub fn set_world_readable(
+        &mut self,
+        id: &RoomId,
+        sender: &UserId,
+        world_readable: bool,
+        now: Timestamp,
+    ) -> Option<(Value, RoomAccess)> {
+        let room = self.by_id.get_mut(id)?;
+        room.world_readable = world_readable;
+        let event = push_event(
+            room,
+            sender,
+            "m.room.history_visibility",
+            Some(""),
+            visibility(world_readable),
+            now,
+        );
+        Some((event, room.access()))
+    }
+}
+
+fn visibility(world_readable: bool) -> Value {
+    json!({ "history_visibility": if world_readable { "world_readable" } else { "shared" } })
+}
+
+/// Appends an event with a made-up id (`$e{n}-{room}`); drops the oldest message beyond
+/// [`MAX_EVENTS`] (state events are kept: they form the peek snapshot).
+fn push_event(
+    room: &mut Room,
+    sender: &UserId,
+    kind: &str,
+    state_key: Option<&str>,
+    content: Value,
+    now: Timestamp,
+) -> Value {
+    let local = room.id.as_str().trim_start_matches('!').split(':').next().unwrap_or("room");
+    let mut event = json!({
+        "event_id": format!("$e{}-{local}", room.next_event),
+        "room_id": room.id,
+        "sender": sender,
+        "type": kind,
+        "content": content,
+        "origin_server_ts": now.as_millis(),
+    });
+    room.next_event += 1;
+    if let Some(key) = state_key {
+        event["state_key"] = json!(key);
+        // A newer state event of the same type replaces the older one.
+        room.events.retain(|e| !(e["type"] == kind && e.get("state_key").is_some()));
+    }
+    room.events.push(event.clone());
+    if room.events.len() > MAX_EVENTS
+        && let Some(oldest) = room.events.iter().position(|e| e.get("state_key").is_none())
+    {
+        room.events.remove(oldest);
+    }
+    event
+}
