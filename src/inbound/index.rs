@@ -12,13 +12,11 @@
 //! one timer entry.
 
 use std::borrow::Borrow;
-use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash, RandomState};
 
 use hashbrown::HashTable;
 
 use crate::Timestamp;
-use crate::timer::FxBuild;
 
 /// "No slot" in the intrusive lists.
 pub(super) const NIL: u32 = u32::MAX;
@@ -147,16 +145,20 @@ pub(super) struct Slot {
     pub(super) renewed_at: Timestamp,
 }
 
-/// A (room, server) pair with at least one live peek.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Pair {
-    /// Position of the server in the room's `servers` list.
-    pub(super) pos: u32,
+/// A server with at least one live peek on a room: one entry of the room's server list, which
+/// is also the head of the (room, server) pair's list of peeks. There is no separate pair map:
+/// a pair is found by scanning its room's list (contiguous 8-byte entries, one per distinct
+/// peeking server, bounded by `max_peeks_per_room`), only when a peek is created or a pair's
+/// first peek ends — never on renew or lookup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct RoomServer {
+    /// The interned server.
+    pub(super) server: u32,
     /// First slot of the pair's list.
     pub(super) head: u32,
 }
 
-/// Slab + index + per-pair lists + per-room server lists.
+/// Slab + index + per-pair lists (headed in the rooms' server lists).
 #[derive(Debug, Clone, Default)]
 pub(super) struct Peeks {
     slots: Vec<Option<Slot>>,
@@ -165,8 +167,6 @@ pub(super) struct Peeks {
     index: HashTable<u32>,
     /// Keyed SipHash: peek ids and names come from remote input.
     state: RandomState,
-    /// (room, server) → pair.
-    pairs: HashMap<(u32, u32), Pair, FxBuild>,
 }
 
 impl Peeks {
@@ -218,7 +218,7 @@ impl Peeks {
         room: u32,
         id: &str,
         renewed_at: Timestamp,
-        servers_of_room: &mut Vec<u32>,
+        servers_of_room: &mut Vec<RoomServer>,
     ) -> u32 {
         let id: Box<str> = Box::from(id);
         let s = match self.free.pop() {
@@ -229,17 +229,10 @@ impl Peeks {
                 u32::try_from(self.slots.len() - 1).expect("fewer than u32::MAX peeks")
             }
         };
-        let next = match self.pairs.get_mut(&(room, server)) {
-            Some(pair) => {
-                let old = pair.head;
-                pair.head = s;
-                old
-            }
+        let next = match servers_of_room.iter_mut().find(|e| e.server == server) {
+            Some(pair) => std::mem::replace(&mut pair.head, s),
             None => {
-                let pos =
-                    u32::try_from(servers_of_room.len()).expect("fewer than u32::MAX servers");
-                servers_of_room.push(server);
-                self.pairs.insert((room, server), Pair { pos, head: s });
+                servers_of_room.push(RoomServer { server, head: s });
                 NIL
             }
         };
@@ -254,7 +247,7 @@ impl Peeks {
 
     /// Removes slot `s`, returning it. When it was the pair's last peek, the server leaves
     /// `servers_of_room` (swap-remove, fixing the moved server's position).
-    pub(super) fn remove(&mut self, s: u32, servers_of_room: &mut Vec<u32>) -> Slot {
+    pub(super) fn remove(&mut self, s: u32, servers_of_room: &mut Vec<RoomServer>) -> Slot {
         let slot = self.slots[s as usize].take().expect("slot is occupied");
         self.free.push(s);
         if let Ok(entry) = self.index.find_entry(slot.hash, |&x| x == s) {
@@ -265,29 +258,21 @@ impl Peeks {
         }
         if slot.prev != NIL {
             self.slot_mut(slot.prev).next = slot.next;
-        } else {
-            let key = (slot.room, slot.server);
+        } else if let Some(pos) = servers_of_room.iter().position(|e| e.server == slot.server) {
             if slot.next != NIL {
-                if let Some(pair) = self.pairs.get_mut(&key) {
-                    pair.head = slot.next;
-                }
-            } else if let Some(pair) = self.pairs.remove(&key) {
-                let pos = pair.pos as usize;
+                servers_of_room[pos].head = slot.next;
+            } else {
                 servers_of_room.swap_remove(pos);
-                if let Some(&moved) = servers_of_room.get(pos)
-                    && let Some(p) = self.pairs.get_mut(&(slot.room, moved))
-                {
-                    p.pos = pair.pos;
-                }
             }
         }
         slot
     }
 
-    /// The slots of the (room, server) pair's peeks.
-    pub(super) fn pair_slots(&self, room: u32, server: u32) -> Vec<u32> {
+    /// The slots of a (room, server) pair's peeks, from the pair's head (its entry in the
+    /// room's server list).
+    pub(super) fn pair_slots(&self, head: u32) -> Vec<u32> {
         let mut out = Vec::new();
-        let mut s = self.pairs.get(&(room, server)).map_or(NIL, |p| p.head);
+        let mut s = head;
         while s != NIL {
             out.push(s);
             s = self.slot(s).next;

@@ -86,7 +86,7 @@ pub use record::{
 use crate::time::Monotonic;
 use crate::timer::SlotTimers;
 use crate::{RoomAccess, Timestamp};
-use index::{Interner, Peeks};
+use index::{Interner, Peeks, RoomServer};
 
 /// The smallest `retry_after` hint of [`InboundPeekError::LimitExceeded`].
 const MIN_RETRY_AFTER: Duration = Duration::from_secs(1);
@@ -99,7 +99,7 @@ pub struct InboundPeeks {
     clock: Monotonic,
     servers: Interner<OwnedServerName, ()>,
     /// Each room's `extra` is the list of servers with at least one live peek on it.
-    rooms: Interner<OwnedRoomId, Vec<u32>>,
+    rooms: Interner<OwnedRoomId, Vec<RoomServer>>,
     peeks: Peeks,
     /// One deadline per live slot (dense: indexed by slot id).
     timers: SlotTimers,
@@ -269,8 +269,8 @@ impl InboundPeeks {
         }
         let Some(r) = self.rooms.find(room) else { return };
         let servers = self.rooms.get(r).extra.clone();
-        for server in servers {
-            for slot in self.peeks.pair_slots(r, server) {
+        for pair in servers {
+            for slot in self.peeks.pair_slots(pair.head) {
                 self.end(slot, Some(InboundEndReason::AccessLost));
             }
         }
@@ -283,7 +283,8 @@ impl InboundPeeks {
         let (Some(r), Some(s)) = (self.rooms.find(room), self.servers.find(server)) else {
             return;
         };
-        for slot in self.peeks.pair_slots(r, s) {
+        let head = self.rooms.get(r).extra.iter().find(|e| e.server == s).map(|e| e.head);
+        for slot in self.peeks.pair_slots(head.unwrap_or(index::NIL)) {
             self.end(slot, Some(InboundEndReason::ServerDenied));
         }
     }
@@ -314,11 +315,11 @@ impl InboundPeeks {
         &'a self,
         room: &RoomId,
     ) -> impl Iterator<Item = &'a ServerName> + use<'a> {
-        let list: &'a [u32] = match self.rooms.find(room) {
+        let list: &'a [RoomServer] = match self.rooms.find(room) {
             Some(r) => &self.rooms.get(r).extra,
             None => &[],
         };
-        list.iter().map(move |&s| &*self.servers.get(s).name)
+        list.iter().map(move |e| &*self.servers.get(e.server).name)
     }
 
     /// Whether `(origin, room, peek_id)` is live.
@@ -442,7 +443,7 @@ impl InboundPeeks {
                     .get(r)
                     .extra
                     .iter()
-                    .flat_map(|&s| self.peeks.pair_slots(r, s))
+                    .flat_map(|e| self.peeks.pair_slots(e.head))
                     .map(|slot| self.expires_at(slot))
                     .min()
             });
