@@ -232,6 +232,30 @@ impl SlotTimers {
         self.by_time.is_empty()
     }
 
+    /// Sets `key`'s deadline without ordering it (bulk loading, e.g. restore): call
+    /// [`Self::rebuild_order`] before any other method.
+    pub(crate) fn set_unordered(&mut self, key: u32, at: Timestamp) {
+        let i = key as usize;
+        if i >= self.at.len() {
+            self.at.resize(i + 1, NO_DEADLINE);
+        }
+        self.at[i] = at.as_millis();
+    }
+
+    /// Rebuilds the deadline order from the per-key deadlines: one sort and an O(n) bulk
+    /// build of the tree, instead of n ordered inserts.
+    pub(crate) fn rebuild_order(&mut self) {
+        let mut order: Vec<(Timestamp, u32)> = self
+            .at
+            .iter()
+            .enumerate()
+            .filter(|&(_, &at)| at != NO_DEADLINE)
+            .map(|(k, &at)| (Timestamp::from_millis(at), k as u32))
+            .collect();
+        order.sort_unstable();
+        self.by_time = order.into_iter().collect();
+    }
+
     /// Reserves room for `additional` more keys.
     pub(crate) fn reserve(&mut self, additional: usize) {
         self.at.reserve(additional);

@@ -2,30 +2,33 @@
 //!
 //! * [`Interner`]: one entry per room and per server (not per peek), addressed by a `u32`,
 //!   with a count of live peeks; freed when the count drops to zero.
-//! * [`Peeks`]: a slab of peeks (`u32` slot ids, used as timer keys), a hash index from
-//!   (server, room, peek id) to slot, and an intrusive list per (room, server) pair so that
+//! * [`Peeks`]: a slab of peeks (`u32` slot ids, used as timer keys), a hash table of bare slot
+//!   ids hashed by (server name, room id, peek id) — one SipHash per lookup, no interner probe,
+//!   and no key stored twice — and an intrusive list per (room, server) pair so that
 //!   ending all of a room's or a pair's peeks is O(result). Each room keeps the list of servers
 //!   with at least one peek, so `destinations` is O(result) (R39).
 //!
-//! Per peek this costs one `Arc<str>` for the id (shared by the index key and the slab), one
-//! hash entry, one 40-byte slot and one timer entry.
+//! Per peek this costs one `Box<str>` for the id, one 4-byte index entry, one 48-byte slot and
+//! one timer entry.
 
 use std::borrow::Borrow;
-use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
-use std::sync::Arc;
+use std::hash::{BuildHasher, Hash, RandomState};
+
+use hashbrown::HashTable;
 
 use crate::Timestamp;
-use crate::timer::FxBuild;
 
 /// "No slot" in the intrusive lists.
 pub(super) const NIL: u32 = u32::MAX;
 
-/// Interned names with a live-peek count each, addressed by `u32`.
+/// Interned names with a live-peek count each, addressed by `u32`. The index is a table of bare
+/// `u32` entry numbers (each entry keeps its own hash), so every name is stored once.
 #[derive(Debug, Clone)]
 pub(super) struct Interner<O, E> {
     slots: Vec<Option<Interned<O, E>>>,
-    index: HashMap<O, u32>,
+    index: HashTable<u32>,
+    /// Keyed SipHash: names come from remote input.
+    state: RandomState,
     free: Vec<u32>,
 }
 
@@ -36,21 +39,35 @@ pub(super) struct Interned<O, E> {
     /// Live peeks referring to this entry.
     pub(super) live: u32,
     pub(super) extra: E,
+    hash: u64,
 }
 
 impl<O, E> Default for Interner<O, E> {
     fn default() -> Self {
-        Interner { slots: Vec::new(), index: HashMap::new(), free: Vec::new() }
+        Interner {
+            slots: Vec::new(),
+            index: HashTable::new(),
+            state: RandomState::new(),
+            free: Vec::new(),
+        }
     }
 }
 
-impl<O: Hash + Eq + Clone, E: Default> Interner<O, E> {
+impl<O, E: Default> Interner<O, E> {
+    fn hash_of<Q: Hash + ?Sized>(&self, name: &Q) -> u64 {
+        self.state.hash_one(name)
+    }
+
     pub(super) fn find<Q>(&self, name: &Q) -> Option<u32>
     where
         O: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.index.get(name).copied()
+        let hash = self.hash_of(name);
+        let slots = &self.slots;
+        self.index
+            .find(hash, |&i| slots[i as usize].as_ref().is_some_and(|e| e.name.borrow() == name))
+            .copied()
     }
 
     /// The index of `name`, interning it (with `live == 0`) if new.
@@ -59,11 +76,17 @@ impl<O: Hash + Eq + Clone, E: Default> Interner<O, E> {
         O: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = O> + ?Sized,
     {
-        if let Some(i) = self.index.get(name) {
-            return *i;
-        }
-        let owned = name.to_owned();
-        let entry = Interned { name: owned.clone(), live: 0, extra: E::default() };
+        self.find(name).unwrap_or_else(|| self.insert_new(name))
+    }
+
+    /// Interns `name`, which must not be interned yet (checked by the caller's `find`).
+    pub(super) fn insert_new<Q>(&mut self, name: &Q) -> u32
+    where
+        O: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = O> + ?Sized,
+    {
+        let hash = self.hash_of(name);
+        let entry = Interned { name: name.to_owned(), live: 0, extra: E::default(), hash };
         let i = match self.free.pop() {
             Some(i) => {
                 self.slots[i as usize] = Some(entry);
@@ -75,7 +98,8 @@ impl<O: Hash + Eq + Clone, E: Default> Interner<O, E> {
                 u32::try_from(self.slots.len() - 1).expect("fewer than u32::MAX interned names")
             }
         };
-        self.index.insert(owned, i);
+        let slots = &self.slots;
+        self.index.insert_unique(hash, i, |&j| slots[j as usize].as_ref().map_or(0, |e| e.hash));
         i
     }
 
@@ -94,7 +118,9 @@ impl<O: Hash + Eq + Clone, E: Default> Interner<O, E> {
         if self.get(i).live == 0
             && let Some(entry) = self.slots[i as usize].take()
         {
-            self.index.remove(&entry.name);
+            if let Ok(found) = self.index.find_entry(entry.hash, |&j| j == i) {
+                found.remove();
+            }
             self.free.push(i);
         }
     }
@@ -104,66 +130,6 @@ impl<O: Hash + Eq + Clone, E: Default> Interner<O, E> {
     }
 }
 
-/// Something that looks like a peek key, so the index can be searched without allocating.
-pub(super) trait KeyView {
-    fn parts(&self) -> (u32, u32, &str);
-}
-
-/// The owned key of the peek index: (server, room, peek id).
-#[derive(Debug, Clone)]
-pub(super) struct PeekKey {
-    pub(super) server: u32,
-    pub(super) room: u32,
-    pub(super) id: Arc<str>,
-}
-
-impl KeyView for PeekKey {
-    fn parts(&self) -> (u32, u32, &str) {
-        (self.server, self.room, &self.id)
-    }
-}
-
-impl KeyView for (u32, u32, &str) {
-    fn parts(&self) -> (u32, u32, &str) {
-        *self
-    }
-}
-
-impl<'a> Borrow<dyn KeyView + 'a> for PeekKey {
-    fn borrow(&self) -> &(dyn KeyView + 'a) {
-        self
-    }
-}
-
-impl Hash for dyn KeyView + '_ {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.parts().hash(state);
-    }
-}
-
-impl PartialEq for dyn KeyView + '_ {
-    fn eq(&self, other: &Self) -> bool {
-        self.parts() == other.parts()
-    }
-}
-
-impl Eq for dyn KeyView + '_ {}
-
-impl Hash for PeekKey {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        // Must match `dyn KeyView`'s hash for `Borrow` lookups.
-        self.parts().hash(state);
-    }
-}
-
-impl PartialEq for PeekKey {
-    fn eq(&self, other: &Self) -> bool {
-        self.parts() == other.parts()
-    }
-}
-
-impl Eq for PeekKey {}
-
 /// One live peek in the slab.
 #[derive(Debug, Clone)]
 pub(super) struct Slot {
@@ -172,27 +138,35 @@ pub(super) struct Slot {
     /// Neighbours in the (room, server) pair's list.
     pub(super) prev: u32,
     pub(super) next: u32,
-    pub(super) id: Arc<str>,
+    /// Hash of (server name, room id, peek id) under [`Peeks::hash`], kept so the index
+    /// never re-hashes strings when it grows or removes.
+    pub(super) hash: u64,
+    pub(super) id: Box<str>,
     pub(super) renewed_at: Timestamp,
 }
 
-/// A (room, server) pair with at least one live peek.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Pair {
-    /// Position of the server in the room's `servers` list.
-    pub(super) pos: u32,
+/// A server with at least one live peek on a room: one entry of the room's server list, which
+/// is also the head of the (room, server) pair's list of peeks. There is no separate pair map:
+/// a pair is found by scanning its room's list (contiguous 8-byte entries, one per distinct
+/// peeking server, bounded by `max_peeks_per_room`), only when a peek is created or a pair's
+/// first peek ends — never on renew or lookup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct RoomServer {
+    /// The interned server.
+    pub(super) server: u32,
     /// First slot of the pair's list.
     pub(super) head: u32,
 }
 
-/// Slab + index + per-pair lists + per-room server lists.
+/// Slab + index + per-pair lists (headed in the rooms' server lists).
 #[derive(Debug, Clone, Default)]
 pub(super) struct Peeks {
     slots: Vec<Option<Slot>>,
     free: Vec<u32>,
-    index: HashMap<PeekKey, u32>,
-    /// (room, server) → pair.
-    pairs: HashMap<(u32, u32), Pair, FxBuild>,
+    /// Slot ids, hashed by [`Peeks::hash`] (each slot keeps its hash).
+    index: HashTable<u32>,
+    /// Keyed SipHash: peek ids and names come from remote input.
+    state: RandomState,
 }
 
 impl Peeks {
@@ -200,15 +174,30 @@ impl Peeks {
         self.index.len()
     }
 
+    /// The index hash of a peek key.
+    pub(super) fn hash(&self, server: &str, room: &str, id: &str) -> u64 {
+        self.state.hash_one((server, room, id))
+    }
+
     /// Reserves room for `additional` more peeks (restore).
     pub(super) fn reserve(&mut self, additional: usize) {
         self.slots.reserve(additional);
-        self.index.reserve(additional);
+        let slots = &self.slots;
+        self.index.reserve(additional, |&s| Self::hash_in(slots, s));
     }
 
-    pub(super) fn find(&self, server: u32, room: u32, id: &str) -> Option<u32> {
-        let view: &dyn KeyView = &(server, room, id);
-        self.index.get(view).copied()
+    fn hash_in(slots: &[Option<Slot>], s: u32) -> u64 {
+        slots[s as usize].as_ref().map_or(0, |slot| slot.hash)
+    }
+
+    /// The slot whose hash is `hash` and for which `is_key` holds.
+    pub(super) fn find(&self, hash: u64, mut is_key: impl FnMut(&Slot) -> bool) -> Option<u32> {
+        let slots = &self.slots;
+        self.index
+            .find(hash, |&s| {
+                slots[s as usize].as_ref().is_some_and(|slot| slot.hash == hash && is_key(slot))
+            })
+            .copied()
     }
 
     pub(super) fn slot(&self, s: u32) -> &Slot {
@@ -224,13 +213,14 @@ impl Peeks {
     /// extended when this is the pair's first peek. Returns the slot id.
     pub(super) fn insert(
         &mut self,
+        hash: u64,
         server: u32,
         room: u32,
         id: &str,
         renewed_at: Timestamp,
-        servers_of_room: &mut Vec<u32>,
+        servers_of_room: &mut Vec<RoomServer>,
     ) -> u32 {
-        let id: Arc<str> = Arc::from(id);
+        let id: Box<str> = Box::from(id);
         let s = match self.free.pop() {
             Some(s) => s,
             None => {
@@ -239,64 +229,50 @@ impl Peeks {
                 u32::try_from(self.slots.len() - 1).expect("fewer than u32::MAX peeks")
             }
         };
-        let next = match self.pairs.get_mut(&(room, server)) {
-            Some(pair) => {
-                let old = pair.head;
-                pair.head = s;
-                old
-            }
+        let next = match servers_of_room.iter_mut().find(|e| e.server == server) {
+            Some(pair) => std::mem::replace(&mut pair.head, s),
             None => {
-                let pos =
-                    u32::try_from(servers_of_room.len()).expect("fewer than u32::MAX servers");
-                servers_of_room.push(server);
-                self.pairs.insert((room, server), Pair { pos, head: s });
+                servers_of_room.push(RoomServer { server, head: s });
                 NIL
             }
         };
         if next != NIL {
             self.slot_mut(next).prev = s;
         }
-        self.slots[s as usize] =
-            Some(Slot { server, room, prev: NIL, next, id: id.clone(), renewed_at });
-        self.index.insert(PeekKey { server, room, id }, s);
+        self.slots[s as usize] = Some(Slot { server, room, prev: NIL, next, hash, id, renewed_at });
+        let slots = &self.slots;
+        self.index.insert_unique(hash, s, |&x| Self::hash_in(slots, x));
         s
     }
 
     /// Removes slot `s`, returning it. When it was the pair's last peek, the server leaves
     /// `servers_of_room` (swap-remove, fixing the moved server's position).
-    pub(super) fn remove(&mut self, s: u32, servers_of_room: &mut Vec<u32>) -> Slot {
+    pub(super) fn remove(&mut self, s: u32, servers_of_room: &mut Vec<RoomServer>) -> Slot {
         let slot = self.slots[s as usize].take().expect("slot is occupied");
         self.free.push(s);
-        let view: &dyn KeyView = &(slot.server, slot.room, &*slot.id);
-        self.index.remove(view);
+        if let Ok(entry) = self.index.find_entry(slot.hash, |&x| x == s) {
+            entry.remove();
+        }
         if slot.next != NIL {
             self.slot_mut(slot.next).prev = slot.prev;
         }
         if slot.prev != NIL {
             self.slot_mut(slot.prev).next = slot.next;
-        } else {
-            let key = (slot.room, slot.server);
+        } else if let Some(pos) = servers_of_room.iter().position(|e| e.server == slot.server) {
             if slot.next != NIL {
-                if let Some(pair) = self.pairs.get_mut(&key) {
-                    pair.head = slot.next;
-                }
-            } else if let Some(pair) = self.pairs.remove(&key) {
-                let pos = pair.pos as usize;
+                servers_of_room[pos].head = slot.next;
+            } else {
                 servers_of_room.swap_remove(pos);
-                if let Some(&moved) = servers_of_room.get(pos)
-                    && let Some(p) = self.pairs.get_mut(&(slot.room, moved))
-                {
-                    p.pos = pair.pos;
-                }
             }
         }
         slot
     }
 
-    /// The slots of the (room, server) pair's peeks.
-    pub(super) fn pair_slots(&self, room: u32, server: u32) -> Vec<u32> {
+    /// The slots of a (room, server) pair's peeks, from the pair's head (its entry in the
+    /// room's server list).
+    pub(super) fn pair_slots(&self, head: u32) -> Vec<u32> {
         let mut out = Vec::new();
-        let mut s = self.pairs.get(&(room, server)).map_or(NIL, |p| p.head);
+        let mut s = head;
         while s != NIL {
             out.push(s);
             s = self.slot(s).next;

@@ -86,7 +86,7 @@ pub use record::{
 use crate::time::Monotonic;
 use crate::timer::SlotTimers;
 use crate::{RoomAccess, Timestamp};
-use index::{Interner, Peeks};
+use index::{Interner, Peeks, RoomServer};
 
 /// The smallest `retry_after` hint of [`InboundPeekError::LimitExceeded`].
 const MIN_RETRY_AFTER: Duration = Duration::from_secs(1);
@@ -99,7 +99,7 @@ pub struct InboundPeeks {
     clock: Monotonic,
     servers: Interner<OwnedServerName, ()>,
     /// Each room's `extra` is the list of servers with at least one live peek on it.
-    rooms: Interner<OwnedRoomId, Vec<u32>>,
+    rooms: Interner<OwnedRoomId, Vec<RoomServer>>,
     peeks: Peeks,
     /// One deadline per live slot (dense: indexed by slot id).
     timers: SlotTimers,
@@ -141,17 +141,23 @@ impl InboundPeeks {
         let mut latest = now;
         for record in records {
             latest = latest.max(record.renewed_at);
-            let server = this.servers.intern(&*record.origin);
-            let room = this.rooms.intern(&*record.room_id);
-            let slot = match this.peeks.find(server, room, &record.peek_id) {
+            let (origin, room_id) = (&*record.origin, &*record.room_id);
+            let hash = this.peeks.hash(origin.as_str(), room_id.as_str(), &record.peek_id);
+            let slot = match this.find_hashed(hash, origin, room_id, &record.peek_id) {
                 Some(s) => {
                     this.peeks.slot_mut(s).renewed_at = record.renewed_at;
                     s
                 }
-                None => this.insert_peek(server, room, &record.peek_id, record.renewed_at),
+                None => {
+                    let server = this.servers.intern(origin);
+                    let room = this.rooms.intern(room_id);
+                    this.insert_peek(hash, server, room, &record.peek_id, record.renewed_at)
+                }
             };
-            this.timers.schedule(slot, record.expires_at);
+            // Ordered in one bulk build below (O(n log n) sort, O(n) tree) instead of n inserts.
+            this.timers.set_unordered(slot, record.expires_at);
         }
+        this.timers.rebuild_order();
         this.clock = Monotonic::starting_at(latest);
         this
     }
@@ -201,13 +207,15 @@ impl InboundPeeks {
                 room_version: access.room_version.clone(),
             });
         }
-        if let Some(slot) = self.find(origin, room, peek_id) {
+        let hash = self.peeks.hash(origin.as_str(), room.as_str(), peek_id);
+        if let Some(slot) = self.find_hashed(hash, origin, room, peek_id) {
             return Ok(self.refresh(now, slot));
         }
-        self.check_caps(now, origin, room)?;
-        let server = self.servers.intern(origin);
-        let room = self.rooms.intern(room);
-        let slot = self.insert_peek(server, room, peek_id, now);
+        let (server, room_index) = (self.servers.find(origin), self.rooms.find(room));
+        self.check_caps(now, server, room_index)?;
+        let server = server.unwrap_or_else(|| self.servers.insert_new(origin));
+        let room = room_index.unwrap_or_else(|| self.rooms.insert_new(room));
+        let slot = self.insert_peek(hash, server, room, peek_id, now);
         let expires_at = self.deadline_from(now);
         self.timers.schedule(slot, expires_at);
         self.persist_upsert(slot, expires_at);
@@ -261,8 +269,8 @@ impl InboundPeeks {
         }
         let Some(r) = self.rooms.find(room) else { return };
         let servers = self.rooms.get(r).extra.clone();
-        for server in servers {
-            for slot in self.peeks.pair_slots(r, server) {
+        for pair in servers {
+            for slot in self.peeks.pair_slots(pair.head) {
                 self.end(slot, Some(InboundEndReason::AccessLost));
             }
         }
@@ -275,7 +283,8 @@ impl InboundPeeks {
         let (Some(r), Some(s)) = (self.rooms.find(room), self.servers.find(server)) else {
             return;
         };
-        for slot in self.peeks.pair_slots(r, s) {
+        let head = self.rooms.get(r).extra.iter().find(|e| e.server == s).map(|e| e.head);
+        for slot in self.peeks.pair_slots(head.unwrap_or(index::NIL)) {
             self.end(slot, Some(InboundEndReason::ServerDenied));
         }
     }
@@ -306,11 +315,11 @@ impl InboundPeeks {
         &'a self,
         room: &RoomId,
     ) -> impl Iterator<Item = &'a ServerName> + use<'a> {
-        let list: &'a [u32] = match self.rooms.find(room) {
+        let list: &'a [RoomServer] = match self.rooms.find(room) {
             Some(r) => &self.rooms.get(r).extra,
             None => &[],
         };
-        list.iter().map(move |&s| &*self.servers.get(s).name)
+        list.iter().map(move |e| &*self.servers.get(e.server).name)
     }
 
     /// Whether `(origin, room, peek_id)` is live.
@@ -364,10 +373,24 @@ impl InboundPeeks {
         now
     }
 
+    /// One SipHash of the three strings, one probe, then the key compared in full.
     fn find(&self, origin: &ServerName, room: &RoomId, peek_id: &str) -> Option<u32> {
-        let server = self.servers.find(origin)?;
-        let room = self.rooms.find(room)?;
-        self.peeks.find(server, room, peek_id)
+        let hash = self.peeks.hash(origin.as_str(), room.as_str(), peek_id);
+        self.find_hashed(hash, origin, room, peek_id)
+    }
+
+    fn find_hashed(
+        &self,
+        hash: u64,
+        origin: &ServerName,
+        room: &RoomId,
+        peek_id: &str,
+    ) -> Option<u32> {
+        self.peeks.find(hash, |slot| {
+            *slot.id == *peek_id
+                && *self.servers.get(slot.server).name == *origin
+                && *self.rooms.get(slot.room).name == *room
+        })
     }
 
     fn deadline_from(&self, renewed_at: Timestamp) -> Timestamp {
@@ -387,11 +410,12 @@ impl InboundPeeks {
         InboundGrant { renewal_interval: self.config.renewal_interval, expires_at, refreshed: true }
     }
 
+    /// `server` / `room_index`: the interned origin and room, when they already are.
     fn check_caps(
         &self,
         now: Timestamp,
-        origin: &ServerName,
-        room: &RoomId,
+        server: Option<u32>,
+        room_index: Option<u32>,
     ) -> Result<(), InboundPeekError> {
         let lapse = self.config.renewal_interval.saturating_add(self.config.grace);
         let hint = |until: Option<Timestamp>| {
@@ -405,13 +429,12 @@ impl InboundPeeks {
             // A slot frees when the earliest peek lapses.
             return Err(hint(self.timers.next()));
         }
-        let server_live = self.servers.find(origin).map_or(0, |s| self.servers.get(s).live);
+        let server_live = server.map_or(0, |s| self.servers.get(s).live);
         if server_live as usize >= self.config.max_peeks_per_server {
             // Only this server's own peeks free its quota: by deleting unused ones, or within
             // one lapse time for those it stops renewing.
             return Err(hint(None));
         }
-        let room_index = self.rooms.find(room);
         let room_live = room_index.map_or(0, |r| self.rooms.get(r).live);
         if room_live as usize >= self.config.max_peeks_per_room {
             // The room's earliest deadline (a scan bounded by the per-room cap).
@@ -420,7 +443,7 @@ impl InboundPeeks {
                     .get(r)
                     .extra
                     .iter()
-                    .flat_map(|&s| self.peeks.pair_slots(r, s))
+                    .flat_map(|e| self.peeks.pair_slots(e.head))
                     .map(|slot| self.expires_at(slot))
                     .min()
             });
@@ -429,11 +452,18 @@ impl InboundPeeks {
         Ok(())
     }
 
-    fn insert_peek(&mut self, server: u32, room: u32, peek_id: &str, renewed_at: Timestamp) -> u32 {
+    fn insert_peek(
+        &mut self,
+        hash: u64,
+        server: u32,
+        room: u32,
+        peek_id: &str,
+        renewed_at: Timestamp,
+    ) -> u32 {
         self.servers.get_mut(server).live += 1;
         let entry = self.rooms.get_mut(room);
         entry.live += 1;
-        self.peeks.insert(server, room, peek_id, renewed_at, &mut entry.extra)
+        self.peeks.insert(hash, server, room, peek_id, renewed_at, &mut entry.extra)
     }
 
     /// Ends a live peek: cancels its deadline, then see [`Self::end_untimed`].

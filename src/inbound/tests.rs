@@ -4,7 +4,7 @@ use std::mem::size_of;
 
 use ruma_common::{OwnedRoomId, OwnedServerName, RoomVersionId};
 
-use super::index::{Interner, NIL, PeekKey, Peeks, Slot};
+use super::index::{Interner, NIL, Peeks, RoomServer, Slot};
 use super::*;
 
 fn t(ms: u64) -> Timestamp {
@@ -13,10 +13,9 @@ fn t(ms: u64) -> Timestamp {
 
 #[test]
 fn per_peek_structures_stay_small() {
-    // DESIGN §12: ≤ 200 bytes per peek above the id strings. Slot + index entry + two timer
-    // entries; rooms and servers are interned, not stored per peek.
-    assert_eq!(size_of::<Option<Slot>>(), 40);
-    assert_eq!(size_of::<(PeekKey, u32)>(), 32);
+    // DESIGN §12: ≤ 200 bytes per peek above the id strings. Slot + a 4-byte index entry +
+    // two timer entries; rooms and servers are interned, not stored per peek.
+    assert_eq!(size_of::<Option<Slot>>(), 48);
 }
 
 #[test]
@@ -40,18 +39,22 @@ fn interner_reuses_freed_indices_and_forgets_names() {
 fn pair_lists_and_room_server_lists_stay_consistent() {
     let mut p = Peeks::default();
     let mut servers_of_room = Vec::new();
-    let s1 = p.insert(1, 0, "x", t(0), &mut servers_of_room);
-    let s2 = p.insert(2, 0, "x", t(0), &mut servers_of_room);
-    let s3 = p.insert(1, 0, "y", t(0), &mut servers_of_room);
-    assert_eq!(servers_of_room, [1, 2]);
-    assert_eq!(p.pair_slots(0, 1), [s3, s1]);
-    assert_eq!(p.find(1, 0, "y"), Some(s3));
-    assert_eq!(p.find(1, 1, "y"), None);
-    p.remove(s1, &mut servers_of_room);
-    assert_eq!(p.pair_slots(0, 1), [s3]);
-    assert_eq!(p.slot(s3).next, NIL);
+    let h = |p: &Peeks, s: &str, id: &str| p.hash(s, "!r", id);
+    let s1 = p.insert(h(&p, "1", "x"), 1, 0, "x", t(0), &mut servers_of_room);
+    let s2 = p.insert(h(&p, "2", "x"), 2, 0, "x", t(0), &mut servers_of_room);
+    let s3 = p.insert(h(&p, "1", "y"), 1, 0, "y", t(0), &mut servers_of_room);
+    let rs = |server, head| RoomServer { server, head };
+    assert_eq!(servers_of_room, [rs(1, s3), rs(2, s2)]);
+    assert_eq!(p.pair_slots(s3), [s3, s1]);
+    let key = |server: u32, id: &'static str| move |s: &Slot| s.server == server && &*s.id == id;
+    assert_eq!(p.find(h(&p, "1", "y"), key(1, "y")), Some(s3));
+    assert_eq!(p.find(h(&p, "2", "y"), key(2, "y")), None);
     p.remove(s3, &mut servers_of_room);
-    assert_eq!(servers_of_room, [2]);
+    assert_eq!(servers_of_room, [rs(1, s1), rs(2, s2)]);
+    assert_eq!(p.pair_slots(s1), [s1]);
+    assert_eq!(p.slot(s1).next, NIL);
+    p.remove(s1, &mut servers_of_room);
+    assert_eq!(servers_of_room, [rs(2, s2)]);
     // Server 2 moved to position 0; removing it must find it there.
     p.remove(s2, &mut servers_of_room);
     assert!(servers_of_room.is_empty());
