@@ -407,6 +407,15 @@ impl Peeking {
     ) {
         let now = self.clock.advance(now);
         self.local.handle_joined(now, user_id, room_id);
+        // The user's own peeks still waiting on the room are peeks of a joined user now: they
+        // are refused (R6), never granted next to the join (R23).
+        for id in self.pending_by_room.get(room_id).into_iter().flatten() {
+            if let Some(p) = self.pending.get_mut(id)
+                && p.user_id == user_id
+            {
+                p.joined = true;
+            }
+        }
         if self.remote_rooms.contains_key(room_id) || self.pending_by_room.contains_key(room_id) {
             self.server_joined(now, room_id, access);
         }
