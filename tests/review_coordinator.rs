@@ -47,3 +47,33 @@ fn pending_peek_of_a_user_who_joined_meanwhile_is_refused_not_granted_r6_r23() {
     assert_eq!(done_for(&out, bob_id), Some(Ok(())), "{out:?}");
     assert!(host.peeking.local().is_peeking(&bob(), &tablet(), &remote_room()));
 }
+
+// R25: a device removed (or a user deactivated) while its remote peek waits on federation must
+// not get a peek when the federated peek comes up: nobody is left to sync it, yet it would keep
+// the room demanded (and the remote peek renewed) for a whole lease.
+#[test]
+fn pending_peek_of_a_removed_device_is_not_granted_later_r25() {
+    let mut host = Host::new();
+    let (reply, out) = host.peek(at(0), remote_peek(alice(), phone(), &[remote_server()]));
+    let id = pending_id(&reply);
+    let put = only_send(&out, Kind::Peek);
+    let (bob_reply, _) = host.peek(at(1), remote_peek(bob(), tablet(), &[remote_server()]));
+    let bob_id = pending_id(&bob_reply);
+    host.peeking.handle_device_removed(at(2), &alice(), &phone());
+    host.peeking.handle_user_deactivated(at(3), &bob());
+    let removed = host.drain();
+    host.peeking.handle_response(at(4), put.id, established());
+    let out: Vec<Output> = removed.into_iter().chain(host.drain()).collect();
+    assert!(!host.peeking.local().is_peeking(&alice(), &phone(), &remote_room()), "{out:?}");
+    assert!(!host.peeking.local().is_peeking(&bob(), &tablet(), &remote_room()), "{out:?}");
+    assert!(
+        matches!(done_for(&out, id), Some(Err(_))),
+        "the removed device's wait ends with an error: {out:?}"
+    );
+    assert!(matches!(done_for(&out, bob_id), Some(Err(_))), "{out:?}");
+    assert_eq!(host.peeking.pending_client_peeks(), 0);
+    // Nobody needs the room: after the linger the federated peek is deleted (R55).
+    host.peeking.handle_timeout(at(4 + 121_000));
+    let out = host.drain();
+    assert_eq!(sends(&out).iter().filter(|r| kind(r) == Kind::Unpeek).count(), 1, "{out:?}");
+}

@@ -453,7 +453,8 @@ impl Peeking {
         self.drain(now);
     }
 
-    /// The device was deleted or logged out (R25).
+    /// The device was deleted or logged out (R25). Its client peeks still waiting on
+    /// federation fail with `NotPeeking` (they are never granted later).
     pub fn handle_device_removed(
         &mut self,
         now: Timestamp,
@@ -462,13 +463,16 @@ impl Peeking {
     ) {
         let now = self.clock.advance(now);
         self.local.handle_device_removed(now, user_id, device_id);
+        self.cancel_pending(now, |p| p.user_id == user_id && p.device_id == device_id);
         self.drain(now);
     }
 
-    /// The account was deactivated (R25).
+    /// The account was deactivated (R25). Its client peeks still waiting on federation fail
+    /// with `NotPeeking`.
     pub fn handle_user_deactivated(&mut self, now: Timestamp, user_id: &UserId) {
         let now = self.clock.advance(now);
         self.local.handle_user_deactivated(now, user_id);
+        self.cancel_pending(now, |p| p.user_id == user_id);
         self.drain(now);
     }
 
