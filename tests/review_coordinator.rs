@@ -77,3 +77,62 @@ fn pending_peek_of_a_removed_device_is_not_granted_later_r25() {
     let out = host.drain();
     assert_eq!(sends(&out).iter().filter(|r| kind(r) == Kind::Unpeek).count(), 1, "{out:?}");
 }
+
+// R27, DESIGN §6 "Giving up": a client peek waiting on a room whose federated peek was
+// established and is now lost to network trouble must not wait for the whole outage. The
+// device already peeking keeps its peek (transient outage); a second device is answered too.
+#[test]
+fn second_device_is_not_kept_waiting_through_an_outage_of_an_established_room_r27() {
+    use matrix_peek::outbound::{PeekFailure, PeekOutcome};
+    let mut host = Host::new();
+    host.establish_remote(at(0));
+    // The renewal at 30 min finds the peek gone (404): Lost, re-open; the network is down.
+    host.peeking.handle_timeout(at(30 * 60_000));
+    let out = host.drain();
+    let renew = only_send(&out, Kind::Renew);
+    host.peeking.handle_response(
+        at(30 * 60_000),
+        renew.id,
+        PeekOutcome::Failed(PeekFailure::NotFound),
+    );
+    let mut out = host.drain();
+    let (reply, more) =
+        host.peek(at(30 * 60_000 + 1), remote_peek(alice(), tablet(), &[remote_server()]));
+    out.extend(more);
+    let id = match reply {
+        ClientPeekReply::Done(result) => {
+            assert!(result.is_ok(), "{result:?}");
+            return;
+        }
+        ClientPeekReply::Pending(id) => id,
+    };
+    let mut now = 30 * 60_000 + 1;
+    let mut answered = None;
+    for _ in 0..50 {
+        for r in sends(&out) {
+            host.peeking.handle_response(
+                at(now),
+                r.id,
+                PeekOutcome::Failed(PeekFailure::Unreachable),
+            );
+        }
+        out = host.drain();
+        if let Some(result) = done_for(&out, id) {
+            answered = Some(result);
+            break;
+        }
+        let Some(next) = host.peeking.poll_timeout() else { break };
+        now = next.as_millis() - matrix_peek::Timestamp::as_millis(T0);
+        host.peeking.handle_timeout(next);
+        out.extend(host.drain());
+        if let Some(result) = done_for(&out, id) {
+            answered = Some(result);
+            break;
+        }
+    }
+    assert!(answered.is_some(), "the waiting client is answered within max_attempts");
+    assert!(
+        host.peeking.local().is_peeking(&alice(), &phone(), &remote_room()),
+        "the first device keeps its peek through a transient outage (DESIGN §6)"
+    );
+}

@@ -96,8 +96,15 @@ impl Peeking {
         let mut ids: Vec<RequestId> =
             self.pending.iter().filter(|(_, p)| cancelled(p)).map(|(id, _)| *id).collect();
         ids.sort_unstable();
+        self.fail_pending(now, ids, &PeekError::Local(LocalPeekError::NotPeeking));
+    }
+
+    /// Fails the waiting client peeks `ids` with `error`; a room nobody waits on or peeks any
+    /// more loses its demand.
+    pub(super) fn fail_pending(&mut self, now: Timestamp, ids: Vec<RequestId>, error: &PeekError) {
         for id in ids {
             let Some(p) = self.pending.remove(&id) else { continue };
+            self.pending_deadlines.cancel(&id);
             if let Some(waiting) = self.pending_by_room.get_mut(&p.room_id) {
                 waiting.retain(|w| *w != id);
                 if waiting.is_empty() {
@@ -108,7 +115,7 @@ impl Peeking {
                     self.forget_remote_if_unused(&p.room_id);
                 }
             }
-            let result = Err(PeekError::Local(LocalPeekError::NotPeeking));
+            let result = Err(error.clone());
             self.outputs.push_back(Output::ClientPeekDone { id, result });
         }
     }
@@ -123,6 +130,7 @@ impl Peeking {
         let Some(ids) = self.pending_by_room.remove(room_id) else { return };
         for id in ids {
             let Some(p) = self.pending.remove(&id) else { continue };
+            self.pending_deadlines.cancel(&id);
             let result = match outcome {
                 Ok(access) => {
                     let result = self
