@@ -136,3 +136,38 @@ fn second_device_is_not_kept_waiting_through_an_outage_of_an_established_room_r2
         "the first device keeps its peek through a transient outage (DESIGN §6)"
     );
 }
+
+// R53, R60, DESIGN §11.4: remote-controlled numbers (renewal_interval 0 or absurdly large,
+// retry_after huge) are clamped through the coordinator: no panic, renewals within bounds.
+#[test]
+fn remote_numbers_are_clamped_through_the_coordinator_r53_r60() {
+    use matrix_peek::outbound::{PeekFailure, PeekOutcome};
+    use std::time::Duration;
+    for interval in [Duration::ZERO, Duration::from_millis(u64::MAX), Duration::MAX] {
+        let mut host = Host::new();
+        let (_, out) = host.peek(at(0), remote_peek(alice(), phone(), &[remote_server()]));
+        let put = only_send(&out, Kind::Peek);
+        host.peeking.handle_response(
+            at(0),
+            put.id,
+            PeekOutcome::Established { renewal_interval: interval, access: readable() },
+        );
+        let _ = host.drain();
+        let next = host.peeking.poll_timeout().expect("a renewal is scheduled");
+        assert!(next >= at(60_000) && next <= at(1_800_000), "{interval:?}: renew at {next:?}");
+        host.restart(at(1));
+        let _ = host.drain();
+        assert!(host.peeking.poll_timeout().is_some());
+    }
+    let mut host = Host::new();
+    let (_, out) = host.peek(at(0), remote_peek(alice(), phone(), &[remote_server()]));
+    let put = only_send(&out, Kind::Peek);
+    host.peeking.handle_response(
+        at(0),
+        put.id,
+        PeekOutcome::Failed(PeekFailure::RateLimited { retry_after: Some(Duration::MAX) }),
+    );
+    let _ = host.drain();
+    let next = host.peeking.poll_timeout().expect("a retry is scheduled");
+    assert!(next <= at(600_000), "retry_after is capped by backoff_max: {next:?}");
+}
