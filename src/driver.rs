@@ -92,7 +92,14 @@ struct State {
     generation: u64,
     sends: VecDeque<(u64, Request)>,
     waiters: HashMap<RequestId, oneshot::Sender<Result<LocalGrant, PeekError>>>,
+    /// The last rebuild could not make memory equal storage (the load failed, or the restore's
+    /// own writes did): `machine` holds unsaved changes and requests that were never sent, so
+    /// it takes no input until a rebuild succeeds.
+    stale: bool,
 }
+
+/// How long [`Driver::run`] waits before retrying the store after a failed save or rebuild.
+const STORE_RETRY: Duration = Duration::from_secs(1);
 
 struct Shared<S, T, C> {
     state: Mutex<State>,
@@ -151,6 +158,7 @@ impl<S: PeekStore, T: PeekTransport, C: Clock> Driver<S, T, C> {
                     generation: 0,
                     sends: VecDeque::new(),
                     waiters: HashMap::new(),
+                    stale: false,
                 }),
                 store,
                 transport,
@@ -192,6 +200,7 @@ impl<S: PeekStore, T: PeekTransport, C: Clock> Driver<S, T, C> {
     pub async fn client_peek(&self, peek: ClientPeek) -> Result<LocalGrant, DriverError<S::Error>> {
         let receiver = {
             let mut state = self.shared.state.lock().await;
+            self.ensure_fresh(&mut state).await.map_err(DriverError::Store)?;
             let now = self.shared.clock.now();
             match state.machine.handle_client_peek(now, peek) {
                 ClientPeekReply::Done(result) => {
@@ -342,6 +351,9 @@ impl<S: PeekStore, T: PeekTransport, C: Clock> Driver<S, T, C> {
         let Some(mut kicks) = self.shared.kick_rx.lock().await.take() else { return };
         let mut in_flight: FuturesUnordered<BoxFuture<'_, (u64, RequestId, PeekOutcome)>> =
             FuturesUnordered::new();
+        // After a store failure: no timer work before this (a store that is down would
+        // otherwise be hammered with a reload per due timer, in a busy loop).
+        let mut store_retry: Option<Timestamp> = None;
         loop {
             let deadline = {
                 let mut state = self.shared.state.lock().await;
@@ -349,7 +361,12 @@ impl<S: PeekStore, T: PeekTransport, C: Clock> Driver<S, T, C> {
                     let Some((generation, request)) = state.sends.pop_front() else { break };
                     in_flight.push(self.transmit(generation, request));
                 }
-                state.machine.poll_timeout()
+                // A stale machine has no trustworthy deadline: retry the store instead.
+                let timer = if state.stale { store_retry } else { state.machine.poll_timeout() };
+                match (timer, store_retry) {
+                    (Some(at), Some(retry)) => Some(at.max(retry)),
+                    (timer, _) => timer,
+                }
             };
             let mut sleep = match deadline {
                 Some(at) => self.shared.clock.sleep_until(at).fuse(),
@@ -358,17 +375,26 @@ impl<S: PeekStore, T: PeekTransport, C: Clock> Driver<S, T, C> {
             futures::select! {
                 () = sleep => {
                     let mut state = self.shared.state.lock().await;
-                    let now = self.shared.clock.now();
-                    state.machine.handle_timeout(now);
-                    // A failed save rebuilt the machine from the store; its timers fire again.
-                    let _ = self.settle(&mut state).await;
+                    let mut ok = self.ensure_fresh(&mut state).await.is_ok();
+                    if ok {
+                        let now = self.shared.clock.now();
+                        state.machine.handle_timeout(now);
+                        // A failed save rebuilt the machine from the store; its timers fire
+                        // again after `STORE_RETRY`.
+                        ok = self.settle(&mut state).await.is_ok();
+                    }
+                    store_retry = (!ok).then(|| self.shared.clock.now().saturating_add(STORE_RETRY));
                 }
                 (generation, id, outcome) = in_flight.select_next_some() => {
                     let mut state = self.shared.state.lock().await;
-                    if generation == state.generation {
+                    // A rebuild (here or earlier) bumps the generation: the answer is stale.
+                    let fresh = self.ensure_fresh(&mut state).await.is_ok();
+                    if fresh && generation == state.generation {
                         let now = self.shared.clock.now();
                         state.machine.handle_response(now, id, outcome);
-                        let _ = self.settle(&mut state).await;
+                        if self.settle(&mut state).await.is_err() {
+                            store_retry = Some(self.shared.clock.now().saturating_add(STORE_RETRY));
+                        }
                     }
                 }
                 _ = kicks.next() => {}
@@ -406,6 +432,7 @@ impl<S: PeekStore, T: PeekTransport, C: Clock> Driver<S, T, C> {
         input: impl FnOnce(&mut Peeking, Timestamp) -> R,
     ) -> Result<R, DriverError<S::Error>> {
         let mut state = self.shared.state.lock().await;
+        self.ensure_fresh(&mut state).await.map_err(DriverError::Store)?;
         let now = self.shared.clock.now();
         let result = input(&mut state.machine, now);
         self.settle(&mut state).await.map_err(DriverError::Store)?;
@@ -419,7 +446,8 @@ impl<S: PeekStore, T: PeekTransport, C: Clock> Driver<S, T, C> {
         if !changes.is_empty()
             && let Err(error) = self.shared.store.save(&changes).await
         {
-            self.rebuild(state).await;
+            // If the rebuild fails too, the machine stays `stale` and the next input retries.
+            let _ = self.rebuild(state).await;
             return Err(error);
         }
         for effect in effects {
@@ -438,28 +466,38 @@ impl<S: PeekStore, T: PeekTransport, C: Clock> Driver<S, T, C> {
         Ok(())
     }
 
+    /// Rebuilds a machine left `stale` by a failed rebuild before it takes any input.
+    async fn ensure_fresh(&self, state: &mut State) -> Result<(), S::Error> {
+        if state.stale { self.rebuild(state).await } else { Ok(()) }
+    }
+
     /// Replaces the machine with one restored from the store. Waiting client peeks are
     /// interrupted; answers to requests already sent are ignored from now on.
-    async fn rebuild(&self, state: &mut State) {
+    ///
+    /// When the store cannot be read, or cannot store what the restore produced (re-declared
+    /// demand, the counter block of a re-sent request), memory is not what storage holds and
+    /// the restore's requests cannot be sent (their `Persist` is not stored): the machine is
+    /// marked `stale` and rebuilt again before the next input. Never acting on it matters: it
+    /// would wait forever for answers to requests the transport never saw.
+    async fn rebuild(&self, state: &mut State) -> Result<(), S::Error> {
         state.generation += 1;
         state.sends.clear();
         state.waiters.clear(); // dropping the senders fails the waiting calls with Interrupted
-        if let Ok(snapshot) = self.shared.store.load().await {
-            state.machine = Peeking::restore(
-                self.shared.clock.now(),
-                self.shared.config.peeking.clone(),
-                snapshot,
-            );
-            // Restore re-declares demand; its writes are retried on the next settle if this fails.
-            let (changes, effects) = take_outputs(&mut state.machine);
-            if changes.is_empty() || self.shared.store.save(&changes).await.is_ok() {
-                for effect in effects {
-                    if let Output::Send(request) = effect {
-                        state.sends.push_back((state.generation, request));
-                    }
-                }
+        state.stale = true;
+        let snapshot = self.shared.store.load().await?;
+        state.machine =
+            Peeking::restore(self.shared.clock.now(), self.shared.config.peeking.clone(), snapshot);
+        let (changes, effects) = take_outputs(&mut state.machine);
+        if !changes.is_empty() {
+            self.shared.store.save(&changes).await?;
+        }
+        state.stale = false;
+        for effect in effects {
+            if let Output::Send(request) = effect {
+                state.sends.push_back((state.generation, request));
             }
         }
+        Ok(())
     }
 
     fn notify(&self, output: Output) {

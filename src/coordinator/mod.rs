@@ -45,11 +45,11 @@ use crate::local::{
     LocalConfig, LocalEndReason, LocalGrant, LocalPeekError, LocalPeeks, SyncDelta,
 };
 use crate::outbound::{
-    LostReason, OutboundConfig, OutboundPeekError, OutboundPeeks, PeekOutcome, Request,
+    LostReason, OutboundConfig, OutboundPeekError, OutboundPeeks, PeekFailure, PeekOutcome, Request,
 };
 use crate::time::Monotonic;
 use crate::traits::{Change, Snapshot};
-use crate::{PeekError, RequestId, RoomAccess, StreamPosition, Timestamp};
+use crate::{PeekError, RequestId, RoomAccess, StreamPosition, TimerQueue, Timestamp};
 
 /// Configuration of [`Peeking`]: the three machines' configs plus the coordinator's own caps.
 #[derive(Debug, Clone)]
@@ -66,6 +66,11 @@ pub struct PeekingConfig {
     /// Candidate servers kept per remote room (default 16); the rest of a long `via` is
     /// ignored.
     pub max_via: usize,
+    /// Longest a client peek waits on federation (default 10 min); then it fails with
+    /// `Remote(Unreachable)` (502). A never-established room gives up sooner by
+    /// `OutboundConfig::max_attempts`; this bounds the wait on a room whose established peek
+    /// was lost and is retried without limit (R27).
+    pub max_pending_wait: std::time::Duration,
 }
 
 impl Default for PeekingConfig {
@@ -76,6 +81,7 @@ impl Default for PeekingConfig {
             outbound: OutboundConfig::default(),
             max_pending_client_peeks: 10_000,
             max_via: 16,
+            max_pending_wait: std::time::Duration::from_secs(600),
         }
     }
 }
@@ -242,6 +248,9 @@ pub struct Peeking {
     clock: Monotonic,
     max_pending: usize,
     max_via: usize,
+    max_pending_wait: std::time::Duration,
+    /// When each waiting client peek gives up (`max_pending_wait`).
+    pending_deadlines: TimerQueue<RequestId>,
     remote_rooms: HashMap<OwnedRoomId, RemoteRoom>,
     pending: HashMap<RequestId, PendingPeek>,
     pending_by_room: HashMap<OwnedRoomId, Vec<RequestId>>,
@@ -272,6 +281,8 @@ impl Peeking {
             clock: Monotonic::starting_at(now),
             max_pending: config.max_pending_client_peeks,
             max_via: config.max_via,
+            max_pending_wait: config.max_pending_wait,
+            pending_deadlines: TimerQueue::new(),
             remote_rooms: remote_rooms
                 .into_iter()
                 .map(|r| (r.room_id, RemoteRoom { via: r.via, access: r.access }))
@@ -366,6 +377,7 @@ impl Peeking {
         self.pending
             .insert(id, PendingPeek { user_id, device_id, room_id: room_id.clone(), joined });
         self.pending_by_room.entry(room_id.clone()).or_default().push(id);
+        self.pending_deadlines.schedule(id, now.saturating_add(self.max_pending_wait));
         self.remember_remote(&room_id, &via);
         self.answering = Some((id, None));
         let via = self.via_of(&room_id);
@@ -407,6 +419,15 @@ impl Peeking {
     ) {
         let now = self.clock.advance(now);
         self.local.handle_joined(now, user_id, room_id);
+        // The user's own peeks still waiting on the room are peeks of a joined user now: they
+        // are refused (R6), never granted next to the join (R23).
+        for id in self.pending_by_room.get(room_id).into_iter().flatten() {
+            if let Some(p) = self.pending.get_mut(id)
+                && p.user_id == user_id
+            {
+                p.joined = true;
+            }
+        }
         if self.remote_rooms.contains_key(room_id) || self.pending_by_room.contains_key(room_id) {
             self.server_joined(now, room_id, access);
         }
@@ -444,7 +465,8 @@ impl Peeking {
         self.drain(now);
     }
 
-    /// The device was deleted or logged out (R25).
+    /// The device was deleted or logged out (R25). Its client peeks still waiting on
+    /// federation fail with `NotPeeking` (they are never granted later).
     pub fn handle_device_removed(
         &mut self,
         now: Timestamp,
@@ -453,13 +475,16 @@ impl Peeking {
     ) {
         let now = self.clock.advance(now);
         self.local.handle_device_removed(now, user_id, device_id);
+        self.cancel_pending(now, |p| p.user_id == user_id && p.device_id == device_id);
         self.drain(now);
     }
 
-    /// The account was deactivated (R25).
+    /// The account was deactivated (R25). Its client peeks still waiting on federation fail
+    /// with `NotPeeking`.
     pub fn handle_user_deactivated(&mut self, now: Timestamp, user_id: &UserId) {
         let now = self.clock.advance(now);
         self.local.handle_user_deactivated(now, user_id);
+        self.cancel_pending(now, |p| p.user_id == user_id);
         self.drain(now);
     }
 
@@ -550,6 +575,15 @@ impl Peeking {
         self.inbound.handle_timeout(now);
         self.outbound.handle_timeout(now);
         self.drain(now);
+        let mut overdue = Vec::new();
+        while let Some((id, _)) = self.pending_deadlines.pop_due(now) {
+            overdue.push(id);
+        }
+        if !overdue.is_empty() {
+            let error = PeekError::Remote(OutboundPeekError::Remote(PeekFailure::Unreachable));
+            self.fail_pending(now, overdue, &error);
+            self.drain(now);
+        }
     }
 
     /// The next output for the host, or `None`. Answers change only after a `handle_*` call or
@@ -560,12 +594,18 @@ impl Peeking {
     }
 
     /// When to call [`handle_timeout`](Self::handle_timeout) next: the earliest deadline of the
-    /// three machines. Changes only after a `handle_*` call.
+    /// three machines and of the client peeks waiting on federation. Changes only after a
+    /// `handle_*` call.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
-        [self.local.poll_timeout(), self.inbound.poll_timeout(), self.outbound.poll_timeout()]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.local.poll_timeout(),
+            self.inbound.poll_timeout(),
+            self.outbound.poll_timeout(),
+            self.pending_deadlines.next(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     // ----- queries -----

@@ -3,12 +3,12 @@
 
 use ruma_common::{OwnedServerName, RoomId};
 
-use super::{Output, Peeking, RemoteRoom, RemoteRoomChange, RemoteRoomRecord};
+use super::{Output, Peeking, PendingPeek, RemoteRoom, RemoteRoomChange, RemoteRoomRecord};
 use crate::inbound::InboundOutput;
-use crate::local::LocalOutput;
+use crate::local::{LocalOutput, LocalPeekError};
 use crate::outbound::{OutboundOutput, OutboundPeekError};
 use crate::traits::Change;
-use crate::{PeekError, RoomAccess, Timestamp};
+use crate::{PeekError, RequestId, RoomAccess, Timestamp};
 
 impl Peeking {
     pub(super) fn via_of(&self, room_id: &RoomId) -> Vec<OwnedServerName> {
@@ -85,6 +85,41 @@ impl Peeking {
         self.complete_pending(now, room_id, Ok(access));
     }
 
+    /// Fails every waiting client peek `cancelled` selects (its device or user is gone, R25):
+    /// `ClientPeekDone(NotPeeking)`, and a room nobody waits on or peeks any more loses its
+    /// demand. O(waiting peeks), bounded by `max_pending_client_peeks`.
+    pub(super) fn cancel_pending(
+        &mut self,
+        now: Timestamp,
+        cancelled: impl Fn(&PendingPeek) -> bool,
+    ) {
+        let mut ids: Vec<RequestId> =
+            self.pending.iter().filter(|(_, p)| cancelled(p)).map(|(id, _)| *id).collect();
+        ids.sort_unstable();
+        self.fail_pending(now, ids, &PeekError::Local(LocalPeekError::NotPeeking));
+    }
+
+    /// Fails the waiting client peeks `ids` with `error`; a room nobody waits on or peeks any
+    /// more loses its demand.
+    pub(super) fn fail_pending(&mut self, now: Timestamp, ids: Vec<RequestId>, error: &PeekError) {
+        for id in ids {
+            let Some(p) = self.pending.remove(&id) else { continue };
+            self.pending_deadlines.cancel(&id);
+            if let Some(waiting) = self.pending_by_room.get_mut(&p.room_id) {
+                waiting.retain(|w| *w != id);
+                if waiting.is_empty() {
+                    self.pending_by_room.remove(&p.room_id);
+                    if !self.local.is_demanded(&p.room_id) {
+                        self.outbound.handle_no_demand(now, &p.room_id);
+                    }
+                    self.forget_remote_if_unused(&p.room_id);
+                }
+            }
+            let result = Err(error.clone());
+            self.outputs.push_back(Output::ClientPeekDone { id, result });
+        }
+    }
+
     /// Decides every client peek waiting on `room_id`: against `access`, or with `error`.
     pub(super) fn complete_pending(
         &mut self,
@@ -95,6 +130,7 @@ impl Peeking {
         let Some(ids) = self.pending_by_room.remove(room_id) else { return };
         for id in ids {
             let Some(p) = self.pending.remove(&id) else { continue };
+            self.pending_deadlines.cancel(&id);
             let result = match outcome {
                 Ok(access) => {
                     let result = self

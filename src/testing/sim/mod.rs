@@ -45,6 +45,7 @@ pub use types::{
     TimelineEntry, fmt_elapsed,
 };
 
+use crate::outbound::{PeekFailure, PeekOutcome};
 use crate::traits::SnapshotMaps;
 use crate::{
     ClientPeek, ClientPeekReply, PeekError, Peeking, PeekingConfig, RequestId, Residency,
@@ -60,6 +61,9 @@ struct Node {
     up: bool,
     /// Incremented by every crash: answers to requests of an older incarnation are dropped.
     epoch: u64,
+    /// Requests whose answer arrived while the server was down (same incarnation): their
+    /// HTTP calls timed out meanwhile, reported as `Unreachable` when it comes back up.
+    missed: Vec<RequestId>,
 }
 
 type GrantKey = (OwnedServerName, OwnedRoomId, OwnedServerName);
@@ -158,7 +162,14 @@ impl Sim {
     pub fn add_server_with(&mut self, name: &str, config: PeekingConfig) -> OwnedServerName {
         let server: OwnedServerName = name.try_into().expect("a valid server name");
         let peeking = Peeking::restore(self.now, config.clone(), Default::default());
-        let node = Node { peeking, config, store: SnapshotMaps::new(), up: true, epoch: 0 };
+        let node = Node {
+            peeking,
+            config,
+            store: SnapshotMaps::new(),
+            up: true,
+            epoch: 0,
+            missed: Vec::new(),
+        };
         assert!(self.nodes.insert(server.clone(), node).is_none(), "duplicate server {server}");
         self.drain(&server);
         server
@@ -196,6 +207,13 @@ impl Sim {
         self.node_mut(server).up = true;
         self.log(server, || "server UP".to_owned());
         let now = self.now;
+        // Its requests whose answers it missed while away timed out: say so, or its machine
+        // would wait forever for them.
+        let missed = std::mem::take(&mut self.node_mut(server).missed);
+        for id in missed {
+            let outcome = PeekOutcome::Failed(PeekFailure::Unreachable);
+            self.node_mut(server).peeking.handle_response(now, id, outcome);
+        }
         self.node_mut(server).peeking.handle_timeout(now);
         self.drain(server);
     }
@@ -210,6 +228,7 @@ impl Sim {
         node.peeking = Peeking::restore(now, node.config.clone(), snapshot);
         node.epoch += 1;
         node.up = true;
+        node.missed.clear();
         let aborted: Vec<_> =
             self.pending_peeks.keys().filter(|(s, _)| s == server).cloned().collect();
         for key in aborted {

@@ -235,9 +235,14 @@ impl Sim {
                 self.on_request(from, epoch, sent_at, request)
             }
             Msg::Response { to, epoch, id, outcome } => {
-                let Some(node) = self.nodes.get(&to) else { return };
-                if !node.up || node.epoch != epoch {
+                let Some(node) = self.nodes.get_mut(&to) else { return };
+                if node.epoch != epoch {
                     return; // the connection died with the process
+                }
+                if !node.up {
+                    // Paused or partitioned: the call times out; it learns so when back up.
+                    node.missed.push(id);
+                    return;
                 }
                 self.log(&to, || {
                     format!("← answer to request {}: {}", id.0, describe_outcome(&outcome))
