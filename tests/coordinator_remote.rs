@@ -407,3 +407,39 @@ fn remote_peek_after_a_join_without_server_left_still_opens_a_federated_peek() {
     let puts: Vec<_> = sends(&out).into_iter().filter(|r| kind(r) == Kind::Peek).collect();
     assert_eq!(puts.len(), 1, "one federated PUT goes out: {out:?}");
 }
+
+/// R12, R55: a device that unpeeks while its remote peek still waits on federation withdraws
+/// it: the unpeek succeeds, the waiting `/peek` fails, and the answer arriving later grants
+/// nothing (the federated peek winds down after the linger).
+#[test]
+fn unpeek_of_a_pending_remote_peek_withdraws_it_r12() {
+    let mut host = Host::new();
+    let (reply, out) = host.peek(T0, remote_peek(alice(), phone(), &[remote_server()]));
+    let ClientPeekReply::Pending(id) = reply else { panic!("expected Pending, got {reply:?}") };
+    let put = sends(&out).into_iter().find(|r| kind(r) == Kind::Peek).expect("one PUT");
+
+    assert_eq!(
+        host.peeking.handle_client_unpeek(at(10), &alice(), &phone(), &remote_room()),
+        Ok(())
+    );
+    let out = host.drain();
+    assert!(
+        out.iter().any(
+            |o| matches!(o, Output::ClientPeekDone { id: done, result: Err(_) } if *done == id)
+        ),
+        "the waiting peek fails: {out:?}"
+    );
+    assert_eq!(host.peeking.pending_client_peeks(), 0);
+
+    host.peeking.handle_response(at(20), put.id, established());
+    let out = host.drain();
+    assert!(!out.iter().any(|o| matches!(o, Output::ClientPeekDone { .. })), "{out:?}");
+    assert!(!host.peeking.local().is_peeking(&alice(), &phone(), &remote_room()));
+    // Nobody needs the peek: after the linger it is deleted.
+    let mut deletes = 0;
+    for minute in 1..=60 {
+        host.peeking.handle_timeout(at(20 + minute * 60_000));
+        deletes += sends(&host.drain()).iter().filter(|r| kind(r) == Kind::Unpeek).count();
+    }
+    assert_eq!(deletes, 1, "exactly one DELETE once the withdrawn peek's linger passes");
+}

@@ -401,7 +401,16 @@ impl Peeking {
         room_id: &RoomId,
     ) -> Result<(), PeekError> {
         let now = self.clock.advance(now);
-        let result = self.local.handle_unpeek(now, user_id, device_id, room_id);
+        let mut result = self.local.handle_unpeek(now, user_id, device_id, room_id);
+        let withdraws = |p: &PendingPeek| {
+            p.user_id == user_id && p.device_id == device_id && p.room_id == room_id
+        };
+        if result == Err(LocalPeekError::NotPeeking) && self.pending.values().any(withdraws) {
+            // The device gave up on a peek still waiting on federation: the waiting `/peek`
+            // fails (`NotPeeking`), the unpeek succeeds, and nothing is granted later.
+            self.cancel_pending(now, withdraws);
+            result = Ok(());
+        }
         self.drain(now);
         result.map_err(PeekError::from)
     }
