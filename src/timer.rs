@@ -105,6 +105,32 @@ impl<K: Ord + Hash + Clone> TimerQueue<K> {
     pub fn iter(&self) -> impl Iterator<Item = (Timestamp, &K)> + '_ {
         self.by_time.iter().map(|(at, key)| (*at, key))
     }
+
+    /// Builds a queue from `(key, deadline)` pairs in one go (bulk loading, e.g. `restore`):
+    /// the same queue as scheduling each pair in order (a repeated key keeps its last
+    /// deadline), but with one sort and an O(n) bulk build of the ordered tree instead of n
+    /// ordered inserts.
+    pub(crate) fn from_deadlines(deadlines: impl IntoIterator<Item = (K, Timestamp)>) -> Self {
+        let deadlines = deadlines.into_iter();
+        let hint = deadlines.size_hint().0;
+        let mut by_key: HashMap<K, Timestamp, FxBuild> =
+            HashMap::with_capacity_and_hasher(hint, FxBuild::default());
+        let mut order: Vec<(Timestamp, K)> = Vec::with_capacity(hint);
+        let mut repeated = false;
+        for (key, at) in deadlines {
+            repeated |= by_key.insert(key.clone(), at).is_some();
+            order.push((at, key));
+        }
+        if repeated {
+            // Keep only each key's last deadline (identical pairs are deduplicated below).
+            order.retain(|(at, key)| by_key.get(key) == Some(at));
+        }
+        order.sort_unstable();
+        order.dedup();
+        // `FromIterator` re-checks the order (linear on sorted input) and builds the tree
+        // bottom-up.
+        TimerQueue { by_key, by_time: order.into_iter().collect() }
+    }
 }
 
 /// A fast, unkeyed hasher (FxHash) for maps keyed by the crate's own small integer indices
@@ -358,6 +384,26 @@ mod tests {
         q.clear();
         assert_eq!(q.next(), None);
         assert!(q.is_empty());
+    }
+
+    #[test]
+    fn bulk_build_matches_scheduling_in_order() {
+        let pairs: [(u32, u64); 9] =
+            [(3, 50), (1, 10), (3, 20), (7, 20), (1, 10), (2, 5), (7, 90), (0, 20), (3, 50)];
+        let mut a = TimerQueue::new();
+        for (k, at) in pairs {
+            a.schedule(k, t(at));
+        }
+        let b = TimerQueue::from_deadlines(pairs.iter().map(|&(k, at)| (k, t(at))));
+        assert_eq!(a.len(), b.len());
+        assert_eq!(a.iter().collect::<Vec<_>>(), b.iter().collect::<Vec<_>>());
+        for k in 0..10 {
+            assert_eq!(a.deadline(&k), b.deadline(&k));
+        }
+        let mut b = b;
+        assert_eq!(a.expire(t(100)), b.expire(t(100)));
+        assert!(b.is_empty());
+        assert!(TimerQueue::<u32>::from_deadlines([]).is_empty());
     }
 
     #[test]

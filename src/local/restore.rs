@@ -1,12 +1,14 @@
 //! [`LocalPeeks::restore`]: rebuilding the machine from its stored records.
+//!
+//! One pass over the records upserts each entry straight into the interned state (a repeated
+//! key replaces the entry it already wrote, so the last record wins without first collecting
+//! the records into a map keyed by cloned ids); a second pass over the entries builds the
+//! three timer queues in bulk (one sort each instead of a tree insert per deadline).
 
-use std::collections::BTreeMap;
-
-use super::record::{LocalKey, LocalRecord};
-use super::state::Entry;
-use super::{LocalConfig, LocalOutput, LocalPeeks};
-use crate::Timestamp;
+use super::state::{DevIdx, Entry, RoomIdx};
+use super::{LocalConfig, LocalOutput, LocalPeeks, LocalRecord};
 use crate::time::Monotonic;
+use crate::{TimerQueue, Timestamp};
 
 impl LocalPeeks {
     /// Rebuilds the machine from the records a store kept (every `Persist` applied in order).
@@ -20,71 +22,137 @@ impl LocalPeeks {
     ///   live peek (sorted by room id) so the coordinator re-declares outbound demand.
     /// * Duplicate keys: the last record wins. Nothing panics on odd input; caps are not
     ///   re-applied to what the store already holds.
+    ///
+    /// Cost: O(n) hash-map upserts plus one O(n log n) sort per timer queue.
     pub fn restore(
         now: Timestamp,
         config: LocalConfig,
         records: impl IntoIterator<Item = LocalRecord>,
     ) -> Self {
-        let mut by_key: BTreeMap<LocalKey, LocalRecord> = BTreeMap::new();
-        for record in records {
-            by_key.insert(record.key(), record);
-        }
         let mut this = LocalPeeks::new(config);
         this.clock = Monotonic::starting_at(now);
-        for record in by_key.into_values() {
-            match record {
+        // The last stream record wins, like any other key.
+        let mut stream: Option<(u64, u64)> = None;
+        // Stores hand records back grouped by device (key order): skip the two-level device
+        // lookup while the device repeats. Device slots are never freed during a restore.
+        let mut last: Option<DevIdx> = None;
+        for record in records {
+            let (user, device, room_id, entry) = match &record {
                 LocalRecord::Stream { position, horizon } => {
-                    this.position = this.position.max(position.0);
-                    this.horizon = this.horizon.max(horizon.0);
-                    this.persisted_stream = (position.0, horizon.0);
+                    stream = Some((position.0, horizon.0));
+                    continue;
                 }
                 LocalRecord::Peek { user, device, room_id, started, expires_at } => {
-                    let d = this.intern_device(&user, &device);
-                    let r = this.intern_room(&room_id);
-                    let slot =
-                        u32::try_from(this.room(r).peekers.len()).expect("bounded by the records");
-                    this.dev_mut(d).entries.insert(r, Entry::Peeking { started, expires_at, slot });
-                    this.dev_mut(d).live_peeks += 1;
-                    this.live_total += 1;
-                    let room = this.room_mut(r);
-                    room.peekers.push(d);
-                    room.refs += 1;
-                    room.live += 1;
-                    this.leases.schedule((d, r), expires_at);
-                    this.position = this.position.max(started.0);
+                    let entry =
+                        Entry::Peeking { started: *started, expires_at: *expires_at, slot: 0 };
+                    (user, device, room_id, entry)
                 }
                 LocalRecord::Ended { user, device, room_id, started, position, at, reason } => {
-                    let d = this.intern_device(&user, &device);
-                    let r = this.intern_room(&room_id);
-                    this.dev_mut(d)
-                        .entries
-                        .insert(r, Entry::Ended { started, position, at, reason });
-                    this.dev_mut(d).ended += 1;
-                    this.ended_total += 1;
-                    this.room_mut(r).refs += 1;
-                    let due = at.saturating_add(this.config.ended_retention);
-                    this.collect.schedule((position.0, d, r), due);
-                    this.position = this.position.max(started.0).max(position.0);
+                    let entry = Entry::Ended {
+                        started: *started,
+                        position: *position,
+                        at: *at,
+                        reason: *reason,
+                    };
+                    (user, device, room_id, entry)
                 }
+            };
+            let d = match last {
+                Some(d) if this.dev(d).device == *device && this.dev(d).user == *user => d,
+                _ => this.intern_device(user, device),
+            };
+            last = Some(d);
+            let r = this.intern_room(room_id);
+            this.restore_entry(d, r, entry);
+        }
+        this.restore_deadlines(now);
+        if let Some((position, horizon)) = stream {
+            this.position = this.position.max(position);
+            this.horizon = this.horizon.max(horizon);
+            this.persisted_stream = (position, horizon);
+        }
+        let mut demanded = Vec::new();
+        for room in this.rooms.values_mut() {
+            room.live = u32::try_from(room.peekers.len()).expect("bounded by the records");
+            if room.live > 0 {
+                demanded.push(room.id.clone());
             }
         }
-        if let Some(idle_after) = this.config.device_idle_after {
-            let live: Vec<_> =
-                this.devices.iter().filter(|(_, dev)| dev.live_peeks > 0).map(|(d, _)| d).collect();
-            for d in live {
-                this.idle.schedule(d, now.saturating_add(idle_after));
-            }
-        }
-        let mut demanded: Vec<_> = this
-            .rooms
-            .iter()
-            .filter(|(_, room)| room.live > 0)
-            .map(|(_, room)| room.id.clone())
-            .collect();
-        demanded.sort();
+        demanded.sort_unstable();
         this.out.extend(
             demanded.into_iter().map(|room_id| LocalOutput::RoomDemand { room_id, demanded: true }),
         );
         this
+    }
+
+    /// Writes `entry` as the (only) entry of (d, r), replacing and unlinking whatever an
+    /// earlier record left there. Room `live` counts and deadlines are set afterwards.
+    fn restore_entry(&mut self, d: DevIdx, r: RoomIdx, mut entry: Entry) {
+        match self.dev(d).entries.get(&r).copied() {
+            None => self.room_mut(r).refs += 1,
+            Some(Entry::Peeking { slot, .. }) => {
+                let room = self.room_mut(r);
+                room.peekers.swap_remove(slot as usize);
+                if let Some(&moved) = room.peekers.get(slot as usize)
+                    && let Some(Entry::Peeking { slot: s, .. }) =
+                        self.dev_mut(moved).entries.get_mut(&r)
+                {
+                    *s = slot;
+                }
+                self.dev_mut(d).live_peeks -= 1;
+                self.live_total -= 1;
+            }
+            Some(Entry::Ended { .. }) => {
+                self.dev_mut(d).ended -= 1;
+                self.ended_total -= 1;
+            }
+        }
+        match &mut entry {
+            Entry::Peeking { slot, .. } => {
+                let room = self.room_mut(r);
+                *slot = u32::try_from(room.peekers.len()).expect("bounded by the records");
+                room.peekers.push(d);
+                self.dev_mut(d).live_peeks += 1;
+                self.live_total += 1;
+            }
+            Entry::Ended { .. } => {
+                self.dev_mut(d).ended += 1;
+                self.ended_total += 1;
+            }
+        }
+        self.dev_mut(d).entries.insert(r, entry);
+    }
+
+    /// Builds the lease, collection and idle queues from the restored entries in bulk, and
+    /// moves the stream position past every restored position.
+    fn restore_deadlines(&mut self, now: Timestamp) {
+        let retention = self.config.ended_retention;
+        let mut leases = Vec::with_capacity(self.live_total);
+        let mut collect = Vec::with_capacity(self.ended_total);
+        let mut idle = Vec::new();
+        let mut position = self.position;
+        for (d, dev) in self.devices.iter() {
+            for (&r, entry) in &dev.entries {
+                match *entry {
+                    Entry::Peeking { started, expires_at, .. } => {
+                        leases.push(((d, r), expires_at));
+                        position = position.max(started.0);
+                    }
+                    Entry::Ended { started, position: end, at, .. } => {
+                        collect.push(((end.0, d, r), at.saturating_add(retention)));
+                        position = position.max(started.0).max(end.0);
+                    }
+                }
+            }
+            if dev.live_peeks > 0
+                && let Some(idle_after) = self.config.device_idle_after
+            {
+                idle.push((d, now.saturating_add(idle_after)));
+            }
+        }
+        self.position = position;
+        self.leases = TimerQueue::from_deadlines(leases);
+        self.collect = TimerQueue::from_deadlines(collect);
+        self.idle = TimerQueue::from_deadlines(idle);
     }
 }

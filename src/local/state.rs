@@ -87,6 +87,9 @@ impl<T> Slab<T> {
     pub(super) fn get_mut(&mut self, i: u32) -> Option<&mut T> {
         self.items.get_mut(i as usize)?.as_mut()
     }
+    pub(super) fn values_mut(&mut self) -> impl Iterator<Item = &mut T> {
+        self.items.iter_mut().flatten()
+    }
     pub(super) fn iter(&self) -> impl Iterator<Item = (u32, &T)> {
         self.items.iter().enumerate().filter_map(|(i, v)| Some((i as u32, v.as_ref()?)))
     }

@@ -81,3 +81,101 @@ fn slots_stay_consistent_and_are_freed_once_everything_is_collected() {
     assert_eq!(m.devices.iter().count(), 0);
     assert_eq!(m.poll_timeout(), None);
 }
+
+#[test]
+fn restore_with_duplicates_matches_restore_of_the_last_records() {
+    // Persistence contract: duplicate keys, last wins — including a live peek replaced by an
+    // ended entry and back, which must unlink it from its room's peekers.
+    use super::{LocalEndReason, LocalOutput, LocalRecord};
+    use crate::StreamPosition;
+    let cfg = LocalConfig {
+        ended_retention: Duration::from_millis(50),
+        device_idle_after: Some(Duration::from_millis(30)),
+        ..LocalConfig::default()
+    };
+    let d: OwnedDeviceId = "D".into();
+    let peek = |u, r, started, exp| LocalRecord::Peek {
+        user: user(u),
+        device: d.clone(),
+        room_id: room(r),
+        started: StreamPosition(started),
+        expires_at: Timestamp::from_millis(exp),
+    };
+    let ended = |u, r, started, position, at| LocalRecord::Ended {
+        user: user(u),
+        device: d.clone(),
+        room_id: room(r),
+        started: StreamPosition(started),
+        position: StreamPosition(position),
+        at: Timestamp::from_millis(at),
+        reason: LocalEndReason::Unpeeked,
+    };
+    let stream =
+        |p, h| LocalRecord::Stream { position: StreamPosition(p), horizon: StreamPosition(h) };
+    let records = vec![
+        peek(1, 1, 1, 100),
+        peek(2, 1, 2, 110),
+        peek(3, 1, 3, 120),
+        stream(90, 0),
+        ended(1, 1, 1, 4, 10), // replaces the first peer of room 1: slot fix-up of the last
+        peek(4, 2, 99, 130),
+        peek(4, 2, 5, 140), // a higher superseded `started` does not move the counter
+        peek(2, 1, 6, 150),
+        ended(5, 3, 7, 8, 20),
+        ended(5, 3, 7, 9, 25),
+        peek(5, 3, 10, 160), // ended then live again
+        stream(12, 3),
+    ];
+    let mut last = std::collections::BTreeMap::new();
+    for rec in &records {
+        last.insert(rec.key(), rec.clone());
+    }
+    let now = Timestamp::from_millis(5);
+    let mut a = LocalPeeks::restore(now, cfg.clone(), records);
+    let mut b = LocalPeeks::restore(now, cfg, last.into_values());
+    check_invariants(&a);
+    assert_eq!(a.stream_position(), StreamPosition(12));
+    assert_eq!(a.stream_position(), b.stream_position());
+    assert_eq!((a.horizon, a.persisted_stream), (b.horizon, b.persisted_stream));
+    assert_eq!(a.len(), 4);
+    assert_eq!((a.ended_total, b.ended_total), (1, 1));
+    let out = |m: &mut LocalPeeks| std::iter::from_fn(|| m.poll_output()).collect::<Vec<_>>();
+    let demand = out(&mut a);
+    assert_eq!(demand, out(&mut b));
+    assert_eq!(
+        demand,
+        [1, 2, 3].map(|r| LocalOutput::RoomDemand { room_id: room(r), demanded: true })
+    );
+    for r in 1..=3 {
+        let mut pa: Vec<_> = a.peekers(&room(r)).collect();
+        let mut pb: Vec<_> = b.peekers(&room(r)).collect();
+        pa.sort();
+        pb.sort();
+        assert_eq!(pa, pb);
+    }
+    for u in 1..=5 {
+        for since in [None, Some(StreamPosition(3)), Some(StreamPosition(6))] {
+            assert_eq!(a.sync_delta(&user(u), &d, since), b.sync_delta(&user(u), &d, since));
+        }
+        for r in 1..=3 {
+            assert_eq!(a.lease(&user(u), &d, &room(r)), b.lease(&user(u), &d, &room(r)));
+        }
+    }
+    assert_eq!(a.leases.iter().count(), 4);
+    assert_eq!(a.idle.len(), b.idle.len());
+    assert_eq!(a.collect.iter().collect::<Vec<_>>().len(), 1);
+    // Both then run the same course: idle at 35, the ended entry collected at 60, leases end.
+    for t in [35, 60, 1_000] {
+        let t = Timestamp::from_millis(t);
+        assert_eq!(a.poll_timeout(), b.poll_timeout());
+        a.handle_timeout(t);
+        b.handle_timeout(t);
+        check_invariants(&a);
+        let (mut oa, mut ob) = (out(&mut a), out(&mut b));
+        let key = |o: &LocalOutput| format!("{o:?}");
+        oa.sort_by_key(key);
+        ob.sort_by_key(key);
+        assert_eq!(oa, ob);
+    }
+    assert_eq!(a.len(), 0);
+}
