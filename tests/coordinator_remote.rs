@@ -197,17 +197,7 @@ fn access_lost_on_remote_room_ends_local_peeks_and_deletes_remote_peek_r24() {
 fn access_lost_on_resident_room_expires_inbound_peeks_too_r24_r40() {
     let mut host = Host::new();
     let _ = host.peek(T0, resident_peek(alice(), phone(), readable()));
-    host.peeking
-        .handle_inbound_peek(
-            T0,
-            &peer(),
-            &local_room(),
-            "p1",
-            &[ruma_common::RoomVersionId::V10],
-            Some(&readable()),
-        )
-        .unwrap();
-    let _ = host.drain();
+    inbound(&mut host, T0, "p1").unwrap();
     assert_eq!(host.peeking.destinations(&local_room()).count(), 1);
     host.peeking.handle_access_changed(at(5), &local_room(), &shared());
     let out = host.drain();
@@ -296,17 +286,7 @@ fn poll_timeout_is_the_min_of_the_children() {
     let mut host = Host::new();
     assert_eq!(host.peeking.poll_timeout(), None);
     host.establish_remote(T0);
-    host.peeking
-        .handle_inbound_peek(
-            at(1),
-            &peer(),
-            &local_room(),
-            "p1",
-            &[ruma_common::RoomVersionId::V10],
-            Some(&readable()),
-        )
-        .unwrap();
-    let _ = host.drain();
+    inbound(&mut host, at(1), "p1").unwrap();
     let p = &host.peeking;
     let children =
         [p.local().poll_timeout(), p.inbound().poll_timeout(), p.outbound().poll_timeout()];

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use driver_support::*;
 use futures::StreamExt;
-use futures::task::LocalSpawnExt;
 use matrix_peek::outbound::{PeekOutcome, PeekPhase};
 use matrix_peek::testing::{FlakyStore, MemoryStore, Reply, ScriptedTransport, TransportKind};
 use matrix_peek::{DriverConfig, DriverError, OutboundRecord, Output};
@@ -26,14 +25,7 @@ fn client_peek_on_remote_room_resolves_after_federation_r27() {
         TransportKind::Peek,
         Reply::After(Duration::from_secs(5), established()),
     );
-    let d = rig.driver.clone();
-    let handle = rig
-        .pool
-        .spawner()
-        .spawn_local_with_handle(
-            async move { d.client_peek(remote_peek(room("r"), phone())).await },
-        )
-        .unwrap();
+    let handle = rig.spawn_client_peek(remote_peek(room("r"), phone()));
     rig.pool.run_until_stalled();
     assert_eq!(rig.transport.count(TransportKind::Peek), 1);
     rig.advance(Duration::from_secs(4));

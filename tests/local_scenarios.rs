@@ -1,31 +1,16 @@
 //! Scenario tests of `LocalPeeks` (MSC2753), each naming the requirement it checks.
 
+mod local_support;
+
 use std::time::Duration;
 
+use local_support::*;
 use matrix_peek::{
     LocalConfig, LocalEndReason, LocalOutput, LocalPeekError, LocalPeeks, RoomAccess,
-    StreamPosition, Timestamp,
+    StreamPosition,
 };
-use ruma_common::{OwnedDeviceId, OwnedRoomId, OwnedUserId, RoomId, RoomVersionId, UserId};
+use ruma_common::{OwnedRoomId, OwnedUserId, RoomVersionId};
 
-fn t(ms: u64) -> Timestamp {
-    Timestamp::from_millis(ms)
-}
-fn user(n: u32) -> OwnedUserId {
-    UserId::parse(format!("@u{n}:example.org")).unwrap()
-}
-fn dev(s: &str) -> OwnedDeviceId {
-    s.into()
-}
-fn room(n: u32) -> OwnedRoomId {
-    RoomId::parse(format!("!r{n}:example.org")).unwrap()
-}
-fn open() -> RoomAccess {
-    RoomAccess::new(RoomVersionId::V11, true, false)
-}
-fn config() -> LocalConfig {
-    LocalConfig { lease: Duration::from_millis(1_000), ..LocalConfig::default() }
-}
 fn drain(m: &mut LocalPeeks) -> Vec<LocalOutput> {
     std::iter::from_fn(|| m.poll_output()).collect()
 }

@@ -1,33 +1,15 @@
 //! Time and persistence behaviour of `LocalPeeks`: backwards clocks, jumps, mass expiry,
 //! spurious timeouts, `poll_timeout`, and restore from the `Persist` stream.
 
+mod local_support;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use local_support::*;
 use matrix_peek::{
     LocalChange, LocalConfig, LocalEndReason, LocalKey, LocalOutput, LocalPeeks, LocalRecord,
-    RoomAccess, Timestamp,
 };
-use ruma_common::{OwnedDeviceId, OwnedRoomId, OwnedUserId, RoomId, RoomVersionId, UserId};
-
-fn t(ms: u64) -> Timestamp {
-    Timestamp::from_millis(ms)
-}
-fn user(n: u32) -> OwnedUserId {
-    UserId::parse(format!("@u{n}:example.org")).unwrap()
-}
-fn dev(s: &str) -> OwnedDeviceId {
-    s.into()
-}
-fn room(n: u32) -> OwnedRoomId {
-    RoomId::parse(format!("!r{n}:example.org")).unwrap()
-}
-fn open() -> RoomAccess {
-    RoomAccess::new(RoomVersionId::V11, true, false)
-}
-fn config() -> LocalConfig {
-    LocalConfig { lease: Duration::from_millis(1_000), ..LocalConfig::default() }
-}
 
 /// Drains the outputs, applying every `Persist` to `store`.
 fn pump(m: &mut LocalPeeks, store: &mut BTreeMap<LocalKey, LocalRecord>) -> Vec<LocalOutput> {

@@ -15,17 +15,9 @@ use matrix_peek::{
 };
 use ruma_common::{OwnedRoomId, RoomVersionId};
 
-const V10: &[RoomVersionId] = &[RoomVersionId::V10];
-
-fn inbound(
-    host: &mut Host,
-    now: matrix_peek::Timestamp,
-    id: &str,
-) -> Result<matrix_peek::InboundGrant, InboundPeekError> {
-    let r =
-        host.peeking.handle_inbound_peek(now, &peer(), &local_room(), id, V10, Some(&readable()));
-    let _ = host.drain();
-    r
+/// Whether `out` expires an inbound peek for `reason`.
+fn expired(out: &[Output], reason: InboundEndReason) -> bool {
+    out.iter().any(|o| matches!(o, Output::Expired { reason: r, .. } if *r == reason))
 }
 
 fn done(
@@ -125,11 +117,7 @@ fn b05_renewal_eviction_and_unpeek_propagation_happen() {
     host.peeking.handle_timeout(at(40 * 60_000).saturating_add(host.config.outbound.linger));
     only_send(&host.drain(), Kind::Unpeek);
     host.peeking.handle_timeout(at(65 * 60_000 + 1));
-    assert!(
-        host.drain()
-            .iter()
-            .any(|o| matches!(o, Output::Expired { reason: InboundEndReason::Lapsed, .. }))
-    );
+    assert!(expired(&host.drain(), InboundEndReason::Lapsed));
     assert_eq!(host.peeking.destinations(&local_room()).count(), 0);
 }
 
@@ -184,15 +172,7 @@ fn b07_destinations_do_not_depend_on_event_origin() {
 #[test]
 fn b08_stale_outbound_peek_is_not_treated_as_live() {
     let mut host = Host::new();
-    host.establish_remote(T0);
-    host.peeking.handle_timeout(at(30 * 60_000));
-    let renew = only_send(&host.drain(), Kind::Renew);
-    host.peeking.handle_response(
-        at(30 * 60_000),
-        renew.id,
-        PeekOutcome::Failed(PeekFailure::NotFound),
-    );
-    let out = host.drain();
+    let out = host.renewal_not_found();
     assert!(
         out.iter().any(|o| matches!(o, Output::Lost { reason: LostReason::RemoteExpired, .. }))
     );
@@ -333,11 +313,7 @@ fn palpo_03_server_acl_is_reapplied_to_live_peeks() {
     let mut host = Host::new();
     inbound(&mut host, T0, "p1").unwrap();
     host.peeking.handle_server_denied(at(1), &local_room(), &peer());
-    assert!(
-        host.drain()
-            .iter()
-            .any(|o| matches!(o, Output::Expired { reason: InboundEndReason::ServerDenied, .. }))
-    );
+    assert!(expired(&host.drain(), InboundEndReason::ServerDenied));
     assert_eq!(host.peeking.destinations(&local_room()).count(), 0);
 }
 
@@ -443,15 +419,7 @@ fn palpo_10_revoked_access_drops_peeks() {
 #[test]
 fn palpo_11_renewal_failure_reestablishes_or_drops_everything() {
     let mut host = Host::new();
-    host.establish_remote(T0);
-    host.peeking.handle_timeout(at(30 * 60_000));
-    let renew = only_send(&host.drain(), Kind::Renew);
-    host.peeking.handle_response(
-        at(30 * 60_000),
-        renew.id,
-        PeekOutcome::Failed(PeekFailure::NotFound),
-    );
-    let put = only_send(&host.drain(), Kind::Peek);
+    let put = only_send(&host.renewal_not_found(), Kind::Peek);
     host.peeking.handle_response(
         at(30 * 60_000 + 1),
         put.id,

@@ -3,16 +3,17 @@
 mod coordinator_support;
 
 use coordinator_support::*;
-use matrix_peek::{ClientPeekReply, LocalPeekError, Output, PeekError};
+use matrix_peek::outbound::Request;
+use matrix_peek::{ClientPeekReply, LocalPeekError, Output, PeekError, RequestId};
 
-fn pending_id(reply: &ClientPeekReply) -> matrix_peek::RequestId {
+fn pending_id(reply: &ClientPeekReply) -> RequestId {
     match reply {
         ClientPeekReply::Pending(id) => *id,
         other => panic!("expected Pending, got {other:?}"),
     }
 }
 
-fn done_for(out: &[Output], id: matrix_peek::RequestId) -> Option<Result<(), PeekError>> {
+fn done_for(out: &[Output], id: RequestId) -> Option<Result<(), PeekError>> {
     out.iter().find_map(|o| match o {
         Output::ClientPeekDone { id: done, result } if *done == id => {
             Some(result.clone().map(|_| ()))
@@ -21,18 +22,24 @@ fn done_for(out: &[Output], id: matrix_peek::RequestId) -> Option<Result<(), Pee
     })
 }
 
+/// alice/PHONE asks for the remote room at 0 ms (one PUT goes out), bob/TABLET at 1 ms: both
+/// wait. Returns alice's request id, the PUT and bob's request id.
+fn alice_then_bob_pending(host: &mut Host) -> (RequestId, Request, RequestId) {
+    let (reply, out) = host.peek(at(0), remote_peek(alice(), phone(), &[remote_server()]));
+    let id = pending_id(&reply);
+    let put = only_send(&out, Kind::Peek);
+    let (bob_reply, _) = host.peek(at(1), remote_peek(bob(), tablet(), &[remote_server()]));
+    (id, put, pending_id(&bob_reply))
+}
+
 // R6, R19, R23: a user who joins the room while their own remote peek is still waiting on
 // federation must not be granted a peek on it (the room would be in both `join` and `peek`);
 // the waiting peek fails like any peek of a joined user (400 M_BAD_STATE).
 #[test]
 fn pending_peek_of_a_user_who_joined_meanwhile_is_refused_not_granted_r6_r23() {
     let mut host = Host::new();
-    let (reply, out) = host.peek(at(0), remote_peek(alice(), phone(), &[remote_server()]));
-    let id = pending_id(&reply);
-    let _put = only_send(&out, Kind::Peek);
+    let (id, _put, bob_id) = alice_then_bob_pending(&mut host);
     // Alice joins (the host sent the join through the resident); bob's peek is not affected.
-    let (bob_reply, _) = host.peek(at(1), remote_peek(bob(), tablet(), &[remote_server()]));
-    let bob_id = pending_id(&bob_reply);
     host.peeking.handle_joined(at(2), &alice(), &remote_room(), &readable());
     let out = host.drain();
     assert_eq!(
@@ -54,11 +61,7 @@ fn pending_peek_of_a_user_who_joined_meanwhile_is_refused_not_granted_r6_r23() {
 #[test]
 fn pending_peek_of_a_removed_device_is_not_granted_later_r25() {
     let mut host = Host::new();
-    let (reply, out) = host.peek(at(0), remote_peek(alice(), phone(), &[remote_server()]));
-    let id = pending_id(&reply);
-    let put = only_send(&out, Kind::Peek);
-    let (bob_reply, _) = host.peek(at(1), remote_peek(bob(), tablet(), &[remote_server()]));
-    let bob_id = pending_id(&bob_reply);
+    let (id, put, bob_id) = alice_then_bob_pending(&mut host);
     host.peeking.handle_device_removed(at(2), &alice(), &phone());
     host.peeking.handle_user_deactivated(at(3), &bob());
     let removed = host.drain();
@@ -85,17 +88,9 @@ fn pending_peek_of_a_removed_device_is_not_granted_later_r25() {
 fn second_device_is_not_kept_waiting_through_an_outage_of_an_established_room_r27() {
     use matrix_peek::outbound::{PeekFailure, PeekOutcome};
     let mut host = Host::new();
-    host.establish_remote(at(0));
-    // The renewal at 30 min finds the peek gone (404): Lost, re-open; the network is down.
-    host.peeking.handle_timeout(at(30 * 60_000));
-    let out = host.drain();
-    let renew = only_send(&out, Kind::Renew);
-    host.peeking.handle_response(
-        at(30 * 60_000),
-        renew.id,
-        PeekOutcome::Failed(PeekFailure::NotFound),
-    );
-    let mut out = host.drain();
+    // Established at 0; the renewal at 30 min finds the peek gone (404): Lost, re-open; the
+    // network is down.
+    let mut out = host.renewal_not_found();
     let (reply, more) =
         host.peek(at(30 * 60_000 + 1), remote_peek(alice(), tablet(), &[remote_server()]));
     out.extend(more);
@@ -145,14 +140,10 @@ fn remote_numbers_are_clamped_through_the_coordinator_r53_r60() {
     use std::time::Duration;
     for interval in [Duration::ZERO, Duration::from_millis(u64::MAX), Duration::MAX] {
         let mut host = Host::new();
-        let (_, out) = host.peek(at(0), remote_peek(alice(), phone(), &[remote_server()]));
-        let put = only_send(&out, Kind::Peek);
-        host.peeking.handle_response(
+        let _ = host.answer_remote_put(
             at(0),
-            put.id,
             PeekOutcome::Established { renewal_interval: interval, access: readable() },
         );
-        let _ = host.drain();
         let next = host.peeking.poll_timeout().expect("a renewal is scheduled");
         assert!(next >= at(60_000) && next <= at(1_800_000), "{interval:?}: renew at {next:?}");
         host.restart(at(1));
@@ -160,14 +151,10 @@ fn remote_numbers_are_clamped_through_the_coordinator_r53_r60() {
         assert!(host.peeking.poll_timeout().is_some());
     }
     let mut host = Host::new();
-    let (_, out) = host.peek(at(0), remote_peek(alice(), phone(), &[remote_server()]));
-    let put = only_send(&out, Kind::Peek);
-    host.peeking.handle_response(
+    let _ = host.answer_remote_put(
         at(0),
-        put.id,
         PeekOutcome::Failed(PeekFailure::RateLimited { retry_after: Some(Duration::MAX) }),
     );
-    let _ = host.drain();
     let next = host.peeking.poll_timeout().expect("a retry is scheduled");
     assert!(next <= at(600_000), "retry_after is capped by backoff_max: {next:?}");
 }

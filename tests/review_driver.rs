@@ -5,7 +5,6 @@ mod driver_support;
 use std::time::Duration;
 
 use driver_support::*;
-use futures::task::LocalSpawnExt;
 use matrix_peek::testing::{FlakyStore, MemoryStore, Reply, TransportKind};
 use matrix_peek::{DriverConfig, DriverError};
 
@@ -24,14 +23,7 @@ fn store_outage_with_failing_load_does_not_wedge_later_client_peeks_r27() {
     assert!(matches!(first, Err(DriverError::Store(_))), "{first:?}");
     flaky.fail_saves(false);
     flaky.fail_loads(false);
-    let d = rig.driver.clone();
-    let handle = rig
-        .pool
-        .spawner()
-        .spawn_local_with_handle(
-            async move { d.client_peek(remote_peek(room("r"), tablet())).await },
-        )
-        .unwrap();
+    let handle = rig.spawn_client_peek(remote_peek(room("r"), tablet()));
     rig.advance(Duration::from_secs(60));
     assert!(
         rig.transport.count(TransportKind::Peek) >= 1,
@@ -74,14 +66,7 @@ fn failing_save_after_restore_does_not_strand_its_requests_r55() {
     );
     rig.advance(Duration::from_secs(3600));
     assert!(rig.transport.count(TransportKind::Unpeek) >= 2, "the DELETE is sent again");
-    let d = rig.driver.clone();
-    let handle = rig
-        .pool
-        .spawner()
-        .spawn_local_with_handle(
-            async move { d.client_peek(remote_peek(room("r"), tablet())).await },
-        )
-        .unwrap();
+    let handle = rig.spawn_client_peek(remote_peek(room("r"), tablet()));
     rig.advance(Duration::from_secs(3600));
     assert_eq!(rig.transport.count(TransportKind::Peek), 2, "a fresh PUT for the new peek");
     let grant = rig.block(handle);

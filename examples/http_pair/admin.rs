@@ -35,6 +35,16 @@ fn room_param(path: Result<Path<String>, PathRejection>) -> Result<OwnedRoomId, 
         .map_err(|e| error(WireError::InvalidParam { name: "roomId", reason: e.to_string() }))
 }
 
+/// The `{roomId}` path parameter, then the JSON body (in that order: a bad room id wins).
+async fn room_and_body<T: for<'de> Deserialize<'de>>(
+    path: Result<Path<String>, PathRejection>,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(OwnedRoomId, T), Response> {
+    let room_id = room_param(path)?;
+    Ok((room_id, json_body(headers, body).await?))
+}
+
 fn admin_user(app: &App) -> OwnedUserId {
     OwnedUserId::try_from(format!("@admin:{}", app.name)).expect("a valid user id on our name")
 }
@@ -96,11 +106,7 @@ pub async fn send(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let room_id = match room_param(path) {
-        Ok(r) => r,
-        Err(r) => return r,
-    };
-    let request: SendEvent = match json_body(&headers, body).await {
+    let (room_id, request): (_, SendEvent) = match room_and_body(path, &headers, body).await {
         Ok(r) => r,
         Err(r) => return r,
     };
@@ -132,11 +138,7 @@ pub async fn visibility(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let room_id = match room_param(path) {
-        Ok(r) => r,
-        Err(r) => return r,
-    };
-    let request: Visibility = match json_body(&headers, body).await {
+    let (room_id, request): (_, Visibility) = match room_and_body(path, &headers, body).await {
         Ok(r) => r,
         Err(r) => return r,
     };

@@ -3,10 +3,11 @@
 
 use std::time::Duration;
 
-use matrix_peek::outbound::{PeekOutcome, Request, RequestKind};
+use matrix_peek::outbound::{PeekFailure, PeekOutcome, Request, RequestKind};
 use matrix_peek::traits::SnapshotMaps;
 use matrix_peek::{
-    ClientPeek, ClientPeekReply, Output, Peeking, PeekingConfig, Residency, RoomAccess, Timestamp,
+    ClientPeek, ClientPeekReply, InboundGrant, InboundPeekError, Output, Peeking, PeekingConfig,
+    Residency, RoomAccess, Timestamp,
 };
 use ruma_common::{
     OwnedDeviceId, OwnedRoomId, OwnedServerName, OwnedUserId, RoomVersionId, owned_device_id,
@@ -14,6 +15,9 @@ use ruma_common::{
 };
 
 pub const T0: Timestamp = Timestamp::from_millis(1_700_000_000_000);
+
+/// The room versions an inbound peek offers: v10 only.
+pub const V10: &[RoomVersionId] = &[RoomVersionId::V10];
 
 pub fn at(ms: u64) -> Timestamp {
     T0.saturating_add(Duration::from_millis(ms))
@@ -129,12 +133,45 @@ impl Host {
     /// A remote peek by alice/PHONE through `remote.test`, established: returns the outputs
     /// of the establishment.
     pub fn establish_remote(&mut self, now: Timestamp) -> Vec<Output> {
+        self.answer_remote_put(now, established())
+    }
+
+    /// A remote peek by alice/PHONE through `remote.test` (pending on one PUT), the PUT
+    /// answered with `outcome` at `now`: returns the outputs of that answer.
+    pub fn answer_remote_put(&mut self, now: Timestamp, outcome: PeekOutcome) -> Vec<Output> {
         let (reply, out) = self.peek(now, remote_peek(alice(), phone(), &[remote_server()]));
         assert!(matches!(reply, ClientPeekReply::Pending(_)), "{reply:?}");
         let put = only_send(&out, Kind::Peek);
-        self.peeking.handle_response(now, put.id, established());
+        self.peeking.handle_response(now, put.id, outcome);
         self.drain()
     }
+
+    /// [`Host::establish_remote`] at `T0`, then the renewal due at 30 min is answered 404 (the
+    /// remote forgot the peek): returns the outputs of that answer.
+    pub fn renewal_not_found(&mut self) -> Vec<Output> {
+        self.establish_remote(T0);
+        self.peeking.handle_timeout(at(30 * 60_000));
+        let renew = only_send(&self.drain(), Kind::Renew);
+        self.peeking.handle_response(
+            at(30 * 60_000),
+            renew.id,
+            PeekOutcome::Failed(PeekFailure::NotFound),
+        );
+        self.drain()
+    }
+}
+
+/// An inbound peek `id` from `peer.test` on the world-readable `local_room()` at `now`; the
+/// outputs are drained.
+pub fn inbound(
+    host: &mut Host,
+    now: Timestamp,
+    id: &str,
+) -> Result<InboundGrant, InboundPeekError> {
+    let r =
+        host.peeking.handle_inbound_peek(now, &peer(), &local_room(), id, V10, Some(&readable()));
+    let _ = host.drain();
+    r
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

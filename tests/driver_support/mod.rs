@@ -4,9 +4,13 @@
 use std::time::Duration;
 
 use futures::executor::LocalPool;
+use futures::future::RemoteHandle;
 use futures::task::LocalSpawnExt;
 use matrix_peek::testing::{ManualClock, ScriptedTransport};
-use matrix_peek::{ClientPeek, Driver, DriverConfig, PeekStore, Residency, RoomAccess, Timestamp};
+use matrix_peek::{
+    ClientPeek, Driver, DriverConfig, DriverError, LocalGrant, PeekStore, Residency, RoomAccess,
+    Timestamp,
+};
 use ruma_common::{
     OwnedDeviceId, OwnedRoomId, OwnedServerName, OwnedUserId, RoomVersionId, owned_device_id,
     owned_server_name, owned_user_id,
@@ -92,6 +96,19 @@ impl<S: PeekStore + Clone + 'static> Rig<S> {
         let clock = ManualClock::new(T0);
         let transport = ScriptedTransport::with_clock(clock.clone());
         Self::open(config, store, clock, transport)
+    }
+
+    /// Spawns `driver.client_peek(peek)` on the pool, to be driven by `advance` and awaited
+    /// with [`Rig::block`].
+    pub fn spawn_client_peek(
+        &self,
+        peek: ClientPeek,
+    ) -> RemoteHandle<Result<LocalGrant, DriverError<S::Error>>> {
+        let d = self.driver.clone();
+        self.pool
+            .spawner()
+            .spawn_local_with_handle(async move { d.client_peek(peek).await })
+            .expect("the pool accepts tasks")
     }
 
     /// Runs `fut` to completion (time does not move).

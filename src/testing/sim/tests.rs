@@ -2,26 +2,47 @@
 
 use std::time::Duration;
 
-use ruma_common::{RoomVersionId, owned_room_id, owned_user_id};
+use ruma_common::{OwnedRoomId, OwnedServerName, RoomVersionId, owned_room_id, owned_user_id};
 
 use super::{Sim, SimConfig};
 use crate::{ClientPeekReply, RoomAccess};
 
-fn two_servers(seed: u64) -> (Sim, ruma_common::OwnedServerName, ruma_common::OwnedServerName) {
+fn two_servers(seed: u64) -> (Sim, OwnedServerName, OwnedServerName) {
     let mut sim = Sim::new(SimConfig { seed, ..SimConfig::default() });
     let a = sim.add_server("a.test");
     let b = sim.add_server("b.test");
     (sim, a, b)
 }
 
+/// Creates the world-readable room `!r:b.test` at `b` (owner `@o:b.test`).
+fn readable_room_at(sim: &mut Sim, b: &OwnedServerName) -> OwnedRoomId {
+    let room = owned_room_id!("!r:b.test");
+    sim.create_room(
+        b,
+        &owned_user_id!("@o:b.test"),
+        &room,
+        RoomAccess::new(RoomVersionId::V10, true, false),
+    );
+    room
+}
+
+/// `@p:a.test`'s device `D` at `a` peeks `room` via `b`.
+fn peek_via(
+    sim: &mut Sim,
+    a: &OwnedServerName,
+    b: &OwnedServerName,
+    room: &OwnedRoomId,
+) -> ClientPeekReply {
+    sim.client_peek(a, &owned_user_id!("@p:a.test"), "D".into(), room, std::slice::from_ref(b))
+}
+
 #[test]
 fn remote_peek_opens_relays_and_wakes_then_winds_down() {
     // R27, R39, R55
     let (mut sim, a, b) = two_servers(1);
-    let room = owned_room_id!("!r:b.test");
-    let (owner, peeker) = (owned_user_id!("@o:b.test"), owned_user_id!("@p:a.test"));
-    sim.create_room(&b, &owner, &room, RoomAccess::new(RoomVersionId::V10, true, false));
-    let reply = sim.client_peek(&a, &peeker, "D".into(), &room, std::slice::from_ref(&b));
+    let room = readable_room_at(&mut sim, &b);
+    let peeker = owned_user_id!("@p:a.test");
+    let reply = peek_via(&mut sim, &a, &b, &room);
     assert!(matches!(reply, ClientPeekReply::Pending(_)));
     sim.run_for(Duration::from_secs(5));
     sim.assert_client_peeks_completed();
@@ -43,20 +64,8 @@ fn remote_peek_opens_relays_and_wakes_then_winds_down() {
 fn same_seed_same_timeline_and_time_jumps() {
     let run = |seed| {
         let (mut sim, a, b) = two_servers(seed);
-        let room = owned_room_id!("!r:b.test");
-        sim.create_room(
-            &b,
-            &owned_user_id!("@o:b.test"),
-            &room,
-            RoomAccess::new(RoomVersionId::V10, true, false),
-        );
-        let _ = sim.client_peek(
-            &a,
-            &owned_user_id!("@p:a.test"),
-            "D".into(),
-            &room,
-            std::slice::from_ref(&b),
-        );
+        let room = readable_room_at(&mut sim, &b);
+        let _ = peek_via(&mut sim, &a, &b, &room);
         sim.run_for(Duration::from_secs(7 * 24 * 3600));
         sim.timeline_text()
     };
@@ -72,21 +81,9 @@ fn same_seed_same_timeline_and_time_jumps() {
 fn lost_requests_time_out_as_unreachable_and_crash_restart_restores() {
     // R59
     let (mut sim, a, b) = two_servers(9);
-    let room = owned_room_id!("!r:b.test");
-    sim.create_room(
-        &b,
-        &owned_user_id!("@o:b.test"),
-        &room,
-        RoomAccess::new(RoomVersionId::V10, true, false),
-    );
+    let room = readable_room_at(&mut sim, &b);
     sim.down(&b);
-    let _ = sim.client_peek(
-        &a,
-        &owned_user_id!("@p:a.test"),
-        "D".into(),
-        &room,
-        std::slice::from_ref(&b),
-    );
+    let _ = peek_via(&mut sim, &a, &b, &room);
     sim.run_for(Duration::from_secs(11));
     assert!(sim.timeline_text().contains("Unreachable"));
     sim.up(&b);
@@ -95,13 +92,7 @@ fn lost_requests_time_out_as_unreachable_and_crash_restart_restores() {
     sim.crash_restart(&a);
     sim.run_for(Duration::from_secs(1800));
     // The device renews its lease (R5); the restored outbound peek keeps being renewed (R59).
-    let _ = sim.client_peek(
-        &a,
-        &owned_user_id!("@p:a.test"),
-        "D".into(),
-        &room,
-        std::slice::from_ref(&b),
-    );
+    let _ = peek_via(&mut sim, &a, &b, &room);
     sim.run_for(Duration::from_secs(1800));
     assert!(sim.peeking(&a).outbound().established(&room).is_some());
     assert_eq!(sim.peeking(&b).inbound().len(), 1);
