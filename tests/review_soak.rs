@@ -1,5 +1,5 @@
 //! Adversarial review: the soak pushed harder (DESIGN §13): more seeds, heavy loss and
-//! duplication, idle devices (`device_idle_after`), leaves, device removals and deactivations.
+//! duplication, idle devices (`device_idle_after`) and leaves.
 
 #![cfg(feature = "testing")]
 
