@@ -7,23 +7,34 @@
 //!   name contains it (setup of the others is skipped too).
 //! * `cargo test --benches` (criterion's test mode, no `--bench` argument) runs every routine
 //!   once at 1 k peeks so the benches never rot.
+//!
+//! Layout: this file holds the plan, the three per-op workload shapes every tracker runs
+//! (create, renew, remove) and `main`; `peeks/` has one module per concern (inbound and local
+//! per-op groups, fan-out, the large timeout/restore workloads, the outbound day), and
+//! `support/` the ids, the reference trackers and the timing helpers.
 #![allow(clippy::disallowed_methods, missing_docs)] // benches measure wall time.
 
 mod support;
 
-use std::collections::HashMap;
-use std::hint::black_box;
-use std::time::{Duration, Instant};
+#[path = "peeks/fanout.rs"]
+mod fanout;
+#[path = "peeks/inbound.rs"]
+mod inbound;
+#[path = "peeks/large.rs"]
+mod large;
+#[path = "peeks/local.rs"]
+mod local;
+#[path = "peeks/outbound.rs"]
+mod outbound;
 
-use criterion::{BenchmarkId, Criterion, SamplingMode};
-use matrix_peek::inbound::InboundPeeks;
-use matrix_peek::local::{LocalPeeks, LocalRecord};
-use matrix_peek::outbound::{
-    OutboundConfig, OutboundOutput, OutboundPeeks, PeekOutcome, Request, RequestKind,
-};
-use matrix_peek::{RoomAccess, StreamPosition, Timestamp};
-use ruma_common::{OwnedRoomId, OwnedServerName, RoomVersionId};
-use support::*;
+use std::cell::Cell;
+use std::time::Duration;
+
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, BenchmarkId, Criterion};
+use matrix_peek::RoomAccess;
+use ruma_common::RoomVersionId;
+use support::{Scatter, T0, measure_in_chunks};
 
 /// Which groups run, and at which sizes.
 struct Plan {
@@ -84,665 +95,107 @@ fn access() -> RoomAccess {
     RoomAccess::new(RoomVersionId::V10, true, false)
 }
 
-fn drain_in(m: &mut InboundPeeks) {
-    while let Some(o) = m.poll_output() {
-        black_box(o);
-    }
-}
-
-fn drain_local(m: &mut LocalPeeks) {
-    while let Some(o) = m.poll_output() {
-        black_box(o);
-    }
-}
-
-/// Large prime stride: walks 0..n without repeats within n steps (n is a power of ten).
-const STRIDE: usize = 1_000_003;
-
-/// Runs `iters` operations in chunks of at most `chunk`: `op(k, true)` is measured,
-/// `op(k, false)` (restoring the population) is not.
-fn chunked(iters: u64, chunk: usize, mut op: impl FnMut(usize, bool)) -> Duration {
-    let mut total = Duration::ZERO;
-    let mut left = iters as usize;
-    while left > 0 {
-        let c = left.min(chunk);
-        let start = Instant::now();
-        op(c, true);
-        total += start.elapsed();
-        op(c, false);
-        left -= c;
-    }
-    total
-}
-
+/// Spare keys (fresh peeks) per population of `n`: also the chunk size of create and remove.
 fn spare(n: usize) -> usize {
     (n / 10).clamp(10, 1_000)
 }
 
-// ---------------------------------------------------------------- inbound
+// ---------------------------------------------------------------- per-op workload shapes
 
-fn inbound_machine(ids: &InboundIds) -> InboundPeeks {
-    let mut m = InboundPeeks::restore(ts(T0), InboundIds::config(), ids.records());
-    drain_in(&mut m);
-    m
+type Group<'a> = BenchmarkGroup<'a, WallTime>;
+
+/// Starts and ends peeks: the machine, or the floor (whose `remove` is `black_box`ed, it
+/// returns whether the key was there).
+trait Churn<K> {
+    /// Starts the peek of `key`, which is not live.
+    fn create(&mut self, key: K, now: u64);
+    /// Ends the live peek of `key`.
+    fn remove(&mut self, key: K, now: u64);
 }
 
-fn inbound_floor(ids: &InboundIds) -> Floor {
-    let mut f = Floor::default();
-    for r in ids.records() {
-        f.upsert(r.origin.as_str(), r.room_id.as_str(), &r.peek_id, r.expires_at);
-    }
-    f
+/// Renews a live peek: the machine, the floor or the periodic-scan reference.
+trait Renew<K> {
+    fn renew(&mut self, key: K, now: u64);
 }
 
-fn inbound_scan(ids: &InboundIds) -> Scan {
-    let mut f = Scan::default();
-    for r in ids.records() {
-        f.upsert(r.origin.as_str(), r.room_id.as_str(), &r.peek_id, r.expires_at);
-    }
-    f
+/// The per-op workloads of one population of `n` live peeks. Every tracker of the population
+/// (machine, floor, scan) shares one bench clock `now` (ms): a measured op ticks it first, an
+/// unmeasured undo reuses its current value.
+struct PerOp<L, F> {
+    n: usize,
+    /// Keys per measured chunk of creates or removes (also the number of spare keys).
+    chunk: usize,
+    now: Cell<u64>,
+    /// Live key `i < n` of the population.
+    live: L,
+    /// Spare key `e < chunk`, not live (a fresh peek).
+    fresh: F,
 }
 
-fn bench_inbound(c: &mut Criterion, plan: &Plan, n: usize) {
-    let ops = ["inbound_peek", "inbound_renew", "inbound_unpeek"];
-    if !ops.iter().any(|g| plan.wants(g)) {
-        return;
+impl<L, F> PerOp<L, F> {
+    fn new(n: usize, live: L, fresh: F) -> Self {
+        PerOp { n, chunk: spare(n), now: Cell::new(T0 + 1), live, fresh }
     }
-    let e = spare(n);
-    let ids = InboundIds::new(n, e);
-    let acc = access();
-    let ver = [RoomVersionId::V10];
-    let mut m = inbound_machine(&ids);
-    let mut f = inbound_floor(&ids);
-    let mut sc = inbound_scan(&ids);
-    let (sv, rm) = (&ids.servers, &ids.rooms);
-    let mut now = T0 + 1;
-    let dl = |now: u64| ts(now).saturating_add(LONG);
 
-    if plan.wants("inbound_peek") {
-        let mut g = c.benchmark_group("inbound_peek");
-        g.bench_function(BenchmarkId::new("machine", n), |b| {
+    fn tick(&self) -> u64 {
+        self.now.set(self.now.get() + 1);
+        self.now.get()
+    }
+
+    /// `name/n` in `g`: creates the spare keys `0..chunk` (measured), then ends them again
+    /// (not measured), so the population stays at `n`.
+    fn creates<K, T: Churn<K>>(&self, g: &mut Group, name: &str, t: &mut T)
+    where
+        F: Fn(usize) -> K,
+    {
+        self.chunked(g, name, t, |c| (0..c).collect(), &self.fresh, T::create, T::remove);
+    }
+
+    /// `name/n` in `g`: renews the next live key of the scattered cursor `keys` per iteration.
+    fn renews<K, T: Renew<K>>(&self, g: &mut Group, name: &str, t: &mut T, keys: &mut Scatter)
+    where
+        L: Fn(usize) -> K,
+    {
+        g.bench_function(BenchmarkId::new(name, self.n), |b| {
+            b.iter(|| t.renew((self.live)(keys.step()), self.tick()))
+        });
+    }
+
+    /// `name/n` in `g`: ends a chunk of live keys from the scattered cursor `keys` (measured),
+    /// then starts them again (not measured), so the population stays at `n`.
+    fn removes<K, T: Churn<K>>(&self, g: &mut Group, name: &str, t: &mut T, keys: &mut Scatter)
+    where
+        L: Fn(usize) -> K,
+    {
+        self.chunked(g, name, t, |c| keys.take(c), &self.live, T::remove, T::create);
+    }
+
+    /// `name/n` in `g`: `op` on each key of a chunk from `pick` (measured, each after a tick),
+    /// then `undo` on each (not measured).
+    #[allow(clippy::too_many_arguments)]
+    fn chunked<K, T>(
+        &self,
+        g: &mut Group,
+        name: &str,
+        t: &mut T,
+        mut pick: impl FnMut(usize) -> Vec<usize>,
+        key: impl Fn(usize) -> K,
+        op: impl Fn(&mut T, K, u64),
+        undo: impl Fn(&mut T, K, u64),
+    ) {
+        g.bench_function(BenchmarkId::new(name, self.n), |b| {
             b.iter_custom(|iters| {
-                chunked(iters, e, |c, timed| {
-                    if timed {
-                        for k in 0..c {
-                            let (s, r, id) = ids.extra(k);
-                            now += 1;
-                            let g = m.handle_peek(ts(now), &sv[s], &rm[r], id, &ver, Some(&acc));
-                            black_box(g.expect("peek granted"));
-                            drain_in(&mut m);
-                        }
-                    } else {
-                        for k in 0..c {
-                            let (s, r, id) = ids.extra(k);
-                            m.handle_unpeek(ts(now), &sv[s], &rm[r], id).expect("live");
-                            drain_in(&mut m);
-                        }
-                    }
-                })
-            })
-        });
-        g.bench_function(BenchmarkId::new("floor", n), |b| {
-            b.iter_custom(|iters| {
-                chunked(iters, e, |c, timed| {
-                    if timed {
-                        for k in 0..c {
-                            let (s, r, id) = ids.extra(k);
-                            now += 1;
-                            f.upsert(sv[s].as_str(), rm[r].as_str(), id, dl(now));
-                        }
-                    } else {
-                        for k in 0..c {
-                            let (s, r, id) = ids.extra(k);
-                            f.remove(sv[s].as_str(), rm[r].as_str(), id);
-                        }
-                    }
-                })
-            })
-        });
-        g.finish();
-    }
-
-    if plan.wants("inbound_renew") {
-        let mut g = c.benchmark_group("inbound_renew");
-        let mut at = 0usize;
-        g.bench_function(BenchmarkId::new("machine", n), |b| {
-            b.iter(|| {
-                at = (at + STRIDE) % n;
-                let (s, r, id) = ids.key(at);
-                now += 1;
-                black_box(m.handle_renew(ts(now), &sv[s], &rm[r], id).expect("live"));
-                drain_in(&mut m);
-            })
-        });
-        g.bench_function(BenchmarkId::new("floor", n), |b| {
-            b.iter(|| {
-                at = (at + STRIDE) % n;
-                let (s, r, id) = ids.key(at);
-                now += 1;
-                f.upsert(sv[s].as_str(), rm[r].as_str(), id, dl(now));
-            })
-        });
-        g.bench_function(BenchmarkId::new("scan", n), |b| {
-            b.iter(|| {
-                at = (at + STRIDE) % n;
-                let (s, r, id) = ids.key(at);
-                now += 1;
-                sc.upsert(sv[s].as_str(), rm[r].as_str(), id, dl(now));
-            })
-        });
-        g.finish();
-    }
-
-    if plan.wants("inbound_unpeek") {
-        let mut g = c.benchmark_group("inbound_unpeek");
-        let mut at = 0usize;
-        let chunk = e;
-        g.bench_function(BenchmarkId::new("machine", n), |b| {
-            b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                let mut left = iters as usize;
-                while left > 0 {
-                    let c = left.min(chunk);
-                    let keys: Vec<usize> = (0..c).map(|k| (at + k * STRIDE) % n).collect();
-                    at = (at + c * STRIDE) % n;
-                    let start = Instant::now();
-                    for &i in &keys {
-                        let (s, r, id) = ids.key(i);
-                        now += 1;
-                        m.handle_unpeek(ts(now), &sv[s], &rm[r], id).expect("live");
-                        drain_in(&mut m);
-                    }
-                    total += start.elapsed();
-                    for &i in &keys {
-                        let (s, r, id) = ids.key(i);
-                        m.handle_peek(ts(now), &sv[s], &rm[r], id, &ver, Some(&acc))
-                            .expect("granted");
-                        drain_in(&mut m);
-                    }
-                    left -= c;
-                }
-                total
-            })
-        });
-        g.bench_function(BenchmarkId::new("floor", n), |b| {
-            b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                let mut left = iters as usize;
-                while left > 0 {
-                    let c = left.min(chunk);
-                    let keys: Vec<usize> = (0..c).map(|k| (at + k * STRIDE) % n).collect();
-                    at = (at + c * STRIDE) % n;
-                    let start = Instant::now();
-                    for &i in &keys {
-                        let (s, r, id) = ids.key(i);
-                        now += 1;
-                        black_box(f.remove(sv[s].as_str(), rm[r].as_str(), id));
-                    }
-                    total += start.elapsed();
-                    for &i in &keys {
-                        let (s, r, id) = ids.key(i);
-                        f.upsert(sv[s].as_str(), rm[r].as_str(), id, dl(now));
-                    }
-                    left -= c;
-                }
-                total
-            })
-        });
-        g.finish();
-    }
-}
-
-/// Fan-out, `handle_timeout` and `restore` at the largest size of the run.
-fn bench_inbound_big(c: &mut Criterion, plan: &Plan) {
-    let n = plan.largest();
-    let ver = [RoomVersionId::V10];
-    let acc = access();
-    if plan.wants("fanout_destinations") {
-        let ids = InboundIds::new(n, 0);
-        let mut m = inbound_machine(&ids);
-        let mut floor: HashMap<OwnedRoomId, Vec<OwnedServerName>> = HashMap::new();
-        let mut g = c.benchmark_group("fanout_destinations");
-        for k in [1usize, 10, 1_000] {
-            let fan = room(20_000_000 + k);
-            for s in 0..k {
-                let srv = &ids.servers[s];
-                m.handle_peek(ts(T0), srv, &fan, "fan", &ver, Some(&acc)).expect("granted");
-                floor.entry(fan.clone()).or_default().push(srv.clone());
-            }
-            drain_in(&mut m);
-            g.bench_function(BenchmarkId::new(format!("machine/{k}"), n), |b| {
-                b.iter(|| m.destinations(black_box(&fan)).map(|s| s.as_str().len()).sum::<usize>())
-            });
-            g.bench_function(BenchmarkId::new(format!("floor/{k}"), n), |b| {
-                b.iter(|| {
-                    floor
-                        .get(black_box(&fan))
-                        .map_or(0, |v| v.iter().map(|s| s.as_str().len()).sum::<usize>())
-                })
-            });
-        }
-        g.finish();
-    }
-    if plan.wants("timeout") {
-        // 1/10 of the population is due: ~100 k at 1 M.
-        let ids = InboundIds::new(n, 0);
-        let proto = inbound_machine(&ids);
-        let cutoff = ts(T0).saturating_add(LONG).saturating_add(Duration::from_millis(8_640_000));
-        let mut fproto = inbound_floor(&ids);
-        let keys: Vec<Box<str>> = {
-            let mut v = vec![Box::<str>::from(""); fproto.map.len()];
-            for (k, (_, slot)) in &fproto.map {
-                v[*slot as usize] = k.clone();
-            }
-            v
-        };
-        let sproto = inbound_scan(&ids);
-        let due = {
-            let mut m = proto.clone();
-            m.handle_timeout(cutoff);
-            n - m.len()
-        };
-        eprintln!("timeout: {due} of {n} peeks due");
-        let mut g = c.benchmark_group(format!("timeout_{due}_of_{n}"));
-        g.sample_size(10).sampling_mode(SamplingMode::Flat);
-        g.bench_function("machine", |b| {
-            b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    let mut m = proto.clone();
-                    let start = Instant::now();
-                    m.handle_timeout(cutoff);
-                    drain_in(&mut m);
-                    total += start.elapsed();
-                    drop(m);
-                }
-                total
-            })
-        });
-        g.bench_function("floor", |b| {
-            b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    let mut f = fproto.clone();
-                    let start = Instant::now();
-                    while let Some(&(at, slot)) = f.by_time.first() {
-                        if at > cutoff {
-                            break;
-                        }
-                        f.by_time.pop_first();
-                        black_box(f.map.remove(&keys[slot as usize]));
-                    }
-                    total += start.elapsed();
-                    drop(f);
-                }
-                total
-            })
-        });
-        g.bench_function("scan", |b| {
-            b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    let mut s = sproto.clone();
-                    let start = Instant::now();
-                    black_box(s.sweep(cutoff));
-                    total += start.elapsed();
-                    drop(s);
-                }
-                total
-            })
-        });
-        g.bench_function("scan_idle_tick", |b| {
-            // A tick of the periodic scan that finds nothing due: the cost it pays every 60 s.
-            let mut s = sproto.clone();
-            b.iter(|| black_box(s.sweep(ts(T0))))
-        });
-        g.finish();
-        fproto.map.clear();
-    }
-    if plan.wants("restore") {
-        let ids = InboundIds::new(n, 0);
-        let records = ids.records();
-        let mut g = c.benchmark_group(format!("restore_{n}"));
-        g.sample_size(10).sampling_mode(SamplingMode::Flat);
-        g.bench_function("inbound_machine", |b| {
-            b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    let recs = records.clone();
-                    let start = Instant::now();
-                    let m = InboundPeeks::restore(ts(T0), InboundIds::config(), recs);
-                    total += start.elapsed();
-                    drop(black_box(m));
-                }
-                total
-            })
-        });
-        g.bench_function("inbound_floor", |b| {
-            b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    let recs = records.clone();
-                    let start = Instant::now();
-                    let mut f = Floor::default();
-                    for r in recs {
-                        f.upsert(r.origin.as_str(), r.room_id.as_str(), &r.peek_id, r.expires_at);
-                    }
-                    total += start.elapsed();
-                    drop(black_box(f));
-                }
-                total
-            })
-        });
-        drop(records);
-        let lids = LocalIds::new(n, 0);
-        let lrecords = local_records(&lids);
-        g.bench_function("local_machine", |b| {
-            b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    let recs = lrecords.clone();
-                    let start = Instant::now();
-                    let mut m = LocalPeeks::restore(ts(T0), LocalIds::config(), recs);
-                    drain_local(&mut m);
-                    total += start.elapsed();
-                    drop(black_box(m));
-                }
-                total
-            })
-        });
-        g.finish();
-    }
-}
-
-// ---------------------------------------------------------------- local
-
-fn local_records(ids: &LocalIds) -> Vec<LocalRecord> {
-    let mut v: Vec<LocalRecord> = (0..ids.n)
-        .map(|i| {
-            let (u, d, r) = ids.key(i);
-            LocalRecord::Peek {
-                user: ids.users[u].clone(),
-                device: ids.devices[d].clone(),
-                room_id: r.clone(),
-                started: StreamPosition(i as u64 + 1),
-                expires_at: ts(T0).saturating_add(LONG),
-            }
-        })
-        .collect();
-    v.push(LocalRecord::Stream {
-        position: StreamPosition(ids.n as u64),
-        horizon: StreamPosition(0),
-    });
-    v
-}
-
-fn local_machine(ids: &LocalIds) -> LocalPeeks {
-    let mut m = LocalPeeks::restore(ts(T0), LocalIds::config(), local_records(ids));
-    drain_local(&mut m);
-    m
-}
-
-fn local_floor(ids: &LocalIds) -> Floor {
-    let mut f = Floor::default();
-    for i in 0..ids.n {
-        let (u, d, r) = ids.key(i);
-        f.upsert(ids.users[u].as_str(), ids.devices[d].as_str(), r.as_str(), ts(T0));
-    }
-    f
-}
-
-fn bench_local(c: &mut Criterion, plan: &Plan, n: usize) {
-    let ops = ["local_peek", "local_renew", "local_unpeek"];
-    if !ops.iter().any(|g| plan.wants(g)) {
-        return;
-    }
-    let e = spare(n);
-    let ids = LocalIds::new(n, e);
-    let acc = access();
-    let mut m = local_machine(&ids);
-    let mut f = local_floor(&ids);
-    let (us, ds) = (&ids.users, &ids.devices);
-    let mut now = T0 + 1;
-    let dl = |now: u64| ts(now).saturating_add(LONG);
-
-    if plan.wants("local_peek") {
-        let mut g = c.benchmark_group("local_peek");
-        g.bench_function(BenchmarkId::new("machine", n), |b| {
-            b.iter_custom(|iters| {
-                chunked(iters, e, |c, timed| {
-                    if timed {
-                        for k in 0..c {
-                            let (u, d, r) = ids.extra(k);
-                            now += 1;
-                            let g = m.handle_peek(ts(now), &us[u], &ds[d], r, false, &acc);
-                            black_box(g.expect("peek granted"));
-                            drain_local(&mut m);
-                        }
-                    } else {
-                        for k in 0..c {
-                            let (u, d, r) = ids.extra(k);
-                            m.handle_unpeek(ts(now), &us[u], &ds[d], r).expect("live");
-                            drain_local(&mut m);
-                        }
-                    }
-                })
-            })
-        });
-        g.bench_function(BenchmarkId::new("floor", n), |b| {
-            b.iter_custom(|iters| {
-                chunked(iters, e, |c, timed| {
-                    if timed {
-                        for k in 0..c {
-                            let (u, d, r) = ids.extra(k);
-                            now += 1;
-                            f.upsert(us[u].as_str(), ds[d].as_str(), r.as_str(), dl(now));
-                        }
-                    } else {
-                        for k in 0..c {
-                            let (u, d, r) = ids.extra(k);
-                            f.remove(us[u].as_str(), ds[d].as_str(), r.as_str());
-                        }
-                    }
-                })
-            })
-        });
-        g.finish();
-    }
-
-    if plan.wants("local_renew") {
-        let mut g = c.benchmark_group("local_renew");
-        let mut at = 0usize;
-        g.bench_function(BenchmarkId::new("machine", n), |b| {
-            b.iter(|| {
-                at = (at + STRIDE) % n;
-                let (u, d, r) = ids.key(at);
-                now += 1;
-                black_box(m.handle_peek(ts(now), &us[u], &ds[d], r, false, &acc).expect("live"));
-                drain_local(&mut m);
-            })
-        });
-        g.bench_function(BenchmarkId::new("floor", n), |b| {
-            b.iter(|| {
-                at = (at + STRIDE) % n;
-                let (u, d, r) = ids.key(at);
-                now += 1;
-                f.upsert(us[u].as_str(), ds[d].as_str(), r.as_str(), dl(now));
-            })
-        });
-        g.finish();
-    }
-
-    if plan.wants("local_unpeek") {
-        let mut g = c.benchmark_group("local_unpeek");
-        let mut at = 0usize;
-        let chunk = e;
-        g.bench_function(BenchmarkId::new("machine", n), |b| {
-            b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                let mut left = iters as usize;
-                while left > 0 {
-                    let c = left.min(chunk);
-                    let keys: Vec<usize> = (0..c).map(|k| (at + k * STRIDE) % n).collect();
-                    at = (at + c * STRIDE) % n;
-                    let start = Instant::now();
-                    for &i in &keys {
-                        let (u, d, r) = ids.key(i);
-                        now += 1;
-                        m.handle_unpeek(ts(now), &us[u], &ds[d], r).expect("live");
-                        drain_local(&mut m);
-                    }
-                    total += start.elapsed();
-                    for &i in &keys {
-                        let (u, d, r) = ids.key(i);
-                        m.handle_peek(ts(now), &us[u], &ds[d], r, false, &acc).expect("granted");
-                        drain_local(&mut m);
-                    }
-                    left -= c;
-                }
-                total
-            })
-        });
-        g.bench_function(BenchmarkId::new("floor", n), |b| {
-            b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                let mut left = iters as usize;
-                while left > 0 {
-                    let c = left.min(chunk);
-                    let keys: Vec<usize> = (0..c).map(|k| (at + k * STRIDE) % n).collect();
-                    at = (at + c * STRIDE) % n;
-                    let start = Instant::now();
-                    for &i in &keys {
-                        let (u, d, r) = ids.key(i);
-                        now += 1;
-                        black_box(f.remove(us[u].as_str(), ds[d].as_str(), r.as_str()));
-                    }
-                    total += start.elapsed();
-                    for &i in &keys {
-                        let (u, d, r) = ids.key(i);
-                        f.upsert(us[u].as_str(), ds[d].as_str(), r.as_str(), dl(now));
-                    }
-                    left -= c;
-                }
-                total
-            })
-        });
-        g.finish();
-    }
-}
-
-fn bench_local_fanout(c: &mut Criterion, plan: &Plan) {
-    if !plan.wants("fanout_peekers") {
-        return;
-    }
-    let n = plan.largest();
-    let ids = LocalIds::new(n, 0);
-    let acc = access();
-    let mut m = local_machine(&ids);
-    let mut floor: HashMap<OwnedRoomId, Vec<(usize, usize)>> = HashMap::new();
-    let mut g = c.benchmark_group("fanout_peekers");
-    for k in [1usize, 10, 1_000] {
-        let fan = room(30_000_000 + k);
-        for d in 0..k.min(ids.dev_count()) {
-            m.handle_peek(ts(T0), &ids.users[d / 2], &ids.devices[d], &fan, false, &acc)
-                .expect("granted");
-            floor.entry(fan.clone()).or_default().push((d / 2, d));
-        }
-        drain_local(&mut m);
-        g.bench_function(BenchmarkId::new(format!("machine/{k}"), n), |b| {
-            b.iter(|| {
-                m.peekers(black_box(&fan))
-                    .map(|(u, d)| u.as_str().len() + d.as_str().len())
-                    .sum::<usize>()
-            })
-        });
-        let (us, ds) = (&ids.users, &ids.devices);
-        g.bench_function(BenchmarkId::new(format!("floor/{k}"), n), |b| {
-            b.iter(|| {
-                floor.get(black_box(&fan)).map_or(0, |v| {
-                    v.iter().map(|&(u, d)| us[u].as_str().len() + ds[d].as_str().len()).sum()
-                })
+                measure_in_chunks(
+                    iters,
+                    self.chunk,
+                    t,
+                    &mut pick,
+                    |t, keys| keys.iter().for_each(|&k| op(t, key(k), self.tick())),
+                    |t, keys| keys.iter().for_each(|&k| undo(t, key(k), self.now.get())),
+                )
             })
         });
     }
-    g.finish();
-}
-
-// ---------------------------------------------------------------- outbound
-
-/// Answers every `Send` at once (at `now`), until the machine asks for nothing more.
-fn pump(m: &mut OutboundPeeks, now: Timestamp, q: &mut Vec<Request>) -> usize {
-    let mut answered = 0;
-    let acc = access();
-    loop {
-        while let Some(o) = m.poll_output() {
-            if let OutboundOutput::Send(r) = o {
-                q.push(r);
-            }
-        }
-        if q.is_empty() {
-            return answered;
-        }
-        for r in q.drain(..) {
-            let hour = Duration::from_secs(3600);
-            let outcome = match r.kind {
-                RequestKind::Peek { .. } => {
-                    PeekOutcome::Established { renewal_interval: hour, access: acc.clone() }
-                }
-                RequestKind::Renew => PeekOutcome::Renewed { renewal_interval: hour },
-                RequestKind::Unpeek => PeekOutcome::Deleted,
-            };
-            answered += 1;
-            m.handle_response(now, r.id, outcome);
-        }
-    }
-}
-
-/// One day of `rooms` outbound peeks: demand staggered over the first minute, renewals every
-/// 30 min (a 1 h interval), all demand dropped at the end (linger, then `DELETE`).
-/// Returns the number of requests answered.
-fn outbound_day(rooms: &[OwnedRoomId], via: &[OwnedServerName]) -> usize {
-    let mut m = OutboundPeeks::new(OutboundConfig { max_rooms: rooms.len(), ..Default::default() });
-    let mut q = Vec::new();
-    let mut answered = 0;
-    let start = T0;
-    for (i, r) in rooms.iter().enumerate() {
-        let now = ts(start + (i as u64 * 60_000) / rooms.len() as u64);
-        m.handle_demand(now, r, &via[i % via.len()..][..1]);
-        answered += pump(&mut m, now, &mut q);
-    }
-    let end = ts(start + 24 * 3600 * 1000);
-    while let Some(t) = m.poll_timeout() {
-        if t > end {
-            break;
-        }
-        m.handle_timeout(t);
-        answered += pump(&mut m, t, &mut q);
-    }
-    for r in rooms {
-        m.handle_no_demand(end, r);
-    }
-    answered += pump(&mut m, end, &mut q);
-    while let Some(t) = m.poll_timeout() {
-        m.handle_timeout(t);
-        answered += pump(&mut m, t, &mut q);
-    }
-    assert!(m.is_empty(), "every room deleted at the end of the day");
-    answered
-}
-
-fn bench_outbound(c: &mut Criterion, plan: &Plan) {
-    if !plan.wants("outbound_day") {
-        return;
-    }
-    let n = if plan.full { 10_000 } else { 100 };
-    let rooms: Vec<OwnedRoomId> = (0..n).map(room).collect();
-    let via: Vec<OwnedServerName> = (0..100).map(server).collect();
-    eprintln!("outbound_day: {} requests answered for {n} rooms", outbound_day(&rooms, &via));
-    let mut g = c.benchmark_group("outbound_day");
-    g.sample_size(10).sampling_mode(SamplingMode::Flat);
-    g.bench_function(BenchmarkId::new("machine", n), |b| b.iter(|| outbound_day(&rooms, &via)));
-    g.finish();
 }
 
 fn main() {
@@ -753,13 +206,16 @@ fn main() {
         .sample_size(20)
         .configure_from_args();
     for &n in &plan.sizes {
-        bench_inbound(&mut c, &plan, n);
+        inbound::bench(&mut c, &plan, n);
     }
     for &n in &plan.sizes {
-        bench_local(&mut c, &plan, n);
+        local::bench(&mut c, &plan, n);
     }
-    bench_inbound_big(&mut c, &plan);
-    bench_local_fanout(&mut c, &plan);
-    bench_outbound(&mut c, &plan);
+    // Fan-out, `handle_timeout` and `restore` at the largest size of the run.
+    fanout::destinations(&mut c, &plan);
+    large::timeout(&mut c, &plan);
+    large::restore(&mut c, &plan);
+    fanout::peekers(&mut c, &plan);
+    outbound::day(&mut c, &plan);
     c.final_summary();
 }

@@ -1,9 +1,11 @@
 //! Shared workload generation for the benches and `examples/memory.rs`: deterministic ids,
-//! key layouts and the floor / periodic-scan reference trackers (DESIGN §12).
+//! key layouts, the floor / periodic-scan reference trackers (DESIGN §12), and the timing
+//! helpers of the benches (the scattered key cursor, chunked and per-iteration measurement).
 #![allow(dead_code, missing_docs)]
 
 use std::collections::{BTreeSet, HashMap};
-use std::time::Duration;
+use std::hint::black_box;
+use std::time::{Duration, Instant};
 
 use matrix_peek::Timestamp;
 use matrix_peek::inbound::{InboundConfig, InboundRecord};
@@ -20,6 +22,11 @@ pub const T0: u64 = 1_700_000_000_000;
 
 pub fn ts(ms: u64) -> Timestamp {
     Timestamp::from_millis(ms)
+}
+
+/// The deadline of a peek started or renewed at `now`.
+pub fn deadline(now: u64) -> Timestamp {
+    ts(now).saturating_add(LONG)
 }
 
 /// A small deterministic PRNG (xorshift64*), so every tracker sees the same key sequence.
@@ -229,4 +236,77 @@ impl Scan {
         self.map.retain(|_, at| *at > now);
         before - self.map.len()
     }
+}
+
+/// Large prime stride: walks 0..n without repeats within n steps (n is a power of ten).
+pub const STRIDE: usize = 1_000_003;
+
+/// A cursor over the live keys `0..n` in a scattered order (steps of [`STRIDE`] mod `n`), so
+/// caches miss as they would in production. A group's benches share one cursor, so each one
+/// carries on where the previous left off.
+pub struct Scatter {
+    at: usize,
+    n: usize,
+}
+
+impl Scatter {
+    pub fn new(n: usize) -> Self {
+        Scatter { at: 0, n }
+    }
+    /// Steps once and returns the key stepped to.
+    pub fn step(&mut self) -> usize {
+        self.at = (self.at + STRIDE) % self.n;
+        self.at
+    }
+    /// The `c` keys from the cursor on (the cursor's own key first); the cursor moves past them.
+    pub fn take(&mut self, c: usize) -> Vec<usize> {
+        let keys = (0..c).map(|k| (self.at + k * STRIDE) % self.n).collect();
+        self.at = (self.at + c * STRIDE) % self.n;
+        keys
+    }
+}
+
+/// The time of `iters` operations run in chunks of at most `chunk` keys: for each chunk,
+/// `keys(c)` picks the `c` keys (not measured), `measured(state, keys)` is timed, and
+/// `undo(state, keys)` puts the population back as it was (not measured).
+#[allow(clippy::disallowed_methods)] // benches measure wall time.
+pub fn measure_in_chunks<S: ?Sized>(
+    iters: u64,
+    chunk: usize,
+    state: &mut S,
+    mut keys: impl FnMut(usize) -> Vec<usize>,
+    mut measured: impl FnMut(&mut S, &[usize]),
+    mut undo: impl FnMut(&mut S, &[usize]),
+) -> Duration {
+    let mut total = Duration::ZERO;
+    let mut left = iters as usize;
+    while left > 0 {
+        let c = left.min(chunk);
+        let keys = keys(c);
+        let start = Instant::now();
+        measured(state, &keys);
+        total += start.elapsed();
+        undo(state, &keys);
+        left -= c;
+    }
+    total
+}
+
+/// The time of `iters` runs of `op`, each on a fresh input from `setup`: building the input
+/// and dropping what `op` returns are not measured.
+#[allow(clippy::disallowed_methods)] // benches measure wall time.
+pub fn measure_each<I, O>(
+    iters: u64,
+    mut setup: impl FnMut() -> I,
+    mut op: impl FnMut(I) -> O,
+) -> Duration {
+    let mut total = Duration::ZERO;
+    for _ in 0..iters {
+        let input = setup();
+        let start = Instant::now();
+        let output = op(input);
+        total += start.elapsed();
+        drop(black_box(output));
+    }
+    total
 }
