@@ -634,10 +634,35 @@ impl OutboundPeeks {
         server: &ServerName,
         peek_id: &str,
     ) -> bool {
+        let reput = self.config.renew_style == RenewStyle::RePut;
         let r = self.room_mut(slot);
         let matches = r.peek.as_ref().is_some_and(|p| p.server == server && p.peek_id == peek_id);
         if !matches || matches!(r.request, Some((_, Pending::Open))) {
             return false;
+        }
+        if let Some((id, Pending::Renew)) = r.request
+            && reput
+        {
+            // The renewal in flight is a `PUT` with this id: reaching the resident after the
+            // expiry, it re-creates the peek. Forgetting it would leave that peek unknown (never
+            // renewed nor deleted) beside a fresh one (R58); so its answer decides, exactly as
+            // for an opening `PUT` (`Established` again, or a `DELETE` when abandoned meanwhile).
+            let (live, demanded, lost) = (r.is_live(), r.demanded, r.lost);
+            r.request = Some((id, Pending::Open));
+            r.wait = None;
+            r.attempts = 0;
+            if let Some(peek) = &mut r.peek {
+                peek.live = None;
+            }
+            let report = live && demanded && !lost;
+            r.lost |= report;
+            let room_id = r.id.clone();
+            self.persist_room(slot);
+            if report {
+                let reason = LostReason::RemoteExpired;
+                self.outputs.push_back(OutboundOutput::Lost { room_id, reason });
+            }
+            return true;
         }
         if let Some((id, _)) = r.request.take() {
             self.requests.remove(&id);

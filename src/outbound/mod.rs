@@ -317,7 +317,9 @@ impl OutboundPeeks {
 
     /// The resident sent `expired_peeks` naming (`room`, `peek_id`) from `server` (R54). If it
     /// is the current peek, it is dead: re-opened with a fresh id when demanded (`Lost` then
-    /// `Established`), forgotten otherwise. Any other id (an old one) is ignored.
+    /// `Established`), forgotten otherwise. Any other id (an old one) is ignored. A `PUT` in
+    /// flight with that id (an opening one, or a [`RenewStyle::RePut`] renewal) may re-create
+    /// the peek, so its answer decides instead (a renewal's `Lost` is reported at once).
     pub fn handle_remote_expired(
         &mut self,
         now: Timestamp,

@@ -1,0 +1,104 @@
+//! Adversarial review of `OutboundPeeks`: races and edge inputs the scenario and property tests
+//! did not reach.
+
+mod outbound_support;
+
+use matrix_peek::{
+    OutboundConfig, OutboundOutput, OutboundState, PeekOutcome, RenewStyle, RequestKind,
+};
+use outbound_support::*;
+use std::collections::BTreeSet;
+
+fn sends(out: &[OutboundOutput]) -> Vec<matrix_peek::Request> {
+    out.iter()
+        .filter_map(|o| match o {
+            OutboundOutput::Send(r) => Some(r.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn reput_renewal_in_flight_when_the_peek_expires_does_not_leak_the_recreated_peek() {
+    // R54, R58, R55 with RenewStyle::RePut: the renewal is a PUT, which re-creates the peek at
+    // the resident if it arrives after the resident expired it. The machine must not forget
+    // that PUT and open a second peek beside it.
+    let cfg = OutboundConfig { renew_style: RenewStyle::RePut, ..OutboundConfig::default() };
+    let mut h = H::with(cfg);
+    let r = room("!r:x.org");
+    let put = h.open(&r, "a.org", HOUR);
+    // The resident's live peeks (server, id).
+    let mut resident: BTreeSet<(String, String)> = BTreeSet::new();
+    resident.insert((put.server.to_string(), put.peek_id.clone()));
+
+    let out = h.fire();
+    let reput = only_send(out);
+    assert!(matches!(reput.kind, RequestKind::Peek { .. }));
+    assert_eq!(reput.peek_id, put.peek_id, "RePut keeps the id");
+
+    // The resident expired the peek (our renewal was late) and says so; the re-PUT is still on
+    // its way and will re-create the peek.
+    resident.clear();
+    h.m.handle_remote_expired(h.t(), &server("a.org"), &r, &put.peek_id);
+    let out = h.drain();
+    let mut in_flight = vec![reput.clone()];
+    in_flight.extend(sends(&out));
+
+    // The resident handles every request in flight, in order: PUTs create, DELETEs remove.
+    let mut answers = Vec::new();
+    for req in &in_flight {
+        let key = (req.server.to_string(), req.peek_id.clone());
+        match req.kind {
+            RequestKind::Peek { .. } => {
+                resident.insert(key);
+                answers.push((req.clone(), established(HOUR)));
+            }
+            RequestKind::Renew => {
+                answers.push((req.clone(), PeekOutcome::Failed(matrix_peek::PeekFailure::NotFound)))
+            }
+            RequestKind::Unpeek => {
+                resident.remove(&key);
+                answers.push((req.clone(), PeekOutcome::Deleted));
+            }
+        }
+    }
+    assert!(resident.len() <= 1, "two live remote peeks for one room: {resident:?}");
+    // Keep answering whatever follows until the machine is quiet, then end the demand.
+    let mut queue = answers;
+    for _ in 0..20 {
+        let Some((req, outcome)) = queue.pop() else { break };
+        let out = h.respond(&req, outcome);
+        for next in sends(&out) {
+            let key = (next.server.to_string(), next.peek_id.clone());
+            match next.kind {
+                RequestKind::Peek { .. } => {
+                    resident.insert(key);
+                    queue.push((next, established(HOUR)));
+                }
+                RequestKind::Renew => {
+                    queue.push((next, PeekOutcome::Renewed { renewal_interval: HOUR }))
+                }
+                RequestKind::Unpeek => {
+                    resident.remove(&key);
+                    queue.push((next, PeekOutcome::Deleted));
+                }
+            }
+        }
+        assert!(resident.len() <= 1, "two live remote peeks for one room: {resident:?}");
+    }
+    assert_eq!(h.m.state(&r), Some(OutboundState::Established));
+    // The peek the machine holds is the one the resident holds.
+    let held: Vec<_> = h
+        .store
+        .values()
+        .filter_map(|rec| match rec {
+            matrix_peek::OutboundRecord::Peek(p) => Some((p.server.to_string(), p.peek_id.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        held.into_iter().collect::<BTreeSet<_>>(),
+        resident,
+        "machine and resident disagree"
+    );
+}
