@@ -102,3 +102,55 @@ fn reput_renewal_in_flight_when_the_peek_expires_does_not_leak_the_recreated_pee
         "machine and resident disagree"
     );
 }
+
+#[test]
+fn a_peek_lapsed_on_our_side_is_deleted_before_a_new_one_is_opened() {
+    // R55, R58: our lapse time is `renewed_at + interval`; the resident keeps the peek until its
+    // own deadline (plus its grace, R43), and a renewal that timed out may even have reached it.
+    // Forgetting the peek at our lapse and opening a fresh one leaves two live peeks for the
+    // room, the old one never deleted.
+    let mut h = H::new();
+    let r = room("!r:x.org");
+    let interval = std::time::Duration::from_secs(600);
+    let grace = std::time::Duration::from_secs(300);
+    let put = h.open(&r, "a.org", interval);
+    let opened_at = h.now;
+    // The resident: (server, id) -> its expiry in ms.
+    let mut resident: std::collections::BTreeMap<(String, String), u64> =
+        std::collections::BTreeMap::new();
+    let life = (interval + grace).as_millis() as u64;
+    resident.insert((put.server.to_string(), put.peek_id.clone()), opened_at + life);
+    let mut req = only_send(h.fire());
+    for _ in 0..40 {
+        resident.retain(|_, exp| *exp > h.now);
+        let key = (req.server.to_string(), req.peek_id.clone());
+        let outcome = match req.kind {
+            // The resident is reachable again only for the DELETE and the new PUT.
+            RequestKind::Renew => PeekOutcome::Failed(matrix_peek::PeekFailure::Unreachable),
+            RequestKind::Unpeek => {
+                let had = resident.remove(&key).is_some();
+                if had {
+                    PeekOutcome::Deleted
+                } else {
+                    PeekOutcome::Failed(matrix_peek::PeekFailure::NotFound)
+                }
+            }
+            RequestKind::Peek { .. } => {
+                resident.insert(key, h.now + life);
+                established(HOUR)
+            }
+        };
+        assert!(resident.len() <= 1, "two live remote peeks for one room: {resident:?}");
+        let done = matches!(req.kind, RequestKind::Peek { .. });
+        let mut out = h.respond(&req, outcome);
+        if done {
+            break;
+        }
+        while !out.iter().any(|o| matches!(o, OutboundOutput::Send(_))) {
+            out = h.fire();
+        }
+        req = only_send(out);
+    }
+    assert_eq!(h.m.state(&r), Some(OutboundState::Established));
+    assert_eq!(resident.len(), 1);
+}

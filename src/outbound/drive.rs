@@ -251,14 +251,18 @@ impl OutboundPeeks {
                 let linger_at = linger_until.unwrap_or(Timestamp::MAX);
                 match r.wait {
                     Some(_) if now >= expires_at => {
-                        // The renewal kept failing: lapsed.
-                        r.peek = None;
-                        if r.demanded && !r.lost {
-                            r.lost = true;
-                            let room_id = r.id.clone();
+                        // The renewal kept failing: lapsed on our side. The resident may still
+                        // hold it (its grace, R43, or a renewal that timed out after reaching
+                        // it): `DELETE` it before anything new is opened (R55, R58).
+                        let report = r.demanded && !r.lost;
+                        r.lost |= report;
+                        r.mark_deleting();
+                        let room_id = r.id.clone();
+                        if report {
                             let reason = LostReason::Unreachable;
                             self.outputs.push_back(OutboundOutput::Lost { room_id, reason });
                         }
+                        return self.send(slot, Pending::Delete);
                     }
                     Some(w) if now < w => {
                         return self.schedule(slot, w.min(expires_at).min(linger_at));

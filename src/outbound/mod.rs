@@ -47,7 +47,8 @@
 //! * **Renewal failures**: 404 → the peek is dead, `Lost(RemoteExpired)`, re-open with a fresh id
 //!   (R54). 403/incompatible → `Lost(Refused)`, that candidate is dropped, re-open elsewhere.
 //!   Network/429/invalid/other → retry the renewal with backoff until it lapses at `expires_at`
-//!   (`max(renewed + interval, renew_at)`), then `Lost(Unreachable)` and re-open.
+//!   (`max(renewed + interval, renew_at)`), then `Lost(Unreachable)`, a `DELETE` (the resident
+//!   may still hold it: its grace, or a renewal that timed out after reaching it), and re-open.
 //! * **Teardown** (R55): no demand → `Lingering` for `linger` → one `DELETE`. Joined (R56) →
 //!   `DELETE` at once and never peek the room again until `handle_left` (R57). A `DELETE`
 //!   answered 404 (or any refusal) is done; network failures are retried with backoff
