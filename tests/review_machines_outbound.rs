@@ -154,3 +154,54 @@ fn a_peek_lapsed_on_our_side_is_deleted_before_a_new_one_is_opened() {
     assert_eq!(h.m.state(&r), Some(OutboundState::Established));
     assert_eq!(resident.len(), 1);
 }
+
+/// RePut renewals re-create a peek under the same id, so an `expired_peeks` entry may be older
+/// than the peek the resident now holds under that id (R43's `/send` can arrive late).
+fn reput_peek_recreated_after_a_stale_expiry() -> (H, ruma_common::OwnedRoomId, matrix_peek::Request)
+{
+    let cfg = OutboundConfig { renew_style: RenewStyle::RePut, ..OutboundConfig::default() };
+    let mut h = H::with(cfg);
+    let r = room("!r:x.org");
+    let put = h.open(&r, "a.org", HOUR);
+    // The resident expired the peek (its `/send` with `expired_peeks` is still on its way), then
+    // our re-PUT arrived and created it again under the same id.
+    let reput = only_send(h.fire());
+    assert_eq!(reput.peek_id, put.peek_id);
+    no_sends(&h.respond(&reput, established(HOUR)));
+    (h, r, put)
+}
+
+#[test]
+fn a_late_expiry_of_a_reput_peek_deletes_it_before_opening_another() {
+    // R54, R55, R58
+    let (mut h, r, put) = reput_peek_recreated_after_a_stale_expiry();
+    h.m.handle_remote_expired(h.t(), &server("a.org"), &r, &put.peek_id);
+    let out = h.drain();
+    assert!(out.iter().any(|o| matches!(o, OutboundOutput::Lost { .. })), "Lost reported: {out:?}");
+    // The resident holds the re-created peek: it must be deleted, not forgotten.
+    let first = only_send(out);
+    assert_eq!(first.kind, RequestKind::Unpeek, "the possibly re-created peek is deleted first");
+    assert_eq!(first.peek_id, put.peek_id);
+    let reopen = only_send(h.respond(&first, PeekOutcome::Deleted));
+    assert!(matches!(reopen.kind, RequestKind::Peek { .. }));
+    assert_ne!(reopen.peek_id, put.peek_id, "R54: fresh id");
+    h.respond(&reopen, established(HOUR));
+    assert_eq!(h.m.state(&r), Some(OutboundState::Established));
+}
+
+#[test]
+fn a_late_expiry_while_a_reput_peek_is_being_deleted_keeps_the_delete() {
+    // R55: the DELETE in flight is the only thing that removes the re-created peek.
+    let (mut h, r, put) = reput_peek_recreated_after_a_stale_expiry();
+    h.m.handle_no_demand(h.t(), &r);
+    no_sends(&h.drain());
+    let del = only_send(h.fire());
+    assert_eq!(del.kind, RequestKind::Unpeek);
+    h.m.handle_remote_expired(h.t(), &server("a.org"), &r, &put.peek_id);
+    h.drain();
+    assert_eq!(h.m.in_flight(), 1, "the DELETE is still awaited");
+    assert!(h.store.contains_key(&matrix_peek::OutboundKey::Room(r.clone())), "record kept");
+    h.respond(&del, PeekOutcome::Deleted);
+    assert!(h.m.is_empty());
+    assert!(!h.store.contains_key(&matrix_peek::OutboundKey::Room(r.clone())));
+}

@@ -668,6 +668,24 @@ impl OutboundPeeks {
             }
             return true;
         }
+        if reput {
+            // RePut renewals re-create the peek under the same id, so this entry may be older
+            // than the peek the resident holds now: `DELETE` it (404 = gone, R55) rather than
+            // forget it, then re-open (R54). A `DELETE` already owed is kept as it is.
+            if r.peek.as_ref().is_some_and(|p| p.deleting) {
+                return false;
+            }
+            let report = r.is_live() && r.demanded && !r.lost;
+            r.lost |= report;
+            r.attempts = 0;
+            r.mark_deleting();
+            if report {
+                let room_id = r.id.clone();
+                let reason = LostReason::RemoteExpired;
+                self.outputs.push_back(OutboundOutput::Lost { room_id, reason });
+            }
+            return true;
+        }
         if let Some((id, _)) = r.request.take() {
             self.requests.remove(&id);
         }
