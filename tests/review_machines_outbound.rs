@@ -205,3 +205,27 @@ fn a_late_expiry_while_a_reput_peek_is_being_deleted_keeps_the_delete() {
     assert!(h.m.is_empty());
     assert!(!h.store.contains_key(&matrix_peek::OutboundKey::Room(r.clone())));
 }
+
+#[test]
+fn a_late_expiry_during_a_reput_that_fails_still_deletes_the_peek() {
+    // R55, R58: the expiry may be stale (the resident still holds the peek from an earlier
+    // re-PUT), so a re-PUT that then fails on the network or 429 must not make the machine
+    // forget the peek.
+    let (mut h, r, put) = reput_peek_recreated_after_a_stale_expiry();
+    let reput = only_send(h.fire());
+    assert_eq!(reput.peek_id, put.peek_id);
+    h.m.handle_remote_expired(h.t(), &server("a.org"), &r, &put.peek_id);
+    h.drain();
+    let rate_limited = matrix_peek::PeekFailure::RateLimited { retry_after: None };
+    let mut out = h.respond(&reput, PeekOutcome::Failed(rate_limited));
+    assert!(
+        h.store.contains_key(&matrix_peek::OutboundKey::Room(r.clone())),
+        "the peek the resident may hold is still on record"
+    );
+    while sends(&out).is_empty() {
+        out = h.fire();
+    }
+    let next = only_send(out);
+    assert_eq!(next.kind, RequestKind::Unpeek, "deleted before anything new: {next:?}");
+    assert_eq!(next.peek_id, put.peek_id);
+}

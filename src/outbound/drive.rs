@@ -644,34 +644,12 @@ impl OutboundPeeks {
         if !matches || matches!(r.request, Some((_, Pending::Open))) {
             return false;
         }
-        if let Some((id, Pending::Renew)) = r.request
-            && reput
-        {
-            // The renewal in flight is a `PUT` with this id: reaching the resident after the
-            // expiry, it re-creates the peek. Forgetting it would leave that peek unknown (never
-            // renewed nor deleted) beside a fresh one (R58); so its answer decides, exactly as
-            // for an opening `PUT` (`Established` again, or a `DELETE` when abandoned meanwhile).
-            let (live, demanded, lost) = (r.is_live(), r.demanded, r.lost);
-            r.request = Some((id, Pending::Open));
-            r.wait = None;
-            r.attempts = 0;
-            if let Some(peek) = &mut r.peek {
-                peek.live = None;
-            }
-            let report = live && demanded && !lost;
-            r.lost |= report;
-            let room_id = r.id.clone();
-            self.persist_room(slot);
-            if report {
-                let reason = LostReason::RemoteExpired;
-                self.outputs.push_back(OutboundOutput::Lost { room_id, reason });
-            }
-            return true;
-        }
         if reput {
             // RePut renewals re-create the peek under the same id, so this entry may be older
-            // than the peek the resident holds now: `DELETE` it (404 = gone, R55) rather than
-            // forget it, then re-open (R54). A `DELETE` already owed is kept as it is.
+            // than the peek the resident holds now, and a re-`PUT` in flight re-creates it if it
+            // arrives after the expiry: `DELETE` it (404 = gone, R55) once the re-`PUT` in flight
+            // (if any) is answered, rather than forget it, then re-open (R54, R58). A `DELETE`
+            // already owed is kept as it is.
             if r.peek.as_ref().is_some_and(|p| p.deleting) {
                 return false;
             }

@@ -318,11 +318,11 @@ impl OutboundPeeks {
 
     /// The resident sent `expired_peeks` naming (`room`, `peek_id`) from `server` (R54). If it
     /// is the current peek, it is dead: re-opened with a fresh id when demanded (`Lost` then
-    /// `Established`), forgotten otherwise. Any other id (an old one) is ignored. A `PUT` in
-    /// flight with that id (an opening one, or a [`RenewStyle::RePut`] renewal) may re-create
-    /// the peek, so its answer decides instead (a renewal's `Lost` is reported at once). With
-    /// [`RenewStyle::RePut`] the entry may also predate a re-`PUT` that re-created the id, so
-    /// the peek is `DELETE`d (404 = gone) before a fresh one is opened.
+    /// `Established`), forgotten otherwise. Any other id (an old one) is ignored, and so is an
+    /// entry naming a peek whose opening `PUT` is in flight (its answer decides). With
+    /// [`RenewStyle::RePut`] the entry may predate a re-`PUT` that re-created the id (or one in
+    /// flight may re-create it), so the peek is `DELETE`d (404 = gone) once any re-`PUT` in
+    /// flight is answered, before a fresh one is opened.
     pub fn handle_remote_expired(
         &mut self,
         now: Timestamp,
