@@ -433,9 +433,13 @@ fn access_lost_deletes_at_once_without_linger() {
     let closed = RoomAccess::new(RoomVersionId::V11, false, false);
     h.m.handle_access_changed(h.t(), &r, &closed);
     let out = h.drain();
-    assert!(
-        out.contains(&OutboundOutput::Lost { room_id: r.clone(), reason: LostReason::AccessLost })
-    );
+    let lost = OutboundOutput::Lost { room_id: r.clone(), reason: LostReason::AccessLost };
+    let lost_at = out.iter().position(|o| *o == lost).expect("Lost reported");
+    let persisted_at = out
+        .iter()
+        .position(|o| matches!(o, OutboundOutput::Persist(_)))
+        .expect("the room's change is persisted");
+    assert!(persisted_at < lost_at, "Persist precedes the notification it justifies: {out:?}");
     let del = only_send(out);
     assert_eq!((del.kind, del.peek_id), (RequestKind::Unpeek, put.peek_id));
     // Waiting clients (no peek yet) get Unavailable instead.

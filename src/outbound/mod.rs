@@ -302,7 +302,9 @@ impl OutboundPeeks {
         let demanded = r.demanded;
         r.abandon();
         let room_id = r.id.clone();
+        self.step(slot, now);
         if demanded {
+            // After the step's `Persist` (and its DELETE), like every other notification.
             self.outputs.push_back(if live {
                 OutboundOutput::Lost { room_id, reason: LostReason::AccessLost }
             } else {
@@ -312,7 +314,6 @@ impl OutboundPeeks {
                 }
             });
         }
-        self.step(slot, now);
         self.flush();
     }
 
