@@ -8,29 +8,13 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use matrix_peek::testing::SimRng;
 use matrix_peek::{
     InboundChange, InboundConfig, InboundKey, InboundOutput, InboundPeeks, InboundRecord,
     LocalChange, LocalConfig, LocalKey, LocalOutput, LocalPeeks, LocalRecord, PeekIdPolicy,
     RoomAccess, StreamPosition, Timestamp,
 };
 use ruma_common::{OwnedDeviceId, OwnedRoomId, OwnedServerName, OwnedUserId, RoomVersionId};
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-    fn pick<T: Clone>(&mut self, xs: &[T]) -> T {
-        xs[self.below(xs.len() as u64) as usize].clone()
-    }
-}
 
 const DURS: [Duration; 5] = [
     Duration::ZERO,
@@ -44,13 +28,13 @@ fn seeds() -> u64 {
     std::env::var("REVIEW_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(200)
 }
 
-fn start(rng: &mut Rng) -> u64 {
+fn start(rng: &mut SimRng) -> u64 {
     rng.pick(&[0, 1_000_000, Timestamp::MAX.as_millis() - 50_000, Timestamp::MAX.as_millis()])
 }
 
-fn step_time(rng: &mut Rng, now: u64) -> u64 {
+fn step_time(rng: &mut SimRng, now: u64) -> u64 {
     let d = rng.pick(&[0u64, 1, 700, 20_000, 4_000_000, u64::MAX / 2]);
-    let t = if rng.below(5) == 0 { now.saturating_sub(d) } else { now.saturating_add(d) };
+    let t = if rng.range(0, 4) == 0 { now.saturating_sub(d) } else { now.saturating_add(d) };
     t.min(Timestamp::MAX.as_millis())
 }
 
@@ -115,11 +99,11 @@ impl Local {
 #[test]
 fn local_long_random_runs_never_spin_and_restore_the_same() {
     for seed in 0..seeds() {
-        let mut rng = Rng(seed ^ 0x10CA1);
+        let mut rng = SimRng::new(seed ^ 0x10CA1);
         let cfg = LocalConfig {
             lease: rng.pick(&DURS),
-            max_peeks_per_device: 1 + rng.below(3) as usize,
-            max_peeks_total: rng.below(8) as usize,
+            max_peeks_per_device: 1 + rng.range(0, 2) as usize,
+            max_peeks_total: rng.range(0, 7) as usize,
             ended_retention: rng.pick(&DURS),
             device_idle_after: rng.pick(&[
                 None,
@@ -142,10 +126,10 @@ fn local_long_random_runs_never_spin_and_restore_the_same() {
             let ctx = format!("seed {seed} step {i} cfg {:?}", w.cfg);
             let t = Timestamp::from_millis(now);
             let (u, d, r) = (rng.pick(&w.users), rng.pick(&w.devices), rng.pick(&w.rooms));
-            match rng.below(12) {
+            match rng.range(0, 11) {
                 0..=3 => {
-                    let access = RoomAccess::new(RoomVersionId::V11, rng.below(6) != 0, false);
-                    let _ = w.m.handle_peek(t, &u, &d, &r, rng.below(10) == 0, &access);
+                    let access = RoomAccess::new(RoomVersionId::V11, rng.range(0, 5) != 0, false);
+                    let _ = w.m.handle_peek(t, &u, &d, &r, rng.range(0, 9) == 0, &access);
                 }
                 4 => {
                     let _ = w.m.handle_unpeek(t, &u, &d, &r);
@@ -153,7 +137,7 @@ fn local_long_random_runs_never_spin_and_restore_the_same() {
                 5 => w.m.handle_joined(t, &u, &r),
                 6 => w.m.handle_device_synced(t, &u, &d),
                 7 => {
-                    if rng.below(3) == 0 {
+                    if rng.range(0, 2) == 0 {
                         w.m.handle_device_removed(t, &u, &d)
                     } else {
                         w.m.handle_room_unavailable(t, &r)
@@ -196,13 +180,13 @@ fn local_long_random_runs_never_spin_and_restore_the_same() {
 #[test]
 fn inbound_long_random_runs_never_spin_and_restore_the_same() {
     for seed in 0..seeds() {
-        let mut rng = Rng(seed ^ 0x1B0);
+        let mut rng = SimRng::new(seed ^ 0x1B0);
         let cfg = InboundConfig {
             renewal_interval: rng.pick(&DURS),
             grace: rng.pick(&DURS),
-            max_peeks_per_server: rng.below(4) as usize,
-            max_peeks_per_room: rng.below(4) as usize,
-            max_peeks_total: rng.below(8) as usize,
+            max_peeks_per_server: rng.range(0, 3) as usize,
+            max_peeks_per_room: rng.range(0, 3) as usize,
+            max_peeks_total: rng.range(0, 7) as usize,
             peek_id_policy: rng.pick(&[PeekIdPolicy::Strict, PeekIdPolicy::Lenient]),
         };
         let servers: Vec<OwnedServerName> =
@@ -233,8 +217,8 @@ fn inbound_long_random_runs_never_spin_and_restore_the_same() {
             let ctx = format!("seed {seed} step {i} cfg {cfg:?}");
             let t = Timestamp::from_millis(now);
             let (s, r, id) = (rng.pick(&servers), rng.pick(&rooms), rng.pick(&ids));
-            let access = RoomAccess::new(RoomVersionId::V11, rng.below(6) != 0, false);
-            match rng.below(10) {
+            let access = RoomAccess::new(RoomVersionId::V11, rng.range(0, 5) != 0, false);
+            match rng.range(0, 9) {
                 0..=3 => {
                     let ver = rng.pick(&[vec![], vec![RoomVersionId::V11]]);
                     let _ = m.handle_peek(t, &s, &r, id, &ver, Some(&access));
@@ -246,7 +230,7 @@ fn inbound_long_random_runs_never_spin_and_restore_the_same() {
                     let _ = m.handle_unpeek(t, &s, &r, id);
                 }
                 6 => {
-                    if rng.below(2) == 0 {
+                    if rng.range(0, 1) == 0 {
                         m.handle_access_changed(t, &r, &access)
                     } else {
                         m.handle_server_denied(t, &r, &s)

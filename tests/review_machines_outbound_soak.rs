@@ -12,28 +12,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use matrix_peek::testing::SimRng;
 use matrix_peek::{
     OutboundChange, OutboundConfig, OutboundKey, OutboundOutput, OutboundPeeks, OutboundRecord,
     PeekFailure, PeekOutcome, RenewStyle, Request, RequestKind, RoomAccess, Timestamp,
 };
 use ruma_common::{OwnedRoomId, OwnedServerName, RoomVersionId};
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-    fn pick<T: Clone>(&mut self, xs: &[T]) -> T {
-        xs[self.below(xs.len() as u64) as usize].clone()
-    }
-}
 
 const SERVERS: [&str; 3] = ["a.org", "b.org", "c.org"];
 const INTERVALS: [Duration; 6] = [
@@ -48,7 +32,7 @@ const INTERVALS: [Duration; 6] = [
 type Key = (OwnedRoomId, OwnedServerName, String);
 
 struct World {
-    rng: Rng,
+    rng: SimRng,
     cfg: OutboundConfig,
     m: OutboundPeeks,
     now: u64,
@@ -74,23 +58,22 @@ fn access(peekable: bool) -> RoomAccess {
 
 impl World {
     fn new(seed: u64) -> Self {
-        let mut rng = Rng(seed);
-        let pick_d = |rng: &mut Rng, xs: &[Duration]| rng.pick(xs);
+        let mut rng = SimRng::new(seed);
         let cfg = OutboundConfig {
-            renew_style: if rng.below(2) == 0 {
+            renew_style: if rng.range(0, 1) == 0 {
                 RenewStyle::RePut
             } else {
                 RenewStyle::RenewEndpoint
             },
-            min_renew_after: pick_d(&mut rng, &[Duration::ZERO, Duration::from_secs(5)]),
-            max_renew_after: pick_d(&mut rng, &[Duration::from_secs(60), Duration::MAX]),
-            linger: pick_d(&mut rng, &[Duration::ZERO, Duration::from_secs(10), Duration::MAX]),
-            backoff_base: pick_d(&mut rng, &[Duration::ZERO, Duration::from_secs(1)]),
-            backoff_max: pick_d(&mut rng, &[Duration::from_secs(8), Duration::MAX]),
-            max_attempts: rng.below(4) as u32,
-            max_delete_attempts: 1 + rng.below(3) as u32,
-            max_rooms: 1 + rng.below(6) as usize,
-            max_candidates: rng.below(4) as usize,
+            min_renew_after: rng.pick(&[Duration::ZERO, Duration::from_secs(5)]),
+            max_renew_after: rng.pick(&[Duration::from_secs(60), Duration::MAX]),
+            linger: rng.pick(&[Duration::ZERO, Duration::from_secs(10), Duration::MAX]),
+            backoff_base: rng.pick(&[Duration::ZERO, Duration::from_secs(1)]),
+            backoff_max: rng.pick(&[Duration::from_secs(8), Duration::MAX]),
+            max_attempts: rng.range(0, 3) as u32,
+            max_delete_attempts: 1 + rng.range(0, 2) as u32,
+            max_rooms: 1 + rng.range(0, 5) as usize,
+            max_candidates: rng.range(0, 3) as usize,
             ..OutboundConfig::default()
         };
         let start = rng.pick(&[1_000_000, Timestamp::MAX.as_millis() - 100_000]);
@@ -226,14 +209,14 @@ impl World {
         let exists = self.resident.contains_key(&key);
         let interval = self.rng.pick(&INTERVALS);
         let exp = Timestamp::from_millis(self.max_now).saturating_add(interval).as_millis();
-        let c = if good { 0 } else { self.rng.below(10) };
+        let c = if good { 0 } else { self.rng.range(0, 9) };
         match req.kind {
             RequestKind::Peek { .. } => match c {
                 0..=3 => {
                     if exp > self.max_now {
                         self.resident.insert(key, exp);
                     }
-                    let acc = access(self.rng.below(8) != 0);
+                    let acc = access(self.rng.range(0, 7) != 0);
                     if !acc.is_peekable() {
                         // The resident would not grant it; the machine deletes it anyway.
                         self.resident.remove(&(
@@ -314,13 +297,13 @@ impl World {
     }
 
     fn step(&mut self) {
-        let r = self.rng.below(6) as usize;
+        let r = self.rng.range(0, 5) as usize;
         let room = self.rooms[r].clone();
-        let op = self.rng.below(100);
+        let op = self.rng.range(0, 99);
         let ctx;
         match op {
             0..=14 => {
-                let mask = self.rng.below(8);
+                let mask = self.rng.range(0, 7);
                 let via: Vec<OwnedServerName> = SERVERS
                     .iter()
                     .enumerate()
@@ -343,12 +326,12 @@ impl World {
                 ctx = format!("left {room}");
             }
             29 => {
-                self.m.handle_access_changed(self.t(), &room, &access(self.rng.below(2) == 0));
+                self.m.handle_access_changed(self.t(), &room, &access(self.rng.range(0, 1) == 0));
                 ctx = format!("access {room}");
             }
             30..=39 => {
                 let d = self.rng.pick(&[1u64, 500, 5_000, 60_000, 4_000_000, u64::MAX / 4]);
-                let back = self.rng.below(5) == 0;
+                let back = self.rng.range(0, 4) == 0;
                 let now =
                     if back { self.now.saturating_sub(d) } else { self.now.saturating_add(d) };
                 self.set_now(now);
@@ -366,12 +349,12 @@ impl World {
                 if self.pending.is_empty() {
                     return;
                 }
-                let i = self.rng.below(self.pending.len() as u64) as usize;
+                let i = self.rng.index(self.pending.len());
                 let req = self.pending.remove(i);
                 let outcome = self.answer(&req, false);
                 ctx = format!("answer {req:?} with {outcome:?}");
                 self.m.handle_response(self.t(), req.id, outcome.clone());
-                if self.rng.below(10) == 0 {
+                if self.rng.range(0, 9) == 0 {
                     // A duplicate answer is ignored.
                     self.m.handle_response(self.t(), req.id, outcome);
                 }
@@ -380,7 +363,7 @@ impl World {
                 if self.expiries.is_empty() {
                     return;
                 }
-                let i = self.rng.below(self.expiries.len() as u64) as usize;
+                let i = self.rng.index(self.expiries.len());
                 let (room, server, id) = self.expiries.remove(i);
                 // A renewal or delete in flight for the expired peek is forgotten by the machine;
                 // at the resident it finds nothing (404) and changes nothing.

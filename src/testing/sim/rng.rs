@@ -47,6 +47,15 @@ impl SimRng {
     pub fn index(&mut self, n: usize) -> usize {
         if n == 0 { 0 } else { (self.next_u64() % n as u64) as usize }
     }
+
+    /// A uniformly chosen element of `xs`, cloned.
+    ///
+    /// # Panics
+    /// If `xs` is empty.
+    pub fn pick<T: Clone>(&mut self, xs: &[T]) -> T {
+        assert!(!xs.is_empty(), "SimRng::pick from an empty slice");
+        xs[self.index(xs.len())].clone()
+    }
 }
 
 #[cfg(test)]
