@@ -99,30 +99,10 @@ impl SnapshotMaps {
     /// Applies one change: upsert replaces, remove of a missing key does nothing.
     pub fn apply_one(&mut self, change: &Change) {
         match change {
-            Change::Local(LocalChange::Upsert(r)) => {
-                self.local.insert(r.key(), r.clone());
-            }
-            Change::Local(LocalChange::Remove(k)) => {
-                self.local.remove(k);
-            }
-            Change::Inbound(InboundChange::Upsert(r)) => {
-                self.inbound.insert(r.key(), r.clone());
-            }
-            Change::Inbound(InboundChange::Remove(k)) => {
-                self.inbound.remove(k);
-            }
-            Change::Outbound(OutboundChange::Upsert(r)) => {
-                self.outbound.insert(r.key(), r.clone());
-            }
-            Change::Outbound(OutboundChange::Remove(k)) => {
-                self.outbound.remove(k);
-            }
-            Change::RemoteRoom(RemoteRoomChange::Upsert(r)) => {
-                self.remote_rooms.insert(r.key(), r.clone());
-            }
-            Change::RemoteRoom(RemoteRoomChange::Remove(k)) => {
-                self.remote_rooms.remove(k);
-            }
+            Change::Local(c) => c.apply_to(&mut self.local),
+            Change::Inbound(c) => c.apply_to(&mut self.inbound),
+            Change::Outbound(c) => c.apply_to(&mut self.outbound),
+            Change::RemoteRoom(c) => c.apply_to(&mut self.remote_rooms),
         }
     }
 
@@ -153,6 +133,32 @@ impl SnapshotMaps {
         self.len() == 0
     }
 }
+
+/// `apply_to`: the storage contract for one record kind, in one place. Stores, tests and
+/// [`SnapshotMaps`] all apply changes through it.
+macro_rules! apply_to_map {
+    ($change:ty, $key:ty, $record:ty) => {
+        impl $change {
+            /// Applies this change to a key → record map: an upsert replaces the record with
+            /// the same key, a remove of a missing key does nothing.
+            pub fn apply_to(&self, map: &mut BTreeMap<$key, $record>) {
+                match self {
+                    Self::Upsert(record) => {
+                        map.insert(record.key(), record.clone());
+                    }
+                    Self::Remove(key) => {
+                        map.remove(key);
+                    }
+                }
+            }
+        }
+    };
+}
+
+apply_to_map!(LocalChange, crate::local::LocalKey, LocalRecord);
+apply_to_map!(InboundChange, crate::inbound::InboundKey, InboundRecord);
+apply_to_map!(OutboundChange, crate::outbound::OutboundKey, OutboundRecord);
+apply_to_map!(RemoteRoomChange, ruma_common::OwnedRoomId, RemoteRoomRecord);
 
 /// Durable storage for peek state.
 ///

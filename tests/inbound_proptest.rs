@@ -242,12 +242,11 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
         let mut removed_before: BTreeSet<InboundKey> = BTreeSet::new();
         while let Some(o) = m.poll_output() {
             match o {
-                InboundOutput::Persist(InboundChange::Upsert(rec)) => {
-                    store.insert(rec.key(), rec);
-                }
-                InboundOutput::Persist(InboundChange::Remove(key)) => {
-                    store.remove(&key);
-                    removed_before.insert(key);
+                InboundOutput::Persist(change) => {
+                    change.apply_to(&mut store);
+                    if let InboundChange::Remove(key) = change {
+                        removed_before.insert(key);
+                    }
                 }
                 InboundOutput::Expired { destination, room_id, peek_id, reason } => {
                     let key = InboundKey {

@@ -482,12 +482,7 @@ fn persist(store: &mut BTreeMap<InboundKey, InboundRecord>, out: Vec<InboundOutp
     let mut others = 0;
     for o in out {
         match o {
-            InboundOutput::Persist(InboundChange::Upsert(rec)) => {
-                store.insert(rec.key(), rec);
-            }
-            InboundOutput::Persist(InboundChange::Remove(key)) => {
-                store.remove(&key);
-            }
+            InboundOutput::Persist(change) => change.apply_to(store),
             InboundOutput::Expired { .. } => others += 1,
         }
     }

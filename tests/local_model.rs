@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use matrix_peek::{
-    LocalChange, LocalConfig, LocalEndReason, LocalKey, LocalOutput, LocalPeekError, LocalPeeks,
-    LocalRecord, RoomAccess, StreamPosition, SyncDelta, Timestamp,
+    LocalConfig, LocalEndReason, LocalKey, LocalOutput, LocalPeekError, LocalPeeks, LocalRecord,
+    RoomAccess, StreamPosition, SyncDelta, Timestamp,
 };
 use proptest::prelude::*;
 use ruma_common::{OwnedDeviceId, OwnedRoomId, OwnedUserId, RoomId, RoomVersionId, UserId};
@@ -395,8 +395,7 @@ proptest! {
             let mut ended = 0;
             for o in out {
                 match o {
-                    LocalOutput::Persist(LocalChange::Upsert(rec)) => { store.insert(rec.key(), rec); }
-                    LocalOutput::Persist(LocalChange::Remove(k)) => { store.remove(&k); }
+                    LocalOutput::Persist(change) => change.apply_to(&mut store),
                     LocalOutput::RoomDemand { room_id, demanded } => {
                         prop_assert_eq!(reported.contains(&room_id), !demanded, "demand flip must be a change");
                         if demanded { reported.insert(room_id); } else { reported.remove(&room_id); }

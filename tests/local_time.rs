@@ -7,22 +7,14 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use local_support::*;
-use matrix_peek::{
-    LocalChange, LocalConfig, LocalEndReason, LocalKey, LocalOutput, LocalPeeks, LocalRecord,
-};
+use matrix_peek::{LocalConfig, LocalEndReason, LocalKey, LocalOutput, LocalPeeks, LocalRecord};
 
 /// Drains the outputs, applying every `Persist` to `store`.
 fn pump(m: &mut LocalPeeks, store: &mut BTreeMap<LocalKey, LocalRecord>) -> Vec<LocalOutput> {
     let out: Vec<LocalOutput> = std::iter::from_fn(|| m.poll_output()).collect();
     for o in &out {
-        match o {
-            LocalOutput::Persist(LocalChange::Upsert(r)) => {
-                store.insert(r.key(), r.clone());
-            }
-            LocalOutput::Persist(LocalChange::Remove(k)) => {
-                store.remove(k);
-            }
-            _ => {}
+        if let LocalOutput::Persist(change) = o {
+            change.apply_to(store);
         }
     }
     out

@@ -149,12 +149,7 @@ impl World {
                     }
                     self.pending.push(req.clone());
                 }
-                OutboundOutput::Persist(OutboundChange::Upsert(r)) => {
-                    self.store.insert(r.key(), r.clone());
-                }
-                OutboundOutput::Persist(OutboundChange::Remove(k)) => {
-                    self.store.remove(k);
-                }
+                OutboundOutput::Persist(change) => change.apply_to(&mut self.store),
                 _ => {}
             }
             out.push(o);

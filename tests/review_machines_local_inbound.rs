@@ -10,9 +10,8 @@ use std::time::Duration;
 
 use matrix_peek::testing::SimRng;
 use matrix_peek::{
-    InboundChange, InboundConfig, InboundKey, InboundOutput, InboundPeeks, InboundRecord,
-    LocalChange, LocalConfig, LocalKey, LocalOutput, LocalPeeks, LocalRecord, PeekIdPolicy,
-    RoomAccess, StreamPosition, Timestamp,
+    InboundConfig, InboundKey, InboundOutput, InboundPeeks, InboundRecord, LocalConfig, LocalKey,
+    LocalOutput, LocalPeeks, LocalRecord, PeekIdPolicy, RoomAccess, StreamPosition, Timestamp,
 };
 use ruma_common::{OwnedDeviceId, OwnedRoomId, OwnedServerName, OwnedUserId, RoomVersionId};
 
@@ -56,14 +55,8 @@ impl Local {
         while let Some(o) = self.m.poll_output() {
             n += 1;
             assert!(n < 100_000, "local output runs away");
-            match o {
-                LocalOutput::Persist(LocalChange::Upsert(r)) => {
-                    self.store.insert(r.key(), r);
-                }
-                LocalOutput::Persist(LocalChange::Remove(k)) => {
-                    self.store.remove(&k);
-                }
-                _ => {}
+            if let LocalOutput::Persist(change) = o {
+                change.apply_to(&mut self.store);
             }
         }
     }
@@ -203,12 +196,7 @@ fn inbound_long_random_runs_never_spin_and_restore_the_same() {
                      expired: &mut u64| {
             while let Some(o) = m.poll_output() {
                 match o {
-                    InboundOutput::Persist(InboundChange::Upsert(r)) => {
-                        store.insert(r.key(), r);
-                    }
-                    InboundOutput::Persist(InboundChange::Remove(k)) => {
-                        store.remove(&k);
-                    }
+                    InboundOutput::Persist(change) => change.apply_to(store),
                     InboundOutput::Expired { .. } => *expired += 1,
                 }
             }

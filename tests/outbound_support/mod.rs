@@ -70,14 +70,7 @@ impl H {
                 }
             }
             if let OutboundOutput::Persist(change) = &o {
-                match change {
-                    OutboundChange::Upsert(r) => {
-                        self.store.insert(r.key(), r.clone());
-                    }
-                    OutboundChange::Remove(k) => {
-                        self.store.remove(k);
-                    }
-                }
+                change.apply_to(&mut self.store);
             }
             out.push(o);
         }
