@@ -12,9 +12,10 @@
 
 use std::time::Duration;
 
-use matrix_peek::outbound::RequestKind;
+use matrix_peek::OutboundRequestKind;
+use matrix_peek::testing::Sim;
 use matrix_peek::testing::SimConfig;
-use matrix_peek::{ClientPeekReply, RoomAccess, Sim};
+use matrix_peek::{ClientPeekReply, RoomAccess};
 use ruma_common::{
     OwnedDeviceId, OwnedServerName, RoomId, RoomVersionId, owned_room_alias_id, owned_room_id,
     owned_user_id,
@@ -44,7 +45,7 @@ fn requests(
     sim: &Sim,
     to: &OwnedServerName,
     room: &RoomId,
-    kind: fn(&RequestKind) -> bool,
+    kind: fn(&OutboundRequestKind) -> bool,
 ) -> usize {
     sim.sent_requests()
         .iter()
@@ -111,7 +112,7 @@ fn main() {
         sim.device_synced(&hs1, &alice, &phone);
         let _ = sim.client_peek(&hs1, &alice, &phone, &room, &via); // R5: renew the lease
     }
-    let renewals = requests(&sim, &hs2, &room, |k| matches!(k, RequestKind::Renew));
+    let renewals = requests(&sim, &hs2, &room, |k| matches!(k, OutboundRequestKind::Renew));
     assert!(renewals >= 5, "renewed every ~30 min (R53), got {renewals}");
     assert_eq!(sim.peeking(&hs2).inbound().len(), 1, "still exactly one peek at hs2 (R58)");
 
@@ -186,7 +187,7 @@ fn main() {
     sim.run_for(MINUTE);
     assert_eq!(sim.peeking(&hs3).inbound().len(), 1, "still lingering (a quick re-peek is free)");
     sim.run_for(2 * MINUTE);
-    assert_eq!(requests(&sim, &hs3, &second, |k| matches!(k, RequestKind::Unpeek)), 1);
+    assert_eq!(requests(&sim, &hs3, &second, |k| matches!(k, OutboundRequestKind::Unpeek)), 1);
     assert_eq!(sim.peeking(&hs3).inbound().len(), 0, "deleted after the linger");
 
     sim.assert_no_leaked_peeks();

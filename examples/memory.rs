@@ -11,9 +11,9 @@ mod support;
 
 use std::alloc::System;
 
+use matrix_peek::InboundPeeks;
+use matrix_peek::LocalPeeks;
 use matrix_peek::RoomAccess;
-use matrix_peek::inbound::InboundPeeks;
-use matrix_peek::local::LocalPeeks;
 use ruma_common::RoomVersionId;
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 use support::*;

@@ -14,16 +14,19 @@ fn drain(step: &str, peeks: &mut LocalPeeks) {
     while let Some(output) = peeks.poll_output() {
         match output {
             LocalOutput::Persist(change) => println!("   persist   {change:?}"),
-            LocalOutput::Wake { user, device } => println!("   wake      {user} / {device}"),
+            LocalOutput::Wake { user_id, device_id } => {
+                println!("   wake      {user_id} / {device_id}")
+            }
             LocalOutput::RoomDemand { room_id, demanded } => {
                 println!(
                     "   demand    {room_id}: {}",
                     if demanded { "needed" } else { "no longer needed" }
                 )
             }
-            LocalOutput::PeekEnded { user, device, room_id, reason } => {
-                println!("   ended     {user} / {device} in {room_id}: {reason:?}")
+            LocalOutput::PeekEnded { user_id, device_id, room_id, reason } => {
+                println!("   ended     {user_id} / {device_id} in {room_id}: {reason:?}")
             }
+            other => println!("   other     {other:?}"),
         }
     }
     match peeks.poll_timeout() {

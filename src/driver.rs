@@ -36,12 +36,16 @@ use futures::lock::Mutex;
 use futures::stream::{FuturesUnordered, Stream, StreamExt};
 use ruma_common::{DeviceId, RoomId, RoomVersionId, ServerName, UserId};
 
-use crate::coordinator::{ClientPeek, ClientPeekReply, Output, Peeking, PeekingConfig};
+use crate::access::RoomAccess;
+use crate::coordinator::{
+    Change, ClientPeek, ClientPeekReply, Output, PeekError, Peeking, PeekingConfig,
+};
+use crate::ids::RequestId;
 use crate::inbound::{InboundGrant, InboundPeekError};
 use crate::local::LocalGrant;
-use crate::outbound::{PeekFailure, PeekOutcome, Request};
-use crate::traits::{Change, Clock, PeekStore, PeekTransport};
-use crate::{PeekError, RequestId, RoomAccess, Timestamp};
+use crate::outbound::{OutboundFailure, OutboundOutcome, OutboundRequest};
+use crate::time::Timestamp;
+use crate::traits::{Clock, PeekStore, PeekTransport};
 
 /// Configuration of a [`Driver`].
 #[derive(Debug, Clone)]
@@ -70,6 +74,7 @@ impl Default for DriverConfig {
 
 /// Why a driver call failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum DriverError<E: std::error::Error + 'static> {
     /// The client peek was refused (locally or by every resident server).
     #[error(transparent)]
@@ -90,7 +95,7 @@ struct State {
     machine: Peeking,
     /// Bumped whenever the machine is rebuilt; answers to older requests are dropped.
     generation: u64,
-    sends: VecDeque<(u64, Request)>,
+    sends: VecDeque<(u64, OutboundRequest)>,
     waiters: HashMap<RequestId, oneshot::Sender<Result<LocalGrant, PeekError>>>,
     /// The last rebuild could not make memory equal storage (the load failed, or the restore's
     /// own writes did): `machine` holds unsaved changes and requests that were never sent, so
@@ -349,7 +354,7 @@ impl<S: PeekStore, T: PeekTransport, C: Clock> Driver<S, T, C> {
     /// Only one `run` works at a time; a second concurrent call returns at once.
     pub async fn run(&self) {
         let Some(mut kicks) = self.shared.kick_rx.lock().await.take() else { return };
-        let mut in_flight: FuturesUnordered<BoxFuture<'_, (u64, RequestId, PeekOutcome)>> =
+        let mut in_flight: FuturesUnordered<BoxFuture<'_, (u64, RequestId, OutboundOutcome)>> =
             FuturesUnordered::new();
         // After a store failure: no timer work before this (a store that is down would
         // otherwise be hammered with a reload per due timer, in a busy loop).
@@ -409,8 +414,8 @@ impl<S: PeekStore, T: PeekTransport, C: Clock> Driver<S, T, C> {
     fn transmit(
         &self,
         generation: u64,
-        request: Request,
-    ) -> BoxFuture<'_, (u64, RequestId, PeekOutcome)> {
+        request: OutboundRequest,
+    ) -> BoxFuture<'_, (u64, RequestId, OutboundOutcome)> {
         let id = request.id;
         let give_up = self.shared.clock.now().saturating_add(self.shared.config.request_timeout);
         async move {
@@ -419,7 +424,7 @@ impl<S: PeekStore, T: PeekTransport, C: Clock> Driver<S, T, C> {
             futures::pin_mut!(send, timeout);
             let outcome = futures::select! {
                 outcome = send => outcome,
-                () = timeout => PeekOutcome::Failed(PeekFailure::Unreachable),
+                () = timeout => OutboundOutcome::Failed(OutboundFailure::Unreachable),
             };
             (generation, id, outcome)
         }

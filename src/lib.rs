@@ -2,37 +2,50 @@
 //!
 //! # Crate map
 //!
-//! * [`local`]: [`LocalPeeks`], device leases on rooms (MSC2753).
-//! * [`inbound`]: [`InboundPeeks`], remote servers peeking our rooms (MSC2444 resident side).
-//! * [`outbound`]: [`OutboundPeeks`], our federated peeks into remote rooms (MSC2444 peeking
-//!   side).
+//! Every public type has one path, at the crate root, except the two modules a user names:
+//!
+//! * [`LocalPeeks`]: device leases on rooms (MSC2753), with [`LocalConfig`], [`LocalOutput`],
+//!   [`LocalPeekError`] and [`LocalRecord`].
+//! * [`InboundPeeks`]: remote servers peeking our rooms (MSC2444 resident side), with the
+//!   `Inbound*` types.
+//! * [`OutboundPeeks`]: our federated peeks into remote rooms (MSC2444 peeking side), with the
+//!   `Outbound*` types.
+//! * [`Peeking`]: the three machines behind one front door, with [`Output`], [`Change`] and
+//!   [`Snapshot`]; [`Driver`] binds it to a [`PeekStore`], a [`PeekTransport`] and a [`Clock`].
 //! * [`wire`]: serde types for both proposals' bodies, paths and Matrix errors.
-//! * [`TimerQueue`], [`Timestamp`], [`RoomAccess`]: the shared vocabulary (DESIGN §3).
+//! * `testing` (feature `testing`): the kit for test authors, with the simulator.
+//! * [`Timestamp`], [`RoomAccess`], [`RequestId`], [`StreamPosition`]: the shared vocabulary
+//!   (docs/architecture.md §3).
+//!
+//! Outputs, errors, end reasons and states are `#[non_exhaustive]`: match them with a
+//! wildcard arm, so that a new variant is not a breaking change.
 //!
 //! Every machine is pure and sans-IO: no clock reads, IO, tasks, locks, randomness or async.
 //! Each input carries `now`; each consequence comes out of `poll_output()`; `poll_timeout()`
 //! says when to call `handle_timeout(now)` next.
 
-pub mod access;
-pub mod coordinator;
-pub mod driver;
-mod error;
-pub mod inbound;
-pub mod local;
-pub mod outbound;
+mod access;
+mod coordinator;
+mod driver;
+mod ids;
+mod inbound;
+mod local;
+mod outbound;
+mod slab;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod time;
-pub mod timer;
-pub mod traits;
+mod timer;
+mod traits;
 pub mod wire;
 
-use serde::{Deserialize, Serialize};
-
 pub use access::RoomAccess;
-pub use coordinator::{ClientPeek, ClientPeekReply, Output, Peeking, PeekingConfig, Residency};
+pub use coordinator::{
+    Change, ClientPeek, ClientPeekReply, Output, PeekError, Peeking, PeekingConfig,
+    RemoteRoomChange, RemoteRoomRecord, Residency, Snapshot,
+};
 pub use driver::{Driver, DriverConfig, DriverError, SystemClock};
-pub use error::PeekError;
+pub use ids::{RequestId, StreamPosition};
 pub use inbound::{
     InboundChange, InboundConfig, InboundEndReason, InboundGrant, InboundKey, InboundOutput,
     InboundPeekError, InboundPeekInfo, InboundPeeks, InboundRecord, PeekIdPolicy,
@@ -42,28 +55,10 @@ pub use local::{
     LocalPeeks, LocalRecord, SyncDelta,
 };
 pub use outbound::{
-    LostReason, OutboundChange, OutboundConfig, OutboundKey, OutboundOutput, OutboundPeekError,
-    OutboundPeeks, OutboundRecord, OutboundState, PeekFailure, PeekOutcome, PeekPhase, PeekRecord,
-    RenewStyle, Request, RequestKind,
+    OutboundChange, OutboundConfig, OutboundFailure, OutboundKey, OutboundLostReason,
+    OutboundOutcome, OutboundOutput, OutboundPeekError, OutboundPeekPhase, OutboundPeekRecord,
+    OutboundPeeks, OutboundRecord, OutboundRenewStyle, OutboundRequest, OutboundRequestKind,
+    OutboundState,
 };
-#[cfg(feature = "testing")]
-pub use testing::{ManualClock, MemoryStore, ScriptedTransport, Sim, store_conformance};
 pub use time::Timestamp;
-pub use timer::TimerQueue;
-pub use traits::{Change, Clock, PeekStore, PeekTransport, Snapshot};
-
-/// Names an IO request a machine asked for; the result comes back with the same id.
-///
-/// Allocated from a counter, never random. Unique within one machine's lifetime and, because
-/// the counter is restored past every persisted request, across restarts too.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct RequestId(pub u64);
-
-/// A monotonic position in the stream of local peek changes, for `/sync` `since` tokens
-/// (DESIGN §4.3). Every (user, device, room) change gets a fresh, larger position.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
-)]
-#[serde(transparent)]
-pub struct StreamPosition(pub u64);
+pub use traits::{Clock, PeekStore, PeekTransport};

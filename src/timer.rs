@@ -16,7 +16,7 @@ use crate::Timestamp;
 
 /// A set of deadlines, at most one per key.
 #[derive(Debug, Clone)]
-pub struct TimerQueue<K> {
+pub(crate) struct TimerQueue<K> {
     by_key: HashMap<K, Timestamp, FxBuild>,
     by_time: BTreeSet<(Timestamp, K)>,
 }
@@ -29,13 +29,13 @@ impl<K> Default for TimerQueue<K> {
 
 impl<K: Ord + Hash + Clone> TimerQueue<K> {
     /// An empty queue.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
     /// Sets `key`'s deadline to `at`, replacing (and so cancelling) any earlier one.
     /// Returns the deadline it replaced.
-    pub fn schedule(&mut self, key: K, at: Timestamp) -> Option<Timestamp> {
+    pub(crate) fn schedule(&mut self, key: K, at: Timestamp) -> Option<Timestamp> {
         let old = self.by_key.insert(key.clone(), at);
         if let Some(old_at) = old {
             if old_at == at {
@@ -48,25 +48,26 @@ impl<K: Ord + Hash + Clone> TimerQueue<K> {
     }
 
     /// Removes `key`'s deadline. Returns it, or `None` when the key had none.
-    pub fn cancel(&mut self, key: &K) -> Option<Timestamp> {
+    pub(crate) fn cancel(&mut self, key: &K) -> Option<Timestamp> {
         let at = self.by_key.remove(key)?;
         self.by_time.remove(&(at, key.clone()));
         Some(at)
     }
 
     /// The deadline of `key`, if it has one.
-    pub fn deadline(&self, key: &K) -> Option<Timestamp> {
+    #[cfg(test)]
+    pub(crate) fn deadline(&self, key: &K) -> Option<Timestamp> {
         self.by_key.get(key).copied()
     }
 
     /// The earliest deadline, or `None` when the queue is empty. Changes only through
     /// `schedule`, `cancel`, `pop_due`, `expire` and `clear`.
-    pub fn next(&self) -> Option<Timestamp> {
+    pub(crate) fn next(&self) -> Option<Timestamp> {
         self.by_time.first().map(|(at, _)| *at)
     }
 
     /// Removes and returns the earliest key due at or before `now`, with its deadline.
-    pub fn pop_due(&mut self, now: Timestamp) -> Option<(K, Timestamp)> {
+    pub(crate) fn pop_due(&mut self, now: Timestamp) -> Option<(K, Timestamp)> {
         let (at, _) = self.by_time.first()?;
         if *at > now {
             return None;
@@ -77,7 +78,7 @@ impl<K: Ord + Hash + Clone> TimerQueue<K> {
     }
 
     /// Removes and returns every key due at or before `now`, earliest first (ties in key order).
-    pub fn expire(&mut self, now: Timestamp) -> Vec<K> {
+    pub(crate) fn expire(&mut self, now: Timestamp) -> Vec<K> {
         let mut due = Vec::new();
         while let Some((key, _)) = self.pop_due(now) {
             due.push(key);
@@ -86,23 +87,26 @@ impl<K: Ord + Hash + Clone> TimerQueue<K> {
     }
 
     /// Number of keys with a deadline.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         self.by_key.len()
     }
 
     /// Whether no key has a deadline.
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.by_key.is_empty()
     }
 
     /// Removes every deadline.
-    pub fn clear(&mut self) {
+    #[cfg(test)]
+    pub(crate) fn clear(&mut self) {
         self.by_key.clear();
         self.by_time.clear();
     }
 
     /// Every `(deadline, key)`, earliest first.
-    pub fn iter(&self) -> impl Iterator<Item = (Timestamp, &K)> + '_ {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (Timestamp, &K)> + '_ {
         self.by_time.iter().map(|(at, key)| (*at, key))
     }
 
@@ -133,54 +137,10 @@ impl<K: Ord + Hash + Clone> TimerQueue<K> {
     }
 }
 
-/// A fast, unkeyed hasher (FxHash) for maps keyed by the crate's own small integer indices
-/// (slot ids, interned indices), which a remote cannot choose; string keys that come from remote
-/// input keep the standard SipHash.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct FxHasher(u64);
-
-const FX_SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
-
-impl FxHasher {
-    #[inline]
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(FX_SEED);
-    }
-}
-
-impl std::hash::Hasher for FxHasher {
-    #[inline]
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.add(u64::from_le_bytes(word));
-        }
-    }
-    #[inline]
-    fn write_u8(&mut self, i: u8) {
-        self.add(u64::from(i));
-    }
-    #[inline]
-    fn write_u32(&mut self, i: u32) {
-        self.add(u64::from(i));
-    }
-    #[inline]
-    fn write_u64(&mut self, i: u64) {
-        self.add(i);
-    }
-    #[inline]
-    fn write_usize(&mut self, i: usize) {
-        self.add(i as u64);
-    }
-    #[inline]
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-/// Builds [`FxHasher`]s.
-pub(crate) type FxBuild = std::hash::BuildHasherDefault<FxHasher>;
+/// The hasher for maps keyed by the crate's own small integer indices (slot ids, interned
+/// indices), which a remote cannot choose: rustc's FxHash. String keys that come from remote
+/// input keep a keyed hash (SipHash) that resists flooding.
+pub(crate) type FxBuild = rustc_hash::FxBuildHasher;
 
 /// A [`TimerQueue`] for dense `u32` keys (slab slot ids): the deadline of key `k` lives at
 /// index `k` of a vector instead of in a hash map, so `schedule`/`cancel`/`deadline` need no

@@ -3,9 +3,9 @@
 mod coordinator_support;
 
 use coordinator_support::*;
-use matrix_peek::outbound::{OutboundPeekError, OutboundState, PeekFailure, PeekOutcome};
-use matrix_peek::traits::Change;
+use matrix_peek::Change;
 use matrix_peek::{ClientPeek, ClientPeekReply, LocalEndReason, LocalPeekError, Output, PeekError};
+use matrix_peek::{OutboundFailure, OutboundOutcome, OutboundPeekError, OutboundState};
 
 // R27, R58: a client peek on a remote room waits for one federated PUT, and its Established
 // completes it with a lease; the persisted grant comes before the acknowledgement.
@@ -76,7 +76,7 @@ fn last_unpeek_leads_after_linger_to_exactly_one_delete_r55() {
     host.peeking.handle_timeout(deadline);
     let delete = only_send(&host.drain(), Kind::Unpeek);
     assert_eq!(delete.server, remote_server());
-    host.peeking.handle_response(deadline, delete.id, PeekOutcome::Deleted);
+    host.peeking.handle_response(deadline, delete.id, OutboundOutcome::Deleted);
     assert!(sends(&host.drain()).is_empty());
     assert!(host.peeking.outbound().is_empty());
     assert!(!host.peeking.is_remote(&remote_room()));
@@ -85,14 +85,8 @@ fn last_unpeek_leads_after_linger_to_exactly_one_delete_r55() {
         host.peeking.handle_timeout(at(hours * 3_600_000));
         assert!(sends(&host.drain()).is_empty());
     }
-    assert!(
-        host.store
-            .to_snapshot()
-            .outbound
-            .iter()
-            .all(|r| !matches!(r, matrix_peek::OutboundRecord::Peek(_)))
-    );
-    assert!(host.store.to_snapshot().remote_rooms.is_empty());
+    assert!(host.store.outbound.iter().all(|r| !matches!(r, matrix_peek::OutboundRecord::Peek(_))));
+    assert!(host.store.remote_rooms.is_empty());
 }
 
 // R55: a peek coming back during the linger reuses the live federated peek: granted, no PUT.
@@ -155,7 +149,7 @@ fn join_while_peeking_remote_room_moves_to_join_and_deletes_remote_peek_r19_r56(
     assert_eq!(delta.joined, vec![remote_room()], "R19: moves to join");
     assert!(delta.started.is_empty() && delta.peeking.is_empty() && delta.ended.is_empty());
     assert!(!host.peeking.is_remote(&remote_room()));
-    host.peeking.handle_response(at(60), delete.id, PeekOutcome::Deleted);
+    host.peeking.handle_response(at(60), delete.id, OutboundOutcome::Deleted);
     assert!(sends(&host.drain()).is_empty());
     // R57: resident now; a new peek by someone else is local, granted at once, no traffic.
     let resident =
@@ -179,7 +173,7 @@ fn access_lost_on_remote_room_ends_local_peeks_and_deletes_remote_peek_r24() {
             .any(|o| matches!(o, Output::PeekEnded { reason: LocalEndReason::AccessLost, .. }))
     );
     let delete = only_send(&out, Kind::Unpeek);
-    host.peeking.handle_response(at(20), delete.id, PeekOutcome::Deleted);
+    host.peeking.handle_response(at(20), delete.id, OutboundOutcome::Deleted);
     let _ = host.drain();
     let delta = host.peeking.sync_delta(&alice(), &phone(), Some(seen.next));
     assert_eq!(delta.ended, vec![remote_room()], "R21: goes to leave");
@@ -214,13 +208,13 @@ fn access_lost_on_resident_room_expires_inbound_peeks_too_r24_r40() {
 fn fail_all(
     host: &mut Host,
     via: &[ruma_common::OwnedServerName],
-    answers: &[PeekFailure],
+    answers: &[OutboundFailure],
 ) -> Result<matrix_peek::LocalGrant, PeekError> {
     let (reply, mut out) = host.peek(T0, remote_peek(alice(), phone(), via));
     let ClientPeekReply::Pending(id) = reply else { panic!("{reply:?}") };
     for failure in answers {
         let put = only_send(&out, Kind::Peek);
-        host.peeking.handle_response(at(1), put.id, PeekOutcome::Failed(failure.clone()));
+        host.peeking.handle_response(at(1), put.id, OutboundOutcome::Failed(failure.clone()));
         out = host.drain();
     }
     assert!(sends(&out).is_empty(), "nothing left to try: {out:?}");
@@ -240,17 +234,23 @@ fn every_candidate_refusing_fails_the_pending_peek_with_the_mapped_error_r27() {
     let result = fail_all(
         &mut host,
         &[remote_server(), other_server()],
-        &[PeekFailure::NotFound, PeekFailure::Forbidden],
+        &[OutboundFailure::NotFound, OutboundFailure::Forbidden],
     );
-    assert_eq!(result, Err(PeekError::Remote(OutboundPeekError::Remote(PeekFailure::Forbidden))));
+    assert_eq!(
+        result,
+        Err(PeekError::Remote(OutboundPeekError::Remote(OutboundFailure::Forbidden)))
+    );
     assert!(!host.peeking.is_remote(&remote_room()));
     assert!(host.peeking.outbound().is_empty());
     assert_eq!(host.peeking.pending_client_peeks(), 0);
-    assert!(host.store.to_snapshot().remote_rooms.is_empty(), "nothing left behind");
+    assert!(host.store.remote_rooms.is_empty(), "nothing left behind");
 
     let mut host = Host::new();
-    let result = fail_all(&mut host, &[remote_server()], &[PeekFailure::NotFound]);
-    assert_eq!(result, Err(PeekError::Remote(OutboundPeekError::Remote(PeekFailure::NotFound))));
+    let result = fail_all(&mut host, &[remote_server()], &[OutboundFailure::NotFound]);
+    assert_eq!(
+        result,
+        Err(PeekError::Remote(OutboundPeekError::Remote(OutboundFailure::NotFound)))
+    );
 }
 
 // R46, R27: no candidate at all → 404-mapped NoCandidates at once, no traffic.
@@ -264,7 +264,7 @@ fn remote_peek_without_candidates_fails_at_once_r46() {
     );
     assert!(sends(&out).is_empty());
     assert!(!host.peeking.is_remote(&remote_room()));
-    assert!(host.store.to_snapshot().remote_rooms.is_empty());
+    assert!(host.store.remote_rooms.is_empty());
 }
 
 // R6: a joined user peeking a remote room is refused and leaves nothing behind.
@@ -277,7 +277,7 @@ fn joined_user_remote_peek_is_refused_without_traces_r6() {
     assert_eq!(reply, ClientPeekReply::Done(Err(PeekError::Local(LocalPeekError::AlreadyJoined))));
     assert!(sends(&out).is_empty());
     assert!(!host.peeking.is_remote(&remote_room()), "no remote-room memory for a refused peek");
-    assert!(host.store.to_snapshot().remote_rooms.is_empty());
+    assert!(host.store.remote_rooms.is_empty());
 }
 
 // DESIGN §7: poll_timeout is the minimum of the three machines' deadlines.
@@ -320,7 +320,7 @@ fn restore_redeclares_demand_and_keeps_the_federated_peek_renewed_r59() {
     host.peeking.handle_response(
         at(30 * 60_000 + 10),
         renew.id,
-        PeekOutcome::Renewed { renewal_interval: secs(3600) },
+        OutboundOutcome::Renewed { renewal_interval: secs(3600) },
     );
     let _ = host.drain();
     // Past any linger: never deleted while the lease lives.
@@ -358,8 +358,8 @@ fn last_lease_expiry_deletes_the_federated_peek_after_linger_r11_r55() {
         let out = host.drain();
         deletes += sends(&out).iter().filter(|r| kind(r) == Kind::Unpeek).count();
         let _ = answer_all(&mut host, now, out, |r| match kind(r) {
-            Kind::Renew => PeekOutcome::Renewed { renewal_interval: secs(3600) },
-            Kind::Unpeek => PeekOutcome::Deleted,
+            Kind::Renew => OutboundOutcome::Renewed { renewal_interval: secs(3600) },
+            Kind::Unpeek => OutboundOutcome::Deleted,
             Kind::Peek => established(),
         });
     }
@@ -378,7 +378,7 @@ fn remote_peek_after_a_join_without_server_left_still_opens_a_federated_peek() {
     // A local user joins: the federated peek is deleted and the room marked joined (R56).
     host.peeking.handle_joined(at(1_000), &bob(), &remote_room(), &readable());
     let delete = only_send(&host.drain(), Kind::Unpeek);
-    host.peeking.handle_response(at(1_100), delete.id, PeekOutcome::Deleted);
+    host.peeking.handle_response(at(1_100), delete.id, OutboundOutcome::Deleted);
     let _ = host.drain();
     assert!(host.peeking.outbound().is_joined(&remote_room()));
     // Later the host reports the room as remote again without `handle_server_left`.

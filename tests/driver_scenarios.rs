@@ -7,13 +7,13 @@ use std::time::Duration;
 
 use driver_support::*;
 use futures::StreamExt;
-use matrix_peek::outbound::{PeekOutcome, PeekPhase};
 use matrix_peek::testing::{FlakyStore, MemoryStore, Reply, ScriptedTransport, TransportKind};
 use matrix_peek::{DriverConfig, DriverError, OutboundRecord, Output};
+use matrix_peek::{OutboundOutcome, OutboundPeekPhase};
 use ruma_common::RoomVersionId;
 
-fn established() -> PeekOutcome {
-    PeekOutcome::Established { renewal_interval: Duration::from_secs(3600), access: readable() }
+fn established() -> OutboundOutcome {
+    OutboundOutcome::Established { renewal_interval: Duration::from_secs(3600), access: readable() }
 }
 
 // R27, DESIGN §8: client_peek on a remote room resolves only after the federated PUT answers.
@@ -110,7 +110,7 @@ fn restart_mid_renewal_restores_leases_inbound_and_outbound_with_same_deadlines_
         .iter()
         .find_map(|r| match r {
             OutboundRecord::Peek(p) => match p.phase {
-                PeekPhase::Live { renew_at, .. } => Some(renew_at),
+                OutboundPeekPhase::Live { renew_at, .. } => Some(renew_at),
                 _ => None,
             },
             _ => None,
@@ -237,7 +237,7 @@ fn never_answering_transport_is_timed_out_retried_and_capped() {
     // Once the transport answers again, renewals succeed and stop.
     rig.transport.set_default(
         TransportKind::Renew,
-        Reply::Now(PeekOutcome::Renewed { renewal_interval: Duration::from_secs(3600) }),
+        Reply::Now(OutboundOutcome::Renewed { renewal_interval: Duration::from_secs(3600) }),
     );
     rig.advance(Duration::from_secs(15 * 60));
     let settled = rig.transport.count(TransportKind::Renew);

@@ -39,8 +39,8 @@ fn flaky_store_failures_are_atomic() {
     let before = memory.snapshot();
     flaky.fail_saves(true);
     let changes: Vec<_> = {
+        use matrix_peek::Change;
         use matrix_peek::LocalChange;
-        use matrix_peek::traits::Change;
         before.local.iter().map(|r| Change::Local(LocalChange::Remove(r.key()))).collect()
     };
     assert!(block_on(flaky.save(&changes)).is_err());

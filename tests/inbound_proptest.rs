@@ -248,15 +248,16 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                         removed_before.insert(key);
                     }
                 }
-                InboundOutput::Expired { destination, room_id, peek_id, reason } => {
+                InboundOutput::Expired { server: destination, room_id, peek_id, reason } => {
                     let key = InboundKey {
-                        origin: destination.clone(),
+                        server: destination.clone(),
                         room_id: room_id.clone(),
                         peek_id: peek_id.clone(),
                     };
                     prop_assert!(removed_before.contains(&key), "Persist(Remove) precedes Expired");
                     got.push((destination.to_string(), room_id.to_string(), peek_id, reason));
                 }
+                other => panic!("unexpected output {other:?}"),
             }
         }
         let sort =
@@ -274,7 +275,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 info.map(|i| (i.renewed_at, i.expires_at)),
                 Some((t(renewed), t(expires)))
             );
-            let key = InboundKey { origin: server(s), room_id: room(r), peek_id: peek_id(p) };
+            let key = InboundKey { server: server(s), room_id: room(r), peek_id: peek_id(p) };
             let rec = store.get(&key).map(|rec| (rec.renewed_at, rec.expires_at));
             prop_assert_eq!(rec, Some((t(renewed), t(expires))));
         }

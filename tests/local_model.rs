@@ -406,6 +406,7 @@ proptest! {
                         ended += 1;
                     }
                     LocalOutput::Wake { .. } => {}
+                    other => panic!("unexpected output {other:?}"),
                 }
             }
             prop_assert_eq!(ended, model.ended_now);

@@ -43,7 +43,7 @@ fn first_peek_persists_then_wakes_then_demands() {
     assert_eq!(grant.expires_at, t(1_100)); // R9: in the future
     let out = drain(&mut m);
     assert!(matches!(out[0], LocalOutput::Persist(_)), "{out:?}");
-    assert_eq!(out[1], LocalOutput::Wake { user: u.clone(), device: d.clone() });
+    assert_eq!(out[1], LocalOutput::Wake { user_id: u.clone(), device_id: d.clone() });
     assert_eq!(out[2], LocalOutput::RoomDemand { room_id: r.clone(), demanded: true });
     assert_eq!(out.len(), 3);
     assert!(m.is_peeking(&u, &d, &r));
@@ -184,8 +184,8 @@ fn lease_expires_exactly_at_expires_at_and_reports_ended() {
     assert_eq!(
         out[1],
         LocalOutput::PeekEnded {
-            user: u.clone(),
-            device: d.clone(),
+            user_id: u.clone(),
+            device_id: d.clone(),
             room_id: r.clone(),
             reason: LocalEndReason::Expired
         }
@@ -402,7 +402,7 @@ fn removed_devices_and_deactivated_users_drop_peeks_silently() {
 fn wake_on_every_start_end_and_join_not_on_renew() {
     let mut m = LocalPeeks::new(config());
     let (u, d) = (user(1), dev("A"));
-    let wake = LocalOutput::Wake { user: u.clone(), device: d.clone() };
+    let wake = LocalOutput::Wake { user_id: u.clone(), device_id: d.clone() };
     m.handle_peek(t(0), &u, &d, &room(1), false, &open()).unwrap();
     assert_eq!(drain(&mut m).iter().filter(|o| **o == wake).count(), 1);
     m.handle_peek(t(1), &u, &d, &room(1), false, &open()).unwrap();

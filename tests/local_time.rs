@@ -214,8 +214,8 @@ fn restore_tolerates_duplicates_and_keeps_the_stream_counter() {
     assert_eq!(r.stream_position(), m.stream_position(), "since tokens stay valid");
     // Duplicates: the last wins.
     let rec = |exp| LocalRecord::Peek {
-        user: user(1),
-        device: dev("A"),
+        user_id: user(1),
+        device_id: dev("A"),
         room_id: room(1),
         started: matrix_peek::StreamPosition(4),
         expires_at: t(exp),

@@ -16,8 +16,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use matrix_peek::{
-    OutboundChange, OutboundConfig, OutboundKey, OutboundOutput, OutboundPeeks, OutboundRecord,
-    OutboundState, PeekFailure, PeekOutcome, Request, RequestKind, RoomAccess, Timestamp,
+    OutboundChange, OutboundConfig, OutboundFailure, OutboundKey, OutboundOutcome, OutboundOutput,
+    OutboundPeeks, OutboundRecord, OutboundRequest, OutboundRequestKind, OutboundState, RoomAccess,
+    Timestamp,
 };
 use proptest::prelude::*;
 use ruma_common::{OwnedRoomId, OwnedServerName, RoomVersionId};
@@ -81,8 +82,8 @@ struct World {
     now: u64,
     max_now: u64,
     store: BTreeMap<OutboundKey, OutboundRecord>,
-    pending: Vec<Request>,
-    stale: Vec<Request>,
+    pending: Vec<OutboundRequest>,
+    stale: Vec<OutboundRequest>,
     rooms: Vec<OwnedRoomId>,
     /// Residents: room -> (server, peek id) -> expiry.
     remote: BTreeMap<OwnedRoomId, BTreeMap<(OwnedServerName, String), u64>>,
@@ -136,7 +137,7 @@ impl World {
                     let ok = matches!(out.last(), Some(OutboundOutput::Persist(OutboundChange::Upsert(
                         OutboundRecord::Peek(p)))) if p.room_id == req.room_id && p.peek_id == req.peek_id);
                     prop_assert!(ok, "Send {:?} not preceded by its Persist", req);
-                    if !matches!(req.kind, RequestKind::Unpeek) {
+                    if !matches!(req.kind, OutboundRequestKind::Unpeek) {
                         prop_assert!(!self.joined.contains(&req.room_id), "peek of a joined room");
                         let (demanded, since) =
                             self.demand.get(&req.room_id).copied().unwrap_or((false, 0));
@@ -158,14 +159,14 @@ impl World {
     }
 
     /// The resident's answer to `req`, chosen by `code`, applied to the model.
-    fn answer(&mut self, req: &Request, code: u8) -> PeekOutcome {
+    fn answer(&mut self, req: &OutboundRequest, code: u8) -> OutboundOutcome {
         let key = (req.server.clone(), req.peek_id.clone());
         let peeks = self.remote.entry(req.room_id.clone()).or_default();
         let exists = peeks.contains_key(&key);
         let interval = INTERVALS[(code / 4) as usize % 4];
         let max_now = self.max_now;
         match &req.kind {
-            RequestKind::Peek { .. } => match code % 8 {
+            OutboundRequestKind::Peek { .. } => match code % 8 {
                 0..=3 => {
                     peeks.insert(key, max_now + interval);
                     self.renew_due.insert(
@@ -174,31 +175,31 @@ impl World {
                             + self.cfg.renew_after(Duration::from_millis(interval)).as_millis()
                                 as u64,
                     );
-                    PeekOutcome::Established {
+                    OutboundOutcome::Established {
                         renewal_interval: Duration::from_millis(interval),
                         access: access(true),
                     }
                 }
-                4 => PeekOutcome::Failed(
+                4 => OutboundOutcome::Failed(
                     [
-                        PeekFailure::Forbidden,
-                        PeekFailure::NotFound,
-                        PeekFailure::IncompatibleRoomVersion,
+                        OutboundFailure::Forbidden,
+                        OutboundFailure::NotFound,
+                        OutboundFailure::IncompatibleRoomVersion,
                     ][(code / 8) as usize % 3]
                         .clone(),
                 ),
                 5 => {
                     peeks.insert(key, max_now + 3_600_000);
-                    PeekOutcome::Failed(PeekFailure::InvalidResponse)
+                    OutboundOutcome::Failed(OutboundFailure::InvalidResponse)
                 }
-                6 => PeekOutcome::Failed(PeekFailure::Unreachable),
-                _ => PeekOutcome::Failed(PeekFailure::RateLimited {
+                6 => OutboundOutcome::Failed(OutboundFailure::Unreachable),
+                _ => OutboundOutcome::Failed(OutboundFailure::RateLimited {
                     retry_after: (code & 8 != 0).then_some(Duration::from_secs(2)),
                 }),
             },
-            RequestKind::Renew => {
+            OutboundRequestKind::Renew => {
                 if !exists {
-                    return PeekOutcome::Failed(PeekFailure::NotFound);
+                    return OutboundOutcome::Failed(OutboundFailure::NotFound);
                 }
                 match code % 8 {
                     0..=3 => {
@@ -209,28 +210,30 @@ impl World {
                                 + self.cfg.renew_after(Duration::from_millis(interval)).as_millis()
                                     as u64,
                         );
-                        PeekOutcome::Renewed { renewal_interval: Duration::from_millis(interval) }
+                        OutboundOutcome::Renewed {
+                            renewal_interval: Duration::from_millis(interval),
+                        }
                     }
                     4 => {
                         peeks.remove(&key);
-                        PeekOutcome::Failed(PeekFailure::NotFound)
+                        OutboundOutcome::Failed(OutboundFailure::NotFound)
                     }
                     5 => {
                         peeks.remove(&key);
-                        PeekOutcome::Failed(PeekFailure::Forbidden)
+                        OutboundOutcome::Failed(OutboundFailure::Forbidden)
                     }
-                    6 => PeekOutcome::Failed(PeekFailure::Other(502)),
-                    _ => PeekOutcome::Failed(PeekFailure::Unreachable),
+                    6 => OutboundOutcome::Failed(OutboundFailure::Other(502)),
+                    _ => OutboundOutcome::Failed(OutboundFailure::Unreachable),
                 }
             }
-            RequestKind::Unpeek => match code % 4 {
+            OutboundRequestKind::Unpeek => match code % 4 {
                 0 | 1 => {
                     peeks.remove(&key);
-                    PeekOutcome::Deleted
+                    OutboundOutcome::Deleted
                 }
                 2 => {
                     peeks.remove(&key);
-                    PeekOutcome::Failed(PeekFailure::NotFound)
+                    OutboundOutcome::Failed(OutboundFailure::NotFound)
                 }
                 _ => {
                     let n = self
@@ -242,7 +245,7 @@ impl World {
                         // The machine gives up; the resident expires the peek itself (R43).
                         peeks.remove(&key);
                     }
-                    PeekOutcome::Failed(PeekFailure::Unreachable)
+                    OutboundOutcome::Failed(OutboundFailure::Unreachable)
                 }
             },
         }
@@ -273,11 +276,11 @@ impl World {
             }
             Op::Joined(r) => {
                 self.joined.insert(self.rooms[r].clone());
-                self.m.handle_joined(self.t(), &self.rooms[r].clone());
+                self.m.handle_server_joined(self.t(), &self.rooms[r].clone());
             }
             Op::Left(r) => {
                 self.joined.remove(&self.rooms[r]);
-                self.m.handle_left(self.t(), &self.rooms[r].clone());
+                self.m.handle_server_left(self.t(), &self.rooms[r].clone());
             }
             Op::AccessLost(r) => {
                 self.m.handle_access_changed(self.t(), &self.rooms[r].clone(), &access(false));
@@ -335,9 +338,9 @@ impl World {
                 if !self.stale.is_empty() {
                     let req = self.stale[i % self.stale.len()].clone();
                     let outcome = if code % 2 == 0 {
-                        PeekOutcome::Deleted
+                        OutboundOutcome::Deleted
                     } else {
-                        PeekOutcome::Failed(PeekFailure::Forbidden)
+                        OutboundOutcome::Failed(OutboundFailure::Forbidden)
                     };
                     self.m.handle_response(self.t(), req.id, outcome);
                     prop_assert!(self.drain()?.is_empty(), "stale answer acted on");
@@ -409,7 +412,7 @@ impl World {
                 break;
             }
             while let Some(req) = self.pending.pop() {
-                let code = if matches!(req.kind, RequestKind::Unpeek) { 0 } else { 8 };
+                let code = if matches!(req.kind, OutboundRequestKind::Unpeek) { 0 } else { 8 };
                 let outcome = self.answer(&req, code);
                 self.m.handle_response(self.t(), req.id, outcome);
                 self.drain()?;

@@ -5,8 +5,7 @@ mod outbound_support;
 use std::collections::HashSet;
 use std::time::Duration;
 
-use matrix_peek::outbound::is_valid_peek_id;
-use matrix_peek::{OutboundState, PeekOutcome, RequestKind};
+use matrix_peek::{OutboundOutcome, OutboundRequestKind, OutboundState, PeekIdPolicy};
 use outbound_support::*;
 
 #[test]
@@ -17,19 +16,23 @@ fn ten_thousand_peek_ids_in_one_room_are_distinct_valid_and_survive_restore() {
     let mut seen = HashSet::new();
     for _ in 0..10_000 {
         let put = only_send(h.demand(&r, &["a.org"]));
-        assert!(is_valid_peek_id(&put.peek_id) && put.peek_id.len() == 8, "{}", put.peek_id);
+        assert!(
+            PeekIdPolicy::Strict.accepts(&put.peek_id) && put.peek_id.len() == 8,
+            "{}",
+            put.peek_id
+        );
         assert!(seen.insert(put.peek_id.clone()), "reused {}", put.peek_id);
         h.respond(&put, established(HOUR));
-        h.m.handle_joined(h.t(), &r);
+        h.m.handle_server_joined(h.t(), &r);
         let del = only_send(h.drain());
-        h.respond(&del, PeekOutcome::Deleted);
-        h.m.handle_left(h.t(), &r);
+        h.respond(&del, OutboundOutcome::Deleted);
+        h.m.handle_server_left(h.t(), &r);
         h.drain();
     }
     h.restore();
     let put = only_send(h.demand(&r, &["a.org"]));
     assert!(!seen.contains(&put.peek_id), "id reused after restore");
-    assert!(is_valid_peek_id(&put.peek_id));
+    assert!(PeekIdPolicy::Strict.accepts(&put.peek_id));
 }
 
 #[test]
@@ -52,7 +55,7 @@ fn restore_mid_renewal_renews_at_the_stored_time() {
     assert_eq!(h.m.poll_timeout(), Some(due));
     let renew = only_send(h.fire());
     assert_eq!(h.t(), due);
-    assert_eq!((renew.kind, renew.peek_id), (RequestKind::Renew, put.peek_id));
+    assert_eq!((renew.kind, renew.peek_id), (OutboundRequestKind::Renew, put.peek_id));
 }
 
 #[test]
@@ -65,12 +68,12 @@ fn restore_with_a_renewal_in_flight_resends_it_when_due() {
     h.restore();
     // The renewal was due before the crash: re-sent at once, also while lingering.
     let again = only_send(h.drain());
-    assert_eq!((&again.kind, &again.peek_id), (&RequestKind::Renew, &renew.peek_id));
-    h.m.handle_response(h.t(), renew.id, PeekOutcome::Renewed { renewal_interval: HOUR });
+    assert_eq!((&again.kind, &again.peek_id), (&OutboundRequestKind::Renew, &renew.peek_id));
+    h.m.handle_response(h.t(), renew.id, OutboundOutcome::Renewed { renewal_interval: HOUR });
     assert!(h.drain().is_empty(), "a pre-crash answer is an unknown id");
     assert_eq!(h.m.state(&r), Some(OutboundState::Renewing));
     no_sends(&h.demand(&r, &["a.org"]));
-    h.respond(&again, PeekOutcome::Renewed { renewal_interval: HOUR });
+    h.respond(&again, OutboundOutcome::Renewed { renewal_interval: HOUR });
     assert_eq!(h.m.state(&r), Some(OutboundState::Established));
     assert_ne!(again.id, renew.id, "request ids are not reused across restarts");
 }
@@ -85,8 +88,8 @@ fn restored_peek_without_demand_is_deleted_after_linger() {
     assert_eq!(h.m.state(&r), Some(OutboundState::Lingering));
     no_sends(&h.advance(h.config.linger - Duration::from_millis(1)));
     let del = only_send(h.advance(Duration::from_millis(1)));
-    assert_eq!((del.kind.clone(), del.peek_id.clone()), (RequestKind::Unpeek, put.peek_id));
-    h.respond(&del, PeekOutcome::Deleted);
+    assert_eq!((del.kind.clone(), del.peek_id.clone()), (OutboundRequestKind::Unpeek, put.peek_id));
+    h.respond(&del, OutboundOutcome::Deleted);
     assert_eq!(h.m.len(), 0);
 }
 
@@ -96,12 +99,12 @@ fn restore_resends_pending_deletes_and_settles_unanswered_puts() {
     let mut h = H::new();
     let (a, b) = (room("!a:x.org"), room("!b:x.org"));
     h.open(&a, "x.org", HOUR);
-    h.m.handle_joined(h.t(), &a);
+    h.m.handle_server_joined(h.t(), &a);
     let _lost_delete = only_send(h.drain());
     let lost_put = only_send(h.demand(&b, &["x.org"]));
     h.restore();
     let del = only_send(h.drain());
-    assert_eq!((del.kind, del.room_id), (RequestKind::Unpeek, a.clone()));
+    assert_eq!((del.kind, del.room_id), (OutboundRequestKind::Unpeek, a.clone()));
     // The unanswered PUT is re-sent with the same id once demand returns (idempotent).
     let put = only_send(h.demand(&b, &["x.org"]));
     assert_eq!((&put.peek_id, &put.server), (&lost_put.peek_id, &lost_put.server));

@@ -5,8 +5,9 @@ mod outbound_support;
 use std::time::Duration;
 
 use matrix_peek::{
-    LostReason, OutboundConfig, OutboundKey, OutboundOutput, OutboundPeekError, OutboundState,
-    PeekFailure, PeekOutcome, RenewStyle, RequestKind, RoomAccess, Timestamp,
+    OutboundConfig, OutboundFailure, OutboundKey, OutboundLostReason, OutboundOutcome,
+    OutboundOutput, OutboundPeekError, OutboundRenewStyle, OutboundRequestKind, OutboundState,
+    RoomAccess, Timestamp,
 };
 use outbound_support::*;
 use ruma_common::{RoomId, RoomVersionId};
@@ -21,7 +22,7 @@ fn five_devices_share_one_federated_peek() {
         sends.extend(h.demand(&r, &["remote.org"]));
     }
     let put = only_send(sends);
-    assert!(matches!(put.kind, RequestKind::Peek { .. }));
+    assert!(matches!(put.kind, OutboundRequestKind::Peek { .. }));
     assert_eq!(put.server, server("remote.org"));
     assert_eq!(h.m.len(), 1);
     assert_eq!(h.m.in_flight(), 1);
@@ -36,10 +37,10 @@ fn joined_room_is_unpeeked_and_never_peeked_again_until_left() {
     let mut h = H::new();
     let r = room("!r:remote.org");
     h.open(&r, "remote.org", HOUR);
-    h.m.handle_joined(h.t(), &r);
+    h.m.handle_server_joined(h.t(), &r);
     let del = only_send(h.drain());
-    assert_eq!(del.kind, RequestKind::Unpeek);
-    h.respond(&del, PeekOutcome::Deleted);
+    assert_eq!(del.kind, OutboundRequestKind::Unpeek);
+    h.respond(&del, OutboundOutcome::Deleted);
     assert_eq!(h.m.state(&r), None);
     no_sends(&h.demand(&r, &["remote.org"]));
     no_sends(&h.advance(Duration::from_secs(3600 * 10)));
@@ -48,10 +49,10 @@ fn joined_room_is_unpeeked_and_never_peeked_again_until_left() {
     // The marker survives a restart.
     h.restore();
     no_sends(&h.demand(&r, &["remote.org"]));
-    h.m.handle_left(h.t(), &r);
+    h.m.handle_server_left(h.t(), &r);
     h.drain();
     let put = only_send(h.demand(&r, &["remote.org"]));
-    assert!(matches!(put.kind, RequestKind::Peek { .. }));
+    assert!(matches!(put.kind, OutboundRequestKind::Peek { .. }));
 }
 
 #[test]
@@ -60,12 +61,12 @@ fn joining_while_the_put_is_in_flight_deletes_once_granted() {
     let mut h = H::new();
     let r = room("!r:remote.org");
     let put = only_send(h.demand(&r, &["remote.org"]));
-    h.m.handle_joined(h.t(), &r);
+    h.m.handle_server_joined(h.t(), &r);
     no_sends(&h.drain());
     let out = h.respond(&put, established(HOUR));
     assert!(!out.iter().any(|o| matches!(o, OutboundOutput::Established { .. })));
     let del = only_send(out);
-    assert_eq!((del.kind, del.peek_id), (RequestKind::Unpeek, put.peek_id));
+    assert_eq!((del.kind, del.peek_id), (OutboundRequestKind::Unpeek, put.peek_id));
 }
 
 #[test]
@@ -85,7 +86,7 @@ fn v12_room_id_uses_via_and_never_a_domain() {
     assert_eq!(h.m.len(), 0);
     let put = only_send(h.demand(&v12, &["b.org", "b.org", "c.org"]));
     assert_eq!(put.server, server("b.org"));
-    let next = only_send(h.respond(&put, failed(PeekFailure::NotFound)));
+    let next = only_send(h.respond(&put, failed(OutboundFailure::NotFound)));
     assert_eq!(next.server, server("c.org"));
 }
 
@@ -106,11 +107,11 @@ fn renewal_at_half_the_interval_clamped_both_ways() {
             Some(Timestamp::from_millis(start + after.as_millis() as u64))
         );
         let renew = only_send(h.fire());
-        assert_eq!((&renew.kind, &renew.peek_id), (&RequestKind::Renew, &put.peek_id));
+        assert_eq!((&renew.kind, &renew.peek_id), (&OutboundRequestKind::Renew, &put.peek_id));
         assert_eq!(h.m.state(&r), Some(OutboundState::Renewing));
         assert!(h.m.established(&r).is_some());
         let renewed_at = h.now;
-        h.respond(&renew, PeekOutcome::Renewed { renewal_interval: interval });
+        h.respond(&renew, OutboundOutcome::Renewed { renewal_interval: interval });
         assert_eq!(
             h.m.poll_timeout(),
             Some(Timestamp::from_millis(renewed_at + after.as_millis() as u64))
@@ -125,17 +126,17 @@ fn refusal_fails_over_and_all_refusing_is_unavailable_with_the_most_specific_err
     let r = room("!r:a.org");
     let put = only_send(h.demand(&r, &["a.org", "b.org", "c.org"]));
     assert_eq!(put.server, server("a.org"));
-    let next = only_send(h.respond(&put, failed(PeekFailure::NotFound)));
+    let next = only_send(h.respond(&put, failed(OutboundFailure::NotFound)));
     assert_eq!(next.server, server("b.org"));
     assert_ne!(next.peek_id, put.peek_id);
-    let next2 = only_send(h.respond(&next, failed(PeekFailure::Forbidden)));
+    let next2 = only_send(h.respond(&next, failed(OutboundFailure::Forbidden)));
     assert_eq!(next2.server, server("c.org"));
-    let out = h.respond(&next2, failed(PeekFailure::IncompatibleRoomVersion));
+    let out = h.respond(&next2, failed(OutboundFailure::IncompatibleRoomVersion));
     assert_eq!(
         out.last(),
         Some(&OutboundOutput::Unavailable {
             room_id: r.clone(),
-            error: OutboundPeekError::Remote(PeekFailure::Forbidden)
+            error: OutboundPeekError::Remote(OutboundFailure::Forbidden)
         })
     );
     no_sends(&out);
@@ -149,7 +150,7 @@ fn forbidden_from_the_first_candidate_peeks_the_second() {
     let mut h = H::new();
     let r = room("!r:a.org");
     let put = only_send(h.demand(&r, &["a.org", "b.org"]));
-    let next = only_send(h.respond(&put, failed(PeekFailure::Forbidden)));
+    let next = only_send(h.respond(&put, failed(OutboundFailure::Forbidden)));
     assert_eq!(next.server, server("b.org"));
     let out = h.respond(&next, established(HOUR));
     assert!(out.contains(&OutboundOutput::Established {
@@ -166,13 +167,13 @@ fn invalid_response_deletes_the_granted_peek_before_failing_over() {
     let mut h = H::new();
     let r = room("!r:a.org");
     let put = only_send(h.demand(&r, &["a.org", "b.org"]));
-    let del = only_send(h.respond(&put, failed(PeekFailure::InvalidResponse)));
+    let del = only_send(h.respond(&put, failed(OutboundFailure::InvalidResponse)));
     assert_eq!(
         (del.kind.clone(), &del.server, &del.peek_id),
-        (RequestKind::Unpeek, &put.server, &put.peek_id)
+        (OutboundRequestKind::Unpeek, &put.server, &put.peek_id)
     );
     assert_eq!(h.m.state(&r), Some(OutboundState::Deleting));
-    let next = only_send(h.respond(&del, failed(PeekFailure::NotFound)));
+    let next = only_send(h.respond(&del, failed(OutboundFailure::NotFound)));
     assert_eq!(next.server, server("b.org"));
     // An Established of an unsupported version counts as incompatible and is deleted too.
     let cfg = OutboundConfig {
@@ -184,9 +185,9 @@ fn invalid_response_deletes_the_granted_peek_before_failing_over() {
     let out = h.respond(&put, established(HOUR));
     assert!(out.contains(&OutboundOutput::Unavailable {
         room_id: r.clone(),
-        error: OutboundPeekError::Remote(PeekFailure::IncompatibleRoomVersion)
+        error: OutboundPeekError::Remote(OutboundFailure::IncompatibleRoomVersion)
     }));
-    assert_eq!(only_send(out).kind, RequestKind::Unpeek);
+    assert_eq!(only_send(out).kind, OutboundRequestKind::Unpeek);
 }
 
 fn backoff_gaps(room_id: &RoomId, n: usize) -> Vec<u64> {
@@ -201,7 +202,7 @@ fn backoff_gaps(room_id: &RoomId, n: usize) -> Vec<u64> {
     let mut gaps = Vec::new();
     for _ in 0..n {
         let failed_at = h.now;
-        no_sends(&h.respond(&req, failed(PeekFailure::Unreachable)));
+        no_sends(&h.respond(&req, failed(OutboundFailure::Unreachable)));
         assert_eq!(h.m.state(room_id), Some(OutboundState::Backoff));
         req = only_send(h.fire());
         gaps.push(h.now - failed_at);
@@ -230,12 +231,12 @@ fn rate_limited_retry_after_is_honoured() {
     let put = only_send(h.demand(&r, &["a.org"]));
     let t0 = h.now;
     let hint = Some(Duration::from_secs(30));
-    no_sends(&h.respond(&put, failed(PeekFailure::RateLimited { retry_after: hint })));
+    no_sends(&h.respond(&put, failed(OutboundFailure::RateLimited { retry_after: hint })));
     assert_eq!(h.m.poll_timeout(), Some(Timestamp::from_millis(t0 + 30_000)));
     no_sends(&h.advance(Duration::from_millis(29_999)));
     assert!(matches!(
         only_send(h.advance(Duration::from_millis(1))).kind,
-        RequestKind::Peek { .. }
+        OutboundRequestKind::Peek { .. }
     ));
 }
 
@@ -250,7 +251,7 @@ fn never_established_gives_up_after_max_attempts() {
     for i in 0..3 {
         out = h.respond(
             &req,
-            failed(if i == 1 { PeekFailure::Other(500) } else { PeekFailure::Unreachable }),
+            failed(if i == 1 { OutboundFailure::Other(500) } else { OutboundFailure::Unreachable }),
         );
         if i < 2 {
             req = only_send(h.fire());
@@ -260,7 +261,7 @@ fn never_established_gives_up_after_max_attempts() {
         out.last(),
         Some(&OutboundOutput::Unavailable {
             room_id: r.clone(),
-            error: OutboundPeekError::Remote(PeekFailure::Unreachable)
+            error: OutboundPeekError::Remote(OutboundFailure::Unreachable)
         })
     );
     assert_eq!(h.m.len(), 0);
@@ -279,7 +280,7 @@ fn established_peek_lost_to_network_trouble_is_retried_reporting_lost_once() {
     for _ in 0..30 {
         // A lapsed peek is deleted first (R55, R58); the answer to its last failed DELETE may
         // send the next PUT at once.
-        let mut out = h.respond(&req, failed(PeekFailure::Unreachable));
+        let mut out = h.respond(&req, failed(OutboundFailure::Unreachable));
         if !out.iter().any(|o| matches!(o, OutboundOutput::Send(_))) {
             lost += out.iter().filter(|o| matches!(o, OutboundOutput::Lost { .. })).count();
             out = h.fire();
@@ -293,7 +294,7 @@ fn established_peek_lost_to_network_trouble_is_retried_reporting_lost_once() {
     }
     assert_eq!(lost, 1, "Lost reported once");
     assert!(h.m.state(&r).is_some(), "still trying, far past max_attempts");
-    assert!(matches!(req.kind, RequestKind::Peek { .. }));
+    assert!(matches!(req.kind, OutboundRequestKind::Peek { .. }));
     let out = h.respond(&req, established(HOUR));
     est += out.iter().filter(|o| matches!(o, OutboundOutput::Established { .. })).count();
     assert_eq!(est, 1);
@@ -319,9 +320,9 @@ fn linger_then_exactly_one_unpeek_and_returning_demand_cancels_it() {
     h.drain();
     no_sends(&h.advance(linger - Duration::from_millis(1)));
     let del = only_send(h.advance(Duration::from_millis(1)));
-    assert_eq!((del.kind.clone(), del.peek_id.clone()), (RequestKind::Unpeek, put.peek_id));
+    assert_eq!((del.kind.clone(), del.peek_id.clone()), (OutboundRequestKind::Unpeek, put.peek_id));
     no_sends(&h.advance(HOUR * 5));
-    h.respond(&del, failed(PeekFailure::NotFound)); // 404 counts as done
+    h.respond(&del, failed(OutboundFailure::NotFound)); // 404 counts as done
     assert_eq!(h.m.len(), 0);
     assert!(h.store.keys().all(|k| !matches!(k, OutboundKey::Room(_))));
     no_sends(&h.advance(HOUR * 5));
@@ -333,17 +334,17 @@ fn unreachable_unpeek_is_retried_a_bounded_number_of_times() {
     let mut h = H::new();
     let r = room("!r:a.org");
     h.open(&r, "a.org", HOUR);
-    h.m.handle_joined(h.t(), &r);
+    h.m.handle_server_joined(h.t(), &r);
     let mut del = only_send(h.drain());
     let mut tries = 1;
     loop {
-        let out = h.respond(&del, failed(PeekFailure::Unreachable));
+        let out = h.respond(&del, failed(OutboundFailure::Unreachable));
         no_sends(&out);
         if h.m.state(&r).is_none() {
             break;
         }
         del = only_send(h.fire());
-        assert_eq!(del.kind, RequestKind::Unpeek);
+        assert_eq!(del.kind, OutboundRequestKind::Unpeek);
         tries += 1;
     }
     assert_eq!(tries, h.config.max_delete_attempts);
@@ -357,15 +358,13 @@ fn renew_404_reopens_with_a_fresh_id_and_an_old_expiry_is_ignored() {
     let r = room("!r:a.org");
     let put = h.open(&r, "a.org", HOUR);
     let renew = only_send(h.fire());
-    let out = h.respond(&renew, failed(PeekFailure::NotFound));
-    assert!(
-        out.contains(&OutboundOutput::Lost {
-            room_id: r.clone(),
-            reason: LostReason::RemoteExpired
-        })
-    );
+    let out = h.respond(&renew, failed(OutboundFailure::NotFound));
+    assert!(out.contains(&OutboundOutput::Lost {
+        room_id: r.clone(),
+        reason: OutboundLostReason::RemoteExpired
+    }));
     let put2 = only_send(out);
-    assert!(matches!(put2.kind, RequestKind::Peek { .. }));
+    assert!(matches!(put2.kind, OutboundRequestKind::Peek { .. }));
     assert_ne!(put2.peek_id, put.peek_id);
     h.respond(&put2, established(HOUR));
     h.m.handle_remote_expired(h.t(), &server("a.org"), &r, &put.peek_id);
@@ -397,30 +396,31 @@ fn a_peek_through_a_never_makes_a_demand_via_b_look_established() {
     h.m.handle_remote_expired(h.t(), &server("a.org"), &r, "nope");
     assert!(h.drain().is_empty());
     let renew = only_send(h.fire());
-    let reopen = only_send(h.respond(&renew, failed(PeekFailure::Forbidden)));
+    let reopen = only_send(h.respond(&renew, failed(OutboundFailure::Forbidden)));
     assert_eq!(reopen.server, server("b.org"));
     assert_eq!(h.m.established(&r), None);
     h.respond(&reopen, established(HOUR));
     assert_eq!(h.m.established(&r).map(|(s, _)| s.to_owned()), Some(server("b.org")));
-    h.respond(&put_b, failed(PeekFailure::Forbidden));
+    h.respond(&put_b, failed(OutboundFailure::Forbidden));
     assert_eq!(h.m.established(&other), None);
 }
 
 #[test]
 fn renew_style_reput_resends_the_put_with_the_same_id() {
-    // R53, RenewStyle::RePut
-    let cfg = OutboundConfig { renew_style: RenewStyle::RePut, ..OutboundConfig::default() };
+    // R53, OutboundRenewStyle::RePut
+    let cfg =
+        OutboundConfig { renew_style: OutboundRenewStyle::RePut, ..OutboundConfig::default() };
     let mut h = H::with(cfg);
     let r = room("!r:a.org");
     let put = h.open(&r, "a.org", HOUR);
     let renew = only_send(h.fire());
-    assert!(matches!(renew.kind, RequestKind::Peek { .. }));
+    assert!(matches!(renew.kind, OutboundRequestKind::Peek { .. }));
     assert_eq!(renew.peek_id, put.peek_id);
     let t = h.now;
     no_sends(&h.respond(&renew, established(HOUR)));
     assert_eq!(h.m.poll_timeout(), Some(Timestamp::from_millis(t + 1_800_000)));
     let renew = only_send(h.fire());
-    h.respond(&renew, PeekOutcome::Renewed { renewal_interval: HOUR });
+    h.respond(&renew, OutboundOutcome::Renewed { renewal_interval: HOUR });
     assert_eq!(h.m.state(&r), Some(OutboundState::Established));
 }
 
@@ -433,7 +433,7 @@ fn access_lost_deletes_at_once_without_linger() {
     let closed = RoomAccess::new(RoomVersionId::V11, false, false);
     h.m.handle_access_changed(h.t(), &r, &closed);
     let out = h.drain();
-    let lost = OutboundOutput::Lost { room_id: r.clone(), reason: LostReason::AccessLost };
+    let lost = OutboundOutput::Lost { room_id: r.clone(), reason: OutboundLostReason::AccessLost };
     let lost_at = out.iter().position(|o| *o == lost).expect("Lost reported");
     let persisted_at = out
         .iter()
@@ -441,7 +441,7 @@ fn access_lost_deletes_at_once_without_linger() {
         .expect("the room's change is persisted");
     assert!(persisted_at < lost_at, "Persist precedes the notification it justifies: {out:?}");
     let del = only_send(out);
-    assert_eq!((del.kind, del.peek_id), (RequestKind::Unpeek, put.peek_id));
+    assert_eq!((del.kind, del.peek_id), (OutboundRequestKind::Unpeek, put.peek_id));
     // Waiting clients (no peek yet) get Unavailable instead.
     let r2 = room("!r2:a.org");
     let put = only_send(h.demand(&r2, &["a.org"]));
@@ -450,11 +450,11 @@ fn access_lost_deletes_at_once_without_linger() {
         h.drain(),
         vec![OutboundOutput::Unavailable {
             room_id: r2.clone(),
-            error: OutboundPeekError::Remote(PeekFailure::Forbidden)
+            error: OutboundPeekError::Remote(OutboundFailure::Forbidden)
         }]
     );
     let del = only_send(h.respond(&put, established(HOUR)));
-    assert_eq!(del.kind, RequestKind::Unpeek);
+    assert_eq!(del.kind, OutboundRequestKind::Unpeek);
 }
 
 #[test]
@@ -464,9 +464,9 @@ fn unknown_stale_and_duplicate_responses_are_ignored() {
     let put = h.open(&r, "a.org", HOUR);
     for outcome in [
         established(HOUR),
-        PeekOutcome::Deleted,
-        failed(PeekFailure::Forbidden),
-        PeekOutcome::Renewed { renewal_interval: Duration::ZERO },
+        OutboundOutcome::Deleted,
+        failed(OutboundFailure::Forbidden),
+        OutboundOutcome::Renewed { renewal_interval: Duration::ZERO },
     ] {
         h.m.handle_response(h.t(), put.id, outcome.clone());
         h.m.handle_response(h.t(), matrix_peek::RequestId(u64::MAX), outcome);

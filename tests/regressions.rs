@@ -7,12 +7,12 @@ mod coordinator_support;
 use std::time::Duration;
 
 use coordinator_support::*;
-use matrix_peek::outbound::{LostReason, OutboundState};
 use matrix_peek::wire::{AnyPeekResponse, Extremities};
 use matrix_peek::{
-    ClientPeekReply, InboundEndReason, InboundPeekError, LocalEndReason, OutboundPeekError, Output,
-    PeekError, PeekFailure, PeekOutcome, RoomAccess,
+    ClientPeekReply, InboundEndReason, InboundPeekError, LocalEndReason, OutboundFailure,
+    OutboundOutcome, OutboundPeekError, Output, PeekError, RoomAccess,
 };
+use matrix_peek::{OutboundLostReason, OutboundState};
 use ruma_common::{OwnedRoomId, RoomVersionId};
 
 /// Whether `out` expires an inbound peek for `reason`.
@@ -85,7 +85,7 @@ fn b04_renewal_interval_is_in_milliseconds_and_clamped() {
     host.peeking.handle_response(
         T0,
         put.id,
-        PeekOutcome::Established {
+        OutboundOutcome::Established {
             renewal_interval: Duration::from_millis(3_600_000_000),
             access: readable(),
         },
@@ -109,7 +109,7 @@ fn b05_renewal_eviction_and_unpeek_propagation_happen() {
     host.peeking.handle_response(
         at(30 * 60_000),
         renew.id,
-        PeekOutcome::Renewed { renewal_interval: secs(3600) },
+        OutboundOutcome::Renewed { renewal_interval: secs(3600) },
     );
     let _ = host.drain();
     host.peeking.handle_client_unpeek(at(40 * 60_000), &alice(), &phone(), &remote_room()).unwrap();
@@ -174,7 +174,8 @@ fn b08_stale_outbound_peek_is_not_treated_as_live() {
     let mut host = Host::new();
     let out = host.renewal_not_found();
     assert!(
-        out.iter().any(|o| matches!(o, Output::Lost { reason: LostReason::RemoteExpired, .. }))
+        out.iter()
+            .any(|o| matches!(o, Output::Lost { reason: OutboundLostReason::RemoteExpired, .. }))
     );
     let put = only_send(&out, Kind::Peek);
     assert!(host.peeking.outbound().established(&remote_room()).is_none());
@@ -191,7 +192,7 @@ fn b09_peek_via_second_server_contacts_it() {
     let (_, out) = host.peek(T0, remote_peek(alice(), phone(), &[remote_server(), other_server()]));
     let a = only_send(&out, Kind::Peek);
     assert_eq!(a.server, remote_server());
-    host.peeking.handle_response(at(1), a.id, PeekOutcome::Failed(PeekFailure::Forbidden));
+    host.peeking.handle_response(at(1), a.id, OutboundOutcome::Failed(OutboundFailure::Forbidden));
     let b = only_send(&host.drain(), Kind::Peek);
     assert_eq!(b.server, other_server());
     assert_ne!(a.peek_id, b.peek_id, "R47: a fresh id per target");
@@ -346,8 +347,8 @@ fn palpo_05_no_ownerless_forever_renewed_subscription() {
         deletes += sends(&out).iter().filter(|r| kind(r) == Kind::Unpeek).count();
         renews += sends(&out).iter().filter(|r| kind(r) == Kind::Renew).count();
         let _ = answer_all(&mut host, t, out, |r| match kind(r) {
-            Kind::Renew => PeekOutcome::Renewed { renewal_interval: secs(3600) },
-            Kind::Unpeek => PeekOutcome::Deleted,
+            Kind::Renew => OutboundOutcome::Renewed { renewal_interval: secs(3600) },
+            Kind::Unpeek => OutboundOutcome::Deleted,
             Kind::Peek => established(),
         });
         assert!(t < at(48 * 3_600_000), "the subscription must end");
@@ -385,7 +386,11 @@ fn palpo_08_peek_recorded_before_snapshot_and_rolled_back_on_failure() {
     let send = out.iter().position(|o| matches!(o, Output::Send(_))).unwrap();
     assert!(persist < send);
     let put = only_send(&out, Kind::Peek);
-    host.peeking.handle_response(at(1), put.id, PeekOutcome::Failed(PeekFailure::InvalidResponse));
+    host.peeking.handle_response(
+        at(1),
+        put.id,
+        OutboundOutcome::Failed(OutboundFailure::InvalidResponse),
+    );
     let delete = only_send(&host.drain(), Kind::Unpeek);
     assert_eq!(delete.peek_id, put.peek_id);
 }
@@ -423,7 +428,7 @@ fn palpo_11_renewal_failure_reestablishes_or_drops_everything() {
     host.peeking.handle_response(
         at(30 * 60_000 + 1),
         put.id,
-        PeekOutcome::Failed(PeekFailure::Forbidden),
+        OutboundOutcome::Failed(OutboundFailure::Forbidden),
     );
     let out = host.drain();
     assert!(out.iter().any(|o| matches!(o, Output::Unavailable { .. })), "{out:?}");
@@ -448,7 +453,11 @@ fn palpo_12_invalid_snapshot_is_rejected() {
     let (reply, out) = host.peek(T0, remote_peek(alice(), phone(), &[remote_server()]));
     let ClientPeekReply::Pending(id) = reply else { panic!() };
     let put = only_send(&out, Kind::Peek);
-    host.peeking.handle_response(at(1), put.id, PeekOutcome::Failed(PeekFailure::InvalidResponse));
+    host.peeking.handle_response(
+        at(1),
+        put.id,
+        OutboundOutcome::Failed(OutboundFailure::InvalidResponse),
+    );
     let out = host.drain();
     only_send(&out, Kind::Unpeek);
     assert!(matches!(done(&out, id), Some(Err(_))), "{out:?}");
@@ -466,7 +475,7 @@ fn palpo_13_unreadable_snapshot_state_is_refused() {
     host.peeking.handle_response(
         at(1),
         put.id,
-        PeekOutcome::Established { renewal_interval: secs(3600), access: shared() },
+        OutboundOutcome::Established { renewal_interval: secs(3600), access: shared() },
     );
     let out = host.drain();
     only_send(&out, Kind::Unpeek);

@@ -3,7 +3,7 @@
 mod coordinator_support;
 
 use coordinator_support::*;
-use matrix_peek::outbound::Request;
+use matrix_peek::OutboundRequest;
 use matrix_peek::{ClientPeekReply, LocalPeekError, Output, PeekError, RequestId};
 
 fn pending_id(reply: &ClientPeekReply) -> RequestId {
@@ -24,7 +24,7 @@ fn done_for(out: &[Output], id: RequestId) -> Option<Result<(), PeekError>> {
 
 /// alice/PHONE asks for the remote room at 0 ms (one PUT goes out), bob/TABLET at 1 ms: both
 /// wait. Returns alice's request id, the PUT and bob's request id.
-fn alice_then_bob_pending(host: &mut Host) -> (RequestId, Request, RequestId) {
+fn alice_then_bob_pending(host: &mut Host) -> (RequestId, OutboundRequest, RequestId) {
     let (reply, out) = host.peek(at(0), remote_peek(alice(), phone(), &[remote_server()]));
     let id = pending_id(&reply);
     let put = only_send(&out, Kind::Peek);
@@ -86,7 +86,7 @@ fn pending_peek_of_a_removed_device_is_not_granted_later_r25() {
 // device already peeking keeps its peek (transient outage); a second device is answered too.
 #[test]
 fn second_device_is_not_kept_waiting_through_an_outage_of_an_established_room_r27() {
-    use matrix_peek::outbound::{PeekFailure, PeekOutcome};
+    use matrix_peek::{OutboundFailure, OutboundOutcome};
     let mut host = Host::new();
     // Established at 0; the renewal at 30 min finds the peek gone (404): Lost, re-open; the
     // network is down.
@@ -108,7 +108,7 @@ fn second_device_is_not_kept_waiting_through_an_outage_of_an_established_room_r2
             host.peeking.handle_response(
                 at(now),
                 r.id,
-                PeekOutcome::Failed(PeekFailure::Unreachable),
+                OutboundOutcome::Failed(OutboundFailure::Unreachable),
             );
         }
         out = host.drain();
@@ -136,13 +136,13 @@ fn second_device_is_not_kept_waiting_through_an_outage_of_an_established_room_r2
 // retry_after huge) are clamped through the coordinator: no panic, renewals within bounds.
 #[test]
 fn remote_numbers_are_clamped_through_the_coordinator_r53_r60() {
-    use matrix_peek::outbound::{PeekFailure, PeekOutcome};
+    use matrix_peek::{OutboundFailure, OutboundOutcome};
     use std::time::Duration;
     for interval in [Duration::ZERO, Duration::from_millis(u64::MAX), Duration::MAX] {
         let mut host = Host::new();
         let _ = host.answer_remote_put(
             at(0),
-            PeekOutcome::Established { renewal_interval: interval, access: readable() },
+            OutboundOutcome::Established { renewal_interval: interval, access: readable() },
         );
         let next = host.peeking.poll_timeout().expect("a renewal is scheduled");
         assert!(next >= at(60_000) && next <= at(1_800_000), "{interval:?}: renew at {next:?}");
@@ -153,7 +153,7 @@ fn remote_numbers_are_clamped_through_the_coordinator_r53_r60() {
     let mut host = Host::new();
     let _ = host.answer_remote_put(
         at(0),
-        PeekOutcome::Failed(PeekFailure::RateLimited { retry_after: Some(Duration::MAX) }),
+        OutboundOutcome::Failed(OutboundFailure::RateLimited { retry_after: Some(Duration::MAX) }),
     );
     let next = host.peeking.poll_timeout().expect("a retry is scheduled");
     assert!(next <= at(600_000), "retry_after is capped by backoff_max: {next:?}");

@@ -60,10 +60,8 @@ fn failing_save_after_restore_does_not_strand_its_requests_r55() {
         rig.block(async move { d.client_peek(resident_peek(room("home"), phone())).await });
     assert!(matches!(failed, Err(DriverError::Store(_))), "{failed:?}");
     flaky.fail_saves(false);
-    rig.transport.set_default(
-        TransportKind::Unpeek,
-        Reply::Now(matrix_peek::outbound::PeekOutcome::Deleted),
-    );
+    rig.transport
+        .set_default(TransportKind::Unpeek, Reply::Now(matrix_peek::OutboundOutcome::Deleted));
     rig.advance(Duration::from_secs(3600));
     assert!(rig.transport.count(TransportKind::Unpeek) >= 2, "the DELETE is sent again");
     let handle = rig.spawn_client_peek(remote_peek(room("r"), tablet()));

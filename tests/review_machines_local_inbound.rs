@@ -198,6 +198,7 @@ fn inbound_long_random_runs_never_spin_and_restore_the_same() {
                 match o {
                     InboundOutput::Persist(change) => change.apply_to(store),
                     InboundOutput::Expired { .. } => *expired += 1,
+                    other => panic!("unexpected output {other:?}"),
                 }
             }
         };

@@ -4,12 +4,13 @@
 mod outbound_support;
 
 use matrix_peek::{
-    OutboundConfig, OutboundOutput, OutboundState, PeekOutcome, RenewStyle, RequestKind,
+    OutboundConfig, OutboundOutcome, OutboundOutput, OutboundRenewStyle, OutboundRequestKind,
+    OutboundState,
 };
 use outbound_support::*;
 use std::collections::BTreeSet;
 
-fn sends(out: &[OutboundOutput]) -> Vec<matrix_peek::Request> {
+fn sends(out: &[OutboundOutput]) -> Vec<matrix_peek::OutboundRequest> {
     out.iter()
         .filter_map(|o| match o {
             OutboundOutput::Send(r) => Some(r.clone()),
@@ -20,10 +21,11 @@ fn sends(out: &[OutboundOutput]) -> Vec<matrix_peek::Request> {
 
 #[test]
 fn reput_renewal_in_flight_when_the_peek_expires_does_not_leak_the_recreated_peek() {
-    // R54, R58, R55 with RenewStyle::RePut: the renewal is a PUT, which re-creates the peek at
+    // R54, R58, R55 with OutboundRenewStyle::RePut: the renewal is a PUT, which re-creates the peek at
     // the resident if it arrives after the resident expired it. The machine must not forget
     // that PUT and open a second peek beside it.
-    let cfg = OutboundConfig { renew_style: RenewStyle::RePut, ..OutboundConfig::default() };
+    let cfg =
+        OutboundConfig { renew_style: OutboundRenewStyle::RePut, ..OutboundConfig::default() };
     let mut h = H::with(cfg);
     let r = room("!r:x.org");
     let put = h.open(&r, "a.org", HOUR);
@@ -33,7 +35,7 @@ fn reput_renewal_in_flight_when_the_peek_expires_does_not_leak_the_recreated_pee
 
     let out = h.fire();
     let reput = only_send(out);
-    assert!(matches!(reput.kind, RequestKind::Peek { .. }));
+    assert!(matches!(reput.kind, OutboundRequestKind::Peek { .. }));
     assert_eq!(reput.peek_id, put.peek_id, "RePut keeps the id");
 
     // The resident expired the peek (our renewal was late) and says so; the re-PUT is still on
@@ -49,16 +51,17 @@ fn reput_renewal_in_flight_when_the_peek_expires_does_not_leak_the_recreated_pee
     for req in &in_flight {
         let key = (req.server.to_string(), req.peek_id.clone());
         match req.kind {
-            RequestKind::Peek { .. } => {
+            OutboundRequestKind::Peek { .. } => {
                 resident.insert(key);
                 answers.push((req.clone(), established(HOUR)));
             }
-            RequestKind::Renew => {
-                answers.push((req.clone(), PeekOutcome::Failed(matrix_peek::PeekFailure::NotFound)))
-            }
-            RequestKind::Unpeek => {
+            OutboundRequestKind::Renew => answers.push((
+                req.clone(),
+                OutboundOutcome::Failed(matrix_peek::OutboundFailure::NotFound),
+            )),
+            OutboundRequestKind::Unpeek => {
                 resident.remove(&key);
-                answers.push((req.clone(), PeekOutcome::Deleted));
+                answers.push((req.clone(), OutboundOutcome::Deleted));
             }
         }
     }
@@ -71,16 +74,16 @@ fn reput_renewal_in_flight_when_the_peek_expires_does_not_leak_the_recreated_pee
         for next in sends(&out) {
             let key = (next.server.to_string(), next.peek_id.clone());
             match next.kind {
-                RequestKind::Peek { .. } => {
+                OutboundRequestKind::Peek { .. } => {
                     resident.insert(key);
                     queue.push((next, established(HOUR)));
                 }
-                RequestKind::Renew => {
-                    queue.push((next, PeekOutcome::Renewed { renewal_interval: HOUR }))
+                OutboundRequestKind::Renew => {
+                    queue.push((next, OutboundOutcome::Renewed { renewal_interval: HOUR }))
                 }
-                RequestKind::Unpeek => {
+                OutboundRequestKind::Unpeek => {
                     resident.remove(&key);
-                    queue.push((next, PeekOutcome::Deleted));
+                    queue.push((next, OutboundOutcome::Deleted));
                 }
             }
         }
@@ -126,22 +129,24 @@ fn a_peek_lapsed_on_our_side_is_deleted_before_a_new_one_is_opened() {
         let key = (req.server.to_string(), req.peek_id.clone());
         let outcome = match req.kind {
             // The resident is reachable again only for the DELETE and the new PUT.
-            RequestKind::Renew => PeekOutcome::Failed(matrix_peek::PeekFailure::Unreachable),
-            RequestKind::Unpeek => {
+            OutboundRequestKind::Renew => {
+                OutboundOutcome::Failed(matrix_peek::OutboundFailure::Unreachable)
+            }
+            OutboundRequestKind::Unpeek => {
                 let had = resident.remove(&key).is_some();
                 if had {
-                    PeekOutcome::Deleted
+                    OutboundOutcome::Deleted
                 } else {
-                    PeekOutcome::Failed(matrix_peek::PeekFailure::NotFound)
+                    OutboundOutcome::Failed(matrix_peek::OutboundFailure::NotFound)
                 }
             }
-            RequestKind::Peek { .. } => {
+            OutboundRequestKind::Peek { .. } => {
                 resident.insert(key, h.now + life);
                 established(HOUR)
             }
         };
         assert!(resident.len() <= 1, "two live remote peeks for one room: {resident:?}");
-        let done = matches!(req.kind, RequestKind::Peek { .. });
+        let done = matches!(req.kind, OutboundRequestKind::Peek { .. });
         let mut out = h.respond(&req, outcome);
         if done {
             break;
@@ -157,9 +162,10 @@ fn a_peek_lapsed_on_our_side_is_deleted_before_a_new_one_is_opened() {
 
 /// RePut renewals re-create a peek under the same id, so an `expired_peeks` entry may be older
 /// than the peek the resident now holds under that id (R43's `/send` can arrive late).
-fn reput_peek_recreated_after_a_stale_expiry() -> (H, ruma_common::OwnedRoomId, matrix_peek::Request)
-{
-    let cfg = OutboundConfig { renew_style: RenewStyle::RePut, ..OutboundConfig::default() };
+fn reput_peek_recreated_after_a_stale_expiry()
+-> (H, ruma_common::OwnedRoomId, matrix_peek::OutboundRequest) {
+    let cfg =
+        OutboundConfig { renew_style: OutboundRenewStyle::RePut, ..OutboundConfig::default() };
     let mut h = H::with(cfg);
     let r = room("!r:x.org");
     let put = h.open(&r, "a.org", HOUR);
@@ -180,10 +186,14 @@ fn a_late_expiry_of_a_reput_peek_deletes_it_before_opening_another() {
     assert!(out.iter().any(|o| matches!(o, OutboundOutput::Lost { .. })), "Lost reported: {out:?}");
     // The resident holds the re-created peek: it must be deleted, not forgotten.
     let first = only_send(out);
-    assert_eq!(first.kind, RequestKind::Unpeek, "the possibly re-created peek is deleted first");
+    assert_eq!(
+        first.kind,
+        OutboundRequestKind::Unpeek,
+        "the possibly re-created peek is deleted first"
+    );
     assert_eq!(first.peek_id, put.peek_id);
-    let reopen = only_send(h.respond(&first, PeekOutcome::Deleted));
-    assert!(matches!(reopen.kind, RequestKind::Peek { .. }));
+    let reopen = only_send(h.respond(&first, OutboundOutcome::Deleted));
+    assert!(matches!(reopen.kind, OutboundRequestKind::Peek { .. }));
     assert_ne!(reopen.peek_id, put.peek_id, "R54: fresh id");
     h.respond(&reopen, established(HOUR));
     assert_eq!(h.m.state(&r), Some(OutboundState::Established));
@@ -196,12 +206,12 @@ fn a_late_expiry_while_a_reput_peek_is_being_deleted_keeps_the_delete() {
     h.m.handle_no_demand(h.t(), &r);
     no_sends(&h.drain());
     let del = only_send(h.fire());
-    assert_eq!(del.kind, RequestKind::Unpeek);
+    assert_eq!(del.kind, OutboundRequestKind::Unpeek);
     h.m.handle_remote_expired(h.t(), &server("a.org"), &r, &put.peek_id);
     h.drain();
     assert_eq!(h.m.in_flight(), 1, "the DELETE is still awaited");
     assert!(h.store.contains_key(&matrix_peek::OutboundKey::Room(r.clone())), "record kept");
-    h.respond(&del, PeekOutcome::Deleted);
+    h.respond(&del, OutboundOutcome::Deleted);
     assert!(h.m.is_empty());
     assert!(!h.store.contains_key(&matrix_peek::OutboundKey::Room(r.clone())));
 }
@@ -216,8 +226,8 @@ fn a_late_expiry_during_a_reput_that_fails_still_deletes_the_peek() {
     assert_eq!(reput.peek_id, put.peek_id);
     h.m.handle_remote_expired(h.t(), &server("a.org"), &r, &put.peek_id);
     h.drain();
-    let rate_limited = matrix_peek::PeekFailure::RateLimited { retry_after: None };
-    let mut out = h.respond(&reput, PeekOutcome::Failed(rate_limited));
+    let rate_limited = matrix_peek::OutboundFailure::RateLimited { retry_after: None };
+    let mut out = h.respond(&reput, OutboundOutcome::Failed(rate_limited));
     assert!(
         h.store.contains_key(&matrix_peek::OutboundKey::Room(r.clone())),
         "the peek the resident may hold is still on record"
@@ -226,6 +236,6 @@ fn a_late_expiry_during_a_reput_that_fails_still_deletes_the_peek() {
         out = h.fire();
     }
     let next = only_send(out);
-    assert_eq!(next.kind, RequestKind::Unpeek, "deleted before anything new: {next:?}");
+    assert_eq!(next.kind, OutboundRequestKind::Unpeek, "deleted before anything new: {next:?}");
     assert_eq!(next.peek_id, put.peek_id);
 }

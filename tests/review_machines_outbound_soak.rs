@@ -14,8 +14,9 @@ use std::time::Duration;
 
 use matrix_peek::testing::SimRng;
 use matrix_peek::{
-    OutboundChange, OutboundConfig, OutboundKey, OutboundOutput, OutboundPeeks, OutboundRecord,
-    PeekFailure, PeekOutcome, RenewStyle, Request, RequestKind, RoomAccess, Timestamp,
+    OutboundChange, OutboundConfig, OutboundFailure, OutboundKey, OutboundOutcome, OutboundOutput,
+    OutboundPeeks, OutboundRecord, OutboundRenewStyle, OutboundRequest, OutboundRequestKind,
+    RoomAccess, Timestamp,
 };
 use ruma_common::{OwnedRoomId, OwnedServerName, RoomVersionId};
 
@@ -38,7 +39,7 @@ struct World {
     now: u64,
     max_now: u64,
     store: BTreeMap<OutboundKey, OutboundRecord>,
-    pending: Vec<Request>,
+    pending: Vec<OutboundRequest>,
     rooms: Vec<OwnedRoomId>,
     /// Residents' live peeks of ours, with their expiry.
     resident: BTreeMap<Key, u64>,
@@ -61,9 +62,9 @@ impl World {
         let mut rng = SimRng::new(seed);
         let cfg = OutboundConfig {
             renew_style: if rng.range(0, 1) == 0 {
-                RenewStyle::RePut
+                OutboundRenewStyle::RePut
             } else {
-                RenewStyle::RenewEndpoint
+                OutboundRenewStyle::RenewEndpoint
             },
             min_renew_after: rng.pick(&[Duration::ZERO, Duration::from_secs(5)]),
             max_renew_after: rng.pick(&[Duration::from_secs(60), Duration::MAX]),
@@ -136,12 +137,12 @@ impl World {
                         assert_eq!(r, req.room_id, "{ctx}: peek id reused across rooms");
                     }
                     self.seen[match req.kind {
-                        RequestKind::Peek { .. } => 0,
-                        RequestKind::Renew => 1,
-                        RequestKind::Unpeek => 2,
+                        OutboundRequestKind::Peek { .. } => 0,
+                        OutboundRequestKind::Renew => 1,
+                        OutboundRequestKind::Unpeek => 2,
                     }] += 1;
                     match req.kind {
-                        RequestKind::Peek { .. } => {
+                        OutboundRequestKind::Peek { .. } => {
                             assert!(
                                 !self.given_up.contains(&key),
                                 "{ctx}: given-up id re-PUT {key:?}"
@@ -152,10 +153,10 @@ impl World {
                                 self.given_up.insert(old);
                             }
                         }
-                        RequestKind::Unpeek => {
+                        OutboundRequestKind::Unpeek => {
                             self.given_up.insert(key);
                         }
-                        RequestKind::Renew => {}
+                        OutboundRequestKind::Renew => {}
                     }
                     self.pending.push(req.clone());
                 }
@@ -199,14 +200,14 @@ impl World {
         );
     }
 
-    fn answer(&mut self, req: &Request, good: bool) -> PeekOutcome {
+    fn answer(&mut self, req: &OutboundRequest, good: bool) -> OutboundOutcome {
         let key = (req.room_id.clone(), req.server.clone(), req.peek_id.clone());
         let exists = self.resident.contains_key(&key);
         let interval = self.rng.pick(&INTERVALS);
         let exp = Timestamp::from_millis(self.max_now).saturating_add(interval).as_millis();
         let c = if good { 0 } else { self.rng.range(0, 9) };
         match req.kind {
-            RequestKind::Peek { .. } => match c {
+            OutboundRequestKind::Peek { .. } => match c {
                 0..=3 => {
                     if exp > self.max_now {
                         self.resident.insert(key, exp);
@@ -220,33 +221,33 @@ impl World {
                             req.peek_id.clone(),
                         ));
                     }
-                    PeekOutcome::Established { renewal_interval: interval, access: acc }
+                    OutboundOutcome::Established { renewal_interval: interval, access: acc }
                 }
                 4 => {
                     // A refusing resident holds no peek for this key (a re-PUT's too ends).
                     self.resident.remove(&key);
-                    PeekOutcome::Failed(self.rng.pick(&[
-                        PeekFailure::Forbidden,
-                        PeekFailure::NotFound,
-                        PeekFailure::IncompatibleRoomVersion,
+                    OutboundOutcome::Failed(self.rng.pick(&[
+                        OutboundFailure::Forbidden,
+                        OutboundFailure::NotFound,
+                        OutboundFailure::IncompatibleRoomVersion,
                     ]))
                 }
                 5 => {
                     self.resident.insert(key, exp.max(self.max_now + 1));
                     self.rng.pick(&[
-                        PeekOutcome::Failed(PeekFailure::InvalidResponse),
-                        PeekOutcome::Renewed { renewal_interval: interval },
-                        PeekOutcome::Deleted,
+                        OutboundOutcome::Failed(OutboundFailure::InvalidResponse),
+                        OutboundOutcome::Renewed { renewal_interval: interval },
+                        OutboundOutcome::Deleted,
                     ])
                 }
-                6 | 7 => PeekOutcome::Failed(PeekFailure::Unreachable),
-                _ => PeekOutcome::Failed(PeekFailure::RateLimited {
+                6 | 7 => OutboundOutcome::Failed(OutboundFailure::Unreachable),
+                _ => OutboundOutcome::Failed(OutboundFailure::RateLimited {
                     retry_after: self.rng.pick(&[None, Some(Duration::ZERO), Some(Duration::MAX)]),
                 }),
             },
-            RequestKind::Renew => {
+            OutboundRequestKind::Renew => {
                 if !exists {
-                    return PeekOutcome::Failed(PeekFailure::NotFound);
+                    return OutboundOutcome::Failed(OutboundFailure::NotFound);
                 }
                 match c {
                     0..=4 => {
@@ -256,28 +257,28 @@ impl World {
                             self.resident.remove(&key);
                             self.expiries.push(key);
                         }
-                        PeekOutcome::Renewed { renewal_interval: interval }
+                        OutboundOutcome::Renewed { renewal_interval: interval }
                     }
                     5 => {
                         self.resident.remove(&key);
-                        PeekOutcome::Failed(
-                            self.rng.pick(&[PeekFailure::NotFound, PeekFailure::Forbidden]),
+                        OutboundOutcome::Failed(
+                            self.rng.pick(&[OutboundFailure::NotFound, OutboundFailure::Forbidden]),
                         )
                     }
-                    6 => PeekOutcome::Failed(PeekFailure::Other(502)),
-                    7 => PeekOutcome::Failed(PeekFailure::RateLimited {
+                    6 => OutboundOutcome::Failed(OutboundFailure::Other(502)),
+                    7 => OutboundOutcome::Failed(OutboundFailure::RateLimited {
                         retry_after: Some(Duration::MAX),
                     }),
-                    _ => PeekOutcome::Failed(PeekFailure::Unreachable),
+                    _ => OutboundOutcome::Failed(OutboundFailure::Unreachable),
                 }
             }
-            RequestKind::Unpeek => {
+            OutboundRequestKind::Unpeek => {
                 if c < 6 {
                     self.resident.remove(&key);
                     return if exists {
-                        PeekOutcome::Deleted
+                        OutboundOutcome::Deleted
                     } else {
-                        PeekOutcome::Failed(PeekFailure::NotFound)
+                        OutboundOutcome::Failed(OutboundFailure::NotFound)
                     };
                 }
                 let n = self.delete_failures.entry(key.clone()).or_default();
@@ -286,7 +287,7 @@ impl World {
                     // The machine gives up; the resident expires it itself (documented).
                     self.resident.remove(&key);
                 }
-                PeekOutcome::Failed(PeekFailure::Unreachable)
+                OutboundOutcome::Failed(OutboundFailure::Unreachable)
             }
         }
     }
@@ -313,11 +314,11 @@ impl World {
                 ctx = format!("no_demand {room}");
             }
             25..=26 => {
-                self.m.handle_joined(self.t(), &room);
+                self.m.handle_server_joined(self.t(), &room);
                 ctx = format!("joined {room}");
             }
             27..=28 => {
-                self.m.handle_left(self.t(), &room);
+                self.m.handle_server_left(self.t(), &room);
                 ctx = format!("left {room}");
             }
             29 => {
@@ -363,18 +364,18 @@ impl World {
                 // A renewal or delete in flight for the expired peek is forgotten by the machine;
                 // at the resident it finds nothing (404) and changes nothing.
                 // (With RePut the machine keeps a DELETE owed: the id may have been re-created.)
-                let reput = self.cfg.renew_style == RenewStyle::RePut;
-                let orphan = |p: &Request| {
+                let reput = self.cfg.renew_style == OutboundRenewStyle::RePut;
+                let orphan = |p: &OutboundRequest| {
                     p.room_id == room
                         && p.server == server
                         && p.peek_id == id
                         && match p.kind {
-                            RequestKind::Peek { .. } => false,
-                            RequestKind::Renew => true,
-                            RequestKind::Unpeek => !reput,
+                            OutboundRequestKind::Peek { .. } => false,
+                            OutboundRequestKind::Renew => true,
+                            OutboundRequestKind::Unpeek => !reput,
                         }
                 };
-                let orphans: Vec<Request> =
+                let orphans: Vec<OutboundRequest> =
                     self.pending.iter().filter(|p| orphan(p)).cloned().collect();
                 self.pending.retain(|p| !orphan(p));
                 self.m.handle_remote_expired(self.t(), &server, &room, &id);
@@ -383,7 +384,7 @@ impl World {
                     self.m.handle_response(
                         self.t(),
                         o.id,
-                        PeekOutcome::Failed(PeekFailure::NotFound),
+                        OutboundOutcome::Failed(OutboundFailure::NotFound),
                     );
                     let mut n = 0;
                     while let Some(out) = self.m.poll_output() {

@@ -7,8 +7,9 @@ mod soak_support;
 
 use std::time::Duration;
 
+use matrix_peek::RoomAccess;
+use matrix_peek::testing::Sim;
 use matrix_peek::testing::SimConfig;
-use matrix_peek::{RoomAccess, Sim};
 use ruma_common::RoomVersionId;
 use soak_support::{SoakConfig, soak};
 

@@ -17,12 +17,12 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use futures::executor::block_on;
-use matrix_peek::coordinator::{RemoteRoomChange, RemoteRoomRecord};
-use matrix_peek::outbound::PeekPhase;
+use matrix_peek::OutboundPeekPhase;
 use matrix_peek::{
     Change, InboundChange, InboundKey, InboundRecord, LocalChange, LocalRecord, OutboundChange,
-    OutboundRecord, PeekRecord, PeekStore, Snapshot, StreamPosition, Timestamp,
+    OutboundPeekRecord, OutboundRecord, PeekStore, Snapshot, StreamPosition, Timestamp,
 };
+use matrix_peek::{RemoteRoomChange, RemoteRoomRecord};
 use ruma_common::{OwnedRoomId, owned_device_id, owned_server_name, owned_user_id};
 use sqlite_store::SqliteStore;
 
@@ -47,7 +47,7 @@ fn fresh_db(name: &str) -> PathBuf {
 fn sqlite_store_passes_the_store_conformance_checks() {
     // R59: what the driver persists comes back after a reopen and restores the same machine.
     let path = fresh_db("conformance");
-    block_on(matrix_peek::store_conformance(|| {
+    block_on(matrix_peek::testing::store_conformance(|| {
         let path = path.clone();
         async move { SqliteStore::open(&path).expect("open the same file each time") }
     }));
@@ -197,7 +197,7 @@ fn room(i: u64) -> OwnedRoomId {
 
 fn inbound(room_id: &str, peek_id: &str, at: u64) -> InboundRecord {
     InboundRecord {
-        origin: owned_server_name!("peer.test"),
+        server: owned_server_name!("peer.test"),
         room_id: room_id.try_into().expect("valid room id"),
         peek_id: peek_id.into(),
         renewed_at: Timestamp::from_millis(at),
@@ -219,18 +219,18 @@ fn batch(i: u64) -> Vec<Change> {
     let room_id = room(i);
     let mut changes = vec![
         Change::Local(LocalChange::Upsert(LocalRecord::Peek {
-            user: owned_user_id!("@writer:crash.test"),
-            device: owned_device_id!("DISK"),
+            user_id: owned_user_id!("@writer:crash.test"),
+            device_id: owned_device_id!("DISK"),
             room_id: room_id.clone(),
             started: StreamPosition(i),
             expires_at: Timestamp::from_millis(i + 1000),
         })),
         Change::Inbound(InboundChange::Upsert(inbound(room_id.as_str(), "marker", i))),
-        Change::Outbound(OutboundChange::Upsert(OutboundRecord::Peek(PeekRecord {
+        Change::Outbound(OutboundChange::Upsert(OutboundRecord::Peek(OutboundPeekRecord {
             room_id: room_id.clone(),
             server: owned_server_name!("peer.test"),
             peek_id: format!("o{i}"),
-            phase: PeekPhase::Opening,
+            phase: OutboundPeekPhase::Opening,
             access: None,
         }))),
         Change::RemoteRoom(RemoteRoomChange::Upsert(remote_room(room_id.as_str()))),

@@ -6,10 +6,11 @@
 
 use std::time::Duration;
 
-use matrix_peek::outbound::{OutboundConfig, RequestKind, is_valid_peek_id};
+use matrix_peek::testing::Sim;
 use matrix_peek::testing::SimConfig;
 use matrix_peek::wire::{ErrorCode, ToMatrixError};
-use matrix_peek::{ClientPeekReply, PeekError, PeekingConfig, RoomAccess, Sim};
+use matrix_peek::{ClientPeekReply, PeekError, PeekingConfig, RoomAccess};
+use matrix_peek::{OutboundConfig, OutboundRequestKind, PeekIdPolicy};
 use ruma_common::{
     OwnedDeviceId, OwnedRoomId, OwnedServerName, OwnedUserId, RoomId, RoomVersionId,
     owned_room_alias_id, owned_room_id, owned_user_id,
@@ -53,7 +54,7 @@ impl World {
         self.sim.client_peeks().last().unwrap().result.clone().unwrap().map(|_| ())
     }
 
-    fn requests(&self, room: &RoomId, kind: fn(&RequestKind) -> bool) -> Vec<String> {
+    fn requests(&self, room: &RoomId, kind: fn(&OutboundRequestKind) -> bool) -> Vec<String> {
         self.sim
             .sent_requests()
             .iter()
@@ -69,11 +70,11 @@ impl World {
     }
 }
 
-fn is_put(k: &RequestKind) -> bool {
-    matches!(k, RequestKind::Peek { .. })
+fn is_put(k: &OutboundRequestKind) -> bool {
+    matches!(k, OutboundRequestKind::Peek { .. })
 }
-fn is_delete(k: &RequestKind) -> bool {
-    matches!(k, RequestKind::Unpeek)
+fn is_delete(k: &OutboundRequestKind) -> bool {
+    matches!(k, OutboundRequestKind::Unpeek)
 }
 
 #[test]
@@ -218,13 +219,13 @@ fn server_implements_put_peek_over_federation_correctly() {
     w.peek_and_wait().unwrap();
     let puts: Vec<_> = w.sim.sent_requests().iter().filter(|r| is_put(&r.request.kind)).collect();
     assert_eq!(puts.len(), 1);
-    let RequestKind::Peek { ver } = &puts[0].request.kind else { unreachable!() };
+    let OutboundRequestKind::Peek { ver } = &puts[0].request.kind else { unreachable!() };
     assert_eq!(ver, &OutboundConfig::default().supported_versions, "one ver per version (R48)");
-    assert!(is_valid_peek_id(&puts[0].request.peek_id), "R47");
+    assert!(PeekIdPolicy::Strict.accepts(&puts[0].request.peek_id), "R47");
     let inbound = w.sim.peeking(&w.hs2).inbound();
     assert_eq!(inbound.len(), 1, "the duplicate PUT refreshed, no second subscription (R38)");
     let record = inbound.records().next().unwrap();
-    assert_eq!(record.origin, w.hs1, "keyed by the request origin (R28)");
+    assert_eq!(record.server, w.hs1, "keyed by the request origin (R28)");
     let interval = record.expires_at.saturating_duration_since(record.renewed_at);
     assert!(interval >= Duration::from_secs(3600), "a sane interval in ms (R35, B-4)");
     // Events are relayed once per event even with two PUTs seen (R39).

@@ -237,7 +237,7 @@ fn sytest_peeking_into_an_unknown_room_returns_the_right_error() {
     host.peeking.handle_response(
         at(1),
         put.id,
-        matrix_peek::PeekOutcome::Failed(matrix_peek::PeekFailure::NotFound),
+        matrix_peek::OutboundOutcome::Failed(matrix_peek::OutboundFailure::NotFound),
     );
     let result = host
         .drain()

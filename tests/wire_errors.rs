@@ -1,12 +1,12 @@
-//! The error table (R3–R13, R27, R29–R43) and remote replies → `PeekFailure` (R60).
+//! The error table (R3–R13, R27, R29–R43) and remote replies → `OutboundFailure` (R60).
 
 use std::time::Duration;
 
+use matrix_peek::InboundPeekError;
+use matrix_peek::LocalPeekError;
 use matrix_peek::PeekError;
-use matrix_peek::inbound::InboundPeekError;
-use matrix_peek::local::LocalPeekError;
-use matrix_peek::outbound::{OutboundPeekError, PeekFailure};
 use matrix_peek::wire::{ErrorCode, MatrixError, ToMatrixError, WireError};
+use matrix_peek::{OutboundFailure, OutboundPeekError};
 use ruma_common::RoomVersionId;
 use serde_json::{Value, json};
 
@@ -21,9 +21,9 @@ fn check(e: &impl ToMatrixError, status: u16, errcode: &str) -> MatrixError {
     m
 }
 
-/// Expected `(status, errcode)` per variant. Each `match` lists every variant without a
-/// wildcard, so adding a variant to any enum fails to compile here until it is mapped and
-/// checked.
+/// Expected `(status, errcode)` per variant. The enums are `#[non_exhaustive]`, so a wildcard
+/// arm is needed outside the crate; it panics, so a new variant fails these tests until it is
+/// mapped here (the crate's own mapping is an exhaustive match, checked by the compiler).
 fn expected_local(e: &LocalPeekError) -> (u16, &'static str) {
     match e {
         LocalPeekError::AlreadyJoined => (400, "M_BAD_STATE"), // R6
@@ -31,6 +31,7 @@ fn expected_local(e: &LocalPeekError) -> (u16, &'static str) {
         LocalPeekError::Encrypted => (403, "M_FORBIDDEN"),     // R8
         LocalPeekError::NotPeeking => (400, "M_BAD_STATE"),    // R13
         LocalPeekError::LimitExceeded { .. } => (429, "M_LIMIT_EXCEEDED"), // R3
+        other => panic!("a new variant, map and check it here: {other:?}"),
     }
 }
 
@@ -42,20 +43,22 @@ fn expected_inbound(e: &InboundPeekError) -> (u16, &'static str) {
         InboundPeekError::IncompatibleRoomVersion { .. } => (400, "M_INCOMPATIBLE_ROOM_VERSION"), // R33
         InboundPeekError::LimitExceeded { .. } => (429, "M_LIMIT_EXCEEDED"), // R34
         InboundPeekError::UnknownPeek => (404, "M_NOT_FOUND"),               // R41, R42
+        other => panic!("a new variant, map and check it here: {other:?}"),
     }
 }
 
-fn expected_failure(f: &PeekFailure) -> (u16, &'static str) {
+fn expected_failure(f: &OutboundFailure) -> (u16, &'static str) {
     // R27: the remote's refusal passes through.
     match f {
-        PeekFailure::Forbidden => (403, "M_FORBIDDEN"),
-        PeekFailure::NotFound => (404, "M_NOT_FOUND"),
-        PeekFailure::IncompatibleRoomVersion => (400, "M_INCOMPATIBLE_ROOM_VERSION"),
-        PeekFailure::RateLimited { .. } => (429, "M_LIMIT_EXCEEDED"),
-        PeekFailure::Unreachable => (502, "M_UNKNOWN"),
-        PeekFailure::InvalidResponse => (502, "M_UNKNOWN"),
-        PeekFailure::Other(s) if (400..=599).contains(s) => (*s, "M_UNKNOWN"),
-        PeekFailure::Other(_) => (502, "M_UNKNOWN"),
+        OutboundFailure::Forbidden => (403, "M_FORBIDDEN"),
+        OutboundFailure::NotFound => (404, "M_NOT_FOUND"),
+        OutboundFailure::IncompatibleRoomVersion => (400, "M_INCOMPATIBLE_ROOM_VERSION"),
+        OutboundFailure::RateLimited { .. } => (429, "M_LIMIT_EXCEEDED"),
+        OutboundFailure::Unreachable => (502, "M_UNKNOWN"),
+        OutboundFailure::InvalidResponse => (502, "M_UNKNOWN"),
+        OutboundFailure::Other(s) if (400..=599).contains(s) => (*s, "M_UNKNOWN"),
+        OutboundFailure::Other(_) => (502, "M_UNKNOWN"),
+        other => panic!("a new variant, map and check it here: {other:?}"),
     }
 }
 
@@ -64,6 +67,7 @@ fn expected_outbound(e: &OutboundPeekError) -> (u16, &'static str) {
         OutboundPeekError::NoCandidates => (404, "M_NOT_FOUND"), // R27, R46
         OutboundPeekError::LimitExceeded => (429, "M_LIMIT_EXCEEDED"),
         OutboundPeekError::Remote(f) => expected_failure(f),
+        other => panic!("a new variant, map and check it here: {other:?}"),
     }
 }
 
@@ -71,6 +75,7 @@ fn expected_peek(e: &PeekError) -> (u16, &'static str) {
     match e {
         PeekError::Local(l) => expected_local(l),
         PeekError::Remote(r) => expected_outbound(r),
+        other => panic!("a new variant, map and check it here: {other:?}"),
     }
 }
 
@@ -95,19 +100,19 @@ fn all_inbound() -> Vec<InboundPeekError> {
     ]
 }
 
-fn all_failures() -> Vec<PeekFailure> {
+fn all_failures() -> Vec<OutboundFailure> {
     vec![
-        PeekFailure::Forbidden,
-        PeekFailure::NotFound,
-        PeekFailure::IncompatibleRoomVersion,
-        PeekFailure::RateLimited { retry_after: None },
-        PeekFailure::RateLimited { retry_after: Some(Duration::from_millis(1)) },
-        PeekFailure::Unreachable,
-        PeekFailure::InvalidResponse,
-        PeekFailure::Other(500),
-        PeekFailure::Other(418),
-        PeekFailure::Other(200),
-        PeekFailure::Other(999),
+        OutboundFailure::Forbidden,
+        OutboundFailure::NotFound,
+        OutboundFailure::IncompatibleRoomVersion,
+        OutboundFailure::RateLimited { retry_after: None },
+        OutboundFailure::RateLimited { retry_after: Some(Duration::from_millis(1)) },
+        OutboundFailure::Unreachable,
+        OutboundFailure::InvalidResponse,
+        OutboundFailure::Other(500),
+        OutboundFailure::Other(418),
+        OutboundFailure::Other(200),
+        OutboundFailure::Other(999),
     ]
 }
 
@@ -154,8 +159,8 @@ fn limit_errors_carry_retry_after_ms_and_a_rounded_up_header() {
     let m =
         InboundPeekError::LimitExceeded { retry_after: Duration::from_secs(30) }.to_matrix_error();
     assert_eq!(m.retry_after_header(), Some(30));
-    let m =
-        PeekFailure::RateLimited { retry_after: Some(Duration::from_millis(1)) }.to_matrix_error();
+    let m = OutboundFailure::RateLimited { retry_after: Some(Duration::from_millis(1)) }
+        .to_matrix_error();
     assert_eq!(m.retry_after_header(), Some(1));
     assert_eq!(OutboundPeekError::LimitExceeded.to_matrix_error().retry_after_header(), None);
 }
@@ -182,7 +187,7 @@ fn wire_errors_map_to_client_errors() {
     assert_eq!(MatrixError::not_found("no such room").errcode, ErrorCode::NotFound); // R4
 }
 
-// ---- remote replies → PeekFailure (R60) ----
+// ---- remote replies → OutboundFailure (R60) ----
 
 fn body(v: Value) -> Vec<u8> {
     serde_json::to_vec(&v).unwrap()
@@ -190,61 +195,67 @@ fn body(v: Value) -> Vec<u8> {
 
 #[test]
 fn remote_refusals_are_classified() {
-    let f = |status, ra: Option<&str>, b: &[u8]| PeekFailure::from_response(status, ra, b);
+    let f = |status, ra: Option<&str>, b: &[u8]| OutboundFailure::from_response(status, ra, b);
     let forbidden = body(json!({"errcode":"M_FORBIDDEN","error":"no"}));
-    assert_eq!(f(403, None, &forbidden), PeekFailure::Forbidden);
-    assert_eq!(f(404, None, &body(json!({"errcode":"M_NOT_FOUND"}))), PeekFailure::NotFound);
+    assert_eq!(f(403, None, &forbidden), OutboundFailure::Forbidden);
+    assert_eq!(f(404, None, &body(json!({"errcode":"M_NOT_FOUND"}))), OutboundFailure::NotFound);
     assert_eq!(
         f(400, None, &body(json!({"errcode":"M_INCOMPATIBLE_ROOM_VERSION","room_version":"12"}))),
-        PeekFailure::IncompatibleRoomVersion
+        OutboundFailure::IncompatibleRoomVersion
     );
     // A 400 with another errcode (e.g. the MSC's M_UNRECOGNIZED for a bad peek id) is Other(400).
-    assert_eq!(f(400, None, &body(json!({"errcode":"M_UNRECOGNIZED"}))), PeekFailure::Other(400));
+    assert_eq!(
+        f(400, None, &body(json!({"errcode":"M_UNRECOGNIZED"}))),
+        OutboundFailure::Other(400)
+    );
     // A 404 M_UNRECOGNIZED means "no such endpoint", not "no such peek".
-    assert_eq!(f(404, None, &body(json!({"errcode":"M_UNRECOGNIZED"}))), PeekFailure::Other(404));
-    assert_eq!(f(500, None, &body(json!({"errcode":"M_UNKNOWN"}))), PeekFailure::Other(500));
-    assert_eq!(f(502, None, b"<html>bad gateway</html>"), PeekFailure::Other(502));
-    assert_eq!(f(200, None, b"{}"), PeekFailure::InvalidResponse);
-    assert_eq!(f(1000, None, b""), PeekFailure::InvalidResponse);
+    assert_eq!(
+        f(404, None, &body(json!({"errcode":"M_UNRECOGNIZED"}))),
+        OutboundFailure::Other(404)
+    );
+    assert_eq!(f(500, None, &body(json!({"errcode":"M_UNKNOWN"}))), OutboundFailure::Other(500));
+    assert_eq!(f(502, None, b"<html>bad gateway</html>"), OutboundFailure::Other(502));
+    assert_eq!(f(200, None, b"{}"), OutboundFailure::InvalidResponse);
+    assert_eq!(f(1000, None, b""), OutboundFailure::InvalidResponse);
 }
 
 #[test]
 fn rate_limits_read_retry_after_ms_then_the_header() {
     // R60
-    let f = |ra: Option<&str>, b: &[u8]| PeekFailure::from_response(429, ra, b);
+    let f = |ra: Option<&str>, b: &[u8]| OutboundFailure::from_response(429, ra, b);
     let with_ms = body(json!({"errcode":"M_LIMIT_EXCEEDED","retry_after_ms":1500}));
     assert_eq!(
         f(Some("99"), &with_ms),
-        PeekFailure::RateLimited { retry_after: Some(Duration::from_millis(1500)) }
+        OutboundFailure::RateLimited { retry_after: Some(Duration::from_millis(1500)) }
     );
     let without = body(json!({"errcode":"M_LIMIT_EXCEEDED"}));
     assert_eq!(
         f(Some("7"), &without),
-        PeekFailure::RateLimited { retry_after: Some(Duration::from_secs(7)) }
+        OutboundFailure::RateLimited { retry_after: Some(Duration::from_secs(7)) }
     );
     assert_eq!(
         f(Some("Wed, 21 Oct 2015 07:28:00 GMT"), &without),
-        PeekFailure::RateLimited { retry_after: None }
+        OutboundFailure::RateLimited { retry_after: None }
     );
-    assert_eq!(f(None, b"not json"), PeekFailure::RateLimited { retry_after: None });
+    assert_eq!(f(None, b"not json"), OutboundFailure::RateLimited { retry_after: None });
     assert_eq!(
         f(Some("3"), b"not json"),
-        PeekFailure::RateLimited { retry_after: Some(Duration::from_secs(3)) }
+        OutboundFailure::RateLimited { retry_after: Some(Duration::from_secs(3)) }
     );
     let huge = body(json!({"retry_after_ms": 18446744073709551615u64}));
     assert_eq!(
         f(None, &huge),
-        PeekFailure::RateLimited { retry_after: Some(Duration::from_millis(u64::MAX)) }
+        OutboundFailure::RateLimited { retry_after: Some(Duration::from_millis(u64::MAX)) }
     );
 }
 
 #[test]
 fn non_json_bodies_are_classified_by_status_alone() {
-    assert_eq!(PeekFailure::from_response(403, None, b""), PeekFailure::Forbidden);
-    assert_eq!(PeekFailure::from_response(404, None, b"Not Found"), PeekFailure::NotFound);
-    assert_eq!(PeekFailure::from_response(400, None, b"[1,2]"), PeekFailure::Other(400));
+    assert_eq!(OutboundFailure::from_response(403, None, b""), OutboundFailure::Forbidden);
+    assert_eq!(OutboundFailure::from_response(404, None, b"Not Found"), OutboundFailure::NotFound);
+    assert_eq!(OutboundFailure::from_response(400, None, b"[1,2]"), OutboundFailure::Other(400));
     let big = vec![b' '; matrix_peek::wire::error::MAX_ERROR_BODY_BYTES + 1];
-    assert_eq!(PeekFailure::from_response(404, None, &big), PeekFailure::NotFound);
+    assert_eq!(OutboundFailure::from_response(404, None, &big), OutboundFailure::NotFound);
 }
 
 #[test]
@@ -252,7 +263,7 @@ fn a_classified_failure_maps_back_to_the_same_class() {
     // R27: what a remote said comes back out to the client unchanged in kind.
     for (status, errcode) in [(403, "M_FORBIDDEN"), (404, "M_NOT_FOUND"), (429, "M_LIMIT_EXCEEDED")]
     {
-        let f = PeekFailure::from_response(status, None, &body(json!({ "errcode": errcode })));
+        let f = OutboundFailure::from_response(status, None, &body(json!({ "errcode": errcode })));
         check(&f, status, errcode);
     }
 }

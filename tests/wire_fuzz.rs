@@ -1,7 +1,7 @@
 //! Every wire parser fed arbitrary bytes, arbitrary JSON and arbitrary strings: a typed result,
 //! never a panic (DESIGN §13 "bad input"); whatever parses re-serialises and re-parses equal.
 
-use matrix_peek::outbound::PeekFailure;
+use matrix_peek::OutboundFailure;
 use matrix_peek::wire::federation::PeekResponse as FedPeekResponse;
 use matrix_peek::wire::{
     AnyPeekResponse, AnyRenewResponse, ExpiredPeeks, FederationPeekPath, FederationPrefix,
@@ -161,7 +161,7 @@ proptest! {
     #[test]
     fn parsers_never_panic_on_arbitrary_bytes(body in prop::collection::vec(any::<u8>(), 0..256)) {
         feed(&body);
-        let _ = PeekFailure::from_response(429, None, &body);
+        let _ = OutboundFailure::from_response(429, None, &body);
     }
 
     #[test]
@@ -182,7 +182,7 @@ proptest! {
             json_object().prop_map(|v| serde_json::to_vec(&v).unwrap()),
         ],
     ) {
-        let f = PeekFailure::from_response(status, header.as_deref(), &body);
+        let f = OutboundFailure::from_response(status, header.as_deref(), &body);
         let m = f.to_matrix_error();
         prop_assert!((400..=599).contains(&m.status));
     }
@@ -234,7 +234,7 @@ fn deep_nesting_and_oversized_bodies_get_typed_errors() {
         format!(r#"{{"errcode":{deep}}}"#),
     ] {
         feed(body.as_bytes());
-        let _ = PeekFailure::from_response(404, None, body.as_bytes());
+        let _ = OutboundFailure::from_response(404, None, body.as_bytes());
     }
     let got = AnyPeekResponse::from_slice(deep.as_bytes()).map(|_| ());
     // Valid JSON (serde_json skips it without recursing), just not an object.

@@ -5,7 +5,7 @@ use std::hint::black_box;
 
 use criterion::Criterion;
 use matrix_peek::RoomAccess;
-use matrix_peek::inbound::{InboundPeeks, InboundRecord};
+use matrix_peek::{InboundPeeks, InboundRecord};
 use ruma_common::{OwnedRoomId, OwnedServerName, RoomVersionId};
 
 use crate::support::*;
@@ -42,7 +42,7 @@ pub fn machine(ids: &InboundIds) -> InboundPeeks {
 pub fn floor(records: Vec<InboundRecord>) -> Floor {
     let mut f = Floor::default();
     for r in records {
-        f.upsert(r.origin.as_str(), r.room_id.as_str(), &r.peek_id, r.expires_at);
+        f.upsert(r.server.as_str(), r.room_id.as_str(), &r.peek_id, r.expires_at);
     }
     f
 }
@@ -50,7 +50,7 @@ pub fn floor(records: Vec<InboundRecord>) -> Floor {
 pub fn scan(records: Vec<InboundRecord>) -> Scan {
     let mut f = Scan::default();
     for r in records {
-        f.upsert(r.origin.as_str(), r.room_id.as_str(), &r.peek_id, r.expires_at);
+        f.upsert(r.server.as_str(), r.room_id.as_str(), &r.peek_id, r.expires_at);
     }
     f
 }

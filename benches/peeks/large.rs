@@ -6,8 +6,8 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{Criterion, SamplingMode};
-use matrix_peek::inbound::InboundPeeks;
-use matrix_peek::local::LocalPeeks;
+use matrix_peek::InboundPeeks;
+use matrix_peek::LocalPeeks;
 
 use crate::support::*;
 use crate::{Group, Plan, inbound, local};

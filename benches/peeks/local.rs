@@ -4,7 +4,7 @@
 use std::hint::black_box;
 
 use criterion::Criterion;
-use matrix_peek::local::{LocalPeeks, LocalRecord};
+use matrix_peek::{LocalPeeks, LocalRecord};
 use matrix_peek::{RoomAccess, StreamPosition};
 use ruma_common::{OwnedDeviceId, OwnedRoomId, OwnedUserId};
 
@@ -37,8 +37,8 @@ pub fn records(ids: &LocalIds) -> Vec<LocalRecord> {
         .map(|i| {
             let (u, d, r) = ids.key(i);
             LocalRecord::Peek {
-                user: ids.users[u].clone(),
-                device: ids.devices[d].clone(),
+                user_id: ids.users[u].clone(),
+                device_id: ids.devices[d].clone(),
                 room_id: r.clone(),
                 started: StreamPosition(i as u64 + 1),
                 expires_at: ts(T0).saturating_add(LONG),

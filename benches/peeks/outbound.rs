@@ -4,8 +4,9 @@ use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, SamplingMode};
 use matrix_peek::Timestamp;
-use matrix_peek::outbound::{
-    OutboundConfig, OutboundOutput, OutboundPeeks, PeekOutcome, Request, RequestKind,
+use matrix_peek::{
+    OutboundConfig, OutboundOutcome, OutboundOutput, OutboundPeeks, OutboundRequest,
+    OutboundRequestKind,
 };
 use ruma_common::{OwnedRoomId, OwnedServerName};
 
@@ -13,7 +14,7 @@ use crate::support::*;
 use crate::{Plan, access};
 
 /// Answers every `Send` at once (at `now`), until the machine asks for nothing more.
-fn pump(m: &mut OutboundPeeks, now: Timestamp, q: &mut Vec<Request>) -> usize {
+fn pump(m: &mut OutboundPeeks, now: Timestamp, q: &mut Vec<OutboundRequest>) -> usize {
     let mut answered = 0;
     let acc = access();
     loop {
@@ -28,11 +29,11 @@ fn pump(m: &mut OutboundPeeks, now: Timestamp, q: &mut Vec<Request>) -> usize {
         for r in q.drain(..) {
             let hour = Duration::from_secs(3600);
             let outcome = match r.kind {
-                RequestKind::Peek { .. } => {
-                    PeekOutcome::Established { renewal_interval: hour, access: acc.clone() }
+                OutboundRequestKind::Peek { .. } => {
+                    OutboundOutcome::Established { renewal_interval: hour, access: acc.clone() }
                 }
-                RequestKind::Renew => PeekOutcome::Renewed { renewal_interval: hour },
-                RequestKind::Unpeek => PeekOutcome::Deleted,
+                OutboundRequestKind::Renew => OutboundOutcome::Renewed { renewal_interval: hour },
+                OutboundRequestKind::Unpeek => OutboundOutcome::Deleted,
             };
             answered += 1;
             m.handle_response(now, r.id, outcome);

@@ -7,9 +7,9 @@ use std::collections::{BTreeSet, HashMap};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
+use matrix_peek::LocalConfig;
 use matrix_peek::Timestamp;
-use matrix_peek::inbound::{InboundConfig, InboundRecord};
-use matrix_peek::local::LocalConfig;
+use matrix_peek::{InboundConfig, InboundRecord};
 use ruma_common::{OwnedDeviceId, OwnedRoomId, OwnedServerName, OwnedUserId};
 
 /// Servers peeking our rooms (inbound) — also the largest fan-out.
@@ -110,7 +110,7 @@ impl InboundIds {
             .map(|i| {
                 let (s, r, id) = self.key(i);
                 InboundRecord {
-                    origin: self.servers[s].clone(),
+                    server: self.servers[s].clone(),
                     room_id: self.rooms[r].clone(),
                     peek_id: id.to_owned(),
                     renewed_at: ts(T0),

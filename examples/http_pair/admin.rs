@@ -193,7 +193,7 @@ pub async fn state(State(app): State<Arc<App>>) -> Response {
                 .records()
                 .map(|r| {
                     json!({
-                        "origin": r.origin, "room_id": r.room_id, "peek_id": r.peek_id,
+                        "origin": r.server, "room_id": r.room_id, "peek_id": r.peek_id,
                         "expires_at": r.expires_at.as_millis(),
                     })
                 })

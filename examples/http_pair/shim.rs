@@ -246,7 +246,7 @@ pub fn tokio_clock() -> SystemClock {
 /// What the host does with the driver's notifications.
 async fn on_notification(app: &App, note: Output) {
     match note {
-        Output::Expired { destination, room_id, peek_id, reason } => {
+        Output::Expired { server: destination, room_id, peek_id, reason } => {
             // R43: tell the peeking server in a `/send`. A real server queues this in its
             // federation sender and retries; the shim tries once and logs.
             app.log.push(format!(
@@ -327,6 +327,7 @@ pub fn driver_error(e: DriverError<SqliteStoreError>) -> Response {
         DriverError::Interrupted => {
             error(MatrixError::new(503, ErrorCode::Unknown, "interrupted; retry"))
         }
+        other => error(MatrixError::new(500, ErrorCode::Unknown, other.to_string())),
     }
 }
 

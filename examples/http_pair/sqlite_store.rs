@@ -13,7 +13,7 @@
 //! | `local_peeks` | [`LocalKey`](matrix_peek::LocalKey) | [`LocalRecord`](matrix_peek::LocalRecord) |
 //! | `inbound_peeks` | [`InboundKey`](matrix_peek::InboundKey) | [`InboundRecord`](matrix_peek::InboundRecord) |
 //! | `outbound_peeks` | [`OutboundKey`](matrix_peek::OutboundKey) | [`OutboundRecord`](matrix_peek::OutboundRecord) |
-//! | `remote_rooms` | the room id | [`RemoteRoomRecord`](matrix_peek::coordinator::RemoteRoomRecord) |
+//! | `remote_rooms` | the room id | [`RemoteRoomRecord`](matrix_peek::RemoteRoomRecord) |
 //!
 //! The key column is the record's `key()` serialised with `serde_json`, which is deterministic
 //! for these types (struct fields in declaration order, no maps), so equal keys give equal text
@@ -57,7 +57,7 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use matrix_peek::coordinator::RemoteRoomChange;
+use matrix_peek::RemoteRoomChange;
 use matrix_peek::{Change, InboundChange, LocalChange, OutboundChange, PeekStore, Snapshot};
 use rusqlite::{Connection, Transaction, params};
 use serde::Serialize;

@@ -10,10 +10,10 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use matrix_peek::outbound::{PeekFailure, PeekOutcome, Request, RequestKind};
 use matrix_peek::wire::{
     AnyPeekResponse, AnyRenewResponse, FederationPrefix, MAX_PEEK_RESPONSE_BYTES,
 };
+use matrix_peek::{OutboundFailure, OutboundOutcome, OutboundRequest, OutboundRequestKind};
 use matrix_peek::{PeekTransport, RoomAccess};
 use ruma_common::{OwnedServerName, ServerName};
 use serde_json::Value;
@@ -115,26 +115,29 @@ impl HttpTransport {
 
     /// One request; on a connection error, once more (a pooled connection to a peer that
     /// restarted fails once; all three calls are idempotent). The driver backs off beyond that.
-    async fn call(&self, request: &Request) -> Result<(u16, Option<String>, Vec<u8>), ()> {
+    async fn call(&self, request: &OutboundRequest) -> Result<(u16, Option<String>, Vec<u8>), ()> {
         match self.call_once(request).await {
             Ok(answer) => Ok(answer),
             Err(()) => self.call_once(request).await,
         }
     }
 
-    async fn call_once(&self, request: &Request) -> Result<(u16, Option<String>, Vec<u8>), ()> {
+    async fn call_once(
+        &self,
+        request: &OutboundRequest,
+    ) -> Result<(u16, Option<String>, Vec<u8>), ()> {
         let Federation { client, me, .. } = &self.federation;
         let base = format!("http://{}", request.server);
         let builder = match &request.kind {
-            RequestKind::Peek { ver } => client
+            OutboundRequestKind::Peek { ver } => client
                 .put(
                     base + &self.prefix.peek_path_with_ver(&request.room_id, &request.peek_id, ver),
                 )
                 .body("{}"),
-            RequestKind::Renew => client
+            OutboundRequestKind::Renew => client
                 .post(base + &self.prefix.renew_path(&request.room_id, &request.peek_id))
                 .body("{}"),
-            RequestKind::Unpeek => {
+            OutboundRequestKind::Unpeek => {
                 client.delete(base + &self.prefix.peek_path(&request.room_id, &request.peek_id))
             }
         };
@@ -157,41 +160,41 @@ impl HttpTransport {
 
 #[async_trait]
 impl PeekTransport for HttpTransport {
-    async fn send(&self, request: Request) -> PeekOutcome {
+    async fn send(&self, request: OutboundRequest) -> OutboundOutcome {
         let what = match &request.kind {
-            RequestKind::Peek { .. } => "PUT",
-            RequestKind::Renew => "POST renew",
-            RequestKind::Unpeek => "DELETE",
+            OutboundRequestKind::Peek { .. } => "PUT",
+            OutboundRequestKind::Renew => "POST renew",
+            OutboundRequestKind::Unpeek => "DELETE",
         };
         let outcome = match self.call(&request).await {
-            Err(()) => PeekOutcome::Failed(PeekFailure::Unreachable),
+            Err(()) => OutboundOutcome::Failed(OutboundFailure::Unreachable),
             Ok((status, retry_after, body)) if !(200..300).contains(&status) => {
-                PeekOutcome::Failed(PeekFailure::from_response(
+                OutboundOutcome::Failed(OutboundFailure::from_response(
                     status,
                     retry_after.as_deref(),
                     &body,
                 ))
             }
             Ok((_, _, body)) => match &request.kind {
-                RequestKind::Peek { .. } => match AnyPeekResponse::from_slice(&body) {
+                OutboundRequestKind::Peek { .. } => match AnyPeekResponse::from_slice(&body) {
                     // A real host validates the response like `send_join` here (R49, R50).
                     Ok(response) => match access_of(&response) {
-                        Some(access) => PeekOutcome::Established {
+                        Some(access) => OutboundOutcome::Established {
                             renewal_interval: response.renewal_interval,
                             access,
                         },
-                        None => PeekOutcome::Failed(PeekFailure::InvalidResponse),
+                        None => OutboundOutcome::Failed(OutboundFailure::InvalidResponse),
                     },
-                    Err(_) => PeekOutcome::Failed(PeekFailure::InvalidResponse),
+                    Err(_) => OutboundOutcome::Failed(OutboundFailure::InvalidResponse),
                 },
-                RequestKind::Renew => match AnyRenewResponse::from_slice(&body) {
-                    Ok(r) => PeekOutcome::Renewed {
+                OutboundRequestKind::Renew => match AnyRenewResponse::from_slice(&body) {
+                    Ok(r) => OutboundOutcome::Renewed {
                         // A peer that does not say keeps the MSC's example interval.
                         renewal_interval: r.renewal_interval.unwrap_or(Duration::from_secs(3600)),
                     },
-                    Err(_) => PeekOutcome::Failed(PeekFailure::InvalidResponse),
+                    Err(_) => OutboundOutcome::Failed(OutboundFailure::InvalidResponse),
                 },
-                RequestKind::Unpeek => PeekOutcome::Deleted,
+                OutboundRequestKind::Unpeek => OutboundOutcome::Deleted,
             },
         };
         self.federation.log.push(format!(

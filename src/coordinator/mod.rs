@@ -28,6 +28,10 @@
 //!   access learnt at establishment) as [`RemoteRoomRecord`]s, so a restart re-declares demand
 //!   to the right machine.
 
+mod config;
+mod error;
+mod output;
+mod record;
 mod route;
 
 use std::collections::{HashMap, VecDeque};
@@ -36,55 +40,20 @@ use ruma_common::{
     DeviceId, OwnedDeviceId, OwnedRoomId, OwnedServerName, OwnedUserId, RoomId, RoomVersionId,
     ServerName, UserId,
 };
-use serde::{Deserialize, Serialize};
 
-use crate::inbound::{
-    InboundConfig, InboundEndReason, InboundGrant, InboundPeekError, InboundPeeks,
-};
-use crate::local::{
-    LocalConfig, LocalEndReason, LocalGrant, LocalPeekError, LocalPeeks, SyncDelta,
-};
-use crate::outbound::{
-    LostReason, OutboundConfig, OutboundPeekError, OutboundPeeks, PeekFailure, PeekOutcome, Request,
-};
-use crate::time::Monotonic;
-use crate::traits::{Change, Snapshot};
-use crate::{PeekError, RequestId, RoomAccess, StreamPosition, TimerQueue, Timestamp};
+pub use config::PeekingConfig;
+pub use error::PeekError;
+pub use output::{ClientPeekReply, Output};
+pub(crate) use record::SnapshotMaps;
+pub use record::{Change, RemoteRoomChange, RemoteRoomRecord, Snapshot};
 
-/// Configuration of [`Peeking`]: the three machines' configs plus the coordinator's own caps.
-#[derive(Debug, Clone)]
-pub struct PeekingConfig {
-    /// Local peeks (MSC2753).
-    pub local: LocalConfig,
-    /// Inbound federated peeks (MSC2444 resident side).
-    pub inbound: InboundConfig,
-    /// Outbound federated peeks (MSC2444 peeking side).
-    pub outbound: OutboundConfig,
-    /// Client peeks that may wait on federation at once (default 10 000); beyond it a remote
-    /// client peek fails with `LimitExceeded`.
-    pub max_pending_client_peeks: usize,
-    /// Candidate servers kept per remote room (default 16); the rest of a long `via` is
-    /// ignored.
-    pub max_via: usize,
-    /// Longest a client peek waits on federation (default 10 min); then it fails with
-    /// `Remote(Unreachable)` (502). A never-established room gives up sooner by
-    /// `OutboundConfig::max_attempts`; this bounds the wait on a room whose established peek
-    /// was lost and is retried without limit (R27).
-    pub max_pending_wait: std::time::Duration,
-}
-
-impl Default for PeekingConfig {
-    fn default() -> Self {
-        PeekingConfig {
-            local: LocalConfig::default(),
-            inbound: InboundConfig::default(),
-            outbound: OutboundConfig::default(),
-            max_pending_client_peeks: 10_000,
-            max_via: 16,
-            max_pending_wait: std::time::Duration::from_secs(600),
-        }
-    }
-}
+use crate::access::RoomAccess;
+use crate::ids::{RequestId, StreamPosition};
+use crate::inbound::{InboundGrant, InboundPeekError, InboundPeeks};
+use crate::local::{LocalGrant, LocalPeekError, LocalPeeks, SyncDelta};
+use crate::outbound::{OutboundFailure, OutboundOutcome, OutboundPeekError, OutboundPeeks};
+use crate::time::{Monotonic, Timestamp};
+use crate::timer::TimerQueue;
 
 /// Whether this server is in the room a client wants to peek.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,114 +80,6 @@ pub struct ClientPeek {
     /// Candidate servers for a remote room: the request's `servers`, then the alias's domain
     /// (R46). Never derived from the room ID.
     pub via: Vec<OwnedServerName>,
-}
-
-/// The immediate answer to [`Peeking::handle_client_peek`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[must_use]
-pub enum ClientPeekReply {
-    /// The peek is decided: the grant (`peek_expiry_ts`) or why not.
-    Done(Result<LocalGrant, PeekError>),
-    /// The room is remote and its federated peek is not established yet; the answer comes as
-    /// [`Output::ClientPeekDone`] with this id.
-    Pending(RequestId),
-}
-
-/// What the coordinator asks of the host, in order.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Output {
-    /// Write this before acting on anything after it.
-    Persist(Change),
-    /// Send this federation request and report the outcome with
-    /// [`Peeking::handle_response`].
-    Send(Request),
-    /// The device's next `/sync` has something new: wake its long-poll.
-    Wake {
-        /// The user.
-        user_id: OwnedUserId,
-        /// The device.
-        device_id: OwnedDeviceId,
-    },
-    /// A local peek ended (observability; the `/sync` side is in `sync_delta`).
-    PeekEnded {
-        /// The user.
-        user_id: OwnedUserId,
-        /// The device.
-        device_id: OwnedDeviceId,
-        /// The room.
-        room_id: OwnedRoomId,
-        /// Why.
-        reason: LocalEndReason,
-    },
-    /// An inbound peek expired: put `{room_id, peek_id}` into the next `/send` to
-    /// `destination` as `expired_peeks` (R43).
-    Expired {
-        /// The peeking server.
-        destination: OwnedServerName,
-        /// The room.
-        room_id: OwnedRoomId,
-        /// The peek id it used.
-        peek_id: String,
-        /// Why.
-        reason: InboundEndReason,
-    },
-    /// A federated peek is established (again) through `server`.
-    Established {
-        /// The room.
-        room_id: OwnedRoomId,
-        /// The resident server.
-        server: OwnedServerName,
-        /// What the peek response said about the room.
-        access: RoomAccess,
-    },
-    /// A federated peek that was established dropped (network trouble); it is being retried.
-    Lost {
-        /// The room.
-        room_id: OwnedRoomId,
-        /// Why.
-        reason: LostReason,
-    },
-    /// No federated peek into the room could be had; waiting client peeks have failed.
-    Unavailable {
-        /// The room.
-        room_id: OwnedRoomId,
-        /// Why.
-        error: OutboundPeekError,
-    },
-    /// A `Pending` client peek is decided.
-    ClientPeekDone {
-        /// The id [`ClientPeekReply::Pending`] carried.
-        id: RequestId,
-        /// The grant or why not.
-        result: Result<LocalGrant, PeekError>,
-    },
-}
-
-/// The coordinator's persisted memory of a room it peeks over federation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RemoteRoomRecord {
-    /// The room.
-    pub room_id: OwnedRoomId,
-    /// Candidate servers, in order of preference.
-    pub via: Vec<OwnedServerName>,
-    /// What the last established federated peek said about the room.
-    pub access: Option<RoomAccess>,
-}
-
-impl RemoteRoomRecord {
-    /// The storage key.
-    pub fn key(&self) -> OwnedRoomId {
-        self.room_id.clone()
-    }
-}
-
-/// A change to the coordinator's [`RemoteRoomRecord`]s.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum RemoteRoomChange {
-    /// Insert or replace.
-    Upsert(RemoteRoomRecord),
-    /// Remove (a missing key is fine).
-    Remove(OwnedRoomId),
 }
 
 #[derive(Debug, Clone)]
@@ -343,7 +204,7 @@ impl Peeking {
             // The host says we are not in the room, so the outbound "joined, never re-peek"
             // mark is stale (the host did not report `handle_server_left`): clear it, or the
             // demand below would be ignored and the client would wait forever.
-            self.outbound.handle_left(now, &room_id);
+            self.outbound.handle_server_left(now, &room_id);
         }
         // Already peeking, or the federated peek is up: decide locally at once.
         let known_access =
@@ -447,7 +308,7 @@ impl Peeking {
     /// again (clears the outbound "never re-peek a joined room" mark).
     pub fn handle_server_left(&mut self, now: Timestamp, room_id: &RoomId) {
         let now = self.clock.advance(now);
-        self.outbound.handle_left(now, room_id);
+        self.outbound.handle_server_left(now, room_id);
         self.drain(now);
     }
 
@@ -555,7 +416,7 @@ impl Peeking {
     // ----- federation, peeking side (MSC2444) -----
 
     /// The outcome of an [`Output::Send`] request.
-    pub fn handle_response(&mut self, now: Timestamp, id: RequestId, outcome: PeekOutcome) {
+    pub fn handle_response(&mut self, now: Timestamp, id: RequestId, outcome: OutboundOutcome) {
         let now = self.clock.advance(now);
         self.outbound.handle_response(now, id, outcome);
         self.drain(now);
@@ -584,12 +445,9 @@ impl Peeking {
         self.inbound.handle_timeout(now);
         self.outbound.handle_timeout(now);
         self.drain(now);
-        let mut overdue = Vec::new();
-        while let Some((id, _)) = self.pending_deadlines.pop_due(now) {
-            overdue.push(id);
-        }
+        let overdue = self.pending_deadlines.expire(now);
         if !overdue.is_empty() {
-            let error = PeekError::Remote(OutboundPeekError::Remote(PeekFailure::Unreachable));
+            let error = PeekError::Remote(OutboundPeekError::Remote(OutboundFailure::Unreachable));
             self.fail_pending(now, overdue, &error);
             self.drain(now);
         }

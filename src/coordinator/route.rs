@@ -3,12 +3,15 @@
 
 use ruma_common::{OwnedServerName, RoomId};
 
-use super::{Output, Peeking, PendingPeek, RemoteRoom, RemoteRoomChange, RemoteRoomRecord};
+use super::{
+    Change, Output, PeekError, Peeking, PendingPeek, RemoteRoom, RemoteRoomChange, RemoteRoomRecord,
+};
+use crate::access::RoomAccess;
+use crate::ids::RequestId;
 use crate::inbound::InboundOutput;
 use crate::local::{LocalOutput, LocalPeekError};
 use crate::outbound::{OutboundOutput, OutboundPeekError};
-use crate::traits::Change;
-use crate::{PeekError, RequestId, RoomAccess, Timestamp};
+use crate::time::Timestamp;
 
 impl Peeking {
     pub(super) fn via_of(&self, room_id: &RoomId) -> Vec<OwnedServerName> {
@@ -76,7 +79,7 @@ impl Peeking {
 
     /// This server became resident in a room it peeked over federation.
     pub(super) fn server_joined(&mut self, now: Timestamp, room_id: &RoomId, access: &RoomAccess) {
-        self.outbound.handle_joined(now, room_id);
+        self.outbound.handle_server_joined(now, room_id);
         if self.remote_rooms.remove(room_id).is_some() {
             self.outputs.push_back(Output::Persist(Change::RemoteRoom(RemoteRoomChange::Remove(
                 room_id.to_owned(),
@@ -181,13 +184,13 @@ impl Peeking {
             LocalOutput::Persist(change) => {
                 self.outputs.push_back(Output::Persist(Change::Local(change)))
             }
-            LocalOutput::Wake { user, device } => {
-                self.outputs.push_back(Output::Wake { user_id: user, device_id: device })
+            LocalOutput::Wake { user_id, device_id } => {
+                self.outputs.push_back(Output::Wake { user_id, device_id })
             }
-            LocalOutput::PeekEnded { user, device, room_id, reason } => {
+            LocalOutput::PeekEnded { user_id, device_id, room_id, reason } => {
                 self.outputs.push_back(Output::PeekEnded {
-                    user_id: user,
-                    device_id: device,
+                    user_id,
+                    device_id,
                     room_id: room_id.clone(),
                     reason,
                 });
@@ -216,8 +219,8 @@ impl Peeking {
             InboundOutput::Persist(change) => {
                 self.outputs.push_back(Output::Persist(Change::Inbound(change)))
             }
-            InboundOutput::Expired { destination, room_id, peek_id, reason } => {
-                self.outputs.push_back(Output::Expired { destination, room_id, peek_id, reason })
+            InboundOutput::Expired { server, room_id, peek_id, reason } => {
+                self.outputs.push_back(Output::Expired { server, room_id, peek_id, reason })
             }
         }
     }

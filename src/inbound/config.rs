@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 /// [`InboundPeekError::InvalidPeekId`](super::InboundPeekError::InvalidPeekId)
 /// (400 `M_UNRECOGNIZED`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum PeekIdPolicy {
     /// The MSC2444 rule: 1 to 8 characters of `[0-9a-zA-Z.=_-]`.
     Strict,
@@ -32,12 +33,7 @@ impl PeekIdPolicy {
     pub fn accepts(self, peek_id: &str) -> bool {
         let bytes = peek_id.as_bytes();
         match self {
-            PeekIdPolicy::Strict => {
-                (1..=8).contains(&bytes.len())
-                    && bytes.iter().all(|b| {
-                        b.is_ascii_alphanumeric() || matches!(b, b'.' | b'=' | b'_' | b'-')
-                    })
-            }
+            PeekIdPolicy::Strict => crate::ids::is_msc_peek_id(peek_id),
             PeekIdPolicy::Lenient => {
                 (1..=255).contains(&bytes.len())
                     && bytes.iter().all(|b| b.is_ascii_graphic() && *b != b'/')

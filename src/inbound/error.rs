@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 ///
 /// The HTTP mapping lives in [`crate::wire`]; the statuses in brackets are for orientation.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum InboundPeekError {
     /// The peek id fails the configured `PeekIdPolicy` (R29) [400 `M_UNRECOGNIZED`].
     #[error("invalid peek id")]
@@ -40,6 +41,7 @@ pub enum InboundPeekError {
 
 /// Why an inbound peek expired (carried by `InboundOutput::Expired`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum InboundEndReason {
     /// Not renewed within `renewal_interval + grace` (R43).
     Lapsed,

@@ -16,7 +16,8 @@ use std::hash::{BuildHasher, Hash, RandomState};
 
 use hashbrown::HashTable;
 
-use crate::Timestamp;
+use crate::slab::Slab;
+use crate::time::Timestamp;
 
 /// "No slot" in the intrusive lists.
 pub(super) const NIL: u32 = u32::MAX;
@@ -25,11 +26,10 @@ pub(super) const NIL: u32 = u32::MAX;
 /// `u32` entry numbers (each entry keeps its own hash), so every name is stored once.
 #[derive(Debug, Clone)]
 pub(super) struct Interner<O, E> {
-    slots: Vec<Option<Interned<O, E>>>,
+    slots: Slab<Interned<O, E>>,
     index: HashTable<u32>,
     /// Keyed SipHash: names come from remote input.
     state: RandomState,
-    free: Vec<u32>,
 }
 
 /// One interned name.
@@ -44,12 +44,7 @@ pub(super) struct Interned<O, E> {
 
 impl<O, E> Default for Interner<O, E> {
     fn default() -> Self {
-        Interner {
-            slots: Vec::new(),
-            index: HashTable::new(),
-            state: RandomState::new(),
-            free: Vec::new(),
-        }
+        Interner { slots: Slab::default(), index: HashTable::new(), state: RandomState::new() }
     }
 }
 
@@ -65,9 +60,7 @@ impl<O, E: Default> Interner<O, E> {
     {
         let hash = self.hash_of(name);
         let slots = &self.slots;
-        self.index
-            .find(hash, |&i| slots[i as usize].as_ref().is_some_and(|e| e.name.borrow() == name))
-            .copied()
+        self.index.find(hash, |&i| slots.get(i).is_some_and(|e| e.name.borrow() == name)).copied()
     }
 
     /// The index of `name`, interning it (with `live == 0`) if new.
@@ -87,41 +80,29 @@ impl<O, E: Default> Interner<O, E> {
     {
         let hash = self.hash_of(name);
         let entry = Interned { name: name.to_owned(), live: 0, extra: E::default(), hash };
-        let i = match self.free.pop() {
-            Some(i) => {
-                self.slots[i as usize] = Some(entry);
-                i
-            }
-            None => {
-                self.slots.push(Some(entry));
-                // Cannot exceed u32: entries are only kept for live peeks, capped below u32::MAX.
-                u32::try_from(self.slots.len() - 1).expect("fewer than u32::MAX interned names")
-            }
-        };
+        let i = self.slots.insert(entry);
         let slots = &self.slots;
-        self.index.insert_unique(hash, i, |&j| slots[j as usize].as_ref().map_or(0, |e| e.hash));
+        self.index.insert_unique(hash, i, |&j| slots.get(j).map_or(0, |e| e.hash));
         i
     }
 
     pub(super) fn get(&self, i: u32) -> &Interned<O, E> {
         // Indices come only from `intern`/`find` and are released only when `live` hits zero,
         // after which no peek refers to them.
-        self.slots[i as usize].as_ref().expect("interned index is live")
+        self.slots.get(i).expect("interned index is live")
     }
 
     pub(super) fn get_mut(&mut self, i: u32) -> &mut Interned<O, E> {
-        self.slots[i as usize].as_mut().expect("interned index is live")
+        self.slots.get_mut(i).expect("interned index is live")
     }
 
     /// Drops the entry when no peek refers to it any more.
     pub(super) fn release_if_unused(&mut self, i: u32) {
         if self.get(i).live == 0
-            && let Some(entry) = self.slots[i as usize].take()
+            && let Some(entry) = self.slots.remove(i)
+            && let Ok(found) = self.index.find_entry(entry.hash, |&j| j == i)
         {
-            if let Ok(found) = self.index.find_entry(entry.hash, |&j| j == i) {
-                found.remove();
-            }
-            self.free.push(i);
+            found.remove();
         }
     }
 
@@ -161,8 +142,7 @@ pub(super) struct RoomServer {
 /// Slab + index + per-pair lists (headed in the rooms' server lists).
 #[derive(Debug, Clone, Default)]
 pub(super) struct Peeks {
-    slots: Vec<Option<Slot>>,
-    free: Vec<u32>,
+    slots: Slab<Slot>,
     /// Slot ids, hashed by [`Peeks::hash`] (each slot keeps its hash).
     index: HashTable<u32>,
     /// Keyed SipHash: peek ids and names come from remote input.
@@ -186,27 +166,25 @@ impl Peeks {
         self.index.reserve(additional, |&s| Self::hash_in(slots, s));
     }
 
-    fn hash_in(slots: &[Option<Slot>], s: u32) -> u64 {
-        slots[s as usize].as_ref().map_or(0, |slot| slot.hash)
+    fn hash_in(slots: &Slab<Slot>, s: u32) -> u64 {
+        slots.get(s).map_or(0, |slot| slot.hash)
     }
 
     /// The slot whose hash is `hash` and for which `is_key` holds.
     pub(super) fn find(&self, hash: u64, mut is_key: impl FnMut(&Slot) -> bool) -> Option<u32> {
         let slots = &self.slots;
         self.index
-            .find(hash, |&s| {
-                slots[s as usize].as_ref().is_some_and(|slot| slot.hash == hash && is_key(slot))
-            })
+            .find(hash, |&s| slots.get(s).is_some_and(|slot| slot.hash == hash && is_key(slot)))
             .copied()
     }
 
     pub(super) fn slot(&self, s: u32) -> &Slot {
         // Slot ids come from the index or the pair lists, which only name occupied slots.
-        self.slots[s as usize].as_ref().expect("slot is occupied")
+        self.slots.get(s).expect("slot is occupied")
     }
 
     pub(super) fn slot_mut(&mut self, s: u32) -> &mut Slot {
-        self.slots[s as usize].as_mut().expect("slot is occupied")
+        self.slots.get_mut(s).expect("slot is occupied")
     }
 
     /// Inserts a new peek (the key must be absent). `servers_of_room` is the room's server list,
@@ -221,14 +199,7 @@ impl Peeks {
         servers_of_room: &mut Vec<RoomServer>,
     ) -> u32 {
         let id: Box<str> = Box::from(id);
-        let s = match self.free.pop() {
-            Some(s) => s,
-            None => {
-                self.slots.push(None);
-                // Cannot exceed u32: live peeks are capped below u32::MAX.
-                u32::try_from(self.slots.len() - 1).expect("fewer than u32::MAX peeks")
-            }
-        };
+        let s = self.slots.vacant_key();
         let next = match servers_of_room.iter_mut().find(|e| e.server == server) {
             Some(pair) => std::mem::replace(&mut pair.head, s),
             None => {
@@ -239,7 +210,9 @@ impl Peeks {
         if next != NIL {
             self.slot_mut(next).prev = s;
         }
-        self.slots[s as usize] = Some(Slot { server, room, prev: NIL, next, hash, id, renewed_at });
+        let inserted =
+            self.slots.insert(Slot { server, room, prev: NIL, next, hash, id, renewed_at });
+        debug_assert_eq!(inserted, s);
         let slots = &self.slots;
         self.index.insert_unique(hash, s, |&x| Self::hash_in(slots, x));
         s
@@ -248,8 +221,7 @@ impl Peeks {
     /// Removes slot `s`, returning it. When it was the pair's last peek, the server leaves
     /// `servers_of_room` (swap-remove, fixing the moved server's position).
     pub(super) fn remove(&mut self, s: u32, servers_of_room: &mut Vec<RoomServer>) -> Slot {
-        let slot = self.slots[s as usize].take().expect("slot is occupied");
-        self.free.push(s);
+        let slot = self.slots.remove(s).expect("slot is occupied");
         if let Ok(entry) = self.index.find_entry(slot.hash, |&x| x == s) {
             entry.remove();
         }
@@ -282,6 +254,6 @@ impl Peeks {
 
     /// Every occupied slot (for snapshots; O(capacity)).
     pub(super) fn iter(&self) -> impl Iterator<Item = (u32, &Slot)> + '_ {
-        self.slots.iter().enumerate().filter_map(|(i, s)| s.as_ref().map(|s| (i as u32, s)))
+        self.slots.iter()
     }
 }

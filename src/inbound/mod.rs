@@ -70,6 +70,7 @@
 mod config;
 mod error;
 mod index;
+mod output;
 mod record;
 
 use std::collections::VecDeque;
@@ -79,13 +80,12 @@ use ruma_common::{OwnedRoomId, OwnedServerName, RoomId, RoomVersionId, ServerNam
 
 pub use config::{InboundConfig, PeekIdPolicy};
 pub use error::{InboundEndReason, InboundPeekError};
-pub use record::{
-    InboundChange, InboundGrant, InboundKey, InboundOutput, InboundPeekInfo, InboundRecord,
-};
+pub use output::{InboundGrant, InboundOutput, InboundPeekInfo};
+pub use record::{InboundChange, InboundKey, InboundRecord};
 
-use crate::time::Monotonic;
+use crate::access::RoomAccess;
+use crate::time::{Monotonic, Timestamp};
 use crate::timer::SlotTimers;
-use crate::{RoomAccess, Timestamp};
 use index::{Interner, Peeks, RoomServer};
 
 /// The smallest `retry_after` hint of [`InboundPeekError::LimitExceeded`].
@@ -141,7 +141,7 @@ impl InboundPeeks {
         let mut latest = now;
         for record in records {
             latest = latest.max(record.renewed_at);
-            let (origin, room_id) = (&*record.origin, &*record.room_id);
+            let (origin, room_id) = (&*record.server, &*record.room_id);
             let hash = this.peeks.hash(origin.as_str(), room_id.as_str(), &record.peek_id);
             let slot = match this.find_hashed(hash, origin, room_id, &record.peek_id) {
                 Some(s) => {
@@ -477,7 +477,7 @@ impl InboundPeeks {
     fn end_untimed(&mut self, slot: u32, reason: Option<InboundEndReason>) {
         let room = self.peeks.slot(slot).room;
         let removed = self.peeks.remove(slot, &mut self.rooms.get_mut(room).extra);
-        let destination = self.servers.get(removed.server).name.clone();
+        let server = self.servers.get(removed.server).name.clone();
         let room_id = self.rooms.get(room).name.clone();
         let peek_id = String::from(&*removed.id);
         self.servers.get_mut(removed.server).live -= 1;
@@ -485,20 +485,20 @@ impl InboundPeeks {
         self.rooms.get_mut(room).live -= 1;
         self.rooms.release_if_unused(room);
         let key = InboundKey {
-            origin: destination.clone(),
+            server: server.clone(),
             room_id: room_id.clone(),
             peek_id: peek_id.clone(),
         };
         self.out.push_back(InboundOutput::Persist(InboundChange::Remove(key)));
         if let Some(reason) = reason {
-            self.out.push_back(InboundOutput::Expired { destination, room_id, peek_id, reason });
+            self.out.push_back(InboundOutput::Expired { server, room_id, peek_id, reason });
         }
     }
 
     fn record(&self, slot: u32) -> InboundRecord {
         let s = self.peeks.slot(slot);
         InboundRecord {
-            origin: self.servers.get(s.server).name.clone(),
+            server: self.servers.get(s.server).name.clone(),
             room_id: self.rooms.get(s.room).name.clone(),
             peek_id: String::from(&*s.id),
             renewed_at: s.renewed_at,

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 ///
 /// The HTTP mapping lives in [`crate::wire`]; the statuses in brackets are for orientation.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum LocalPeekError {
     /// The user is joined to the room (R6) [400 `M_BAD_STATE`].
     #[error("the user is already joined to this room")]
@@ -33,6 +34,7 @@ pub enum LocalPeekError {
 
 /// Why a local peek ended (carried by `LocalOutput::PeekEnded`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum LocalEndReason {
     /// The device called `/unpeek` (R12).
     Unpeeked,

@@ -10,7 +10,8 @@ use ruma_common::{OwnedDeviceId, OwnedRoomId, OwnedUserId};
 use serde::{Deserialize, Serialize};
 
 use super::LocalEndReason;
-use crate::{StreamPosition, Timestamp};
+use crate::ids::StreamPosition;
+use crate::time::Timestamp;
 
 /// One stored fact of the local peek machine.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -19,9 +20,11 @@ pub enum LocalRecord {
     /// A live peek of (user, device, room).
     Peek {
         /// The device's user.
-        user: OwnedUserId,
+        #[serde(rename = "user")]
+        user_id: OwnedUserId,
         /// The device.
-        device: OwnedDeviceId,
+        #[serde(rename = "device")]
+        device_id: OwnedDeviceId,
         /// The room.
         room_id: OwnedRoomId,
         /// The stream position at which this peek started (R15).
@@ -33,9 +36,11 @@ pub enum LocalRecord {
     /// (`reason == Joined`, reported in `join`), kept for `ended_retention`.
     Ended {
         /// The device's user.
-        user: OwnedUserId,
+        #[serde(rename = "user")]
+        user_id: OwnedUserId,
         /// The device.
-        device: OwnedDeviceId,
+        #[serde(rename = "device")]
+        device_id: OwnedDeviceId,
         /// The room.
         room_id: OwnedRoomId,
         /// The stream position at which the peek had started.
@@ -65,9 +70,11 @@ pub enum LocalKey {
     /// A peek or ended entry.
     Entry {
         /// The device's user.
-        user: OwnedUserId,
+        #[serde(rename = "user")]
+        user_id: OwnedUserId,
         /// The device.
-        device: OwnedDeviceId,
+        #[serde(rename = "device")]
+        device_id: OwnedDeviceId,
         /// The room.
         room_id: OwnedRoomId,
     },
@@ -79,10 +86,10 @@ impl LocalRecord {
     /// The key this record is stored under.
     pub fn key(&self) -> LocalKey {
         match self {
-            LocalRecord::Peek { user, device, room_id, .. }
-            | LocalRecord::Ended { user, device, room_id, .. } => LocalKey::Entry {
-                user: user.clone(),
-                device: device.clone(),
+            LocalRecord::Peek { user_id, device_id, room_id, .. }
+            | LocalRecord::Ended { user_id, device_id, room_id, .. } => LocalKey::Entry {
+                user_id: user_id.clone(),
+                device_id: device_id.clone(),
                 room_id: room_id.clone(),
             },
             LocalRecord::Stream { .. } => LocalKey::Stream,

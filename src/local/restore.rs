@@ -7,8 +7,8 @@
 
 use super::state::{DevIdx, Entry, RoomIdx};
 use super::{LocalConfig, LocalOutput, LocalPeeks, LocalRecord};
-use crate::time::Monotonic;
-use crate::{TimerQueue, Timestamp};
+use crate::time::{Monotonic, Timestamp};
+use crate::timer::TimerQueue;
 
 impl LocalPeeks {
     /// Rebuilds the machine from the records a store kept (every `Persist` applied in order).
@@ -42,12 +42,26 @@ impl LocalPeeks {
                     stream = Some((position.0, horizon.0));
                     continue;
                 }
-                LocalRecord::Peek { user, device, room_id, started, expires_at } => {
+                LocalRecord::Peek {
+                    user_id: user,
+                    device_id: device,
+                    room_id,
+                    started,
+                    expires_at,
+                } => {
                     let entry =
                         Entry::Peeking { started: *started, expires_at: *expires_at, slot: 0 };
                     (user, device, room_id, entry)
                 }
-                LocalRecord::Ended { user, device, room_id, started, position, at, reason } => {
+                LocalRecord::Ended {
+                    user_id: user,
+                    device_id: device,
+                    room_id,
+                    started,
+                    position,
+                    at,
+                    reason,
+                } => {
                     let entry = Entry::Ended {
                         started: *started,
                         position: *position,

@@ -6,8 +6,9 @@ use ruma_common::{OwnedDeviceId, OwnedRoomId, OwnedUserId};
 
 use super::record::{LocalChange, LocalKey, LocalRecord};
 use super::{LocalEndReason, LocalOutput, LocalPeeks};
+use crate::ids::StreamPosition;
+use crate::time::Timestamp;
 use crate::timer::FxBuild;
-use crate::{StreamPosition, Timestamp};
 
 /// Index of an interned device slot.
 pub(super) type DevIdx = u32;
@@ -48,51 +49,6 @@ pub(super) struct RoomSlot {
     pub(super) live: u32,
     /// Entries (live or ended) pointing at this slot.
     pub(super) refs: u32,
-}
-
-/// A vector of reusable slots.
-#[derive(Debug, Clone)]
-pub(super) struct Slab<T> {
-    items: Vec<Option<T>>,
-    free: Vec<u32>,
-}
-
-impl<T> Default for Slab<T> {
-    fn default() -> Self {
-        Slab { items: Vec::new(), free: Vec::new() }
-    }
-}
-
-impl<T> Slab<T> {
-    pub(super) fn insert(&mut self, value: T) -> u32 {
-        if let Some(i) = self.free.pop() {
-            self.items[i as usize] = Some(value);
-            i
-        } else {
-            self.items.push(Some(value));
-            // Cannot overflow in practice: every slot is bounded by `max_peeks_total`.
-            u32::try_from(self.items.len() - 1).expect("fewer than 2^32 slots")
-        }
-    }
-    pub(super) fn remove(&mut self, i: u32) -> Option<T> {
-        let v = self.items.get_mut(i as usize)?.take();
-        if v.is_some() {
-            self.free.push(i);
-        }
-        v
-    }
-    pub(super) fn get(&self, i: u32) -> Option<&T> {
-        self.items.get(i as usize)?.as_ref()
-    }
-    pub(super) fn get_mut(&mut self, i: u32) -> Option<&mut T> {
-        self.items.get_mut(i as usize)?.as_mut()
-    }
-    pub(super) fn values_mut(&mut self) -> impl Iterator<Item = &mut T> {
-        self.items.iter_mut().flatten()
-    }
-    pub(super) fn iter(&self) -> impl Iterator<Item = (u32, &T)> {
-        self.items.iter().enumerate().filter_map(|(i, v)| Some((i as u32, v.as_ref()?)))
-    }
 }
 
 impl LocalPeeks {
@@ -183,22 +139,22 @@ impl LocalPeeks {
     pub(super) fn entry_key(&self, d: DevIdx, r: RoomIdx) -> LocalKey {
         let dev = self.dev(d);
         LocalKey::Entry {
-            user: dev.user.clone(),
-            device: dev.device.clone(),
+            user_id: dev.user.clone(),
+            device_id: dev.device.clone(),
             room_id: self.room(r).id.clone(),
         }
     }
 
     pub(super) fn entry_record(&self, d: DevIdx, r: RoomIdx) -> Option<LocalRecord> {
         let dev = self.dev(d);
-        let (user, device, room_id) =
+        let (user_id, device_id, room_id) =
             (dev.user.clone(), dev.device.clone(), self.room(r).id.clone());
         Some(match *dev.entries.get(&r)? {
             Entry::Peeking { started, expires_at, .. } => {
-                LocalRecord::Peek { user, device, room_id, started, expires_at }
+                LocalRecord::Peek { user_id, device_id, room_id, started, expires_at }
             }
             Entry::Ended { started, position, at, reason } => {
-                LocalRecord::Ended { user, device, room_id, started, position, at, reason }
+                LocalRecord::Ended { user_id, device_id, room_id, started, position, at, reason }
             }
         })
     }
@@ -222,7 +178,7 @@ impl LocalPeeks {
 
     pub(super) fn wake(&mut self, d: DevIdx) {
         let dev = self.dev(d);
-        let out = LocalOutput::Wake { user: dev.user.clone(), device: dev.device.clone() };
+        let out = LocalOutput::Wake { user_id: dev.user.clone(), device_id: dev.device.clone() };
         self.out.push_back(out);
     }
 
@@ -358,8 +314,8 @@ impl LocalPeeks {
         let demand: Vec<LocalOutput> = self.out.drain(mark..).collect();
         let dev = self.dev(d);
         let ended = LocalOutput::PeekEnded {
-            user: dev.user.clone(),
-            device: dev.device.clone(),
+            user_id: dev.user.clone(),
+            device_id: dev.device.clone(),
             room_id: self.room(r).id.clone(),
             reason,
         };

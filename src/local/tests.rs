@@ -95,15 +95,15 @@ fn restore_with_duplicates_matches_restore_of_the_last_records() {
     };
     let d: OwnedDeviceId = "D".into();
     let peek = |u, r, started, exp| LocalRecord::Peek {
-        user: user(u),
-        device: d.clone(),
+        user_id: user(u),
+        device_id: d.clone(),
         room_id: room(r),
         started: StreamPosition(started),
         expires_at: Timestamp::from_millis(exp),
     };
     let ended = |u, r, started, position, at| LocalRecord::Ended {
-        user: user(u),
-        device: d.clone(),
+        user_id: user(u),
+        device_id: d.clone(),
         room_id: room(r),
         started: StreamPosition(started),
         position: StreamPosition(position),

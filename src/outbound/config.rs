@@ -1,4 +1,4 @@
-//! [`OutboundConfig`], [`RenewStyle`], and the pure arithmetic the machine uses: renewal
+//! [`OutboundConfig`], [`OutboundRenewStyle`], and the pure arithmetic the machine uses: renewal
 //! clamping, deterministic backoff with jitter, and peek-id encoding (R47, R53, R60).
 
 use std::time::Duration;
@@ -7,17 +7,17 @@ use ruma_common::{RoomId, RoomVersionId};
 
 /// How an established peek is kept alive (R53).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum RenewStyle {
-    /// MSC2444 final: `POST …/peek/{roomId}/{peekId}/renew` ([`RequestKind::Renew`]).
+pub enum OutboundRenewStyle {
+    /// MSC2444 final: `POST …/peek/{roomId}/{peekId}/renew` ([`OutboundRequestKind::Renew`]).
     ///
-    /// [`RequestKind::Renew`]: super::RequestKind::Renew
+    /// [`OutboundRequestKind::Renew`]: super::OutboundRequestKind::Renew
     #[default]
     RenewEndpoint,
     /// Older peers (Dendrite, palpo, the Sept-2020 draft): re-send the `PUT` with the **same**
-    /// peek id ([`RequestKind::Peek`]). Either `Established` or `Renewed` is accepted as the
+    /// peek id ([`OutboundRequestKind::Peek`]). Either `Established` or `Renewed` is accepted as the
     /// answer.
     ///
-    /// [`RequestKind::Peek`]: super::RequestKind::Peek
+    /// [`OutboundRequestKind::Peek`]: super::OutboundRequestKind::Peek
     RePut,
 }
 
@@ -50,8 +50,8 @@ pub struct OutboundConfig {
     /// Most rooms tracked at once (any state, lingering and deleting included); a demand beyond
     /// it gets `Unavailable { error: LimitExceeded }`. Default 10 000.
     pub max_rooms: usize,
-    /// How to renew. Default [`RenewStyle::RenewEndpoint`].
-    pub renew_style: RenewStyle,
+    /// How to renew. Default [`OutboundRenewStyle::RenewEndpoint`].
+    pub renew_style: OutboundRenewStyle,
     /// Most candidate servers kept per room; further `via` entries are ignored. Default 16.
     pub max_candidates: usize,
     /// `DELETE` attempts that failed on network trouble (or 429) before the delete is dropped;
@@ -73,7 +73,7 @@ impl Default for OutboundConfig {
             backoff_max: Duration::from_secs(600),
             max_attempts: 6,
             max_rooms: 10_000,
-            renew_style: RenewStyle::RenewEndpoint,
+            renew_style: OutboundRenewStyle::RenewEndpoint,
             max_candidates: 16,
             max_delete_attempts: 5,
         }
@@ -144,12 +144,6 @@ pub(crate) fn encode_peek_id(n: u64) -> String {
     (0..8).rev().map(|i| char::from(ALPHABET[((n >> (6 * i)) & 63) as usize])).collect()
 }
 
-/// Whether `id` is a valid MSC2444 peek id: 1–8 characters of `[0-9a-zA-Z.=_-]` (R47).
-pub fn is_valid_peek_id(id: &str) -> bool {
-    (1..=8).contains(&id.len())
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'=' | b'_' | b'-'))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -188,11 +182,11 @@ mod tests {
         for n in (0..5_000).chain([1 << 40, (1 << 48) - 1]) {
             let id = encode_peek_id(n);
             assert_eq!(id.len(), 8);
-            assert!(is_valid_peek_id(&id));
+            assert!(crate::ids::is_msc_peek_id(&id));
             assert!(seen.insert(id));
         }
-        assert!(!is_valid_peek_id(""));
-        assert!(!is_valid_peek_id("!room:ex"));
-        assert!(!is_valid_peek_id("123456789"));
+        assert!(!crate::ids::is_msc_peek_id(""));
+        assert!(!crate::ids::is_msc_peek_id("!room:ex"));
+        assert!(!crate::ids::is_msc_peek_id("123456789"));
     }
 }

@@ -11,11 +11,14 @@ use ruma_common::{OwnedRoomId, OwnedServerName, ServerName};
 
 use super::config::encode_peek_id;
 use super::{
-    COUNTER_BLOCK, LostReason, OutboundChange, OutboundKey, OutboundOutput, OutboundPeekError,
-    OutboundPeeks, OutboundRecord, OutboundState, PeekFailure, PeekOutcome, PeekPhase, PeekRecord,
-    RenewStyle, Request, RequestKind,
+    COUNTER_BLOCK, OutboundChange, OutboundFailure, OutboundKey, OutboundLostReason,
+    OutboundOutcome, OutboundOutput, OutboundPeekError, OutboundPeekPhase, OutboundPeekRecord,
+    OutboundPeeks, OutboundRecord, OutboundRenewStyle, OutboundRequest, OutboundRequestKind,
+    OutboundState,
 };
-use crate::{RequestId, RoomAccess, Timestamp};
+use crate::access::RoomAccess;
+use crate::ids::RequestId;
+use crate::time::Timestamp;
 
 /// What a room's in-flight request is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,10 +49,14 @@ pub(super) struct Peek {
 }
 
 impl Peek {
-    pub(super) fn from_record(server: OwnedServerName, peek_id: String, phase: &PeekPhase) -> Self {
+    pub(super) fn from_record(
+        server: OwnedServerName,
+        peek_id: String,
+        phase: &OutboundPeekPhase,
+    ) -> Self {
         let (live, deleting) = match phase {
-            PeekPhase::Opening => (None, false),
-            PeekPhase::Live { renewed_at, interval, renew_at, expires_at } => (
+            OutboundPeekPhase::Opening => (None, false),
+            OutboundPeekPhase::Live { renewed_at, interval, renew_at, expires_at } => (
                 Some(Live {
                     renewed_at: *renewed_at,
                     interval: *interval,
@@ -58,7 +65,7 @@ impl Peek {
                 }),
                 false,
             ),
-            PeekPhase::Deleting => (None, true),
+            OutboundPeekPhase::Deleting => (None, true),
         };
         Peek { server, peek_id, live, deleting }
     }
@@ -78,7 +85,7 @@ pub(super) struct Room {
     attempts: u32,
     delete_attempts: u32,
     /// The most specific failure seen since the last success.
-    worst: Option<PeekFailure>,
+    worst: Option<OutboundFailure>,
     pub(super) was_established: bool,
     /// `Lost` was reported and `Established` has not followed yet.
     pub(super) lost: bool,
@@ -134,12 +141,12 @@ impl Room {
         }
     }
 
-    fn note_failure(&mut self, failure: &PeekFailure) {
-        fn rank(f: &PeekFailure) -> u8 {
+    fn note_failure(&mut self, failure: &OutboundFailure) {
+        fn rank(f: &OutboundFailure) -> u8 {
             match f {
-                PeekFailure::Forbidden => 3,
-                PeekFailure::NotFound => 2,
-                PeekFailure::IncompatibleRoomVersion => 1,
+                OutboundFailure::Forbidden => 3,
+                OutboundFailure::NotFound => 2,
+                OutboundFailure::IncompatibleRoomVersion => 1,
                 _ => 0,
             }
         }
@@ -163,19 +170,19 @@ impl Room {
         }
     }
 
-    fn record(&self) -> Option<PeekRecord> {
+    fn record(&self) -> Option<OutboundPeekRecord> {
         let peek = self.peek.as_ref()?;
         let phase = match (&peek.live, peek.deleting) {
-            (_, true) => PeekPhase::Deleting,
-            (None, false) => PeekPhase::Opening,
-            (Some(l), false) => PeekPhase::Live {
+            (_, true) => OutboundPeekPhase::Deleting,
+            (None, false) => OutboundPeekPhase::Opening,
+            (Some(l), false) => OutboundPeekPhase::Live {
                 renewed_at: l.renewed_at,
                 interval: l.interval,
                 renew_at: l.renew_at,
                 expires_at: l.expires_at,
             },
         };
-        Some(PeekRecord {
+        Some(OutboundPeekRecord {
             room_id: self.id.clone(),
             server: peek.server.clone(),
             peek_id: peek.peek_id.clone(),
@@ -259,7 +266,7 @@ impl OutboundPeeks {
                         r.mark_deleting();
                         let room_id = r.id.clone();
                         if report {
-                            let reason = LostReason::Unreachable;
+                            let reason = OutboundLostReason::Unreachable;
                             self.outputs.push_back(OutboundOutput::Lost { room_id, reason });
                         }
                         return self.send(slot, Pending::Delete);
@@ -320,12 +327,11 @@ impl OutboundPeeks {
 
     pub(super) fn remove_room(&mut self, slot: u32) {
         self.timers.cancel(&slot);
-        let Some(room) = self.rooms.get_mut(slot as usize).and_then(Option::take) else { return };
+        let Some(room) = self.rooms.remove(slot) else { return };
         if let Some((id, _)) = room.request {
             self.requests.remove(&id);
         }
         self.index.remove(&room.id);
-        self.free.push(slot);
         if room.persisted {
             self.persist(OutboundChange::Remove(OutboundKey::Room(room.id)));
         }
@@ -370,11 +376,13 @@ impl OutboundPeeks {
         r.persisted = true;
         r.request = Some((id, pending));
         let kind = match (pending, style) {
-            (Pending::Open, _) | (Pending::Renew, RenewStyle::RePut) => RequestKind::Peek { ver },
-            (Pending::Renew, RenewStyle::RenewEndpoint) => RequestKind::Renew,
-            (Pending::Delete, _) => RequestKind::Unpeek,
+            (Pending::Open, _) | (Pending::Renew, OutboundRenewStyle::RePut) => {
+                OutboundRequestKind::Peek { ver }
+            }
+            (Pending::Renew, OutboundRenewStyle::RenewEndpoint) => OutboundRequestKind::Renew,
+            (Pending::Delete, _) => OutboundRequestKind::Unpeek,
         };
-        let request = Request {
+        let request = OutboundRequest {
             id,
             server: record.server.clone(),
             room_id: record.room_id.clone(),
@@ -386,9 +394,9 @@ impl OutboundPeeks {
         self.outputs.push_back(OutboundOutput::Send(request));
     }
 
-    fn delay(&self, r: &Room, attempt: u32, failure: &PeekFailure) -> Duration {
+    fn delay(&self, r: &Room, attempt: u32, failure: &OutboundFailure) -> Duration {
         match failure {
-            PeekFailure::RateLimited { retry_after } => {
+            OutboundFailure::RateLimited { retry_after } => {
                 self.config.rate_limited_wait(&r.id, attempt, *retry_after)
             }
             _ => self.config.backoff(&r.id, attempt),
@@ -401,10 +409,10 @@ impl OutboundPeeks {
         &mut self,
         slot: u32,
         id: RequestId,
-        outcome: PeekOutcome,
+        outcome: OutboundOutcome,
         now: Timestamp,
     ) {
-        let Some(Some(r)) = self.rooms.get(slot as usize) else { return };
+        let Some(r) = self.rooms.get(slot) else { return };
         let pending = match r.request {
             Some((current, pending)) if current == id => pending,
             _ => return,
@@ -431,22 +439,22 @@ impl OutboundPeeks {
         }
     }
 
-    fn on_open(&mut self, slot: u32, outcome: PeekOutcome, now: Timestamp) {
+    fn on_open(&mut self, slot: u32, outcome: OutboundOutcome, now: Timestamp) {
         let (interval, access) = match outcome {
-            PeekOutcome::Established { renewal_interval, access } => (renewal_interval, access),
+            OutboundOutcome::Established { renewal_interval, access } => (renewal_interval, access),
             // A PUT answered like a renewal or a delete: the resident holds something odd.
-            PeekOutcome::Renewed { .. } | PeekOutcome::Deleted => {
-                return self.refuse(slot, PeekFailure::InvalidResponse, true);
+            OutboundOutcome::Renewed { .. } | OutboundOutcome::Deleted => {
+                return self.refuse(slot, OutboundFailure::InvalidResponse, true);
             }
-            PeekOutcome::Failed(f @ PeekFailure::InvalidResponse) => {
+            OutboundOutcome::Failed(f @ OutboundFailure::InvalidResponse) => {
                 return self.refuse(slot, f, true);
             }
-            PeekOutcome::Failed(
-                f @ (PeekFailure::Forbidden
-                | PeekFailure::NotFound
-                | PeekFailure::IncompatibleRoomVersion),
+            OutboundOutcome::Failed(
+                f @ (OutboundFailure::Forbidden
+                | OutboundFailure::NotFound
+                | OutboundFailure::IncompatibleRoomVersion),
             ) => return self.refuse(slot, f, false),
-            PeekOutcome::Failed(f) => return self.transient_open(slot, f, now),
+            OutboundOutcome::Failed(f) => return self.transient_open(slot, f, now),
         };
         let live = self.new_live(now, interval);
         let supported = self.config.supported_versions.contains(&access.room_version);
@@ -464,12 +472,12 @@ impl OutboundPeeks {
             // will serve it either.
             if r.demanded {
                 let room_id = r.id.clone();
-                self.unavailable(room_id, OutboundPeekError::Remote(PeekFailure::Forbidden));
+                self.unavailable(room_id, OutboundPeekError::Remote(OutboundFailure::Forbidden));
             }
             return self.room_mut(slot).abandon();
         }
         if !supported {
-            return self.refuse(slot, PeekFailure::IncompatibleRoomVersion, true);
+            return self.refuse(slot, OutboundFailure::IncompatibleRoomVersion, true);
         }
         r.attempts = 0;
         r.worst = None;
@@ -484,7 +492,7 @@ impl OutboundPeeks {
 
     /// The current candidate refused (R60): drop it; `DELETE` first when the peek was granted
     /// (R49, R55); `Unavailable` when no candidate is left.
-    fn refuse(&mut self, slot: u32, failure: PeekFailure, granted: bool) {
+    fn refuse(&mut self, slot: u32, failure: OutboundFailure, granted: bool) {
         let r = self.room_mut(slot);
         r.note_failure(&failure);
         let Some(peek) = &mut r.peek else { return };
@@ -507,7 +515,7 @@ impl OutboundPeeks {
 
     /// A network failure or 429 on a `PUT`: back off and rotate (R60); give up after
     /// `max_attempts` unless the peek was established before.
-    fn transient_open(&mut self, slot: u32, failure: PeekFailure, now: Timestamp) {
+    fn transient_open(&mut self, slot: u32, failure: OutboundFailure, now: Timestamp) {
         let max_attempts = self.config.max_attempts;
         let r = self.room_mut(slot);
         let Some(peek) = r.peek.take() else { return };
@@ -529,25 +537,25 @@ impl OutboundPeeks {
         self.room_mut(slot).wait = Some(wait);
     }
 
-    fn on_renew(&mut self, slot: u32, outcome: PeekOutcome, now: Timestamp) {
+    fn on_renew(&mut self, slot: u32, outcome: OutboundOutcome, now: Timestamp) {
         let interval = match outcome {
-            PeekOutcome::Renewed { renewal_interval } => renewal_interval,
+            OutboundOutcome::Renewed { renewal_interval } => renewal_interval,
             // RePut renewals (and lenient peers) answer with the full PUT response.
-            PeekOutcome::Established { renewal_interval, access } => {
+            OutboundOutcome::Established { renewal_interval, access } => {
                 self.room_mut(slot).access = Some(access);
                 renewal_interval
             }
-            PeekOutcome::Failed(PeekFailure::NotFound) => {
+            OutboundOutcome::Failed(OutboundFailure::NotFound) => {
                 // R54: the resident dropped it; re-open with a fresh id.
-                return self.peek_dead(slot, LostReason::RemoteExpired, None);
+                return self.peek_dead(slot, OutboundLostReason::RemoteExpired, None);
             }
-            PeekOutcome::Failed(
-                f @ (PeekFailure::Forbidden | PeekFailure::IncompatibleRoomVersion),
-            ) => return self.peek_dead(slot, LostReason::Refused, Some(f)),
-            PeekOutcome::Deleted => {
-                return self.transient_renew(slot, PeekFailure::InvalidResponse, now);
+            OutboundOutcome::Failed(
+                f @ (OutboundFailure::Forbidden | OutboundFailure::IncompatibleRoomVersion),
+            ) => return self.peek_dead(slot, OutboundLostReason::Refused, Some(f)),
+            OutboundOutcome::Deleted => {
+                return self.transient_renew(slot, OutboundFailure::InvalidResponse, now);
             }
-            PeekOutcome::Failed(f) => return self.transient_renew(slot, f, now),
+            OutboundOutcome::Failed(f) => return self.transient_renew(slot, f, now),
         };
         let live = self.new_live(now, interval);
         let r = self.room_mut(slot);
@@ -561,7 +569,7 @@ impl OutboundPeeks {
         self.persist_room(slot);
     }
 
-    fn transient_renew(&mut self, slot: u32, failure: PeekFailure, now: Timestamp) {
+    fn transient_renew(&mut self, slot: u32, failure: OutboundFailure, now: Timestamp) {
         let r = self.room_mut(slot);
         if r.peek.as_ref().is_none_or(|p| p.deleting) {
             return;
@@ -575,7 +583,12 @@ impl OutboundPeeks {
 
     /// The current peek is gone at the resident. `refused`: the resident will not serve us, so
     /// the candidate is dropped (and `Unavailable` follows when none is left).
-    fn peek_dead(&mut self, slot: u32, reason: LostReason, refused: Option<PeekFailure>) {
+    fn peek_dead(
+        &mut self,
+        slot: u32,
+        reason: OutboundLostReason,
+        refused: Option<OutboundFailure>,
+    ) {
         let r = self.room_mut(slot);
         let Some(peek) = r.peek.take() else { return };
         r.wait = None;
@@ -600,14 +613,14 @@ impl OutboundPeeks {
         }
     }
 
-    fn on_delete(&mut self, slot: u32, outcome: PeekOutcome, now: Timestamp) {
+    fn on_delete(&mut self, slot: u32, outcome: OutboundOutcome, now: Timestamp) {
         let max = self.config.max_delete_attempts;
         let r = self.room_mut(slot);
         match outcome {
-            PeekOutcome::Failed(
-                f @ (PeekFailure::Unreachable
-                | PeekFailure::Other(_)
-                | PeekFailure::RateLimited { .. }),
+            OutboundOutcome::Failed(
+                f @ (OutboundFailure::Unreachable
+                | OutboundFailure::Other(_)
+                | OutboundFailure::RateLimited { .. }),
             ) => {
                 r.delete_attempts = r.delete_attempts.saturating_add(1);
                 if r.delete_attempts >= max {
@@ -638,7 +651,7 @@ impl OutboundPeeks {
         server: &ServerName,
         peek_id: &str,
     ) -> bool {
-        let reput = self.config.renew_style == RenewStyle::RePut;
+        let reput = self.config.renew_style == OutboundRenewStyle::RePut;
         let r = self.room_mut(slot);
         let matches = r.peek.as_ref().is_some_and(|p| p.server == server && p.peek_id == peek_id);
         if !matches || matches!(r.request, Some((_, Pending::Open))) {
@@ -659,7 +672,7 @@ impl OutboundPeeks {
             r.mark_deleting();
             if report {
                 let room_id = r.id.clone();
-                let reason = LostReason::RemoteExpired;
+                let reason = OutboundLostReason::RemoteExpired;
                 self.outputs.push_back(OutboundOutput::Lost { room_id, reason });
             }
             return true;
@@ -671,7 +684,7 @@ impl OutboundPeeks {
         let live = r.is_live();
         r.attempts = 0;
         if live {
-            self.peek_dead(slot, LostReason::RemoteExpired, None);
+            self.peek_dead(slot, OutboundLostReason::RemoteExpired, None);
         } else {
             let r = self.room_mut(slot);
             r.peek = None;

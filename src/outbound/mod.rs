@@ -2,7 +2,7 @@
 //!
 //! One federated peek per room, shared by every local device that peeks it (R58). The host
 //! declares demand (`handle_demand` / `handle_no_demand`, normally from `LocalOutput::RoomDemand`),
-//! sends the [`Request`]s the machine asks for, and reports each [`PeekOutcome`].
+//! sends the [`OutboundRequest`]s the machine asks for, and reports each [`OutboundOutcome`].
 //!
 //! # States
 //!
@@ -20,7 +20,7 @@
 //!          ▲                                      │                          (DELETE; 404 = done)
 //!          └──────── demand returns (no traffic) ─┘
 //!
-//!   handle_joined (R56/R57), access lost, failed validation: ─▶ Deleting at once, no linger
+//!   handle_server_joined (R56/R57), access lost, failed validation: ─▶ Deleting at once, no linger
 //! ```
 //!
 //! * **Candidates** (R46): only from `via`, de-duplicated, in order, at most `max_candidates`;
@@ -32,7 +32,7 @@
 //!   fresh id too: a `PUT` that failed on the network is assumed not to have created a peek; if
 //!   it did, the resident expires it after its interval (R43), since we never renew it.
 //! * **Renewal** (R53): at `clamp(interval × renew_fraction, min_renew_after, max_renew_after)`
-//!   after each success, using the remote's latest interval. [`RenewStyle::RePut`] re-sends the
+//!   after each success, using the remote's latest interval. [`OutboundRenewStyle::RePut`] re-sends the
 //!   `PUT` with the same id for older peers. Renewals continue while lingering.
 //! * **Failures** (R60): `Forbidden`, `NotFound`, `IncompatibleRoomVersion`, `InvalidResponse`
 //!   from a candidate drop it and try the next, after a `DELETE` when the peek had been granted
@@ -50,7 +50,7 @@
 //!   (`max(renewed + interval, renew_at)`), then `Lost(Unreachable)`, a `DELETE` (the resident
 //!   may still hold it: its grace, or a renewal that timed out after reaching it), and re-open.
 //! * **Teardown** (R55): no demand → `Lingering` for `linger` → one `DELETE`. Joined (R56) →
-//!   `DELETE` at once and never peek the room again until `handle_left` (R57). A `DELETE`
+//!   `DELETE` at once and never peek the room again until `handle_server_left` (R57). A `DELETE`
 //!   answered 404 (or any refusal) is done; network failures are retried with backoff
 //!   `max_delete_attempts` times, then dropped (the resident expires the peek itself).
 //! * **Access lost** (`handle_access_changed` with an unpeekable room): the peek is deleted at
@@ -67,6 +67,7 @@
 
 mod config;
 mod drive;
+mod error;
 mod output;
 mod record;
 mod request;
@@ -75,13 +76,19 @@ use std::collections::{HashMap, HashSet, VecDeque};
 
 use ruma_common::{OwnedRoomId, OwnedServerName, RoomId, ServerName};
 
-pub use config::{OutboundConfig, RenewStyle, is_valid_peek_id};
-pub use output::{LostReason, OutboundOutput, OutboundState};
-pub use record::{OutboundChange, OutboundKey, OutboundRecord, PeekPhase, PeekRecord};
-pub use request::{OutboundPeekError, PeekFailure, PeekOutcome, Request, RequestKind};
+pub use config::{OutboundConfig, OutboundRenewStyle};
+pub use error::{OutboundFailure, OutboundPeekError};
+pub use output::{OutboundLostReason, OutboundOutput, OutboundState};
+pub use record::{
+    OutboundChange, OutboundKey, OutboundPeekPhase, OutboundPeekRecord, OutboundRecord,
+};
+pub use request::{OutboundOutcome, OutboundRequest, OutboundRequestKind};
 
-use crate::time::Monotonic;
-use crate::{RequestId, RoomAccess, TimerQueue, Timestamp};
+use crate::access::RoomAccess;
+use crate::ids::RequestId;
+use crate::slab::Slab;
+use crate::time::{Monotonic, Timestamp};
+use crate::timer::TimerQueue;
 use drive::{Peek, Room};
 
 /// How many ids are reserved per persisted high-water mark.
@@ -92,9 +99,8 @@ const COUNTER_BLOCK: u64 = 256;
 pub struct OutboundPeeks {
     config: OutboundConfig,
     clock: Monotonic,
-    /// Room slots; `None` slots are on `free`.
-    rooms: Vec<Option<Room>>,
-    free: Vec<u32>,
+    /// Room slots.
+    rooms: Slab<Room>,
     index: HashMap<OwnedRoomId, u32>,
     /// At most one deadline per room slot.
     timers: TimerQueue<u32>,
@@ -117,8 +123,7 @@ impl OutboundPeeks {
         OutboundPeeks {
             config,
             clock: Monotonic::default(),
-            rooms: Vec::new(),
-            free: Vec::new(),
+            rooms: Slab::default(),
             index: HashMap::new(),
             timers: TimerQueue::new(),
             requests: HashMap::new(),
@@ -158,7 +163,7 @@ impl OutboundPeeks {
     ) -> Self {
         let mut m = OutboundPeeks::new(config);
         m.clock = Monotonic::starting_at(now);
-        let mut peeks: HashMap<OwnedRoomId, PeekRecord> = HashMap::new();
+        let mut peeks: HashMap<OwnedRoomId, OutboundPeekRecord> = HashMap::new();
         for record in records {
             match record {
                 OutboundRecord::Counters { peek_id, request } => {
@@ -175,7 +180,7 @@ impl OutboundPeeks {
         }
         // A clock that went backwards across the restart never precedes a renewal we saw.
         for p in peeks.values() {
-            if let PeekPhase::Live { renewed_at, .. } = p.phase {
+            if let OutboundPeekPhase::Live { renewed_at, .. } = p.phase {
                 m.clock.advance(renewed_at);
             }
         }
@@ -192,7 +197,7 @@ impl OutboundPeeks {
             room.persisted = true;
             room.linger_until = Some(linger_until);
             room.peek = Some(Peek::from_record(p.server, p.peek_id, &p.phase));
-            if matches!(p.phase, PeekPhase::Live { .. }) {
+            if matches!(p.phase, OutboundPeekPhase::Live { .. }) {
                 room.was_established = true;
             }
             let slot = m.insert_room(room);
@@ -263,8 +268,8 @@ impl OutboundPeeks {
 
     /// A local user joined `room`: this server is resident now. The peek is deleted at once
     /// (R56), and the room is never peeked again, whatever demand is declared, until
-    /// [`handle_left`](Self::handle_left) (R57). Persists a `Joined` marker.
-    pub fn handle_joined(&mut self, now: Timestamp, room: &RoomId) {
+    /// [`handle_server_left`](Self::handle_server_left) (R57). Persists a `Joined` marker.
+    pub fn handle_server_joined(&mut self, now: Timestamp, room: &RoomId) {
         let now = self.clock.advance(now);
         if self.joined.insert(room.to_owned()) {
             self.persist(OutboundChange::Upsert(OutboundRecord::Joined {
@@ -279,7 +284,7 @@ impl OutboundPeeks {
     }
 
     /// The last local user left `room`: it may be peeked again.
-    pub fn handle_left(&mut self, now: Timestamp, room: &RoomId) {
+    pub fn handle_server_left(&mut self, now: Timestamp, room: &RoomId) {
         self.clock.advance(now);
         if self.joined.remove(room) {
             self.persist(OutboundChange::Remove(OutboundKey::Joined(room.to_owned())));
@@ -306,11 +311,11 @@ impl OutboundPeeks {
         if demanded {
             // After the step's `Persist` (and its DELETE), like every other notification.
             self.outputs.push_back(if live {
-                OutboundOutput::Lost { room_id, reason: LostReason::AccessLost }
+                OutboundOutput::Lost { room_id, reason: OutboundLostReason::AccessLost }
             } else {
                 OutboundOutput::Unavailable {
                     room_id,
-                    error: OutboundPeekError::Remote(PeekFailure::Forbidden),
+                    error: OutboundPeekError::Remote(OutboundFailure::Forbidden),
                 }
             });
         }
@@ -321,7 +326,7 @@ impl OutboundPeeks {
     /// is the current peek, it is dead: re-opened with a fresh id when demanded (`Lost` then
     /// `Established`), forgotten otherwise. Any other id (an old one) is ignored, and so is an
     /// entry naming a peek whose opening `PUT` is in flight (its answer decides). With
-    /// [`RenewStyle::RePut`] the entry may predate a re-`PUT` that re-created the id (or one in
+    /// [`OutboundRenewStyle::RePut`] the entry may predate a re-`PUT` that re-created the id (or one in
     /// flight may re-create it), so the peek is `DELETE`d (404 = gone) once any re-`PUT` in
     /// flight is answered, before a fresh one is opened.
     pub fn handle_remote_expired(
@@ -340,7 +345,7 @@ impl OutboundPeeks {
     }
 
     /// The outcome of request `id`. Unknown, stale and duplicate ids are ignored.
-    pub fn handle_response(&mut self, now: Timestamp, id: RequestId, outcome: PeekOutcome) {
+    pub fn handle_response(&mut self, now: Timestamp, id: RequestId, outcome: OutboundOutcome) {
         let now = self.clock.advance(now);
         let Some(slot) = self.requests.remove(&id) else { return };
         self.on_response(slot, id, outcome, now);
@@ -415,26 +420,17 @@ impl OutboundPeeks {
     fn room(&self, slot: u32) -> &Room {
         // Cannot fail: slots come from `index`, `requests` or `timers`, which are cleared
         // together with the slot in `remove_room`.
-        self.rooms[slot as usize].as_ref().expect("slot in use")
+        self.rooms.get(slot).expect("slot in use")
     }
 
     fn room_mut(&mut self, slot: u32) -> &mut Room {
         // Cannot fail: see `room`.
-        self.rooms[slot as usize].as_mut().expect("slot in use")
+        self.rooms.get_mut(slot).expect("slot in use")
     }
 
     fn insert_room(&mut self, room: Room) -> u32 {
         let id = room.id.clone();
-        let slot = match self.free.pop() {
-            Some(slot) => {
-                self.rooms[slot as usize] = Some(room);
-                slot
-            }
-            None => {
-                self.rooms.push(Some(room));
-                u32::try_from(self.rooms.len() - 1).unwrap_or(u32::MAX)
-            }
-        };
+        let slot = self.rooms.insert(room);
         self.index.insert(id, slot);
         slot
     }

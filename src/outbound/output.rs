@@ -1,19 +1,20 @@
 //! What [`OutboundPeeks`](super::OutboundPeeks) tells the host: [`OutboundOutput`],
-//! [`LostReason`], and the observable [`OutboundState`].
+//! [`OutboundLostReason`], and the observable [`OutboundState`].
 
 use ruma_common::{OwnedRoomId, OwnedServerName};
 
-use super::{OutboundChange, OutboundPeekError, Request};
-use crate::RoomAccess;
+use super::{OutboundChange, OutboundPeekError, OutboundRequest};
+use crate::access::RoomAccess;
 
 /// A consequence for the host, from `OutboundPeeks::poll_output`.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum OutboundOutput {
     /// Write this change before acting on any later output (R59). Every `Send` is immediately
     /// preceded by the `Persist` of its room's record.
     Persist(OutboundChange),
     /// Send this federation request, then report its outcome with `handle_response`.
-    Send(Request),
+    Send(OutboundRequest),
     /// The room's peek is established (or re-established after `Lost`) through `server`;
     /// pending client peeks on the room can be granted with `access` (R27).
     Established {
@@ -40,13 +41,14 @@ pub enum OutboundOutput {
         /// The room.
         room_id: OwnedRoomId,
         /// Why.
-        reason: LostReason,
+        reason: OutboundLostReason,
     },
 }
 
 /// Why an established peek was lost ([`OutboundOutput::Lost`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum LostReason {
+#[non_exhaustive]
+pub enum OutboundLostReason {
     /// The resident dropped it: an `expired_peeks` entry named it, or a renewal got 404 (R54).
     /// A fresh peek id is opened at once.
     RemoteExpired,
@@ -62,6 +64,7 @@ pub enum LostReason {
 
 /// The observable state of a room's outbound peek (see the module docs' state diagram).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum OutboundState {
     /// A `PUT` is in flight (or about to be re-sent after a restart).
     Connecting,

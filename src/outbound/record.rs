@@ -6,7 +6,8 @@ use std::time::Duration;
 use ruma_common::{OwnedRoomId, OwnedServerName};
 use serde::{Deserialize, Serialize};
 
-use crate::{RoomAccess, Timestamp};
+use crate::access::RoomAccess;
+use crate::time::Timestamp;
 
 /// One stored fact. A store keeps `OutboundKey -> OutboundRecord` and hands the values back to
 /// [`OutboundPeeks::restore`](super::OutboundPeeks::restore).
@@ -23,8 +24,8 @@ pub enum OutboundRecord {
         request: u64,
     },
     /// A remote peek that exists or may exist (key [`OutboundKey::Room`], one per room, R58).
-    Peek(PeekRecord),
-    /// A local user is joined to this room: never peek it (R56, R57) until `handle_left`.
+    Peek(OutboundPeekRecord),
+    /// A local user is joined to this room: never peek it (R56, R57) until `handle_server_left`.
     Joined {
         /// The room.
         room_id: OwnedRoomId,
@@ -33,7 +34,7 @@ pub enum OutboundRecord {
 
 /// A remote peek, as persisted (R59: room, target, peek id, deadlines, interval).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PeekRecord {
+pub struct OutboundPeekRecord {
     /// The peeked room.
     pub room_id: OwnedRoomId,
     /// The resident server holding (or asked for) the peek.
@@ -41,7 +42,7 @@ pub struct PeekRecord {
     /// Our peek id at that server.
     pub peek_id: String,
     /// What we know of it.
-    pub phase: PeekPhase,
+    pub phase: OutboundPeekPhase,
     /// What the host learnt about the room when the peek was established.
     pub access: Option<RoomAccess>,
 }
@@ -49,7 +50,7 @@ pub struct PeekRecord {
 /// How far a persisted peek got.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "phase", rename_all = "snake_case")]
-pub enum PeekPhase {
+pub enum OutboundPeekPhase {
     /// The `PUT` was sent; its answer is unknown, so the resident may hold the peek. Restored as
     /// "maybe live": re-`PUT` with the same id (idempotent) when demanded again, else `DELETE`.
     Opening,
@@ -121,11 +122,11 @@ mod tests {
 
     #[test]
     fn records_round_trip_through_json() {
-        let rec = OutboundRecord::Peek(PeekRecord {
+        let rec = OutboundRecord::Peek(OutboundPeekRecord {
             room_id: "!r:a.org".try_into().unwrap(),
             server: "a.org".try_into().unwrap(),
             peek_id: "00000001".into(),
-            phase: PeekPhase::Live {
+            phase: OutboundPeekPhase::Live {
                 renewed_at: Timestamp::from_millis(5),
                 interval: Duration::from_millis(3_600_000),
                 renew_at: Timestamp::from_millis(10),

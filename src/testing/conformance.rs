@@ -7,9 +7,10 @@ use ruma_common::{
     RoomVersionId, owned_device_id, owned_room_id, owned_server_name, owned_user_id,
 };
 
+use crate::coordinator::{Change, Snapshot};
 use crate::coordinator::{ClientPeek, ClientPeekReply, Output, Peeking, PeekingConfig, Residency};
-use crate::outbound::{PeekOutcome, RequestKind};
-use crate::traits::{Change, PeekStore, Snapshot};
+use crate::outbound::{OutboundOutcome, OutboundRequestKind};
+use crate::traits::PeekStore;
 use crate::{RoomAccess, Timestamp};
 
 /// Drives a coordinator through every kind of record and returns the changes it asked to
@@ -64,11 +65,11 @@ fn realistic_changes(now: Timestamp) -> (Vec<Change>, Peeking) {
         }
     }
     for request in sends {
-        if matches!(request.kind, RequestKind::Peek { .. }) {
+        if matches!(request.kind, OutboundRequestKind::Peek { .. }) {
             peeking.handle_response(
                 now,
                 request.id,
-                PeekOutcome::Established {
+                OutboundOutcome::Established {
                     renewal_interval: Duration::from_secs(3600),
                     access: access.clone(),
                 },

@@ -6,7 +6,8 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 
-use crate::traits::{Change, PeekStore, Snapshot, SnapshotMaps};
+use crate::coordinator::{Change, Snapshot, SnapshotMaps};
+use crate::traits::PeekStore;
 
 /// An in-memory [`PeekStore`]. Clones share the same data, so "reopening" is a clone.
 #[derive(Debug, Clone, Default)]

@@ -10,7 +10,7 @@ use ruma_common::{OwnedServerName, RoomVersionId, ServerName};
 
 use super::ManualClock;
 use crate::RoomAccess;
-use crate::outbound::{PeekFailure, PeekOutcome, Request, RequestKind};
+use crate::outbound::{OutboundFailure, OutboundOutcome, OutboundRequest, OutboundRequestKind};
 use crate::traits::{Clock, PeekTransport};
 
 /// Which of the three MSC2444 calls a script entry answers.
@@ -25,11 +25,11 @@ pub enum TransportKind {
 }
 
 impl TransportKind {
-    fn of(kind: &RequestKind) -> Self {
+    fn of(kind: &OutboundRequestKind) -> Self {
         match kind {
-            RequestKind::Peek { .. } => TransportKind::Peek,
-            RequestKind::Renew => TransportKind::Renew,
-            RequestKind::Unpeek => TransportKind::Unpeek,
+            OutboundRequestKind::Peek { .. } => TransportKind::Peek,
+            OutboundRequestKind::Renew => TransportKind::Renew,
+            OutboundRequestKind::Unpeek => TransportKind::Unpeek,
         }
     }
 }
@@ -38,9 +38,9 @@ impl TransportKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
     /// Answer at once.
-    Now(PeekOutcome),
+    Now(OutboundOutcome),
     /// Answer after `Duration` on the transport's [`ManualClock`] (at once without a clock).
-    After(Duration, PeekOutcome),
+    After(Duration, OutboundOutcome),
     /// Never answer (the driver's request timeout must deal with it).
     Never,
 }
@@ -49,7 +49,7 @@ pub enum Reply {
 struct Script {
     queues: HashMap<(OwnedServerName, TransportKind), VecDeque<Reply>>,
     defaults: HashMap<TransportKind, Reply>,
-    sent: Vec<Request>,
+    sent: Vec<OutboundRequest>,
 }
 
 /// A scripted federation: replies are queued per (server, call kind) and consumed in order;
@@ -93,7 +93,7 @@ impl ScriptedTransport {
     }
 
     /// Every request sent so far, in order.
-    pub fn sent(&self) -> Vec<Request> {
+    pub fn sent(&self) -> Vec<OutboundRequest> {
         self.lock().sent.clone()
     }
 
@@ -114,14 +114,14 @@ impl ScriptedTransport {
 
     fn default_reply(kind: TransportKind) -> Reply {
         Reply::Now(match kind {
-            TransportKind::Peek => PeekOutcome::Established {
+            TransportKind::Peek => OutboundOutcome::Established {
                 renewal_interval: Duration::from_secs(3600),
                 access: RoomAccess::new(RoomVersionId::V10, true, false),
             },
             TransportKind::Renew => {
-                PeekOutcome::Renewed { renewal_interval: Duration::from_secs(3600) }
+                OutboundOutcome::Renewed { renewal_interval: Duration::from_secs(3600) }
             }
-            TransportKind::Unpeek => PeekOutcome::Deleted,
+            TransportKind::Unpeek => OutboundOutcome::Deleted,
         })
     }
 }
@@ -136,7 +136,7 @@ impl Drop for Outstanding {
 
 #[async_trait]
 impl PeekTransport for ScriptedTransport {
-    async fn send(&self, request: Request) -> PeekOutcome {
+    async fn send(&self, request: OutboundRequest) -> OutboundOutcome {
         let kind = TransportKind::of(&request.kind);
         let reply = {
             let mut script = self.lock();
@@ -163,7 +163,7 @@ impl PeekTransport for ScriptedTransport {
             }
             Reply::Never => {
                 futures::future::pending::<()>().await;
-                PeekOutcome::Failed(PeekFailure::Unreachable)
+                OutboundOutcome::Failed(OutboundFailure::Unreachable)
             }
         }
     }

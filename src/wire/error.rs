@@ -1,5 +1,5 @@
 //! One table from every machine error to `(HTTP status, errcode, message)`, the Matrix error
-//! body it serialises to, and the reverse: [`PeekFailure::from_response`] classifies a remote's
+//! body it serialises to, and the reverse: [`OutboundFailure::from_response`] classifies a remote's
 //! error reply.
 //!
 //! | error | status | errcode | requirement |
@@ -15,13 +15,13 @@
 //! | `InboundPeekError::IncompatibleRoomVersion` | 400 | `M_INCOMPATIBLE_ROOM_VERSION` + `room_version` | R33 |
 //! | `InboundPeekError::LimitExceeded` | 429 | `M_LIMIT_EXCEEDED` + `retry_after_ms` | R34 |
 //! | `InboundPeekError::UnknownPeek` | 404 | `M_NOT_FOUND` | R41, R42 |
-//! | `PeekFailure::Forbidden` | 403 | `M_FORBIDDEN` | R27 (passed through) |
-//! | `PeekFailure::NotFound` | 404 | `M_NOT_FOUND` | R27 |
-//! | `PeekFailure::IncompatibleRoomVersion` | 400 | `M_INCOMPATIBLE_ROOM_VERSION` | R27 |
-//! | `PeekFailure::RateLimited` | 429 | `M_LIMIT_EXCEEDED` (+ `retry_after_ms` when known) | R27 |
-//! | `PeekFailure::Unreachable` | 502 | `M_UNKNOWN` | R27: a gateway failure, not "no such room" |
-//! | `PeekFailure::InvalidResponse` | 502 | `M_UNKNOWN` | R27, R49 |
-//! | `PeekFailure::Other(s)` | `s` if 400–599, else 502 | `M_UNKNOWN` | R27 |
+//! | `OutboundFailure::Forbidden` | 403 | `M_FORBIDDEN` | R27 (passed through) |
+//! | `OutboundFailure::NotFound` | 404 | `M_NOT_FOUND` | R27 |
+//! | `OutboundFailure::IncompatibleRoomVersion` | 400 | `M_INCOMPATIBLE_ROOM_VERSION` | R27 |
+//! | `OutboundFailure::RateLimited` | 429 | `M_LIMIT_EXCEEDED` (+ `retry_after_ms` when known) | R27 |
+//! | `OutboundFailure::Unreachable` | 502 | `M_UNKNOWN` | R27: a gateway failure, not "no such room" |
+//! | `OutboundFailure::InvalidResponse` | 502 | `M_UNKNOWN` | R27, R49 |
+//! | `OutboundFailure::Other(s)` | `s` if 400–599, else 502 | `M_UNKNOWN` | R27 |
 //! | `OutboundPeekError::NoCandidates` | 404 | `M_NOT_FOUND` | R27, R46 |
 //! | `OutboundPeekError::LimitExceeded` | 429 | `M_LIMIT_EXCEEDED` (no hint) | caps |
 //! | `OutboundPeekError::Remote(f)` | as `f` | as `f` | R27 |
@@ -43,9 +43,9 @@ use super::json::interval_ms;
 use crate::PeekError;
 use crate::inbound::InboundPeekError;
 use crate::local::LocalPeekError;
-use crate::outbound::{OutboundPeekError, PeekFailure};
+use crate::outbound::{OutboundFailure, OutboundPeekError};
 
-/// Largest error body [`PeekFailure::from_response`] looks into; a longer one is classified by
+/// Largest error body [`OutboundFailure::from_response`] looks into; a longer one is classified by
 /// its status alone.
 pub const MAX_ERROR_BODY_BYTES: usize = super::MAX_REQUEST_BODY_BYTES;
 
@@ -229,21 +229,21 @@ impl ToMatrixError for InboundPeekError {
     }
 }
 
-impl ToMatrixError for PeekFailure {
+impl ToMatrixError for OutboundFailure {
     fn to_matrix_error(&self) -> MatrixError {
         let msg = format!("remote peek failed: {self}");
         match self {
-            PeekFailure::Forbidden => MatrixError::new(403, ErrorCode::Forbidden, msg),
-            PeekFailure::NotFound => MatrixError::new(404, ErrorCode::NotFound, msg),
-            PeekFailure::IncompatibleRoomVersion => {
+            OutboundFailure::Forbidden => MatrixError::new(403, ErrorCode::Forbidden, msg),
+            OutboundFailure::NotFound => MatrixError::new(404, ErrorCode::NotFound, msg),
+            OutboundFailure::IncompatibleRoomVersion => {
                 MatrixError::new(400, ErrorCode::IncompatibleRoomVersion, msg)
             }
-            PeekFailure::RateLimited { retry_after } => {
+            OutboundFailure::RateLimited { retry_after } => {
                 MatrixError { error: msg, ..MatrixError::limit_exceeded(*retry_after) }
             }
-            PeekFailure::Unreachable => MatrixError::new(502, ErrorCode::Unknown, msg),
-            PeekFailure::InvalidResponse => MatrixError::new(502, ErrorCode::Unknown, msg),
-            PeekFailure::Other(status) => {
+            OutboundFailure::Unreachable => MatrixError::new(502, ErrorCode::Unknown, msg),
+            OutboundFailure::InvalidResponse => MatrixError::new(502, ErrorCode::Unknown, msg),
+            OutboundFailure::Other(status) => {
                 let status = if (400..=599).contains(status) { *status } else { 502 };
                 MatrixError::new(status, ErrorCode::Unknown, msg)
             }
@@ -311,7 +311,7 @@ macro_rules! from_via_table {
 from_via_table!(
     LocalPeekError,
     InboundPeekError,
-    PeekFailure,
+    OutboundFailure,
     OutboundPeekError,
     PeekError,
     WireError
@@ -326,7 +326,7 @@ struct RemoteErrorBody {
     retry_after_ms: Option<Duration>,
 }
 
-impl PeekFailure {
+impl OutboundFailure {
     /// Classifies a remote's non-2xx reply to a peek, renew or delete in one call (R60).
     ///
     /// `retry_after` is the raw `Retry-After` header, if any; `body` the raw body.
@@ -336,7 +336,7 @@ impl PeekFailure {
     /// | 429 | `RateLimited`: `retry_after_ms` from the body, else `Retry-After` in whole seconds; an HTTP-date `Retry-After` (or none) is `None` |
     /// | 403 (any errcode) | `Forbidden` |
     /// | 404, except `M_UNRECOGNIZED` | `NotFound` |
-    /// | 404 `M_UNRECOGNIZED` | `Other(404)`: the peer does not serve this endpoint (e.g. no `/renew`: use `RenewStyle::RePut`), not "unknown peek" |
+    /// | 404 `M_UNRECOGNIZED` | `Other(404)`: the peer does not serve this endpoint (e.g. no `/renew`: use `OutboundRenewStyle::RePut`), not "unknown peek" |
     /// | 400 `M_INCOMPATIBLE_ROOM_VERSION` | `IncompatibleRoomVersion` |
     /// | 400 with any other errcode, or no JSON body | `Other(400)` |
     /// | any other 1xx–5xx | `Other(status)` |
@@ -345,7 +345,7 @@ impl PeekFailure {
     ///
     /// A body that is not JSON, not an object, or over [`MAX_ERROR_BODY_BYTES`] is ignored and
     /// the status decides alone.
-    pub fn from_response(status: u16, retry_after: Option<&str>, body: &[u8]) -> PeekFailure {
+    pub fn from_response(status: u16, retry_after: Option<&str>, body: &[u8]) -> OutboundFailure {
         let parsed: Option<RemoteErrorBody> = if body.len() <= MAX_ERROR_BODY_BYTES {
             super::json::from_object(body, MAX_ERROR_BODY_BYTES).ok()
         } else {
@@ -354,18 +354,18 @@ impl PeekFailure {
         let (errcode, retry_after_ms) =
             parsed.map_or((None, None), |b| (b.errcode, b.retry_after_ms));
         match status {
-            429 => PeekFailure::RateLimited {
+            429 => OutboundFailure::RateLimited {
                 retry_after: retry_after_ms.or_else(|| retry_after.and_then(parse_retry_after)),
             },
-            403 => PeekFailure::Forbidden,
-            404 if errcode.as_deref() == Some("M_UNRECOGNIZED") => PeekFailure::Other(404),
-            404 => PeekFailure::NotFound,
+            403 => OutboundFailure::Forbidden,
+            404 if errcode.as_deref() == Some("M_UNRECOGNIZED") => OutboundFailure::Other(404),
+            404 => OutboundFailure::NotFound,
             400 if errcode.as_deref() == Some("M_INCOMPATIBLE_ROOM_VERSION") => {
-                PeekFailure::IncompatibleRoomVersion
+                OutboundFailure::IncompatibleRoomVersion
             }
-            200..=299 => PeekFailure::InvalidResponse,
-            100..=599 => PeekFailure::Other(status),
-            _ => PeekFailure::InvalidResponse,
+            200..=299 => OutboundFailure::InvalidResponse,
+            100..=599 => OutboundFailure::Other(status),
+            _ => OutboundFailure::InvalidResponse,
         }
     }
 }

@@ -12,14 +12,14 @@
 //! * [`path`]: client and federation path builders (configurable prefixes, R1, R12, R28) and
 //!   [`FederationPeekPath::parse`].
 //! * [`error`]: [`MatrixError`], [`ErrorCode`], [`ToMatrixError`] for every machine error
-//!   (R3–R13, R29–R43) and [`PeekFailure::from_response`](crate::outbound::PeekFailure) to
+//!   (R3–R13, R29–R43) and [`OutboundFailure::from_response`](crate::outbound::OutboundFailure) to
 //!   classify a remote's reply (R60).
 //!
 //! # What these types do not do
 //!
 //! PDUs stay raw JSON ([`RawValue`](serde_json::value::RawValue)). This crate **never checks
 //! signatures, hashes, event auth or room state**: a host validates a peek response like a
-//! `send_join` response before reporting `PeekOutcome::Established` (R49), and filters events
+//! `send_join` response before reporting `OutboundOutcome::Established` (R49), and filters events
 //! by history visibility when it relays or serves them (R18, R40, R44).
 //!
 //! # Bounds

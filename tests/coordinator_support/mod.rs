@@ -3,12 +3,11 @@
 
 use std::time::Duration;
 
-use matrix_peek::outbound::{PeekFailure, PeekOutcome, Request, RequestKind};
-use matrix_peek::traits::SnapshotMaps;
 use matrix_peek::{
     ClientPeek, ClientPeekReply, InboundGrant, InboundPeekError, Output, Peeking, PeekingConfig,
-    Residency, RoomAccess, Timestamp,
+    Residency, RoomAccess, Snapshot, Timestamp,
 };
+use matrix_peek::{OutboundFailure, OutboundOutcome, OutboundRequest, OutboundRequestKind};
 use ruma_common::{
     OwnedDeviceId, OwnedRoomId, OwnedServerName, OwnedUserId, RoomVersionId, owned_device_id,
     owned_room_id, owned_server_name, owned_user_id,
@@ -62,8 +61,8 @@ pub fn shared() -> RoomAccess {
     RoomAccess::new(RoomVersionId::V10, false, false)
 }
 
-pub fn established() -> PeekOutcome {
-    PeekOutcome::Established { renewal_interval: Duration::from_secs(3600), access: readable() }
+pub fn established() -> OutboundOutcome {
+    OutboundOutcome::Established { renewal_interval: Duration::from_secs(3600), access: readable() }
 }
 
 pub fn remote_peek(
@@ -95,7 +94,7 @@ pub fn resident_peek(user: OwnedUserId, device: OwnedDeviceId, access: RoomAcces
 /// A coordinator that records every `Persist` into store maps, like a host would.
 pub struct Host {
     pub peeking: Peeking,
-    pub store: SnapshotMaps,
+    pub store: Snapshot,
     pub config: PeekingConfig,
 }
 
@@ -105,7 +104,7 @@ impl Host {
     }
 
     pub fn with_config(config: PeekingConfig) -> Self {
-        Host { peeking: Peeking::new(config.clone()), store: SnapshotMaps::new(), config }
+        Host { peeking: Peeking::new(config.clone()), store: Snapshot::default(), config }
     }
 
     /// Drains the coordinator; persists are applied to `store` and also returned.
@@ -113,7 +112,7 @@ impl Host {
         let mut out = Vec::new();
         while let Some(o) = self.peeking.poll_output() {
             if let Output::Persist(change) = &o {
-                self.store.apply_one(change);
+                self.store = self.store.apply(std::slice::from_ref(change));
             }
             out.push(o);
         }
@@ -122,7 +121,7 @@ impl Host {
 
     /// Restarts from the store at `now`.
     pub fn restart(&mut self, now: Timestamp) {
-        self.peeking = Peeking::restore(now, self.config.clone(), self.store.to_snapshot());
+        self.peeking = Peeking::restore(now, self.config.clone(), self.store.clone());
     }
 
     pub fn peek(&mut self, now: Timestamp, peek: ClientPeek) -> (ClientPeekReply, Vec<Output>) {
@@ -138,7 +137,7 @@ impl Host {
 
     /// A remote peek by alice/PHONE through `remote.test` (pending on one PUT), the PUT
     /// answered with `outcome` at `now`: returns the outputs of that answer.
-    pub fn answer_remote_put(&mut self, now: Timestamp, outcome: PeekOutcome) -> Vec<Output> {
+    pub fn answer_remote_put(&mut self, now: Timestamp, outcome: OutboundOutcome) -> Vec<Output> {
         let (reply, out) = self.peek(now, remote_peek(alice(), phone(), &[remote_server()]));
         assert!(matches!(reply, ClientPeekReply::Pending(_)), "{reply:?}");
         let put = only_send(&out, Kind::Peek);
@@ -155,7 +154,7 @@ impl Host {
         self.peeking.handle_response(
             at(30 * 60_000),
             renew.id,
-            PeekOutcome::Failed(PeekFailure::NotFound),
+            OutboundOutcome::Failed(OutboundFailure::NotFound),
         );
         self.drain()
     }
@@ -181,15 +180,15 @@ pub enum Kind {
     Unpeek,
 }
 
-pub fn kind(r: &Request) -> Kind {
+pub fn kind(r: &OutboundRequest) -> Kind {
     match r.kind {
-        RequestKind::Peek { .. } => Kind::Peek,
-        RequestKind::Renew => Kind::Renew,
-        RequestKind::Unpeek => Kind::Unpeek,
+        OutboundRequestKind::Peek { .. } => Kind::Peek,
+        OutboundRequestKind::Renew => Kind::Renew,
+        OutboundRequestKind::Unpeek => Kind::Unpeek,
     }
 }
 
-pub fn sends(out: &[Output]) -> Vec<Request> {
+pub fn sends(out: &[Output]) -> Vec<OutboundRequest> {
     out.iter()
         .filter_map(|o| match o {
             Output::Send(r) => Some(r.clone()),
@@ -199,7 +198,7 @@ pub fn sends(out: &[Output]) -> Vec<Request> {
 }
 
 /// Asserts exactly one `Send` is among `out`, of kind `k`, and returns it.
-pub fn only_send(out: &[Output], k: Kind) -> Request {
+pub fn only_send(out: &[Output], k: Kind) -> OutboundRequest {
     let s = sends(out);
     assert_eq!(s.len(), 1, "expected exactly one send, got {s:?}");
     assert_eq!(kind(&s[0]), k, "{s:?}");
@@ -211,7 +210,7 @@ pub fn answer_all(
     host: &mut Host,
     now: Timestamp,
     mut out: Vec<Output>,
-    answer: impl Fn(&Request) -> PeekOutcome,
+    answer: impl Fn(&OutboundRequest) -> OutboundOutcome,
 ) -> Vec<Output> {
     let mut all = Vec::new();
     loop {

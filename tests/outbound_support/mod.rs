@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use matrix_peek::{
-    OutboundChange, OutboundConfig, OutboundKey, OutboundOutput, OutboundPeeks, OutboundRecord,
-    OutboundState, PeekFailure, PeekOutcome, Request, RoomAccess, Timestamp,
+    OutboundChange, OutboundConfig, OutboundFailure, OutboundKey, OutboundOutcome, OutboundOutput,
+    OutboundPeeks, OutboundRecord, OutboundRequest, OutboundState, RoomAccess, Timestamp,
 };
 use ruma_common::{OwnedRoomId, OwnedServerName, RoomId, RoomVersionId};
 
@@ -24,12 +24,12 @@ pub fn access() -> RoomAccess {
     RoomAccess::new(RoomVersionId::V11, true, false)
 }
 
-pub fn established(interval: Duration) -> PeekOutcome {
-    PeekOutcome::Established { renewal_interval: interval, access: access() }
+pub fn established(interval: Duration) -> OutboundOutcome {
+    OutboundOutcome::Established { renewal_interval: interval, access: access() }
 }
 
-pub fn failed(f: PeekFailure) -> PeekOutcome {
-    PeekOutcome::Failed(f)
+pub fn failed(f: OutboundFailure) -> OutboundOutcome {
+    OutboundOutcome::Failed(f)
 }
 
 /// Drives a machine, applies every `Persist` to a store map, and checks that every `Send` is
@@ -83,7 +83,11 @@ impl H {
         self.drain()
     }
 
-    pub fn respond(&mut self, req: &Request, outcome: PeekOutcome) -> Vec<OutboundOutput> {
+    pub fn respond(
+        &mut self,
+        req: &OutboundRequest,
+        outcome: OutboundOutcome,
+    ) -> Vec<OutboundOutput> {
         self.m.handle_response(self.t(), req.id, outcome);
         self.drain()
     }
@@ -109,7 +113,7 @@ impl H {
     }
 
     /// Opens `r` via `s` and answers Established with `interval`.
-    pub fn open(&mut self, r: &RoomId, s: &str, interval: Duration) -> Request {
+    pub fn open(&mut self, r: &RoomId, s: &str, interval: Duration) -> OutboundRequest {
         let out = self.demand(r, &[s]);
         let put = only_send(out);
         self.respond(&put, established(interval));
@@ -118,7 +122,7 @@ impl H {
     }
 }
 
-pub fn only_send(out: Vec<OutboundOutput>) -> Request {
+pub fn only_send(out: Vec<OutboundOutput>) -> OutboundRequest {
     let sends: Vec<_> = out
         .into_iter()
         .filter_map(|o| match o {

@@ -7,8 +7,9 @@
 
 use std::time::Duration;
 
+use matrix_peek::testing::Sim;
 use matrix_peek::testing::{SimConfig, SimRng};
-use matrix_peek::{PeekingConfig, RoomAccess, Sim};
+use matrix_peek::{PeekingConfig, RoomAccess};
 use ruma_common::{OwnedDeviceId, OwnedRoomId, OwnedServerName, OwnedUserId, RoomVersionId};
 
 pub const HOUR: Duration = Duration::from_secs(3600);

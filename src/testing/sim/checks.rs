@@ -102,11 +102,11 @@ impl Sim {
         for (resident, node) in &self.nodes {
             for r in node.peeking.inbound().records() {
                 let key =
-                    (r.origin.clone(), resident.clone(), r.room_id.clone(), r.peek_id.clone());
+                    (r.server.clone(), resident.clone(), r.room_id.clone(), r.peek_id.clone());
                 if !wanted.contains(&key) {
                     leaked.push(LeakedPeek {
                         resident: resident.clone(),
-                        origin: r.origin,
+                        origin: r.server,
                         room_id: r.room_id,
                         peek_id: r.peek_id,
                     });

@@ -2,9 +2,9 @@
 //! a simulated federation on a virtual clock (DESIGN §10, §13).
 //!
 //! ```text
-//!   hs1 (Peeking + SnapshotMaps) ──Send(Request)──▶ wire: latency, loss, duplication ──▶ hs2
+//!   hs1 (Peeking + SnapshotMaps) ──Send(OutboundRequest)──▶ wire: latency, loss, duplication ──▶ hs2
 //!        ▲                                                                               │
-//!        └── handle_response ◀── (status, body) → PeekFailure::from_response ◀── handle_inbound_*
+//!        └── handle_response ◀── (status, body) → OutboundFailure::from_response ◀── handle_inbound_*
 //!   events: origin ──▶ joined servers (direct) ──▶ each resident's destinations(room) (R39)
 //!           Expired ──▶ expired_peeks at the peeking server (handle_remote_expired, R43, R54)
 //! ```
@@ -45,8 +45,8 @@ pub use types::{
     TimelineEntry, fmt_elapsed,
 };
 
-use crate::outbound::{PeekFailure, PeekOutcome};
-use crate::traits::SnapshotMaps;
+use crate::coordinator::SnapshotMaps;
+use crate::outbound::{OutboundFailure, OutboundOutcome};
 use crate::{
     ClientPeek, ClientPeekReply, PeekError, Peeking, PeekingConfig, RequestId, Residency,
     RoomAccess, StreamPosition, SyncDelta, Timestamp,
@@ -73,9 +73,9 @@ type DeviceKey = (OwnedServerName, OwnedUserId, OwnedDeviceId);
 /// a simulated federation on a virtual clock (DESIGN §10, §13).
 ///
 /// ```text
-///   hs1 (Peeking + SnapshotMaps) ──Send(Request)──▶ wire: latency, loss, duplication ──▶ hs2
+///   hs1 (Peeking + SnapshotMaps) ──Send(OutboundRequest)──▶ wire: latency, loss, duplication ──▶ hs2
 ///        ▲                                                                               │
-///        └── handle_response ◀── (status, body) → PeekFailure::from_response ◀── handle_inbound_*
+///        └── handle_response ◀── (status, body) → OutboundFailure::from_response ◀── handle_inbound_*
 ///   events: origin ──▶ joined servers (direct) ──▶ each resident's destinations(room) (R39)
 ///           Expired ──▶ expired_peeks at the peeking server (handle_remote_expired, R43, R54)
 /// ```
@@ -211,7 +211,7 @@ impl Sim {
         // would wait forever for them.
         let missed = std::mem::take(&mut self.node_mut(server).missed);
         for id in missed {
-            let outcome = PeekOutcome::Failed(PeekFailure::Unreachable);
+            let outcome = OutboundOutcome::Failed(OutboundFailure::Unreachable);
             self.node_mut(server).peeking.handle_response(now, id, outcome);
         }
         self.node_mut(server).peeking.handle_timeout(now);

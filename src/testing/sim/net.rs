@@ -7,7 +7,7 @@ use ruma_common::{OwnedRoomId, OwnedServerName, RoomId, ServerName};
 
 use super::Sim;
 use super::types::{BadRelay, SentRequest};
-use crate::outbound::{PeekFailure, PeekOutcome, Request, RequestKind};
+use crate::outbound::{OutboundFailure, OutboundOutcome, OutboundRequest, OutboundRequestKind};
 use crate::wire::ToMatrixError;
 use crate::{Output, RequestId, RoomAccess, Timestamp};
 
@@ -15,9 +15,14 @@ use crate::{Output, RequestId, RoomAccess, Timestamp};
 #[derive(Debug, Clone)]
 pub(super) enum Msg {
     /// A federation request from `from` (incarnation `epoch`) to `request.server`.
-    Request { from: OwnedServerName, epoch: u64, sent_at: Timestamp, request: Request },
+    OutboundRequest {
+        from: OwnedServerName,
+        epoch: u64,
+        sent_at: Timestamp,
+        request: OutboundRequest,
+    },
     /// The answer to request `id`, back at `to`.
-    Response { to: OwnedServerName, epoch: u64, id: RequestId, outcome: PeekOutcome },
+    Response { to: OwnedServerName, epoch: u64, id: RequestId, outcome: OutboundOutcome },
     /// An event of `room`, from `from` to `to`; `direct` when `from` created it (a resident
     /// receiving a direct event relays it to its own peekers, R39). `state` carries a new access.
     Event {
@@ -58,36 +63,40 @@ impl Ord for Scheduled {
 }
 
 /// A short description of a request for the timeline.
-pub(super) fn describe(request: &Request) -> String {
+pub(super) fn describe(request: &OutboundRequest) -> String {
     let what = match &request.kind {
-        RequestKind::Peek { .. } => "PUT /peek",
-        RequestKind::Renew => "POST /peek/…/renew",
-        RequestKind::Unpeek => "DELETE /peek",
+        OutboundRequestKind::Peek { .. } => "PUT /peek",
+        OutboundRequestKind::Renew => "POST /peek/…/renew",
+        OutboundRequestKind::Unpeek => "DELETE /peek",
     };
     format!("{what} {} peek_id={} (request {})", request.room_id, request.peek_id, request.id.0)
 }
 
-fn describe_outcome(outcome: &PeekOutcome) -> String {
+fn describe_outcome(outcome: &OutboundOutcome) -> String {
     match outcome {
-        PeekOutcome::Established { renewal_interval, access } => format!(
+        OutboundOutcome::Established { renewal_interval, access } => format!(
             "200 peek granted, renewal_interval={}s, world_readable={}",
             renewal_interval.as_secs(),
             access.world_readable
         ),
-        PeekOutcome::Renewed { renewal_interval } => {
+        OutboundOutcome::Renewed { renewal_interval } => {
             format!("200 renewed, renewal_interval={}s", renewal_interval.as_secs())
         }
-        PeekOutcome::Deleted => "200 peek deleted".to_owned(),
-        PeekOutcome::Failed(f) => format!("failed: {f:?}"),
+        OutboundOutcome::Deleted => "200 peek deleted".to_owned(),
+        OutboundOutcome::Failed(f) => format!("failed: {f:?}"),
     }
 }
 
 /// An error answer as it crosses the wire: mapped to (status, body) through the error table
-/// and classified back by the sender (`PeekFailure::from_response`).
-fn over_the_wire(error: &impl ToMatrixError) -> PeekOutcome {
+/// and classified back by the sender (`OutboundFailure::from_response`).
+fn over_the_wire(error: &impl ToMatrixError) -> OutboundOutcome {
     let m = error.to_matrix_error();
     let header = m.retry_after_header().map(|s| s.to_string());
-    PeekOutcome::Failed(PeekFailure::from_response(m.status, header.as_deref(), &m.to_body()))
+    OutboundOutcome::Failed(OutboundFailure::from_response(
+        m.status,
+        header.as_deref(),
+        &m.to_body(),
+    ))
 }
 
 impl Sim {
@@ -149,7 +158,7 @@ impl Sim {
                             to: name,
                             epoch,
                             id,
-                            outcome: PeekOutcome::Failed(PeekFailure::Unreachable),
+                            outcome: OutboundOutcome::Failed(OutboundFailure::Unreachable),
                         },
                     );
                     return;
@@ -157,7 +166,7 @@ impl Sim {
                 let copies = if self.rng.chance(self.config.duplication) { 2 } else { 1 };
                 for _ in 0..copies {
                     let at = now.saturating_add(self.latency());
-                    let msg = Msg::Request {
+                    let msg = Msg::OutboundRequest {
                         from: name.clone(),
                         epoch,
                         sent_at: now,
@@ -174,7 +183,7 @@ impl Sim {
                     format!("local peek of {user_id}/{device_id} on {room_id} ended: {reason:?}")
                 });
             }
-            Output::Expired { destination, room_id, peek_id, reason } => {
+            Output::Expired { server: destination, room_id, peek_id, reason } => {
                 self.forget_grant(server, &room_id, &destination, &peek_id);
                 self.log(server, || {
                     format!("inbound peek {peek_id} from {destination} on {room_id} expired ({reason:?}); expired_peeks → {destination}")
@@ -195,7 +204,7 @@ impl Sim {
             }
             Output::Lost { room_id, reason } => {
                 self.log(server, || {
-                    let next = if reason == crate::outbound::LostReason::AccessLost {
+                    let next = if reason == crate::outbound::OutboundLostReason::AccessLost {
                         "deleted, not re-opened"
                     } else {
                         "re-opening"
@@ -231,7 +240,7 @@ impl Sim {
     /// Delivers one message at `self.now`.
     pub(super) fn deliver(&mut self, msg: Msg) {
         match msg {
-            Msg::Request { from, epoch, sent_at, request } => {
+            Msg::OutboundRequest { from, epoch, sent_at, request } => {
                 self.on_request(from, epoch, sent_at, request)
             }
             Msg::Response { to, epoch, id, outcome } => {
@@ -279,7 +288,7 @@ impl Sim {
         from: OwnedServerName,
         epoch: u64,
         sent_at: Timestamp,
-        request: Request,
+        request: OutboundRequest,
     ) {
         let now = self.now;
         let target = request.server.clone();
@@ -292,7 +301,7 @@ impl Sim {
                     to: from,
                     epoch,
                     id,
-                    outcome: PeekOutcome::Failed(PeekFailure::Unreachable),
+                    outcome: OutboundOutcome::Failed(OutboundFailure::Unreachable),
                 },
             );
             return;
@@ -305,16 +314,16 @@ impl Sim {
         let peek_id = request.peek_id.as_str();
         let outcome = if denied && access.is_some() {
             // The host checks the ACL before calling in (R30).
-            over_the_wire(&PeekFailure::Forbidden)
+            over_the_wire(&OutboundFailure::Forbidden)
         } else {
             let answer = match &request.kind {
-                RequestKind::Peek { ver } => peeking
+                OutboundRequestKind::Peek { ver } => peeking
                     .handle_inbound_peek(now, &from, &room, peek_id, ver, access.as_ref())
                     .map(Some),
-                RequestKind::Renew => {
+                OutboundRequestKind::Renew => {
                     peeking.handle_inbound_renew(now, &from, &room, peek_id).map(Some)
                 }
-                RequestKind::Unpeek => {
+                OutboundRequestKind::Unpeek => {
                     peeking.handle_inbound_unpeek(now, &from, &room, peek_id).map(|()| None)
                 }
             };
@@ -322,16 +331,18 @@ impl Sim {
                 (Err(e), _) => over_the_wire(&e),
                 (Ok(None), _) => {
                     self.forget_grant(&target, &room, &from, peek_id);
-                    PeekOutcome::Deleted
+                    OutboundOutcome::Deleted
                 }
                 (Ok(Some(grant)), kind) => {
                     self.remember_grant(&target, &room, &from, peek_id, grant.expires_at);
                     match (kind, access.clone()) {
-                        (RequestKind::Peek { .. }, Some(access)) => PeekOutcome::Established {
-                            renewal_interval: grant.renewal_interval,
-                            access,
-                        },
-                        _ => PeekOutcome::Renewed { renewal_interval: grant.renewal_interval },
+                        (OutboundRequestKind::Peek { .. }, Some(access)) => {
+                            OutboundOutcome::Established {
+                                renewal_interval: grant.renewal_interval,
+                                access,
+                            }
+                        }
+                        _ => OutboundOutcome::Renewed { renewal_interval: grant.renewal_interval },
                     }
                 }
             }
@@ -343,7 +354,7 @@ impl Sim {
         let id = request.id;
         if self.rng.chance(self.config.loss) {
             self.log(&target, || format!("  (answer to {from} request {} lost on the wire)", id.0));
-            let outcome = PeekOutcome::Failed(PeekFailure::Unreachable);
+            let outcome = OutboundOutcome::Failed(OutboundFailure::Unreachable);
             self.schedule(timeout_at, Msg::Response { to: from, epoch, id, outcome });
         } else {
             let at = now.saturating_add(self.latency());

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use ruma_common::{OwnedDeviceId, OwnedRoomId, OwnedServerName, OwnedUserId};
 
-use crate::outbound::Request;
+use crate::outbound::OutboundRequest;
 use crate::{LocalGrant, PeekError, PeekingConfig, RequestId, RoomAccess, Timestamp};
 
 /// The simulator's knobs. Everything random is drawn from `seed`.
@@ -141,7 +141,7 @@ pub struct SentRequest {
     /// The sender (the peeking server).
     pub from: OwnedServerName,
     /// The request (its `server` is the target).
-    pub request: Request,
+    pub request: OutboundRequest,
 }
 
 /// An inbound peek on `resident` that its `origin` no longer accounts for.

@@ -9,6 +9,7 @@ use crate::outbound::OutboundPeekError;
 /// a remote room that could not be peeked maps like [`OutboundPeekError`] (R27: the remote's
 /// refusal is passed through, `NoCandidates` is 404 `M_NOT_FOUND`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum PeekError {
     /// The local checks refused the peek (R5–R8, caps).
     #[error(transparent)]

@@ -1,0 +1,93 @@
+//! What [`Peeking`](super::Peeking) hands out: [`ClientPeekReply`] (the immediate answer to a
+//! client peek) and [`Output`] (everything the host must do, in order).
+
+use ruma_common::{OwnedDeviceId, OwnedRoomId, OwnedServerName, OwnedUserId};
+
+use super::{Change, PeekError};
+use crate::access::RoomAccess;
+use crate::ids::RequestId;
+use crate::inbound::InboundEndReason;
+use crate::local::{LocalEndReason, LocalGrant};
+use crate::outbound::{OutboundLostReason, OutboundPeekError, OutboundRequest};
+
+/// The immediate answer to [`Peeking::handle_client_peek`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use]
+pub enum ClientPeekReply {
+    /// The peek is decided: the grant (`peek_expiry_ts`) or why not.
+    Done(Result<LocalGrant, PeekError>),
+    /// The room is remote and its federated peek is not established yet; the answer comes as
+    /// [`Output::ClientPeekDone`] with this id.
+    Pending(RequestId),
+}
+
+/// What the coordinator asks of the host, in order.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Output {
+    /// Write this before acting on anything after it.
+    Persist(Change),
+    /// Send this federation request and report the outcome with
+    /// [`Peeking::handle_response`].
+    Send(OutboundRequest),
+    /// The device's next `/sync` has something new: wake its long-poll.
+    Wake {
+        /// The user.
+        user_id: OwnedUserId,
+        /// The device.
+        device_id: OwnedDeviceId,
+    },
+    /// A local peek ended (observability; the `/sync` side is in `sync_delta`).
+    PeekEnded {
+        /// The user.
+        user_id: OwnedUserId,
+        /// The device.
+        device_id: OwnedDeviceId,
+        /// The room.
+        room_id: OwnedRoomId,
+        /// Why.
+        reason: LocalEndReason,
+    },
+    /// An inbound peek expired: put `{room_id, peek_id}` into the next `/send` to
+    /// `server` as `expired_peeks` (R43).
+    Expired {
+        /// The peeking server.
+        server: OwnedServerName,
+        /// The room.
+        room_id: OwnedRoomId,
+        /// The peek id it used.
+        peek_id: String,
+        /// Why.
+        reason: InboundEndReason,
+    },
+    /// A federated peek is established (again) through `server`.
+    Established {
+        /// The room.
+        room_id: OwnedRoomId,
+        /// The resident server.
+        server: OwnedServerName,
+        /// What the peek response said about the room.
+        access: RoomAccess,
+    },
+    /// A federated peek that was established dropped (network trouble); it is being retried.
+    Lost {
+        /// The room.
+        room_id: OwnedRoomId,
+        /// Why.
+        reason: OutboundLostReason,
+    },
+    /// No federated peek into the room could be had; waiting client peeks have failed.
+    Unavailable {
+        /// The room.
+        room_id: OwnedRoomId,
+        /// Why.
+        error: OutboundPeekError,
+    },
+    /// A `Pending` client peek is decided.
+    ClientPeekDone {
+        /// The id [`ClientPeekReply::Pending`] carried.
+        id: RequestId,
+        /// The grant or why not.
+        result: Result<LocalGrant, PeekError>,
+    },
+}
