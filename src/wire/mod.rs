@@ -38,6 +38,7 @@ pub mod path;
 pub mod query;
 
 mod json;
+mod percent;
 
 pub use client::{PeekRequest, SYNC_ROOMS_PEEK_KEY, UnpeekRequest, UnpeekResponse};
 pub use compat::{AnyPeekResponse, Extremities, LegacyPeekResponse, PeekResponseFormat, StateIds};

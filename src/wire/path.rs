@@ -7,6 +7,7 @@
 
 use ruma_common::{OwnedRoomId, RoomId, RoomOrAliasId, RoomVersionId};
 
+use super::percent::{percent_decode, percent_encode_into};
 use super::query::ver_query;
 use super::{MAX_PEEK_ID_BYTES, WireError};
 
@@ -176,20 +177,6 @@ impl FederationPeekPath {
         }
         Ok(FederationPeekPath { room_id, peek_id, is_renew })
     }
-}
-
-/// The bytes a path segment or query value escapes: everything but RFC 3986's unreserved set.
-const COMPONENT: &percent_encoding::AsciiSet =
-    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
-
-/// Appends `s` with every byte outside `A-Za-z0-9-._~` percent-encoded.
-pub(crate) fn percent_encode_into(s: &str, out: &mut String) {
-    out.extend(percent_encoding::utf8_percent_encode(s, COMPONENT));
-}
-
-/// Percent-decodes `s`; an invalid escape is kept literally. `None` if the result is not UTF-8.
-pub(crate) fn percent_decode(s: &str) -> Option<String> {
-    percent_encoding::percent_decode_str(s).decode_utf8().ok().map(|cow| cow.into_owned())
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 
 use ruma_common::RoomVersionId;
 
-use super::path::percent_decode;
+use super::percent::{percent_decode, percent_encode_into};
 use super::{MAX_VER, WireError};
 
 /// Parses the room versions from a raw query string (with or without the leading `?`).
@@ -56,7 +56,7 @@ pub fn ver_query(versions: &[RoomVersionId]) -> String {
             out.push('&');
         }
         out.push_str("ver=");
-        super::path::percent_encode_into(v.as_str(), &mut out);
+        percent_encode_into(v.as_str(), &mut out);
     }
     out
 }
