@@ -1,5 +1,5 @@
-//! A tiny HTTP client for one shim's client and test APIs, used by the demo in
-//! `examples/http_pair.rs` and by `tests/http_pair.rs`.
+//! A tiny HTTP client for one shim's client and test APIs, used by the demo (`src/main.rs`) and
+//! by `tests/http_pair.rs`.
 
 use std::time::Duration;
 

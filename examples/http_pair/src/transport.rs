@@ -10,11 +10,10 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use matrix_peek::outbound::{PeekFailure, PeekOutcome, Request, RequestKind};
 use matrix_peek::wire::{
     AnyPeekResponse, AnyRenewResponse, FederationPrefix, MAX_PEEK_RESPONSE_BYTES,
 };
-use matrix_peek::{PeekTransport, RoomAccess};
+use matrix_peek::{PeekFailure, PeekOutcome, PeekTransport, Request, RequestKind, RoomAccess};
 use ruma_common::{OwnedServerName, ServerName};
 use serde_json::Value;
 
