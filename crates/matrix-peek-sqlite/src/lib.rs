@@ -107,7 +107,7 @@
 //!
 //! | version | schema |
 //! |---|---|
-//! | 1 | the four tables as `(key TEXT PRIMARY KEY NOT NULL, record TEXT NOT NULL) WITHOUT ROWID`, no migrations table: the layout of the `examples/http_pair` template store this crate grew from |
+//! | 1 | the four tables as `(key TEXT PRIMARY KEY NOT NULL, record TEXT NOT NULL) WITHOUT ROWID`, no migrations table: the layout of the template store the `http_pair` example carried before this crate |
 //! | 2 | adds `schema_migrations` (recording versions 1 and 2) and each table's `version INTEGER NOT NULL DEFAULT 1` |
 //!
 //! A database without `schema_migrations` is new or at version 1; migration 1 is idempotent
