@@ -366,6 +366,7 @@ async fn story(pair: &mut Pair) -> Result<(), String> {
         .await?;
 
     // Unpeek: the federated peek lingers 200 ms, then hs1 DELETEs it on hs2 (R55).
+    #[allow(clippy::disallowed_methods)] // the test measures the linger; no machine sees it
     let unpeeked_at = tokio::time::Instant::now();
     let (status, body) = pair.api1.unpeek(&alice, ALICE_DEVICE, &room).await?;
     ensure(status == 200 && body == serde_json::json!({}), format!("unpeek: {status} {body}"))?;
