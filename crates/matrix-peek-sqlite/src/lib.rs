@@ -20,6 +20,7 @@
 //! let transport = ScriptedTransport::new(); // yours: your federation client
 //! let driver = block_on(Driver::open(DriverConfig::default(), store, transport, clock))?;
 //! driver.close();
+//! drop(driver); // drops the store: its worker closes the database in the background
 //!
 //! // `load` and `save` are plain `PeekStore` calls, answered by the worker thread.
 //! let again = SqliteStore::open(dir.join("peeks.db"))?;
