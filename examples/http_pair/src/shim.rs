@@ -1,5 +1,6 @@
-//! A minimal homeserver around [`Driver`]: axum on tokio, the SQLite store, [`SystemClock`] on
-//! `tokio::time::sleep`, and [`HttpTransport`] (reqwest) to the other shim.
+//! A minimal homeserver around [`Driver`]: axum on tokio, [`SqliteStore`] from
+//! `matrix-peek-sqlite`, [`SystemClock`] on `tokio::time::sleep`, and [`HttpTransport`]
+//! (reqwest) to the other shim.
 //!
 //! | route | handler |
 //! |---|---|
@@ -37,12 +38,12 @@ use matrix_peek::wire::{
     ErrorCode, ExpiredPeek, ExpiredPeeks, MatrixError, ToMatrixError, WireError,
 };
 use matrix_peek::{Clock, Driver, DriverConfig, DriverError, Output, SystemClock};
+use matrix_peek_sqlite::{SqliteStore, SqliteStoreError};
 use ruma_common::{OwnedRoomId, OwnedServerName, RoomId, ServerName};
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
 use crate::rooms::Rooms;
-use crate::sqlite_store::{SqliteStore, SqliteStoreError};
 use crate::transport::{Federation, HttpTransport, ORIGIN_HEADER};
 use crate::{admin, client, federation};
 
@@ -192,7 +193,15 @@ pub async fn start(config: ShimConfig) -> Result<Running, Box<dyn Error + Send +
     let addr = listener.local_addr()?;
     let name: OwnedServerName = format!("127.0.0.1:{}", addr.port()).try_into()?;
     let log = Log::new(name.as_str(), config.echo);
+    // Blocks briefly (open, migrations) before the server accepts anything: fine at startup.
     let store = SqliteStore::open(&config.db)?;
+    if let Some(from) = store.migrated_from() {
+        log.push(format!(
+            "{}: schema version {from} -> {} (0: a new database)",
+            config.db.display(),
+            store.schema_version()
+        ));
+    }
     let federation = Federation::new(name.clone(), log.clone());
     let transport = HttpTransport::new(federation.clone());
     let mut driver_config = DriverConfig::default();

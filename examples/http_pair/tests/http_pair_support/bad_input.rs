@@ -4,8 +4,8 @@
 use ruma_common::{OwnedRoomId, RoomOrAliasId};
 use serde_json::Value;
 
-use crate::api::Api;
 use crate::{ALICE_DEVICE, Pair, alice, client, create_room, ensure, id, transport};
+use http_pair::api::Api;
 
 /// R12, R29, R33, R36 and the wire error table: malformed bodies, wrong methods, bad peek ids, a
 /// missing `ver`, oversized bodies. Every answer is a Matrix error body; both shims survive.

@@ -1,30 +1,29 @@
-//! The SQLite `PeekStore` template (`examples/http_pair/sqlite_store.rs`): the crate's store
-//! conformance checks, the table layout, and a crash test that `SIGKILL`s a writer process
-//! between (and during) saves.
+//! [`SqliteStore`] against the storage contract: matrix-peek's store conformance checks, the
+//! table layout, all-or-nothing batches, and a crash test that `SIGKILL`s a writer process
+//! between (and during) saves. The schema's versions and migrations are in `tests/schema.rs`.
 //!
 //! The crash test re-executes this test binary as the writer: `current_exe()` with
 //! `--exact batches_written_by_the_crash_writer_load_whole` and the environment variable
 //! `SQLITE_CRASH_CHILD_DB` set. Without that variable the same test writes a few batches
 //! in-process and checks them, so it is a real test either way.
 
-#[path = "../examples/http_pair/sqlite_store.rs"]
-mod sqlite_store;
-
+use std::future::Future;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::task::{Context, Waker};
 use std::time::Duration;
 
 use futures::executor::block_on;
-use matrix_peek::OutboundPeekPhase;
 use matrix_peek::{
     Change, InboundChange, InboundKey, InboundRecord, LocalChange, LocalRecord, OutboundChange,
-    OutboundPeekRecord, OutboundRecord, PeekStore, Snapshot, StreamPosition, Timestamp,
+    OutboundPeekPhase, OutboundPeekRecord, OutboundRecord, PeekStore, RemoteRoomChange,
+    RemoteRoomRecord, Snapshot, StreamPosition, Timestamp,
 };
-use matrix_peek::{RemoteRoomChange, RemoteRoomRecord};
+use matrix_peek_sqlite::{RECORD_VERSION, SqliteStore};
 use ruma_common::{OwnedRoomId, owned_device_id, owned_server_name, owned_user_id};
-use sqlite_store::SqliteStore;
 
 const CHILD_ENV: &str = "SQLITE_CRASH_CHILD_DB";
 /// Filler records per batch, so a batch is a transaction of real size (~50 statements).
@@ -61,15 +60,15 @@ fn rows_are_keyed_by_the_records_key_as_json_and_upserts_replace() {
     block_on(store.save(&[Change::Inbound(InboundChange::Upsert(record.clone()))])).unwrap();
     let later = InboundRecord { expires_at: Timestamp::from_millis(99), ..record.clone() };
     block_on(store.save(&[Change::Inbound(InboundChange::Upsert(later.clone()))])).unwrap();
-    drop(store);
+    block_on(store.close()).unwrap();
 
     let conn = rusqlite::Connection::open(&path).unwrap();
     let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
     assert_eq!(mode, "wal");
-    let rows: Vec<(String, String)> = conn
-        .prepare("SELECT key, record FROM inbound_peeks")
+    let rows: Vec<(String, String, i64)> = conn
+        .prepare("SELECT key, record, version FROM inbound_peeks")
         .unwrap()
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
@@ -78,6 +77,7 @@ fn rows_are_keyed_by_the_records_key_as_json_and_upserts_replace() {
     assert_eq!(key, record.key());
     let stored: InboundRecord = serde_json::from_str(&rows[0].1).unwrap();
     assert_eq!(stored, later);
+    assert_eq!(rows[0].2, i64::from(RECORD_VERSION), "each row carries its record format");
     for table in ["local_peeks", "outbound_peeks", "remote_rooms"] {
         let n: i64 =
             conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0)).unwrap();
@@ -86,26 +86,97 @@ fn rows_are_keyed_by_the_records_key_as_json_and_upserts_replace() {
 }
 
 #[test]
-fn a_failed_batch_leaves_nothing_behind() {
-    // The storage contract: a batch is all or nothing. Make a batch fail half-way by dropping
-    // (through a second connection) the table its last change writes to.
+fn a_failed_batch_leaves_nothing_behind_and_the_store_goes_on() {
+    // The storage contract: a batch is all or nothing. Make a batch fail half-way with a
+    // trigger (added through a second connection) that aborts the write of its last change.
     let path = fresh_db("failed");
     let store = SqliteStore::open(&path).unwrap();
     let conn = rusqlite::Connection::open(&path).unwrap();
-    conn.execute_batch("DROP TABLE remote_rooms").unwrap();
+    conn.execute_batch(
+        "CREATE TRIGGER refuse BEFORE INSERT ON remote_rooms
+         BEGIN SELECT RAISE(ABORT, 'injected fault'); END;",
+    )
+    .unwrap();
     let batch = [
         Change::Inbound(InboundChange::Upsert(inbound("!a:crash.test", "p1", 1))),
         Change::RemoteRoom(RemoteRoomChange::Upsert(remote_room("!a:crash.test"))),
     ];
-    assert!(block_on(store.save(&batch)).is_err(), "the second statement fails");
-    drop(store);
+    let err = block_on(store.save(&batch)).expect_err("the second statement fails");
+    assert!(err.to_string().contains("injected fault"), "{err}");
     let n: i64 = conn.query_row("SELECT count(*) FROM inbound_peeks", [], |r| r.get(0)).unwrap();
     assert_eq!(n, 0, "the first change of the failed batch was rolled back");
-    // Reopening recreates the missing table.
-    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(block_on(store.load()).unwrap(), Snapshot::default(), "and loads as nothing");
+
+    // The worker survived the error: once the fault is gone, the same batch goes through.
+    conn.execute_batch("DROP TRIGGER refuse").unwrap();
     block_on(store.save(&batch)).unwrap();
     let loaded = block_on(store.load()).unwrap();
     assert_eq!((loaded.inbound.len(), loaded.remote_rooms.len()), (1, 1));
+}
+
+#[test]
+fn a_save_waiting_for_the_write_lock_leaves_the_caller_free() {
+    // Another connection holds the write lock: the store's worker waits for it (busy timeout),
+    // but the caller's future is merely pending, so its thread can do other work.
+    let path = fresh_db("lock");
+    let store = SqliteStore::open(&path).unwrap();
+    let mut other = rusqlite::Connection::open(&path).unwrap();
+    let held = other.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).unwrap();
+
+    let batch = [Change::Inbound(InboundChange::Upsert(inbound("!lock:crash.test", "p1", 1)))];
+    let mut save = Box::pin(store.save(&batch));
+    let mut cx = Context::from_waker(Waker::noop());
+    for _ in 0..5 {
+        assert!(save.as_mut().poll(&mut cx).is_pending(), "the lock is held: still pending");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    held.rollback().unwrap();
+    block_on(save).expect("the save goes through once the lock is released");
+    assert_eq!(block_on(store.load()).unwrap().inbound.len(), 1);
+}
+
+#[test]
+fn calls_from_many_threads_are_applied_one_at_a_time() {
+    // `SqliteStore` is `Send + Sync`: eight threads share one store and each saves its own
+    // records; every batch lands whole.
+    let store = Arc::new(SqliteStore::open(fresh_db("threads")).unwrap());
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let store = Arc::clone(&store);
+            std::thread::spawn(move || {
+                for i in 0..10 {
+                    let room = format!("!t{t}:crash.test");
+                    let batch: Vec<Change> = (0..3)
+                        .map(|j| {
+                            Change::Inbound(InboundChange::Upsert(inbound(
+                                &room,
+                                &format!("p{i}-{j}"),
+                                i,
+                            )))
+                        })
+                        .collect();
+                    block_on(store.save(&batch)).expect("save");
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().expect("a writer thread");
+    }
+    assert_eq!(block_on(store.load()).unwrap().inbound.len(), 8 * 10 * 3);
+}
+
+#[test]
+fn an_in_memory_store_keeps_the_contract_until_dropped() {
+    let store = SqliteStore::open_in_memory().unwrap();
+    assert_eq!(store.schema_version(), matrix_peek_sqlite::SCHEMA_VERSION);
+    assert_eq!(store.migrated_from(), Some(0));
+    block_on(store.save(&batch(0))).unwrap();
+    block_on(store.save(&batch(1))).unwrap();
+    assert_eq!(check_whole_batches(&block_on(store.load()).unwrap(), Some(1)), Some(1));
+    block_on(store.close()).unwrap();
+    let fresh = SqliteStore::open_in_memory().unwrap();
+    assert_eq!(block_on(fresh.load()).unwrap(), Snapshot::default(), "each one is private");
 }
 
 /// The crash writer's entry point (see the module docs), and an in-process check of the

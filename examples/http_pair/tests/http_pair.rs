@@ -1,38 +1,19 @@
-//! End to end over real HTTP: two homeserver **processes** on 127.0.0.1 (the shim of
-//! `examples/http_pair/`, with the SQLite store), driven through their client, federation and
-//! `/_test` APIs.
+//! End to end over real HTTP: two homeserver **processes** on 127.0.0.1 (the `http_pair` shim
+//! with `matrix-peek-sqlite`'s store), driven through their client, federation and `/_test`
+//! APIs.
 //!
 //! # How the processes are started
 //!
-//! This file has its own `main` (`harness = false` in Cargo.toml) and includes the shim's
-//! modules with `#[path]`. Run with `HTTP_PAIR_SHIM_CHILD=1` and `serve --db … --port …` it *is*
-//! one homeserver; the tests re-execute `std::env::current_exe()` that way. So the servers are
-//! always built from the current sources with the test, with no dependency on the example
-//! binary having been built first (`cargo test --test http_pair` works alone, and nothing needs
-//! to happen in `.ci/run`). Each child prints `LISTENING 127.0.0.1:{port}` (port 0: the OS picks
-//! a free one), is killed when its handle drops, and exits by itself when the test's end of its
-//! stdin closes (`--exit-on-eof`), so no server outlives the test. The whole run is bounded by
-//! [`OVERALL`].
+//! This file has its own `main` (`harness = false` in Cargo.toml) and links the shim library.
+//! Run with `HTTP_PAIR_SHIM_CHILD=1` and `serve --db … --port …` it *is* one homeserver; the
+//! tests re-execute `std::env::current_exe()` that way. So the servers are always built from
+//! the current sources with the test, with no dependency on the demo binary having been built
+//! first (`cargo test -p http-pair --test http_pair` works alone). Each child prints
+//! `LISTENING 127.0.0.1:{port}` (port 0: the OS picks a free one), is killed when its handle
+//! drops, and exits by itself when the test's end of its stdin closes (`--exit-on-eof`), so no
+//! server outlives the test. The whole run is bounded by [`OVERALL`].
 //!
-//! The shim has **no signatures** and trivial header auth: see `examples/http_pair/shim.rs`.
-
-#[path = "../examples/http_pair/admin.rs"]
-mod admin;
-#[path = "../examples/http_pair/api.rs"]
-mod api;
-#[path = "../examples/http_pair/client.rs"]
-mod client;
-#[path = "../examples/http_pair/federation.rs"]
-mod federation;
-#[path = "../examples/http_pair/rooms.rs"]
-mod rooms;
-#[path = "../examples/http_pair/shim.rs"]
-#[allow(dead_code)] // `Running::stop` and its fields serve the in-process demo only
-mod shim;
-#[path = "../examples/http_pair/sqlite_store.rs"]
-mod sqlite_store;
-#[path = "../examples/http_pair/transport.rs"]
-mod transport;
+//! The shim has **no signatures** and trivial header auth: see `src/shim.rs`.
 
 /// The bad-input test (its table of cases is long).
 #[path = "http_pair_support/bad_input.rs"]
@@ -46,7 +27,8 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use api::Api;
+use http_pair::api::Api;
+use http_pair::{client, shim, transport};
 use ruma_common::{OwnedRoomAliasId, OwnedRoomId, RoomOrAliasId};
 use serde_json::Value;
 
@@ -384,6 +366,7 @@ async fn story(pair: &mut Pair) -> Result<(), String> {
         .await?;
 
     // Unpeek: the federated peek lingers 200 ms, then hs1 DELETEs it on hs2 (R55).
+    #[allow(clippy::disallowed_methods)] // the test measures the linger; no machine sees it
     let unpeeked_at = tokio::time::Instant::now();
     let (status, body) = pair.api1.unpeek(&alice, ALICE_DEVICE, &room).await?;
     ensure(status == 200 && body == serde_json::json!({}), format!("unpeek: {status} {body}"))?;

@@ -1,9 +1,9 @@
-//! Two homeserver processes peeking over real HTTP on loopback: the crate's [`Driver`] with a
-//! SQLite store, axum on tokio, and reqwest between the servers.
+//! Two homeservers peeking over real HTTP on loopback: matrix-peek's [`Driver`] with the
+//! `matrix-peek-sqlite` store, axum on tokio, and reqwest between the servers.
 //!
 //! ```sh
-//! cargo run --example http_pair                 # the whole story in one process, in a few seconds
-//! cargo run --example http_pair -- serve --db a.db --port 8001   # one server, until Ctrl-C
+//! cargo run -p http-pair                                   # the whole story in one process, ~3 s
+//! cargo run -p http-pair -- serve --db a.db --port 8001    # one server, until Ctrl-C
 //! ```
 //!
 //! The story: `hs2` creates a `world_readable` room `#lobby`; alice on `hs1` peeks it by alias
@@ -13,38 +13,18 @@
 //! again, `hs2` makes the room private and tells `hs1` in `expired_peeks`, and her peek ends.
 //!
 //! **A demo, not a homeserver**: no signatures anywhere (the origin is a plain header), no real
-//! auth (the user is a plain header), rooms are an in-memory toy. See `shim.rs`.
+//! auth (the user is a plain header), rooms are an in-memory toy. See the library's `shim`
+//! module (`src/shim.rs`), which this binary and `tests/http_pair.rs` share.
 //!
 //! [`Driver`]: matrix_peek::Driver
-//!
-//! The modules live in `examples/http_pair/` (named by `#[path]`, as a crate root's `mod` looks
-//! beside the root); `tests/http_pair.rs` and `tests/sqlite_store.rs` include the same files.
-
-#[path = "http_pair/admin.rs"]
-mod admin;
-#[path = "http_pair/api.rs"]
-mod api;
-#[path = "http_pair/client.rs"]
-mod client;
-#[path = "http_pair/federation.rs"]
-mod federation;
-#[path = "http_pair/rooms.rs"]
-mod rooms;
-#[path = "http_pair/shim.rs"]
-mod shim;
-#[path = "http_pair/sqlite_store.rs"]
-mod sqlite_store;
-#[path = "http_pair/transport.rs"]
-mod transport;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+use http_pair::api::Api;
+use http_pair::shim::{self, Running, ShimConfig};
 use ruma_common::{OwnedRoomAliasId, OwnedRoomId};
 use serde_json::Value;
-
-use crate::api::Api;
-use crate::shim::{Running, ShimConfig};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
