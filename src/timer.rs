@@ -55,7 +55,6 @@ impl<K: Ord + Hash + Clone> TimerQueue<K> {
     }
 
     /// The deadline of `key`, if it has one.
-    #[cfg(test)]
     pub(crate) fn deadline(&self, key: &K) -> Option<Timestamp> {
         self.by_key.get(key).copied()
     }

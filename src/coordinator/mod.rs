@@ -245,7 +245,7 @@ impl Peeking {
         self.outbound.handle_demand(now, &room_id, &via);
         // Demand returning to a lingering, still-granted peek revives it without traffic and
         // without a new `Established` output: decide the waiting peeks against it now.
-        if let Some((_, access)) = self.outbound.established(&room_id) {
+        if let Some((_, access)) = self.outbound.granted(&room_id) {
             let access = access.clone();
             self.learn_access(&room_id, &access);
             self.complete_pending(now, &room_id, Ok(&access));
@@ -419,6 +419,24 @@ impl Peeking {
     pub fn handle_response(&mut self, now: Timestamp, id: RequestId, outcome: OutboundOutcome) {
         let now = self.clock.advance(now);
         self.outbound.handle_response(now, id, outcome);
+        self.drain(now);
+    }
+
+    /// An event of `room_id` arrived through its federated peek (in a `/send` from the
+    /// resident). Cheap; it lets the outbound machine notice a resident that falls silent in an
+    /// active room and fail over in minutes (see `OutboundConfig::failover_after`). Events of
+    /// rooms that are not peeked over federation are ignored.
+    pub fn handle_remote_event(&mut self, now: Timestamp, room_id: &RoomId) {
+        let now = self.clock.advance(now);
+        self.outbound.handle_room_event(now, room_id);
+        self.drain(now);
+    }
+
+    /// The host knows `server` is unreachable (its other federation traffic to it fails):
+    /// rooms peeked through it move to another candidate at once.
+    pub fn handle_server_unreachable(&mut self, now: Timestamp, server: &ServerName) {
+        let now = self.clock.advance(now);
+        self.outbound.handle_server_unreachable(now, server);
         self.drain(now);
     }
 

@@ -231,14 +231,14 @@ impl Peeking {
                 self.outputs.push_back(Output::Persist(Change::Outbound(change)))
             }
             OutboundOutput::Send(request) => self.outputs.push_back(Output::Send(request)),
-            OutboundOutput::Established { room_id, server, access } => {
+            OutboundOutput::Established { room_id, server, access, missed_since } => {
                 self.learn_access(&room_id, &access);
                 self.complete_pending(now, &room_id, Ok(&access));
                 if !self.local.is_demanded(&room_id) {
                     // Every waiting client was refused locally: nobody needs the peek.
                     self.outbound.handle_no_demand(now, &room_id);
                 }
-                self.outputs.push_back(Output::Established { room_id, server, access });
+                self.outputs.push_back(Output::Established { room_id, server, access, missed_since });
             }
             OutboundOutput::Unavailable { room_id, error } => {
                 self.complete_pending(now, &room_id, Err(&error));

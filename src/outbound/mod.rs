@@ -2,77 +2,107 @@
 //!
 //! One federated peek per room, shared by every local device that peeks it (R58). The host
 //! declares demand (`handle_demand` / `handle_no_demand`, normally from `LocalOutput::RoomDemand`),
-//! sends the [`OutboundRequest`]s the machine asks for, and reports each [`OutboundOutcome`].
+//! sends the [`OutboundRequest`]s the machine asks for, reports each [`OutboundOutcome`], and
+//! tells the machine when an event of a peeked room arrives (`handle_room_event`), so that a
+//! resident that falls silent is noticed in minutes rather than at the next renewal.
 //!
 //! # States
 //!
-//! ```text
-//!                 handle_demand(via)                       Established
-//!   (none) ──────────────────────────▶ Connecting ─────────────────────────▶ Established
-//!                                       │  ▲   │ 403/404/400/invalid:              │  ▲
-//!                network/429 (R60) ◀────┘  │   │ next candidate (DELETE first      │  │ Renewed
-//!                      Backoff ────────────┘   │ if granted); none left →          ▼  │
-//!                        │ max_attempts        │ Unavailable                    Renewing
-//!                        ▼ (never established) │                     404/expired_peeks (R54):
-//!                   Unavailable                │                     Lost, fresh peek id → Connecting
-//!                                              │
-//!   Established/Renewing ── handle_no_demand ──▶ Lingering ── linger ends ──▶ Deleting ──▶ (none)
-//!          ▲                                      │                          (DELETE; 404 = done)
-//!          └──────── demand returns (no traffic) ─┘
+//! A room's state is its **demand** and the **phase** of its current peek; `step` matches on the
+//! pair. Peeks that stop being current are **retired** and deleted in the background, so a
+//! `DELETE` never delays a new `PUT`.
 //!
-//!   handle_server_joined (R56/R57), access lost, failed validation: ─▶ Deleting at once, no linger
+//! ```text
+//!  demand:  Demanded ──handle_no_demand──▶ Lingering{until} ──linger ends──▶ Gone
+//!              ▲  ◀──────handle_demand─────────┘                             ▲
+//!              └──────────────handle_demand (fresh start)────────────────────┘
+//!           joined (R56/R57), access lost, Unavailable ──▶ Gone at once
+//!
+//!  phase:            open at the best ready candidate (pacer permitting)
+//!          Idle ────────────────────────────────────────────▶ Opening{PUT}
+//!           ▲ ▲  transient failure: that candidate backs off   │  │ 403/404/400/invalid: candidate
+//!           │ └────────────────────────────────────────────────┘  │ dropped (granted → retired)
+//!           │                                         Established │
+//!           │   404 / expired_peeks (R54), refusal                ▼
+//!           ├───────────────────────────────────────────────── Live ◀─── Renewed ───┐
+//!           │   lapse at expires_at; failover after                │                  │
+//!           │   failover_after of failures; Gone: retired          │ renew_at, or a    │
+//!           │                                                       │ probe when an     │
+//!           │                                                       ▼ active room is    │
+//!           └───────────────────────────────────────────────── Renewing ── silent ──────┘
+//!                                                                  │ network/429: Live{failing},
+//!                                                                  └ retried after a backoff
+//!
+//!  retired peek:  Awaiting{its request in flight} ──▶ Due{at} ──▶ Deleting{DELETE} ──▶ (gone)
+//!                 (only a granted or renewed peek is   ▲   │ network/429: retried, at most
+//!                  deleted)                             └───┘ max_delete_attempts times
 //! ```
 //!
 //! * **Candidates** (R46): only from `via`, de-duplicated, in order, at most `max_candidates`;
-//!   never the room id's domain (v12 room ids have none, B-13). No candidate →
-//!   `Unavailable(NoCandidates)`. More `via` on a live room merges in.
+//!   never the room id's domain (v12 room ids have none, B-13). Each candidate keeps its own
+//!   backoff: a `PUT` goes to the ready candidate with the fewest recent failures (`via` order
+//!   among equals), so a candidate never tried, or that has not failed, goes before one that
+//!   just failed. No candidate → `Unavailable(NoCandidates)`. More `via` on a live room merges.
 //! * **Peek ids** (R47): exactly 8 characters of `[0-9a-zA-Z_-]` from a counter whose high-water
 //!   mark is persisted (in blocks, before use); every `PUT` to a new target gets a fresh id, so no
-//!   id is ever reused, also across restarts. A retried `PUT` after a network failure gets a
-//!   fresh id too: a `PUT` that failed on the network is assumed not to have created a peek; if
-//!   it did, the resident expires it after its interval (R43), since we never renew it.
+//!   id is ever reused, also across restarts. A `PUT` that failed on the network is assumed not
+//!   to have created a peek; if it did, the resident expires it after its interval (R43).
 //! * **Renewal** (R53): at `clamp(interval × renew_fraction, min_renew_after, max_renew_after)`
-//!   after each success, using the remote's latest interval. [`OutboundRenewStyle::RePut`] re-sends the
-//!   `PUT` with the same id for older peers. Renewals continue while lingering.
-//! * **Failures** (R60): `Forbidden`, `NotFound`, `IncompatibleRoomVersion`, `InvalidResponse`
-//!   from a candidate drop it and try the next, after a `DELETE` when the peek had been granted
-//!   (`InvalidResponse`, or an `Established` whose room is unpeekable or of an unsupported
-//!   version, R49/R55). `Unreachable`, `Other` and `RateLimited` back off (`base`, `2×base`,
-//!   `4×base`… capped at `backoff_max`, minus up to 10 % jitter hashed from the room id and
-//!   attempt; `retry_after` honoured up to `backoff_max`) and rotate to the next candidate. When
-//!   every candidate refused, or a never-established peek used `max_attempts`, the room becomes
-//!   `Unavailable` with the most specific error (`Forbidden` > `NotFound` >
-//!   `IncompatibleRoomVersion` > the rest). A peek that **was** established is retried without
-//!   limit while demanded: `Lost` once, `Established` when back.
-//! * **Renewal failures**: 404 → the peek is dead, `Lost(RemoteExpired)`, re-open with a fresh id
-//!   (R54). 403/incompatible → `Lost(Refused)`, that candidate is dropped, re-open elsewhere.
-//!   Network/429/invalid/other → retry the renewal with backoff until it lapses at `expires_at`
-//!   (`max(renewed + interval, renew_at)`), then `Lost(Unreachable)`, a `DELETE` (the resident
-//!   may still hold it: its grace, or a renewal that timed out after reaching it), and re-open.
-//! * **Teardown** (R55): no demand → `Lingering` for `linger` → one `DELETE`. Joined (R56) →
-//!   `DELETE` at once and never peek the room again until `handle_server_left` (R57). A `DELETE`
+//!   after each success, using the remote's latest interval (an omitted one keeps the last).
+//!   [`OutboundRenewStyle::RePut`] re-sends the `PUT` with the same id for older peers.
+//!   Renewals continue while lingering.
+//! * **A dead resident** is noticed three ways: a renewal fails; an **active** room (events
+//!   arriving through [`handle_room_event`](OutboundPeeks::handle_room_event)) falls silent for
+//!   four of its recent gaps (at least `min_silence`) and the early renewal it sends as a probe
+//!   fails; or the host reports the server down
+//!   ([`handle_server_unreachable`](OutboundPeeks::handle_server_unreachable)). Renewals then
+//!   retry with backoff; after `failover_after` of failures, a demanded room opens a peek at
+//!   another candidate **at once** (`Lost`, then `Established` with `missed_since`), and the
+//!   old peek is retired. Quiet rooms send nothing extra.
+//! * **Refusals** (R60): `Forbidden`, `NotFound`, `IncompatibleRoomVersion`, `InvalidResponse`
+//!   drop that candidate; a granted peek is retired (R49, R55). When every candidate refused,
+//!   or a never-established room used `max_attempts`, the room becomes `Unavailable` with the
+//!   most specific error (`Forbidden` > `NotFound` > `IncompatibleRoomVersion` > the rest). A
+//!   peek that **was** established is retried for as long as it is demanded.
+//! * **Renewal failures**: 404 → dead at the resident, `Lost(RemoteExpired)`, re-open with a
+//!   fresh id (R54). 403/incompatible → `Lost(Refused)`, that candidate is dropped.
+//!   Network/429/invalid → retried with backoff until failover or until the peek lapses at
+//!   `expires_at` (`max(renewed + interval, renew_at)`): then `Lost(Unreachable)`, the peek is
+//!   retired (the resident may still hold it) and a new one opened.
+//! * **Teardown** (R55): no demand → lingering for `linger` → retired. Joined (R56) → retired at
+//!   once and never peeked again until `handle_server_left` (R57). A retired peek's `DELETE`
 //!   answered 404 (or any refusal) is done; network failures are retried with backoff
-//!   `max_delete_attempts` times, then dropped (the resident expires the peek itself).
-//! * **Access lost** (`handle_access_changed` with an unpeekable room): the peek is deleted at
-//!   once without linger; demanded rooms report `Lost(AccessLost)` if a peek was established,
-//!   else `Unavailable(Remote(Forbidden))` (the pending client peeks fail). The demand is
-//!   forgotten until declared again.
-//! * **One request per room**: the machine never has two requests in flight for one room, so at
-//!   most one remote peek per room exists at any time (R58); changes that arrive meanwhile are
-//!   applied when the answer comes. The host must answer every request (`Unreachable` on timeout).
+//!   `max_delete_attempts` times, then dropped (the resident expires the peek itself). At most
+//!   [`MAX_RETIRED`](OutboundPeeks::MAX_RETIRED) retired peeks per room; beyond that the oldest
+//!   is dropped the same way.
+//! * **Access lost** (`handle_access_changed` with an unpeekable room): the peek is retired at
+//!   once; demanded rooms report `Lost(AccessLost)` if a peek was established, else
+//!   `Unavailable(Remote(Forbidden))`. The demand is forgotten until declared again.
+//! * **Pacing**: every request of a room, whatever the answers, goes through the room's pacer:
+//!   at most [`REQUEST_BURST`](OutboundPeeks::REQUEST_BURST) at once, then one per
+//!   [`REQUEST_SPACING`](OutboundPeeks::REQUEST_SPACING), so at most
+//!   [`MAX_REQUESTS_PER_MINUTE`](OutboundPeeks::MAX_REQUESTS_PER_MINUTE) in any minute; a
+//!   `retry_after` below 1 s is raised to 1 s. Background `DELETE`s use only half the burst.
+//! * **Requests in flight**: at most one for the current peek, plus one per retired peek. At most
+//!   one peek per room is current (R58); retired ones are on their way out. The host must answer
+//!   every request (`Unreachable` on timeout).
 //! * **Restart** (R59): see [`OutboundPeeks::restore`].
 //! * The machine never validates responses (R49): the host checks a `PUT` answer like a
 //!   `send_join` response before reporting `Established`, and reports `InvalidResponse`
-//!   otherwise (the machine then deletes the granted peek and fails over).
+//!   otherwise (the machine then retires the granted peek and tries the next candidate).
 
+mod answer;
 mod config;
-mod drive;
 mod error;
 mod output;
 mod record;
 mod request;
+mod restore;
+mod room;
+mod step;
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::time::Duration;
 
 use ruma_common::{OwnedRoomId, OwnedServerName, RoomId, ServerName};
 
@@ -89,7 +119,7 @@ use crate::ids::RequestId;
 use crate::slab::Slab;
 use crate::time::{Monotonic, Timestamp};
 use crate::timer::TimerQueue;
-use drive::{Peek, Room};
+use room::{Candidate, Demand, Pacer, Phase, Room};
 
 /// How many ids are reserved per persisted high-water mark.
 const COUNTER_BLOCK: u64 = 256;
@@ -104,7 +134,8 @@ pub struct OutboundPeeks {
     index: HashMap<OwnedRoomId, u32>,
     /// At most one deadline per room slot.
     timers: TimerQueue<u32>,
-    /// In-flight requests → room slot; the room's `request` must still name the id.
+    /// In-flight requests → room slot; the room's current phase or one of its retired peeks
+    /// must still name the id.
     requests: HashMap<RequestId, u32>,
     /// Rooms a local user is joined to: never peeked (R57).
     joined: HashSet<OwnedRoomId>,
@@ -118,6 +149,16 @@ pub struct OutboundPeeks {
 }
 
 impl OutboundPeeks {
+    /// Requests one room may send at once (see the module docs' "Pacing").
+    pub const REQUEST_BURST: u32 = Pacer::BURST as u32;
+    /// After a burst, one request per this, per room.
+    pub const REQUEST_SPACING: Duration = Pacer::SPACING;
+    /// The most requests one room sends in any 60 s, whatever the answers:
+    /// `REQUEST_BURST + 60 s / REQUEST_SPACING`.
+    pub const MAX_REQUESTS_PER_MINUTE: u32 = Self::REQUEST_BURST + 60;
+    /// Retired peeks kept per room while their `DELETE`s go out.
+    pub const MAX_RETIRED: usize = 4;
+
     /// An empty machine.
     pub fn new(config: OutboundConfig) -> Self {
         OutboundPeeks {
@@ -137,76 +178,6 @@ impl OutboundPeeks {
         }
     }
 
-    /// Rebuilds the machine from the stored records at restart time `now` (R59).
-    ///
-    /// * The counters resume from their persisted high-water marks: no peek id or request id
-    ///   from before the crash is handed out again.
-    /// * Every restored room starts **without demand** and lingers from `now`: the host must
-    ///   re-declare demand (as `LocalPeeks` does after its own restore); rooms not re-demanded
-    ///   within `linger` are deleted, so a restart leaks nothing.
-    /// * `Live` peeks keep their stored deadlines (renewed at the stored `renew_at`, also while
-    ///   lingering; a past deadline renews at the first `handle_timeout`).
-    /// * `Opening` peeks (a `PUT` whose answer was lost in the crash) are re-`PUT` with the same
-    ///   id when demanded again (idempotent at the resident), else deleted after the linger.
-    /// * `Deleting` peeks re-send their `DELETE` at once (queued in the outputs).
-    /// * In-flight renewals were persisted as `Live` and are re-sent when due; responses to
-    ///   requests of the previous run are unknown ids and ignored.
-    /// * Linger ends are not stored: a room lingering at the crash lingers afresh from `now`
-    ///   (bounded: one extra `linger` per restart).
-    /// * Rooms in `Backoff` or `Connecting` without a granted peek are not stored once their
-    ///   `PUT` failed; they come back when demand is re-declared.
-    /// * Duplicates: the last record for a key wins; nothing panics on odd records.
-    pub fn restore(
-        now: Timestamp,
-        config: OutboundConfig,
-        records: impl IntoIterator<Item = OutboundRecord>,
-    ) -> Self {
-        let mut m = OutboundPeeks::new(config);
-        m.clock = Monotonic::starting_at(now);
-        let mut peeks: HashMap<OwnedRoomId, OutboundPeekRecord> = HashMap::new();
-        for record in records {
-            match record {
-                OutboundRecord::Counters { peek_id, request } => {
-                    m.next_peek_id = m.next_peek_id.max(peek_id);
-                    m.next_request = m.next_request.max(request);
-                }
-                OutboundRecord::Joined { room_id } => {
-                    m.joined.insert(room_id);
-                }
-                OutboundRecord::Peek(p) => {
-                    peeks.insert(p.room_id.clone(), p);
-                }
-            }
-        }
-        // A clock that went backwards across the restart never precedes a renewal we saw.
-        for p in peeks.values() {
-            if let OutboundPeekPhase::Live { renewed_at, .. } = p.phase {
-                m.clock.advance(renewed_at);
-            }
-        }
-        let now = m.clock.now();
-        m.peek_id_reserved = m.next_peek_id;
-        m.request_reserved = m.next_request;
-        let linger_until = now.saturating_add(m.config.linger);
-        let mut restored: Vec<_> = peeks.into_values().collect();
-        restored.sort_by(|a, b| a.room_id.cmp(&b.room_id));
-        for p in restored {
-            let mut room = Room::new(p.room_id.clone());
-            room.candidates.push(p.server.clone());
-            room.access = p.access;
-            room.persisted = true;
-            room.linger_until = Some(linger_until);
-            room.peek = Some(Peek::from_record(p.server, p.peek_id, &p.phase));
-            if matches!(p.phase, OutboundPeekPhase::Live { .. }) {
-                room.was_established = true;
-            }
-            let slot = m.insert_room(room);
-            m.step(slot, now);
-        }
-        m.flush();
-        m
-    }
-
     /// Local devices need `room` (R58: however many call this, one federated peek). `via` are
     /// the candidate servers (MSC2753 `servers`), merged into any known ones; the room id's
     /// domain is never used (R46, B-13).
@@ -222,29 +193,31 @@ impl OutboundPeeks {
         let slot = match self.index.get(room) {
             Some(&slot) => slot,
             None => {
-                if via.is_empty() {
-                    self.unavailable(room.to_owned(), OutboundPeekError::NoCandidates);
+                let error = if via.is_empty() {
+                    Some(OutboundPeekError::NoCandidates)
+                } else if self.index.len() >= self.config.max_rooms {
+                    Some(OutboundPeekError::LimitExceeded)
+                } else {
+                    None
+                };
+                if let Some(error) = error {
+                    let room_id = room.to_owned();
+                    self.deferred.push(OutboundOutput::Unavailable { room_id, error });
                     return self.flush();
                 }
-                if self.index.len() >= self.config.max_rooms {
-                    self.unavailable(room.to_owned(), OutboundPeekError::LimitExceeded);
-                    return self.flush();
-                }
-                self.insert_room(Room::new(room.to_owned()))
+                self.insert_room(Room::new(room.to_owned(), Demand::Demanded))
             }
         };
+        self.revive(slot);
         let max = self.config.max_candidates;
         let r = self.room_mut(slot);
-        if !r.demanded {
-            r.demanded = true;
-            r.linger_until = None;
-        }
         for server in via {
             if r.candidates.len() >= max {
                 break;
             }
-            if !r.candidates.contains(server) {
-                r.candidates.push(server.clone());
+            if !r.candidates.iter().any(|c| c.server == *server) {
+                let (failures, retry_at) = (0, Timestamp::ZERO);
+                r.candidates.push(Candidate { server: server.clone(), failures, retry_at });
             }
         }
         self.step(slot, now);
@@ -256,11 +229,10 @@ impl OutboundPeeks {
     pub fn handle_no_demand(&mut self, now: Timestamp, room: &RoomId) {
         let now = self.clock.advance(now);
         let Some(&slot) = self.index.get(room) else { return };
-        let linger = now.saturating_add(self.config.linger);
+        let until = now.saturating_add(self.config.linger);
         let r = self.room_mut(slot);
-        if r.demanded {
-            r.demanded = false;
-            r.linger_until = Some(linger);
+        if r.is_demanded() {
+            r.demand = Demand::Lingering { until };
         }
         self.step(slot, now);
         self.flush();
@@ -272,12 +244,10 @@ impl OutboundPeeks {
     pub fn handle_server_joined(&mut self, now: Timestamp, room: &RoomId) {
         let now = self.clock.advance(now);
         if self.joined.insert(room.to_owned()) {
-            self.persist(OutboundChange::Upsert(OutboundRecord::Joined {
-                room_id: room.to_owned(),
-            }));
+            let record = OutboundRecord::Joined { room_id: room.to_owned() };
+            self.outputs.push_back(OutboundOutput::Persist(OutboundChange::Upsert(record)));
         }
         if let Some(&slot) = self.index.get(room) {
-            self.room_mut(slot).abandon();
             self.step(slot, now);
         }
         self.flush();
@@ -287,7 +257,8 @@ impl OutboundPeeks {
     pub fn handle_server_left(&mut self, now: Timestamp, room: &RoomId) {
         self.clock.advance(now);
         if self.joined.remove(room) {
-            self.persist(OutboundChange::Remove(OutboundKey::Joined(room.to_owned())));
+            let change = OutboundChange::Remove(OutboundKey::Joined(room.to_owned()));
+            self.outputs.push_back(OutboundOutput::Persist(change));
         }
     }
 
@@ -303,32 +274,76 @@ impl OutboundPeeks {
         if access.is_peekable() {
             return;
         }
-        let live = r.is_live() && !r.lost;
-        let demanded = r.demanded;
-        r.abandon();
-        let room_id = r.id.clone();
-        self.step(slot, now);
-        if demanded {
-            // After the step's `Persist` (and its DELETE), like every other notification.
-            self.outputs.push_back(if live {
-                OutboundOutput::Lost { room_id, reason: OutboundLostReason::AccessLost }
+        if r.is_demanded() {
+            if r.phase.lease().is_some() {
+                self.lose(slot, OutboundLostReason::AccessLost);
+                self.room_mut(slot).demand = Demand::Gone;
             } else {
-                OutboundOutput::Unavailable {
-                    room_id,
-                    error: OutboundPeekError::Remote(OutboundFailure::Forbidden),
+                let error = OutboundPeekError::Remote(OutboundFailure::Forbidden);
+                self.give_up(slot, error);
+            }
+        }
+        self.room_mut(slot).demand = Demand::Gone;
+        self.step(slot, now);
+        self.flush();
+    }
+
+    /// An event of `room` arrived through its peek (from the resident's `/send`). Cheap: O(1),
+    /// plus one timer move the first time a room becomes active. The machine learns the
+    /// room's rhythm and probes the resident early when an active room falls silent; a room
+    /// that is not tracked is ignored.
+    pub fn handle_room_event(&mut self, now: Timestamp, room: &RoomId) {
+        let now = self.clock.advance(now);
+        let Some(&slot) = self.index.get(room) else { return };
+        let r = self.room_mut(slot);
+        r.activity.record(now);
+        let lease = match &r.phase {
+            Phase::Live { lease, failing: None, .. } if r.is_demanded() => *lease,
+            Phase::Live { .. } | Phase::Renewing { .. } => {
+                r.last_good = r.last_good.max(now);
+                return;
+            }
+            Phase::Idle | Phase::Opening { .. } => return,
+        };
+        r.last_good = r.last_good.max(now);
+        if let Some(probe) = self.silence_deadline(slot, &lease)
+            && self.timers.deadline(&slot).is_none_or(|at| probe < at)
+        {
+            self.timers.schedule(slot, probe);
+        }
+    }
+
+    /// The host knows `server` is unreachable (from its other federation traffic). Every room
+    /// that lists it backs it off, and every demanded room peeked through it moves to another
+    /// ready candidate at once (its old peek retired). O(rooms).
+    pub fn handle_server_unreachable(&mut self, now: Timestamp, server: &ServerName) {
+        let now = self.clock.advance(now);
+        let slots: Vec<u32> = self.index.values().copied().collect();
+        for slot in slots {
+            if self.room(slot).candidates.iter().all(|c| c.server != server) {
+                continue;
+            }
+            self.penalise(slot, server, now, &OutboundFailure::Unreachable);
+            let r = self.room(slot);
+            let on_it = r.phase.peek().is_some_and(|p| p.server == server);
+            let elsewhere = r.candidates.iter().any(|c| c.server != server && c.retry_at <= now);
+            if on_it && r.is_demanded() && elsewhere {
+                if r.phase.lease().is_some() {
+                    self.lose(slot, OutboundLostReason::Unreachable);
                 }
-            });
+                self.retire_current(slot, now);
+            }
+            self.step(slot, now);
         }
         self.flush();
     }
 
     /// The resident sent `expired_peeks` naming (`room`, `peek_id`) from `server` (R54). If it
     /// is the current peek, it is dead: re-opened with a fresh id when demanded (`Lost` then
-    /// `Established`), forgotten otherwise. Any other id (an old one) is ignored, and so is an
-    /// entry naming a peek whose opening `PUT` is in flight (its answer decides). With
-    /// [`OutboundRenewStyle::RePut`] the entry may predate a re-`PUT` that re-created the id (or one in
-    /// flight may re-create it), so the peek is `DELETE`d (404 = gone) once any re-`PUT` in
-    /// flight is answered, before a fresh one is opened.
+    /// `Established`), forgotten otherwise. An entry naming a peek whose opening `PUT` is in
+    /// flight is ignored (its answer decides), and so is any other id. With
+    /// [`OutboundRenewStyle::RePut`] the entry may predate a re-`PUT` that re-created the id
+    /// (or one in flight may re-create it), so the peek is retired and `DELETE`d (404 = gone).
     pub fn handle_remote_expired(
         &mut self,
         now: Timestamp,
@@ -338,7 +353,7 @@ impl OutboundPeeks {
     ) {
         let now = self.clock.advance(now);
         let Some(&slot) = self.index.get(room) else { return };
-        if self.on_remote_expired(slot, server, peek_id) {
+        if self.on_remote_expired(slot, server, peek_id, now) {
             self.step(slot, now);
         }
         self.flush();
@@ -353,8 +368,8 @@ impl OutboundPeeks {
         self.flush();
     }
 
-    /// Fires every due deadline: renewals, backoff ends, linger ends, lapses. A no-op when
-    /// nothing is due.
+    /// Fires every due deadline: renewals and probes, backoff ends, failovers, linger ends,
+    /// lapses, `DELETE` retries. A no-op when nothing is due.
     pub fn handle_timeout(&mut self, now: Timestamp) {
         let now = self.clock.advance(now);
         while let Some((slot, _)) = self.timers.pop_due(now) {
@@ -369,27 +384,49 @@ impl OutboundPeeks {
         self.outputs.pop_front()
     }
 
-    /// The earliest deadline, when `handle_timeout` must be called. Rooms with a request in
-    /// flight have none (they wait for the answer). Changes after every `handle_*`.
+    /// The earliest deadline, when `handle_timeout` must be called: a renewal or probe, the end
+    /// of a backoff or of the pacer's wait, a failover, a linger's end, a lapse, or a `DELETE`
+    /// retry. Rooms waiting only on answers have none. Changes after every `handle_*`.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
         self.timers.next()
     }
 
-    /// The server and access of `room`'s peek while it is `Established` or `Renewing`: only the
-    /// server that granted the current peek (never another candidate, B-9).
+    /// The server and access of `room`'s peek while it is granted **and** demanded
+    /// (`Established` or `Renewing`): only the server that granted the current peek (never
+    /// another candidate, B-9). See [`granted`](Self::granted) for any demand.
     pub fn established(&self, room: &RoomId) -> Option<(&ServerName, &RoomAccess)> {
         let r = self.room(*self.index.get(room)?);
-        match self.state_of(r) {
-            OutboundState::Established | OutboundState::Renewing => {
-                Some((&r.peek.as_ref()?.server, r.access.as_ref()?))
+        if !r.is_demanded() {
+            return None;
+        }
+        self.granted(room)
+    }
+
+    /// The server and access of `room`'s peek while the resident has granted it, whatever the
+    /// demand (lingering included). Changes after every `handle_*`.
+    pub fn granted(&self, room: &RoomId) -> Option<(&ServerName, &RoomAccess)> {
+        let r = self.room(*self.index.get(room)?);
+        match &r.phase {
+            Phase::Live { peek, .. } | Phase::Renewing { peek, .. } => {
+                Some((&peek.server, r.access.as_ref()?))
             }
-            _ => None,
+            Phase::Idle | Phase::Opening { .. } => None,
         }
     }
 
     /// The state of `room`'s outbound peek, `None` when it has none.
     pub fn state(&self, room: &RoomId) -> Option<OutboundState> {
-        Some(self.state_of(self.room(*self.index.get(room)?)))
+        let r = self.room(*self.index.get(room)?);
+        let demanded = r.is_demanded();
+        Some(match &r.phase {
+            Phase::Opening { request: None, .. } if !demanded => OutboundState::Lingering,
+            Phase::Opening { .. } => OutboundState::Connecting,
+            Phase::Renewing { .. } | Phase::Live { failing: Some(_), .. } => OutboundState::Renewing,
+            Phase::Live { .. } if demanded => OutboundState::Established,
+            Phase::Live { .. } => OutboundState::Lingering,
+            Phase::Idle if demanded => OutboundState::Backoff,
+            Phase::Idle => OutboundState::Deleting,
+        })
     }
 
     /// Requests sent and not yet answered (answers to forgotten requests are ignored).
@@ -435,16 +472,8 @@ impl OutboundPeeks {
         slot
     }
 
-    /// Queues `Unavailable` after this handler's `Persist`s (the room's removal is stored first).
-    fn unavailable(&mut self, room_id: OwnedRoomId, error: OutboundPeekError) {
-        self.deferred.push(OutboundOutput::Unavailable { room_id, error });
-    }
-
+    /// Queues the host notifications decided during a handler, after its `Persist`s.
     fn flush(&mut self) {
         self.outputs.extend(self.deferred.drain(..));
-    }
-
-    fn persist(&mut self, change: OutboundChange) {
-        self.outputs.push_back(OutboundOutput::Persist(change));
     }
 }

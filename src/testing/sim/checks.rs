@@ -93,8 +93,15 @@ impl Sim {
             BTreeSet::new();
         for (origin, node) in &self.nodes {
             for record in node.store.to_snapshot().outbound {
-                if let OutboundRecord::Peek(p) = record {
-                    wanted.insert((origin.clone(), p.server, p.room_id, p.peek_id));
+                match record {
+                    OutboundRecord::Peek(p) => {
+                        wanted.insert((origin.clone(), p.server, p.room_id, p.peek_id));
+                    }
+                    // A retired peek is owed a DELETE: it is accounted for until it goes.
+                    OutboundRecord::Retired { room_id, server, peek_id } => {
+                        wanted.insert((origin.clone(), server, room_id, peek_id));
+                    }
+                    _ => {}
                 }
             }
         }

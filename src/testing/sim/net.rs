@@ -80,7 +80,10 @@ fn describe_outcome(outcome: &OutboundOutcome) -> String {
             access.world_readable
         ),
         OutboundOutcome::Renewed { renewal_interval } => {
-            format!("200 renewed, renewal_interval={}s", renewal_interval.as_secs())
+            match renewal_interval {
+                Some(i) => format!("200 renewed, renewal_interval={}s", i.as_secs()),
+                None => "200 renewed, renewal_interval omitted".to_owned(),
+            }
         }
         OutboundOutcome::Deleted => "200 peek deleted".to_owned(),
         OutboundOutcome::Failed(f) => format!("failed: {f:?}"),
@@ -194,10 +197,15 @@ impl Sim {
                     Msg::Expired { from: name, to: destination, room: room_id, peek_id },
                 );
             }
-            Output::Established { room_id, server: via, access } => {
+            Output::Established { room_id, server: via, access, missed_since } => {
+                let now = self.now;
                 self.log(server, || {
+                    let gap = missed_since.map_or(String::new(), |since| {
+                        let d = now.saturating_duration_since(since);
+                        format!("; events since {} s ago may be missing", d.as_secs())
+                    });
                     format!(
-                        "federated peek on {room_id} established via {via} (world_readable={})",
+                        "federated peek on {room_id} established via {via} (world_readable={}){gap}",
                         access.world_readable
                     )
                 });
@@ -342,7 +350,9 @@ impl Sim {
                                 access,
                             }
                         }
-                        _ => OutboundOutcome::Renewed { renewal_interval: grant.renewal_interval },
+                        _ => OutboundOutcome::Renewed {
+                            renewal_interval: Some(grant.renewal_interval),
+                        },
                     }
                 }
             }
@@ -464,6 +474,13 @@ impl Sim {
             self.relay_to_peekers(&to, &room, event, state.as_ref(), &skip);
         }
         if fresh {
+            if !resident {
+                // An event that came through a federated peek: the peeking side's host reports
+                // it, so a resident that falls silent is noticed (OutboundConfig::min_silence).
+                let node = self.nodes.get_mut(&to).expect("is up");
+                node.peeking.handle_remote_event(now, &room);
+                self.drain(&to);
+            }
             self.wake_peekers(&to, &room, event, &from);
         }
         if let Some(access) = state {
