@@ -196,17 +196,23 @@ impl Activity {
     }
 
     /// When silence means the resident may be dead: `FACTOR ×` the longest recent gap after the
-    /// last event, at least `min`, or `None` for a room that is not active (too few events, or
-    /// gaps so long that the next renewal comes first anyway), or that was already probed
-    /// since its last event.
-    pub(super) fn silence_deadline(&self, min: Duration, renew_after: Duration) -> Option<Timestamp> {
+    /// last sign of life (the last event, or `alive_at`, the peek's last successful `PUT` or
+    /// renewal), at least `min`; `None` for a room that is not active (too few events, or gaps
+    /// so long that the next renewal comes first anyway), or that was already probed since its
+    /// last event.
+    pub(super) fn silence_deadline(
+        &self,
+        min: Duration,
+        renew_after: Duration,
+        alive_at: Timestamp,
+    ) -> Option<Timestamp> {
         let last = self.last_event?;
         if usize::from(self.filled) < Self::GAPS || self.probed_at == Some(last) {
             return None;
         }
         let longest = Duration::from_millis(u64::from(*self.gaps.iter().max()?));
         let silence = longest.saturating_mul(Self::FACTOR).max(min);
-        (silence < renew_after).then(|| last.saturating_add(silence))
+        (silence < renew_after).then(|| last.max(alive_at).saturating_add(silence))
     }
 }
 
@@ -357,15 +363,15 @@ mod tests {
         let renew = Duration::from_secs(1800);
         for i in 0..4 {
             a.record(t(i * 5_000));
-            assert_eq!(a.silence_deadline(min, renew), None, "{i} events are not activity yet");
+            assert_eq!(a.silence_deadline(min, renew, Timestamp::ZERO), None, "{i} events are not activity yet");
         }
         a.record(t(20_000));
         // Gaps of 5 s: 4 × 5 s = 20 s, raised to the 30 s floor.
-        assert_eq!(a.silence_deadline(min, renew), Some(t(50_000)));
+        assert_eq!(a.silence_deadline(min, renew, Timestamp::ZERO), Some(t(50_000)));
         a.probed_at = a.last_event;
-        assert_eq!(a.silence_deadline(min, renew), None, "probed: quiet, not dead");
+        assert_eq!(a.silence_deadline(min, renew, Timestamp::ZERO), None, "probed: quiet, not dead");
         a.record(t(600_000));
-        assert_eq!(a.silence_deadline(min, renew), None, "a 580 s gap: 4 × that beats renewal");
+        assert_eq!(a.silence_deadline(min, renew, Timestamp::ZERO), None, "a 580 s gap: 4 × that beats renewal");
     }
 
     #[test]

@@ -88,6 +88,11 @@ impl OutboundPeeks {
         match (&r.phase, demand) {
             (Phase::Idle, Demand::Demanded) => self.open_next(slot, now),
             (Phase::Idle, _) => Next::Wait,
+            (Phase::Opening { request: Some(_), .. }, Demand::Gone) => {
+                // The PUT's answer goes to the retired peek: deleted if it was granted.
+                self.retire_current(slot, now);
+                Next::Again
+            }
             (Phase::Opening { request: Some(_), .. }, _) => Next::Wait,
             (Phase::Opening { request: None, .. }, Demand::Gone) => {
                 self.retire_current(slot, now);
@@ -122,7 +127,7 @@ impl OutboundPeeks {
             }
             (Phase::Live { peek, lease, failing }, _) => {
                 let (peek, lease, failing) = (peek.clone(), *lease, *failing);
-                if now >= lease.expires_at {
+                if failing.is_some() && now >= lease.expires_at {
                     // The renewals kept failing and no other candidate took over: lapsed on our
                     // side. The resident may still hold it (its grace, or a renewal that timed
                     // out after reaching it): delete it in the background and open afresh.
@@ -172,7 +177,8 @@ impl OutboundPeeks {
     /// When an active, demanded room's silence calls for an early renewal (a probe).
     pub(super) fn silence_deadline(&self, slot: u32, lease: &Lease) -> Option<Timestamp> {
         let renew_after = self.config.renew_after(lease.interval);
-        self.room(slot).activity.silence_deadline(self.config.min_silence, renew_after)
+        let alive_at = lease.renewed_at;
+        self.room(slot).activity.silence_deadline(self.config.min_silence, renew_after, alive_at)
     }
 
     /// Whether the failing current peek on `server` may fail over at `now`: `due` has passed

@@ -188,10 +188,8 @@ impl PeekTransport for HttpTransport {
                     Err(_) => OutboundOutcome::Failed(OutboundFailure::InvalidResponse),
                 },
                 OutboundRequestKind::Renew => match AnyRenewResponse::from_slice(&body) {
-                    Ok(r) => OutboundOutcome::Renewed {
-                        // A peer that does not say keeps the MSC's example interval.
-                        renewal_interval: r.renewal_interval.unwrap_or(Duration::from_secs(3600)),
-                    },
+                    // A peer that does not say: the machine keeps the last known interval.
+                    Ok(r) => OutboundOutcome::Renewed { renewal_interval: r.renewal_interval },
                     Err(_) => OutboundOutcome::Failed(OutboundFailure::InvalidResponse),
                 },
                 OutboundRequestKind::Unpeek => OutboundOutcome::Deleted,
