@@ -320,7 +320,7 @@ fn restore_redeclares_demand_and_keeps_the_federated_peek_renewed_r59() {
     host.peeking.handle_response(
         at(30 * 60_000 + 10),
         renew.id,
-        OutboundOutcome::Renewed { renewal_interval: secs(3600) },
+        OutboundOutcome::Renewed { renewal_interval: Some(secs(3600)) },
     );
     let _ = host.drain();
     // Past any linger: never deleted while the lease lives.
@@ -358,7 +358,7 @@ fn last_lease_expiry_deletes_the_federated_peek_after_linger_r11_r55() {
         let out = host.drain();
         deletes += sends(&out).iter().filter(|r| kind(r) == Kind::Unpeek).count();
         let _ = answer_all(&mut host, now, out, |r| match kind(r) {
-            Kind::Renew => OutboundOutcome::Renewed { renewal_interval: secs(3600) },
+            Kind::Renew => OutboundOutcome::Renewed { renewal_interval: Some(secs(3600)) },
             Kind::Unpeek => OutboundOutcome::Deleted,
             Kind::Peek => established(),
         });

@@ -237,7 +237,7 @@ fn never_answering_transport_is_timed_out_retried_and_capped() {
     // Once the transport answers again, renewals succeed and stop.
     rig.transport.set_default(
         TransportKind::Renew,
-        Reply::Now(OutboundOutcome::Renewed { renewal_interval: Duration::from_secs(3600) }),
+        Reply::Now(OutboundOutcome::Renewed { renewal_interval: Some(Duration::from_secs(3600)) }),
     );
     rig.advance(Duration::from_secs(15 * 60));
     let settled = rig.transport.count(TransportKind::Renew);

@@ -211,7 +211,7 @@ impl World {
                                     as u64,
                         );
                         OutboundOutcome::Renewed {
-                            renewal_interval: Duration::from_millis(interval),
+                            renewal_interval: Some(Duration::from_millis(interval)),
                         }
                     }
                     4 => {

@@ -69,11 +69,11 @@ fn restore_with_a_renewal_in_flight_resends_it_when_due() {
     // The renewal was due before the crash: re-sent at once, also while lingering.
     let again = only_send(h.drain());
     assert_eq!((&again.kind, &again.peek_id), (&OutboundRequestKind::Renew, &renew.peek_id));
-    h.m.handle_response(h.t(), renew.id, OutboundOutcome::Renewed { renewal_interval: HOUR });
+    h.m.handle_response(h.t(), renew.id, OutboundOutcome::Renewed { renewal_interval: Some(HOUR) });
     assert!(h.drain().is_empty(), "a pre-crash answer is an unknown id");
     assert_eq!(h.m.state(&r), Some(OutboundState::Renewing));
     no_sends(&h.demand(&r, &["a.org"]));
-    h.respond(&again, OutboundOutcome::Renewed { renewal_interval: HOUR });
+    h.respond(&again, OutboundOutcome::Renewed { renewal_interval: Some(HOUR) });
     assert_eq!(h.m.state(&r), Some(OutboundState::Established));
     assert_ne!(again.id, renew.id, "request ids are not reused across restarts");
 }

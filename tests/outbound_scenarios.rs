@@ -111,7 +111,7 @@ fn renewal_at_half_the_interval_clamped_both_ways() {
         assert_eq!(h.m.state(&r), Some(OutboundState::Renewing));
         assert!(h.m.established(&r).is_some());
         let renewed_at = h.now;
-        h.respond(&renew, OutboundOutcome::Renewed { renewal_interval: interval });
+        h.respond(&renew, OutboundOutcome::Renewed { renewal_interval: Some(interval) });
         assert_eq!(
             h.m.poll_timeout(),
             Some(Timestamp::from_millis(renewed_at + after.as_millis() as u64))
@@ -156,7 +156,8 @@ fn forbidden_from_the_first_candidate_peeks_the_second() {
     assert!(out.contains(&OutboundOutput::Established {
         room_id: r.clone(),
         server: server("b.org"),
-        access: access()
+        access: access(),
+        missed_since: None,
     }));
     assert_eq!(h.m.established(&r).map(|(s, _)| s.to_owned()), Some(server("b.org")));
 }
@@ -420,7 +421,7 @@ fn renew_style_reput_resends_the_put_with_the_same_id() {
     no_sends(&h.respond(&renew, established(HOUR)));
     assert_eq!(h.m.poll_timeout(), Some(Timestamp::from_millis(t + 1_800_000)));
     let renew = only_send(h.fire());
-    h.respond(&renew, OutboundOutcome::Renewed { renewal_interval: HOUR });
+    h.respond(&renew, OutboundOutcome::Renewed { renewal_interval: Some(HOUR) });
     assert_eq!(h.m.state(&r), Some(OutboundState::Established));
 }
 
@@ -466,7 +467,7 @@ fn unknown_stale_and_duplicate_responses_are_ignored() {
         established(HOUR),
         OutboundOutcome::Deleted,
         failed(OutboundFailure::Forbidden),
-        OutboundOutcome::Renewed { renewal_interval: Duration::ZERO },
+        OutboundOutcome::Renewed { renewal_interval: Some(Duration::ZERO) },
     ] {
         h.m.handle_response(h.t(), put.id, outcome.clone());
         h.m.handle_response(h.t(), matrix_peek::RequestId(u64::MAX), outcome);

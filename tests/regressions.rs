@@ -109,7 +109,7 @@ fn b05_renewal_eviction_and_unpeek_propagation_happen() {
     host.peeking.handle_response(
         at(30 * 60_000),
         renew.id,
-        OutboundOutcome::Renewed { renewal_interval: secs(3600) },
+        OutboundOutcome::Renewed { renewal_interval: Some(secs(3600)) },
     );
     let _ = host.drain();
     host.peeking.handle_client_unpeek(at(40 * 60_000), &alice(), &phone(), &remote_room()).unwrap();
@@ -347,7 +347,7 @@ fn palpo_05_no_ownerless_forever_renewed_subscription() {
         deletes += sends(&out).iter().filter(|r| kind(r) == Kind::Unpeek).count();
         renews += sends(&out).iter().filter(|r| kind(r) == Kind::Renew).count();
         let _ = answer_all(&mut host, t, out, |r| match kind(r) {
-            Kind::Renew => OutboundOutcome::Renewed { renewal_interval: secs(3600) },
+            Kind::Renew => OutboundOutcome::Renewed { renewal_interval: Some(secs(3600)) },
             Kind::Unpeek => OutboundOutcome::Deleted,
             Kind::Peek => established(),
         });

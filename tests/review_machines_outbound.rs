@@ -79,7 +79,7 @@ fn reput_renewal_in_flight_when_the_peek_expires_does_not_leak_the_recreated_pee
                     queue.push((next, established(HOUR)));
                 }
                 OutboundRequestKind::Renew => {
-                    queue.push((next, OutboundOutcome::Renewed { renewal_interval: HOUR }))
+                    queue.push((next, OutboundOutcome::Renewed { renewal_interval: Some(HOUR) }))
                 }
                 OutboundRequestKind::Unpeek => {
                     resident.remove(&key);

@@ -236,7 +236,7 @@ impl World {
                     self.resident.insert(key, exp.max(self.max_now + 1));
                     self.rng.pick(&[
                         OutboundOutcome::Failed(OutboundFailure::InvalidResponse),
-                        OutboundOutcome::Renewed { renewal_interval: interval },
+                        OutboundOutcome::Renewed { renewal_interval: Some(interval) },
                         OutboundOutcome::Deleted,
                     ])
                 }
@@ -257,7 +257,7 @@ impl World {
                             self.resident.remove(&key);
                             self.expiries.push(key);
                         }
-                        OutboundOutcome::Renewed { renewal_interval: interval }
+                        OutboundOutcome::Renewed { renewal_interval: Some(interval) }
                     }
                     5 => {
                         self.resident.remove(&key);

@@ -238,7 +238,12 @@ impl Peeking {
                     // Every waiting client was refused locally: nobody needs the peek.
                     self.outbound.handle_no_demand(now, &room_id);
                 }
-                self.outputs.push_back(Output::Established { room_id, server, access, missed_since });
+                self.outputs.push_back(Output::Established {
+                    room_id,
+                    server,
+                    access,
+                    missed_since,
+                });
             }
             OutboundOutput::Unavailable { room_id, error } => {
                 self.complete_pending(now, &room_id, Err(&error));

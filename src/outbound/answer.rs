@@ -191,7 +191,12 @@ impl OutboundPeeks {
 
     /// The current granted peek is gone at the resident (no `DELETE` needed): `Lost`, and a
     /// refusal counts towards giving up.
-    fn peek_gone(&mut self, slot: u32, reason: OutboundLostReason, refused: Option<OutboundFailure>) {
+    fn peek_gone(
+        &mut self,
+        slot: u32,
+        reason: OutboundLostReason,
+        refused: Option<OutboundFailure>,
+    ) {
         self.lose(slot, reason);
         self.persist_current(slot);
         if let Some(failure) = refused {
@@ -284,10 +289,8 @@ impl OutboundPeeks {
         }
         // A retired peek the resident already dropped needs no DELETE; one with a request in
         // flight waits for it (a re-PUT could re-create it).
-        let Some(i) = r
-            .retired
-            .iter()
-            .position(|x| names(&x.peek) && matches!(x.step, Retire::Due { .. }))
+        let Some(i) =
+            r.retired.iter().position(|x| names(&x.peek) && matches!(x.step, Retire::Due { .. }))
         else {
             return false;
         };

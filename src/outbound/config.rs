@@ -142,7 +142,9 @@ impl OutboundConfig {
         retry_after: Option<Duration>,
     ) -> Duration {
         match retry_after {
-            Some(hint) => hint.max(Self::MIN_RETRY_AFTER).min(self.backoff_max.max(Self::MIN_RETRY_AFTER)),
+            Some(hint) => {
+                hint.max(Self::MIN_RETRY_AFTER).min(self.backoff_max.max(Self::MIN_RETRY_AFTER))
+            }
             None => self.backoff(room, attempt),
         }
     }

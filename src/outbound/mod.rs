@@ -421,7 +421,9 @@ impl OutboundPeeks {
         Some(match &r.phase {
             Phase::Opening { request: None, .. } if !demanded => OutboundState::Lingering,
             Phase::Opening { .. } => OutboundState::Connecting,
-            Phase::Renewing { .. } | Phase::Live { failing: Some(_), .. } => OutboundState::Renewing,
+            Phase::Renewing { .. } | Phase::Live { failing: Some(_), .. } => {
+                OutboundState::Renewing
+            }
             Phase::Live { .. } if demanded => OutboundState::Established,
             Phase::Live { .. } => OutboundState::Lingering,
             Phase::Idle if demanded => OutboundState::Backoff,

@@ -82,9 +82,9 @@ impl Phase {
     pub(super) fn peek(&self) -> Option<&PeekRef> {
         match self {
             Phase::Idle => None,
-            Phase::Opening { peek, .. } | Phase::Live { peek, .. } | Phase::Renewing { peek, .. } => {
-                Some(peek)
-            }
+            Phase::Opening { peek, .. }
+            | Phase::Live { peek, .. }
+            | Phase::Renewing { peek, .. } => Some(peek),
         }
     }
 
@@ -363,15 +363,27 @@ mod tests {
         let renew = Duration::from_secs(1800);
         for i in 0..4 {
             a.record(t(i * 5_000));
-            assert_eq!(a.silence_deadline(min, renew, Timestamp::ZERO), None, "{i} events are not activity yet");
+            assert_eq!(
+                a.silence_deadline(min, renew, Timestamp::ZERO),
+                None,
+                "{i} events are not activity yet"
+            );
         }
         a.record(t(20_000));
         // Gaps of 5 s: 4 × 5 s = 20 s, raised to the 30 s floor.
         assert_eq!(a.silence_deadline(min, renew, Timestamp::ZERO), Some(t(50_000)));
         a.probed_at = a.last_event;
-        assert_eq!(a.silence_deadline(min, renew, Timestamp::ZERO), None, "probed: quiet, not dead");
+        assert_eq!(
+            a.silence_deadline(min, renew, Timestamp::ZERO),
+            None,
+            "probed: quiet, not dead"
+        );
         a.record(t(600_000));
-        assert_eq!(a.silence_deadline(min, renew, Timestamp::ZERO), None, "a 580 s gap: 4 × that beats renewal");
+        assert_eq!(
+            a.silence_deadline(min, renew, Timestamp::ZERO),
+            None,
+            "a 580 s gap: 4 × that beats renewal"
+        );
     }
 
     #[test]

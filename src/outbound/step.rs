@@ -136,7 +136,8 @@ impl OutboundPeeks {
                     self.retire_current(slot, now);
                     return Next::Again;
                 }
-                let mut at = lease.expires_at;
+                // Lapsing only matters while renewals fail (a due renewal is sent first).
+                let mut at = if failing.is_some() { lease.expires_at } else { Timestamp::MAX };
                 if let Demand::Lingering { until } = demand {
                     at = at.min(until);
                 }

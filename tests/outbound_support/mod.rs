@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use matrix_peek::{
     OutboundChange, OutboundConfig, OutboundFailure, OutboundKey, OutboundOutcome, OutboundOutput,
-    OutboundPeeks, OutboundRecord, OutboundRequest, OutboundState, RoomAccess, Timestamp,
+    OutboundPeeks, OutboundRecord, OutboundRequest, OutboundRequestKind, OutboundState, RoomAccess,
+    Timestamp,
 };
 use ruma_common::{OwnedRoomId, OwnedServerName, RoomId, RoomVersionId};
 
@@ -65,6 +66,16 @@ impl H {
                         assert_eq!(p.room_id, req.room_id, "persist before send names the room");
                         assert_eq!(p.peek_id, req.peek_id, "persist before send names the peek");
                         assert_eq!(p.server, req.server);
+                    }
+                    // A retired peek's DELETE: its own record.
+                    Some(OutboundOutput::Persist(OutboundChange::Upsert(
+                        OutboundRecord::Retired { room_id, server, peek_id },
+                    ))) => {
+                        assert_eq!(req.kind, OutboundRequestKind::Unpeek, "retired: DELETE only");
+                        assert_eq!(
+                            (room_id, server, peek_id),
+                            (&req.room_id, &req.server, &req.peek_id)
+                        );
                     }
                     other => panic!("Send {req:?} not preceded by its Persist: {other:?}"),
                 }

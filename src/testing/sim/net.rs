@@ -79,12 +79,10 @@ fn describe_outcome(outcome: &OutboundOutcome) -> String {
             renewal_interval.as_secs(),
             access.world_readable
         ),
-        OutboundOutcome::Renewed { renewal_interval } => {
-            match renewal_interval {
-                Some(i) => format!("200 renewed, renewal_interval={}s", i.as_secs()),
-                None => "200 renewed, renewal_interval omitted".to_owned(),
-            }
-        }
+        OutboundOutcome::Renewed { renewal_interval } => match renewal_interval {
+            Some(i) => format!("200 renewed, renewal_interval={}s", i.as_secs()),
+            None => "200 renewed, renewal_interval omitted".to_owned(),
+        },
         OutboundOutcome::Deleted => "200 peek deleted".to_owned(),
         OutboundOutcome::Failed(f) => format!("failed: {f:?}"),
     }
