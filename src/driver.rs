@@ -332,6 +332,21 @@ impl<S: PeekStore, T: PeekTransport, C: Clock> Driver<S, T, C> {
         self.call(|m, now| m.handle_user_deactivated(now, user_id)).await
     }
 
+    /// An event of `room_id` arrived through its federated peek: call it for every PDU a
+    /// resident relays to us, so a resident that falls silent is noticed in minutes.
+    pub async fn remote_event(&self, room_id: &RoomId) -> Result<(), DriverError<S::Error>> {
+        self.call(|m, now| m.handle_remote_event(now, room_id)).await
+    }
+
+    /// The host's federation traffic says `server` is unreachable: rooms peeked through it move
+    /// to another candidate at once.
+    pub async fn server_unreachable(
+        &self,
+        server: &ServerName,
+    ) -> Result<(), DriverError<S::Error>> {
+        self.call(|m, now| m.handle_server_unreachable(now, server)).await
+    }
+
     /// An `expired_peeks` entry arrived from `server`.
     pub async fn remote_expired(
         &self,
