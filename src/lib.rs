@@ -60,5 +60,5 @@ pub use outbound::{
     OutboundPeeks, OutboundRecord, OutboundRenewStyle, OutboundRequest, OutboundRequestKind,
     OutboundState,
 };
-pub use time::Timestamp;
+pub use time::{CLOCK_STEP_LIMIT, Timestamp};
 pub use traits::{Clock, PeekStore, PeekTransport};

@@ -52,7 +52,7 @@ use crate::ids::{RequestId, StreamPosition};
 use crate::inbound::{InboundGrant, InboundPeekError, InboundPeeks};
 use crate::local::{LocalGrant, LocalPeekError, LocalPeeks, SyncDelta};
 use crate::outbound::{OutboundFailure, OutboundOutcome, OutboundPeekError, OutboundPeeks};
-use crate::time::{Monotonic, Timestamp};
+use crate::time::{Monotonic, Tick, Timestamp};
 use crate::timer::TimerQueue;
 
 /// Whether this server is in the room a client wants to peek.
@@ -162,7 +162,7 @@ impl Peeking {
 
     /// A client's `/peek` (R1–R9, R27). See [`ClientPeekReply`].
     pub fn handle_client_peek(&mut self, now: Timestamp, peek: ClientPeek) -> ClientPeekReply {
-        let now = self.clock.advance(now);
+        self.tick(now);
         let ClientPeek { user_id, device_id, room_id, joined, residency, via } = peek;
         let reply = match residency {
             Residency::Resident(access) => {
@@ -261,7 +261,7 @@ impl Peeking {
         device_id: &DeviceId,
         room_id: &RoomId,
     ) -> Result<(), PeekError> {
-        let now = self.clock.advance(now);
+        self.tick(now);
         let mut result = self.local.handle_unpeek(now, user_id, device_id, room_id);
         let withdraws = |p: &PendingPeek| {
             p.user_id == user_id && p.device_id == device_id && p.room_id == room_id
@@ -287,7 +287,7 @@ impl Peeking {
         room_id: &RoomId,
         access: &RoomAccess,
     ) {
-        let now = self.clock.advance(now);
+        self.tick(now);
         self.local.handle_joined(now, user_id, room_id);
         // The user's own peeks still waiting on the room are peeks of a joined user now: they
         // are refused (R6), never granted next to the join (R23).
@@ -307,7 +307,7 @@ impl Peeking {
     /// This server's last local member left `room_id`: a later peek of it goes over federation
     /// again (clears the outbound "never re-peek a joined room" mark).
     pub fn handle_server_left(&mut self, now: Timestamp, room_id: &RoomId) {
-        let now = self.clock.advance(now);
+        self.tick(now);
         self.outbound.handle_server_left(now, room_id);
         self.drain(now);
     }
@@ -316,7 +316,7 @@ impl Peeking {
     /// cares hears of it. Not peekable any more ends local peeks, expires inbound peeks and
     /// deletes the federated peek.
     pub fn handle_access_changed(&mut self, now: Timestamp, room_id: &RoomId, access: &RoomAccess) {
-        let now = self.clock.advance(now);
+        self.tick(now);
         self.local.handle_access_changed(now, room_id, access);
         self.inbound.handle_access_changed(now, room_id, access);
         if let Some(remote) = self.remote_rooms.get_mut(room_id) {
@@ -330,7 +330,7 @@ impl Peeking {
 
     /// The device synced: it is alive (DESIGN §4.4).
     pub fn handle_device_synced(&mut self, now: Timestamp, user_id: &UserId, device_id: &DeviceId) {
-        let now = self.clock.advance(now);
+        self.tick(now);
         self.local.handle_device_synced(now, user_id, device_id);
         self.drain(now);
     }
@@ -343,7 +343,7 @@ impl Peeking {
         user_id: &UserId,
         device_id: &DeviceId,
     ) {
-        let now = self.clock.advance(now);
+        self.tick(now);
         self.local.handle_device_removed(now, user_id, device_id);
         self.cancel_pending(now, |p| p.user_id == user_id && p.device_id == device_id);
         self.drain(now);
@@ -352,7 +352,7 @@ impl Peeking {
     /// The account was deactivated (R25). Its client peeks still waiting on federation fail
     /// with `NotPeeking`.
     pub fn handle_user_deactivated(&mut self, now: Timestamp, user_id: &UserId) {
-        let now = self.clock.advance(now);
+        self.tick(now);
         self.local.handle_user_deactivated(now, user_id);
         self.cancel_pending(now, |p| p.user_id == user_id);
         self.drain(now);
@@ -372,7 +372,7 @@ impl Peeking {
         ver: &[RoomVersionId],
         access: Option<&RoomAccess>,
     ) -> Result<InboundGrant, InboundPeekError> {
-        let now = self.clock.advance(now);
+        self.tick(now);
         let result = self.inbound.handle_peek(now, origin, room_id, peek_id, ver, access);
         self.drain(now);
         result
@@ -386,7 +386,7 @@ impl Peeking {
         room_id: &RoomId,
         peek_id: &str,
     ) -> Result<InboundGrant, InboundPeekError> {
-        let now = self.clock.advance(now);
+        self.tick(now);
         let result = self.inbound.handle_renew(now, origin, room_id, peek_id);
         self.drain(now);
         result
@@ -400,7 +400,7 @@ impl Peeking {
         room_id: &RoomId,
         peek_id: &str,
     ) -> Result<(), InboundPeekError> {
-        let now = self.clock.advance(now);
+        self.tick(now);
         let result = self.inbound.handle_unpeek(now, origin, room_id, peek_id);
         self.drain(now);
         result
@@ -408,7 +408,7 @@ impl Peeking {
 
     /// `server` is newly denied by the room's server ACL (R45).
     pub fn handle_server_denied(&mut self, now: Timestamp, room_id: &RoomId, server: &ServerName) {
-        let now = self.clock.advance(now);
+        self.tick(now);
         self.inbound.handle_server_denied(now, room_id, server);
         self.drain(now);
     }
@@ -417,7 +417,7 @@ impl Peeking {
 
     /// The outcome of an [`Output::Send`] request.
     pub fn handle_response(&mut self, now: Timestamp, id: RequestId, outcome: OutboundOutcome) {
-        let now = self.clock.advance(now);
+        self.tick(now);
         self.outbound.handle_response(now, id, outcome);
         self.drain(now);
     }
@@ -427,7 +427,7 @@ impl Peeking {
     /// active room and fail over in minutes (see `OutboundConfig::failover_after`). Events of
     /// rooms that are not peeked over federation are ignored.
     pub fn handle_remote_event(&mut self, now: Timestamp, room_id: &RoomId) {
-        let now = self.clock.advance(now);
+        self.tick(now);
         self.outbound.handle_room_event(now, room_id);
         self.drain(now);
     }
@@ -435,7 +435,7 @@ impl Peeking {
     /// The host knows `server` is unreachable (its other federation traffic to it fails):
     /// rooms peeked through it move to another candidate at once.
     pub fn handle_server_unreachable(&mut self, now: Timestamp, server: &ServerName) {
-        let now = self.clock.advance(now);
+        self.tick(now);
         self.outbound.handle_server_unreachable(now, server);
         self.drain(now);
     }
@@ -448,7 +448,7 @@ impl Peeking {
         room_id: &RoomId,
         peek_id: &str,
     ) {
-        let now = self.clock.advance(now);
+        self.tick(now);
         self.outbound.handle_remote_expired(now, server, room_id, peek_id);
         self.drain(now);
     }
@@ -458,7 +458,7 @@ impl Peeking {
     /// Fires everything due at or before `now` in all three machines. Spurious calls are
     /// no-ops.
     pub fn handle_timeout(&mut self, now: Timestamp) {
-        let now = self.clock.advance(now);
+        self.tick(now);
         self.local.handle_timeout(now);
         self.inbound.handle_timeout(now);
         self.outbound.handle_timeout(now);
@@ -491,6 +491,24 @@ impl Peeking {
         .into_iter()
         .flatten()
         .min()
+    }
+
+    /// Watches the host's clock for corrections (see `CLOCK_STEP_LIMIT`); on one, no waiting
+    /// client peek waits longer than `max_pending_wait` from the corrected time. The children
+    /// get the host's `now` as it is and heal themselves.
+    fn tick(&mut self, now: Timestamp) {
+        if let Tick::Corrected(now) = self.clock.advance(now) {
+            let latest = now.saturating_add(self.max_pending_wait);
+            let late: Vec<RequestId> = self
+                .pending_deadlines
+                .iter()
+                .filter(|(at, _)| *at > latest)
+                .map(|(_, id)| *id)
+                .collect();
+            for id in late {
+                self.pending_deadlines.schedule(id, latest);
+            }
+        }
     }
 
     // ----- queries -----

@@ -84,7 +84,7 @@ pub use output::{InboundGrant, InboundOutput, InboundPeekInfo};
 pub use record::{InboundChange, InboundKey, InboundRecord};
 
 use crate::access::RoomAccess;
-use crate::time::{Monotonic, Timestamp};
+use crate::time::{Monotonic, Tick, Timestamp};
 use crate::timer::SlotTimers;
 use index::{Interner, Peeks, RoomServer};
 
@@ -138,9 +138,7 @@ impl InboundPeeks {
         let records = records.into_iter();
         this.peeks.reserve(records.size_hint().0);
         this.timers.reserve(records.size_hint().0);
-        let mut latest = now;
         for record in records {
-            latest = latest.max(record.renewed_at);
             let (origin, room_id) = (&*record.server, &*record.room_id);
             let hash = this.peeks.hash(origin.as_str(), room_id.as_str(), &record.peek_id);
             let slot = match this.find_hashed(hash, origin, room_id, &record.peek_id) {
@@ -158,7 +156,10 @@ impl InboundPeeks {
             this.timers.set_unordered(slot, record.expires_at);
         }
         this.timers.rebuild_order();
-        this.clock = Monotonic::starting_at(latest);
+        this.clock = Monotonic::starting_at(now);
+        // Times stored under a wrong clock (ahead of the restart by more than the step limit)
+        // heal as a running machine's would when its clock is corrected.
+        this.heal(now.saturating_add(crate::time::CLOCK_STEP_LIMIT));
         this
     }
 
@@ -189,6 +190,8 @@ impl InboundPeeks {
         ver: &[RoomVersionId],
         access: Option<&RoomAccess>,
     ) -> Result<InboundGrant, InboundPeekError> {
+        // Grants run from the host's own `now` (never more than one interval past it).
+        let host_now = now;
         let now = self.advance(now);
         if !self.config.peek_id_policy.accepts(peek_id) {
             return Err(InboundPeekError::InvalidPeekId);
@@ -209,14 +212,14 @@ impl InboundPeeks {
         }
         let hash = self.peeks.hash(origin.as_str(), room.as_str(), peek_id);
         if let Some(slot) = self.find_hashed(hash, origin, room, peek_id) {
-            return Ok(self.refresh(now, slot));
+            return Ok(self.refresh(host_now, slot));
         }
         let (server, room_index) = (self.servers.find(origin), self.rooms.find(room));
         self.check_caps(now, server, room_index)?;
         let server = server.unwrap_or_else(|| self.servers.insert_new(origin));
         let room = room_index.unwrap_or_else(|| self.rooms.insert_new(room));
-        let slot = self.insert_peek(hash, server, room, peek_id, now);
-        let expires_at = self.deadline_from(now);
+        let slot = self.insert_peek(hash, server, room, peek_id, host_now);
+        let expires_at = self.deadline_from(host_now);
         self.timers.schedule(slot, expires_at);
         self.persist_upsert(slot, expires_at);
         Ok(InboundGrant {
@@ -236,9 +239,10 @@ impl InboundPeeks {
         room: &RoomId,
         peek_id: &str,
     ) -> Result<InboundGrant, InboundPeekError> {
-        let now = self.advance(now);
+        let host_now = now;
+        self.advance(now);
         let slot = self.find(origin, room, peek_id).ok_or(InboundPeekError::UnknownPeek)?;
-        Ok(self.refresh(now, slot))
+        Ok(self.refresh(host_now, slot))
     }
 
     /// A remote server's `DELETE /peek/{roomId}/{peekId}` (R42), or the host's roll-back when
@@ -364,9 +368,16 @@ impl InboundPeeks {
 
     // ----- internals -----
 
-    /// Clamps `now` to the monotonic clock and expires what is due.
+    /// Passes `now` through the clock (a correction heals the machine first) and expires what
+    /// is due.
     fn advance(&mut self, now: Timestamp) -> Timestamp {
-        let now = self.clock.advance(now);
+        let now = match self.clock.advance(now) {
+            Tick::Normal(now) => now,
+            Tick::Corrected(now) => {
+                self.heal(now);
+                now
+            }
+        };
         while let Some((slot, _)) = self.timers.pop_due(now) {
             self.end_untimed(slot, Some(InboundEndReason::Lapsed));
         }
@@ -503,6 +514,26 @@ impl InboundPeeks {
             peek_id: String::from(&*s.id),
             renewed_at: s.renewed_at,
             expires_at: self.expires_at(slot),
+        }
+    }
+
+    /// The host's clock was corrected back to `now` (see `CLOCK_STEP_LIMIT`): no peek was
+    /// renewed after `now`, and none lives beyond `now + renewal_interval + grace`. Changed
+    /// peeks are persisted. O(peeks); only on a correction (and on restore).
+    fn heal(&mut self, now: Timestamp) {
+        let max_expiry = self.deadline_from(now);
+        let changed: Vec<u32> = self
+            .peeks
+            .iter()
+            .filter(|(slot, s)| s.renewed_at > now || self.expires_at(*slot) > max_expiry)
+            .map(|(slot, _)| slot)
+            .collect();
+        for slot in changed {
+            let s = self.peeks.slot_mut(slot);
+            s.renewed_at = s.renewed_at.min(now);
+            let expires_at = self.expires_at(slot).min(max_expiry);
+            self.timers.schedule(slot, expires_at);
+            self.persist_upsert(slot, expires_at);
         }
     }
 

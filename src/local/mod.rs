@@ -253,14 +253,17 @@ impl LocalPeeks {
         joined: bool,
         access: &RoomAccess,
     ) -> Result<LocalGrant, LocalPeekError> {
-        let now = self.clock.advance(now);
+        // Leases run from the host's own `now`, so no grant ends more than one lease after it,
+        // even while a small step back is being absorbed.
+        let host_now = now;
+        let now = self.tick(now);
         let lease = self.config.effective_lease();
         let existing = self.find_device(user, device).zip(self.room_ids.get(room).copied());
         if let Some((d, r)) = existing
             && let Some(Entry::Peeking { expires_at, .. }) = self.dev_mut(d).entries.get_mut(&r)
         {
             // R5: renew.
-            let new_expiry = now.saturating_add(lease).max(*expires_at);
+            let new_expiry = host_now.saturating_add(lease);
             *expires_at = new_expiry;
             self.leases.schedule((d, r), new_expiry);
             self.persist_entry(d, r);
@@ -298,7 +301,7 @@ impl LocalPeeks {
         let d = self.intern_device(user, device);
         let r = self.intern_room(room);
         self.touch(now, d);
-        let expires_at = self.start_peek(now, d, r);
+        let expires_at = self.start_peek(host_now, d, r);
         // The first `touch` revived an idle device; this one starts the idle clock now that
         // the device has a live peek.
         self.touch(now, d);
@@ -327,7 +330,7 @@ impl LocalPeeks {
         device: &DeviceId,
         room: &RoomId,
     ) -> Result<(), LocalPeekError> {
-        let now = self.clock.advance(now);
+        let now = self.tick(now);
         let (d, r) = self.live_peek(user, device, room).ok_or(LocalPeekError::NotPeeking)?;
         self.end_peek(now, d, r, LocalEndReason::Unpeeked);
         Ok(())
@@ -348,7 +351,7 @@ impl LocalPeeks {
     /// without full state, the peeks end with [`LocalEndReason::Joined`], and a later leave does
     /// not bring `peek` back.
     pub fn handle_joined(&mut self, now: Timestamp, user: &UserId, room: &RoomId) {
-        let now = self.clock.advance(now);
+        let now = self.tick(now);
         let Some(&r) = self.room_ids.get(room) else { return };
         let mut devices: Vec<DevIdx> = self
             .users
@@ -367,7 +370,7 @@ impl LocalPeeks {
     /// encrypted) every peek on it ends with [`LocalEndReason::AccessLost`] and goes to
     /// `leave`. A peekable `access` changes nothing.
     pub fn handle_access_changed(&mut self, now: Timestamp, room: &RoomId, access: &RoomAccess) {
-        let now = self.clock.advance(now);
+        let now = self.tick(now);
         if !access.is_peekable() {
             self.end_room(now, room, LocalEndReason::AccessLost);
         }
@@ -377,7 +380,7 @@ impl LocalPeeks {
     /// federated peek is lost for good): every peek on it ends with
     /// [`LocalEndReason::RemoteUnavailable`] and goes to `leave`.
     pub fn handle_room_unavailable(&mut self, now: Timestamp, room: &RoomId) {
-        let now = self.clock.advance(now);
+        let now = self.tick(now);
         self.end_room(now, room, LocalEndReason::RemoteUnavailable);
     }
 
@@ -393,7 +396,7 @@ impl LocalPeeks {
     /// The device was deleted or logged out (R25): its peeks and retained entries are dropped,
     /// with no `leave` entry and no `Wake` (nobody is left to sync).
     pub fn handle_device_removed(&mut self, now: Timestamp, user: &UserId, device: &DeviceId) {
-        self.clock.advance(now);
+        self.tick(now);
         if let Some(d) = self.find_device(user, device) {
             self.remove_device(d, LocalEndReason::DeviceRemoved);
         }
@@ -402,7 +405,7 @@ impl LocalPeeks {
     /// The account was deactivated (R25): like [`LocalPeeks::handle_device_removed`] for each of
     /// its devices.
     pub fn handle_user_deactivated(&mut self, now: Timestamp, user: &UserId) {
-        self.clock.advance(now);
+        self.tick(now);
         let mut devices: Vec<DevIdx> = self
             .users
             .get(user)
@@ -442,7 +445,7 @@ impl LocalPeeks {
     /// The device synced (DESIGN §4.4): it counts as live for `device_idle_after` from `now`;
     /// if it was idle, its rooms are demanded again. Unknown devices are ignored.
     pub fn handle_device_synced(&mut self, now: Timestamp, user: &UserId, device: &DeviceId) {
-        let now = self.clock.advance(now);
+        let now = self.tick(now);
         if let Some(d) = self.find_device(user, device) {
             self.touch(now, d);
         }
@@ -452,7 +455,7 @@ impl LocalPeeks {
     /// reason [`LocalEndReason::Expired`]), devices go idle, retained entries are collected.
     /// A no-op when nothing is due.
     pub fn handle_timeout(&mut self, now: Timestamp) {
-        let now = self.clock.advance(now);
+        let now = self.tick(now);
         let mut due = Vec::new();
         while let Some((key, at)) = self.leases.pop_due(now) {
             due.push((at, key));

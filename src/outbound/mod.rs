@@ -186,7 +186,7 @@ impl OutboundPeeks {
     /// lingering (the linger is cancelled); `Unavailable(NoCandidates)` with no candidate,
     /// `Unavailable(LimitExceeded)` over `max_rooms`. Ignored for joined rooms (R57).
     pub fn handle_demand(&mut self, now: Timestamp, room: &RoomId, via: &[OwnedServerName]) {
-        let now = self.clock.advance(now);
+        let now = self.tick(now);
         if self.joined.contains(room) {
             return;
         }
@@ -227,7 +227,7 @@ impl OutboundPeeks {
     /// No local device needs `room` any more: linger, then `DELETE` (R55). A room with no remote
     /// peek and nothing in flight is forgotten at once.
     pub fn handle_no_demand(&mut self, now: Timestamp, room: &RoomId) {
-        let now = self.clock.advance(now);
+        let now = self.tick(now);
         let Some(&slot) = self.index.get(room) else { return };
         let until = now.saturating_add(self.config.linger);
         let r = self.room_mut(slot);
@@ -242,7 +242,7 @@ impl OutboundPeeks {
     /// (R56), and the room is never peeked again, whatever demand is declared, until
     /// [`handle_server_left`](Self::handle_server_left) (R57). Persists a `Joined` marker.
     pub fn handle_server_joined(&mut self, now: Timestamp, room: &RoomId) {
-        let now = self.clock.advance(now);
+        let now = self.tick(now);
         if self.joined.insert(room.to_owned()) {
             let record = OutboundRecord::Joined { room_id: room.to_owned() };
             self.outputs.push_back(OutboundOutput::Persist(OutboundChange::Upsert(record)));
@@ -255,7 +255,7 @@ impl OutboundPeeks {
 
     /// The last local user left `room`: it may be peeked again.
     pub fn handle_server_left(&mut self, now: Timestamp, room: &RoomId) {
-        self.clock.advance(now);
+        self.tick(now);
         if self.joined.remove(room) {
             let change = OutboundChange::Remove(OutboundKey::Joined(room.to_owned()));
             self.outputs.push_back(OutboundOutput::Persist(change));
@@ -267,7 +267,7 @@ impl OutboundPeeks {
     /// established and demanded, `Unavailable(Remote(Forbidden))` if a client was still waiting.
     /// Unknown rooms are ignored.
     pub fn handle_access_changed(&mut self, now: Timestamp, room: &RoomId, access: &RoomAccess) {
-        let now = self.clock.advance(now);
+        let now = self.tick(now);
         let Some(&slot) = self.index.get(room) else { return };
         let r = self.room_mut(slot);
         r.access = Some(access.clone());
@@ -293,7 +293,7 @@ impl OutboundPeeks {
     /// room's rhythm and probes the resident early when an active room falls silent; a room
     /// that is not tracked is ignored.
     pub fn handle_room_event(&mut self, now: Timestamp, room: &RoomId) {
-        let now = self.clock.advance(now);
+        let now = self.tick(now);
         let Some(&slot) = self.index.get(room) else { return };
         let r = self.room_mut(slot);
         r.activity.record(now);
@@ -317,7 +317,7 @@ impl OutboundPeeks {
     /// that lists it backs it off, and every demanded room peeked through it moves to another
     /// ready candidate at once (its old peek retired). O(rooms).
     pub fn handle_server_unreachable(&mut self, now: Timestamp, server: &ServerName) {
-        let now = self.clock.advance(now);
+        let now = self.tick(now);
         let slots: Vec<u32> = self.index.values().copied().collect();
         for slot in slots {
             if self.room(slot).candidates.iter().all(|c| c.server != server) {
@@ -351,7 +351,7 @@ impl OutboundPeeks {
         room: &RoomId,
         peek_id: &str,
     ) {
-        let now = self.clock.advance(now);
+        let now = self.tick(now);
         let Some(&slot) = self.index.get(room) else { return };
         if self.on_remote_expired(slot, server, peek_id, now) {
             self.step(slot, now);
@@ -361,7 +361,7 @@ impl OutboundPeeks {
 
     /// The outcome of request `id`. Unknown, stale and duplicate ids are ignored.
     pub fn handle_response(&mut self, now: Timestamp, id: RequestId, outcome: OutboundOutcome) {
-        let now = self.clock.advance(now);
+        let now = self.tick(now);
         let Some(slot) = self.requests.remove(&id) else { return };
         self.on_response(slot, id, outcome, now);
         self.step(slot, now);
@@ -371,7 +371,7 @@ impl OutboundPeeks {
     /// Fires every due deadline: renewals and probes, backoff ends, failovers, linger ends,
     /// lapses, `DELETE` retries. A no-op when nothing is due.
     pub fn handle_timeout(&mut self, now: Timestamp) {
-        let now = self.clock.advance(now);
+        let now = self.tick(now);
         while let Some((slot, _)) = self.timers.pop_due(now) {
             self.step(slot, now);
         }

@@ -1,4 +1,5 @@
-//! [`OutboundPeeks::restore`]: rebuilding the machine from its stored records (R59).
+//! [`OutboundPeeks::restore`]: rebuilding the machine from its stored records (R59), and healing
+//! it when the host corrects its clock (both clamp times that a wrong clock pushed too far).
 
 use std::collections::BTreeMap;
 
@@ -6,7 +7,7 @@ use ruma_common::OwnedRoomId;
 
 use super::room::{Candidate, Demand, History, Lease, PeekRef, Phase, Retire, Room};
 use super::{OutboundConfig, OutboundPeekPhase, OutboundPeekRecord, OutboundPeeks, OutboundRecord};
-use crate::time::{Monotonic, Timestamp};
+use crate::time::{Monotonic, Tick, Timestamp};
 
 impl OutboundPeeks {
     /// Rebuilds the machine from the stored records at restart time `now` (R59).
@@ -59,13 +60,9 @@ impl OutboundPeeks {
                 }
             }
         }
-        // A clock that went backwards across the restart never precedes a renewal we saw.
-        for p in peeks.values() {
-            if let OutboundPeekPhase::Live { renewed_at, .. } = p.phase {
-                m.clock.advance(renewed_at);
-            }
-        }
-        let now = m.clock.now();
+        // Times stored under a wrong clock (ahead of the restart by more than the step limit)
+        // heal as a running machine's do when its clock is corrected.
+        let heal_at = now.saturating_add(crate::time::CLOCK_STEP_LIMIT);
         m.peek_id_reserved = m.next_peek_id;
         m.request_reserved = m.next_request;
         let until = now.saturating_add(m.config.linger);
@@ -97,6 +94,7 @@ impl OutboundPeeks {
                 }
             }
             let slot = m.insert_room(room);
+            m.heal_room(slot, heal_at);
             // Retired peeks (and old `Deleting` records) owe a DELETE at once.
             for peek in old_deleting.into_iter().chain(retired.remove(&room_id).unwrap_or_default())
             {
@@ -111,5 +109,70 @@ impl OutboundPeeks {
         }
         m.flush();
         m
+    }
+
+    /// Passes the host's `now` through the clock; a correction heals every room first.
+    pub(super) fn tick(&mut self, now: Timestamp) -> Timestamp {
+        match self.clock.advance(now) {
+            Tick::Normal(now) => now,
+            Tick::Corrected(now) => {
+                let slots: Vec<u32> = self.index.values().copied().collect();
+                for slot in slots {
+                    self.heal_room(slot, now);
+                    self.step(slot, now);
+                }
+                now
+            }
+        }
+    }
+
+    /// The host's clock was corrected back to `now` (see `CLOCK_STEP_LIMIT`), or a restored
+    /// record was written under a wrong clock: every time of the room keeps at most its normal
+    /// length from `now`. A changed lease is persisted.
+    pub(super) fn heal_room(&mut self, slot: u32, now: Timestamp) {
+        let linger = self.config.linger;
+        let max_wait = self.config.backoff_max.max(OutboundConfig::MIN_RETRY_AFTER);
+        let renew_after = |interval| self.config.renew_after(interval);
+        let r = self.rooms.get(slot).expect("slot in use");
+        let lease = r.phase.lease().map(|l| {
+            let after = renew_after(l.interval);
+            let renewed_at = l.renewed_at.min(now);
+            let renew_at = l.renew_at.min(now.saturating_add(after));
+            let expires_at = l.expires_at.min(now.saturating_add(l.interval.max(after)));
+            Lease { renewed_at, interval: l.interval, renew_at, expires_at }
+        });
+        let r = self.room_mut(slot);
+        if let Demand::Lingering { until } = &mut r.demand {
+            *until = (*until).min(now.saturating_add(linger));
+        }
+        let lease_changed = lease.is_some_and(|l| r.phase.lease() != Some(&l));
+        match (&mut r.phase, lease) {
+            (Phase::Live { lease, failing, .. }, Some(healed))
+            | (Phase::Renewing { lease, failing, .. }, Some(healed)) => {
+                *lease = healed;
+                if let Some(f) = failing {
+                    f.since = f.since.min(now);
+                    f.retry_at = f.retry_at.min(now.saturating_add(max_wait));
+                }
+            }
+            _ => {}
+        }
+        for c in &mut r.candidates {
+            c.retry_at = c.retry_at.min(now.saturating_add(max_wait));
+        }
+        for retired in &mut r.retired {
+            if let Retire::Due { at } = &mut retired.step {
+                *at = (*at).min(now.saturating_add(max_wait));
+            }
+        }
+        if let History::Lost { since } = &mut r.history {
+            *since = (*since).min(now);
+        }
+        r.last_good = r.last_good.min(now);
+        r.activity.heal(now);
+        r.pacer.heal(now);
+        if lease_changed {
+            self.persist_current(slot);
+        }
     }
 }

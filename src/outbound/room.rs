@@ -195,6 +195,12 @@ impl Activity {
         self.last_event = Some(self.last_event.map_or(now, |l| l.max(now)));
     }
 
+    /// After a clock correction back to `now`: no event arrived later than `now`.
+    pub(super) fn heal(&mut self, now: Timestamp) {
+        self.last_event = self.last_event.map(|t| t.min(now));
+        self.probed_at = self.probed_at.map(|t| t.min(now));
+    }
+
     /// When silence means the resident may be dead: `FACTOR ×` the longest recent gap after the
     /// last sign of life (the last event, or `alive_at`, the peek's last successful `PUT` or
     /// renewal), at least `min`; `None` for a room that is not active (too few events, or gaps
@@ -241,6 +247,12 @@ impl Pacer {
     /// keeps half of the burst back (for background `DELETE`s).
     pub(super) fn ready_at(&self, now: Timestamp, reserve: bool) -> Timestamp {
         self.tat.saturating_sub(Self::headroom(reserve)).max(now)
+    }
+
+    /// After a clock correction back to `now`: the budget refills from `now`, not from a
+    /// wrong future.
+    pub(super) fn heal(&mut self, now: Timestamp) {
+        self.tat = self.tat.min(now);
     }
 
     /// Counts a request sent at `now`.
