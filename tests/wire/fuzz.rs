@@ -11,6 +11,8 @@ use matrix_peek::wire::{
 use proptest::prelude::*;
 use serde_json::{Map, Number, Value};
 
+use crate::support::prop::saved_beside_source;
+
 const KEYS: &[&str] = &[
     "servers",
     "room_id",
@@ -156,7 +158,7 @@ fn feed(body: &[u8]) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+    #![proptest_config(saved_beside_source(ProptestConfig { cases: 512, ..ProptestConfig::default() }))]
 
     #[test]
     fn parsers_never_panic_on_arbitrary_bytes(body in prop::collection::vec(any::<u8>(), 0..256)) {
@@ -248,7 +250,7 @@ fn deep_nesting_and_oversized_bodies_get_typed_errors() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    #![proptest_config(saved_beside_source(ProptestConfig { cases: 256, ..ProptestConfig::default() }))]
 
     /// Well-formed bodies with arbitrary contents parse, with counts and interval intact
     /// (so the fuzzing above is not only exercising error paths).
