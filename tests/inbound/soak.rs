@@ -1,12 +1,10 @@
-//! Long random runs of `LocalPeeks` and `InboundPeeks` with extreme configs (zero and
-//! `Duration::MAX` leases, intervals, retention and idle times), clocks near `Timestamp::MAX`
-//! and jumping both ways, restores at random steps. Checked: no spin after `handle_timeout`
-//! (the next deadline is later than now), a restore from the `Persist` stream answers every
-//! query and `poll_timeout` like the original, nothing panics, and once everything ended and
-//! the deadlines passed, no deadline and no stored entry is left.
+//! Long random runs of `InboundPeeks` with extreme configs (zero and `Duration::MAX` intervals
+//! and grace, caps of zero), both peek id policies, clocks near `Timestamp::MAX` and jumping
+//! both ways, restores at random steps. Checked: no spin after `handle_timeout`, a restore from
+//! the `Persist` stream answers like the original, the store matches the machine, nothing
+//! panics, and at `Timestamp::MAX` nothing is left.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use matrix_peek::testing::SimRng;
 use matrix_peek::{
@@ -15,29 +13,7 @@ use matrix_peek::{
 };
 use ruma_common::{OwnedRoomId, OwnedServerName, RoomVersionId};
 
-const DURS: [Duration; 5] = [
-    Duration::ZERO,
-    Duration::from_millis(1),
-    Duration::from_secs(10),
-    Duration::from_secs(3600),
-    Duration::MAX,
-];
-
-fn seeds() -> u64 {
-    std::env::var("REVIEW_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(200)
-}
-
-fn start(rng: &mut SimRng) -> u64 {
-    rng.pick(&[0, 1_000_000, Timestamp::MAX.as_millis() - 50_000, Timestamp::MAX.as_millis()])
-}
-
-fn step_time(rng: &mut SimRng, now: u64) -> u64 {
-    let d = rng.pick(&[0u64, 1, 700, 20_000, 4_000_000, u64::MAX / 2]);
-    let t = if rng.range(0, 4) == 0 { now.saturating_sub(d) } else { now.saturating_add(d) };
-    t.min(Timestamp::MAX.as_millis())
-}
-
-// ---------- inbound ----------
+use crate::support::random_runs::*;
 
 #[test]
 fn inbound_long_random_runs_never_spin_and_restore_the_same() {

@@ -1,4 +1,5 @@
-//! Property test: `InboundPeeks` against a plain BTreeMap reference model (DESIGN §13).
+//! Property test: `InboundPeeks` against its reference model (`tests/support/model/inbound.rs`,
+//! DESIGN §13).
 //!
 //! Random sequences of peek / renew / unpeek / timeout / clock moves (backwards and jumping) /
 //! access loss / server denial / restart-from-store. After every step: the live set, the
@@ -9,37 +10,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use matrix_peek::{
-    InboundChange, InboundConfig, InboundEndReason, InboundKey, InboundOutput, InboundPeekError,
-    InboundPeeks, InboundRecord, RoomAccess, Timestamp,
+    InboundChange, InboundKey, InboundOutput, InboundPeekError, InboundPeeks, InboundRecord,
+    RoomAccess, Timestamp,
 };
 use proptest::prelude::*;
-use ruma_common::{OwnedRoomId, OwnedServerName, RoomVersionId};
+use ruma_common::RoomVersionId;
 
-const INTERVAL: u64 = 1_000;
-const GRACE: u64 = 100;
-
-fn config() -> InboundConfig {
-    InboundConfig {
-        renewal_interval: Duration::from_millis(INTERVAL),
-        grace: Duration::from_millis(GRACE),
-        max_peeks_per_server: 4,
-        max_peeks_per_room: 5,
-        max_peeks_total: 7,
-        ..InboundConfig::default()
-    }
-}
-
-fn server(i: u8) -> OwnedServerName {
-    format!("s{i}.org").try_into().unwrap()
-}
-
-fn room(i: u8) -> OwnedRoomId {
-    format!("!r{i}:x.org").try_into().unwrap()
-}
-
-fn peek_id(i: u8) -> String {
-    ["a", "b", "!r0:x.org"][i as usize % 3].to_owned()
-}
+use crate::support::model::*;
+use crate::support::prop::saved_beside_source;
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -87,39 +65,6 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-type Key = (u8, u8, u8);
-
-/// The obviously-right model.
-#[derive(Default)]
-struct Model {
-    last: u64,
-    /// key → (renewed_at, expires_at)
-    live: BTreeMap<Key, (u64, u64)>,
-}
-
-type Expiry = (String, String, String, InboundEndReason);
-
-impl Model {
-    fn advance(&mut self, now: u64, expired: &mut Vec<Expiry>) -> u64 {
-        self.last = self.last.max(now);
-        let due: Vec<Key> =
-            self.live.iter().filter(|(_, (_, e))| *e <= self.last).map(|(k, _)| *k).collect();
-        for k in due {
-            self.live.remove(&k);
-            expired.push(expiry(k, InboundEndReason::Lapsed));
-        }
-        self.last
-    }
-
-    fn count(&self, f: impl Fn(&Key) -> bool) -> usize {
-        self.live.keys().filter(|k| f(k)).count()
-    }
-}
-
-fn expiry((s, r, p): Key, reason: InboundEndReason) -> Expiry {
-    (server(s).to_string(), room(r).to_string(), peek_id(p), reason)
-}
-
 fn access(kind: u8) -> Option<RoomAccess> {
     match kind {
         0 | 1 => Some(RoomAccess::new(RoomVersionId::V10, true, false)),
@@ -154,29 +99,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let now = model.advance(clock, &mut want);
                 let acc = access(a);
                 let vers = ver(v);
-                let expect = if let Some(acc) = &acc {
-                    if !acc.is_peekable() {
-                        Err(InboundPeekError::NotPeekable)
-                    } else if vers.is_empty() {
-                        Err(InboundPeekError::IncompatibleRoomVersion {
-                            room_version: RoomVersionId::V10,
-                        })
-                    } else if model.live.contains_key(&(s, r, p)) {
-                        Ok(true)
-                    } else if model.live.len() >= 7
-                        || model.count(|k| k.0 == s) >= 4
-                        || model.count(|k| k.1 == r) >= 5
-                    {
-                        Err(InboundPeekError::LimitExceeded { retry_after: Duration::ZERO })
-                    } else {
-                        Ok(false)
-                    }
-                } else {
-                    Err(InboundPeekError::UnknownRoom)
-                };
-                if expect.is_ok() {
-                    model.live.insert((s, r, p), (now, now + INTERVAL + GRACE));
-                }
+                let expect = model.peek(now, (s, r, p), acc.as_ref(), &vers);
                 let got =
                     m.handle_peek(t(clock), &server(s), &room(r), &peek_id(p), &vers, acc.as_ref());
                 match (&got, &expect) {
@@ -197,43 +120,30 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             Op::Renew { s, r, p } => {
                 let now = model.advance(clock, &mut want);
                 let got = m.handle_renew(t(clock), &server(s), &room(r), &peek_id(p));
-                if let Some(e) = model.live.get_mut(&(s, r, p)) {
-                    *e = (now, now + INTERVAL + GRACE);
-                    prop_assert_eq!(got.map(|g| g.expires_at), Ok(t(now + INTERVAL + GRACE)));
-                } else {
-                    prop_assert_eq!(got, Err(InboundPeekError::UnknownPeek));
+                match model.renew(now, (s, r, p)) {
+                    Ok(expires) => prop_assert_eq!(got.map(|g| g.expires_at), Ok(t(expires))),
+                    Err(e) => prop_assert_eq!(got, Err(e)),
                 }
             }
             Op::Unpeek { s, r, p } => {
                 model.advance(clock, &mut want);
                 let got = m.handle_unpeek(t(clock), &server(s), &room(r), &peek_id(p));
-                let expect =
-                    model.live.remove(&(s, r, p)).map(|_| ()).ok_or(InboundPeekError::UnknownPeek);
+                let expect = model.unpeek((s, r, p));
                 prop_assert_eq!(got, expect);
             }
             Op::AccessLost { r } => {
                 model.advance(clock, &mut want);
-                let keys: Vec<Key> = model.live.keys().filter(|k| k.1 == r).copied().collect();
-                for k in keys {
-                    model.live.remove(&k);
-                    want.push(expiry(k, InboundEndReason::AccessLost));
-                }
+                model.access_lost(r, &mut want);
                 let lost = RoomAccess::new(RoomVersionId::V10, false, false);
                 m.handle_access_changed(t(clock), &room(r), &lost);
             }
             Op::Denied { s, r } => {
                 model.advance(clock, &mut want);
-                let keys: Vec<Key> =
-                    model.live.keys().filter(|k| k.0 == s && k.1 == r).copied().collect();
-                for k in keys {
-                    model.live.remove(&k);
-                    want.push(expiry(k, InboundEndReason::ServerDenied));
-                }
+                model.denied(s, r, &mut want);
                 m.handle_server_denied(t(clock), &room(r), &server(s));
             }
             Op::Restart => {
-                let latest = model.live.values().map(|(r, _)| *r).max().unwrap_or(0);
-                model.last = clock.max(latest);
+                model.restart(clock);
                 m = InboundPeeks::restore(t(clock), config(), store.values().cloned());
             }
         }
@@ -303,10 +213,10 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256.max(ProptestConfig::default().cases), ..ProptestConfig::default() })]
+    #![proptest_config(saved_beside_source(ProptestConfig { cases: 256.max(ProptestConfig::default().cases), ..ProptestConfig::default() }))]
 
     #[test]
-    fn inbound_machine_matches_reference_model(ops in proptest::collection::vec(op(), 1..80)) {
+    fn inbound_peeks_match_the_reference_model(ops in proptest::collection::vec(op(), 1..80)) {
         run(ops)?;
     }
 }
