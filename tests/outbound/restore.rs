@@ -1,12 +1,11 @@
 //! Restart tests of `OutboundPeeks` (R59, R47): what a crash and `restore` keep and redo.
 
-mod outbound_support;
-
 use std::collections::HashSet;
 use std::time::Duration;
 
 use matrix_peek::{OutboundOutcome, OutboundRequestKind, OutboundState, PeekIdPolicy};
-use outbound_support::*;
+
+use crate::support::*;
 
 #[test]
 fn ten_thousand_peek_ids_in_one_room_are_distinct_valid_and_survive_restore() {

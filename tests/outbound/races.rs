@@ -1,14 +1,34 @@
-//! Adversarial review of `OutboundPeeks`: races and edge inputs the scenario and property tests
-//! did not reach.
+//! Races with the residents: stale and duplicate answers, a `RePut` renewal still in flight
+//! when the peek expires, a peek lapsed on our side while the resident still holds it, and
+//! late `expired_peeks` entries for a peek a re-`PUT` re-created (R54, R55, R58).
 
-mod outbound_support;
+use std::collections::BTreeSet;
+use std::time::Duration;
 
 use matrix_peek::{
-    OutboundConfig, OutboundOutcome, OutboundOutput, OutboundRenewStyle, OutboundRequestKind,
-    OutboundState,
+    OutboundConfig, OutboundFailure, OutboundOutcome, OutboundOutput, OutboundRenewStyle,
+    OutboundRequestKind, OutboundState,
 };
-use outbound_support::*;
-use std::collections::BTreeSet;
+
+use crate::support::*;
+
+#[test]
+fn unknown_stale_and_duplicate_responses_are_ignored() {
+    let mut h = H::new();
+    let r = room("!r:a.org");
+    let put = h.open(&r, "a.org", HOUR);
+    for outcome in [
+        established(HOUR),
+        OutboundOutcome::Deleted,
+        failed(OutboundFailure::Forbidden),
+        OutboundOutcome::Renewed { renewal_interval: Duration::ZERO },
+    ] {
+        h.m.handle_response(h.t(), put.id, outcome.clone());
+        h.m.handle_response(h.t(), matrix_peek::RequestId(u64::MAX), outcome);
+    }
+    assert!(h.drain().is_empty());
+    assert_eq!(h.m.state(&r), Some(OutboundState::Established));
+}
 
 fn sends(out: &[OutboundOutput]) -> Vec<matrix_peek::OutboundRequest> {
     out.iter()

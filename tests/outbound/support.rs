@@ -1,5 +1,6 @@
-//! Shared harness of the outbound scenario tests.
-#![allow(dead_code)]
+//! The harness of the `OutboundPeeks` scenario tests (`H`: a machine, its clock and a store
+//! that follows the `Persist` stream) and their fixtures; and the parts of `tests/support/`
+//! this area uses.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -9,6 +10,12 @@ use matrix_peek::{
     OutboundPeeks, OutboundRecord, OutboundRequest, OutboundState, RoomAccess, Timestamp,
 };
 use ruma_common::{OwnedRoomId, OwnedServerName, RoomId, RoomVersionId};
+
+/// The reference model of the residents and the local demand (`model.rs`, `soak.rs`).
+#[path = "../support/model/outbound.rs"]
+pub mod model;
+#[path = "../support/prop.rs"]
+pub mod prop;
 
 pub const HOUR: Duration = Duration::from_secs(3600);
 
