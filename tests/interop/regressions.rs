@@ -2,11 +2,8 @@
 //! finding 1–13 (peers.md §2.1) that applies to this crate, each a named test, at whatever
 //! level proves it. Findings that do not apply say why in a comment.
 
-mod coordinator_support;
-
 use std::time::Duration;
 
-use coordinator_support::*;
 use matrix_peek::wire::{AnyPeekResponse, Extremities};
 use matrix_peek::{
     ClientPeekReply, InboundEndReason, InboundPeekError, LocalEndReason, OutboundFailure,
@@ -14,6 +11,8 @@ use matrix_peek::{
 };
 use matrix_peek::{OutboundLostReason, OutboundState};
 use ruma_common::{OwnedRoomId, RoomVersionId};
+
+use crate::support::host::*;
 
 /// Whether `out` expires an inbound peek for `reason`.
 fn expired(out: &[Output], reason: InboundEndReason) -> bool {
@@ -35,8 +34,9 @@ fn done(
 // B-1 (R49): a real Dendrite `/peek` response with `latest_event` decodes.
 #[test]
 fn b01_dendrite_peek_response_with_latest_event_decodes() {
-    let any = AnyPeekResponse::from_slice(include_bytes!("fixtures/dendrite_peek_response.json"))
-        .unwrap();
+    let any =
+        AnyPeekResponse::from_slice(include_bytes!("../fixtures/dendrite_peek_response.json"))
+            .unwrap();
     assert!(matches!(any.extremities, Extremities::Events(ref e) if e.len() == 1));
     assert_eq!(any.effective_room_version(), Some(RoomVersionId::V10));
 }

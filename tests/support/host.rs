@@ -1,5 +1,6 @@
-//! Shared helpers for the coordinator, sytest and regression tests.
-#![allow(dead_code)]
+//! A coordinator driven like a host would drive it (`Host`: every `Persist` applied to a
+//! store, restarts from it), with the ids, accesses and request filters of the coordinator
+//! tests (`tests/coordinator/`) and the SyTest ports and peer regressions (`tests/interop/`).
 
 use std::time::Duration;
 

@@ -1,10 +1,97 @@
-//! Adversarial review: the coordinator's pending client peeks (DESIGN §7).
+//! Client peeks waiting on federation (DESIGN §7) and how the wait ends: every candidate
+//! refusing (R27, R60), the device unpeeking (R12), its user joining (R6, R23), the device
+//! removed (R25), or an outage of an established room (R27).
 
-mod coordinator_support;
+use matrix_peek::{ClientPeekReply, LocalPeekError, Output, PeekError};
+use matrix_peek::{OutboundFailure, OutboundOutcome, OutboundPeekError};
 
-use coordinator_support::*;
-use matrix_peek::OutboundRequest;
-use matrix_peek::{ClientPeekReply, LocalPeekError, Output, PeekError, RequestId};
+use matrix_peek::{OutboundRequest, RequestId};
+
+use crate::support::host::*;
+
+fn fail_all(
+    host: &mut Host,
+    via: &[ruma_common::OwnedServerName],
+    answers: &[OutboundFailure],
+) -> Result<matrix_peek::LocalGrant, PeekError> {
+    let (reply, mut out) = host.peek(T0, remote_peek(alice(), phone(), via));
+    let ClientPeekReply::Pending(id) = reply else { panic!("{reply:?}") };
+    for failure in answers {
+        let put = only_send(&out, Kind::Peek);
+        host.peeking.handle_response(at(1), put.id, OutboundOutcome::Failed(failure.clone()));
+        out = host.drain();
+    }
+    assert!(sends(&out).is_empty(), "nothing left to try: {out:?}");
+    assert!(out.iter().any(|o| matches!(o, Output::Unavailable { .. })));
+    out.iter()
+        .find_map(|o| match o {
+            Output::ClientPeekDone { id: i, result } if *i == id => Some(result.clone()),
+            _ => None,
+        })
+        .expect("the pending peek is decided")
+}
+
+// R27, R60: every candidate refuses → the pending peek fails with the most specific error.
+#[test]
+fn every_candidate_refusing_fails_the_pending_peek_with_the_mapped_error_r27() {
+    let mut host = Host::new();
+    let result = fail_all(
+        &mut host,
+        &[remote_server(), other_server()],
+        &[OutboundFailure::NotFound, OutboundFailure::Forbidden],
+    );
+    assert_eq!(
+        result,
+        Err(PeekError::Remote(OutboundPeekError::Remote(OutboundFailure::Forbidden)))
+    );
+    assert!(!host.peeking.is_remote(&remote_room()));
+    assert!(host.peeking.outbound().is_empty());
+    assert_eq!(host.peeking.pending_client_peeks(), 0);
+    assert!(host.store.remote_rooms.is_empty(), "nothing left behind");
+
+    let mut host = Host::new();
+    let result = fail_all(&mut host, &[remote_server()], &[OutboundFailure::NotFound]);
+    assert_eq!(
+        result,
+        Err(PeekError::Remote(OutboundPeekError::Remote(OutboundFailure::NotFound)))
+    );
+}
+
+/// R12, R55: a device that unpeeks while its remote peek still waits on federation withdraws
+/// it: the unpeek succeeds, the waiting `/peek` fails, and the answer arriving later grants
+/// nothing (the federated peek winds down after the linger).
+#[test]
+fn unpeek_of_a_pending_remote_peek_withdraws_it_r12() {
+    let mut host = Host::new();
+    let (reply, out) = host.peek(T0, remote_peek(alice(), phone(), &[remote_server()]));
+    let ClientPeekReply::Pending(id) = reply else { panic!("expected Pending, got {reply:?}") };
+    let put = sends(&out).into_iter().find(|r| kind(r) == Kind::Peek).expect("one PUT");
+
+    assert_eq!(
+        host.peeking.handle_client_unpeek(at(10), &alice(), &phone(), &remote_room()),
+        Ok(())
+    );
+    let out = host.drain();
+    assert!(
+        out.iter().any(
+            |o| matches!(o, Output::ClientPeekDone { id: done, result: Err(_) } if *done == id)
+        ),
+        "the waiting peek fails: {out:?}"
+    );
+    assert_eq!(host.peeking.pending_client_peeks(), 0);
+
+    host.peeking.handle_response(at(20), put.id, established());
+    let out = host.drain();
+    assert!(!out.iter().any(|o| matches!(o, Output::ClientPeekDone { .. })), "{out:?}");
+    assert!(!host.peeking.local().is_peeking(&alice(), &phone(), &remote_room()));
+    // Nobody needs the peek: after the linger it is deleted.
+    let mut deletes = 0;
+    for minute in 1..=60 {
+        host.peeking.handle_timeout(at(20 + minute * 60_000));
+        deletes += sends(&host.drain()).iter().filter(|r| kind(r) == Kind::Unpeek).count();
+    }
+    assert_eq!(deletes, 1, "exactly one DELETE once the withdrawn peek's linger passes");
+}
 
 fn pending_id(reply: &ClientPeekReply) -> RequestId {
     match reply {
@@ -130,31 +217,4 @@ fn second_device_is_not_kept_waiting_through_an_outage_of_an_established_room_r2
         host.peeking.local().is_peeking(&alice(), &phone(), &remote_room()),
         "the first device keeps its peek through a transient outage (DESIGN §6)"
     );
-}
-
-// R53, R60, DESIGN §11.4: remote-controlled numbers (renewal_interval 0 or absurdly large,
-// retry_after huge) are clamped through the coordinator: no panic, renewals within bounds.
-#[test]
-fn remote_numbers_are_clamped_through_the_coordinator_r53_r60() {
-    use matrix_peek::{OutboundFailure, OutboundOutcome};
-    use std::time::Duration;
-    for interval in [Duration::ZERO, Duration::from_millis(u64::MAX), Duration::MAX] {
-        let mut host = Host::new();
-        let _ = host.answer_remote_put(
-            at(0),
-            OutboundOutcome::Established { renewal_interval: interval, access: readable() },
-        );
-        let next = host.peeking.poll_timeout().expect("a renewal is scheduled");
-        assert!(next >= at(60_000) && next <= at(1_800_000), "{interval:?}: renew at {next:?}");
-        host.restart(at(1));
-        let _ = host.drain();
-        assert!(host.peeking.poll_timeout().is_some());
-    }
-    let mut host = Host::new();
-    let _ = host.answer_remote_put(
-        at(0),
-        OutboundOutcome::Failed(OutboundFailure::RateLimited { retry_after: Some(Duration::MAX) }),
-    );
-    let next = host.peeking.poll_timeout().expect("a retry is scheduled");
-    assert!(next <= at(600_000), "retry_after is capped by backoff_max: {next:?}");
 }

@@ -3,12 +3,11 @@
 //! would show is read from `sync_delta` (which section, full state or not) and `peekers` (who
 //! gets the room's new events and is woken).
 
-mod coordinator_support;
-
-use coordinator_support::*;
 use matrix_peek::wire::{ErrorCode, ToMatrixError};
 use matrix_peek::{ClientPeekReply, LocalPeekError, Output, PeekError, RoomAccess};
 use ruma_common::{OwnedDeviceId, OwnedUserId, RoomVersionId};
+
+use crate::support::host::*;
 
 fn peek_local(
     host: &mut Host,

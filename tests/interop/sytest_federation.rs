@@ -19,7 +19,7 @@ use ruma_common::{
 const SEC: Duration = Duration::from_secs(1);
 const MIN: Duration = Duration::from_secs(60);
 
-struct World {
+struct TwoServers {
     sim: Sim,
     hs1: OwnedServerName,
     hs2: OwnedServerName,
@@ -28,8 +28,9 @@ struct World {
     dev: OwnedDeviceId,
 }
 
-/// hs2 holds a room (`world_readable` as asked); `@alice:hs1` is the remote peeker.
-fn world(world_readable: bool, config: SimConfig) -> World {
+/// Two homeservers on the simulator: hs2 holds a room (`world_readable` as asked; alias
+/// `#peektest:hs2`); `@alice:hs1` (device `DEV`) is the remote peeker.
+fn two_servers(world_readable: bool, config: SimConfig) -> TwoServers {
     let mut sim = Sim::new(config);
     let hs1 = sim.add_server("hs1");
     let hs2 = sim.add_server("hs2");
@@ -37,10 +38,10 @@ fn world(world_readable: bool, config: SimConfig) -> World {
     let access = RoomAccess::new(RoomVersionId::V10, world_readable, false);
     sim.create_room(&hs2, &owned_user_id!("@owner:hs2"), &room, access);
     sim.add_alias(&owned_room_alias_id!("#peektest:hs2"), &room);
-    World { sim, hs1, hs2, room, alice: owned_user_id!("@alice:hs1"), dev: "DEV".into() }
+    TwoServers { sim, hs1, hs2, room, alice: owned_user_id!("@alice:hs1"), dev: "DEV".into() }
 }
 
-impl World {
+impl TwoServers {
     fn peek(&mut self) -> ClientPeekReply {
         let (sim, hs2) = (&mut self.sim, self.hs2.clone());
         sim.client_peek(&self.hs1, &self.alice, &self.dev, &self.room, &[hs2])
@@ -80,7 +81,7 @@ fn is_delete(k: &OutboundRequestKind) -> bool {
 #[test]
 fn users_can_peek_into_world_readable_remote_rooms() {
     // The written test. R27, R46 (alias domain), R15, R23, R39.
-    let mut w = world(true, SimConfig::default());
+    let mut w = two_servers(true, SimConfig::default());
     w.sim.send_event(&w.hs2, &w.room); // "something to peek"
     let (room, via) = w.sim.resolve_alias(&owned_room_alias_id!("#peektest:hs2")).unwrap();
     assert_eq!(room, w.room);
@@ -102,7 +103,7 @@ fn users_can_peek_into_world_readable_remote_rooms() {
 #[test]
 fn users_can_re_peek_into_world_readable_remote_rooms() {
     // R15 (full state again), R47 (fresh peek id), R55.
-    let mut w = world(true, SimConfig::default());
+    let mut w = two_servers(true, SimConfig::default());
     w.peek_and_wait().unwrap();
     let first = w.sim.sync_delta(&w.hs1, &w.alice, &w.dev, None).next;
     w.sim.client_unpeek(&w.hs1, &w.alice, &w.dev, &w.room).unwrap();
@@ -121,7 +122,7 @@ fn users_can_re_peek_into_world_readable_remote_rooms() {
 #[test]
 fn users_cannot_peek_into_remote_rooms_with_non_world_readable_history_visibility() {
     // R32 at the resident, R27 passed through to the client: 403 M_FORBIDDEN.
-    let mut w = world(false, SimConfig::default());
+    let mut w = two_servers(false, SimConfig::default());
     let err = w.peek_and_wait().unwrap_err();
     let m = err.to_matrix_error();
     assert_eq!((m.status, m.errcode), (403, ErrorCode::Forbidden));
@@ -134,7 +135,7 @@ fn users_cannot_peek_into_remote_rooms_with_non_world_readable_history_visibilit
 #[test]
 fn remote_peeks_are_cancelled_if_a_rooms_history_visibility_changes_to_non_world_readable() {
     // R24 (local peeks end, room in `leave`), R40 (resident expires the peek, no more relays).
-    let mut w = world(true, SimConfig::default());
+    let mut w = two_servers(true, SimConfig::default());
     w.peek_and_wait().unwrap();
     let pos = w.sim.sync_delta(&w.hs1, &w.alice, &w.dev, None).next;
     w.sim.set_world_readable(&w.hs2, &w.room, false);
@@ -152,7 +153,7 @@ fn remote_peeks_are_cancelled_if_a_rooms_history_visibility_changes_to_non_world
 #[test]
 fn joining_a_peeked_remote_room_moves_it_atomically_from_peeked_to_joined_rooms() {
     // R19 (join without full state), R20, R23, R56 (DELETE at once), R57 (no re-peek).
-    let mut w = world(true, SimConfig::default());
+    let mut w = two_servers(true, SimConfig::default());
     w.peek_and_wait().unwrap();
     let pos = w.sim.sync_delta(&w.hs1, &w.alice, &w.dev, None).next;
     let (sim, hs1, alice, room) = (&mut w.sim, w.hs1.clone(), w.alice.clone(), w.room.clone());
@@ -177,7 +178,7 @@ fn joining_a_peeked_remote_room_moves_it_atomically_from_peeked_to_joined_rooms(
 #[test]
 fn peeking_uses_server_name_to_specify_the_peeking_server() {
     // R46: the target comes from `servers`/via, never from the room id's domain (B-13).
-    let mut w = world(true, SimConfig::default());
+    let mut w = two_servers(true, SimConfig::default());
     let hs3 = w.sim.add_server("hs3");
     w.sim.join(&hs3, &owned_user_id!("@bob:hs3"), &w.room);
     w.sim.run_for(SEC);
@@ -203,7 +204,7 @@ fn peeking_uses_server_name_to_specify_the_peeking_server() {
 #[test]
 fn peeking_into_an_unknown_room_returns_the_right_error() {
     // R31 at the resident (404 M_NOT_FOUND), passed through (R27).
-    let mut w = world(true, SimConfig::default());
+    let mut w = two_servers(true, SimConfig::default());
     w.room = owned_room_id!("!nosuchroom:hs2");
     let m = w.peek_and_wait().unwrap_err().to_matrix_error();
     assert_eq!((m.status, m.errcode), (404, ErrorCode::NotFound));
@@ -215,7 +216,7 @@ fn peeking_into_an_unknown_room_returns_the_right_error() {
 fn server_implements_put_peek_over_federation_correctly() {
     // R28 (origin), R35 (renewal_interval), R38 (a repeated PUT is idempotent), R47, R48.
     let config = SimConfig { duplication: 1.0, ..SimConfig::default() }; // every PUT twice
-    let mut w = world(true, config);
+    let mut w = two_servers(true, config);
     w.peek_and_wait().unwrap();
     let puts: Vec<_> = w.sim.sent_requests().iter().filter(|r| is_put(&r.request.kind)).collect();
     assert_eq!(puts.len(), 1);
@@ -239,7 +240,7 @@ fn server_implements_put_peek_over_federation_correctly() {
 fn server_implements_delete_peek_over_federation_correctly() {
     // R42 (DELETE stops relaying; unknown → 404), R55 (404 on DELETE counts as gone).
     let config = SimConfig { duplication: 1.0, ..SimConfig::default() }; // DELETE arrives twice
-    let mut w = world(true, config);
+    let mut w = two_servers(true, config);
     w.peek_and_wait().unwrap();
     w.sim.client_unpeek(&w.hs1, &w.alice, &w.dev, &w.room).unwrap();
     w.sim.run_for(5 * MIN);
@@ -261,7 +262,7 @@ fn server_implements_delete_peek_over_federation_correctly() {
 #[test]
 fn if_a_peek_is_not_renewed_the_peeked_server_stops_sending_events() {
     // R43 (lapse + expired_peeks), R54 (renewal 404 → fresh peek id), relays never follow expiry.
-    let mut w = world(true, SimConfig::default());
+    let mut w = two_servers(true, SimConfig::default());
     w.peek_and_wait().unwrap();
     w.sim.down(&w.hs1); // hs1 cannot renew
     w.sim.run_for(2 * Duration::from_secs(3600));
@@ -313,12 +314,12 @@ fn server_cant_peek_into_unknown_room_versions() {
 #[test]
 fn cant_peek_if_server_acld() {
     // R30 (403 before the machine), R45 (a new ACL expires the peek and stops relays).
-    let mut w = world(true, SimConfig::default());
+    let mut w = two_servers(true, SimConfig::default());
     w.sim.deny_server(&w.room, &w.hs1);
     let m = w.peek_and_wait().unwrap_err().to_matrix_error();
     assert_eq!((m.status, m.errcode), (403, ErrorCode::Forbidden));
 
-    let mut w = world(true, SimConfig::default());
+    let mut w = two_servers(true, SimConfig::default());
     w.peek_and_wait().unwrap();
     w.sim.deny_server(&w.room, &w.hs1);
     w.sim.run_for(MIN);
