@@ -2,8 +2,7 @@
 //! §7), a restore keeps the stored renewal time (R59), and remote-controlled numbers are
 //! clamped (R53, R60).
 
-use matrix_peek::ClientPeekReply;
-use matrix_peek::{OutboundOutcome, OutboundState};
+use matrix_peek::{ClientPeekReply, OutboundOutcome, OutboundState};
 
 use crate::support::host::*;
 

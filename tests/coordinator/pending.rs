@@ -2,10 +2,10 @@
 //! refusing (R27, R60), the device unpeeking (R12), its user joining (R6, R23), the device
 //! removed (R25), or an outage of an established room (R27).
 
-use matrix_peek::{ClientPeekReply, LocalPeekError, Output, PeekError};
-use matrix_peek::{OutboundFailure, OutboundOutcome, OutboundPeekError};
-
-use matrix_peek::{OutboundRequest, RequestId};
+use matrix_peek::{
+    ClientPeekReply, LocalPeekError, OutboundFailure, OutboundOutcome, OutboundPeekError,
+    OutboundRequest, Output, PeekError, RequestId,
+};
 
 use crate::support::host::*;
 

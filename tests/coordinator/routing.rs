@@ -3,9 +3,10 @@
 //! the federated peek (R55), a resident room never uses federation (R57), no candidates or a
 //! joined user are refused at once (R46, R6), and a room reported remote again is peeked again.
 
-use matrix_peek::Change;
-use matrix_peek::{ClientPeekReply, LocalPeekError, Output, PeekError};
-use matrix_peek::{OutboundOutcome, OutboundPeekError, OutboundState};
+use matrix_peek::{
+    Change, ClientPeekReply, LocalPeekError, OutboundOutcome, OutboundPeekError, OutboundState,
+    Output, PeekError,
+};
 
 use crate::support::host::*;
 

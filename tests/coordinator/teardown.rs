@@ -3,8 +3,9 @@
 //! peek (R19, R56); access lost ends local peeks and deletes or expires the federated ones (R24,
 //! R40).
 
-use matrix_peek::{ClientPeek, ClientPeekReply, LocalEndReason, Output};
-use matrix_peek::{OutboundOutcome, OutboundState};
+use matrix_peek::{
+    ClientPeek, ClientPeekReply, LocalEndReason, OutboundOutcome, OutboundState, Output,
+};
 
 use crate::support::host::*;
 

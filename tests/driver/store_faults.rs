@@ -1,12 +1,51 @@
-//! Adversarial review: driver behaviour under store faults (DESIGN §8, §13).
-
-mod driver_support;
+//! The driver when the store fails (DESIGN §8, §13): a failed save fails the call and leaves
+//! nothing behind, a store outage (also with failing loads) wedges no later client peek (R27),
+//! a rebuild strands none of its requests (R55), and a renewal due during an outage goes out
+//! after it without a busy loop (R53).
 
 use std::time::Duration;
 
-use driver_support::*;
-use matrix_peek::testing::{FlakyStore, MemoryStore, Reply, TransportKind};
+use matrix_peek::testing::{FlakyStore, MemoryStore, Reply, ScriptedTransport, TransportKind};
 use matrix_peek::{DriverConfig, DriverError};
+
+use crate::support::*;
+
+// DESIGN §8, §13: a failing save fails the call; nothing acknowledged, nothing sent.
+#[test]
+fn failing_save_fails_client_peek_and_leaves_nothing_behind() {
+    let memory = MemoryStore::new();
+    let flaky = FlakyStore::new(memory.clone());
+    let mut rig = Rig::new(DriverConfig::default(), flaky.clone());
+    flaky.fail_saves(true);
+    let d = rig.driver.clone();
+    let remote = rig.block(async move { d.client_peek(remote_peek(room("r"), phone())).await });
+    assert!(matches!(remote, Err(DriverError::Store(_))), "{remote:?}");
+    let d = rig.driver.clone();
+    let local = rig.block(async move { d.client_peek(resident_peek(room("home"), phone())).await });
+    assert!(matches!(local, Err(DriverError::Store(_))), "{local:?}");
+    rig.advance(Duration::from_secs(600));
+    assert_eq!(rig.transport.sent(), vec![], "nothing was sent for an unstored peek");
+    let still = rig.pool.run_until(
+        rig.driver.read(|p| (p.local().len(), p.outbound().len(), p.is_remote(&room("r")))),
+    );
+    assert_eq!(still, (0, 0, false), "memory equals storage again");
+    flaky.fail_saves(false);
+    let (_, clock) = rig.crash();
+    let transport = ScriptedTransport::with_clock(clock.clone());
+    let mut rig = Rig::open(DriverConfig::default(), memory.clone(), clock, transport);
+    let peeking = rig.pool.run_until(rig.driver.read(|p| {
+        (
+            p.local().is_peeking(&alice(), &phone(), &room("r")),
+            p.local().is_peeking(&alice(), &phone(), &room("home")),
+        )
+    }));
+    assert_eq!(peeking, (false, false));
+    rig.advance(Duration::from_secs(3600));
+    assert_eq!(rig.transport.sent(), vec![]);
+    assert!(
+        memory.snapshot().local.iter().all(|r| !matches!(r, matrix_peek::LocalRecord::Peek { .. }))
+    );
+}
 
 // DESIGN §8, §13, R27: a save that fails while the store also refuses to load leaves memory
 // ahead of storage with a federated PUT that was never sent. Once the store is back, a client

@@ -1,5 +1,5 @@
-//! Shared harness for the driver tests: a `LocalPool`, a `ManualClock`, a `ScriptedTransport`.
-#![allow(dead_code)]
+//! The harness of the driver tests (`Rig`: a `Driver` on a `LocalPool`, a `ManualClock` and a
+//! `ScriptedTransport`) and their fixtures.
 
 use std::time::Duration;
 
