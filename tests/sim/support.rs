@@ -1,9 +1,8 @@
-//! The soak world shared by `soak.rs` and `review_soak.rs` (DESIGN §13): four homeservers with
-//! loss, duplication, reordering and crash-restarts; many rooms and devices; random peeks,
-//! unpeeks, joins, visibility changes and outages. After local demand ends (leases + linger + a
-//! renewal interval + grace), no remote peek may be left anywhere; no event may ever be relayed
-//! to a server whose peek had expired or been deleted; every client peek must have completed.
-#![allow(dead_code)]
+//! The soak run of `soak.rs` (DESIGN §13): four homeservers with loss, duplication,
+//! reordering and crash-restarts; many rooms and devices; random peeks, unpeeks, joins,
+//! visibility changes and outages. After local demand ends (leases + linger + a renewal
+//! interval + grace), no remote peek may be left anywhere; no event may ever be relayed to a
+//! server whose peek had expired or been deleted; every client peek must have completed.
 
 use std::time::Duration;
 
