@@ -1,0 +1,8 @@
+//! The `Peeking` coordinator: where client peeks go, client peeks waiting on federation,
+//! teardown through the coordinator, and its deadlines.
+
+mod deadlines;
+mod pending;
+mod routing;
+mod support;
+mod teardown;
