@@ -32,7 +32,9 @@ fn pump(m: &mut OutboundPeeks, now: Timestamp, q: &mut Vec<OutboundRequest>) -> 
                 OutboundRequestKind::Peek { .. } => {
                     OutboundOutcome::Established { renewal_interval: hour, access: acc.clone() }
                 }
-                OutboundRequestKind::Renew => OutboundOutcome::Renewed { renewal_interval: hour },
+                OutboundRequestKind::Renew => {
+                    OutboundOutcome::Renewed { renewal_interval: Some(hour) }
+                }
                 OutboundRequestKind::Unpeek => OutboundOutcome::Deleted,
             };
             answered += 1;

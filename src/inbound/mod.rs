@@ -157,9 +157,9 @@ impl InboundPeeks {
         }
         this.timers.rebuild_order();
         this.clock = Monotonic::starting_at(now);
-        // Times stored under a wrong clock (ahead of the restart by more than the step limit)
-        // heal as a running machine's would when its clock is corrected.
-        this.heal(now.saturating_add(crate::time::CLOCK_STEP_LIMIT));
+        // Stored times heal as a running machine's do when its clock is corrected: no peek
+        // outlives one interval (plus grace) from the restart time.
+        this.heal(now);
         this
     }
 

@@ -22,9 +22,9 @@ impl LocalPeeks {
     ///   live peek (sorted by room id) so the coordinator re-declares outbound demand.
     /// * Duplicate keys: the last record wins. Nothing panics on odd input; caps are not
     ///   re-applied to what the store already holds.
-    /// * Stored times written under a wrong clock heal: a lease ending more than one lease
-    ///   (plus `CLOCK_STEP_LIMIT`) after `now`, or an ended entry dated after it, is clamped
-    ///   and re-persisted, as a running machine does when its clock is corrected.
+    /// * Stored times heal as when a running machine's clock is corrected: a lease ending more
+    ///   than one lease after `now`, or an ended entry dated after `now`, is clamped and
+    ///   re-persisted (a store written under a wrong clock keeps nothing alive for years).
     ///
     /// Cost: O(n) hash-map upserts plus one O(n log n) sort per timer queue.
     pub fn restore(
@@ -83,9 +83,10 @@ impl LocalPeeks {
             this.restore_entry(d, r, entry);
         }
         this.restore_deadlines(now);
-        // Stored times from a clock that was wrong (ahead of the restart by more than the step
-        // limit) heal as a running machine's would: no lease outlives one lease from now.
-        this.heal(now.saturating_add(crate::time::CLOCK_STEP_LIMIT));
+        // Stored times heal as a running machine's do when its clock is corrected: nothing
+        // outlives its normal length from the restart time (a store written under a wrong
+        // clock does not keep a peek alive for years).
+        this.heal(now);
         if let Some((position, horizon)) = stream {
             this.position = this.position.max(position);
             this.horizon = this.horizon.max(horizon);

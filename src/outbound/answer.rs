@@ -215,10 +215,16 @@ impl OutboundPeeks {
         let retired = &mut r.retired[i];
         match retired.step {
             Retire::Awaiting { delete_always, .. } => {
+                // Whether the resident may hold the peek now: any answer but a refusal or a
+                // 404 says it was reached; a network failure of a PUT is assumed not to have
+                // created it (as for a current peek), of a renewal not to have removed it.
                 let exists = match &outcome {
-                    OutboundOutcome::Established { .. } | OutboundOutcome::Renewed { .. } => true,
-                    OutboundOutcome::Failed(f) => delete_always && !is_refusal(f),
-                    OutboundOutcome::Deleted => delete_always,
+                    OutboundOutcome::Established { .. }
+                    | OutboundOutcome::Renewed { .. }
+                    | OutboundOutcome::Deleted
+                    | OutboundOutcome::Failed(OutboundFailure::InvalidResponse) => true,
+                    OutboundOutcome::Failed(f) if is_refusal(f) => false,
+                    OutboundOutcome::Failed(_) => delete_always,
                 };
                 if exists {
                     retired.step = Retire::Due { at: now };
@@ -287,15 +293,9 @@ impl OutboundPeeks {
             }
             return true;
         }
-        // A retired peek the resident already dropped needs no DELETE; one with a request in
-        // flight waits for it (a re-PUT could re-create it).
-        let Some(i) =
-            r.retired.iter().position(|x| names(&x.peek) && matches!(x.step, Retire::Due { .. }))
-        else {
-            return false;
-        };
-        self.drop_retired(slot, i);
-        true
+        // An entry naming a retired peek changes nothing: it may predate a re-`PUT` that
+        // re-created the id, and the `DELETE` it still gets costs at most a 404.
+        false
     }
 
     /// A demanded room whose demand was declared while `Gone` starts afresh.

@@ -60,9 +60,9 @@ impl OutboundPeeks {
                 }
             }
         }
-        // Times stored under a wrong clock (ahead of the restart by more than the step limit)
-        // heal as a running machine's do when its clock is corrected.
-        let heal_at = now.saturating_add(crate::time::CLOCK_STEP_LIMIT);
+        // Stored times heal as a running machine's do when its clock is corrected: nothing
+        // outlives its normal length from the restart time.
+        let heal_at = now;
         m.peek_id_reserved = m.next_peek_id;
         m.request_reserved = m.next_request;
         let until = now.saturating_add(m.config.linger);
