@@ -139,6 +139,10 @@ pub struct OutboundPeeks {
     requests: HashMap<RequestId, u32>,
     /// Rooms a local user is joined to: never peeked (R57).
     joined: HashSet<OwnedRoomId>,
+    /// The pacer of rooms forgotten while it still held requests back, so forgetting and
+    /// re-creating a room never refills its budget. Entries are pruned once they have no
+    /// effect (at most one per room forgotten in the last `REQUEST_BURST` seconds).
+    paced: HashMap<OwnedRoomId, Pacer>,
     next_peek_id: u64,
     peek_id_reserved: u64,
     next_request: u64,
@@ -169,6 +173,7 @@ impl OutboundPeeks {
             timers: TimerQueue::new(),
             requests: HashMap::new(),
             joined: HashSet::new(),
+            paced: HashMap::new(),
             next_peek_id: 0,
             peek_id_reserved: 0,
             next_request: 0,
@@ -467,7 +472,10 @@ impl OutboundPeeks {
         self.rooms.get_mut(slot).expect("slot in use")
     }
 
-    fn insert_room(&mut self, room: Room) -> u32 {
+    fn insert_room(&mut self, mut room: Room) -> u32 {
+        if let Some(pacer) = self.paced.remove(&room.id) {
+            room.pacer = pacer;
+        }
         let id = room.id.clone();
         let slot = self.rooms.insert(room);
         self.index.insert(id, slot);

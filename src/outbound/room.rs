@@ -255,6 +255,11 @@ impl Pacer {
         self.tat = self.tat.min(now);
     }
 
+    /// Whether the pacer still holds anything back after `now` (a fresh one would allow more).
+    pub(super) fn holds_back(&self, now: Timestamp) -> bool {
+        self.tat > now
+    }
+
     /// Counts a request sent at `now`.
     pub(super) fn spend(&mut self, now: Timestamp) {
         self.tat = self.tat.max(now).saturating_add(Self::SPACING);

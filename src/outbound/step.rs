@@ -482,6 +482,13 @@ impl OutboundPeeks {
             }
         }
         self.index.remove(&room.id);
+        let now = self.clock.now();
+        if room.pacer.holds_back(now) {
+            if self.paced.len() >= 64 && self.paced.len().is_power_of_two() {
+                self.paced.retain(|_, p| p.holds_back(now));
+            }
+            self.paced.insert(room.id.clone(), room.pacer);
+        }
         if room.persisted {
             let change = OutboundChange::Remove(OutboundKey::Room(room.id));
             self.outputs.push_back(OutboundOutput::Persist(change));

@@ -10,6 +10,8 @@ use matrix_peek::{
     OutboundRenewStyle, OutboundRequest, RoomAccess, Timestamp,
 };
 use proptest::prelude::*;
+
+use crate::support::prop::saved_beside_source;
 use ruma_common::{OwnedRoomId, OwnedServerName, RoomVersionId};
 
 #[derive(Debug, Clone)]
@@ -145,7 +147,7 @@ impl World {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+    #![proptest_config(saved_beside_source(ProptestConfig::default()))]
     #[test]
     fn no_answers_make_a_room_exceed_its_request_budget(
         config in config(),
