@@ -1,28 +1,5 @@
-//! [`Driver`]: binds [`Peeking`] to a [`PeekStore`], a [`PeekTransport`] and a [`Clock`] with
-//! `futures` only, on any executor (DESIGN §8).
-//!
-//! ```text
-//!  host call ──► lock ─► Peeking::handle_* ─► drain outputs ─► store.save(batch) ─┬─ ok ─► effects released, call returns
-//!                                                                                └─ err ─► machine reloaded from the store, call fails
-//!  run() ── sleeps until poll_timeout ─► handle_timeout ─► (same settle)
-//!        └─ keeps ≤ max_in_flight transport.send futures ─► handle_response ─► (same settle)
-//! ```
-//!
-//! Guarantees:
-//! * **Persist before effect.** Every `Persist` batch a call produces is saved before the call
-//!   returns and before any `Send` of that batch starts or any notification is released.
-//! * **A store error fails the call and loses nothing acknowledged.** The machine is rebuilt
-//!   from what the store holds, so memory equals storage again; client peeks still waiting on
-//!   federation fail with [`DriverError::Interrupted`] and responses to requests sent before the
-//!   rebuild are ignored.
-//! * **Concurrency.** Up to [`DriverConfig::max_in_flight`] transport calls run at once inside
-//!   [`Driver::run`]; inputs and timers are handled while they are outstanding. A call that has
-//!   not answered after [`DriverConfig::request_timeout`] counts as `Failed(Unreachable)` and
-//!   frees its slot (its late answer is dropped).
-//! * Host notifications (`Wake`, `PeekEnded`, `Expired`, `Established`, `Lost`, `Unavailable`)
-//!   come out of [`Driver::notifications`], a bounded stream.
-//!
-//! `SystemClock` is the only code in the crate that reads the system time.
+//! [`Driver`]: binds [`Peeking`] to a [`PeekStore`], a [`PeekTransport`] and a [`Clock`]. The
+//! flow and the guarantees are on [`Driver`].
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -126,6 +103,32 @@ struct Shared<S, T, C> {
 
 /// The async shell around [`Peeking`]. Cheap to clone (an `Arc`); every clone drives the same
 /// state. Run [`Driver::run`] on one task; call the other methods from anywhere.
+///
+/// [`Driver`]: binds [`Peeking`] to a [`PeekStore`], a [`PeekTransport`] and a [`Clock`] with
+/// `futures` only, on any executor (DESIGN §8).
+///
+/// ```text
+///  host call ──► lock ─► Peeking::handle_* ─► drain outputs ─► store.save(batch) ─┬─ ok ─► effects released, call returns
+///                                                                                └─ err ─► machine reloaded from the store, call fails
+///  run() ── sleeps until poll_timeout ─► handle_timeout ─► (same settle)
+///        └─ keeps ≤ max_in_flight transport.send futures ─► handle_response ─► (same settle)
+/// ```
+///
+/// Guarantees:
+/// * **Persist before effect.** Every `Persist` batch a call produces is saved before the call
+///   returns and before any `Send` of that batch starts or any notification is released.
+/// * **A store error fails the call and loses nothing acknowledged.** The machine is rebuilt
+///   from what the store holds, so memory equals storage again; client peeks still waiting on
+///   federation fail with [`DriverError::Interrupted`] and responses to requests sent before the
+///   rebuild are ignored.
+/// * **Concurrency.** Up to [`DriverConfig::max_in_flight`] transport calls run at once inside
+///   [`Driver::run`]; inputs and timers are handled while they are outstanding. A call that has
+///   not answered after [`DriverConfig::request_timeout`] counts as `Failed(Unreachable)` and
+///   frees its slot (its late answer is dropped).
+/// * Host notifications (`Wake`, `PeekEnded`, `Expired`, `Established`, `Lost`, `Unavailable`)
+///   come out of [`Driver::notifications`], a bounded stream.
+///
+/// `SystemClock` is the only code in the crate that reads the system time.
 pub struct Driver<S, T, C> {
     shared: Arc<Shared<S, T, C>>,
 }

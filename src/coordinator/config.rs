@@ -4,7 +4,7 @@ use crate::inbound::InboundConfig;
 use crate::local::LocalConfig;
 use crate::outbound::OutboundConfig;
 
-/// Configuration of [`Peeking`]: the three machines' configs plus the coordinator's own caps.
+/// Configuration of [`Peeking`](crate::Peeking): the three machines' configs plus the coordinator's own caps.
 #[derive(Debug, Clone)]
 pub struct PeekingConfig {
     /// Local peeks (MSC2753).

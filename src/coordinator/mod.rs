@@ -1,32 +1,5 @@
-//! [`Peeking`]: the three machines behind one front door (DESIGN §7).
-//!
-//! ```text
-//!   client /peek ──► handle_client_peek ──► Resident(access) ──► LocalPeeks ─────────► Done
-//!                                      └──► Remote ──┬─ outbound established ─► LocalPeeks ─► Done
-//!                                                    └─ otherwise: Pending(id) + demand
-//!                                                         OutboundPeeks ─ Established ─► ClientPeekDone(Ok)
-//!                                                                       └ Unavailable ─► ClientPeekDone(Err)
-//!   LocalPeeks ── RoomDemand{true/false} ──► OutboundPeeks::handle_demand / handle_no_demand
-//!   federation PUT/renew/DELETE ──► InboundPeeks (destinations for relaying, Expired for /send)
-//! ```
-//!
-//! The coordinator routes by **draining** every child's outputs inside its own `handle_*`
-//! (never by callbacks): internal outputs (`RoomDemand`, outbound `Established` while client
-//! peeks wait) are consumed here; host-facing ones come out of [`Peeking::poll_output`] in the
-//! order they happened, `Persist` always before what it justifies.
-//!
-//! Rules kept here:
-//! * A room this server is resident in never gets a federated peek (R57); a `Resident` client
-//!   peek on a room that still has one is a join of the server, and the outbound peek is deleted.
-//! * One federated peek per room whatever the number of local devices (R58): local demand, not
-//!   client peeks, drives outbound work.
-//! * A client peek on a remote room is answered at once when the federated peek is established,
-//!   otherwise it waits (`Pending`) and completes with [`Output::ClientPeekDone`] (R27). When every
-//!   resident refuses, it fails with the mapped remote error and existing local peeks on the
-//!   room end with `RemoteUnavailable`.
-//! * The coordinator remembers which rooms are peeked over federation (with their `via` and the
-//!   access learnt at establishment) as [`RemoteRoomRecord`]s, so a restart re-declares demand
-//!   to the right machine.
+//! [`Peeking`]: the three machines behind one front door (docs/architecture.md §7). The routing
+//! diagram and the rules are on [`Peeking`].
 
 mod config;
 mod error;
@@ -101,6 +74,36 @@ struct RemoteRoom {
 /// Run-loop contract: after every `handle_*` (and after `restore`), drain
 /// [`poll_output`](Self::poll_output) until `None`, then read
 /// [`poll_timeout`](Self::poll_timeout) and call [`handle_timeout`](Self::handle_timeout) then.
+///
+/// [`Peeking`]: the three machines behind one front door (DESIGN §7).
+///
+/// ```text
+///   client /peek ──► handle_client_peek ──► Resident(access) ──► LocalPeeks ─────────► Done
+///                                      └──► Remote ──┬─ outbound established ─► LocalPeeks ─► Done
+///                                                    └─ otherwise: Pending(id) + demand
+///                                                         OutboundPeeks ─ Established ─► ClientPeekDone(Ok)
+///                                                                       └ Unavailable ─► ClientPeekDone(Err)
+///   LocalPeeks ── RoomDemand{true/false} ──► OutboundPeeks::handle_demand / handle_no_demand
+///   federation PUT/renew/DELETE ──► InboundPeeks (destinations for relaying, Expired for /send)
+/// ```
+///
+/// The coordinator routes by **draining** every child's outputs inside its own `handle_*`
+/// (never by callbacks): internal outputs (`RoomDemand`, outbound `Established` while client
+/// peeks wait) are consumed here; host-facing ones come out of [`Peeking::poll_output`] in the
+/// order they happened, `Persist` always before what it justifies.
+///
+/// Rules kept here:
+/// * A room this server is resident in never gets a federated peek (R57); a `Resident` client
+///   peek on a room that still has one is a join of the server, and the outbound peek is deleted.
+/// * One federated peek per room whatever the number of local devices (R58): local demand, not
+///   client peeks, drives outbound work.
+/// * A client peek on a remote room is answered at once when the federated peek is established,
+///   otherwise it waits (`Pending`) and completes with [`Output::ClientPeekDone`] (R27). When every
+///   resident refuses, it fails with the mapped remote error and existing local peeks on the
+///   room end with `RemoteUnavailable`.
+/// * The coordinator remembers which rooms are peeked over federation (with their `via` and the
+///   access learnt at establishment) as [`RemoteRoomRecord`]s, so a restart re-declares demand
+///   to the right machine.
 #[derive(Debug)]
 pub struct Peeking {
     local: LocalPeeks,

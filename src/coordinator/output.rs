@@ -10,7 +10,7 @@ use crate::inbound::InboundEndReason;
 use crate::local::{LocalEndReason, LocalGrant};
 use crate::outbound::{OutboundLostReason, OutboundPeekError, OutboundRequest};
 
-/// The immediate answer to [`Peeking::handle_client_peek`].
+/// The immediate answer to [`Peeking::handle_client_peek`](crate::Peeking::handle_client_peek).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[must_use]
 pub enum ClientPeekReply {
@@ -28,7 +28,7 @@ pub enum Output {
     /// Write this before acting on anything after it.
     Persist(Change),
     /// Send this federation request and report the outcome with
-    /// [`Peeking::handle_response`].
+    /// [`Peeking::handle_response`](crate::Peeking::handle_response).
     Send(OutboundRequest),
     /// The device's next `/sync` has something new: wake its long-poll.
     Wake {

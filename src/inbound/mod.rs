@@ -1,71 +1,5 @@
-//! Inbound federated peeks (MSC2444, resident side): remote servers peeking our rooms.
-//!
-//! [`InboundPeeks`] tracks every peek a remote server holds on one of our rooms, keyed by
-//! (origin server, room, peek id), tells the host where to relay each event of a room
-//! ([`InboundPeeks::destinations`]), and expires peeks that are not renewed.
-//!
-//! # States of one peek
-//!
-//! ```text
-//!                  handle_peek (checks pass, caps ok)
-//!      (absent) ─────────────────────────────────────────► LIVE ◄──┐ handle_peek on the same key
-//!         ▲                                               │  │  │   (R38, refreshed: true)
-//!         │  handle_unpeek (R42)       ── Persist(Remove) │  │  └───┘ handle_renew (R41)
-//!         ├───────────────────────────────────────────────┘  │       deadline = now + interval + grace
-//!         │                                                  │
-//!         │  handle_timeout at renewed_at + renewal_interval + grace      (Lapsed, R43)
-//!         │  handle_access_changed: not world_readable, or encrypted  (AccessLost, R40)
-//!         │  handle_server_denied: the room's ACL denies the origin (ServerDenied, R45)
-//!         └──────────────────────────────────────────────────┘
-//!                       Persist(Remove), then Expired { destination, room_id, peek_id, reason }
-//! ```
-//!
-//! An ended peek is gone: renewing or deleting it gives [`InboundPeekError::UnknownPeek`]
-//! (404), and only a new `handle_peek` brings the key back. Every `handle_*` first expires the
-//! peeks already due at its `now`, so a renewal that arrives after the deadline does not
-//! revive a lapsed peek even if the host was late calling `handle_timeout`.
-//!
-//! # Checks of `handle_peek`, in order (DESIGN §5)
-//!
-//! 1. peek id syntax under [`PeekIdPolicy`] (R29) → [`InboundPeekError::InvalidPeekId`] (400);
-//! 2. unknown room (`access == None`) (R31) → [`InboundPeekError::UnknownRoom`] (404);
-//! 3. not peekable: not `world_readable`, or encrypted (R32, B-6) →
-//!    [`InboundPeekError::NotPeekable`] (403);
-//! 4. room version not in `ver` (an empty `ver` means `["1"]`) (R33) →
-//!    [`InboundPeekError::IncompatibleRoomVersion`] carrying the room's version (400);
-//! 5. caps per server, per room and in total (R34) → [`InboundPeekError::LimitExceeded`] (429).
-//!
-//! An existing key is an idempotent refresh (R38): checks 1–4 run again, the caps do not, no
-//! second subscription is created and the grant says `refreshed: true`. This is also how
-//! Dendrite and palpo renew (re-`PUT`), and why a repeated `PUT` never fails the way it crashes
-//! Dendrite (B-2).
-//!
-//! # Host rules
-//!
-//! * **Call [`handle_peek`](InboundPeeks::handle_peek) BEFORE taking the state snapshot** for
-//!   the `PUT` response, so no event can fall between the snapshot and the relay. If building
-//!   the snapshot fails, call [`handle_unpeek`](InboundPeeks::handle_unpeek) to roll back
-//!   (R37).
-//! * **Relay every event of the room, whatever its origin, to `destinations(room)` ∪ the joined
-//!   servers, one copy per server** (R39; Dendrite only relayed local events, B-7). A server
-//!   holding several peeks on a room appears once. Only relay events that are `world_readable`
-//!   at the event (R40), and no EDUs.
-//! * Route `DELETE` to `handle_unpeek`, `POST …/renew` to `handle_renew` and `PUT` to
-//!   `handle_peek` (Dendrite treated `DELETE` as a `PUT`, B-3). Tell peers the grant's
-//!   `renewal_interval` in milliseconds (Dendrite sent 1000 hours, B-4).
-//! * Put each [`InboundOutput::Expired`] into `expired_peeks` of the next `/send` to its
-//!   destination (R43). Apply every [`InboundOutput::Persist`] to the store in order, before
-//!   acting on what follows it.
-//! * Call [`handle_timeout`](InboundPeeks::handle_timeout) at
-//!   [`poll_timeout`](InboundPeeks::poll_timeout), and
-//!   [`handle_access_changed`](InboundPeeks::handle_access_changed) /
-//!   [`handle_server_denied`](InboundPeeks::handle_server_denied) when the room's history
-//!   visibility, encryption or `m.room.server_acl` change (R40, R45).
-//!
-//! **This crate checks no signatures and no ACLs.** The host authenticates the X-Matrix
-//! origin and rejects ACL-denied servers with 403 before calling in (R28, R30), and filters
-//! relayed events by history visibility. Lookups are exact per (origin, room, peek id), never
-//! "any peek of the room" (Dendrite's B-9).
+//! Inbound federated peeks (MSC2444, resident side): remote servers peeking our rooms. The
+//! state diagram and the host rules are on [`InboundPeeks`], the public face of this module.
 
 mod config;
 mod error;
@@ -92,7 +26,76 @@ use index::{Interner, Peeks, RoomServer};
 const MIN_RETRY_AFTER: Duration = Duration::from_secs(1);
 
 /// The live peeks remote servers hold on our rooms (MSC2444 resident side); see the
-/// [module docs](self) for the state diagram and the host rules.
+/// [type docs](Self) for the state diagram and the host rules.
+///
+/// Inbound federated peeks (MSC2444, resident side): remote servers peeking our rooms.
+///
+/// [`InboundPeeks`] tracks every peek a remote server holds on one of our rooms, keyed by
+/// (origin server, room, peek id), tells the host where to relay each event of a room
+/// ([`InboundPeeks::destinations`]), and expires peeks that are not renewed.
+///
+/// # States of one peek
+///
+/// ```text
+///                  handle_peek (checks pass, caps ok)
+///      (absent) ─────────────────────────────────────────► LIVE ◄──┐ handle_peek on the same key
+///         ▲                                               │  │  │   (R38, refreshed: true)
+///         │  handle_unpeek (R42)       ── Persist(Remove) │  │  └───┘ handle_renew (R41)
+///         ├───────────────────────────────────────────────┘  │       deadline = now + interval + grace
+///         │                                                  │
+///         │  handle_timeout at renewed_at + renewal_interval + grace      (Lapsed, R43)
+///         │  handle_access_changed: not world_readable, or encrypted  (AccessLost, R40)
+///         │  handle_server_denied: the room's ACL denies the origin (ServerDenied, R45)
+///         └──────────────────────────────────────────────────┘
+///                       Persist(Remove), then Expired { destination, room_id, peek_id, reason }
+/// ```
+///
+/// An ended peek is gone: renewing or deleting it gives [`InboundPeekError::UnknownPeek`]
+/// (404), and only a new `handle_peek` brings the key back. Every `handle_*` first expires the
+/// peeks already due at its `now`, so a renewal that arrives after the deadline does not
+/// revive a lapsed peek even if the host was late calling `handle_timeout`.
+///
+/// # Checks of `handle_peek`, in order (DESIGN §5)
+///
+/// 1. peek id syntax under [`PeekIdPolicy`] (R29) → [`InboundPeekError::InvalidPeekId`] (400);
+/// 2. unknown room (`access == None`) (R31) → [`InboundPeekError::UnknownRoom`] (404);
+/// 3. not peekable: not `world_readable`, or encrypted (R32, B-6) →
+///    [`InboundPeekError::NotPeekable`] (403);
+/// 4. room version not in `ver` (an empty `ver` means `["1"]`) (R33) →
+///    [`InboundPeekError::IncompatibleRoomVersion`] carrying the room's version (400);
+/// 5. caps per server, per room and in total (R34) → [`InboundPeekError::LimitExceeded`] (429).
+///
+/// An existing key is an idempotent refresh (R38): checks 1–4 run again, the caps do not, no
+/// second subscription is created and the grant says `refreshed: true`. This is also how
+/// Dendrite and palpo renew (re-`PUT`), and why a repeated `PUT` never fails the way it crashes
+/// Dendrite (B-2).
+///
+/// # Host rules
+///
+/// * **Call [`handle_peek`](InboundPeeks::handle_peek) BEFORE taking the state snapshot** for
+///   the `PUT` response, so no event can fall between the snapshot and the relay. If building
+///   the snapshot fails, call [`handle_unpeek`](InboundPeeks::handle_unpeek) to roll back
+///   (R37).
+/// * **Relay every event of the room, whatever its origin, to `destinations(room)` ∪ the joined
+///   servers, one copy per server** (R39; Dendrite only relayed local events, B-7). A server
+///   holding several peeks on a room appears once. Only relay events that are `world_readable`
+///   at the event (R40), and no EDUs.
+/// * Route `DELETE` to `handle_unpeek`, `POST …/renew` to `handle_renew` and `PUT` to
+///   `handle_peek` (Dendrite treated `DELETE` as a `PUT`, B-3). Tell peers the grant's
+///   `renewal_interval` in milliseconds (Dendrite sent 1000 hours, B-4).
+/// * Put each [`InboundOutput::Expired`] into `expired_peeks` of the next `/send` to its
+///   destination (R43). Apply every [`InboundOutput::Persist`] to the store in order, before
+///   acting on what follows it.
+/// * Call [`handle_timeout`](InboundPeeks::handle_timeout) at
+///   [`poll_timeout`](InboundPeeks::poll_timeout), and
+///   [`handle_access_changed`](InboundPeeks::handle_access_changed) /
+///   [`handle_server_denied`](InboundPeeks::handle_server_denied) when the room's history
+///   visibility, encryption or `m.room.server_acl` change (R40, R45).
+///
+/// **This crate checks no signatures and no ACLs.** The host authenticates the X-Matrix
+/// origin and rejects ACL-denied servers with 403 before calling in (R28, R30), and filters
+/// relayed events by history visibility. Lookups are exact per (origin, room, peek id), never
+/// "any peek of the room" (Dendrite's B-9).
 #[derive(Debug, Clone)]
 pub struct InboundPeeks {
     config: InboundConfig,
@@ -178,7 +181,7 @@ impl InboundPeeks {
     ///
     /// `origin` is the authenticated X-Matrix origin (the host has already enforced ACLs,
     /// R30). `access` is what the host knows of the room, `None` if it does not know the room.
-    /// Checks run in the order of the [module docs](self). On success a
+    /// Checks run in the order of the [type docs](Self). On success a
     /// [`InboundOutput::Persist`] is queued; answer the `PUT` only after storing it, and take
     /// the state snapshot after this call (R37).
     pub fn handle_peek(

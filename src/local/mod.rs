@@ -1,47 +1,5 @@
 //! Local peeks (MSC2753): device leases on rooms, `/sync` deltas, wake-ups and room demand.
-//!
-//! [`LocalPeeks`] tracks, per (user, device, room), whether the device peeks the room, until
-//! when (its lease), and what its next `/sync` must say about it. It is pure and sans-IO: every
-//! `handle_*` takes `now` first, consequences come out of [`LocalPeeks::poll_output`], and
-//! [`LocalPeeks::poll_timeout`] says when to call [`LocalPeeks::handle_timeout`].
-//!
-//! # States of one (user, device, room)
-//!
-//! ```text
-//!                 handle_peek (R5: renew, same state, no stream entry, no Wake)
-//!                   ┌──────┐
-//!                   │      ▼
-//!   (none) ──peek──▶ peeking ──unpeek (R12) / expiry at expires_at (R11) /──▶ ended ──retention──▶ (none)
-//!     ▲              │   │     access lost (R24) / remote unavailable (R27)     │
-//!     │              │   │                                                      │ peek again (R15)
-//!     │              │   └──handle_joined (R19, R20)──▶ joined ──retention──▶ (none)
-//!     │              │                                    └─ a later leave does not bring `peek` back
-//!     └─device removed / user deactivated (R25): dropped, no ended entry, no Wake
-//! ```
-//!
-//! * `peeking` is reported as `started` (full state, R15) to a sync whose `since` is before the
-//!   start, else as `peeking` (only with new events, R16). Per device only (R10).
-//! * `ended` is reported in `leave` (R21) and `joined` in `join` without full state (R19),
-//!   but only to a device that had been told about the peek; a peek that started and ended
-//!   between two syncs is not reported at all. A room is never in both `peek` and `join` (R23).
-//! * An initial sync (no `since`) lists every live peek as `started` and cancels nothing (R22).
-//! * Check order of `handle_peek` (R3–R8): already peeking → renew; joined → `AlreadyJoined`
-//!   (R6); not `world_readable` → `NotPeekable` (R7); encrypted → `Encrypted` (R8); caps →
-//!   `LimitExceeded` (R3).
-//!
-//! # Demand (DESIGN §4.4)
-//!
-//! A room is *demanded* while one of its peeks belongs to a *live* device: one that synced or
-//! peeked within [`LocalConfig::device_idle_after`] (always live when that is `None`).
-//! [`LocalOutput::RoomDemand`] reports every change; the coordinator opens or winds down the
-//! federated peek accordingly. Idleness never ends a peek, only its lease does. Liveness is not
-//! persisted: after [`LocalPeeks::restore`] every device counts as live from the restart.
-//!
-//! # Run-loop contract
-//!
-//! After every `handle_*` (and after `restore`), drain `poll_output` until `None`, write every
-//! `Persist` before acting on what follows it, then read `poll_timeout` and call
-//! `handle_timeout` when it is reached.
+//! The state diagram and the rules are on [`LocalPeeks`], the public face of this module.
 
 mod config;
 mod error;
@@ -68,7 +26,52 @@ use crate::slab::Slab;
 use crate::time::{Monotonic, Timestamp};
 use crate::timer::TimerQueue;
 
-/// The local peek machine (MSC2753). See the [module docs](self) for the state diagram.
+/// The local peek machine (MSC2753). See the [type docs](Self) for the state diagram.
+///
+/// Local peeks (MSC2753): device leases on rooms, `/sync` deltas, wake-ups and room demand.
+///
+/// [`LocalPeeks`] tracks, per (user, device, room), whether the device peeks the room, until
+/// when (its lease), and what its next `/sync` must say about it. It is pure and sans-IO: every
+/// `handle_*` takes `now` first, consequences come out of [`LocalPeeks::poll_output`], and
+/// [`LocalPeeks::poll_timeout`] says when to call [`LocalPeeks::handle_timeout`].
+///
+/// # States of one (user, device, room)
+///
+/// ```text
+///                 handle_peek (R5: renew, same state, no stream entry, no Wake)
+///                   ┌──────┐
+///                   │      ▼
+///   (none) ──peek──▶ peeking ──unpeek (R12) / expiry at expires_at (R11) /──▶ ended ──retention──▶ (none)
+///     ▲              │   │     access lost (R24) / remote unavailable (R27)     │
+///     │              │   │                                                      │ peek again (R15)
+///     │              │   └──handle_joined (R19, R20)──▶ joined ──retention──▶ (none)
+///     │              │                                    └─ a later leave does not bring `peek` back
+///     └─device removed / user deactivated (R25): dropped, no ended entry, no Wake
+/// ```
+///
+/// * `peeking` is reported as `started` (full state, R15) to a sync whose `since` is before the
+///   start, else as `peeking` (only with new events, R16). Per device only (R10).
+/// * `ended` is reported in `leave` (R21) and `joined` in `join` without full state (R19),
+///   but only to a device that had been told about the peek; a peek that started and ended
+///   between two syncs is not reported at all. A room is never in both `peek` and `join` (R23).
+/// * An initial sync (no `since`) lists every live peek as `started` and cancels nothing (R22).
+/// * Check order of `handle_peek` (R3–R8): already peeking → renew; joined → `AlreadyJoined`
+///   (R6); not `world_readable` → `NotPeekable` (R7); encrypted → `Encrypted` (R8); caps →
+///   `LimitExceeded` (R3).
+///
+/// # Demand (DESIGN §4.4)
+///
+/// A room is *demanded* while one of its peeks belongs to a *live* device: one that synced or
+/// peeked within [`LocalConfig::device_idle_after`] (always live when that is `None`).
+/// [`LocalOutput::RoomDemand`] reports every change; the coordinator opens or winds down the
+/// federated peek accordingly. Idleness never ends a peek, only its lease does. Liveness is not
+/// persisted: after [`LocalPeeks::restore`] every device counts as live from the restart.
+///
+/// # Run-loop contract
+///
+/// After every `handle_*` (and after `restore`), drain `poll_output` until `None`, write every
+/// `Persist` before acting on what follows it, then read `poll_timeout` and call
+/// `handle_timeout` when it is reached.
 #[derive(Debug, Clone)]
 pub struct LocalPeeks {
     config: LocalConfig,

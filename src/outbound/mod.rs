@@ -1,95 +1,5 @@
-//! Outbound federated peeks (MSC2444, peeking side): [`OutboundPeeks`].
-//!
-//! One federated peek per room, shared by every local device that peeks it (R58). The host
-//! declares demand (`handle_demand` / `handle_no_demand`, normally from `LocalOutput::RoomDemand`),
-//! sends the [`OutboundRequest`]s the machine asks for, reports each [`OutboundOutcome`], and
-//! tells the machine when an event of a peeked room arrives (`handle_room_event`), so that a
-//! resident that falls silent is noticed in minutes rather than at the next renewal.
-//!
-//! # States
-//!
-//! A room's state is its **demand** and the **phase** of its current peek; `step` matches on the
-//! pair. Peeks that stop being current are **retired** and deleted in the background, so a
-//! `DELETE` never delays a new `PUT`.
-//!
-//! ```text
-//!  demand:  Demanded ──handle_no_demand──▶ Lingering{until} ──linger ends──▶ Gone
-//!              ▲  ◀──────handle_demand─────────┘                             ▲
-//!              └──────────────handle_demand (fresh start)────────────────────┘
-//!           joined (R56/R57), access lost, Unavailable ──▶ Gone at once
-//!
-//!  phase:            open at the best ready candidate (pacer permitting)
-//!          Idle ────────────────────────────────────────────▶ Opening{PUT}
-//!           ▲ ▲  transient failure: that candidate backs off   │  │ 403/404/400/invalid: candidate
-//!           │ └────────────────────────────────────────────────┘  │ dropped (granted → retired)
-//!           │                                         Established │
-//!           │   404 / expired_peeks (R54), refusal                ▼
-//!           ├───────────────────────────────────────────────── Live ◀─── Renewed ───┐
-//!           │   lapse at expires_at; failover after                │                  │
-//!           │   failover_after of failures; Gone: retired          │ renew_at, or a    │
-//!           │                                                       │ probe when an     │
-//!           │                                                       ▼ active room is    │
-//!           └───────────────────────────────────────────────── Renewing ── silent ──────┘
-//!                                                                  │ network/429: Live{failing},
-//!                                                                  └ retried after a backoff
-//!
-//!  retired peek:  Awaiting{its request in flight} ──▶ Due{at} ──▶ Deleting{DELETE} ──▶ (gone)
-//!                 (only a granted or renewed peek is   ▲   │ network/429: retried, at most
-//!                  deleted)                             └───┘ max_delete_attempts times
-//! ```
-//!
-//! * **Candidates** (R46): only from `via`, de-duplicated, in order, at most `max_candidates`;
-//!   never the room id's domain (v12 room ids have none, B-13). Each candidate keeps its own
-//!   backoff: a `PUT` goes to the ready candidate with the fewest recent failures (`via` order
-//!   among equals), so a candidate never tried, or that has not failed, goes before one that
-//!   just failed. No candidate → `Unavailable(NoCandidates)`. More `via` on a live room merges.
-//! * **Peek ids** (R47): exactly 8 characters of `[0-9a-zA-Z_-]` from a counter whose high-water
-//!   mark is persisted (in blocks, before use); every `PUT` to a new target gets a fresh id, so no
-//!   id is ever reused, also across restarts. A `PUT` that failed on the network is assumed not
-//!   to have created a peek; if it did, the resident expires it after its interval (R43).
-//! * **Renewal** (R53): at `clamp(interval × renew_fraction, min_renew_after, max_renew_after)`
-//!   after each success, using the remote's latest interval (an omitted one keeps the last).
-//!   [`OutboundRenewStyle::RePut`] re-sends the `PUT` with the same id for older peers.
-//!   Renewals continue while lingering.
-//! * **A dead resident** is noticed three ways: a renewal fails; an **active** room (events
-//!   arriving through [`handle_room_event`](OutboundPeeks::handle_room_event)) falls silent for
-//!   four of its recent gaps (at least `min_silence`) and the early renewal it sends as a probe
-//!   fails; or the host reports the server down
-//!   ([`handle_server_unreachable`](OutboundPeeks::handle_server_unreachable)). Renewals then
-//!   retry with backoff; after `failover_after` of failures, a demanded room opens a peek at
-//!   another candidate **at once** (`Lost`, then `Established` with `missed_since`), and the
-//!   old peek is retired. Quiet rooms send nothing extra.
-//! * **Refusals** (R60): `Forbidden`, `NotFound`, `IncompatibleRoomVersion`, `InvalidResponse`
-//!   drop that candidate; a granted peek is retired (R49, R55). When every candidate refused,
-//!   or a never-established room used `max_attempts`, the room becomes `Unavailable` with the
-//!   most specific error (`Forbidden` > `NotFound` > `IncompatibleRoomVersion` > the rest). A
-//!   peek that **was** established is retried for as long as it is demanded.
-//! * **Renewal failures**: 404 → dead at the resident, `Lost(RemoteExpired)`, re-open with a
-//!   fresh id (R54). 403/incompatible → `Lost(Refused)`, that candidate is dropped.
-//!   Network/429/invalid → retried with backoff until failover or until the peek lapses at
-//!   `expires_at` (`max(renewed + interval, renew_at)`): then `Lost(Unreachable)`, the peek is
-//!   retired (the resident may still hold it) and a new one opened.
-//! * **Teardown** (R55): no demand → lingering for `linger` → retired. Joined (R56) → retired at
-//!   once and never peeked again until `handle_server_left` (R57). A retired peek's `DELETE`
-//!   answered 404 (or any refusal) is done; network failures are retried with backoff
-//!   `max_delete_attempts` times, then dropped (the resident expires the peek itself). At most
-//!   [`MAX_RETIRED`](OutboundPeeks::MAX_RETIRED) retired peeks per room; beyond that the oldest
-//!   is dropped the same way.
-//! * **Access lost** (`handle_access_changed` with an unpeekable room): the peek is retired at
-//!   once; demanded rooms report `Lost(AccessLost)` if a peek was established, else
-//!   `Unavailable(Remote(Forbidden))`. The demand is forgotten until declared again.
-//! * **Pacing**: every request of a room, whatever the answers, goes through the room's pacer:
-//!   at most [`REQUEST_BURST`](OutboundPeeks::REQUEST_BURST) at once, then one per
-//!   [`REQUEST_SPACING`](OutboundPeeks::REQUEST_SPACING), so at most
-//!   [`MAX_REQUESTS_PER_MINUTE`](OutboundPeeks::MAX_REQUESTS_PER_MINUTE) in any minute; a
-//!   `retry_after` below 1 s is raised to 1 s. Background `DELETE`s use only half the burst.
-//! * **Requests in flight**: at most one for the current peek, plus one per retired peek. At most
-//!   one peek per room is current (R58); retired ones are on their way out. The host must answer
-//!   every request (`Unreachable` on timeout).
-//! * **Restart** (R59): see [`OutboundPeeks::restore`].
-//! * The machine never validates responses (R49): the host checks a `PUT` answer like a
-//!   `send_join` response before reporting `Established`, and reports `InvalidResponse`
-//!   otherwise (the machine then retires the granted peek and tries the next candidate).
+//! Outbound federated peeks (MSC2444, peeking side). The state diagram and the rules are on
+//! [`OutboundPeeks`], the public face of this module.
 
 mod answer;
 mod config;
@@ -125,6 +35,99 @@ use room::{Candidate, Demand, Pacer, Phase, Room};
 const COUNTER_BLOCK: u64 = 256;
 
 /// Our federated peeks into remote rooms (MSC2444 peeking side). See the module docs.
+///
+/// Outbound federated peeks (MSC2444, peeking side): [`OutboundPeeks`].
+///
+/// One federated peek per room, shared by every local device that peeks it (R58). The host
+/// declares demand (`handle_demand` / `handle_no_demand`, normally from `LocalOutput::RoomDemand`),
+/// sends the [`OutboundRequest`]s the machine asks for, reports each [`OutboundOutcome`], and
+/// tells the machine when an event of a peeked room arrives (`handle_room_event`), so that a
+/// resident that falls silent is noticed in minutes rather than at the next renewal.
+///
+/// # States
+///
+/// A room's state is its **demand** and the **phase** of its current peek; `step` matches on the
+/// pair. Peeks that stop being current are **retired** and deleted in the background, so a
+/// `DELETE` never delays a new `PUT`.
+///
+/// ```text
+///  demand:  Demanded ──handle_no_demand──▶ Lingering{until} ──linger ends──▶ Gone
+///              ▲  ◀──────handle_demand─────────┘                             ▲
+///              └──────────────handle_demand (fresh start)────────────────────┘
+///           joined (R56/R57), access lost, Unavailable ──▶ Gone at once
+///
+///  phase:            open at the best ready candidate (pacer permitting)
+///          Idle ────────────────────────────────────────────▶ Opening{PUT}
+///           ▲ ▲  transient failure: that candidate backs off   │  │ 403/404/400/invalid: candidate
+///           │ └────────────────────────────────────────────────┘  │ dropped (granted → retired)
+///           │                                         Established │
+///           │   404 / expired_peeks (R54), refusal                ▼
+///           ├───────────────────────────────────────────────── Live ◀─── Renewed ───┐
+///           │   lapse at expires_at; failover after                │                  │
+///           │   failover_after of failures; Gone: retired          │ renew_at, or a    │
+///           │                                                       │ probe when an     │
+///           │                                                       ▼ active room is    │
+///           └───────────────────────────────────────────────── Renewing ── silent ──────┘
+///                                                                  │ network/429: Live{failing},
+///                                                                  └ retried after a backoff
+///
+///  retired peek:  Awaiting{its request in flight} ──▶ Due{at} ──▶ Deleting{DELETE} ──▶ (gone)
+///                 (only a granted or renewed peek is   ▲   │ network/429: retried, at most
+///                  deleted)                             └───┘ max_delete_attempts times
+/// ```
+///
+/// * **Candidates** (R46): only from `via`, de-duplicated, in order, at most `max_candidates`;
+///   never the room id's domain (v12 room ids have none, B-13). Each candidate keeps its own
+///   backoff: a `PUT` goes to the ready candidate with the fewest recent failures (`via` order
+///   among equals), so a candidate never tried, or that has not failed, goes before one that
+///   just failed. No candidate → `Unavailable(NoCandidates)`. More `via` on a live room merges.
+/// * **Peek ids** (R47): exactly 8 characters of `[0-9a-zA-Z_-]` from a counter whose high-water
+///   mark is persisted (in blocks, before use); every `PUT` to a new target gets a fresh id, so no
+///   id is ever reused, also across restarts. A `PUT` that failed on the network is assumed not
+///   to have created a peek; if it did, the resident expires it after its interval (R43).
+/// * **Renewal** (R53): at `clamp(interval × renew_fraction, min_renew_after, max_renew_after)`
+///   after each success, using the remote's latest interval (an omitted one keeps the last).
+///   [`OutboundRenewStyle::RePut`] re-sends the `PUT` with the same id for older peers.
+///   Renewals continue while lingering.
+/// * **A dead resident** is noticed three ways: a renewal fails; an **active** room (events
+///   arriving through [`handle_room_event`](OutboundPeeks::handle_room_event)) falls silent for
+///   four of its recent gaps (at least `min_silence`) and the early renewal it sends as a probe
+///   fails; or the host reports the server down
+///   ([`handle_server_unreachable`](OutboundPeeks::handle_server_unreachable)). Renewals then
+///   retry with backoff; after `failover_after` of failures, a demanded room opens a peek at
+///   another candidate **at once** (`Lost`, then `Established` with `missed_since`), and the
+///   old peek is retired. Quiet rooms send nothing extra.
+/// * **Refusals** (R60): `Forbidden`, `NotFound`, `IncompatibleRoomVersion`, `InvalidResponse`
+///   drop that candidate; a granted peek is retired (R49, R55). When every candidate refused,
+///   or a never-established room used `max_attempts`, the room becomes `Unavailable` with the
+///   most specific error (`Forbidden` > `NotFound` > `IncompatibleRoomVersion` > the rest). A
+///   peek that **was** established is retried for as long as it is demanded.
+/// * **Renewal failures**: 404 → dead at the resident, `Lost(RemoteExpired)`, re-open with a
+///   fresh id (R54). 403/incompatible → `Lost(Refused)`, that candidate is dropped.
+///   Network/429/invalid → retried with backoff until failover or until the peek lapses at
+///   `expires_at` (`max(renewed + interval, renew_at)`): then `Lost(Unreachable)`, the peek is
+///   retired (the resident may still hold it) and a new one opened.
+/// * **Teardown** (R55): no demand → lingering for `linger` → retired. Joined (R56) → retired at
+///   once and never peeked again until `handle_server_left` (R57). A retired peek's `DELETE`
+///   answered 404 (or any refusal) is done; network failures are retried with backoff
+///   `max_delete_attempts` times, then dropped (the resident expires the peek itself). At most
+///   [`MAX_RETIRED`](OutboundPeeks::MAX_RETIRED) retired peeks per room; beyond that the oldest
+///   is dropped the same way.
+/// * **Access lost** (`handle_access_changed` with an unpeekable room): the peek is retired at
+///   once; demanded rooms report `Lost(AccessLost)` if a peek was established, else
+///   `Unavailable(Remote(Forbidden))`. The demand is forgotten until declared again.
+/// * **Pacing**: every request of a room, whatever the answers, goes through the room's pacer:
+///   at most [`REQUEST_BURST`](OutboundPeeks::REQUEST_BURST) at once, then one per
+///   [`REQUEST_SPACING`](OutboundPeeks::REQUEST_SPACING), so at most
+///   [`MAX_REQUESTS_PER_MINUTE`](OutboundPeeks::MAX_REQUESTS_PER_MINUTE) in any minute; a
+///   `retry_after` below 1 s is raised to 1 s. Background `DELETE`s use only half the burst.
+/// * **Requests in flight**: at most one for the current peek, plus one per retired peek. At most
+///   one peek per room is current (R58); retired ones are on their way out. The host must answer
+///   every request (`Unreachable` on timeout).
+/// * **Restart** (R59): see [`OutboundPeeks::restore`].
+/// * The machine never validates responses (R49): the host checks a `PUT` answer like a
+///   `send_join` response before reporting `Established`, and reports `InvalidResponse`
+///   otherwise (the machine then retires the granted peek and tries the next candidate).
 #[derive(Debug, Clone)]
 pub struct OutboundPeeks {
     config: OutboundConfig,

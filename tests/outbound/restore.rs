@@ -14,6 +14,8 @@ fn ten_thousand_peek_ids_in_one_room_are_distinct_valid_and_survive_restore() {
     let r = room("!r:a.org");
     let mut seen = HashSet::new();
     for _ in 0..10_000 {
+        // Two requests per round (PUT, DELETE): two seconds keep within the room's pacer.
+        h.now += 2_000;
         let put = only_send(h.demand(&r, &["a.org"]));
         assert!(
             PeekIdPolicy::Strict.accepts(&put.peek_id) && put.peek_id.len() == 8,

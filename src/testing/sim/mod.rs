@@ -11,7 +11,7 @@
 //!
 //! * **Time** jumps straight to the next thing due: the earliest message on the wire or the
 //!   earliest `poll_timeout` of an up server, so a simulated week takes well under a second.
-//! * **Persistence**: every `Persist` is applied to the server's own [`SnapshotMaps`] as it is
+//! * **Persistence**: every `Persist` is applied to the server's own store (a map per record kind) as it is
 //!   drained, so [`Sim::crash_restart`] is `Peeking::restore(now, config, store snapshot)`.
 //!   Requests it had in flight die with it (their answers are dropped), client peeks waiting
 //!   on it are recorded as aborted.
@@ -82,7 +82,7 @@ type DeviceKey = (OwnedServerName, OwnedUserId, OwnedDeviceId);
 ///
 /// * **Time** jumps straight to the next thing due: the earliest message on the wire or the
 ///   earliest `poll_timeout` of an up server, so a simulated week takes well under a second.
-/// * **Persistence**: every `Persist` is applied to the server's own [`SnapshotMaps`] as it is
+/// * **Persistence**: every `Persist` is applied to the server's own store (a map per record kind) as it is
 ///   drained, so [`Sim::crash_restart`] is `Peeking::restore(now, config, store snapshot)`.
 ///   Requests it had in flight die with it (their answers are dropped), client peeks waiting
 ///   on it are recorded as aborted.
