@@ -105,7 +105,7 @@ struct Shared<S, T, C> {
 /// state. Run [`Driver::run`] on one task; call the other methods from anywhere.
 ///
 /// [`Driver`]: binds [`Peeking`] to a [`PeekStore`], a [`PeekTransport`] and a [`Clock`] with
-/// `futures` only, on any executor (DESIGN §8).
+/// `futures` only, on any executor (docs/architecture.md §8).
 ///
 /// ```text
 ///  host call ──► lock ─► Peeking::handle_* ─► drain outputs ─► store.save(batch) ─┬─ ok ─► effects released, call returns

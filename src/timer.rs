@@ -1,4 +1,4 @@
-//! [`TimerQueue`]: one deadline per key, shared by every machine (DESIGN §11 rule 7).
+//! [`TimerQueue`]: one deadline per key, shared by every machine (docs/architecture.md §11.7).
 //!
 //! * Scheduling a key that already has a deadline **replaces** it: the old deadline is gone and
 //!   never fires ("re-scheduling later does not fire at the old deadline").

@@ -1,5 +1,5 @@
 //! Shared workload generation for the benches and `examples/memory.rs`: deterministic ids,
-//! key layouts, the floor / periodic-scan reference trackers (DESIGN §12), and the timing
+//! key layouts, the floor / periodic-scan reference trackers (docs/architecture.md §12), and the timing
 //! helpers of the benches (the scattered key cursor, chunked and per-iteration measurement).
 #![allow(dead_code, missing_docs)]
 
@@ -171,7 +171,7 @@ impl LocalIds {
     }
 }
 
-/// The floor of DESIGN §12: the minimum a correct tracker does per operation — one `HashMap`
+/// The floor of docs/architecture.md §12: the minimum a correct tracker does per operation — one `HashMap`
 /// upsert (keyed by the peek's id strings) plus one `BTreeMap` deadline move.
 #[derive(Default, Clone)]
 pub struct Floor {

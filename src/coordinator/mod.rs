@@ -75,7 +75,7 @@ struct RemoteRoom {
 /// [`poll_output`](Self::poll_output) until `None`, then read
 /// [`poll_timeout`](Self::poll_timeout) and call [`handle_timeout`](Self::handle_timeout) then.
 ///
-/// [`Peeking`]: the three machines behind one front door (DESIGN §7).
+/// [`Peeking`]: the three machines behind one front door (docs/architecture.md §7).
 ///
 /// ```text
 ///   client /peek ──► handle_client_peek ──► Resident(access) ──► LocalPeeks ─────────► Done
@@ -331,7 +331,7 @@ impl Peeking {
         self.drain(now);
     }
 
-    /// The device synced: it is alive (DESIGN §4.4).
+    /// The device synced: it is alive (docs/architecture.md §4.4).
     pub fn handle_device_synced(&mut self, now: Timestamp, user_id: &UserId, device_id: &DeviceId) {
         self.tick(now);
         self.local.handle_device_synced(now, user_id, device_id);
@@ -531,7 +531,7 @@ impl Peeking {
         &self.outbound
     }
 
-    /// What the device's `/sync` shows since `since` (DESIGN §4.3).
+    /// What the device's `/sync` shows since `since` (docs/architecture.md §4.3).
     pub fn sync_delta(
         &self,
         user_id: &UserId,

@@ -18,7 +18,7 @@ pub enum PeekIdPolicy {
     /// `/`, 1 to 255 bytes.
     ///
     /// The default, because the peers actually deployed break the strict rule
-    /// (`reference/dendrite.md`, `reference/peers.md`): Dendrite uses the room id itself as the
+    /// (docs/regressions.md, docs/requirements.md#r29): Dendrite uses the room id itself as the
     /// peek id (`!abc:example.org`, which has `!` and `:` and is usually longer than 8
     /// characters), and palpo uses `peek_` plus a 26-character ULID. A strict resident would
     /// answer both with 400 and they could never peek. Lenient ids still cannot smuggle a path

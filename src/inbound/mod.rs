@@ -55,7 +55,7 @@ const MIN_RETRY_AFTER: Duration = Duration::from_secs(1);
 /// peeks already due at its `now`, so a renewal that arrives after the deadline does not
 /// revive a lapsed peek even if the host was late calling `handle_timeout`.
 ///
-/// # Checks of `handle_peek`, in order (DESIGN §5)
+/// # Checks of `handle_peek`, in order (docs/architecture.md §5)
 ///
 /// 1. peek id syntax under [`PeekIdPolicy`] (R29) → [`InboundPeekError::InvalidPeekId`] (400);
 /// 2. unknown room (`access == None`) (R31) → [`InboundPeekError::UnknownRoom`] (404);
@@ -166,7 +166,7 @@ impl InboundPeeks {
         this
     }
 
-    /// The latest `now` this machine has seen (time never goes backwards inside it, DESIGN §3).
+    /// The latest `now` this machine has seen (time never goes backwards inside it, docs/architecture.md §3).
     pub fn now(&self) -> Timestamp {
         self.clock.now()
     }

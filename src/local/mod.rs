@@ -59,7 +59,7 @@ use crate::timer::TimerQueue;
 ///   (R6); not `world_readable` → `NotPeekable` (R7); encrypted → `Encrypted` (R8); caps →
 ///   `LimitExceeded` (R3).
 ///
-/// # Demand (DESIGN §4.4)
+/// # Demand (docs/architecture.md §4.4)
 ///
 /// A room is *demanded* while one of its peeks belongs to a *live* device: one that synced or
 /// peeked within [`LocalConfig::device_idle_after`] (always live when that is `None`).
@@ -82,7 +82,7 @@ pub struct LocalPeeks {
     room_ids: HashMap<OwnedRoomId, RoomIdx>,
     /// Lease deadlines of live peeks (R11).
     leases: TimerQueue<(DevIdx, RoomIdx)>,
-    /// Idle deadlines of devices with live peeks (DESIGN §4.4).
+    /// Idle deadlines of devices with live peeks (docs/architecture.md §4.4).
     idle: TimerQueue<DevIdx>,
     /// Collection deadlines of ended/joined entries, keyed by (position, device, room).
     collect: TimerQueue<(u64, DevIdx, RoomIdx)>,
@@ -167,7 +167,7 @@ impl LocalPeeks {
         })
     }
 
-    /// Whether some live device peeks the room (DESIGN §4.4).
+    /// Whether some live device peeks the room (docs/architecture.md §4.4).
     pub fn is_demanded(&self, room: &RoomId) -> bool {
         self.room_ids.get(room).is_some_and(|r| self.room(*r).live > 0)
     }
@@ -192,7 +192,7 @@ impl LocalPeeks {
         StreamPosition(self.position)
     }
 
-    /// Where each of the device's rooms goes in `/sync` since `since` (DESIGN §4.3): see
+    /// Where each of the device's rooms goes in `/sync` since `since` (docs/architecture.md §4.3): see
     /// [`SyncDelta`]. `None` (initial sync), a `since` older than the collection horizon, or
     /// one later than any position handed out are all answered like an initial sync. A pure
     /// query: it cancels nothing (R22). O(entries of the device).
@@ -242,11 +242,11 @@ impl LocalPeeks {
 impl LocalPeeks {
     /// `POST /peek`: starts or renews the lease of (user, device, room).
     ///
-    /// Checks, in order (DESIGN §4.1): already peeking → renew (new expiry, no new stream
+    /// Checks, in order (docs/architecture.md §4.1): already peeking → renew (new expiry, no new stream
     /// entry, no `Wake`, R5); `joined` → [`LocalPeekError::AlreadyJoined`] (R6); not
     /// `world_readable` → [`LocalPeekError::NotPeekable`] (R7); encrypted →
     /// [`LocalPeekError::Encrypted`] (R8); a cap → [`LocalPeekError::LimitExceeded`] (R3).
-    /// A peek (start or renew) also counts as device activity (DESIGN §4.4).
+    /// A peek (start or renew) also counts as device activity (docs/architecture.md §4.4).
     pub fn handle_peek(
         &mut self,
         now: Timestamp,
@@ -445,7 +445,7 @@ impl LocalPeeks {
         self.release_device(d);
     }
 
-    /// The device synced (DESIGN §4.4): it counts as live for `device_idle_after` from `now`;
+    /// The device synced (docs/architecture.md §4.4): it counts as live for `device_idle_after` from `now`;
     /// if it was idle, its rooms are demanded again. Unknown devices are ignored.
     pub fn handle_device_synced(&mut self, now: Timestamp, user: &UserId, device: &DeviceId) {
         let now = self.tick(now);

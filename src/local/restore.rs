@@ -17,7 +17,7 @@ impl LocalPeeks {
     ///   valid), retained ended/joined entries and every deadline are rebuilt. Deadlines already
     ///   past are not acted on here: `poll_timeout` returns them and the first `handle_timeout`
     ///   processes them, exactly as the machine before the restart would have.
-    /// * Liveness is not persisted (DESIGN §4.4): every restored device counts as live from
+    /// * Liveness is not persisted (docs/architecture.md §4.4): every restored device counts as live from
     ///   `now`, and `poll_output` yields `RoomDemand { demanded: true }` for every room with a
     ///   live peek (sorted by room id) so the coordinator re-declares outbound demand.
     /// * Duplicate keys: the last record wins. Nothing panics on odd input; caps are not

@@ -36,7 +36,7 @@ pub(super) struct DeviceSlot {
     pub(super) entries: HashMap<RoomIdx, Entry, FxBuild>,
     pub(super) live_peeks: u32,
     pub(super) ended: u32,
-    /// Idle devices do not count towards room demand (DESIGN §4.4).
+    /// Idle devices do not count towards room demand (docs/architecture.md §4.4).
     pub(super) idle: bool,
 }
 
@@ -201,7 +201,7 @@ impl LocalPeeks {
     }
 
     /// The device is alive at `now` (a sync or a peek): revive its demand if it was idle and
-    /// restart its idle deadline (DESIGN §4.4).
+    /// restart its idle deadline (docs/architecture.md §4.4).
     pub(super) fn touch(&mut self, now: Timestamp, d: DevIdx) {
         let Some(idle_after) = self.config.device_idle_after else { return };
         if self.dev(d).idle {

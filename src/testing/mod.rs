@@ -1,5 +1,5 @@
 //! The testing kit (feature `testing`): everything our own tests use, for hosts and test
-//! authors to use the same way (DESIGN §10).
+//! authors to use the same way (docs/architecture.md §10).
 //!
 //! * [`ManualClock`]: time that moves only when told; advancing it wakes sleepers.
 //! * [`MemoryStore`]: an in-memory [`PeekStore`](crate::PeekStore) (`Error = Infallible`);

@@ -1,5 +1,5 @@
 //! The peek response shapes peers actually send, and one lenient reader for all of them
-//! (DESIGN §9, msc.md §4.2, peers.md §6, Q8).
+//! (docs/architecture.md §9, docs/architecture.md §9.3, docs/requirements.md#q8).
 //!
 //! | shape | fields |
 //! |---|---|

@@ -1,6 +1,6 @@
 //! Wire types for MSC2753 (client `/peek`, `/unpeek`, `/sync`'s `peek`) and MSC2444
 //! (federation `/peek`, `/renew`, `DELETE`, `expired_peeks`), plus one table mapping every
-//! machine error to a Matrix error body (DESIGN §9).
+//! machine error to a Matrix error body (docs/architecture.md §9).
 //!
 //! * [`client`]: [`PeekRequest`], [`client::PeekResponse`], [`UnpeekRequest`],
 //!   [`SYNC_ROOMS_PEEK_KEY`] (R2, R9, R12, R14).

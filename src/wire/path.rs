@@ -72,7 +72,7 @@ impl ClientPrefix {
     }
 }
 
-/// Where the MSC2444 endpoints are mounted (R28; DESIGN §11b).
+/// Where the MSC2444 endpoints are mounted (R28; docs/architecture.md §11b).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub enum FederationPrefix {
     /// `/_matrix/federation/v1`, as the MSC, Dendrite and palpo use.

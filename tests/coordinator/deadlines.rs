@@ -1,4 +1,4 @@
-//! When the coordinator wakes: `poll_timeout` is the earliest of the three machines' (DESIGN
+//! When the coordinator wakes: `poll_timeout` is the earliest of the three machines' (docs/architecture.md
 //! §7), a restore keeps the stored renewal time (R59), and remote-controlled numbers are
 //! clamped (R53, R60).
 
@@ -6,7 +6,7 @@ use matrix_peek::{ClientPeekReply, OutboundOutcome, OutboundState};
 
 use crate::support::host::*;
 
-// DESIGN §7: poll_timeout is the minimum of the three machines' deadlines.
+// docs/architecture.md §7: poll_timeout is the minimum of the three machines' deadlines.
 #[test]
 fn poll_timeout_is_the_min_of_the_children() {
     let mut host = Host::new();
@@ -59,7 +59,7 @@ fn restore_redeclares_demand_and_keeps_the_federated_peek_renewed_r59() {
     assert!(sends(&out).is_empty());
 }
 
-// R53, R60, DESIGN §11.4: remote-controlled numbers (renewal_interval 0 or absurdly large,
+// R53, R60, docs/architecture.md §11.4: remote-controlled numbers (renewal_interval 0 or absurdly large,
 // retry_after huge) are clamped through the coordinator: no panic, renewals within bounds.
 #[test]
 fn remote_numbers_are_clamped_through_the_coordinator_r53_r60() {

@@ -1,4 +1,4 @@
-//! Client peeks waiting on federation (DESIGN §7) and how the wait ends: every candidate
+//! Client peeks waiting on federation (docs/architecture.md §7) and how the wait ends: every candidate
 //! refusing (R27, R60), the device unpeeking (R12), its user joining (R6, R23), the device
 //! removed (R25), or an outage of an established room (R27).
 
@@ -168,7 +168,7 @@ fn pending_peek_of_a_removed_device_is_not_granted_later_r25() {
     assert_eq!(sends(&out).iter().filter(|r| kind(r) == Kind::Unpeek).count(), 1, "{out:?}");
 }
 
-// R27, DESIGN §6 "Giving up": a client peek waiting on a room whose federated peek was
+// R27, docs/architecture.md §6 "Giving up": a client peek waiting on a room whose federated peek was
 // established and is now lost to network trouble must not wait for the whole outage. The
 // device already peeking keeps its peek (transient outage); a second device is answered too.
 #[test]
@@ -215,6 +215,6 @@ fn second_device_is_not_kept_waiting_through_an_outage_of_an_established_room_r2
     assert!(answered.is_some(), "the waiting client is answered within max_attempts");
     assert!(
         host.peeking.local().is_peeking(&alice(), &phone(), &remote_room()),
-        "the first device keeps its peek through a transient outage (DESIGN §6)"
+        "the first device keeps its peek through a transient outage (docs/architecture.md §6)"
     );
 }

@@ -1,4 +1,4 @@
-//! The driver's notification stream (DESIGN §8): what comes out of it, and a bounded buffer
+//! The driver's notification stream (docs/architecture.md §8): what comes out of it, and a bounded buffer
 //! whose overflow is counted.
 
 use std::time::Duration;
@@ -10,7 +10,7 @@ use ruma_common::RoomVersionId;
 
 use crate::support::*;
 
-// DESIGN §8: Wake, Established and Expired come out of the notifications stream.
+// docs/architecture.md §8: Wake, Established and Expired come out of the notifications stream.
 #[test]
 fn notifications_stream_delivers_wake_established_and_expired() {
     let mut rig = Rig::new(DriverConfig::default(), MemoryStore::new());
@@ -41,7 +41,7 @@ fn notifications_stream_delivers_wake_established_and_expired() {
     )));
 }
 
-// DESIGN §8: the notification buffer is bounded; overflow is counted, not queued forever.
+// docs/architecture.md §8: the notification buffer is bounded; overflow is counted, not queued forever.
 #[test]
 fn notifications_beyond_capacity_are_dropped_and_counted() {
     let config = DriverConfig { notification_capacity: 3, ..DriverConfig::default() };

@@ -1,4 +1,4 @@
-//! A driver crashed and reopened on the same store (R59, DESIGN §13): leases, inbound and
+//! A driver crashed and reopened on the same store (R59, docs/architecture.md §13): leases, inbound and
 //! outbound peeks come back with the same deadlines, and a renewal fires at its stored time.
 
 use std::time::Duration;
@@ -9,7 +9,7 @@ use ruma_common::RoomVersionId;
 
 use crate::support::*;
 
-// R59, DESIGN §13: a crash mid-renewal loses nothing; the same deadlines come back.
+// R59, docs/architecture.md §13: a crash mid-renewal loses nothing; the same deadlines come back.
 #[test]
 fn restart_mid_renewal_restores_leases_inbound_and_outbound_with_same_deadlines_r59() {
     let store = MemoryStore::new();

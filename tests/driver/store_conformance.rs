@@ -1,10 +1,10 @@
-//! The testing kit's stores against `store_conformance` (DESIGN §10, §13).
+//! The testing kit's stores against `store_conformance` (docs/architecture.md §10, §13).
 
 use futures::executor::block_on;
 use matrix_peek::PeekStore;
 use matrix_peek::testing::{FlakyStore, MemoryStore, store_conformance};
 
-// DESIGN §10: the in-memory store meets the storage contract (save, reload, restore equals;
+// docs/architecture.md §10: the in-memory store meets the storage contract (save, reload, restore equals;
 // idempotent saves; order within a batch; reopen).
 #[test]
 fn memory_store_passes_store_conformance() {
@@ -16,7 +16,7 @@ fn memory_store_passes_store_conformance() {
     assert!(!store.is_empty(), "conformance left its records in the shared store");
 }
 
-// DESIGN §10: a FlakyStore with failures off is just as good.
+// docs/architecture.md §10: a FlakyStore with failures off is just as good.
 #[test]
 fn flaky_store_with_failures_off_passes_store_conformance() {
     let memory = MemoryStore::new();
@@ -27,7 +27,7 @@ fn flaky_store_with_failures_off_passes_store_conformance() {
     assert!(!memory.is_empty());
 }
 
-// DESIGN §13: a failing save writes nothing (the batch is atomic); a failing load fails.
+// docs/architecture.md §13: a failing save writes nothing (the batch is atomic); a failing load fails.
 #[test]
 fn flaky_store_failures_are_atomic() {
     let memory = MemoryStore::new();

@@ -1,4 +1,4 @@
-//! The driver when the store fails (DESIGN §8, §13): a failed save fails the call and leaves
+//! The driver when the store fails (docs/architecture.md §8, §13): a failed save fails the call and leaves
 //! nothing behind, a store outage (also with failing loads) wedges no later client peek (R27),
 //! a rebuild strands none of its requests (R55), and a renewal due during an outage goes out
 //! after it without a busy loop (R53).
@@ -10,7 +10,7 @@ use matrix_peek::{DriverConfig, DriverError};
 
 use crate::support::*;
 
-// DESIGN §8, §13: a failing save fails the call; nothing acknowledged, nothing sent.
+// docs/architecture.md §8, §13: a failing save fails the call; nothing acknowledged, nothing sent.
 #[test]
 fn failing_save_fails_client_peek_and_leaves_nothing_behind() {
     let memory = MemoryStore::new();
@@ -47,7 +47,7 @@ fn failing_save_fails_client_peek_and_leaves_nothing_behind() {
     );
 }
 
-// DESIGN §8, §13, R27: a save that fails while the store also refuses to load leaves memory
+// docs/architecture.md §8, §13, R27: a save that fails while the store also refuses to load leaves memory
 // ahead of storage with a federated PUT that was never sent. Once the store is back, a client
 // peek on that room must still be answered (and what memory holds must match storage).
 #[test]
@@ -74,7 +74,7 @@ fn store_outage_with_failing_load_does_not_wedge_later_client_peeks_r27() {
     assert_eq!(stored_remote, 1, "the granted remote room is stored");
 }
 
-// DESIGN §8, R55, R59: a rebuild whose restore re-sends a `DELETE` but cannot store its own
+// docs/architecture.md §8, R55, R59: a rebuild whose restore re-sends a `DELETE` but cannot store its own
 // writes (the request counter block) must not strand that `DELETE`: the machine would wait
 // forever for an answer to a request the transport never saw, leaking the remote peek and
 // wedging every later client peek on the room.
@@ -110,7 +110,7 @@ fn failing_save_after_restore_does_not_strand_its_requests_r55() {
     assert!(grant.is_ok(), "{grant:?}");
 }
 
-// DESIGN §8, R53: a renewal falling due while the store refuses writes goes out once the store
+// docs/architecture.md §8, R53: a renewal falling due while the store refuses writes goes out once the store
 // is back (it used to be stranded as "in flight" by the rebuild), and `run()` does not turn
 // the outage into a busy loop of store reloads meanwhile.
 #[test]

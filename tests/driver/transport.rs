@@ -1,4 +1,4 @@
-//! The driver and federation (DESIGN §8): a client peek on a remote room resolves only once the
+//! The driver and federation (docs/architecture.md §8): a client peek on a remote room resolves only once the
 //! `PUT` is answered (R27, R58), and a transport that never answers is timed out, retried and
 //! capped at `max_in_flight` while other calls keep completing.
 
@@ -14,7 +14,7 @@ fn established() -> OutboundOutcome {
     OutboundOutcome::Established { renewal_interval: Duration::from_secs(3600), access: readable() }
 }
 
-// R27, DESIGN §8: client_peek on a remote room resolves only after the federated PUT answers.
+// R27, docs/architecture.md §8: client_peek on a remote room resolves only after the federated PUT answers.
 #[test]
 fn client_peek_on_remote_room_resolves_after_federation_r27() {
     let mut rig = Rig::new(DriverConfig::default(), MemoryStore::new());
@@ -72,7 +72,7 @@ impl<S: matrix_peek::PeekStore, T: matrix_peek::PeekTransport, C: matrix_peek::C
     }
 }
 
-// DESIGN §8: a transport that never answers: renewals are retried on the driver's
+// docs/architecture.md §8: a transport that never answers: renewals are retried on the driver's
 // request_timeout, other calls keep completing, and at most max_in_flight are outstanding.
 #[test]
 fn never_answering_transport_is_timed_out_retried_and_capped() {

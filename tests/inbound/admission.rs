@@ -30,7 +30,7 @@ fn strict_policy_checks_peek_ids_first() {
 
 #[test]
 fn lenient_policy_accepts_dendrite_and_palpo_ids() {
-    // R29 relaxed for deployed peers (dendrite.md: peek id = room id; peers.md: palpo peek_ULID)
+    // R29 relaxed for deployed peers (docs/requirements.md#r29: Dendrite uses the room id, palpo peek_<ULID>)
     let mut m = machine();
     assert_eq!(InboundConfig::default().peek_id_policy, PeekIdPolicy::Lenient);
     let palpo = "peek_01HZX3K4M5N6P7Q8R9S0T1V2W3";

@@ -1,5 +1,5 @@
 //! Property test: `InboundPeeks` against its reference model (`tests/support/model/inbound.rs`,
-//! DESIGN §13).
+//! docs/architecture.md §13).
 //!
 //! Random sequences of peek / renew / unpeek / timeout / clock moves (backwards and jumping) /
 //! access loss / server denial / restart-from-store. After every step: the live set, the

@@ -1,4 +1,4 @@
-//! `InboundPeeks` and the clock (DESIGN §3): backwards clocks, a year's jump, mass expiry in
+//! `InboundPeeks` and the clock (docs/architecture.md §3): backwards clocks, a year's jump, mass expiry in
 //! one millisecond, spurious timeouts and an exact `poll_timeout`.
 
 use std::collections::BTreeSet;

@@ -3,6 +3,7 @@
 //! regression guard for every Dendrite defect and palpo review finding that applies
 //! (`regressions`, ids as in `docs/regressions.md`).
 
+mod docs;
 mod regressions;
 mod support;
 mod sytest_federation;

@@ -1,5 +1,5 @@
-//! Regression guards: every Dendrite defect B-1…B-13 (dendrite.md §4.1) and every palpo review
-//! finding 1–13 (peers.md §2.1) that applies to this crate, each a named test, at whatever
+//! Regression guards: every Dendrite defect B-1…B-13 (docs/regressions.md#dendrite-defects) and every palpo review
+//! finding 1–13 (docs/regressions.md#palpo-review-findings) that applies to this crate, each a named test, at whatever
 //! level proves it. Findings that do not apply say why in a comment.
 
 use std::time::Duration;
@@ -237,7 +237,7 @@ fn b11_peek_wakes_a_long_polling_sync() {
     );
 }
 
-// B-12 (DESIGN §13): a failed write is never acknowledged to the client.
+// B-12 (docs/architecture.md §13): a failed write is never acknowledged to the client.
 #[test]
 fn b12_store_failure_is_not_silently_acknowledged() {
     use matrix_peek::testing::{FlakyStore, ManualClock, MemoryStore, ScriptedTransport};

@@ -1,5 +1,5 @@
 //! The federated sytest `tests/50federation/44peeking.pl` (unmerged branch
-//! `matthew/peeking-over-fed`, peers.md §4.2, dendrite.md §6.3): the one written test and its
+//! `matthew/peeking-over-fed`, docs/regressions.md#sytest-ports): the one written test and its
 //! eleven stubs, each on the simulator (`testing::Sim`) with real assertions.
 
 #![cfg(feature = "testing")]

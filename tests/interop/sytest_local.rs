@@ -1,5 +1,5 @@
 //! SyTest `tests/31sync/17peeking.pl` ported to the coordinator: the six passing tests and the
-//! eight stubs nobody wrote (peers.md §4.1, dendrite.md §6.1–6.2). What the host's `/sync`
+//! eight stubs nobody wrote (docs/regressions.md#sytest-ports). What the host's `/sync`
 //! would show is read from `sync_delta` (which section, full state or not) and `peekers` (who
 //! gets the room's new events and is woken).
 

@@ -74,7 +74,7 @@ fn join_moves_every_peeking_device_to_join_without_full_state() {
 
 #[test]
 fn joining_the_last_peekers_room_drops_demand() {
-    // R19, DESIGN §4.4
+    // R19, docs/architecture.md §4.4
     let mut m = LocalPeeks::new(config());
     let (u, a, r) = (user(1), dev("A"), room(1));
     m.handle_peek(t(0), &u, &a, &r, false, &open()).unwrap();

@@ -1,5 +1,5 @@
 //! Who hears of a room: wakes (R14, R21), room demand following the first and last live
-//! peeker and idle devices (DESIGN §4.4), and `peekers` (R14, R16).
+//! peeker and idle devices (docs/architecture.md §4.4), and `peekers` (R14, R16).
 
 use std::time::Duration;
 
@@ -33,7 +33,7 @@ fn wake_on_every_start_end_and_join_not_on_renew() {
 
 #[test]
 fn room_demand_follows_the_first_and_last_live_peeker() {
-    // DESIGN §4.4
+    // docs/architecture.md §4.4
     let mut m = LocalPeeks::new(config());
     let r = room(1);
     m.handle_peek(t(0), &user(1), &dev("A"), &r, false, &open()).unwrap();
@@ -60,7 +60,7 @@ fn room_demand_follows_the_first_and_last_live_peeker() {
 
 #[test]
 fn idle_devices_lose_demand_and_regain_it_when_they_sync() {
-    // DESIGN §4.4: idleness ends demand, not the peek
+    // docs/architecture.md §4.4: idleness ends demand, not the peek
     let cfg = LocalConfig {
         lease: Duration::from_secs(3_600),
         device_idle_after: Some(Duration::from_secs(60)),

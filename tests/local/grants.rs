@@ -55,7 +55,7 @@ fn re_peek_renews_without_new_stream_entry_or_wake() {
 
 #[test]
 fn renew_comes_before_the_joined_and_access_checks() {
-    // R5 before R6/R7/R8 (DESIGN §4.1 order)
+    // R5 before R6/R7/R8 (docs/architecture.md §4.1 order)
     let mut m = LocalPeeks::new(config());
     let (u, d, r) = (user(1), dev("A"), room(1));
     m.handle_peek(t(0), &u, &d, &r, false, &open()).unwrap();

@@ -1,5 +1,5 @@
 //! Property test: `LocalPeeks` against its reference model (`tests/support/model/local.rs`,
-//! DESIGN §13), with
+//! docs/architecture.md §13), with
 //! random operations over a few users, devices and rooms, backwards and jumping clocks, and
 //! restores from the `Persist` stream. Checked after every step: live sets and leases,
 //! `poll_timeout`, `sync_delta` for remembered `since` tokens, demand (queried and as
@@ -73,7 +73,7 @@ proptest! {
     // 256 cases by default (proptest's default); raise with PROPTEST_CASES.
     #![proptest_config(saved_beside_source(ProptestConfig { cases: ProptestConfig::default().cases.max(256), ..ProptestConfig::default() }))]
 
-    // R5, R10, R11, R13, R15, R16, R19-R25, DESIGN §4.3/§4.4, persistence contract
+    // R5, R10, R11, R13, R15, R16, R19-R25, docs/architecture.md §4.3/§4.4, persistence contract
     #[test]
     fn local_peeks_match_the_reference_model(
         idle in any::<bool>(),

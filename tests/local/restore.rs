@@ -1,4 +1,4 @@
-//! Restore of `LocalPeeks` from the `Persist` stream (persistence contract, DESIGN §4.4): the
+//! Restore of `LocalPeeks` from the `Persist` stream (persistence contract, docs/architecture.md §4.4): the
 //! same answers and deadlines, duplicates tolerated, devices live again from the restart.
 
 use std::collections::BTreeMap;
@@ -96,7 +96,7 @@ fn restore_tolerates_duplicates_and_keeps_the_stream_counter() {
 
 #[test]
 fn restored_devices_count_as_live_from_the_restart() {
-    // DESIGN §4.4: liveness is not persisted
+    // docs/architecture.md §4.4: liveness is not persisted
     let cfg = LocalConfig { device_idle_after: Some(Duration::from_millis(100)), ..config() };
     let mut m = LocalPeeks::new(cfg.clone());
     let mut store = BTreeMap::new();

@@ -40,7 +40,7 @@ impl Local {
     }
 
     fn same(&self, other: &LocalPeeks, ctx: &str) {
-        // Liveness is not persisted (DESIGN §4.4): idle deadlines restart from the restore.
+        // Liveness is not persisted (docs/architecture.md §4.4): idle deadlines restart from the restore.
         let idle = self.cfg.device_idle_after.is_some();
         if !idle {
             assert_eq!(self.m.poll_timeout(), other.poll_timeout(), "{ctx}: poll_timeout");

@@ -1,6 +1,6 @@
 //! What `sync_delta` reports for a `since` token: full state on a start (R15), known peeks as
-//! `peeking` (R16), initial syncs (R22), and the retention horizon of ended entries (DESIGN
-//! §4.3, §4.5).
+//! `peeking` (R16), initial syncs (R22), and the retention horizon of ended entries
+//! (docs/architecture.md §4.3, §4.5).
 
 use std::time::Duration;
 
@@ -76,7 +76,7 @@ fn initial_sync_lists_all_live_peeks_and_cancels_nothing() {
 
 #[test]
 fn ended_entries_are_collected_after_retention_and_old_since_acts_like_initial_sync() {
-    // DESIGN §4.3 retention horizon
+    // docs/architecture.md §4.3 retention horizon
     let cfg = LocalConfig { ended_retention: Duration::from_millis(500), ..config() };
     let mut m = LocalPeeks::new(cfg);
     let (u, d) = (user(1), dev("A"));
@@ -97,7 +97,7 @@ fn ended_entries_are_collected_after_retention_and_old_since_acts_like_initial_s
 
 #[test]
 fn retained_entries_are_bounded_by_the_caps() {
-    // caps bound everything (DESIGN §4.5)
+    // caps bound everything (docs/architecture.md §4.5)
     let cfg = LocalConfig { max_peeks_per_device: 2, max_peeks_total: 3, ..config() };
     let mut m = LocalPeeks::new(cfg);
     let (u, d) = (user(1), dev("A"));

@@ -1,5 +1,5 @@
 //! `LocalPeeks` and the clock: backwards clocks, jumps, mass expiry, spurious timeouts and
-//! `poll_timeout` (DESIGN §3, R11).
+//! `poll_timeout` (docs/architecture.md §3, R11).
 
 use std::time::Duration;
 

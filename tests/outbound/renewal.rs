@@ -1,6 +1,6 @@
 //! Renewal of an established peek (R53, R54): at half the interval, clamped both ways; a 404
 //! re-opens with a fresh id and old expiries are ignored; `RePut` renewals; and a backwards
-//! clock never renews early (DESIGN §3).
+//! clock never renews early (docs/architecture.md §3).
 
 use std::time::Duration;
 

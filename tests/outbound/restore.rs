@@ -113,7 +113,7 @@ fn restore_resends_pending_deletes_and_settles_unanswered_puts() {
 
 #[test]
 fn restored_machine_answers_queries_like_the_original() {
-    // R59, CONVENTIONS persistence contract
+    // R59, docs/architecture.md §8.2
     let mut h = H::new();
     let rooms: Vec<_> = (0..5).map(|i| room(&format!("!r{i}:a.org"))).collect();
     for (i, r) in rooms.iter().enumerate() {

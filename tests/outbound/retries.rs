@@ -1,4 +1,4 @@
-//! Retrying on trouble (R60, DESIGN §6): backoff that doubles, caps and has reproducible jitter,
+//! Retrying on trouble (R60, docs/architecture.md §6): backoff that doubles, caps and has reproducible jitter,
 //! `retry_after` honoured, giving up on a peek never established, and an established peek lost
 //! to the network retried with `Lost` reported once.
 
@@ -99,7 +99,7 @@ fn never_established_gives_up_after_max_attempts() {
 
 #[test]
 fn established_peek_lost_to_network_trouble_is_retried_reporting_lost_once() {
-    // DESIGN §6 giving up; R53
+    // docs/architecture.md §6.5; R53
     let cfg = OutboundConfig { max_attempts: 2, ..OutboundConfig::default() };
     let mut h = H::with(cfg);
     let r = room("!r:a.org");

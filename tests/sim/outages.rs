@@ -1,4 +1,4 @@
-//! The simulator's network when a server is down (DESIGN §10, §13).
+//! The simulator's network when a server is down (docs/architecture.md §10, §13).
 
 #![cfg(feature = "testing")]
 
@@ -8,7 +8,7 @@ use matrix_peek::RoomAccess;
 use matrix_peek::testing::{Sim, SimConfig};
 use ruma_common::RoomVersionId;
 
-// DESIGN §10, §13: a server that is down (memory kept: a pause or partition) when the answer to
+// docs/architecture.md §10, §13: a server that is down (memory kept: a pause or partition) when the answer to
 // its request arrives must still see that request fail (its HTTP client times out), or its
 // machine waits forever on a request nobody will answer: the room is wedged, never renewed nor
 // deleted (found by `harsh_soak_of_a_week_leaks_nothing_across_many_seeds`, seed 221: a renewal in flight for 34 h).

@@ -1,4 +1,4 @@
-//! Soaks on the simulator (DESIGN §13): four homeservers with loss, duplication, reordering
+//! Soaks on the simulator (docs/architecture.md §13): four homeservers with loss, duplication, reordering
 //! and crash-restarts; many rooms and devices; random peeks, unpeeks, joins, visibility
 //! changes and outages. The standard soak runs a simulated week (a month, ignored); the harsh
 //! one pushes harder: heavy loss and duplication, idle devices (`device_idle_after`) and
@@ -12,7 +12,7 @@ use crate::support::{SoakConfig, soak};
 
 #[test]
 fn a_simulated_week_leaks_nothing_across_seeds() {
-    // DESIGN §13; R43, R53–R55, R59.
+    // docs/architecture.md §13; R43, R53–R55, R59.
     for seed in [1, 2, 3, 4] {
         let out = soak(&SoakConfig::standard(seed, 7));
         assert!(out.client_peeks > 300, "seed {seed}: the soak did work ({})", out.client_peeks);

@@ -1,4 +1,4 @@
-//! The soak run of `soak.rs` (DESIGN §13): four homeservers with loss, duplication,
+//! The soak run of `soak.rs` (docs/architecture.md §13): four homeservers with loss, duplication,
 //! reordering and crash-restarts; many rooms and devices; random peeks, unpeeks, joins,
 //! visibility changes and outages. After local demand ends (leases + linger + a renewal
 //! interval + grace), no remote peek may be left anywhere; no event may ever be relayed to a

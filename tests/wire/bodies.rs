@@ -17,7 +17,7 @@ fn value(s: impl AsRef<[u8]>) -> Value {
     serde_json::from_slice(s.as_ref()).unwrap()
 }
 
-// ---- MSC2753 examples (msc.md §2.2) ----
+// ---- MSC2753 examples (docs/requirements.md#r9) ----
 
 #[test]
 fn msc2753_peek_request_example_parses_and_round_trips() {
@@ -54,7 +54,7 @@ fn msc2753_unpeek_body_is_an_object_and_sync_key_is_peek() {
     assert!(sync["rooms"][SYNC_ROOMS_PEEK_KEY].is_object());
 }
 
-// ---- MSC2444 examples (msc.md §3.2) ----
+// ---- MSC2444 examples (docs/requirements.md#r35) ----
 
 const MSC2444_PEEK_RESPONSE: &str = r#"{
     "latest_event_state_ids": {
@@ -102,7 +102,7 @@ fn msc2444_request_renew_and_expiry_examples_parse_and_round_trip() {
     assert_eq!(value(serde_json::to_vec(&e).unwrap()), value(expiry));
 }
 
-// ---- peers' shapes (dendrite.md appendix, peers.md §6) ----
+// ---- peers' shapes (docs/architecture.md §9.3) ----
 
 #[test]
 fn dendrite_fixture_parses_with_version_counts_and_interval() {

@@ -1,5 +1,5 @@
 //! Every wire parser fed arbitrary bytes, arbitrary JSON and arbitrary strings: a typed result,
-//! never a panic (DESIGN §13 "bad input"); whatever parses re-serialises and re-parses equal.
+//! never a panic (docs/architecture.md §13.3); whatever parses re-serialises and re-parses equal.
 
 use matrix_peek::OutboundFailure;
 use matrix_peek::wire::federation::PeekResponse as FedPeekResponse;

@@ -1,5 +1,5 @@
 //! [`Sim`]: several homeservers, each a [`Peeking`] coordinator with its own store, joined by
-//! a simulated federation on a virtual clock (DESIGN §10, §13).
+//! a simulated federation on a virtual clock (docs/architecture.md §10, §13).
 //!
 //! ```text
 //!   hs1 (Peeking + SnapshotMaps) ──Send(OutboundRequest)──▶ wire: latency, loss, duplication ──▶ hs2
@@ -69,8 +69,8 @@ struct Node {
 type GrantKey = (OwnedServerName, OwnedRoomId, OwnedServerName);
 type DeviceKey = (OwnedServerName, OwnedUserId, OwnedDeviceId);
 
-/// N homeservers joined by a simulated federation (DESIGN §10, §13).
-/// a simulated federation on a virtual clock (DESIGN §10, §13).
+/// N homeservers joined by a simulated federation (docs/architecture.md §10, §13).
+/// a simulated federation on a virtual clock (docs/architecture.md §10, §13).
 ///
 /// ```text
 ///   hs1 (Peeking + SnapshotMaps) ──Send(OutboundRequest)──▶ wire: latency, loss, duplication ──▶ hs2
@@ -477,14 +477,14 @@ impl Sim {
         result
     }
 
-    /// The device synced (DESIGN §4.4).
+    /// The device synced (docs/architecture.md §4.4).
     pub fn device_synced(&mut self, server: &ServerName, user: &UserId, device: &DeviceId) {
         let now = self.now;
         self.node_mut(server).peeking.handle_device_synced(now, user, device);
         self.drain(server);
     }
 
-    /// What the device's `/sync` shows since `since` (DESIGN §4.3).
+    /// What the device's `/sync` shows since `since` (docs/architecture.md §4.3).
     pub fn sync_delta(
         &self,
         server: &ServerName,
