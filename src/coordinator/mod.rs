@@ -104,7 +104,7 @@ struct RemoteRoom {
 /// * The coordinator remembers which rooms are peeked over federation (with their `via` and the
 ///   access learnt at establishment) as [`RemoteRoomRecord`]s, so a restart re-declares demand
 ///   to the right machine.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Peeking {
     local: LocalPeeks,
     inbound: InboundPeeks,
