@@ -136,6 +136,69 @@ impl Monotonic {
     }
 }
 
+/// Serde for durations in configuration files: written as a human-readable string (`"1h"`,
+/// `"30s"`, `"250ms"`, as the `humantime` crate spells them), read from such a string or from
+/// a plain integer of milliseconds. `Duration::MAX` is written as `"forever"`.
+pub(crate) mod duration_serde {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer, de};
+
+    pub(crate) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        if *d == Duration::MAX {
+            s.serialize_str("forever")
+        } else {
+            s.serialize_str(&humantime::format_duration(*d).to_string())
+        }
+    }
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Millis(u64),
+        Text(String),
+    }
+
+    pub(crate) fn parse(raw: &str) -> Result<Duration, String> {
+        if raw == "forever" {
+            return Ok(Duration::MAX);
+        }
+        humantime::parse_duration(raw).map_err(|e| format!("invalid duration {raw:?}: {e}"))
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        match Raw::deserialize(d)? {
+            Raw::Millis(ms) => Ok(Duration::from_millis(ms)),
+            Raw::Text(text) => parse(&text).map_err(de::Error::custom),
+        }
+    }
+
+    /// The same for an optional duration (`None` is a missing field or `null`).
+    pub(crate) mod option {
+        use std::time::Duration;
+
+        use serde::{Deserialize, Deserializer, Serializer};
+
+        pub(crate) fn serialize<S: Serializer>(
+            d: &Option<Duration>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
+            match d {
+                Some(d) => super::serialize(d, s),
+                None => s.serialize_none(),
+            }
+        }
+
+        pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+            d: D,
+        ) -> Result<Option<Duration>, D::Error> {
+            #[derive(Deserialize)]
+            struct Wrap(#[serde(with = "super")] Duration);
+            Ok(Option::<Wrap>::deserialize(d)?.map(|Wrap(d)| d))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,7 +5,8 @@ use crate::local::LocalConfig;
 use crate::outbound::OutboundConfig;
 
 /// Configuration of [`Peeking`](crate::Peeking): the three machines' configs plus the coordinator's own caps.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct PeekingConfig {
     /// Local peeks (MSC2753).
     pub local: LocalConfig,

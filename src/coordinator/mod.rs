@@ -17,6 +17,7 @@ use ruma_common::{
 pub use config::PeekingConfig;
 pub use error::PeekError;
 pub use output::{ClientPeekReply, Output};
+#[cfg(feature = "testing")]
 pub(crate) use record::SnapshotMaps;
 pub use record::{Change, RemoteRoomChange, RemoteRoomRecord, Snapshot};
 
@@ -254,6 +255,19 @@ impl Peeking {
             self.complete_pending(now, &room_id, Ok(&access));
         }
         ClientPeekReply::Pending(id)
+    }
+
+    /// The client behind a [`ClientPeekReply::Pending`] peek went away (its HTTP request was
+    /// dropped, or the host's deadline for it passed): the waiting peek is withdrawn and will
+    /// never be granted. It completes with `ClientPeekDone(Err(NotPeeking))`; a room nobody
+    /// else waits on or peeks loses its demand. An id that is not waiting (already decided, or
+    /// unknown) is ignored.
+    pub fn handle_client_peek_withdrawn(&mut self, now: Timestamp, id: RequestId) {
+        self.tick(now);
+        if self.pending.contains_key(&id) {
+            self.fail_pending(now, vec![id], &PeekError::Local(LocalPeekError::NotPeeking));
+        }
+        self.drain(now);
     }
 
     /// A client's `/unpeek` (R12, R13).

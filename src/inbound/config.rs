@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 /// [`InboundPeekError::InvalidPeekId`](super::InboundPeekError::InvalidPeekId)
 /// (400 `M_UNRECOGNIZED`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum PeekIdPolicy {
     /// The MSC2444 rule: 1 to 8 characters of `[0-9a-zA-Z.=_-]`.
@@ -45,13 +46,16 @@ impl PeekIdPolicy {
 /// Configuration of [`InboundPeeks`](super::InboundPeeks). Public fields; start from
 /// [`InboundConfig::default`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct InboundConfig {
     /// The `renewal_interval` we tell peeking servers (R35, R41). Default 1 hour
     /// (3 600 000 ms, the MSC's example; note Dendrite's 1000× unit bug, B-4).
+    #[serde(with = "crate::time::duration_serde")]
     pub renewal_interval: Duration,
     /// Extra time after `renewal_interval` before an unrenewed peek expires (R43), to absorb
     /// network delay and clock skew of a peer that renews right at the deadline.
     /// A peek renewed at `t` expires at `t + renewal_interval + grace`. Default 5 minutes.
+    #[serde(with = "crate::time::duration_serde")]
     pub grace: Duration,
     /// Live peeks one server may hold across all our rooms (R34). Default 10 000.
     pub max_peeks_per_server: usize,

@@ -6,7 +6,10 @@ use std::time::Duration;
 use ruma_common::{RoomId, RoomVersionId};
 
 /// How an established peek is kept alive (R53).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
 pub enum OutboundRenewStyle {
     /// MSC2444 final: `POST …/peek/{roomId}/{peekId}/renew` ([`OutboundRequestKind::Renew`]).
     ///
@@ -22,7 +25,8 @@ pub enum OutboundRenewStyle {
 }
 
 /// Tunables of [`OutboundPeeks`](super::OutboundPeeks). Every field has a documented default.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct OutboundConfig {
     /// Room versions advertised as `ver` on every `PUT` (R48), and accepted in an
     /// `Established` answer (R49). Default: every stable version ruma-common 0.20 knows, `1`–`12`.
@@ -32,20 +36,25 @@ pub struct OutboundConfig {
     pub renew_fraction: f64,
     /// Never renew sooner than this after a success, however short the remote's interval (a
     /// 10 ms interval renews after this). Default 60 s.
+    #[serde(with = "crate::time::duration_serde")]
     pub min_renew_after: Duration,
     /// Never wait longer than this to renew, however long the remote's interval (Dendrite
     /// advertises 3 600 000 000 ms = 1000 h, B-4). Default 30 min.
+    #[serde(with = "crate::time::duration_serde")]
     pub max_renew_after: Duration,
     /// How long a peek with no local demand is kept before it is deleted (R55); demand returning
     /// within it cancels the teardown with no traffic. Default 2 min.
+    #[serde(with = "crate::time::duration_serde")]
     pub linger: Duration,
     /// The backoff after a candidate's first network failure (R60). Default 1 s. Every delay is
     /// **shortened** by a deterministic jitter of up to 10 % (never lengthened), so the real
     /// first delay is between 0.9 × and 1 × this (900 ms–1 s by default); each further failure
     /// of the same candidate doubles it, up to `backoff_max`. Other candidates are tried in the
     /// meantime: backoff is kept per candidate.
+    #[serde(with = "crate::time::duration_serde")]
     pub backoff_base: Duration,
     /// Cap on every backoff delay, and on a `RateLimited` `retry_after` hint. Default 10 min.
+    #[serde(with = "crate::time::duration_serde")]
     pub backoff_max: Duration,
     /// Failed `PUT`s (network failures and rate limiting, across all candidates) after which a
     /// room whose peek was **never** established gives up: `Unavailable`, and the client peeks
@@ -69,12 +78,14 @@ pub struct OutboundConfig {
     /// deleted in the background. Default **60 s**: with the 30 s silence floor and a 10 s
     /// request timeout, an active room whose resident dies is served by another candidate
     /// within about two minutes. With one candidate, renewals go on until the peek lapses.
+    #[serde(with = "crate::time::duration_serde")]
     pub failover_after: Duration,
     /// The shortest silence that makes an **active** room (its last four gaps between events
     /// known) probe its resident with an early renewal. A room probes after four times its
     /// longest recent gap without events, at least this, and only when that comes before the
     /// normal renewal; quiet rooms never probe, and a room whose probe succeeded is not probed
     /// again until its next event. Default **30 s**.
+    #[serde(with = "crate::time::duration_serde")]
     pub min_silence: Duration,
 }
 

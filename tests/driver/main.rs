@@ -2,6 +2,8 @@
 //! `MemoryStore`/`FlakyStore` and `ScriptedTransport`: federation, restarts, store faults,
 //! notifications, and the testing kit's stores against `store_conformance`.
 
+mod commit;
+mod lifecycle;
 mod notifications;
 mod restart;
 mod store_conformance;
