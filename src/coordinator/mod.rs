@@ -6,6 +6,7 @@ mod error;
 mod output;
 mod record;
 mod route;
+mod stats;
 
 use std::collections::{HashMap, VecDeque};
 
@@ -20,6 +21,7 @@ pub use output::{ClientPeekReply, Output};
 #[cfg(feature = "testing")]
 pub(crate) use record::SnapshotMaps;
 pub use record::{Change, RemoteRoomChange, RemoteRoomRecord, Snapshot};
+pub use stats::{ClientPeekCounts, PeekingStats};
 
 use crate::access::RoomAccess;
 use crate::ids::{RequestId, StreamPosition};
@@ -123,6 +125,7 @@ pub struct Peeking {
     /// The pending id being answered synchronously, and its answer if it came during the call.
     answering: Option<(RequestId, Option<Result<LocalGrant, PeekError>>)>,
     outputs: VecDeque<Output>,
+    counts: ClientPeekCounts,
 }
 
 impl Peeking {
@@ -157,6 +160,7 @@ impl Peeking {
             next_client_request: 0,
             answering: None,
             outputs: VecDeque::new(),
+            counts: ClientPeekCounts::default(),
         };
         peeking.drain(now);
         peeking
@@ -166,6 +170,7 @@ impl Peeking {
 
     /// A client's `/peek` (R1–R9, R27). See [`ClientPeekReply`].
     pub fn handle_client_peek(&mut self, now: Timestamp, peek: ClientPeek) -> ClientPeekReply {
+        crate::log::span!("client_peek", user = %peek.user_id, device = %peek.device_id, room = %peek.room_id);
         self.tick(now);
         let ClientPeek { user_id, device_id, room_id, joined, residency, via } = peek;
         let reply = match residency {
@@ -185,8 +190,14 @@ impl Peeking {
         self.drain(now);
         match reply {
             ClientPeekReply::Pending(id) => match self.answering.take() {
-                Some((answered, Some(result))) if answered == id => ClientPeekReply::Done(result),
-                _ => ClientPeekReply::Pending(id),
+                Some((answered, Some(result))) if answered == id => {
+                    self.counts.answered_at_once += 1;
+                    ClientPeekReply::Done(result)
+                }
+                _ => {
+                    self.counts.waited += 1;
+                    ClientPeekReply::Pending(id)
+                }
             },
             done => {
                 self.answering = None;
@@ -204,6 +215,7 @@ impl Peeking {
         joined: bool,
         via: Vec<OwnedServerName>,
     ) -> ClientPeekReply {
+        self.counts.remote += 1;
         if !joined && self.outbound.is_joined(&room_id) {
             // The host says we are not in the room, so the outbound "joined, never re-peek"
             // mark is stale (the host did not report `handle_server_left`): clear it, or the
@@ -230,9 +242,12 @@ impl Peeking {
                 // one (R6) leaves no memory behind.
                 self.remember_remote(&room_id, &via);
             }
+            self.counts.answered_at_once += 1;
             return ClientPeekReply::Done(result.map_err(PeekError::from));
         }
         if self.pending.len() >= self.max_pending {
+            self.counts.over_capacity += 1;
+            crate::log::warning!(room = %room_id, "client peek refused: too many waiting on federation");
             return ClientPeekReply::Done(Err(PeekError::Local(LocalPeekError::LimitExceeded {
                 retry_after: std::time::Duration::from_secs(1),
             })));
@@ -265,6 +280,7 @@ impl Peeking {
     pub fn handle_client_peek_withdrawn(&mut self, now: Timestamp, id: RequestId) {
         self.tick(now);
         if self.pending.contains_key(&id) {
+            self.counts.withdrawn += 1;
             self.fail_pending(now, vec![id], &PeekError::Local(LocalPeekError::NotPeeking));
         }
         self.drain(now);
@@ -482,6 +498,11 @@ impl Peeking {
         self.drain(now);
         let overdue = self.pending_deadlines.expire(now);
         if !overdue.is_empty() {
+            self.counts.timed_out += overdue.len() as u64;
+            crate::log::warning!(
+                count = overdue.len(),
+                "client peeks gave up waiting on federation"
+            );
             let error = PeekError::Remote(OutboundPeekError::Remote(OutboundFailure::Unreachable));
             self.fail_pending(now, overdue, &error);
             self.drain(now);
@@ -580,5 +601,18 @@ impl Peeking {
     /// Client peeks waiting on federation.
     pub fn pending_client_peeks(&self) -> usize {
         self.pending.len()
+    }
+
+    /// What the coordinator and its machines did (counters) and hold (gauges), for metrics.
+    /// O(rooms + devices); cheap enough for every scrape. Changes after every `handle_*` call.
+    pub fn stats(&self) -> PeekingStats {
+        let mut stats = PeekingStats::default();
+        stats.local = self.local.stats();
+        stats.inbound = self.inbound.stats();
+        stats.outbound = self.outbound.stats();
+        stats.client_peeks = self.counts;
+        stats.pending_client_peeks = self.pending.len() as u64;
+        stats.remote_rooms = self.remote_rooms.len() as u64;
+        stats
     }
 }

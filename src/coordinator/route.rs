@@ -99,6 +99,7 @@ impl Peeking {
         let mut ids: Vec<RequestId> =
             self.pending.iter().filter(|(_, p)| cancelled(p)).map(|(id, _)| *id).collect();
         ids.sort_unstable();
+        self.counts.withdrawn += ids.len() as u64;
         self.fail_pending(now, ids, &PeekError::Local(LocalPeekError::NotPeeking));
     }
 
@@ -151,7 +152,13 @@ impl Peeking {
             };
             match &mut self.answering {
                 Some((answering, slot @ None)) if *answering == id => *slot = Some(result),
-                _ => self.outputs.push_back(Output::ClientPeekDone { id, result }),
+                _ => {
+                    match &result {
+                        Ok(_) => self.counts.granted_after_wait += 1,
+                        Err(_) => self.counts.refused_after_wait += 1,
+                    }
+                    self.outputs.push_back(Output::ClientPeekDone { id, result });
+                }
             }
         }
     }

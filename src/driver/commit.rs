@@ -134,6 +134,11 @@ impl<S: PeekStore, T: PeekTransport, C: Clock> Driver<S, T, C> {
         };
         match saved {
             Ok(()) => {
+                crate::log::debug!(
+                    calls = batch.entries.len(),
+                    changes = batch.changes.len(),
+                    "batch saved"
+                );
                 self.shared.stats.batches.fetch_add(1, Ordering::Relaxed);
                 self.shared
                     .stats
@@ -156,6 +161,7 @@ impl<S: PeekStore, T: PeekTransport, C: Clock> Driver<S, T, C> {
             }
             Err(error) => {
                 self.shared.stats.save_failures.fetch_add(1, Ordering::Relaxed);
+                crate::log::warning!(error = %error, calls = batch.entries.len(), "store save failed; rebuilding from the store");
                 let error = Arc::new(error);
                 for entry in batch.entries {
                     if let Some(done) = entry.done {
@@ -237,6 +243,7 @@ impl<S: PeekStore, T: PeekTransport, C: Clock> Driver<S, T, C> {
         let (machine, effects) = match restored {
             Ok(restored) => restored,
             Err(error) => {
+                crate::log::warning!(error = %error, "rebuild from the store failed; calls fail until it succeeds");
                 for entry in queued.entries {
                     if let Some(done) = entry.done {
                         let _ = done.send(Err(DriverError::Store(Arc::clone(&error))));

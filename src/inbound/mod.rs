@@ -6,6 +6,7 @@ mod error;
 mod index;
 mod output;
 mod record;
+mod stats;
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -16,6 +17,7 @@ pub use config::{InboundConfig, PeekIdPolicy};
 pub use error::{InboundEndReason, InboundPeekError};
 pub use output::{InboundGrant, InboundOutput, InboundPeekInfo};
 pub use record::{InboundChange, InboundKey, InboundRecord};
+pub use stats::{InboundEndings, InboundRefusals, InboundStats};
 
 use crate::access::RoomAccess;
 use crate::time::{Monotonic, Tick, Timestamp};
@@ -107,6 +109,7 @@ pub struct InboundPeeks {
     /// One deadline per live slot (dense: indexed by slot id).
     timers: SlotTimers,
     out: VecDeque<InboundOutput>,
+    stats: InboundStats,
 }
 
 impl InboundPeeks {
@@ -120,6 +123,7 @@ impl InboundPeeks {
             peeks: Peeks::default(),
             timers: SlotTimers::default(),
             out: VecDeque::new(),
+            stats: InboundStats::default(),
         }
     }
 
@@ -193,6 +197,24 @@ impl InboundPeeks {
         ver: &[RoomVersionId],
         access: Option<&RoomAccess>,
     ) -> Result<InboundGrant, InboundPeekError> {
+        crate::log::span!("inbound_peek", %origin, %room, peek_id);
+        let result = self.peek_inner(now, origin, room, peek_id, ver, access);
+        if let Err(e) = &result {
+            self.stats.refused(e);
+            crate::log::debug!(error = %e, "inbound request refused");
+        }
+        result
+    }
+
+    fn peek_inner(
+        &mut self,
+        now: Timestamp,
+        origin: &ServerName,
+        room: &RoomId,
+        peek_id: &str,
+        ver: &[RoomVersionId],
+        access: Option<&RoomAccess>,
+    ) -> Result<InboundGrant, InboundPeekError> {
         // Grants run from the host's own `now` (never more than one interval past it).
         let host_now = now;
         let now = self.advance(now);
@@ -215,6 +237,7 @@ impl InboundPeeks {
         }
         let hash = self.peeks.hash(origin.as_str(), room.as_str(), peek_id);
         if let Some(slot) = self.find_hashed(hash, origin, room, peek_id) {
+            self.stats.refreshed += 1;
             return Ok(self.refresh(host_now, slot));
         }
         let (server, room_index) = (self.servers.find(origin), self.rooms.find(room));
@@ -222,6 +245,7 @@ impl InboundPeeks {
         let server = server.unwrap_or_else(|| self.servers.insert_new(origin));
         let room = room_index.unwrap_or_else(|| self.rooms.insert_new(room));
         let slot = self.insert_peek(hash, server, room, peek_id, host_now);
+        self.stats.granted += 1;
         let expires_at = self.deadline_from(host_now);
         self.timers.schedule(slot, expires_at);
         self.persist_upsert(slot, expires_at);
@@ -242,9 +266,26 @@ impl InboundPeeks {
         room: &RoomId,
         peek_id: &str,
     ) -> Result<InboundGrant, InboundPeekError> {
+        crate::log::span!("inbound_renew", %origin, %room, peek_id);
+        let result = self.renew_inner(now, origin, room, peek_id);
+        if let Err(e) = &result {
+            self.stats.refused(e);
+            crate::log::debug!(error = %e, "inbound request refused");
+        }
+        result
+    }
+
+    fn renew_inner(
+        &mut self,
+        now: Timestamp,
+        origin: &ServerName,
+        room: &RoomId,
+        peek_id: &str,
+    ) -> Result<InboundGrant, InboundPeekError> {
         let host_now = now;
         self.advance(now);
         let slot = self.find(origin, room, peek_id).ok_or(InboundPeekError::UnknownPeek)?;
+        self.stats.renewed += 1;
         Ok(self.refresh(host_now, slot))
     }
 
@@ -254,6 +295,22 @@ impl InboundPeeks {
     /// Queues a `Persist` but no `Expired` (the server asked). Unknown key →
     /// [`InboundPeekError::UnknownPeek`] (404).
     pub fn handle_unpeek(
+        &mut self,
+        now: Timestamp,
+        origin: &ServerName,
+        room: &RoomId,
+        peek_id: &str,
+    ) -> Result<(), InboundPeekError> {
+        crate::log::span!("inbound_unpeek", %origin, %room, peek_id);
+        let result = self.unpeek_inner(now, origin, room, peek_id);
+        if let Err(e) = &result {
+            self.stats.refused(e);
+            crate::log::debug!(error = %e, "inbound request refused");
+        }
+        result
+    }
+
+    fn unpeek_inner(
         &mut self,
         now: Timestamp,
         origin: &ServerName,
@@ -312,7 +369,19 @@ impl InboundPeeks {
     /// each call.
     #[must_use]
     pub fn poll_output(&mut self) -> Option<InboundOutput> {
-        self.out.pop_front()
+        let output = self.out.pop_front();
+        crate::log::output!("inbound", output);
+        output
+    }
+
+    /// What the machine did (counters) and holds (gauges). O(1); cheap enough for every
+    /// metrics scrape. Changes after every `handle_*`.
+    pub fn stats(&self) -> InboundStats {
+        let mut stats = self.stats;
+        stats.live_peeks = self.peeks.len() as u64;
+        stats.rooms = self.rooms.len() as u64;
+        stats.servers = self.servers.len() as u64;
+        stats
     }
 
     /// Every server with at least one live peek on `room`, each once (R39), in no particular
@@ -489,6 +558,7 @@ impl InboundPeeks {
     /// Removes a peek whose deadline is already gone; queues `Persist(Remove)` and, with a
     /// reason, `Expired`.
     fn end_untimed(&mut self, slot: u32, reason: Option<InboundEndReason>) {
+        self.stats.ended(reason);
         let room = self.peeks.slot(slot).room;
         let removed = self.peeks.remove(slot, &mut self.rooms.get_mut(room).extra);
         let server = self.servers.get(removed.server).name.clone();

@@ -7,6 +7,7 @@ mod output;
 mod record;
 mod restore;
 mod state;
+mod stats;
 
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
@@ -17,6 +18,7 @@ pub use config::LocalConfig;
 pub use error::{LocalEndReason, LocalPeekError};
 pub use output::{LocalGrant, LocalOutput, SyncDelta};
 pub use record::{LocalChange, LocalKey, LocalRecord};
+pub use stats::{LocalEndings, LocalRefusals, LocalStats};
 
 use state::{DevIdx, DeviceSlot, Entry, RoomIdx, RoomSlot};
 
@@ -95,6 +97,7 @@ pub struct LocalPeeks {
     /// What the store holds in its `Stream` record.
     persisted_stream: (u64, u64),
     out: VecDeque<LocalOutput>,
+    stats: LocalStats,
 }
 
 impl LocalPeeks {
@@ -116,6 +119,7 @@ impl LocalPeeks {
             horizon: 0,
             persisted_stream: (0, 0),
             out: VecDeque::new(),
+            stats: LocalStats::default(),
         }
     }
 
@@ -128,7 +132,20 @@ impl LocalPeeks {
     /// `handle_*` call or `restore`; drain it after each.
     #[must_use]
     pub fn poll_output(&mut self) -> Option<LocalOutput> {
-        self.out.pop_front()
+        let output = self.out.pop_front();
+        crate::log::output!("local", output);
+        output
+    }
+
+    /// What the machine did (counters) and holds (gauges). O(rooms) for the demanded-rooms
+    /// gauge; cheap enough for every metrics scrape. Changes after every `handle_*`.
+    pub fn stats(&self) -> LocalStats {
+        let mut stats = self.stats;
+        stats.live_peeks = self.live_total as u64;
+        stats.retained_entries = self.ended_total as u64;
+        stats.devices = self.devices.len() as u64;
+        stats.demanded_rooms = self.rooms.iter().filter(|(_, room)| room.live > 0).count() as u64;
+        stats
     }
 
     /// The earliest real deadline (a lease end, an idle device, a retained entry to collect),
@@ -256,6 +273,24 @@ impl LocalPeeks {
         joined: bool,
         access: &RoomAccess,
     ) -> Result<LocalGrant, LocalPeekError> {
+        crate::log::span!("local_peek", %user, %device, %room);
+        let result = self.peek(now, user, device, room, joined, access);
+        if let Err(e) = &result {
+            self.stats.refused(e);
+            crate::log::debug!(error = %e, "local peek refused");
+        }
+        result
+    }
+
+    fn peek(
+        &mut self,
+        now: Timestamp,
+        user: &UserId,
+        device: &DeviceId,
+        room: &RoomId,
+        joined: bool,
+        access: &RoomAccess,
+    ) -> Result<LocalGrant, LocalPeekError> {
         // Leases run from the host's own `now`, so no grant ends more than one lease after it,
         // even while a small step back is being absorbed.
         let host_now = now;
@@ -268,6 +303,7 @@ impl LocalPeeks {
             // R5: renew.
             let new_expiry = host_now.saturating_add(lease);
             *expires_at = new_expiry;
+            self.stats.renewed += 1;
             self.leases.schedule((d, r), new_expiry);
             self.persist_entry(d, r);
             self.touch(now, d);
@@ -333,8 +369,12 @@ impl LocalPeeks {
         device: &DeviceId,
         room: &RoomId,
     ) -> Result<(), LocalPeekError> {
+        crate::log::span!("local_unpeek", %user, %device, %room);
         let now = self.tick(now);
-        let (d, r) = self.live_peek(user, device, room).ok_or(LocalPeekError::NotPeeking)?;
+        let Some((d, r)) = self.live_peek(user, device, room) else {
+            self.stats.refused(&LocalPeekError::NotPeeking);
+            return Err(LocalPeekError::NotPeeking);
+        };
         self.end_peek(now, d, r, LocalEndReason::Unpeeked);
         Ok(())
     }

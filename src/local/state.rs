@@ -244,6 +244,7 @@ impl LocalPeeks {
     /// host's `host_now`.
     pub(super) fn start_peek(&mut self, host_now: Timestamp, d: DevIdx, r: RoomIdx) -> Timestamp {
         let expires_at = host_now.saturating_add(self.config.effective_lease());
+        self.stats.started += 1;
         let started = self.next_position();
         let slot = u32::try_from(self.room(r).peekers.len()).expect("peekers bounded by the caps");
         match self.dev(d).entries.get(&r).copied() {
@@ -309,6 +310,7 @@ impl LocalPeeks {
         r: RoomIdx,
         reason: LocalEndReason,
     ) {
+        self.stats.ended(reason);
         // Persist first: compute the change, queue it, then the consequences.
         let mark = self.out.len();
         let started = self.unlink_peek(d, r);

@@ -22,7 +22,36 @@ fn is_refusal(f: &OutboundFailure) -> bool {
     )
 }
 
+/// Which kind of request an answer is for (for the counters).
+#[derive(Debug, Clone, Copy)]
+enum AnswerOf {
+    Put,
+    Renew,
+    Delete,
+}
+
 impl OutboundPeeks {
+    fn count_answer(&mut self, of: AnswerOf, outcome: &OutboundOutcome) {
+        let counts = match of {
+            AnswerOf::Put => &mut self.stats.puts,
+            AnswerOf::Renew => &mut self.stats.renewals,
+            AnswerOf::Delete => &mut self.stats.deletes,
+        };
+        match (of, outcome) {
+            (AnswerOf::Delete, OutboundOutcome::Failed(OutboundFailure::NotFound))
+            | (_, OutboundOutcome::Established { .. })
+            | (_, OutboundOutcome::Renewed { .. })
+            | (AnswerOf::Delete, OutboundOutcome::Deleted) => counts.ok += 1,
+            (_, OutboundOutcome::Failed(f)) if is_refusal(f) => counts.refused += 1,
+            (_, OutboundOutcome::Failed(OutboundFailure::InvalidResponse))
+            | (_, OutboundOutcome::Deleted) => counts.refused += 1,
+            (_, OutboundOutcome::Failed(_failure)) => {
+                counts.failed += 1;
+                crate::log::warning!(failure = %_failure, "federation request failed");
+            }
+        }
+    }
+
     /// Applies the answer to request `id` of the room in `slot` (the current peek's, or a
     /// retired peek's; a request the room no longer names is ignored).
     pub(super) fn on_response(
@@ -65,6 +94,7 @@ impl OutboundPeeks {
         let Phase::Opening { peek, .. } = std::mem::replace(&mut r.phase, Phase::Idle) else {
             return;
         };
+        self.count_answer(AnswerOf::Put, &outcome);
         let (interval, access) = match outcome {
             OutboundOutcome::Established { renewal_interval, access } => (renewal_interval, access),
             // A PUT answered like a renewal or a delete: the resident holds something odd.
@@ -150,6 +180,7 @@ impl OutboundPeeks {
         else {
             return;
         };
+        self.count_answer(AnswerOf::Renew, &outcome);
         let interval = match outcome {
             OutboundOutcome::Renewed { renewal_interval } => renewal_interval,
             // RePut renewals (and lenient peers) answer with the full PUT response.
@@ -213,6 +244,14 @@ impl OutboundPeeks {
         let max = self.config.max_delete_attempts;
         let r = self.room_mut(slot);
         let retired = &mut r.retired[i];
+        let of = match retired.step {
+            Retire::Awaiting { delete_always: true, .. } => AnswerOf::Renew,
+            Retire::Awaiting { delete_always: false, .. } => AnswerOf::Put,
+            Retire::Deleting { .. } | Retire::Due { .. } => AnswerOf::Delete,
+        };
+        self.count_answer(of, &outcome);
+        let r = self.room_mut(slot);
+        let retired = &mut r.retired[i];
         match retired.step {
             Retire::Awaiting { delete_always, .. } => {
                 // Whether the resident may hold the peek now: any answer but a refusal or a
@@ -238,6 +277,7 @@ impl OutboundPeeks {
                     let attempt = retired.attempts;
                     if attempt >= max {
                         // Given up: the resident expires it after its interval (R43).
+                        self.stats.deletes_abandoned += 1;
                         self.drop_retired(slot, i);
                     } else {
                         let wait = self.delay(self.room(slot), attempt, &f);

@@ -9,6 +9,7 @@ mod record;
 mod request;
 mod restore;
 mod room;
+mod stats;
 mod step;
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -23,6 +24,7 @@ pub use record::{
     OutboundChange, OutboundKey, OutboundPeekPhase, OutboundPeekRecord, OutboundRecord,
 };
 pub use request::{OutboundOutcome, OutboundRequest, OutboundRequestKind};
+pub use stats::{OutboundRequestCounts, OutboundStateCounts, OutboundStats};
 
 use crate::access::RoomAccess;
 use crate::ids::RequestId;
@@ -153,6 +155,7 @@ pub struct OutboundPeeks {
     outputs: VecDeque<OutboundOutput>,
     /// Host notifications decided mid-handler, queued after the handler's `Persist`s.
     deferred: Vec<OutboundOutput>,
+    stats: OutboundStats,
 }
 
 impl OutboundPeeks {
@@ -183,6 +186,7 @@ impl OutboundPeeks {
             request_reserved: 0,
             outputs: VecDeque::new(),
             deferred: Vec::new(),
+            stats: OutboundStats::default(),
         }
     }
 
@@ -194,6 +198,7 @@ impl OutboundPeeks {
     /// lingering (the linger is cancelled); `Unavailable(NoCandidates)` with no candidate,
     /// `Unavailable(LimitExceeded)` over `max_rooms`. Ignored for joined rooms (R57).
     pub fn handle_demand(&mut self, now: Timestamp, room: &RoomId, via: &[OwnedServerName]) {
+        crate::log::span!("outbound_demand", %room);
         let now = self.tick(now);
         if self.joined.contains(room) {
             return;
@@ -235,6 +240,7 @@ impl OutboundPeeks {
     /// No local device needs `room` any more: linger, then `DELETE` (R55). A room with no remote
     /// peek and nothing in flight is forgotten at once.
     pub fn handle_no_demand(&mut self, now: Timestamp, room: &RoomId) {
+        crate::log::span!("outbound_no_demand", %room);
         let now = self.tick(now);
         let Some(&slot) = self.index.get(room) else { return };
         let until = now.saturating_add(self.config.linger);
@@ -250,6 +256,7 @@ impl OutboundPeeks {
     /// (R56), and the room is never peeked again, whatever demand is declared, until
     /// [`handle_server_left`](Self::handle_server_left) (R57). Persists a `Joined` marker.
     pub fn handle_server_joined(&mut self, now: Timestamp, room: &RoomId) {
+        crate::log::span!("outbound_server_joined", %room);
         let now = self.tick(now);
         if self.joined.insert(room.to_owned()) {
             let record = OutboundRecord::Joined { room_id: room.to_owned() };
@@ -275,6 +282,7 @@ impl OutboundPeeks {
     /// established and demanded, `Unavailable(Remote(Forbidden))` if a client was still waiting.
     /// Unknown rooms are ignored.
     pub fn handle_access_changed(&mut self, now: Timestamp, room: &RoomId, access: &RoomAccess) {
+        crate::log::span!("outbound_access_changed", %room);
         let now = self.tick(now);
         let Some(&slot) = self.index.get(room) else { return };
         let r = self.room_mut(slot);
@@ -325,6 +333,7 @@ impl OutboundPeeks {
     /// that lists it backs it off, and every demanded room peeked through it moves to another
     /// ready candidate at once (its old peek retired). O(rooms).
     pub fn handle_server_unreachable(&mut self, now: Timestamp, server: &ServerName) {
+        crate::log::span!("outbound_server_unreachable", %server);
         let now = self.tick(now);
         let slots: Vec<u32> = self.index.values().copied().collect();
         for slot in slots {
@@ -336,6 +345,9 @@ impl OutboundPeeks {
             let on_it = r.phase.peek().is_some_and(|p| p.server == server);
             let elsewhere = r.candidates.iter().any(|c| c.server != server && c.retry_at <= now);
             if on_it && r.is_demanded() && elsewhere {
+                self.stats.failovers += 1;
+                crate::log::warning!(room = %self.room(slot).id, %server, "resident unreachable: failing over");
+                let r = self.room(slot);
                 if r.phase.lease().is_some() {
                     self.lose(slot, OutboundLostReason::Unreachable);
                 }
@@ -359,6 +371,7 @@ impl OutboundPeeks {
         room: &RoomId,
         peek_id: &str,
     ) {
+        crate::log::span!("outbound_remote_expired", %server, %room, peek_id);
         let now = self.tick(now);
         let Some(&slot) = self.index.get(room) else { return };
         if self.on_remote_expired(slot, server, peek_id, now) {
@@ -369,6 +382,7 @@ impl OutboundPeeks {
 
     /// The outcome of request `id`. Unknown, stale and duplicate ids are ignored.
     pub fn handle_response(&mut self, now: Timestamp, id: RequestId, outcome: OutboundOutcome) {
+        crate::log::span!("outbound_response", id = id.0, ?outcome);
         let now = self.tick(now);
         let Some(slot) = self.requests.remove(&id) else { return };
         self.on_response(slot, id, outcome, now);
@@ -379,6 +393,7 @@ impl OutboundPeeks {
     /// Fires every due deadline: renewals and probes, backoff ends, failovers, linger ends,
     /// lapses, `DELETE` retries. A no-op when nothing is due.
     pub fn handle_timeout(&mut self, now: Timestamp) {
+        crate::log::span!("outbound_timeout", now = now.as_millis());
         let now = self.tick(now);
         while let Some((slot, _)) = self.timers.pop_due(now) {
             self.step(slot, now);
@@ -389,7 +404,9 @@ impl OutboundPeeks {
     /// The next consequence, in order. Changes after every `handle_*` and `restore`.
     #[must_use]
     pub fn poll_output(&mut self) -> Option<OutboundOutput> {
-        self.outputs.pop_front()
+        let output = self.outputs.pop_front();
+        crate::log::output!("outbound", output);
+        output
     }
 
     /// The earliest deadline, when `handle_timeout` must be called: a renewal or probe, the end
@@ -424,9 +441,12 @@ impl OutboundPeeks {
 
     /// The state of `room`'s outbound peek, `None` when it has none.
     pub fn state(&self, room: &RoomId) -> Option<OutboundState> {
-        let r = self.room(*self.index.get(room)?);
+        Some(self.state_of(self.room(*self.index.get(room)?)))
+    }
+
+    fn state_of(&self, r: &Room) -> OutboundState {
         let demanded = r.is_demanded();
-        Some(match &r.phase {
+        match &r.phase {
             Phase::Opening { request: None, .. } if !demanded => OutboundState::Lingering,
             Phase::Opening { .. } => OutboundState::Connecting,
             Phase::Renewing { .. } | Phase::Live { failing: Some(_), .. } => {
@@ -436,7 +456,7 @@ impl OutboundPeeks {
             Phase::Live { .. } => OutboundState::Lingering,
             Phase::Idle if demanded => OutboundState::Backoff,
             Phase::Idle => OutboundState::Deleting,
-        })
+        }
     }
 
     /// Requests sent and not yet answered (answers to forgotten requests are ignored).
@@ -487,6 +507,38 @@ impl OutboundPeeks {
 
     /// Queues the host notifications decided during a handler, after its `Persist`s.
     fn flush(&mut self) {
+        for output in &self.deferred {
+            match output {
+                OutboundOutput::Established { .. } => self.stats.established += 1,
+                OutboundOutput::Lost { .. } => self.stats.lost += 1,
+                OutboundOutput::Unavailable { .. } => self.stats.unavailable += 1,
+                _ => {}
+            }
+        }
         self.outputs.extend(self.deferred.drain(..));
+    }
+
+    /// What the machine did (counters) and holds (gauges). O(rooms) for the state gauges;
+    /// cheap enough for every metrics scrape. Changes after every `handle_*`.
+    pub fn stats(&self) -> OutboundStats {
+        let mut stats = self.stats;
+        let mut rooms = OutboundStateCounts::default();
+        let mut retired = 0;
+        for (_, r) in self.rooms.iter() {
+            retired += r.retired.len() as u64;
+            let counter = match self.state_of(r) {
+                OutboundState::Connecting => &mut rooms.connecting,
+                OutboundState::Established => &mut rooms.established,
+                OutboundState::Renewing => &mut rooms.renewing,
+                OutboundState::Backoff => &mut rooms.backoff,
+                OutboundState::Lingering => &mut rooms.lingering,
+                OutboundState::Deleting => &mut rooms.deleting,
+            };
+            *counter += 1;
+        }
+        stats.rooms = rooms;
+        stats.retired_peeks = retired;
+        stats.in_flight = self.requests.len() as u64;
+        stats
     }
 }

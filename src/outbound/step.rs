@@ -131,6 +131,8 @@ impl OutboundPeeks {
                     // The renewals kept failing and no other candidate took over: lapsed on our
                     // side. The resident may still hold it (its grace, or a renewal that timed
                     // out after reaching it): delete it in the background and open afresh.
+                    self.stats.lapses += 1;
+                    crate::log::warning!(room = %self.room(slot).id, server = %peek.server, "peek lapsed: renewals kept failing");
                     self.lose(slot, OutboundLostReason::Unreachable);
                     self.penalise(slot, &peek.server, now, &OutboundFailure::Unreachable);
                     self.retire_current(slot, now);
@@ -204,6 +206,8 @@ impl OutboundPeeks {
     /// penalised and its peek deleted in the background, and the next `step` opens elsewhere.
     fn fail_over(&mut self, slot: u32, now: Timestamp) {
         let Some(server) = self.room(slot).phase.peek().map(|p| p.server.clone()) else { return };
+        self.stats.failovers += 1;
+        crate::log::warning!(room = %self.room(slot).id, %server, "failing over to another candidate");
         self.lose(slot, OutboundLostReason::Unreachable);
         self.penalise(slot, &server, now, &OutboundFailure::Unreachable);
         self.retire_current(slot, now);
@@ -293,6 +297,14 @@ impl OutboundPeeks {
 
     /// Queues the request (its record was persisted just before).
     fn send(&mut self, slot: u32, id: RequestId, kind: Kind, peek: &PeekRef) {
+        match kind {
+            Kind::Put => self.stats.puts.sent += 1,
+            Kind::Renew { probe } => {
+                self.stats.renewals.sent += 1;
+                self.stats.probes += u64::from(probe);
+            }
+            Kind::Delete => self.stats.deletes.sent += 1,
+        }
         let kind = match (kind, self.config.renew_style) {
             (Kind::Put, _) | (Kind::Renew { .. }, OutboundRenewStyle::RePut) => {
                 OutboundRequestKind::Peek { ver: self.config.supported_versions.clone() }
@@ -339,6 +351,7 @@ impl OutboundPeeks {
         r.retired.push(Retired { peek, step, attempts: 0 });
         if r.retired.len() > Self::MAX_RETIRED {
             let oldest = r.retired.remove(0);
+            self.stats.deletes_abandoned += 1;
             if let Some(id) = oldest.request() {
                 self.requests.remove(&id);
             }

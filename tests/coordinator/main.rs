@@ -5,5 +5,7 @@ mod clock_faults;
 mod deadlines;
 mod pending;
 mod routing;
+mod stats;
 mod support;
 mod teardown;
+mod tracing;
