@@ -53,14 +53,15 @@ pub use inbound::{
     InboundStats, PeekIdPolicy,
 };
 pub use local::{
-    LocalChange, LocalConfig, LocalEndReason, LocalEndings, LocalGrant, LocalKey, LocalOutput,
-    LocalPeekError, LocalPeeks, LocalRecord, LocalRefusals, LocalStats, SyncDelta,
+    LocalChange, LocalConfig, LocalEndReason, LocalEnding, LocalEndings, LocalGrant, LocalKey,
+    LocalOutput, LocalPeekError, LocalPeekInfo, LocalPeeks, LocalRecord, LocalRefusals, LocalStats,
+    SyncDelta,
 };
 pub use outbound::{
     OutboundChange, OutboundConfig, OutboundFailure, OutboundKey, OutboundLostReason,
     OutboundOutcome, OutboundOutput, OutboundPeekError, OutboundPeekPhase, OutboundPeekRecord,
     OutboundPeeks, OutboundRecord, OutboundRenewStyle, OutboundRequest, OutboundRequestCounts,
-    OutboundRequestKind, OutboundState, OutboundStateCounts, OutboundStats,
+    OutboundRequestKind, OutboundRoomInfo, OutboundState, OutboundStateCounts, OutboundStats,
 };
 pub use time::{CLOCK_STEP_LIMIT, Timestamp};
 pub use traits::{Clock, PeekStore, PeekTransport};

@@ -3,6 +3,7 @@
 
 mod config;
 mod error;
+mod inspect;
 mod output;
 mod record;
 mod restore;
@@ -16,6 +17,7 @@ use ruma_common::{DeviceId, OwnedDeviceId, OwnedRoomId, OwnedUserId, RoomId, Use
 
 pub use config::LocalConfig;
 pub use error::{LocalEndReason, LocalPeekError};
+pub use inspect::{LocalEnding, LocalPeekInfo};
 pub use output::{LocalGrant, LocalOutput, SyncDelta};
 pub use record::{LocalChange, LocalKey, LocalRecord};
 pub use stats::{LocalEndings, LocalRefusals, LocalStats};

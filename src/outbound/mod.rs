@@ -4,6 +4,7 @@
 mod answer;
 mod config;
 mod error;
+mod inspect;
 mod output;
 mod record;
 mod request;
@@ -19,6 +20,7 @@ use ruma_common::{OwnedRoomId, OwnedServerName, RoomId, ServerName};
 
 pub use config::{OutboundConfig, OutboundRenewStyle};
 pub use error::{OutboundFailure, OutboundPeekError};
+pub use inspect::OutboundRoomInfo;
 pub use output::{OutboundLostReason, OutboundOutput, OutboundState};
 pub use record::{
     OutboundChange, OutboundKey, OutboundPeekPhase, OutboundPeekRecord, OutboundRecord,
@@ -414,74 +416,6 @@ impl OutboundPeeks {
     /// retry. Rooms waiting only on answers have none. Changes after every `handle_*`.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
         self.timers.next()
-    }
-
-    /// The server and access of `room`'s peek while it is granted **and** demanded
-    /// (`Established` or `Renewing`): only the server that granted the current peek (never
-    /// another candidate, B-9). See [`granted`](Self::granted) for any demand.
-    pub fn established(&self, room: &RoomId) -> Option<(&ServerName, &RoomAccess)> {
-        let r = self.room(*self.index.get(room)?);
-        if !r.is_demanded() {
-            return None;
-        }
-        self.granted(room)
-    }
-
-    /// The server and access of `room`'s peek while the resident has granted it, whatever the
-    /// demand (lingering included). Changes after every `handle_*`.
-    pub fn granted(&self, room: &RoomId) -> Option<(&ServerName, &RoomAccess)> {
-        let r = self.room(*self.index.get(room)?);
-        match &r.phase {
-            Phase::Live { peek, .. } | Phase::Renewing { peek, .. } => {
-                Some((&peek.server, r.access.as_ref()?))
-            }
-            Phase::Idle | Phase::Opening { .. } => None,
-        }
-    }
-
-    /// The state of `room`'s outbound peek, `None` when it has none.
-    pub fn state(&self, room: &RoomId) -> Option<OutboundState> {
-        Some(self.state_of(self.room(*self.index.get(room)?)))
-    }
-
-    fn state_of(&self, r: &Room) -> OutboundState {
-        let demanded = r.is_demanded();
-        match &r.phase {
-            Phase::Opening { request: None, .. } if !demanded => OutboundState::Lingering,
-            Phase::Opening { .. } => OutboundState::Connecting,
-            Phase::Renewing { .. } | Phase::Live { failing: Some(_), .. } => {
-                OutboundState::Renewing
-            }
-            Phase::Live { .. } if demanded => OutboundState::Established,
-            Phase::Live { .. } => OutboundState::Lingering,
-            Phase::Idle if demanded => OutboundState::Backoff,
-            Phase::Idle => OutboundState::Deleting,
-        }
-    }
-
-    /// Requests sent and not yet answered (answers to forgotten requests are ignored).
-    pub fn in_flight(&self) -> usize {
-        self.requests.len()
-    }
-
-    /// Rooms tracked, in any state.
-    pub fn len(&self) -> usize {
-        self.index.len()
-    }
-
-    /// Whether no room is tracked.
-    pub fn is_empty(&self) -> bool {
-        self.index.is_empty()
-    }
-
-    /// Whether a local user is joined to `room` (as far as this machine was told).
-    pub fn is_joined(&self, room: &RoomId) -> bool {
-        self.joined.contains(room)
-    }
-
-    /// The configuration.
-    pub fn config(&self) -> &OutboundConfig {
-        &self.config
     }
 
     fn room(&self, slot: u32) -> &Room {

@@ -5,6 +5,7 @@
 mod endings;
 mod fan_out;
 mod grants;
+mod inspect;
 mod model;
 mod restore;
 mod soak;

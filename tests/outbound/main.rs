@@ -3,6 +3,7 @@
 //! (`tests/support/model/outbound.rs`) and long random runs against the same model.
 
 mod failover;
+mod inspect;
 mod model;
 mod opening;
 mod pacing;
