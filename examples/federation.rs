@@ -69,7 +69,12 @@ fn main() {
 
     chapter(&sim, &mut printed, "1. a world_readable room on hs2, hs3 joined too");
     let room = owned_room_id!("!demo:hs2");
-    sim.create_room(&hs2, &owner, &room, RoomAccess::new(RoomVersionId::V10, true, false));
+    // The access the machines need, read from the room's state as a host stores it.
+    let visibility = r#"{"type":"m.room.history_visibility","state_key":"",
+                         "content":{"history_visibility":"world_readable"}}"#;
+    let access = RoomAccess::from_state(RoomVersionId::V10, Some(visibility), None)
+        .expect("a well-formed history visibility event");
+    sim.create_room(&hs2, &owner, &room, access);
     sim.add_alias(&owned_room_alias_id!("#demo:hs2"), &room);
     sim.join(&hs3, &bob, &room);
     sim.run_for(Duration::from_secs(1));

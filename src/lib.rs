@@ -40,7 +40,7 @@ mod timer;
 mod traits;
 pub mod wire;
 
-pub use access::RoomAccess;
+pub use access::{AccessStateEvent, RoomAccess, RoomAccessError};
 pub use coordinator::{
     Change, ClientPeek, ClientPeekCounts, ClientPeekReply, Output, PeekError, Peeking,
     PeekingConfig, PeekingStats, RemoteRoomChange, RemoteRoomRecord, Residency, Snapshot,

@@ -24,8 +24,6 @@ pub struct Room {
     pub alias: Option<OwnedRoomAliasId>,
     /// The room version (from the create event).
     pub version: RoomVersionId,
-    /// `m.room.history_visibility` is `world_readable`.
-    pub world_readable: bool,
     /// State events (create, history visibility), then messages, in order.
     pub events: Vec<Value>,
     /// The next event number (event ids are `$e{n}-{room}`).
@@ -33,9 +31,20 @@ pub struct Room {
 }
 
 impl Room {
-    /// What the peek machines need to know about the room.
+    /// What the peek machines need to know about the room, from its current
+    /// `m.room.history_visibility` and `m.room.encryption` events.
     pub fn access(&self) -> RoomAccess {
-        RoomAccess::new(self.version.clone(), self.world_readable, false)
+        let current = |kind: &str| {
+            self.events
+                .iter()
+                .rev()
+                .find(|e| e["type"] == kind && e["state_key"] == "")
+                .map(Value::to_string)
+        };
+        let visibility = current("m.room.history_visibility");
+        let encryption = current("m.room.encryption");
+        RoomAccess::from_state(self.version.clone(), visibility.as_deref(), encryption.as_deref())
+            .expect("the shim's own events are objects of the right type")
     }
 
     /// The MSC2444 peek response (R35): every state event in `common_state_ids`, the latest
@@ -103,7 +112,6 @@ impl Rooms {
             id: id.clone(),
             alias: alias.clone(),
             version: version.clone(),
-            world_readable,
             events: Vec::new(),
             next_event: 0,
         };
@@ -161,7 +169,6 @@ impl Rooms {
         now: Timestamp,
     ) -> Option<(Value, RoomAccess)> {
         let room = self.by_id.get_mut(id)?;
-        room.world_readable = world_readable;
         let event = push_event(
             room,
             sender,
