@@ -516,9 +516,16 @@ impl Peeking {
         self.outputs.pop_front()
     }
 
-    /// When to call [`handle_timeout`](Self::handle_timeout) next: the earliest deadline of the
-    /// three machines and of the client peeks waiting on federation. Changes only after a
-    /// `handle_*` call.
+    /// When to call [`handle_timeout`](Self::handle_timeout) next: the earliest of
+    ///
+    /// * [`LocalPeeks::poll_timeout`]: lease ends, devices going idle, collection of retained
+    ///   ended entries (up to `ended_retention` after the last peek ended);
+    /// * [`InboundPeeks::poll_timeout`]: inbound peek expiries;
+    /// * [`OutboundPeeks::poll_timeout`]: renewals and probes, backoff and pacer ends,
+    ///   failovers, linger ends, lapses, `DELETE` retries;
+    /// * the `max_pending_wait` of each client peek waiting on federation.
+    ///
+    /// Changes only after a `handle_*` call.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
         [
             self.local.poll_timeout(),

@@ -359,8 +359,9 @@ impl InboundPeeks {
         self.advance(now);
     }
 
-    /// The earliest deadline of a live peek: call [`handle_timeout`](Self::handle_timeout)
-    /// then. `None` when there are no peeks. Changes only when a `handle_*` or `restore` runs.
+    /// The earliest deadline: call [`handle_timeout`](Self::handle_timeout) then. There is one
+    /// kind only, a live peek's expiry (its lease plus the configured grace, R43). `None` when
+    /// there are no peeks. Changes only when a `handle_*` or `restore` runs.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
         self.timers.next()
     }

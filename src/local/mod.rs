@@ -150,8 +150,17 @@ impl LocalPeeks {
         stats
     }
 
-    /// The earliest real deadline (a lease end, an idle device, a retained entry to collect),
-    /// or `None` when there is none. Changes only through `handle_*` calls.
+    /// The earliest deadline, or `None` when there is none. Three kinds:
+    ///
+    /// * a live peek's lease end (R11);
+    /// * a device going idle (`device_idle_after`, when set): its rooms stop counting as
+    ///   demanded, no peek ends;
+    /// * the collection of a retained ended or joined entry (`ended_retention` after it ended,
+    ///   24 h by default), which ends nothing visible: the entry leaves `/sync` and
+    ///   [`end_reason`](Self::end_reason).
+    ///
+    /// So after every lease has expired a deadline remains until the last entry is collected.
+    /// Changes only through `handle_*` calls.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
         [self.leases.next(), self.idle.next(), self.collect.next()].into_iter().flatten().min()
     }
