@@ -45,7 +45,7 @@ pub use coordinator::{
     Change, ClientPeek, ClientPeekCounts, ClientPeekReply, Output, PeekError, Peeking,
     PeekingConfig, PeekingStats, RemoteRoomChange, RemoteRoomRecord, Residency, Snapshot,
 };
-pub use driver::{Driver, DriverConfig, DriverError, SystemClock};
+pub use driver::{Driver, DriverConfig, DriverError, DriverStats, SystemClock};
 pub use ids::{RequestId, StreamPosition};
 pub use inbound::{
     InboundChange, InboundConfig, InboundEndReason, InboundEndings, InboundGrant, InboundKey,
