@@ -6,17 +6,21 @@
 //!   [`FlakyStore`] wraps it to fail on demand.
 //! * [`ScriptedTransport`]: a [`PeekTransport`](crate::PeekTransport) answering from a script,
 //!   with delays and requests that never answer.
+//! * [`DriverRig`]: a [`Driver`](crate::Driver) on a local executor with the two above, moved
+//!   through simulated time: the recipe for driver tests.
 //! * [`store_conformance`]: the checks a host's store must pass.
 //! * [`Sim`]: several homeservers over a simulated federation with a virtual clock.
 
 mod clock;
 mod conformance;
+mod driver;
 mod sim;
 mod store;
 mod transport;
 
 pub use clock::ManualClock;
 pub use conformance::store_conformance;
+pub use driver::DriverRig;
 pub use sim::{
     BadRelay, ClientPeekRecord, LeakedPeek, Livelock, SentRequest, Sim, SimConfig, SimRng, SimRoom,
     TimelineEntry, fmt_elapsed,

@@ -7,7 +7,6 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use futures::future::RemoteHandle;
-use futures::task::SpawnExt;
 use matrix_peek::testing::{MemoryStore, StoreFault};
 use matrix_peek::{Change, DriverConfig, DriverError, PeekStore, Snapshot};
 use ruma_common::{OwnedServerName, RoomVersionId};
@@ -50,15 +49,12 @@ type Rigged = Rig<GatedStore>;
 
 fn inbound_peek(rig: &Rigged, n: usize) -> RemoteHandle<Result<(), String>> {
     let d = rig.driver.clone();
-    rig.pool
-        .spawner()
-        .spawn_with_handle(async move {
-            d.inbound_peek(&server(n), &room("r"), "p1", &[RoomVersionId::V10], Some(&readable()))
-                .await
-                .map(|_| ())
-                .map_err(|e| e.to_string())
-        })
-        .unwrap()
+    rig.spawn(async move {
+        d.inbound_peek(&server(n), &room("r"), "p1", &[RoomVersionId::V10], Some(&readable()))
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    })
 }
 
 fn destinations<S: PeekStore + Clone + 'static>(rig: &mut Rig<S>) -> Vec<String> {
@@ -73,10 +69,10 @@ fn destinations<S: PeekStore + Clone + 'static>(rig: &mut Rig<S>) -> Vec<String>
 #[test]
 fn reads_never_wait_on_a_save_and_never_show_an_unsaved_call() {
     let store = GatedStore::default();
-    let mut rig = Rig::new(DriverConfig::default(), store.clone());
+    let mut rig = Rig::new(DriverConfig::default(), store.clone(), T0);
     let gate = rig.block(store.gate.lock());
     let call = inbound_peek(&rig, 1);
-    rig.pool.run_until_stalled();
+    rig.run_until_stalled();
     assert_eq!(store.saves.lock().unwrap().len(), 0, "the save is waiting at the gate");
     // The read completes while the save is in flight, and shows the committed state only.
     assert!(destinations(&mut rig).is_empty(), "an unsaved call is invisible");
@@ -88,13 +84,13 @@ fn reads_never_wait_on_a_save_and_never_show_an_unsaved_call() {
 #[test]
 fn concurrent_calls_share_one_save() {
     let store = GatedStore::default();
-    let mut rig = Rig::new(DriverConfig::default(), store.clone());
+    let mut rig = Rig::new(DriverConfig::default(), store.clone(), T0);
     let gate = rig.block(store.gate.lock());
     let first = inbound_peek(&rig, 0);
-    rig.pool.run_until_stalled();
+    rig.run_until_stalled();
     // While the first batch is being saved, 50 more calls arrive: they form the next batch.
     let rest: Vec<_> = (1..=50).map(|n| inbound_peek(&rig, n)).collect();
-    rig.pool.run_until_stalled();
+    rig.run_until_stalled();
     drop(gate);
     rig.block(first).unwrap();
     for call in rest {
@@ -111,12 +107,12 @@ fn concurrent_calls_share_one_save() {
 fn a_failed_save_fails_exactly_the_calls_in_its_batch() {
     let store = GatedStore::default();
     store.script.lock().unwrap().push_back(false); // the first save fails
-    let mut rig = Rig::new(DriverConfig::default(), store.clone());
+    let mut rig = Rig::new(DriverConfig::default(), store.clone(), T0);
     let gate = rig.block(store.gate.lock());
     let failing = inbound_peek(&rig, 0);
-    rig.pool.run_until_stalled();
+    rig.run_until_stalled();
     let queued: Vec<_> = (1..=3).map(|n| inbound_peek(&rig, n)).collect();
-    rig.pool.run_until_stalled();
+    rig.run_until_stalled();
     drop(gate);
     let err = rig.block(failing).unwrap_err();
     assert!(err.contains("store error"), "{err}");
@@ -131,7 +127,7 @@ fn a_failed_save_fails_exactly_the_calls_in_its_batch() {
 fn a_call_that_failed_with_the_store_down_is_never_read() {
     // docs/architecture.md §13.4: a save and the reload after it both fail.
     let flaky = matrix_peek::testing::FlakyStore::new(MemoryStore::new());
-    let mut rig = Rig::new(DriverConfig::default(), flaky.clone());
+    let mut rig = Rig::new(DriverConfig::default(), flaky.clone(), T0);
     flaky.fail_saves(true);
     flaky.fail_loads(true);
     let d = rig.driver.clone();

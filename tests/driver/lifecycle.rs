@@ -22,7 +22,7 @@ fn is_peeking(rig: &mut Rig<MemoryStore>) -> bool {
 fn a_client_peek_gives_up_at_its_deadline_and_is_never_granted_later() {
     let config =
         DriverConfig { client_peek_timeout: Duration::from_secs(20), ..Default::default() };
-    let mut rig = Rig::new(config, MemoryStore::new());
+    let mut rig = Rig::new(config, MemoryStore::new(), T0);
     // The resident answers after 30 s: too late for the caller.
     rig.transport.push(
         &remote_server(),
@@ -42,7 +42,7 @@ fn a_client_peek_gives_up_at_its_deadline_and_is_never_granted_later() {
 
 #[test]
 fn dropping_a_waiting_client_peek_withdraws_it() {
-    let mut rig = Rig::new(DriverConfig::default(), MemoryStore::new());
+    let mut rig = Rig::new(DriverConfig::default(), MemoryStore::new(), T0);
     rig.transport.push(
         &remote_server(),
         TransportKind::Peek,
@@ -61,10 +61,10 @@ fn dropping_a_waiting_client_peek_withdraws_it() {
 
 #[test]
 fn close_answers_waiting_calls_at_once_and_later_calls_promptly() {
-    let mut rig = Rig::new(DriverConfig::default(), MemoryStore::new());
+    let mut rig = Rig::new(DriverConfig::default(), MemoryStore::new(), T0);
     rig.transport.push(&remote_server(), TransportKind::Peek, Reply::Never);
     let waiting = rig.spawn_client_peek(remote_peek(room("r"), phone()));
-    rig.pool.run_until_stalled();
+    rig.run_until_stalled();
     rig.driver.close();
     // No time passes: the waiting call is answered.
     let result = rig.block(waiting);

@@ -13,10 +13,10 @@ use crate::support::*;
 // docs/architecture.md §8: Wake, Established and Expired come out of the notifications stream.
 #[test]
 fn notifications_stream_delivers_wake_established_and_expired() {
-    let mut rig = Rig::new(DriverConfig::default(), MemoryStore::new());
+    let mut rig = Rig::new(DriverConfig::default(), MemoryStore::new(), T0);
     let mut stream =
-        rig.pool.run_until(rig.driver.notifications()).expect("first call gets the stream");
-    assert!(rig.pool.run_until(rig.driver.notifications()).is_none(), "one consumer");
+        rig.block(rig.driver.clone().notifications()).expect("first call gets the stream");
+    assert!(rig.block(rig.driver.clone().notifications()).is_none(), "one consumer");
     let d = rig.driver.clone();
     rig.block(async move { d.client_peek(remote_peek(room("r"), phone())).await }).unwrap();
     let d = rig.driver.clone();
@@ -45,8 +45,8 @@ fn notifications_stream_delivers_wake_established_and_expired() {
 #[test]
 fn notifications_beyond_capacity_are_dropped_and_counted() {
     let config = DriverConfig { notification_capacity: 3, ..DriverConfig::default() };
-    let mut rig = Rig::new(config, MemoryStore::new());
-    let mut stream = rig.pool.run_until(rig.driver.notifications()).unwrap();
+    let mut rig = Rig::new(config, MemoryStore::new(), T0);
+    let mut stream = rig.block(rig.driver.clone().notifications()).unwrap();
     for i in 0..10 {
         let d = rig.driver.clone();
         rig.block(

@@ -13,7 +13,7 @@ use crate::support::*;
 #[test]
 fn restart_mid_renewal_restores_leases_inbound_and_outbound_with_same_deadlines_r59() {
     let store = MemoryStore::new();
-    let mut rig = Rig::new(DriverConfig::default(), store.clone());
+    let mut rig = Rig::new(DriverConfig::default(), store.clone(), T0);
     rig.transport.set_default(TransportKind::Renew, Reply::Never);
     let d = rig.driver.clone();
     let grant =
@@ -58,7 +58,7 @@ fn restart_mid_renewal_restores_leases_inbound_and_outbound_with_same_deadlines_
     clock.advance(Duration::from_secs(1));
     let transport = ScriptedTransport::with_clock(clock.clone());
     let mut rig = Rig::open(DriverConfig::default(), store, clock, transport);
-    let (remote_lease, home_lease, inbound_info) = rig.pool.run_until(rig.driver.read(|p| {
+    let (remote_lease, home_lease, inbound_info) = rig.block(rig.driver.clone().read(|p| {
         (
             p.local().lease(&alice(), &phone(), &room("r")),
             p.local().lease(&alice(), &phone(), &room("home")),
@@ -77,7 +77,7 @@ fn restart_mid_renewal_restores_leases_inbound_and_outbound_with_same_deadlines_
 // R59: a restart before the renewal: it fires exactly at the stored time, not before.
 #[test]
 fn restart_before_renewal_fires_it_at_the_stored_time_r59() {
-    let mut rig = Rig::new(DriverConfig::default(), MemoryStore::new());
+    let mut rig = Rig::new(DriverConfig::default(), MemoryStore::new(), T0);
     let d = rig.driver.clone();
     rig.block(async move { d.client_peek(remote_peek(room("r"), phone())).await }).unwrap();
     rig.advance_to(at(10 * 60_000));

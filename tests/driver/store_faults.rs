@@ -15,7 +15,7 @@ use crate::support::*;
 fn failing_save_fails_client_peek_and_leaves_nothing_behind() {
     let memory = MemoryStore::new();
     let flaky = FlakyStore::new(memory.clone());
-    let mut rig = Rig::new(DriverConfig::default(), flaky.clone());
+    let mut rig = Rig::new(DriverConfig::default(), flaky.clone(), T0);
     flaky.fail_saves(true);
     let d = rig.driver.clone();
     let remote = rig.block(async move { d.client_peek(remote_peek(room("r"), phone())).await });
@@ -25,15 +25,15 @@ fn failing_save_fails_client_peek_and_leaves_nothing_behind() {
     assert!(matches!(local, Err(DriverError::Store(_))), "{local:?}");
     rig.advance(Duration::from_secs(600));
     assert_eq!(rig.transport.sent(), vec![], "nothing was sent for an unstored peek");
-    let still = rig.pool.run_until(
-        rig.driver.read(|p| (p.local().len(), p.outbound().len(), p.is_remote(&room("r")))),
+    let still = rig.block(
+        rig.driver.clone().read(|p| (p.local().len(), p.outbound().len(), p.is_remote(&room("r")))),
     );
     assert_eq!(still, (0, 0, false), "memory equals storage again");
     flaky.fail_saves(false);
     let (_, clock) = rig.crash();
     let transport = ScriptedTransport::with_clock(clock.clone());
     let mut rig = Rig::open(DriverConfig::default(), memory.clone(), clock, transport);
-    let peeking = rig.pool.run_until(rig.driver.read(|p| {
+    let peeking = rig.block(rig.driver.clone().read(|p| {
         (
             p.local().is_peeking(&alice(), &phone(), &room("r")),
             p.local().is_peeking(&alice(), &phone(), &room("home")),
@@ -54,7 +54,7 @@ fn failing_save_fails_client_peek_and_leaves_nothing_behind() {
 fn store_outage_with_failing_load_does_not_wedge_later_client_peeks_r27() {
     let memory = MemoryStore::new();
     let flaky = FlakyStore::new(memory.clone());
-    let mut rig = Rig::new(DriverConfig::default(), flaky.clone());
+    let mut rig = Rig::new(DriverConfig::default(), flaky.clone(), T0);
     flaky.fail_saves(true);
     flaky.fail_loads(true);
     let d = rig.driver.clone();
@@ -82,7 +82,7 @@ fn store_outage_with_failing_load_does_not_wedge_later_client_peeks_r27() {
 fn failing_save_after_restore_does_not_strand_its_requests_r55() {
     let memory = MemoryStore::new();
     let flaky = FlakyStore::new(memory.clone());
-    let mut rig = Rig::new(DriverConfig::default(), flaky.clone());
+    let mut rig = Rig::new(DriverConfig::default(), flaky.clone(), T0);
     let d = rig.driver.clone();
     rig.block(async move { d.client_peek(remote_peek(room("r"), phone())).await }).unwrap();
     let d = rig.driver.clone();
@@ -119,7 +119,7 @@ fn renewal_due_during_store_outage_goes_out_after_it_without_spinning_r53() {
     std::thread::spawn(move || {
         let memory = MemoryStore::new();
         let flaky = FlakyStore::new(memory.clone());
-        let mut rig = Rig::new(DriverConfig::default(), flaky.clone());
+        let mut rig = Rig::new(DriverConfig::default(), flaky.clone(), T0);
         let d = rig.driver.clone();
         rig.block(async move { d.client_peek(remote_peek(room("r"), phone())).await }).unwrap();
         flaky.fail_saves(true);

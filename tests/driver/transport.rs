@@ -17,20 +17,17 @@ fn established() -> OutboundOutcome {
 // R27, docs/architecture.md §8: client_peek on a remote room resolves only after the federated PUT answers.
 #[test]
 fn client_peek_on_remote_room_resolves_after_federation_r27() {
-    let mut rig = Rig::new(DriverConfig::default(), MemoryStore::new());
+    let mut rig = Rig::new(DriverConfig::default(), MemoryStore::new(), T0);
     rig.transport.push(
         &remote_server(),
         TransportKind::Peek,
         Reply::After(Duration::from_secs(5), established()),
     );
     let handle = rig.spawn_client_peek(remote_peek(room("r"), phone()));
-    rig.pool.run_until_stalled();
+    rig.run_until_stalled();
     assert_eq!(rig.transport.count(TransportKind::Peek), 1);
     rig.advance(Duration::from_secs(4));
-    assert!(
-        !rig.driver.block_read_is_peeking(&mut rig.pool, &room("r")),
-        "not granted before the PUT answers"
-    );
+    assert!(!is_peeking(&mut rig, &room("r")), "not granted before the PUT answers");
     rig.advance(Duration::from_secs(1));
     let grant = rig.block(handle).expect("granted after federation");
     assert_eq!(grant.room_id, room("r"));
@@ -52,24 +49,8 @@ fn client_peek_on_remote_room_resolves_after_federation_r27() {
     );
 }
 
-trait ReadExt {
-    fn block_read_is_peeking(
-        &self,
-        pool: &mut futures::executor::LocalPool,
-        room: &ruma_common::RoomId,
-    ) -> bool;
-}
-
-impl<S: matrix_peek::PeekStore, T: matrix_peek::PeekTransport, C: matrix_peek::Clock> ReadExt
-    for matrix_peek::Driver<S, T, C>
-{
-    fn block_read_is_peeking(
-        &self,
-        pool: &mut futures::executor::LocalPool,
-        room: &ruma_common::RoomId,
-    ) -> bool {
-        pool.run_until(self.read(|p| p.local().is_peeking(&alice(), &phone(), room)))
-    }
+fn is_peeking(rig: &mut Rig<MemoryStore>, room: &ruma_common::RoomId) -> bool {
+    rig.block(rig.driver.clone().read(|p| p.local().is_peeking(&alice(), &phone(), room)))
 }
 
 // docs/architecture.md §8: a transport that never answers: renewals are retried on the driver's
@@ -81,7 +62,7 @@ fn never_answering_transport_is_timed_out_retried_and_capped() {
         request_timeout: Duration::from_secs(10),
         ..DriverConfig::default()
     };
-    let mut rig = Rig::new(config, MemoryStore::new());
+    let mut rig = Rig::new(config, MemoryStore::new(), T0);
     for name in ["a", "b", "c"] {
         let d = rig.driver.clone();
         rig.block(async move { d.client_peek(remote_peek(room(name), phone())).await }).unwrap();
