@@ -27,7 +27,8 @@ use commit::{Batch, Health, Work, lock, take_outputs};
 use input::{Input, Reply};
 
 /// Configuration of a [`Driver`]. Every field has a documented default; a missing field in a
-/// config file takes it.
+/// config file takes it. In a file, durations are humantime strings (`"90s"`, `"1h 30m"`,
+/// `"200ms"`, `"forever"`) or integers of **milliseconds**, as Matrix writes them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct DriverConfig {

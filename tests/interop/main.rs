@@ -3,6 +3,7 @@
 //! regression guard for every Dendrite defect and palpo review finding that applies
 //! (`regressions`, ids as in `docs/regressions.md`).
 
+mod config;
 mod docs;
 mod regressions;
 mod support;

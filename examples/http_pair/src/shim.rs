@@ -50,17 +50,49 @@ use crate::{admin, client, federation};
 /// The driver as the shim instantiates it.
 pub type ShimDriver = Driver<SqliteStore, HttpTransport, SystemClock>;
 
-/// How to run one shim.
-#[derive(Debug, Clone)]
+/// How to run one shim, loadable from TOML ([`ShimConfig::from_toml`]; the demo's file is
+/// `examples/http_pair/hs.toml`). Every field may be left out:
+///
+/// ```toml
+/// db = "hs1.db"          # default "http_pair.db"
+/// port = 8448            # default 0: any free port
+/// echo = true            # default true
+/// [driver]               # matrix_peek::DriverConfig; every field has the library's default
+/// request_timeout = "15s"
+/// [driver.peeking.outbound]
+/// linger = "200ms"
+/// ```
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct ShimConfig {
     /// The SQLite file (created if missing).
     pub db: PathBuf,
     /// The port on 127.0.0.1; 0 picks a free one.
     pub port: u16,
-    /// How long an unwanted federated peek lingers before its `DELETE` (R55).
-    pub linger: Duration,
     /// Print every log line to stdout as `[server] line`.
     pub echo: bool,
+    /// The driver's configuration (the linger before a `DELETE` is
+    /// `driver.peeking.outbound.linger`, R55). Without a `[driver]` table: the library's
+    /// defaults with a 15 s request timeout and a 200 ms linger (a demo's patience); a
+    /// `[driver]` table starts from the library's defaults.
+    pub driver: DriverConfig,
+}
+
+impl Default for ShimConfig {
+    fn default() -> Self {
+        let mut driver = DriverConfig::default();
+        driver.request_timeout = Duration::from_secs(15);
+        driver.peeking.outbound.linger = Duration::from_millis(200);
+        ShimConfig { db: PathBuf::from("http_pair.db"), port: 0, echo: true, driver }
+    }
+}
+
+impl ShimConfig {
+    /// Parses a TOML configuration; missing fields take their defaults, unknown ones are an
+    /// error (a typo should not be silently ignored).
+    pub fn from_toml(text: &str) -> Result<ShimConfig, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
 }
 
 /// The last lines of what the shim did (federation sent and received, notifications), kept
@@ -204,10 +236,7 @@ pub async fn start(config: ShimConfig) -> Result<Running, Box<dyn Error + Send +
     }
     let federation = Federation::new(name.clone(), log.clone());
     let transport = HttpTransport::new(federation.clone());
-    let mut driver_config = DriverConfig::default();
-    driver_config.peeking.outbound.linger = config.linger;
-    driver_config.request_timeout = Duration::from_secs(15);
-    let driver = Driver::open(driver_config, store, transport, tokio_clock()).await?;
+    let driver = Driver::open(config.driver.clone(), store, transport, tokio_clock()).await?;
     let notifications = driver.notifications().await.expect("the first and only consumer");
     let app = Arc::new(App {
         name,
@@ -364,26 +393,27 @@ pub fn origin(headers: &HeaderMap) -> Result<OwnedServerName, Response> {
         .ok_or_else(|| unauthorized("M_UNAUTHORIZED", "missing or invalid x-peek-origin header"))
 }
 
-/// Runs one shim until the process is killed: `serve [--db PATH] [--port N] [--linger-ms N]
-/// [--exit-on-eof]`. Prints `LISTENING 127.0.0.1:{port}` once it accepts connections (what the
+/// Runs one shim until the process is killed: `serve [--config FILE.toml] [--db PATH]
+/// [--port N] [--linger-ms N] [--exit-on-eof]` (flags override the file's fields). Prints `LISTENING 127.0.0.1:{port}` once it accepts connections (what the
 /// end-to-end test waits for), then every log line. With `--exit-on-eof` it exits when its
 /// standard input closes, so a child never outlives the test that started it.
 pub fn serve_main(args: &[String]) -> Result<(), String> {
-    let mut config = ShimConfig {
-        db: PathBuf::from("http_pair.db"),
-        port: 0,
-        linger: Duration::from_millis(200),
-        echo: true,
-    };
+    let mut config = ShimConfig::default();
     let mut exit_on_eof = false;
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         let mut value = || args.next().cloned().ok_or_else(|| format!("{arg} needs a value"));
         match arg.as_str() {
+            // Loads the whole configuration; flags after it override its fields.
+            "--config" => {
+                let path = value()?;
+                let text = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
+                config = ShimConfig::from_toml(&text).map_err(|e| format!("{path}: {e}"))?;
+            }
             "--db" => config.db = PathBuf::from(value()?),
             "--port" => config.port = value()?.parse().map_err(|e| format!("--port: {e}"))?,
             "--linger-ms" => {
-                config.linger = Duration::from_millis(
+                config.driver.peeking.outbound.linger = Duration::from_millis(
                     value()?.parse().map_err(|e| format!("--linger-ms: {e}"))?,
                 )
             }
@@ -407,4 +437,31 @@ pub fn serve_main(args: &[String]) -> Result<(), String> {
         std::future::pending::<()>().await;
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_demo_config_file_parses_with_its_values_and_defaults() {
+        let config = ShimConfig::from_toml(include_str!("../hs.toml")).unwrap();
+        assert_eq!(config.driver.request_timeout, Duration::from_secs(15));
+        assert_eq!(config.driver.peeking.outbound.linger, Duration::from_millis(200));
+        assert_eq!(config.driver.peeking.local.lease, Duration::from_secs(3600));
+        let library = DriverConfig::default();
+        assert_eq!(config.driver.notification_capacity, library.notification_capacity);
+        assert_eq!(config.driver.peeking.inbound, library.peeking.inbound, "left out: defaults");
+        assert_eq!(config.db, PathBuf::from("http_pair.db"));
+    }
+
+    #[test]
+    fn an_empty_file_is_the_default_and_a_typo_is_an_error() {
+        let empty = ShimConfig::from_toml("").unwrap();
+        assert_eq!(empty.driver, ShimConfig::default().driver);
+        let typo = ShimConfig::from_toml("prot = 8448").unwrap_err();
+        assert!(typo.contains("prot"), "{typo}");
+        let bad = ShimConfig::from_toml("[driver]\nrequest_timeout = \"soon\"").unwrap_err();
+        assert!(bad.contains("request_timeout") || bad.contains("soon"), "{bad}");
+    }
 }

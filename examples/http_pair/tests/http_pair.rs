@@ -143,12 +143,21 @@ impl Shim {
     /// Starts `current_exe` as a shim on `port` (0: any) and waits for its `LISTENING` line.
     fn spawn(name: &'static str, db: &Path, port: u16) -> Result<Shim, String> {
         let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        // The configuration comes from a TOML file, like a deployment's; flags override it.
+        let config = db.with_extension("toml");
+        let toml = format!(
+            "echo = false\n[driver]\nrequest_timeout = \"15s\"\n\
+             [driver.peeking.outbound]\nlinger = \"{LINGER_MS}ms\"\n"
+        );
+        std::fs::write(&config, toml).map_err(|e| format!("{}: {e}", config.display()))?;
         let mut child = Command::new(exe)
             .env(CHILD_ENV, "1")
             .arg("serve")
+            .arg("--config")
+            .arg(&config)
             .arg("--db")
             .arg(db)
-            .args(["--port", &port.to_string(), "--linger-ms", &LINGER_MS.to_string()])
+            .args(["--port", &port.to_string()])
             .arg("--exit-on-eof")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
