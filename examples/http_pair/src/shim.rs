@@ -80,8 +80,8 @@ pub struct ShimConfig {
 
 impl Default for ShimConfig {
     fn default() -> Self {
-        let mut driver = DriverConfig::default();
-        driver.request_timeout = Duration::from_secs(15);
+        let mut driver =
+            DriverConfig { request_timeout: Duration::from_secs(15), ..DriverConfig::default() };
         driver.peeking.outbound.linger = Duration::from_millis(200);
         ShimConfig { db: PathBuf::from("http_pair.db"), port: 0, echo: true, driver }
     }
