@@ -173,18 +173,23 @@ pub async fn state(State(app): State<Arc<App>>) -> Response {
             rooms.sort();
             rooms.dedup();
             let mut local = Vec::new();
-            let mut outbound = Vec::new();
+            // Every outbound room with its state and current resident (the machine's listing).
+            let outbound: Vec<Value> = p
+                .outbound()
+                .rooms()
+                .map(|info| {
+                    json!({
+                        "room_id": info.room_id, "state": format!("{:?}", info.state),
+                        "server": info.resident, "peek_id": info.peek_id,
+                        "retired_peeks": info.retired_peeks,
+                    })
+                })
+                .collect();
             for room in &rooms {
                 for (user, device) in p.peekers(room) {
                     let expires = p.local().lease(user, device, room).map(|t| t.as_millis());
                     local.push(json!({
                         "user_id": user, "device_id": device, "room_id": room, "expires_at": expires,
-                    }));
-                }
-                if let Some(state) = p.outbound().state(room) {
-                    let server = p.outbound().established(room).map(|(s, _)| s.to_owned());
-                    outbound.push(json!({
-                        "room_id": room, "state": format!("{state:?}"), "server": server,
                     }));
                 }
             }

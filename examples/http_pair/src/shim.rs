@@ -10,6 +10,7 @@
 //! | `PUT /_matrix/federation/v1/send/{txnId}` | [`crate::federation::send`] |
 //! | `GET /_matrix/federation/v1/query/directory?room_alias=` | [`crate::federation::directory`] |
 //! | `POST /_test/rooms`, `POST /_test/rooms/{roomId}/send`, `POST /_test/rooms/{roomId}/visibility`, `GET /_test/state` | [`crate::admin`] |
+//! | `GET /metrics` (Prometheus text) | [`crate::metrics`] |
 //!
 //! What it is not: **no signatures** (federation requests name their origin in a plain header,
 //! PDUs are unsigned JSON and nothing is verified), **no real auth** (a client names its user and
@@ -317,6 +318,7 @@ fn router(app: Arc<App>) -> Router {
         .route("/_test/rooms/{roomId}/send", post(admin::send))
         .route("/_test/rooms/{roomId}/visibility", post(admin::visibility))
         .route("/_test/state", get(admin::state))
+        .route("/metrics", get(crate::metrics::metrics))
         .fallback(|| async {
             error(MatrixError::new(404, ErrorCode::Unrecognized, "unrecognized request"))
         })

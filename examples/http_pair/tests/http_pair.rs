@@ -330,6 +330,25 @@ async fn story(pair: &mut Pair) -> Result<(), String> {
         format!("hs2 inbound peek from hs1: {s2:#}"),
     )?;
     let peek_id = inbound[0]["peek_id"].as_str().ok_or("peek id")?.to_owned();
+
+    // Both processes serve their stats to a Prometheus scrape.
+    let (status, content_type, text) = pair.api1.metrics().await?;
+    ensure(status == 200 && content_type.starts_with("application/openmetrics-text"), "scraped")?;
+    for line in [
+        "matrix_peek_local_live_peeks 1",
+        "matrix_peek_local_peeks_started_total 1",
+        "matrix_peek_outbound_requests_total{kind=\"put\",outcome=\"ok\"} 1",
+        "matrix_peek_outbound_rooms{state=\"established\"} 1",
+        "matrix_peek_client_peeks_total{outcome=\"granted_after_wait\"} 1",
+        "matrix_peek_pending_client_peeks 0",
+    ] {
+        ensure(text.lines().any(|l| l == line), format!("hs1 /metrics has {line:?}:\n{text}"))?;
+    }
+    ensure(text.contains("# TYPE matrix_peek_driver_batches counter"), "driver stats too")?;
+    let (_, _, text) = pair.api2.metrics().await?;
+    for line in ["matrix_peek_inbound_live_peeks 1", "matrix_peek_inbound_peeks_granted_total 1"] {
+        ensure(text.lines().any(|l| l == line), format!("hs2 /metrics has {line:?}:\n{text}"))?;
+    }
     ensure(
         log_has(&s1, &format!("sent PUT {room} peek_id={peek_id} to {}", pair.hs2.addr)),
         "hs1 sent that PUT",
