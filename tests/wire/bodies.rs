@@ -4,11 +4,10 @@
 use std::time::Duration;
 
 use matrix_peek::Timestamp;
-use matrix_peek::wire::federation::PeekResponse as FedPeekResponse;
 use matrix_peek::wire::{
-    AnyPeekResponse, AnyRenewResponse, ExpiredPeeks, Extremities, LegacyPeekResponse, PeekBody,
-    PeekRequest, PeekResponseFormat, RenewResponse, SYNC_ROOMS_PEEK_KEY, UnpeekRequest, WireError,
-    client,
+    AnyPeekResponse, AnyRenewResponse, ClientPeekBody, ClientPeekResponse, ExpiredPeeks,
+    Extremities, FederationPeekResponse, FederationRenewResponse, LegacyPeekResponse, ObjectBody,
+    PduList, PeekResponseFormat, SYNC_ROOMS_PEEK_KEY, WireError,
 };
 use ruma_common::{RoomVersionId, owned_room_id};
 use serde_json::{Value, json};
@@ -23,23 +22,23 @@ fn value(s: impl AsRef<[u8]>) -> Value {
 fn msc2753_peek_request_example_parses_and_round_trips() {
     // R2
     let body = br#"{ "servers": ["server1", "server2"] }"#;
-    let req = PeekRequest::from_slice(body).unwrap();
+    let req = ClientPeekBody::from_slice(body).unwrap();
     assert_eq!(req.servers.iter().map(|s| s.as_str()).collect::<Vec<_>>(), ["server1", "server2"]);
     assert_eq!(value(serde_json::to_vec(&req).unwrap()), value(body));
-    assert_eq!(PeekRequest::from_slice(&serde_json::to_vec(&req).unwrap()).unwrap(), req);
+    assert_eq!(ClientPeekBody::from_slice(&serde_json::to_vec(&req).unwrap()).unwrap(), req);
 }
 
 #[test]
 fn msc2753_peek_response_example_parses_and_round_trips() {
     // R9. The MSC writes "<resolved room id>" as a placeholder; a real id stands in for it.
     let body = br#"{ "room_id": "!resolved:example.org", "peek_expiry_ts": 1605534210000 }"#;
-    let resp = client::PeekResponse::from_slice(body).unwrap();
+    let resp = ClientPeekResponse::from_slice(body).unwrap();
     assert_eq!(resp.room_id, owned_room_id!("!resolved:example.org"));
     assert_eq!(resp.peek_expiry_ts, Timestamp::from_millis(1_605_534_210_000));
     assert_eq!(value(serde_json::to_vec(&resp).unwrap()), value(body));
     // Both fields are required (R9): Dendrite's `{room_id}` alone is not a valid reply.
     assert!(matches!(
-        client::PeekResponse::from_slice(br#"{"room_id":"!r:e.org"}"#),
+        ClientPeekResponse::from_slice(br#"{"room_id":"!r:e.org"}"#),
         Err(WireError::BadJson(_))
     ));
 }
@@ -47,8 +46,8 @@ fn msc2753_peek_response_example_parses_and_round_trips() {
 #[test]
 fn msc2753_unpeek_body_is_an_object_and_sync_key_is_peek() {
     // R12, R14
-    assert!(UnpeekRequest::from_slice(b"{}").is_ok());
-    assert_eq!(UnpeekRequest::from_slice(b"[]"), Err(WireError::NotObject));
+    assert!(ObjectBody::from_slice(b"{}").is_ok());
+    assert_eq!(ObjectBody::from_slice(b"[]"), Err(WireError::NotObject));
     assert_eq!(SYNC_ROOMS_PEEK_KEY, "peek");
     let sync = json!({"rooms": {"join": {}, "leave": {}, "peek": {"!r:e.org": {}}}});
     assert!(sync["rooms"][SYNC_ROOMS_PEEK_KEY].is_object());
@@ -69,7 +68,7 @@ const MSC2444_PEEK_RESPONSE: &str = r#"{
 #[test]
 fn msc2444_peek_response_example_parses_and_round_trips() {
     // R35
-    let resp = FedPeekResponse::from_slice(MSC2444_PEEK_RESPONSE.as_bytes()).unwrap();
+    let resp = FederationPeekResponse::from_slice(MSC2444_PEEK_RESPONSE.as_bytes()).unwrap();
     assert_eq!(resp.latest_event_state_ids.len(), 2);
     assert_eq!(resp.common_state_ids.len(), 2);
     assert_eq!(resp.events.len(), 1);
@@ -86,11 +85,11 @@ fn msc2444_peek_response_example_parses_and_round_trips() {
 #[test]
 fn msc2444_request_renew_and_expiry_examples_parse_and_round_trip() {
     // R36, R41, R43
-    assert!(PeekBody::from_slice(b"{}").is_ok());
-    assert_eq!(serde_json::to_string(&PeekBody::default()).unwrap(), "{}");
+    assert!(ObjectBody::from_slice(b"{}").is_ok());
+    assert_eq!(serde_json::to_string(&ObjectBody::default()).unwrap(), "{}");
 
     let renew = br#"{ "renewal_interval": 3600000 }"#;
-    let r = RenewResponse::from_slice(renew).unwrap();
+    let r = FederationRenewResponse::from_slice(renew).unwrap();
     assert_eq!(r.renewal_interval, Duration::from_millis(3_600_000));
     assert_eq!(value(serde_json::to_vec(&r).unwrap()), value(renew));
 
@@ -139,17 +138,18 @@ fn palpo_fixture_parses_with_version_counts_and_interval() {
     assert_eq!(any.renewal_interval, Duration::from_secs(3600));
 
     let legacy = LegacyPeekResponse::from_slice(body).unwrap();
-    assert_eq!(legacy.messages.as_ref().map(Vec::len), Some(3));
+    assert_eq!(legacy.messages.as_ref().map(PduList::len), Some(3));
     assert_eq!(value(serde_json::to_vec(&legacy).unwrap()), value(body));
 }
 
 #[test]
 fn dendrite_renewal_interval_and_empty_renewal_reply_parse() {
     // R53: up to u64::MAX without overflow; Sept-draft `{}` renewal reply.
-    let r = RenewResponse::from_slice(br#"{"renewal_interval":3600000000}"#).unwrap();
+    let r = FederationRenewResponse::from_slice(br#"{"renewal_interval":3600000000}"#).unwrap();
     assert_eq!(r.renewal_interval.as_millis(), 3_600_000_000);
-    let r = RenewResponse::from_slice(br#"{"renewal_interval":18446744073709551615}"#).unwrap();
+    let r = FederationRenewResponse::from_slice(br#"{"renewal_interval":18446744073709551615}"#)
+        .unwrap();
     assert_eq!(r.renewal_interval, Duration::from_millis(u64::MAX));
     assert_eq!(AnyRenewResponse::from_slice(b"{}").unwrap().renewal_interval, None);
-    assert!(RenewResponse::from_slice(br#"{"renewal_interval":-5}"#).is_err());
+    assert!(FederationRenewResponse::from_slice(br#"{"renewal_interval":-5}"#).is_err());
 }

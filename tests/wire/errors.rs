@@ -1,23 +1,39 @@
-//! The error table (R3–R13, R27, R29–R43) and remote replies → `OutboundFailure` (R60).
+//! The error table (R3–R13, R27, R29–R43) into ruma's Matrix error, and remote replies →
+//! `OutboundFailure` (R60).
 
 use std::time::Duration;
 
-use matrix_peek::InboundPeekError;
-use matrix_peek::LocalPeekError;
-use matrix_peek::PeekError;
-use matrix_peek::wire::{ErrorCode, MatrixError, ToMatrixError, WireError};
+use matrix_peek::wire::{ErrorCode, ErrorReply, ToMatrixError, WireError};
+use matrix_peek::{DriverError, InboundPeekError, LocalPeekError, PeekError};
 use matrix_peek::{OutboundFailure, OutboundPeekError};
 use ruma_common::RoomVersionId;
+use ruma_common::api::EndpointError;
+use ruma_common::api::error::{Error, ErrorKind, RetryAfter};
+use ruma_common::exports::http;
 use serde_json::{Value, json};
 
-fn check(e: &impl ToMatrixError, status: u16, errcode: &str) -> MatrixError {
+/// Checks `e`'s reply: ruma's error (status, errcode), the same through `ErrorReply`, the body
+/// ruma writes and the `Retry-After` header, with `retry_after_ms` only for a 429 with a hint
+/// and `room_version` only for an incompatible room version.
+fn check(e: &impl ToMatrixError, status: u16, errcode: &str) -> ErrorReply {
     let m = e.to_matrix_error();
     assert_eq!((m.status, m.errcode.as_str()), (status, errcode), "{m}");
-    let body: Value = serde_json::from_slice(&m.to_body()).unwrap();
+    assert_eq!(m.error.status_code.as_u16(), status);
+    let response = m.clone().into_http_response();
+    assert_eq!(response.status().as_u16(), status);
+    assert_eq!(response.headers()[http::header::CONTENT_TYPE], "application/json");
+    let body: Value = serde_json::from_slice(response.body()).unwrap();
+    assert_eq!(body, serde_json::from_slice::<Value>(&m.to_body()).unwrap());
     assert_eq!(body["errcode"], errcode);
     assert!(body["error"].as_str().is_some_and(|s| !s.is_empty()));
-    assert_eq!(body.get("retry_after_ms").is_some(), m.retry_after.is_some());
-    assert_eq!(body.get("room_version").is_some(), m.room_version.is_some());
+    let hint = match m.error.error_kind() {
+        Some(ErrorKind::LimitExceeded(data)) => data.retry_after,
+        _ => None,
+    };
+    assert_eq!(body.get("retry_after_ms").is_some(), hint.is_some());
+    assert_eq!(response.headers().contains_key(http::header::RETRY_AFTER), hint.is_some());
+    let has_version = matches!(m.error.error_kind(), Some(ErrorKind::IncompatibleRoomVersion(_)));
+    assert_eq!(body.get("room_version").is_some(), has_version);
     m
 }
 
@@ -147,8 +163,33 @@ fn every_error_variant_maps_to_its_required_status_and_errcode() {
 }
 
 #[test]
+fn driver_errors_map_like_their_cause_or_to_server_errors() {
+    // `DriverError` is `#[non_exhaustive]`: variants added later map to 500 M_UNKNOWN.
+    type D = DriverError<std::io::Error>;
+    for e in all_local() {
+        let (s, c) = expected_local(&e);
+        check(&D::Peek(PeekError::Local(e)), s, c);
+    }
+    for e in all_inbound() {
+        let (s, c) = expected_inbound(&e);
+        check(&D::Inbound(e), s, c);
+    }
+    let m = check(
+        &D::Store(std::sync::Arc::new(std::io::Error::other("disk on fire"))),
+        500,
+        "M_UNKNOWN",
+    );
+    assert!(!m.to_string().contains("disk on fire"), "the store's message stays private");
+    check(&D::Interrupted, 503, "M_UNKNOWN");
+    check(&D::TimedOut, 504, "M_UNKNOWN");
+    check(&D::Closed, 503, "M_UNKNOWN");
+    let e: Error = D::Interrupted.into();
+    assert_eq!(e.status_code, http::StatusCode::SERVICE_UNAVAILABLE);
+}
+
+#[test]
 fn limit_errors_carry_retry_after_ms_and_a_rounded_up_header() {
-    // R3, R34
+    // R3, R34: `retry_after_ms` exact; `Retry-After` whole seconds, rounded up, at least 1.
     let m = check(
         &LocalPeekError::LimitExceeded { retry_after: Duration::from_millis(2500) },
         429,
@@ -156,24 +197,43 @@ fn limit_errors_carry_retry_after_ms_and_a_rounded_up_header() {
     );
     assert_eq!(serde_json::from_slice::<Value>(&m.to_body()).unwrap()["retry_after_ms"], 2500);
     assert_eq!(m.retry_after_header(), Some(3));
+    assert_eq!(m.into_http_response().headers()[http::header::RETRY_AFTER], "3");
     let m =
         InboundPeekError::LimitExceeded { retry_after: Duration::from_secs(30) }.to_matrix_error();
     assert_eq!(m.retry_after_header(), Some(30));
     let m = OutboundFailure::RateLimited { retry_after: Some(Duration::from_millis(1)) }
         .to_matrix_error();
     assert_eq!(m.retry_after_header(), Some(1));
+    let m = LocalPeekError::LimitExceeded { retry_after: Duration::ZERO }.to_matrix_error();
+    assert_eq!(m.retry_after_header(), Some(1));
+    assert_eq!(serde_json::from_slice::<Value>(&m.to_body()).unwrap()["retry_after_ms"], 0);
     assert_eq!(OutboundPeekError::LimitExceeded.to_matrix_error().retry_after_header(), None);
+    // ruma's error carries the hint as `RetryAfter::Delay`.
+    let e = Error::from(InboundPeekError::LimitExceeded { retry_after: Duration::from_secs(2) });
+    assert!(matches!(
+        e.error_kind(),
+        Some(ErrorKind::LimitExceeded(d)) if d.retry_after == Some(RetryAfter::Delay(Duration::from_secs(2)))
+    ));
 }
 
 #[test]
 fn incompatible_room_version_body_names_the_version() {
     // R33
-    let m = MatrixError::from(InboundPeekError::IncompatibleRoomVersion {
+    let m = ErrorReply::from(InboundPeekError::IncompatibleRoomVersion {
         room_version: RoomVersionId::V11,
     });
     let body: Value = serde_json::from_slice(&m.to_body()).unwrap();
     assert_eq!(body["room_version"], "11");
     assert_eq!(body.as_object().unwrap().len(), 3);
+    assert!(matches!(
+        m.error.error_kind(),
+        Some(ErrorKind::IncompatibleRoomVersion(d)) if d.room_version == RoomVersionId::V11
+    ));
+    // A remote's refusal passed through has no version to name (R27): the errcode alone.
+    let m = OutboundFailure::IncompatibleRoomVersion.to_matrix_error();
+    assert_eq!((m.status, m.errcode.clone()), (400, ErrorCode::IncompatibleRoomVersion));
+    let body: Value = serde_json::from_slice(&m.to_body()).unwrap();
+    assert_eq!(body.as_object().unwrap().len(), 2);
 }
 
 #[test]
@@ -184,7 +244,11 @@ fn wire_errors_map_to_client_errors() {
     check(&WireError::TooLarge { limit: 1, actual: 2 }, 413, "M_TOO_LARGE");
     check(&WireError::InvalidPeekId, 400, "M_UNRECOGNIZED"); // R29
     check(&WireError::TooMany { what: "ver", limit: 100 }, 400, "M_INVALID_PARAM");
-    assert_eq!(MatrixError::not_found("no such room").errcode, ErrorCode::NotFound); // R4
+    check(&WireError::EventIdTooLong { limit: 255 }, 400, "M_BAD_JSON");
+    check(&WireError::UnknownPath("/x".into()), 404, "M_UNRECOGNIZED");
+    check(&WireError::BadJson("x".into()), 400, "M_BAD_JSON");
+    check(&WireError::InvalidParam { name: "ver", reason: "x".into() }, 400, "M_INVALID_PARAM");
+    assert_eq!(ErrorReply::not_found("no such room").errcode, ErrorCode::NotFound); // R4
 }
 
 // ---- remote replies → OutboundFailure (R60) ----
@@ -254,8 +318,45 @@ fn non_json_bodies_are_classified_by_status_alone() {
     assert_eq!(OutboundFailure::from_response(403, None, b""), OutboundFailure::Forbidden);
     assert_eq!(OutboundFailure::from_response(404, None, b"Not Found"), OutboundFailure::NotFound);
     assert_eq!(OutboundFailure::from_response(400, None, b"[1,2]"), OutboundFailure::Other(400));
-    let big = vec![b' '; matrix_peek::wire::error::MAX_ERROR_BODY_BYTES + 1];
+    let big = vec![b' '; matrix_peek::wire::MAX_ERROR_BODY_BYTES + 1];
     assert_eq!(OutboundFailure::from_response(404, None, &big), OutboundFailure::NotFound);
+}
+
+#[test]
+fn bodies_ruma_rejects_are_still_read() {
+    // ruma wants `room_version` with this errcode, and `retry_after_ms` within 2^53 − 1.
+    let f = |status, b: &[u8]| OutboundFailure::from_response(status, None, b);
+    assert_eq!(
+        f(400, &body(json!({"errcode":"M_INCOMPATIBLE_ROOM_VERSION"}))),
+        OutboundFailure::IncompatibleRoomVersion
+    );
+    assert_eq!(
+        f(429, &body(json!({"errcode":"M_LIMIT_EXCEEDED","retry_after_ms":9007199254740993u64}))),
+        OutboundFailure::RateLimited { retry_after: Some(Duration::from_millis(9007199254740993)) }
+    );
+}
+
+#[test]
+fn rumas_parsed_errors_classify_like_raw_replies() {
+    // A ruma client gets `FromHttpResponseError::Server(Error)`; it classifies the same way.
+    for (status, header, b) in [
+        (403, None, body(json!({"errcode":"M_FORBIDDEN","error":"no"}))),
+        (404, None, body(json!({"errcode":"M_UNRECOGNIZED","error":"no"}))),
+        (404, None, b"Not Found".to_vec()),
+        (400, None, body(json!({"errcode":"M_INCOMPATIBLE_ROOM_VERSION","room_version":"9"}))),
+        (429, Some("7"), body(json!({"errcode":"M_LIMIT_EXCEEDED","error":"slow"}))),
+        (429, None, body(json!({"errcode":"M_LIMIT_EXCEEDED","retry_after_ms":1500}))),
+        (502, None, Vec::new()),
+    ] {
+        let mut response = http::Response::builder().status(status);
+        if let Some(h) = header {
+            response = response.header(http::header::RETRY_AFTER, h);
+        }
+        let response = response.body(&b[..]).unwrap();
+        let raw = OutboundFailure::from_http_response(&response);
+        assert_eq!(raw, OutboundFailure::from_response(status, header, &b));
+        assert_eq!(OutboundFailure::from(&Error::from_http_response(response)), raw);
+    }
 }
 
 #[test]

@@ -2,6 +2,7 @@
 //! classification of remote replies, and every parser fed arbitrary input.
 
 mod bodies;
+mod endpoints;
 mod errors;
 mod fuzz;
 mod paths;

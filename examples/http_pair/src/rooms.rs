@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use matrix_peek::wire::federation::PeekResponse;
+use matrix_peek::wire::{EventIdList, FederationPeekResponse, PduList, StateIdMap};
 use matrix_peek::{RoomAccess, Timestamp};
 use ruma_common::{
     OwnedEventId, OwnedRoomAliasId, OwnedRoomId, RoomAliasId, RoomId, RoomVersionId, ServerName,
@@ -49,7 +49,7 @@ impl Room {
 
     /// The MSC2444 peek response (R35): every state event in `common_state_ids`, the latest
     /// event as the single forward extremity, and all of them as `events`.
-    pub fn peek_response(&self, renewal_interval: std::time::Duration) -> PeekResponse {
+    pub fn peek_response(&self, renewal_interval: std::time::Duration) -> FederationPeekResponse {
         let id_of = |e: &Value| -> Option<OwnedEventId> {
             e.get("event_id")?.as_str()?.to_owned().try_into().ok()
         };
@@ -61,16 +61,17 @@ impl Room {
         if let Some(last) = self.events.last().filter(|e| e.get("state_key").is_none()) {
             events.push(last);
         }
-        PeekResponse {
-            latest_event_state_ids: latest.into_iter().map(|id| (id, Vec::new())).collect(),
-            common_state_ids: state,
-            events: events
-                .into_iter()
-                // Cannot fail: a `Value` always serialises.
-                .map(|e| serde_json::value::to_raw_value(e).expect("JSON value"))
-                .collect(),
+        let events: Vec<Box<serde_json::value::RawValue>> = events
+            .into_iter()
+            // Cannot fail: a `Value` always serialises.
+            .map(|e| serde_json::value::to_raw_value(e).expect("JSON value"))
+            .collect();
+        FederationPeekResponse::new(
+            StateIdMap::from_entries(latest.into_iter().map(|id| (id, Vec::<OwnedEventId>::new()))),
+            EventIdList::from_ids(state),
+            PduList::from_pdus(events),
             renewal_interval,
-        }
+        )
     }
 }
 

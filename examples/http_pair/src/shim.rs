@@ -34,12 +34,14 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post, put};
 use futures::StreamExt;
-use matrix_peek::wire::path::{CLIENT_PEEK_ROUTES, CLIENT_UNPEEK_ROUTES};
 use matrix_peek::wire::{
-    ErrorCode, ExpiredPeek, ExpiredPeeks, MatrixError, ToMatrixError, WireError,
+    ClientPeekRequest, ClientUnpeekRequest, ErrorReply, ExpiredPeek, ExpiredPeeks, WireError,
 };
 use matrix_peek::{Clock, Driver, DriverConfig, DriverError, Output, SystemClock};
 use matrix_peek_sqlite::{SqliteStore, SqliteStoreError};
+use ruma_common::api::error::ErrorKind;
+use ruma_common::api::path_builder::PathBuilder;
+use ruma_common::api::{Metadata, OutgoingResponseExt};
 use ruma_common::{OwnedRoomId, OwnedServerName, RoomId, ServerName};
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
@@ -304,12 +306,15 @@ async fn on_notification(app: &App, note: Output) {
 
 fn router(app: Arc<App>) -> Router {
     let mut router = Router::new();
-    for route in CLIENT_PEEK_ROUTES {
+    // ruma's templates (`{room_id_or_alias}`) are axum's syntax: every prefix of each endpoint.
+    for route in ClientPeekRequest::PATH_BUILDER.all_paths() {
         router = router.route(route, post(client::peek));
     }
-    for route in CLIENT_UNPEEK_ROUTES {
+    for route in ClientUnpeekRequest::PATH_BUILDER.all_paths() {
         router = router.route(route, post(client::unpeek));
     }
+    // One catch-all for the federation peek paths: `FederationPeekPath` parses them, so that a
+    // wrong method on a known path is 405 and an extra segment 404.
     router
         .route("/_matrix/federation/v1/peek/{*rest}", any(federation::peek))
         .route("/_matrix/federation/v1/send/{txnId}", put(federation::send))
@@ -320,7 +325,7 @@ fn router(app: Arc<App>) -> Router {
         .route("/_test/state", get(admin::state))
         .route("/metrics", get(crate::metrics::metrics))
         .fallback(|| async {
-            error(MatrixError::new(404, ErrorCode::Unrecognized, "unrecognized request"))
+            error(ErrorReply::new(404, ErrorKind::Unrecognized, "unrecognized request"))
         })
         .method_not_allowed_fallback(|| async { method_not_allowed() })
         .with_state(app)
@@ -336,39 +341,35 @@ pub fn reply(status: u16, body: &Value) -> Response {
     response
 }
 
-/// A Matrix error reply from the wire table, with `Retry-After` when it has a hint.
-pub fn error(e: impl Into<MatrixError>) -> Response {
-    let e = e.into();
-    let mut response = reply(e.status, &serde_json::to_value(&e).unwrap_or_default());
-    if let Some(secs) = e.retry_after_header() {
-        response.headers_mut().insert("retry-after", HeaderValue::from(secs));
+/// A ruma response (an endpoint's `Response`) as axum's.
+pub fn answer(response: impl OutgoingResponseExt) -> Response {
+    match response.try_into_http_response::<Vec<u8>>() {
+        Ok(response) => response.map(Body::from),
+        Err(e) => error(ErrorReply::new(500, ErrorKind::Unknown, e.to_string())),
     }
-    response
+}
+
+/// A Matrix error reply from the wire table (ruma's error, with `Retry-After` when it has a
+/// hint).
+pub fn error(e: impl Into<ErrorReply>) -> Response {
+    e.into().into_http_response().map(Body::from)
 }
 
 /// 405 `M_UNRECOGNIZED`: a known endpoint, the wrong method.
 pub fn method_not_allowed() -> Response {
-    error(MatrixError::new(405, ErrorCode::Unrecognized, "method not allowed on this endpoint"))
+    error(ErrorReply::new(405, ErrorKind::Unrecognized, "method not allowed on this endpoint"))
 }
 
-/// 401 with an errcode the wire table does not carry (auth is the host's business).
-pub fn unauthorized(errcode: &str, message: &str) -> Response {
-    reply(401, &json!({ "errcode": errcode, "error": message }))
+/// 401: auth is the host's business (`M_MISSING_TOKEN` for a client without its headers,
+/// `M_UNAUTHORIZED` for a server without its origin).
+pub fn unauthorized(kind: ErrorKind, message: &str) -> Response {
+    error(ErrorReply::new(401, kind, message))
 }
 
-/// A driver failure as an HTTP reply.
+/// A driver failure as an HTTP reply, through the wire table (store failures are 500,
+/// interruptions 503).
 pub fn driver_error(e: DriverError<SqliteStoreError>) -> Response {
-    match e {
-        DriverError::Peek(e) => error(e.to_matrix_error()),
-        DriverError::Inbound(e) => error(e.to_matrix_error()),
-        DriverError::Store(e) => {
-            error(MatrixError::new(500, ErrorCode::Unknown, format!("store: {e}")))
-        }
-        DriverError::Interrupted => {
-            error(MatrixError::new(503, ErrorCode::Unknown, "interrupted; retry"))
-        }
-        other => error(MatrixError::new(500, ErrorCode::Unknown, other.to_string())),
-    }
+    error(e)
 }
 
 /// Reads a body of at most `limit` bytes; longer is 413 `M_TOO_LARGE`.
@@ -392,7 +393,9 @@ pub fn origin(headers: &HeaderMap) -> Result<OwnedServerName, Response> {
         .get(ORIGIN_HEADER)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| OwnedServerName::try_from(v).ok())
-        .ok_or_else(|| unauthorized("M_UNAUTHORIZED", "missing or invalid x-peek-origin header"))
+        .ok_or_else(|| {
+            unauthorized(ErrorKind::Unauthorized, "missing or invalid x-peek-origin header")
+        })
 }
 
 /// Runs one shim until the process is killed: `serve [--config FILE.toml] [--db PATH]
