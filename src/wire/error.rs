@@ -2,36 +2,7 @@
 //! ([`ruma_common::api::error::Error`]: HTTP status plus `ErrorKind` and message), and the
 //! reverse: [`OutboundFailure::from_response`] classifies a remote's error reply.
 //!
-//! | error | status | `ErrorKind` | requirement |
-//! |---|---|---|---|
-//! | `LocalPeekError::AlreadyJoined` | 400 | `BadState` | R6 |
-//! | `LocalPeekError::NotPeekable` | 403 | `Forbidden` | R7 |
-//! | `LocalPeekError::Encrypted` | 403 | `Forbidden` | R8 |
-//! | `LocalPeekError::NotPeeking` | 400 | `BadState` | R13 |
-//! | `LocalPeekError::LimitExceeded` | 429 | `LimitExceeded` + `retry_after_ms` | R3 |
-//! | `InboundPeekError::InvalidPeekId` | 400 | `Unrecognized` | R29 |
-//! | `InboundPeekError::UnknownRoom` | 404 | `NotFound` | R31 |
-//! | `InboundPeekError::NotPeekable` | 403 | `Forbidden` | R32 |
-//! | `InboundPeekError::IncompatibleRoomVersion` | 400 | `IncompatibleRoomVersion` + `room_version` | R33 |
-//! | `InboundPeekError::LimitExceeded` | 429 | `LimitExceeded` + `retry_after_ms` | R34 |
-//! | `InboundPeekError::UnknownPeek` | 404 | `NotFound` | R41, R42 |
-//! | `OutboundFailure::Forbidden` | 403 | `Forbidden` | R27 (passed through) |
-//! | `OutboundFailure::NotFound` | 404 | `NotFound` | R27 |
-//! | `OutboundFailure::IncompatibleRoomVersion` | 400 | `M_INCOMPATIBLE_ROOM_VERSION` as an `ErrorBody::Json` (see below) | R27 |
-//! | `OutboundFailure::RateLimited` | 429 | `LimitExceeded` (+ `retry_after_ms` when known) | R27 |
-//! | `OutboundFailure::Unreachable` | 502 | `Unknown` | R27: a gateway failure, not "no such room" |
-//! | `OutboundFailure::InvalidResponse` | 502 | `Unknown` | R27, R49 |
-//! | `OutboundFailure::Other(s)` | `s` if 400–599, else 502 | `Unknown` | R27 |
-//! | `OutboundPeekError::NoCandidates` | 404 | `NotFound` | R27, R46 |
-//! | `OutboundPeekError::LimitExceeded` | 429 | `LimitExceeded` (no hint) | caps |
-//! | `OutboundPeekError::Remote(f)` | as `f` | as `f` | R27 |
-//! | `PeekError::Local(e)` / `Remote(e)` | as `e` | as `e` | |
-//! | `DriverError::Peek(e)` / `Inbound(e)` | as `e` | as `e` | |
-//! | `DriverError::Store(_)` | 500 | `Unknown` | |
-//! | `DriverError::Interrupted` | 503 | `Unknown` | |
-//! | `DriverError::TimedOut` | 504 | `Unknown` | |
-//! | `DriverError::Closed` | 503 | `Unknown` | |
-//! | [`WireError`] | 400 / 413 / 404 | `NotJson`, `BadJson`, `InvalidParam`, `TooLarge`, `Unrecognized` | R12, R29 |
+//! The table is in [`super`]'s docs (section "Errors").
 //!
 //! `OutboundFailure::IncompatibleRoomVersion` does not carry the room's version, which ruma's
 //! `ErrorKind::IncompatibleRoomVersion` requires: its error is ruma's `ErrorBody::Json` with
