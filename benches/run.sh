@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# Runs one bench group several times and reports the minimum and median of every figure.
+#
+#   benches/run.sh GROUP [RUNS] [SIZES]
+#
+# * GROUP: the peeks bench filter (e.g. inbound_peek, local_, outbound_renew, timeout, restore,
+#   fanout_destinations); RUNS: default 3; SIZES: PEEK_SIZES, default 1000,1000000.
+# * Each run is `PEEK_SIZES=SIZES cargo bench --bench peeks -- --warm-up-time 1
+#   --measurement-time 2 --noplot GROUP`. A run's figure for a benchmark is criterion's point
+#   estimate from its `new/estimates.json` (the slope for linear sampling, else the mean):
+#   the middle number of criterion's `time: [...]` line.
+# * The load is recorded with every run: /proc/loadavg before and after, and every 15 s the
+#   processes using the CPU besides the bench (the machine is shared with other jobs).
+# * A machine/floor ratio is taken within each run (the machine's figure over the floor's of
+#   the same run, same size), then its minimum and median over the runs are reported.
+#
+# Output: benches/results/GROUP-SIZES.tsv (raw: run, benchmark, ns) and GROUP-SIZES.md (the
+# summary with the command and the load), also printed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+group=${1:?usage: benches/run.sh GROUP [RUNS] [SIZES]}
+runs=${2:-3}
+sizes=${3:-1000,1000000}
+out=benches/results
+mkdir -p "$out"
+tag="${group}-${sizes//,/_}"
+raw="$out/$tag.tsv"
+md="$out/$tag.md"
+loadlog="$out/$tag.load"
+cmd="PEEK_SIZES=$sizes cargo bench --bench peeks -- --warm-up-time 1 --measurement-time 2 --noplot $group"
+
+cargo bench --bench peeks --no-run >/dev/null 2>&1
+: >"$raw"
+: >"$loadlog"
+
+# Every 15 s: the load average and the other busy processes (what else was running).
+sample_load() {
+    while true; do
+        {
+            printf 'sample\t%s\t%s\n' "$(date +%T)" "$(cut -d' ' -f1-3 /proc/loadavg)"
+            ps -eo pid=,pcpu=,comm= --sort=-pcpu | awk '$2 > 5' | head -5 \
+                | while read -r pid cpu comm; do
+                    case $comm in peeks-* | ps) continue ;; esac
+                    crate=$(tr '\0' ' ' </proc/"$pid"/cmdline 2>/dev/null \
+                        | grep -o -e '--crate-name [^ ]*' | cut -d' ' -f2 || true)
+                    cwd=$(readlink /proc/"$pid"/cwd 2>/dev/null || true)
+                    [ "$cwd" = "$PWD" ] && continue # this run's own cargo
+                    printf 'busy\t%s\t%s\t%s\t%s\n' "$cpu" "$comm" "${crate:--}" "${cwd:--}"
+                done
+        } >>"$loadlog"
+        sleep 15
+    done
+}
+
+for run in $(seq 1 "$runs"); do
+    marker=$(mktemp)
+    before=$(cut -d' ' -f1-3 /proc/loadavg)
+    sample_load &
+    sampler=$!
+    echo "== run $run/$runs: $cmd (load before: $before)" >&2
+    PEEK_SIZES=$sizes cargo bench --bench peeks -- --warm-up-time 1 --measurement-time 2 \
+        --noplot "$group" >"$out/$tag.run$run.log" 2>&1
+    kill "$sampler" 2>/dev/null || true
+    wait "$sampler" 2>/dev/null || true
+    after=$(cut -d' ' -f1-3 /proc/loadavg)
+    printf 'run\t%s\t%s\t%s\t%s\n' "$run" "$(date -Is)" "$before" "$after" >>"$loadlog"
+    find target/criterion -path '*/new/estimates.json' -newer "$marker" | while read -r est; do
+        id=$(jq -r .full_id "$(dirname "$est")/benchmark.json")
+        ns=$(jq -r '(.slope.point_estimate // .mean.point_estimate)' "$est")
+        printf '%s\t%s\t%s\n' "$run" "$id" "$ns" >>"$raw"
+    done
+    rm -f "$marker"
+done
+
+python3 - "$raw" "$loadlog" "$cmd" "$runs" >"$md" <<'EOF'
+import collections, statistics, sys
+
+raw, loadlog, cmd, runs = sys.argv[1:]
+fig = collections.defaultdict(dict)  # id -> run -> ns
+for line in open(raw):
+    run, bid, ns = line.rstrip("\n").split("\t")
+    fig[bid][int(run)] = float(ns)
+
+def fmt(ns):
+    if ns >= 1e9: return f"{ns / 1e9:.3g} s"
+    if ns >= 1e6: return f"{ns / 1e6:.3g} ms"
+    if ns >= 1e3: return f"{ns / 1e3:.3g} µs"
+    return f"{ns:.3g} ns"
+
+def floor_of(bid):
+    # inbound_peek/cold_machine/1000 -> inbound_peek/cold_floor/1000; restore/inbound_machine/N
+    # -> restore/inbound_floor/N; fanout_x/machine/10/N -> fanout_x/floor/10/N.
+    return bid.replace("machine", "floor")
+
+print(f"Command ({runs} runs): `{cmd}`\n")
+print("| benchmark | min | median | runs |")
+print("|---|---|---|---|")
+for bid in sorted(fig):
+    v = list(fig[bid].values())
+    print(f"| {bid} | {fmt(min(v))} | {fmt(statistics.median(v))} | "
+          + " / ".join(fmt(x) for x in v) + " |")
+print("\n| ratio machine ÷ floor (same run) | min | median | runs |")
+print("|---|---|---|---|")
+for bid in sorted(fig):
+    if "machine" not in bid or floor_of(bid) not in fig:
+        continue
+    f = fig[floor_of(bid)]
+    r = [fig[bid][k] / f[k] for k in fig[bid] if k in f]
+    if r:
+        print(f"| {bid} | {min(r):.2f}× | {statistics.median(r):.2f}× | "
+              + " / ".join(f"{x:.2f}" for x in r) + " |")
+
+print("\nLoad (1/5/15-min averages, 2 cores):\n")
+busy = collections.Counter()
+samples = []
+for line in open(loadlog):
+    parts = line.rstrip("\n").split("\t")
+    if parts[0] == "run":
+        print(f"* run {parts[1]} ({parts[2]}): before {parts[3]}, after {parts[4]}")
+    elif parts[0] == "sample":
+        samples.append(float(parts[2].split()[0]))
+    elif parts[0] == "busy":
+        _, cpu, comm, crate, cwd = parts
+        what = comm + ("" if crate == "-" else f" {crate}") + ("" if cwd == "-" else f" in {cwd}")
+        busy[what] += 1
+if samples:
+    print(f"* 1-min load sampled every 15 s: min {min(samples):.2f}, median "
+          f"{statistics.median(samples):.2f}, max {max(samples):.2f} ({len(samples)} samples)")
+if busy:
+    print("* other processes above 5 % CPU (samples seen): "
+          + "; ".join(f"{w} ×{c}" for w, c in busy.most_common(8)))
+EOF
+cat "$md"
