@@ -36,13 +36,16 @@ use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, BenchmarkId, Criterion};
 use matrix_peek::RoomAccess;
 use ruma_common::RoomVersionId;
-use support::{Order, T0, measure_in_chunks};
+use support::{Order, T0, measure_in_chunks, paired};
 
 /// Which groups run, and at which sizes.
 struct Plan {
     sizes: Vec<usize>,
     filter: Option<String>,
     full: bool,
+    /// `PEEK_PAIRED=1`: the per-op groups measure machine and floor chunk by chunk,
+    /// alternately, instead of through criterion (see [`support::paired`]).
+    paired: bool,
 }
 
 impl Plan {
@@ -83,7 +86,8 @@ impl Plan {
             Err(_) if full => vec![1_000, 10_000, 100_000, 1_000_000],
             Err(_) => vec![1_000],
         };
-        Plan { sizes, filter, full }
+        let paired = std::env::var("PEEK_PAIRED").is_ok_and(|v| v != "0");
+        Plan { sizes, filter, full, paired }
     }
     fn wants(&self, group: &str) -> bool {
         self.filter.as_deref().is_none_or(|f| group.contains(f))
@@ -174,40 +178,45 @@ impl<'a, P: Keys> PerOp<'a, P> {
         self.now.get()
     }
 
+    /// The spare keys `0..c` (the same every chunk: their strings, slots and buckets stay
+    /// warm).
+    fn warm_keys(&self, c: usize) -> Vec<P::Key> {
+        (0..c).map(|e| self.ids.warm(e)).collect()
+    }
+
+    /// `c` keys never seen before.
+    fn cold_keys(&self, c: usize) -> Vec<P::Key> {
+        let first = self.cold.get();
+        self.cold.set(first + c as u64);
+        (first..first + c as u64).map(|k| self.ids.cold(k)).collect()
+    }
+
+    /// The next `c` live keys of the random order.
+    fn live_keys(&self, c: usize) -> Vec<P::Key> {
+        self.order.borrow_mut().take(c).into_iter().map(|i| self.ids.live(i)).collect()
+    }
+
     /// `name/n` in `g`: creates the spare keys `0..chunk` (measured), then ends them again
-    /// (not measured), so the population stays at `n`. The same keys every chunk: their
-    /// strings, slots and buckets stay warm.
+    /// (not measured), so the population stays at `n`.
     fn creates_warm<T: Churn<P::Key>>(&self, g: &mut Group, name: &str, t: &mut T) {
-        let pick = |c: usize| (0..c).map(|e| self.ids.warm(e)).collect();
-        self.chunked(g, name, t, pick, T::create, T::remove);
+        self.chunked(g, name, t, |c| self.warm_keys(c), T::create, T::remove);
     }
 
     /// `name/n` in `g`: creates `chunk` keys never seen before (measured), then ends and forgets
     /// them (not measured), so the population stays at `n`.
     fn creates_cold<T: Churn<P::Key>>(&self, g: &mut Group, name: &str, t: &mut T) {
-        let pick = |c: usize| {
-            let first = self.cold.get();
-            self.cold.set(first + c as u64);
-            (first..first + c as u64).map(|k| self.ids.cold(k)).collect()
-        };
-        self.chunked(g, name, t, pick, T::create, T::forget);
+        self.chunked(g, name, t, |c| self.cold_keys(c), T::create, T::forget);
     }
 
     /// `name/n` in `g`: renews the next live keys of the random order.
     fn renews<T: Renew<P::Key>>(&self, g: &mut Group, name: &str, t: &mut T) {
-        let pick = |c: usize| {
-            self.order.borrow_mut().take(c).into_iter().map(|i| self.ids.live(i)).collect()
-        };
-        self.chunked(g, name, t, pick, T::renew, |_, _, _| {});
+        self.chunked(g, name, t, |c| self.live_keys(c), T::renew, |_, _, _| {});
     }
 
     /// `name/n` in `g`: ends a chunk of live keys from the random order (measured), then starts
     /// them again (not measured), so the population stays at `n`.
     fn removes<T: Churn<P::Key>>(&self, g: &mut Group, name: &str, t: &mut T) {
-        let pick = |c: usize| {
-            self.order.borrow_mut().take(c).into_iter().map(|i| self.ids.live(i)).collect()
-        };
-        self.chunked(g, name, t, pick, T::remove, T::create);
+        self.chunked(g, name, t, |c| self.live_keys(c), T::remove, T::create);
     }
 
     /// `name/n` in `g`: `op` on each key of a chunk from `pick` (measured, each after a tick),
@@ -217,22 +226,94 @@ impl<'a, P: Keys> PerOp<'a, P> {
         g: &mut Group,
         name: &str,
         t: &mut T,
-        mut pick: impl FnMut(usize) -> Vec<P::Key>,
+        pick: impl Fn(usize) -> Vec<P::Key>,
         op: impl Fn(&mut T, &P::Key, u64),
         undo: impl Fn(&mut T, &P::Key, u64),
     ) {
         g.bench_function(BenchmarkId::new(name, self.n), |b| {
-            b.iter_custom(|iters| {
-                measure_in_chunks(
-                    iters,
-                    self.chunk,
-                    t,
-                    &mut pick,
-                    |t, keys| keys.iter().for_each(|k| op(t, k, self.tick())),
-                    |t, keys| keys.iter().for_each(|k| undo(t, k, self.now.get())),
-                )
-            })
+            b.iter_custom(|iters| self.measure(iters, t, &pick, &op, &undo))
         });
+    }
+
+    /// The time of `iters` ops in chunks: `op` on each key from `pick` (each after a tick),
+    /// then `undo` on each (not measured).
+    fn measure<T>(
+        &self,
+        iters: u64,
+        t: &mut T,
+        pick: impl Fn(usize) -> Vec<P::Key>,
+        op: impl Fn(&mut T, &P::Key, u64),
+        undo: impl Fn(&mut T, &P::Key, u64),
+    ) -> Duration {
+        measure_in_chunks(
+            iters,
+            self.chunk,
+            t,
+            pick,
+            |t, keys| keys.iter().for_each(|k| op(t, k, self.tick())),
+            |t, keys| keys.iter().for_each(|k| undo(t, k, self.now.get())),
+        )
+    }
+
+    // ----- paired mode (`PEEK_PAIRED=1`): machine `a` and floor `b`, chunk by chunk -----
+
+    fn paired_creates_warm<A: Churn<P::Key>, B: Churn<P::Key>>(
+        &self,
+        label: &str,
+        a: &mut A,
+        b: &mut B,
+    ) {
+        let pick = |c: usize| self.warm_keys(c);
+        paired(
+            label,
+            self.n,
+            self.chunk,
+            || self.measure(self.chunk as u64, a, pick, A::create, A::remove),
+            || self.measure(self.chunk as u64, b, pick, B::create, B::remove),
+        );
+    }
+
+    fn paired_creates_cold<A: Churn<P::Key>, B: Churn<P::Key>>(
+        &self,
+        label: &str,
+        a: &mut A,
+        b: &mut B,
+    ) {
+        let pick = |c: usize| self.cold_keys(c);
+        paired(
+            label,
+            self.n,
+            self.chunk,
+            || self.measure(self.chunk as u64, a, pick, A::create, A::forget),
+            || self.measure(self.chunk as u64, b, pick, B::create, B::forget),
+        );
+    }
+
+    fn paired_renews<A: Renew<P::Key>, B: Renew<P::Key>>(&self, label: &str, a: &mut A, b: &mut B) {
+        let pick = |c: usize| self.live_keys(c);
+        paired(
+            label,
+            self.n,
+            self.chunk,
+            || self.measure(self.chunk as u64, a, pick, A::renew, |_, _, _| {}),
+            || self.measure(self.chunk as u64, b, pick, B::renew, |_, _, _| {}),
+        );
+    }
+
+    fn paired_removes<A: Churn<P::Key>, B: Churn<P::Key>>(
+        &self,
+        label: &str,
+        a: &mut A,
+        b: &mut B,
+    ) {
+        let pick = |c: usize| self.live_keys(c);
+        paired(
+            label,
+            self.n,
+            self.chunk,
+            || self.measure(self.chunk as u64, a, pick, A::remove, A::create),
+            || self.measure(self.chunk as u64, b, pick, B::remove, B::create),
+        );
     }
 }
 
@@ -254,6 +335,9 @@ fn main() {
     }
     for &n in &plan.sizes {
         outbound::bench(&mut c, &plan, n);
+    }
+    if plan.paired {
+        return; // the paired mode covers the per-op groups only
     }
     // Fan-out, `handle_timeout` and `restore` at the largest size of the run.
     fanout::destinations(&mut c, &plan);

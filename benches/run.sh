@@ -14,6 +14,10 @@
 # * A machine/floor ratio is taken within each run (the machine's figure over the floor's of
 #   the same run, same size), then its minimum and median over the runs are reported.
 #
+# * With PAIRED=1, the per-op groups run in the paired mode (PEEK_PAIRED=1: machine and floor
+#   measured chunk by chunk, alternately, so load changes hit both alike): a run's figures are
+#   the medians over its rounds, and its ratio is the median of the per-round ratios.
+#
 # Output: benches/results/GROUP-SIZES.tsv (raw: run, benchmark, ns) and GROUP-SIZES.md (the
 # summary with the command and the load), also printed.
 set -euo pipefail
@@ -24,11 +28,15 @@ runs=${2:-3}
 sizes=${3:-1000,1000000}
 out=benches/results
 mkdir -p "$out"
+paired=${PAIRED:-0}
 tag="${group}-${sizes//,/_}"
+[ "$paired" = 1 ] && tag="paired-$tag"
 raw="$out/$tag.tsv"
 md="$out/$tag.md"
 loadlog="$out/$tag.load"
-cmd="PEEK_SIZES=$sizes cargo bench --bench peeks -- --warm-up-time 1 --measurement-time 2 --noplot $group"
+envs="PEEK_SIZES=$sizes"
+[ "$paired" = 1 ] && envs="PEEK_PAIRED=1 $envs"
+cmd="$envs cargo bench --bench peeks -- --warm-up-time 1 --measurement-time 2 --noplot $group"
 
 cargo bench --bench peeks --no-run >/dev/null 2>&1
 : >"$raw"
@@ -42,7 +50,7 @@ sample_load() {
             ps -eo pid=,pcpu=,comm= --sort=-pcpu | awk '$2 > 5' | head -5 \
                 | while read -r pid cpu comm; do
                     case $comm in peeks-* | ps) continue ;; esac
-                    crate=$(tr '\0' ' ' </proc/"$pid"/cmdline 2>/dev/null \
+                    crate=$({ tr '\0' ' ' </proc/"$pid"/cmdline; } 2>/dev/null \
                         | grep -o -e '--crate-name [^ ]*' | cut -d' ' -f2 || true)
                     cwd=$(readlink /proc/"$pid"/cwd 2>/dev/null || true)
                     [ "$cwd" = "$PWD" ] && continue # this run's own cargo
@@ -59,12 +67,17 @@ for run in $(seq 1 "$runs"); do
     sample_load &
     sampler=$!
     echo "== run $run/$runs: $cmd (load before: $before)" >&2
-    PEEK_SIZES=$sizes cargo bench --bench peeks -- --warm-up-time 1 --measurement-time 2 \
+    env $envs cargo bench --bench peeks -- --warm-up-time 1 --measurement-time 2 \
         --noplot "$group" >"$out/$tag.run$run.log" 2>&1
     kill "$sampler" 2>/dev/null || true
     wait "$sampler" 2>/dev/null || true
     after=$(cut -d' ' -f1-3 /proc/loadavg)
     printf 'run\t%s\t%s\t%s\t%s\n' "$run" "$(date -Is)" "$before" "$after" >>"$loadlog"
+    # Paired lines: paired LABEL N machine-ns floor-ns ratio q1 q3 rounds.
+    awk -F'\t' -v run="$run" '$1 == "paired" {
+        printf "%s\t%s/machine/%s\t%s\n%s\t%s/floor/%s\t%s\n%s\t%s/ratio/%s\t%s\n",
+            run, $2, $3, $4, run, $2, $3, $5, run, $2, $3, $6
+    }' "$out/$tag.run$run.log" >>"$raw"
     find target/criterion -path '*/new/estimates.json' -newer "$marker" | while read -r est; do
         id=$(jq -r .full_id "$(dirname "$est")/benchmark.json")
         ns=$(jq -r '(.slope.point_estimate // .mean.point_estimate)' "$est")
@@ -97,6 +110,8 @@ print(f"Command ({runs} runs): `{cmd}`\n")
 print("| benchmark | min | median | runs |")
 print("|---|---|---|---|")
 for bid in sorted(fig):
+    if "/ratio/" in bid:
+        continue
     v = list(fig[bid].values())
     print(f"| {bid} | {fmt(min(v))} | {fmt(statistics.median(v))} | "
           + " / ".join(fmt(x) for x in v) + " |")
@@ -107,6 +122,9 @@ for bid in sorted(fig):
         continue
     f = fig[floor_of(bid)]
     r = [fig[bid][k] / f[k] for k in fig[bid] if k in f]
+    paired_ratio = bid.replace("/machine/", "/ratio/")
+    if paired_ratio in fig:  # paired mode: the median of the per-round ratios
+        r = list(fig[paired_ratio].values())
     if r:
         print(f"| {bid} | {min(r):.2f}× | {statistics.median(r):.2f}× | "
               + " / ".join(f"{x:.2f}" for x in r) + " |")

@@ -123,10 +123,24 @@ pub fn bench(c: &mut Criterion, plan: &Plan, n: usize) {
     let ids = InboundIds::new(n, spare(n));
     let records = ids.records();
     let mut f = floor(&records);
-    let mut sc = if plan.wants("inbound_renew") { scan(records) } else { Scan::default() };
+    let want_scan = plan.wants("inbound_renew") && !plan.paired;
+    let mut sc = if want_scan { scan(records) } else { Scan::default() };
     let mut m = Machine::new(machine(&ids));
     let w = PerOp::new(n, &ids);
 
+    if plan.paired {
+        if plan.wants("inbound_peek") {
+            w.paired_creates_cold("inbound_peek/cold", &mut m, &mut f);
+            w.paired_creates_warm("inbound_peek/warm", &mut m, &mut f);
+        }
+        if plan.wants("inbound_renew") {
+            w.paired_renews("inbound_renew", &mut m, &mut f);
+        }
+        if plan.wants("inbound_unpeek") {
+            w.paired_removes("inbound_unpeek", &mut m, &mut f);
+        }
+        return;
+    }
     if plan.wants("inbound_peek") {
         let mut g = c.benchmark_group("inbound_peek");
         w.creates_cold(&mut g, "cold_machine", &mut m);

@@ -138,6 +138,19 @@ pub fn bench(c: &mut Criterion, plan: &Plan, n: usize) {
     let mut f = floor(&ids);
     let w = PerOp::new(n, &ids);
 
+    if plan.paired {
+        if plan.wants("local_peek") {
+            w.paired_creates_cold("local_peek/cold", &mut m, &mut f);
+            w.paired_creates_warm("local_peek/warm", &mut m, &mut f);
+        }
+        if plan.wants("local_renew") {
+            w.paired_renews("local_renew", &mut m, &mut f);
+        }
+        if plan.wants("local_unpeek") {
+            w.paired_removes("local_unpeek", &mut m, &mut f);
+        }
+        return;
+    }
     if plan.wants("local_peek") {
         let mut g = c.benchmark_group("local_peek");
         w.creates_cold(&mut g, "cold_machine", &mut m);

@@ -181,7 +181,15 @@ pub fn bench(c: &mut Criterion, plan: &Plan, n: usize) {
     if plan.wants("outbound_peek") || plan.wants("outbound_unpeek") {
         let (mut m, mut f) = population(&ids, n);
         let w = PerOp::new(n, &ids);
-        if plan.wants("outbound_peek") {
+        if plan.paired {
+            if plan.wants("outbound_peek") {
+                w.paired_creates_cold("outbound_peek/cold", &mut m, &mut f);
+                w.paired_creates_warm("outbound_peek/warm", &mut m, &mut f);
+            }
+            if plan.wants("outbound_unpeek") {
+                w.paired_removes("outbound_unpeek", &mut m, &mut f);
+            }
+        } else if plan.wants("outbound_peek") {
             let mut g = c.benchmark_group("outbound_peek");
             w.creates_cold(&mut g, "cold_machine", &mut m);
             w.creates_cold(&mut g, "cold_floor", &mut f);
@@ -189,7 +197,7 @@ pub fn bench(c: &mut Criterion, plan: &Plan, n: usize) {
             w.creates_warm(&mut g, "warm_floor", &mut f);
             g.finish();
         }
-        if plan.wants("outbound_unpeek") {
+        if plan.wants("outbound_unpeek") && !plan.paired {
             let mut g = c.benchmark_group("outbound_unpeek");
             w.removes(&mut g, "machine", &mut m);
             w.removes(&mut g, "floor", &mut f);
@@ -199,35 +207,58 @@ pub fn bench(c: &mut Criterion, plan: &Plan, n: usize) {
     }
     if plan.wants("outbound_renew") {
         let (mut m, mut f, period) = renew_population(&ids, n);
-        let keys = f.keys_by_slot();
+        let mut deadlines: Vec<Timestamp> = f.by_time.iter().map(|&(at, _)| at).collect();
+        if plan.paired {
+            let chunk = crate::spare(n);
+            paired(
+                "outbound_renew",
+                n,
+                chunk,
+                || renew_machine(&mut m, chunk as u64, period),
+                || renew_floor(&mut f, &mut deadlines, chunk as u64, period),
+            );
+            return;
+        }
         let mut g = c.benchmark_group("outbound_renew");
         g.bench_function(BenchmarkId::new("machine", n), |b| {
-            b.iter_custom(|iters| {
-                #[allow(clippy::disallowed_methods)] // benches measure wall time.
-                let start = std::time::Instant::now();
-                let mut answered = 0;
-                for _ in 0..iters {
-                    let t = m.m.poll_timeout().expect("a renewal is scheduled");
-                    m.m.handle_timeout(t);
-                    answered += m.pump(t.as_millis(), 2 * period);
-                }
-                let took = start.elapsed();
-                assert_eq!(answered as u64, iters, "one renewal per handle_timeout");
-                took
-            })
+            b.iter_custom(|iters| renew_machine(&mut m, iters, period))
         });
         g.bench_function(BenchmarkId::new("floor", n), |b| {
-            b.iter_custom(|iters| {
-                #[allow(clippy::disallowed_methods)] // benches measure wall time.
-                let start = std::time::Instant::now();
-                for _ in 0..iters {
-                    black_box(f.renew_first(&keys, period));
-                }
-                start.elapsed()
-            })
+            b.iter_custom(|iters| renew_floor(&mut f, &mut deadlines, iters, period))
         });
         g.finish();
     }
+}
+
+/// The time of `iters` renewals of the machine: each asked for by the `handle_timeout` of the
+/// earliest deadline and answered at once.
+#[allow(clippy::disallowed_methods)] // benches measure wall time.
+fn renew_machine(m: &mut Machine, iters: u64, period: Duration) -> Duration {
+    let start = std::time::Instant::now();
+    let mut answered = 0;
+    for _ in 0..iters {
+        let t = m.m.poll_timeout().expect("a renewal is scheduled");
+        m.m.handle_timeout(t);
+        answered += m.pump(t.as_millis(), 2 * period);
+    }
+    let took = start.elapsed();
+    assert_eq!(answered as u64, iters, "one renewal per handle_timeout");
+    took
+}
+
+/// The time of `iters` renewals of the floor.
+#[allow(clippy::disallowed_methods)] // benches measure wall time.
+fn renew_floor(
+    f: &mut Floor,
+    deadlines: &mut [Timestamp],
+    iters: u64,
+    period: Duration,
+) -> Duration {
+    let start = std::time::Instant::now();
+    for _ in 0..iters {
+        black_box(f.renew_first(deadlines, period));
+    }
+    start.elapsed()
 }
 
 /// One day of `rooms` outbound peeks: demand staggered over the first minute, renewals every

@@ -336,15 +336,19 @@ impl Floor {
         }
         v
     }
-    /// A timer-driven renewal (outbound): takes the earliest deadline, finds its entry by its
-    /// key string (as the answer to the renewal would), and moves its deadline `after` later.
-    /// Returns the deadline it took.
+    /// A timer-driven renewal (outbound): takes the earliest deadline and moves it `after`
+    /// later, in the set and in the entry of its slot. No key string is hashed: the renewal
+    /// is started by our own timer and its answer can be matched by a request id we chose, so
+    /// the minimum is a slot-indexed update (`deadlines[slot]`). Returns the deadline it took.
     #[inline(never)]
-    pub fn renew_first(&mut self, keys: &[Box<str>], after: Duration) -> Option<Timestamp> {
+    pub fn renew_first(
+        &mut self,
+        deadlines: &mut [Timestamp],
+        after: Duration,
+    ) -> Option<Timestamp> {
         let (due, slot) = self.by_time.pop_first()?;
         let at = due.saturating_add(after);
-        let entry = self.map.get_mut(&keys[slot as usize])?;
-        entry.0 = at;
+        deadlines[slot as usize] = at;
         self.by_time.insert((at, slot));
         Some(due)
     }
@@ -416,6 +420,48 @@ pub fn measure_in_chunks<S: ?Sized, K>(
         left -= c;
     }
     total
+}
+
+/// The paired measurement of a machine and its floor (`PEEK_PAIRED=1`): rounds of one chunk of
+/// `a` (the machine) and one of `b` (the floor), alternately first, for about 2 s after 0.5 s
+/// of warm-up, so both see the same load, caches and allocator state within a few
+/// milliseconds. `a()` and `b()` return the time of one chunk of `chunk` ops. Prints one line:
+/// `paired LABEL N a-ns b-ns ratio q1 q3 rounds` — the medians over the rounds of the per-op
+/// times, and the median and quartiles of the per-round ratio a/b.
+#[allow(clippy::disallowed_methods)] // benches measure wall time.
+pub fn paired(
+    label: &str,
+    n: usize,
+    chunk: usize,
+    mut a: impl FnMut() -> Duration,
+    mut b: impl FnMut() -> Duration,
+) {
+    let (warm_up, budget) = (Duration::from_millis(500), Duration::from_secs(2));
+    let start = Instant::now();
+    let (mut ta, mut tb) = (Vec::new(), Vec::new());
+    let mut round = 0usize;
+    while round < 20 || start.elapsed() < warm_up + budget {
+        let (x, y) = if round.is_multiple_of(2) {
+            let x = a();
+            (x, b())
+        } else {
+            let y = b();
+            (a(), y)
+        };
+        if start.elapsed() > warm_up || (10..20).contains(&round) {
+            ta.push(x.as_secs_f64() * 1e9 / chunk as f64);
+            tb.push(y.as_secs_f64() * 1e9 / chunk as f64);
+        }
+        round += 1;
+    }
+    let mut ratios: Vec<f64> = ta.iter().zip(&tb).map(|(x, y)| x / y).collect();
+    let med = |v: &mut Vec<f64>, q: f64| {
+        v.sort_by(f64::total_cmp);
+        v[((v.len() - 1) as f64 * q).round() as usize]
+    };
+    let (ma, mb) = (med(&mut ta, 0.5), med(&mut tb, 0.5));
+    let (r, q1, q3) = (med(&mut ratios, 0.5), med(&mut ratios, 0.25), med(&mut ratios, 0.75));
+    println!("paired\t{label}\t{n}\t{ma:.1}\t{mb:.1}\t{r:.3}\t{q1:.3}\t{q3:.3}\t{}", ratios.len());
 }
 
 /// The time of `iters` runs of `op`, each on a fresh input from `setup`: building the input
