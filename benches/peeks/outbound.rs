@@ -207,7 +207,7 @@ pub fn bench(c: &mut Criterion, plan: &Plan, n: usize) {
     }
     if plan.wants("outbound_renew") {
         let (mut m, mut f, period) = renew_population(&ids, n);
-        let mut deadlines: Vec<Timestamp> = f.by_time.iter().map(|&(at, _)| at).collect();
+        let (mut deadlines, names) = floor_entries(&f, &ids, n);
         if plan.paired {
             let chunk = crate::spare(n);
             paired(
@@ -215,7 +215,7 @@ pub fn bench(c: &mut Criterion, plan: &Plan, n: usize) {
                 n,
                 chunk,
                 || renew_machine(&mut m, chunk as u64, period),
-                || renew_floor(&mut f, &mut deadlines, chunk as u64, period),
+                || renew_floor(&mut f, &mut deadlines, &names, chunk as u64, period),
             );
             return;
         }
@@ -224,10 +224,26 @@ pub fn bench(c: &mut Criterion, plan: &Plan, n: usize) {
             b.iter_custom(|iters| renew_machine(&mut m, iters, period))
         });
         g.bench_function(BenchmarkId::new("floor", n), |b| {
-            b.iter_custom(|iters| renew_floor(&mut f, &mut deadlines, iters, period))
+            b.iter_custom(|iters| renew_floor(&mut f, &mut deadlines, &names, iters, period))
         });
         g.finish();
     }
+}
+
+/// The renew floor's entries by slot: each deadline, and the names a renewal request is built
+/// from (`server|room|peek id`, one string per entry).
+pub fn floor_entries(f: &Floor, ids: &OutboundIds, n: usize) -> (Vec<Timestamp>, Vec<Box<str>>) {
+    let mut deadlines = vec![Timestamp::MAX; n];
+    for &(at, slot) in &f.by_time {
+        deadlines[slot as usize] = at;
+    }
+    let names = (0..n)
+        .map(|i| {
+            let (r, [s]) = ids.live(i);
+            format!("{s}|{r}|p{i:07}").into_boxed_str()
+        })
+        .collect();
+    (deadlines, names)
 }
 
 /// The time of `iters` renewals of the machine: each asked for by the `handle_timeout` of the

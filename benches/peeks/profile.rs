@@ -79,9 +79,9 @@ pub fn run(plan: &Plan, what: &str) {
                     black_box(m.pump(t.as_millis(), 2 * period));
                 });
             } else {
-                let mut deadlines: Vec<_> = f.by_time.iter().map(|&(at, _)| at).collect();
+                let (mut deadlines, names) = outbound::floor_entries(&f, &ids, n);
                 profiled(&mut f, &unit, 0, |f, _, _| {
-                    black_box(f.renew_first(&mut deadlines, period));
+                    black_box(f.renew_first(&mut deadlines, &names, period));
                 });
             }
         }

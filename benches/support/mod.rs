@@ -336,21 +336,24 @@ impl Floor {
         }
         v
     }
-    /// A timer-driven renewal (outbound): takes the earliest deadline and moves it `after`
-    /// later, in the set and in the entry of its slot. No key string is hashed: the renewal
-    /// is started by our own timer and its answer can be matched by a request id we chose, so
-    /// the minimum is a slot-indexed update (`deadlines[slot]`). Returns the deadline it took.
+    /// A timer-driven renewal (outbound): takes the earliest deadline, moves it `after` later
+    /// in the set and in the entry of its slot, and reads the bytes of the entry's names (the
+    /// room, server and peek id the renewal request is built from, `names[slot]`). No key
+    /// string is hashed: the renewal is started by our own timer and its answer can be matched
+    /// by a request id we chose, so the minimum is a slot-indexed update plus reading what the
+    /// host needs to send. Returns the bytes read, summed.
     #[inline(never)]
     pub fn renew_first(
         &mut self,
         deadlines: &mut [Timestamp],
+        names: &[Box<str>],
         after: Duration,
-    ) -> Option<Timestamp> {
+    ) -> Option<u64> {
         let (due, slot) = self.by_time.pop_first()?;
         let at = due.saturating_add(after);
         deadlines[slot as usize] = at;
         self.by_time.insert((at, slot));
-        Some(due)
+        Some(read_name(0, &names[slot as usize]))
     }
     /// Expires every entry due at `cutoff`: pops the deadline and removes the map entry.
     #[inline(never)]
