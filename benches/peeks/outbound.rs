@@ -267,12 +267,13 @@ fn renew_machine(m: &mut Machine, iters: u64, period: Duration) -> Duration {
 fn renew_floor(
     f: &mut Floor,
     deadlines: &mut [Timestamp],
+    names: &[Box<str>],
     iters: u64,
     period: Duration,
 ) -> Duration {
     let start = std::time::Instant::now();
     for _ in 0..iters {
-        black_box(f.renew_first(deadlines, period));
+        black_box(f.renew_first(deadlines, names, period));
     }
     start.elapsed()
 }
