@@ -1,9 +1,26 @@
 //! Memory per live peek (docs/architecture.md §12), measured with a counting global allocator.
 //!
-//! `cargo run --release --example memory [N]` (default 1 000 000) builds an `InboundPeeks` and
-//! a `LocalPeeks` with N live peeks through `handle_peek` (outputs drained), and prints the
-//! heap bytes they hold per peek, with and without the bytes of the id strings themselves
-//! (peek ids per peek; room and server names once each, as the machine interns them).
+//! `cargo run --release --example memory [SIZES]` builds, at each size N, an `InboundPeeks`
+//! and a `LocalPeeks` with N live peeks through `handle_peek` (outputs drained), plus the
+//! inbound floor, and prints the heap bytes each holds per peek, with and without the bytes of
+//! the id strings themselves (peek ids per peek; room, server, user and device names once
+//! each, as the machines intern them). It ends with the **maximum** per machine over the sizes:
+//! slabs, hash tables and `Vec`s double at powers of two, so one size just under a doubling
+//! flatters the figure; the target holds only if it holds at every size.
+//!
+//! * `SIZES` (an argument, or `PEEK_MEMORY_SIZES`) is a comma-separated list, e.g.
+//!   `100000,1000000`.
+//! * Default in release builds: 100 k, 600 k, 1 M, 1.1 M and 2 M (about 10 s on 2 cores).
+//! * Default in debug builds: 10 k, 60 k and 110 k — the same shape at a tenth of the size,
+//!   because CI runs every example unoptimised (`cargo run --all-features --example memory`)
+//!   and 2 M debug-mode peeks would take minutes; those figures only show that the example
+//!   runs, the report quotes the release ones.
+//!
+//! Bytes held = `bytes_allocated − bytes_deallocated` of `stats_alloc`, which already counts
+//! a reallocation's growth in `bytes_allocated` (and its shrinkage in `bytes_deallocated`), so
+//! each byte is counted once. Requested bytes only: the system allocator's own per-block
+//! overhead is not included; the blocks held per peek are printed so it can be estimated
+//! (glibc: 8 B of header per block, blocks rounded up to 16 B, at least 32 B).
 #![allow(missing_docs)]
 
 #[path = "../benches/support/mod.rs"]
@@ -21,66 +38,94 @@ use support::*;
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 
-fn held(region: &Region<'_, System>) -> isize {
+/// Heap bytes and blocks held now that were not held when `region` started.
+fn held(region: &Region<'_, System>) -> (isize, isize) {
     let s = region.change();
-    s.bytes_allocated as isize - s.bytes_deallocated as isize + s.bytes_reallocated
+    let bytes = s.bytes_allocated as isize - s.bytes_deallocated as isize;
+    (bytes, s.allocations as isize - s.deallocations as isize)
+}
+
+fn sizes() -> Vec<usize> {
+    let spec = std::env::args().nth(1).or_else(|| std::env::var("PEEK_MEMORY_SIZES").ok());
+    match spec {
+        Some(s) => s.split(',').map(|x| x.trim().parse().expect("SIZES: numbers")).collect(),
+        None if cfg!(debug_assertions) => vec![10_000, 60_000, 110_000],
+        None => vec![100_000, 600_000, 1_000_000, 1_100_000, 2_000_000],
+    }
+}
+
+/// One line of the report.
+struct Line {
+    what: &'static str,
+    n: usize,
+    per: f64,
+    above: f64,
 }
 
 fn main() {
-    let n: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(1_000_000);
     let acc = RoomAccess::new(RoomVersionId::V10, true, false);
     let ver = [RoomVersionId::V10];
+    let mut lines = Vec::new();
+    for n in sizes() {
+        // Inbound.
+        let ids = InboundIds::new(n, 0);
+        let strings: usize = (0..n).map(|i| ids.key(i).2.len()).sum::<usize>()
+            + ids.rooms.iter().map(|r| r.as_str().len()).sum::<usize>()
+            + ids.servers.iter().map(|s| s.as_str().len()).sum::<usize>();
+        let region = Region::new(GLOBAL);
+        let mut m = InboundPeeks::new(InboundIds::config());
+        for i in 0..n {
+            let (s, r, id) = ids.key(i);
+            m.handle_peek(ts(T0), &ids.servers[s], &ids.rooms[r], id, &ver, Some(&acc))
+                .expect("granted");
+            while m.poll_output().is_some() {}
+        }
+        lines.push(line("inbound", n, m.len(), held(&region), strings));
+        drop(m);
 
-    // Inbound.
-    let ids = InboundIds::new(n, 0);
-    let region = Region::new(GLOBAL);
-    let mut m = InboundPeeks::new(InboundIds::config());
-    for i in 0..n {
-        let (s, r, id) = ids.key(i);
-        m.handle_peek(ts(T0), &ids.servers[s], &ids.rooms[r], id, &ver, Some(&acc))
-            .expect("granted");
-        while m.poll_output().is_some() {}
-    }
-    let bytes = held(&region);
-    let strings: usize = (0..n).map(|i| ids.key(i).2.len()).sum::<usize>()
-        + ids.rooms.iter().map(|r| r.as_str().len()).sum::<usize>()
-        + ids.servers.iter().map(|s| s.as_str().len()).sum::<usize>();
-    report("inbound", n, m.len(), bytes, strings);
-    drop(m);
+        // The floor tracker, for comparison.
+        let region = Region::new(GLOBAL);
+        let mut f = Floor::default();
+        for i in 0..n {
+            let (s, r, id) = ids.key(i);
+            f.upsert(ids.servers[s].as_str(), ids.rooms[r].as_str(), id, ts(T0));
+        }
+        lines.push(line("floor", n, f.map.len(), held(&region), strings));
+        drop(f);
+        drop(ids);
 
-    // The floor tracker, for comparison.
-    let region = Region::new(GLOBAL);
-    let mut f = Floor::default();
-    for i in 0..n {
-        let (s, r, id) = ids.key(i);
-        f.upsert(ids.servers[s].as_str(), ids.rooms[r].as_str(), id, ts(T0));
+        // Local.
+        let ids = LocalIds::new(n, 0);
+        let strings: usize = ids.rooms.iter().map(|r| r.as_str().len()).sum::<usize>()
+            + ids.devices.iter().map(|d| d.as_str().len()).sum::<usize>()
+            + ids.users.iter().map(|u| u.as_str().len()).sum::<usize>();
+        let region = Region::new(GLOBAL);
+        let mut m = LocalPeeks::new(LocalIds::config());
+        for i in 0..n {
+            let (u, d, r) = ids.key(i);
+            m.handle_peek(ts(T0), &ids.users[u], &ids.devices[d], r, false, &acc).expect("granted");
+            while m.poll_output().is_some() {}
+        }
+        lines.push(line("local", n, m.len(), held(&region), strings));
     }
-    report("floor (key strings concatenated)", n, f.map.len(), held(&region), strings);
-    drop(f);
-    drop(ids);
-
-    // Local.
-    let ids = LocalIds::new(n, 0);
-    let region = Region::new(GLOBAL);
-    let mut m = LocalPeeks::new(LocalIds::config());
-    for i in 0..n {
-        let (u, d, r) = ids.key(i);
-        m.handle_peek(ts(T0), &ids.users[u], &ids.devices[d], r, false, &acc).expect("granted");
-        while m.poll_output().is_some() {}
+    println!("maximum over the sizes (B per live peek, total / above the id strings):");
+    for what in ["inbound", "local", "floor"] {
+        let of = || lines.iter().filter(|l| l.what == what);
+        let per = of().max_by(|a, b| a.per.total_cmp(&b.per)).expect("a size");
+        let above = of().max_by(|a, b| a.above.total_cmp(&b.above)).expect("a size");
+        println!("  {what:8} {:.1} (at {}) / {:.1} (at {})", per.per, per.n, above.above, above.n);
     }
-    let bytes = held(&region);
-    let strings: usize = ids.rooms.iter().map(|r| r.as_str().len()).sum::<usize>()
-        + ids.devices.iter().map(|d| d.as_str().len()).sum::<usize>()
-        + ids.users.iter().map(|u| u.as_str().len()).sum::<usize>();
-    report("local", n, m.len(), bytes, strings);
 }
 
-fn report(what: &str, n: usize, live: usize, bytes: isize, strings: usize) {
+fn line(what: &'static str, n: usize, live: usize, held: (isize, isize), strings: usize) -> Line {
     assert_eq!(live, n, "{what}: every peek live");
+    let (bytes, blocks) = held;
     let per = bytes as f64 / n as f64;
     let above = (bytes - strings as isize) as f64 / n as f64;
+    let blocks = blocks as f64 / n as f64;
     println!(
-        "{what}: {n} live peeks, {bytes} heap bytes: {per:.1} B/peek, {above:.1} B/peek above \
-         the id strings ({strings} B of ids)"
+        "{what:8} {n:>9} live peeks: {bytes:>11} heap bytes, {per:6.1} B/peek, {above:6.1} B/peek \
+         above the id strings ({strings} B of ids), {blocks:.2} heap blocks/peek"
     );
+    Line { what, n, per, above }
 }

@@ -9,21 +9,26 @@ use matrix_peek::{InboundPeeks, InboundRecord};
 use ruma_common::{OwnedRoomId, OwnedServerName, RoomVersionId};
 
 use crate::support::*;
-use crate::{Churn, PerOp, Plan, Renew, access, spare};
+use crate::{Churn, Keys, PerOp, Plan, Renew, access, spare};
 
 /// An inbound peek's key: (origin, room, peek id).
-type Key<'a> = (&'a OwnedServerName, &'a OwnedRoomId, &'a str);
+pub type Key = (OwnedServerName, OwnedRoomId, String);
 
-/// Live key `i` of the population.
-fn live_key(ids: &InboundIds, i: usize) -> Key<'_> {
-    let (s, r, id) = ids.key(i);
-    (&ids.servers[s], &ids.rooms[r], id)
-}
-
-/// Spare key `e` (a fresh peek).
-fn fresh_key(ids: &InboundIds, e: usize) -> Key<'_> {
-    let (s, r, id) = ids.extra(e);
-    (&ids.servers[s], &ids.rooms[r], id)
+impl Keys for InboundIds {
+    type Key = Key;
+    fn live(&self, i: usize) -> Key {
+        let (s, r, id) = self.key(i);
+        (self.servers[s].clone(), self.rooms[r].clone(), id.to_owned())
+    }
+    fn warm(&self, e: usize) -> Key {
+        let (s, r, id) = self.extra(e);
+        (self.servers[s].clone(), self.rooms[r].clone(), id.to_owned())
+    }
+    /// A random server and live room, a peek id never used before.
+    fn cold(&self, c: u64) -> Key {
+        let (s, r, id) = self.cold_key(c);
+        (self.servers[s].clone(), self.rooms[r].clone(), id)
+    }
 }
 
 pub fn drain(m: &mut InboundPeeks) {
@@ -38,13 +43,14 @@ pub fn machine(ids: &InboundIds) -> InboundPeeks {
     m
 }
 
-/// The floor holding `records` (built by upserts, as a restore of the floor would).
-pub fn floor(records: Vec<InboundRecord>) -> Floor {
-    let mut f = Floor::default();
-    for r in records {
-        f.upsert(r.server.as_str(), r.room_id.as_str(), &r.peek_id, r.expires_at);
-    }
-    f
+/// The floor holding `records`, bulk-built as a restore of the floor would be.
+pub fn floor(records: &[InboundRecord]) -> Floor {
+    Floor::bulk(
+        records.len(),
+        records
+            .iter()
+            .map(|r| ([r.server.as_str(), r.room_id.as_str(), r.peek_id.as_str()], r.expires_at)),
+    )
 }
 
 pub fn scan(records: Vec<InboundRecord>) -> Scan {
@@ -56,48 +62,54 @@ pub fn scan(records: Vec<InboundRecord>) -> Scan {
 }
 
 /// The machine as the per-op workloads drive it: every output drained.
-struct Machine {
-    m: InboundPeeks,
+pub struct Machine {
+    pub m: InboundPeeks,
     ver: [RoomVersionId; 1],
     acc: RoomAccess,
 }
 
-impl Churn<Key<'_>> for Machine {
-    fn create(&mut self, (s, r, id): Key<'_>, now: u64) {
+impl Machine {
+    pub fn new(m: InboundPeeks) -> Self {
+        Machine { m, ver: [RoomVersionId::V10], acc: access() }
+    }
+}
+
+impl Churn<Key> for Machine {
+    fn create(&mut self, (s, r, id): &Key, now: u64) {
         let g = self.m.handle_peek(ts(now), s, r, id, &self.ver, Some(&self.acc));
         black_box(g.expect("peek granted"));
         drain(&mut self.m);
     }
-    fn remove(&mut self, (s, r, id): Key<'_>, now: u64) {
+    fn remove(&mut self, (s, r, id): &Key, now: u64) {
         self.m.handle_unpeek(ts(now), s, r, id).expect("live");
         drain(&mut self.m);
     }
 }
 
-impl Renew<Key<'_>> for Machine {
-    fn renew(&mut self, (s, r, id): Key<'_>, now: u64) {
+impl Renew<Key> for Machine {
+    fn renew(&mut self, (s, r, id): &Key, now: u64) {
         black_box(self.m.handle_renew(ts(now), s, r, id).expect("live"));
         drain(&mut self.m);
     }
 }
 
-impl Churn<Key<'_>> for Floor {
-    fn create(&mut self, (s, r, id): Key<'_>, now: u64) {
+impl Churn<Key> for Floor {
+    fn create(&mut self, (s, r, id): &Key, now: u64) {
         self.upsert(s.as_str(), r.as_str(), id, deadline(now));
     }
-    fn remove(&mut self, (s, r, id): Key<'_>, _now: u64) {
+    fn remove(&mut self, (s, r, id): &Key, _now: u64) {
         black_box(Floor::remove(self, s.as_str(), r.as_str(), id));
     }
 }
 
-impl Renew<Key<'_>> for Floor {
-    fn renew(&mut self, (s, r, id): Key<'_>, now: u64) {
+impl Renew<Key> for Floor {
+    fn renew(&mut self, (s, r, id): &Key, now: u64) {
         self.upsert(s.as_str(), r.as_str(), id, deadline(now));
     }
 }
 
-impl Renew<Key<'_>> for Scan {
-    fn renew(&mut self, (s, r, id): Key<'_>, now: u64) {
+impl Renew<Key> for Scan {
+    fn renew(&mut self, (s, r, id): &Key, now: u64) {
         self.upsert(s.as_str(), r.as_str(), id, deadline(now));
     }
 }
@@ -108,32 +120,46 @@ pub fn bench(c: &mut Criterion, plan: &Plan, n: usize) {
     if !ops.iter().any(|g| plan.wants(g)) {
         return;
     }
-    let e = spare(n);
-    let ids = InboundIds::new(n, e);
-    let mut m = Machine { m: machine(&ids), ver: [RoomVersionId::V10], acc: access() };
-    let mut f = floor(ids.records());
-    let mut sc = scan(ids.records());
-    let w = PerOp::new(n, |i| live_key(&ids, i), |e| fresh_key(&ids, e));
+    let ids = InboundIds::new(n, spare(n));
+    let records = ids.records();
+    let mut f = floor(&records);
+    let want_scan = plan.wants("inbound_renew") && !plan.paired;
+    let mut sc = if want_scan { scan(records) } else { Scan::default() };
+    let mut m = Machine::new(machine(&ids));
+    let w = PerOp::new(n, &ids);
 
+    if plan.paired {
+        if plan.wants("inbound_peek") {
+            w.paired_creates_cold("inbound_peek/cold", &mut m, &mut f);
+            w.paired_creates_warm("inbound_peek/warm", &mut m, &mut f);
+        }
+        if plan.wants("inbound_renew") {
+            w.paired_renews("inbound_renew", &mut m, &mut f);
+        }
+        if plan.wants("inbound_unpeek") {
+            w.paired_removes("inbound_unpeek", &mut m, &mut f);
+        }
+        return;
+    }
     if plan.wants("inbound_peek") {
         let mut g = c.benchmark_group("inbound_peek");
-        w.creates(&mut g, "machine", &mut m);
-        w.creates(&mut g, "floor", &mut f);
+        w.creates_cold(&mut g, "cold_machine", &mut m);
+        w.creates_cold(&mut g, "cold_floor", &mut f);
+        w.creates_warm(&mut g, "warm_machine", &mut m);
+        w.creates_warm(&mut g, "warm_floor", &mut f);
         g.finish();
     }
     if plan.wants("inbound_renew") {
         let mut g = c.benchmark_group("inbound_renew");
-        let mut keys = Scatter::new(n);
-        w.renews(&mut g, "machine", &mut m, &mut keys);
-        w.renews(&mut g, "floor", &mut f, &mut keys);
-        w.renews(&mut g, "scan", &mut sc, &mut keys);
+        w.renews(&mut g, "machine", &mut m);
+        w.renews(&mut g, "floor", &mut f);
+        w.renews(&mut g, "scan", &mut sc);
         g.finish();
     }
     if plan.wants("inbound_unpeek") {
         let mut g = c.benchmark_group("inbound_unpeek");
-        let mut keys = Scatter::new(n);
-        w.removes(&mut g, "machine", &mut m, &mut keys);
-        w.removes(&mut g, "floor", &mut f, &mut keys);
+        w.removes(&mut g, "machine", &mut m);
+        w.removes(&mut g, "floor", &mut f);
         g.finish();
     }
 }

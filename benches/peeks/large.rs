@@ -1,6 +1,6 @@
 //! The large workloads at the largest size of the run: `handle_timeout` expiring a tenth of the
-//! population, and `restore` of a whole population. Each iteration runs on a fresh clone of the
-//! population; cloning and dropping are not measured.
+//! population (inbound and local), and `restore` of a whole population. Each iteration runs on
+//! a fresh clone of the population; cloning and dropping are not measured.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -12,74 +12,100 @@ use matrix_peek::LocalPeeks;
 use crate::support::*;
 use crate::{Group, Plan, inbound, local};
 
+/// A tenth of the day over which the snapshots spread their deadlines is due.
+fn cutoff() -> matrix_peek::Timestamp {
+    ts(T0).saturating_add(LONG).saturating_add(Duration::from_millis(8_640_000))
+}
+
 pub fn timeout(c: &mut Criterion, plan: &Plan) {
-    if !plan.wants("timeout") {
-        return;
-    }
     let n = plan.largest();
-    // 1/10 of the population is due: ~100 k at 1 M.
-    let ids = InboundIds::new(n, 0);
-    let proto = inbound::machine(&ids);
-    let cutoff = ts(T0).saturating_add(LONG).saturating_add(Duration::from_millis(8_640_000));
-    let mut fproto = inbound::floor(ids.records());
-    // The floor's keys by slot, so its expiry can remove a deadline's entry from the map.
-    let keys: Vec<Box<str>> = {
-        let mut v = vec![Box::<str>::from(""); fproto.map.len()];
-        for (k, (_, slot)) in &fproto.map {
-            v[*slot as usize] = k.clone();
-        }
-        v
-    };
-    let sproto = inbound::scan(ids.records());
-    let due = {
-        let mut m = proto.clone();
-        m.handle_timeout(cutoff);
-        n - m.len()
-    };
-    eprintln!("timeout: {due} of {n} peeks due");
-    let mut g = c.benchmark_group(format!("timeout_{due}_of_{n}"));
-    g.sample_size(10).sampling_mode(SamplingMode::Flat);
-    on_fresh(
-        &mut g,
-        "machine",
-        || proto.clone(),
-        |mut m| {
+    let cutoff = cutoff();
+    if plan.wants("timeout_inbound") {
+        let ids = InboundIds::new(n, 0);
+        let records = ids.records();
+        let proto = inbound::machine(&ids);
+        let fproto = inbound::floor(&records);
+        let keys = fproto.keys_by_slot();
+        let sproto = inbound::scan(records);
+        let due = {
+            let mut m = proto.clone();
             m.handle_timeout(cutoff);
-            inbound::drain(&mut m);
-            m
-        },
-    );
-    on_fresh(
-        &mut g,
-        "floor",
-        || fproto.clone(),
-        |mut f| {
-            while let Some(&(at, slot)) = f.by_time.first() {
-                if at > cutoff {
-                    break;
-                }
-                f.by_time.pop_first();
-                black_box(f.map.remove(&keys[slot as usize]));
-            }
-            f
-        },
-    );
-    on_fresh(
-        &mut g,
-        "scan",
-        || sproto.clone(),
-        |mut s| {
-            black_box(s.sweep(cutoff));
-            s
-        },
-    );
-    g.bench_function("scan_idle_tick", |b| {
-        // A tick of the periodic scan that finds nothing due: the cost it pays every 60 s.
-        let mut s = sproto.clone();
-        b.iter(|| black_box(s.sweep(ts(T0))))
-    });
-    g.finish();
-    fproto.map.clear();
+            n - m.len()
+        };
+        eprintln!("timeout_inbound: {due} of {n} peeks due");
+        let mut g = c.benchmark_group("timeout_inbound");
+        g.sample_size(10).sampling_mode(SamplingMode::Flat);
+        let name = |who: &str| format!("{who}/{due}_of_{n}");
+        on_fresh(
+            &mut g,
+            &name("machine"),
+            || proto.clone(),
+            |mut m| {
+                m.handle_timeout(cutoff);
+                inbound::drain(&mut m);
+                m
+            },
+        );
+        on_fresh(
+            &mut g,
+            &name("floor"),
+            || fproto.clone(),
+            |mut f| {
+                black_box(f.expire(&keys, cutoff));
+                f
+            },
+        );
+        on_fresh(
+            &mut g,
+            &name("scan"),
+            || sproto.clone(),
+            |mut s| {
+                black_box(s.sweep(cutoff));
+                s
+            },
+        );
+        g.bench_function(name("scan_idle_tick"), |b| {
+            // A tick of the periodic scan that finds nothing due: the cost it pays every 60 s.
+            let mut s = sproto.clone();
+            b.iter(|| black_box(s.sweep(ts(T0))))
+        });
+        g.finish();
+    }
+    if plan.wants("timeout_local") {
+        let ids = LocalIds::new(n, 0);
+        let proto = local::machine(&ids);
+        let fproto = local::floor(&ids);
+        let keys = fproto.keys_by_slot();
+        let due = {
+            let mut m = proto.clone();
+            m.handle_timeout(cutoff);
+            n - m.len()
+        };
+        eprintln!("timeout_local: {due} of {n} peeks due");
+        let mut g = c.benchmark_group("timeout_local");
+        g.sample_size(10).sampling_mode(SamplingMode::Flat);
+        let name = |who: &str| format!("{who}/{due}_of_{n}");
+        on_fresh(
+            &mut g,
+            &name("machine"),
+            || proto.clone(),
+            |mut m| {
+                m.handle_timeout(cutoff);
+                local::drain(&mut m);
+                m
+            },
+        );
+        on_fresh(
+            &mut g,
+            &name("floor"),
+            || fproto.clone(),
+            |mut f| {
+                black_box(f.expire(&keys, cutoff));
+                f
+            },
+        );
+        g.finish();
+    }
 }
 
 pub fn restore(c: &mut Criterion, plan: &Plan) {
@@ -87,23 +113,30 @@ pub fn restore(c: &mut Criterion, plan: &Plan) {
         return;
     }
     let n = plan.largest();
+    let mut g = c.benchmark_group("restore");
+    g.sample_size(10).sampling_mode(SamplingMode::Flat);
+    let name = |who: &str| format!("{who}/{n}");
     let ids = InboundIds::new(n, 0);
     let records = ids.records();
-    let mut g = c.benchmark_group(format!("restore_{n}"));
-    g.sample_size(10).sampling_mode(SamplingMode::Flat);
     on_fresh(
         &mut g,
-        "inbound_machine",
+        &name("inbound_machine"),
         || records.clone(),
         |recs| InboundPeeks::restore(ts(T0), InboundIds::config(), recs),
     );
-    on_fresh(&mut g, "inbound_floor", || records.clone(), inbound::floor);
+    // The floors borrow the records, which are dropped after the timed part (returned).
+    on_fresh(
+        &mut g,
+        &name("inbound_floor"),
+        || records.clone(),
+        |recs| (inbound::floor(&recs), recs),
+    );
     drop(records);
     let lids = LocalIds::new(n, 0);
     let lrecords = local::records(&lids);
     on_fresh(
         &mut g,
-        "local_machine",
+        &name("local_machine"),
         || lrecords.clone(),
         |recs| {
             let mut m = LocalPeeks::restore(ts(T0), LocalIds::config(), recs);
@@ -111,7 +144,21 @@ pub fn restore(c: &mut Criterion, plan: &Plan) {
             m
         },
     );
+    on_fresh(&mut g, &name("local_floor"), || lrecords.clone(), |recs| (local_floor(&recs), recs));
     g.finish();
+}
+
+/// The floor of a local restore: the bulk floor over the records' key strings.
+fn local_floor(records: &[matrix_peek::LocalRecord]) -> Floor {
+    Floor::bulk(
+        records.len(),
+        records.iter().filter_map(|r| match r {
+            matrix_peek::LocalRecord::Peek { user_id, device_id, room_id, expires_at, .. } => {
+                Some(([user_id.as_str(), device_id.as_str(), room_id.as_str()], *expires_at))
+            }
+            _ => None,
+        }),
+    )
 }
 
 /// `name` in `g`: `op` on a fresh input from `setup` each iteration; building the input and

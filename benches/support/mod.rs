@@ -1,6 +1,6 @@
 //! Shared workload generation for the benches and `examples/memory.rs`: deterministic ids,
 //! key layouts, the floor / periodic-scan reference trackers (docs/architecture.md §12), and the timing
-//! helpers of the benches (the scattered key cursor, chunked and per-iteration measurement).
+//! helpers of the benches (the shuffled key order, chunked and per-iteration measurement).
 #![allow(dead_code, missing_docs)]
 
 use std::collections::{BTreeSet, HashMap};
@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use matrix_peek::LocalConfig;
 use matrix_peek::Timestamp;
+use matrix_peek::testing::SimRng;
 use matrix_peek::{InboundConfig, InboundRecord};
 use ruma_common::{OwnedDeviceId, OwnedRoomId, OwnedServerName, OwnedUserId};
 
@@ -19,6 +20,8 @@ pub const PER: usize = 10;
 /// A renewal interval so long that nothing lapses while a bench runs.
 pub const LONG: Duration = Duration::from_secs(400 * 24 * 3600);
 pub const T0: u64 = 1_700_000_000_000;
+/// Seed of every shuffle, so each run (and each tracker) sees the same sequences.
+pub const SEED: u64 = 0x5eed_0f9e_e4ed;
 
 pub fn ts(ms: u64) -> Timestamp {
     Timestamp::from_millis(ms)
@@ -29,26 +32,58 @@ pub fn deadline(now: u64) -> Timestamp {
     ts(now).saturating_add(LONG)
 }
 
-/// A small deterministic PRNG (xorshift64*), so every tracker sees the same key sequence.
-#[derive(Clone)]
-pub struct Rng(u64);
-impl Rng {
-    pub fn new(seed: u64) -> Self {
-        Rng(seed | 1)
-    }
-    pub fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    pub fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
+/// A stateless 64-bit hash of `x` (one splitmix64 step): picks "random" rooms and servers for
+/// key number `x` without storing anything.
+pub fn hash64(x: u64) -> u64 {
+    SimRng::new(x ^ SEED).next_u64()
 }
 
 fn mix(i: usize) -> usize {
     (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_right(29) as usize
+}
+
+/// A uniformly random permutation of `0..n` (Fisher–Yates with the crate's seeded
+/// [`SimRng`]): the same for a given `(n, seed)`.
+pub fn permutation(n: usize, seed: u64) -> Vec<u32> {
+    let mut p: Vec<u32> = (0..n as u32).collect();
+    let mut rng = SimRng::new(seed);
+    for i in (1..n).rev() {
+        p.swap(i, rng.index(i + 1));
+    }
+    p
+}
+
+/// A cursor over the live keys `0..n` in a random order (a seeded [`permutation`], walked
+/// cyclically), so every op lands on an unrelated slot, interner entry and hash bucket, as in
+/// production. Within `n` consecutive steps no key repeats.
+pub struct Order {
+    perm: Vec<u32>,
+    at: usize,
+}
+
+impl Order {
+    pub fn new(n: usize) -> Self {
+        Order { perm: permutation(n, SEED ^ n as u64), at: 0 }
+    }
+    /// The next key.
+    pub fn step(&mut self) -> usize {
+        let k = self.perm[self.at] as usize;
+        self.at = (self.at + 1) % self.perm.len();
+        k
+    }
+    /// The next `c` keys (distinct when `c <= n`).
+    pub fn take(&mut self, c: usize) -> Vec<usize> {
+        (0..c).map(|_| self.step()).collect()
+    }
+}
+
+/// Reads every byte of `name` into `acc` (a byte sum: the cheapest read that touches each
+/// byte, as a host that looks up a per-destination queue must; order-independent, so both
+/// sides of a fan-out bench give the same total). Used identically by the machine and the
+/// floor side of the fan-out benches.
+#[inline(always)]
+pub fn read_name(acc: u64, name: &str) -> u64 {
+    acc.wrapping_add(name.bytes().map(u64::from).sum::<u64>())
 }
 
 pub fn server(i: usize) -> OwnedServerName {
@@ -62,6 +97,20 @@ pub fn user(i: usize) -> OwnedUserId {
 }
 pub fn device(i: usize) -> OwnedDeviceId {
     OwnedDeviceId::from(format!("DEV{i:07}").as_str())
+}
+
+/// An 8-character MSC2444 peek id that no other `c` gives: `c` then 7 base-62 digits.
+pub fn cold_peek_id(c: u64) -> String {
+    const DIGITS: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    let mut s = String::with_capacity(8);
+    s.push('c');
+    let mut x = c;
+    for _ in 0..7 {
+        s.push(DIGITS[(x % 62) as usize] as char);
+        x /= 62;
+    }
+    assert_eq!(x, 0, "cold key number beyond 62^7");
+    s
 }
 
 /// The ids of an inbound population of `n` live peeks plus `extra` spare keys (for fresh
@@ -94,6 +143,12 @@ impl InboundIds {
     pub fn extra(&self, e: usize) -> (usize, usize, &str) {
         (mix(e + 7) % SERVERS, mix(e) % self.rooms.len(), &self.extra_ids[e])
     }
+    /// (server, room, peek id) of cold key `c`: a random server and live room, and a peek id no
+    /// other key has, so the key was never seen before.
+    pub fn cold_key(&self, c: u64) -> (usize, usize, String) {
+        let h = hash64(c);
+        ((h >> 40) as usize % SERVERS, (h as u32) as usize % self.rooms.len(), cold_peek_id(c))
+    }
     pub fn config() -> InboundConfig {
         InboundConfig {
             renewal_interval: LONG,
@@ -103,8 +158,14 @@ impl InboundIds {
             ..InboundConfig::default()
         }
     }
-    /// The snapshot of the population: deadlines spread over a day so the timer order differs
-    /// from the insertion order.
+    /// The deadline of live key `i` in the snapshot: spread over a day so the timer order
+    /// differs from the insertion order.
+    pub fn expires_at(i: usize) -> Timestamp {
+        ts(T0)
+            .saturating_add(LONG)
+            .saturating_add(Duration::from_millis((mix(i) % 86_400_000) as u64))
+    }
+    /// The snapshot of the population.
     pub fn records(&self) -> Vec<InboundRecord> {
         (0..self.n)
             .map(|i| {
@@ -114,9 +175,7 @@ impl InboundIds {
                     room_id: self.rooms[r].clone(),
                     peek_id: id.to_owned(),
                     renewed_at: ts(T0),
-                    expires_at: ts(T0)
-                        .saturating_add(LONG)
-                        .saturating_add(Duration::from_millis((mix(i) % 86_400_000) as u64)),
+                    expires_at: Self::expires_at(i),
                 }
             })
             .collect()
@@ -131,6 +190,8 @@ pub struct LocalIds {
     pub devices: Vec<OwnedDeviceId>,
     pub rooms: Vec<OwnedRoomId>,
     pub spare_rooms: Vec<OwnedRoomId>,
+    /// The devices in a random order (cold keys walk it).
+    dev_order: Vec<u32>,
 }
 
 impl LocalIds {
@@ -144,35 +205,71 @@ impl LocalIds {
             devices: (0..d).map(device).collect(),
             rooms: (0..r).map(room).collect(),
             spare_rooms: (0..spare).map(|i| room(10_000_000 + i)).collect(),
+            dev_order: permutation(d, SEED ^ 0x10ca1),
         }
     }
     pub fn dev_count(&self) -> usize {
         self.devices.len()
+    }
+    /// Distance between the rooms one device peeks.
+    fn step(&self) -> usize {
+        self.rooms.len() / PER
     }
     /// (user, device, room) indices of live key `i`.
     pub fn key(&self, i: usize) -> (usize, usize, &OwnedRoomId) {
         let d = i / PER;
         let k = i % PER;
         let r = self.rooms.len();
-        (d / 2, d, &self.rooms[(d + k * (r / PER)) % r])
+        (d / 2, d, &self.rooms[(d + k * self.step()) % r])
     }
     /// (user, device, room) of spare key `e`.
     pub fn extra(&self, e: usize) -> (usize, usize, &OwnedRoomId) {
         let d = e % self.devices.len();
         (d / 2, d, &self.spare_rooms[e / self.devices.len()])
     }
+    /// How many cold keys there are before they repeat: device `d` never peeks room
+    /// `d + o` for `o` in `1..step`, so there are `D · (step − 1)`.
+    pub fn cold_capacity(&self) -> u64 {
+        (self.dev_count() * self.step().saturating_sub(1)) as u64
+    }
+    /// (user, device, room) of cold key `c`: a random existing device and a live room it has
+    /// never peeked (`c` below [`cold_capacity`](Self::cold_capacity); beyond it the keys
+    /// repeat, each long after its previous use was forgotten). Without such rooms (populations
+    /// under 100 peeks), a room id nobody peeks.
+    pub fn cold_key(&self, c: u64) -> (usize, usize, OwnedRoomId) {
+        let dc = self.dev_count();
+        let d = self.dev_order[c as usize % dc] as usize;
+        let cap = self.cold_capacity();
+        if cap == 0 {
+            return (d / 2, d, room(40_000_000 + c as usize));
+        }
+        let pass = (c % cap) as usize / dc;
+        let r = (d + 1 + pass % (self.step() - 1)) % self.rooms.len();
+        (d / 2, d, self.rooms[r].clone())
+    }
+    /// The lease deadline of live key `i` in the snapshot, spread over a day.
+    pub fn expires_at(i: usize) -> Timestamp {
+        InboundIds::expires_at(i)
+    }
     pub fn config() -> LocalConfig {
         LocalConfig {
             lease: LONG,
             max_peeks_per_device: 1_000,
             max_peeks_total: 8_000_000,
+            // Ended entries are collected at the next `handle_timeout`: the cold-create bench
+            // calls it after each unmeasured unpeek, so cold keys leave nothing behind. No
+            // measured op calls it (only `handle_timeout` collects), so the measured costs are
+            // those of the default retention.
+            ended_retention: Duration::ZERO,
             ..LocalConfig::default()
         }
     }
 }
 
 /// The floor of docs/architecture.md §12: the minimum a correct tracker does per operation — one `HashMap`
-/// upsert (keyed by the peek's id strings) plus one `BTreeMap` deadline move.
+/// upsert (keyed by the peek's id strings, under the std keyed SipHash) plus one `BTreeSet`
+/// deadline move. Its operations are `#[inline(never)]`, like the machine's calls into the
+/// library crate, so neither side is inlined into the bench loop.
 #[derive(Default, Clone)]
 pub struct Floor {
     pub map: HashMap<Box<str>, (Timestamp, u32)>,
@@ -191,6 +288,7 @@ impl Floor {
         buf.push_str(c);
     }
     /// Upsert: a new key gets a deadline, an existing one has its deadline moved.
+    #[inline(never)]
     pub fn upsert(&mut self, a: &str, b: &str, c: &str, at: Timestamp) {
         Self::key(&mut self.buf, a, b, c);
         if let Some((old, slot)) = self.map.get_mut(self.buf.as_str()) {
@@ -204,12 +302,72 @@ impl Floor {
             self.by_time.insert((at, slot));
         }
     }
+    #[inline(never)]
     pub fn remove(&mut self, a: &str, b: &str, c: &str) -> bool {
         Self::key(&mut self.buf, a, b, c);
         match self.map.remove(self.buf.as_str()) {
             Some((at, slot)) => self.by_time.remove(&(at, slot)),
             None => false,
         }
+    }
+    /// The floor of a restore: the same technique as the machine's bulk restore — a map sized
+    /// once (`with_capacity`), one upsert per record (the last record of a key wins), then the
+    /// deadline set built in bulk from the map (one sort and an O(n) tree build, which is what
+    /// `BTreeSet: FromIterator` does).
+    pub fn bulk<'a>(n: usize, items: impl IntoIterator<Item = ([&'a str; 3], Timestamp)>) -> Floor {
+        let mut f = Floor { map: HashMap::with_capacity(n), ..Floor::default() };
+        for ([a, b, c], at) in items {
+            Self::key(&mut f.buf, a, b, c);
+            if let Some((old, _)) = f.map.get_mut(f.buf.as_str()) {
+                *old = at;
+            } else {
+                f.map.insert(f.buf.as_str().into(), (at, f.next));
+                f.next += 1;
+            }
+        }
+        f.by_time = f.map.values().copied().collect();
+        f
+    }
+    /// The keys by slot (so expiry can find a deadline's map entry).
+    pub fn keys_by_slot(&self) -> Vec<Box<str>> {
+        let mut v = vec![Box::<str>::from(""); self.next as usize];
+        for (k, (_, slot)) in &self.map {
+            v[*slot as usize] = k.clone();
+        }
+        v
+    }
+    /// A timer-driven renewal (outbound): takes the earliest deadline, moves it `after` later
+    /// in the set and in the entry of its slot, and reads the bytes of the entry's names (the
+    /// room, server and peek id the renewal request is built from, `names[slot]`). No key
+    /// string is hashed: the renewal is started by our own timer and its answer can be matched
+    /// by a request id we chose, so the minimum is a slot-indexed update plus reading what the
+    /// host needs to send. Returns the bytes read, summed.
+    #[inline(never)]
+    pub fn renew_first(
+        &mut self,
+        deadlines: &mut [Timestamp],
+        names: &[Box<str>],
+        after: Duration,
+    ) -> Option<u64> {
+        let (due, slot) = self.by_time.pop_first()?;
+        let at = due.saturating_add(after);
+        deadlines[slot as usize] = at;
+        self.by_time.insert((at, slot));
+        Some(read_name(0, &names[slot as usize]))
+    }
+    /// Expires every entry due at `cutoff`: pops the deadline and removes the map entry.
+    #[inline(never)]
+    pub fn expire(&mut self, keys: &[Box<str>], cutoff: Timestamp) -> usize {
+        let mut due = 0;
+        while let Some(&(at, slot)) = self.by_time.first() {
+            if at > cutoff {
+                break;
+            }
+            self.by_time.pop_first();
+            black_box(self.map.remove(&keys[slot as usize]));
+            due += 1;
+        }
+        due
     }
 }
 
@@ -222,6 +380,7 @@ pub struct Scan {
 }
 
 impl Scan {
+    #[inline(never)]
     pub fn upsert(&mut self, a: &str, b: &str, c: &str, at: Timestamp) {
         Floor::key(&mut self.buf, a, b, c);
         if let Some(old) = self.map.get_mut(self.buf.as_str()) {
@@ -238,45 +397,18 @@ impl Scan {
     }
 }
 
-/// Large prime stride: walks 0..n without repeats within n steps (n is a power of ten).
-pub const STRIDE: usize = 1_000_003;
-
-/// A cursor over the live keys `0..n` in a scattered order (steps of [`STRIDE`] mod `n`), so
-/// caches miss as they would in production. A group's benches share one cursor, so each one
-/// carries on where the previous left off.
-pub struct Scatter {
-    at: usize,
-    n: usize,
-}
-
-impl Scatter {
-    pub fn new(n: usize) -> Self {
-        Scatter { at: 0, n }
-    }
-    /// Steps once and returns the key stepped to.
-    pub fn step(&mut self) -> usize {
-        self.at = (self.at + STRIDE) % self.n;
-        self.at
-    }
-    /// The `c` keys from the cursor on (the cursor's own key first); the cursor moves past them.
-    pub fn take(&mut self, c: usize) -> Vec<usize> {
-        let keys = (0..c).map(|k| (self.at + k * STRIDE) % self.n).collect();
-        self.at = (self.at + c * STRIDE) % self.n;
-        keys
-    }
-}
-
 /// The time of `iters` operations run in chunks of at most `chunk` keys: for each chunk,
-/// `keys(c)` picks the `c` keys (not measured), `measured(state, keys)` is timed, and
-/// `undo(state, keys)` puts the population back as it was (not measured).
+/// `keys(c)` builds the `c` keys (not measured: owned copies of the id strings, fresh in cache
+/// like a just-parsed request), `measured(state, keys)` is timed, and `undo(state, keys)` puts
+/// the population back as it was (not measured).
 #[allow(clippy::disallowed_methods)] // benches measure wall time.
-pub fn measure_in_chunks<S: ?Sized>(
+pub fn measure_in_chunks<S: ?Sized, K>(
     iters: u64,
     chunk: usize,
     state: &mut S,
-    mut keys: impl FnMut(usize) -> Vec<usize>,
-    mut measured: impl FnMut(&mut S, &[usize]),
-    mut undo: impl FnMut(&mut S, &[usize]),
+    mut keys: impl FnMut(usize) -> Vec<K>,
+    mut measured: impl FnMut(&mut S, &[K]),
+    mut undo: impl FnMut(&mut S, &[K]),
 ) -> Duration {
     let mut total = Duration::ZERO;
     let mut left = iters as usize;
@@ -287,9 +419,52 @@ pub fn measure_in_chunks<S: ?Sized>(
         measured(state, &keys);
         total += start.elapsed();
         undo(state, &keys);
+        drop(black_box(keys));
         left -= c;
     }
     total
+}
+
+/// The paired measurement of a machine and its floor (`PEEK_PAIRED=1`): rounds of one chunk of
+/// `a` (the machine) and one of `b` (the floor), alternately first, for about 2 s after 0.5 s
+/// of warm-up, so both see the same load, caches and allocator state within a few
+/// milliseconds. `a()` and `b()` return the time of one chunk of `chunk` ops. Prints one line:
+/// `paired LABEL N a-ns b-ns ratio q1 q3 rounds` — the medians over the rounds of the per-op
+/// times, and the median and quartiles of the per-round ratio a/b.
+#[allow(clippy::disallowed_methods)] // benches measure wall time.
+pub fn paired(
+    label: &str,
+    n: usize,
+    chunk: usize,
+    mut a: impl FnMut() -> Duration,
+    mut b: impl FnMut() -> Duration,
+) {
+    let (warm_up, budget) = (Duration::from_millis(500), Duration::from_secs(2));
+    let start = Instant::now();
+    let (mut ta, mut tb) = (Vec::new(), Vec::new());
+    let mut round = 0usize;
+    while round < 20 || start.elapsed() < warm_up + budget {
+        let (x, y) = if round.is_multiple_of(2) {
+            let x = a();
+            (x, b())
+        } else {
+            let y = b();
+            (a(), y)
+        };
+        if start.elapsed() > warm_up || (10..20).contains(&round) {
+            ta.push(x.as_secs_f64() * 1e9 / chunk as f64);
+            tb.push(y.as_secs_f64() * 1e9 / chunk as f64);
+        }
+        round += 1;
+    }
+    let mut ratios: Vec<f64> = ta.iter().zip(&tb).map(|(x, y)| x / y).collect();
+    let med = |v: &mut Vec<f64>, q: f64| {
+        v.sort_by(f64::total_cmp);
+        v[((v.len() - 1) as f64 * q).round() as usize]
+    };
+    let (ma, mb) = (med(&mut ta, 0.5), med(&mut tb, 0.5));
+    let (r, q1, q3) = (med(&mut ratios, 0.5), med(&mut ratios, 0.25), med(&mut ratios, 0.75));
+    println!("paired\t{label}\t{n}\t{ma:.1}\t{mb:.1}\t{r:.3}\t{q1:.3}\t{q3:.3}\t{}", ratios.len());
 }
 
 /// The time of `iters` runs of `op`, each on a fresh input from `setup`: building the input

@@ -1,0 +1,107 @@
+//! `PEEK_PROFILE=WORKLOAD:SIDE`: runs one workload's ops without criterion, for callgrind.
+//!
+//! The population (`PEEK_SIZES`, largest size; default 1 k) and the ops' keys are built first;
+//! then `PEEK_PROFILE_OPS` ops (default 10 000) run inside [`profiled`], the one function to
+//! collect: `valgrind --tool=callgrind --toggle-collect='*profiled*' <bench binary>` (see
+//! `benches/profile.sh`). `SIDE` is `machine` or `floor`; `WORKLOAD` is one of
+//! `inbound_peek_cold`, `inbound_renew`, `inbound_unpeek`, `local_peek_cold`, `local_renew`,
+//! `local_unpeek`, `outbound_peek_cold`, `outbound_renew`, `outbound_unpeek`.
+
+use std::hint::black_box;
+
+use crate::support::*;
+use crate::{Churn, Keys, Plan, Renew, inbound, local, outbound, spare};
+
+/// The measured loop: `op` on each key, each at its own millisecond.
+#[inline(never)]
+fn profiled<T, K>(t: &mut T, keys: &[K], now0: u64, mut op: impl FnMut(&mut T, &K, u64)) {
+    for (i, k) in keys.iter().enumerate() {
+        op(t, k, now0 + i as u64);
+    }
+}
+
+/// `ops` keys of workload `kind` (`cold`, `live`) of `ids`.
+fn keys<P: Keys>(ids: &P, n: usize, kind: &str, ops: usize) -> Vec<P::Key> {
+    match kind {
+        "cold" => (0..ops as u64).map(|c| ids.cold(c)).collect(),
+        _ => Order::new(n).take(ops).into_iter().map(|i| ids.live(i)).collect(),
+    }
+}
+
+fn run_on<K, T: Churn<K> + Renew<K>>(t: &mut T, op: &str, keys: &[K]) {
+    let now0 = T0 + 10_000;
+    match op {
+        "peek_cold" => profiled(t, keys, now0, |t, k, now| t.create(k, now)),
+        "renew" => profiled(t, keys, now0, |t, k, now| t.renew(k, now)),
+        "unpeek" => profiled(t, keys, now0, |t, k, now| t.remove(k, now)),
+        other => panic!("unknown profile op {other}"),
+    }
+}
+
+pub fn run(plan: &Plan, what: &str) {
+    let (workload, side) = what.split_once(':').unwrap_or((what, "machine"));
+    let (family, op) = workload.split_once('_').expect("WORKLOAD is FAMILY_OP");
+    let n = plan.largest();
+    let ops: usize =
+        std::env::var("PEEK_PROFILE_OPS").ok().and_then(|s| s.parse().ok()).unwrap_or(10_000);
+    let ops = if op == "unpeek" { ops.min(n) } else { ops };
+    let kind = if op == "peek_cold" { "cold" } else { "live" };
+    eprintln!("profile: {workload} {side}, {n} live peeks, {ops} ops");
+    match (family, side) {
+        ("inbound", "machine") => {
+            let ids = InboundIds::new(n, spare(n));
+            let mut m = inbound::Machine::new(inbound::machine(&ids));
+            run_on(&mut m, op, &keys(&ids, n, kind, ops));
+        }
+        ("inbound", "floor") => {
+            let ids = InboundIds::new(n, spare(n));
+            let mut f = inbound::floor(&ids.records());
+            run_on(&mut f, op, &keys(&ids, n, kind, ops));
+        }
+        ("local", "machine") => {
+            let ids = LocalIds::new(n, spare(n));
+            let mut m = local::Machine::new(local::machine(&ids));
+            run_on(&mut m, op, &keys(&ids, n, kind, ops));
+        }
+        ("local", "floor") => {
+            let ids = LocalIds::new(n, spare(n));
+            let mut f = local::floor(&ids);
+            run_on(&mut f, op, &keys(&ids, n, kind, ops));
+        }
+        ("outbound", side) if op == "renew" => {
+            let ids = outbound::OutboundIds::new(n);
+            let (mut m, mut f, period) = outbound::renew_population(&ids, n);
+            let unit: Vec<()> = vec![(); ops];
+            if side == "machine" {
+                profiled(&mut m, &unit, 0, |m, _, _| {
+                    let t = m.m.poll_timeout().expect("a renewal is scheduled");
+                    m.m.handle_timeout(t);
+                    black_box(m.pump(t.as_millis(), 2 * period));
+                });
+            } else {
+                let (mut deadlines, names) = outbound::floor_entries(&f, &ids, n);
+                profiled(&mut f, &unit, 0, |f, _, _| {
+                    black_box(f.renew_first(&mut deadlines, &names, period));
+                });
+            }
+        }
+        ("outbound", side) => {
+            let ids = outbound::OutboundIds::new(n);
+            let (mut m, mut f) = outbound::population(&ids, n);
+            let keys = keys(&ids, n, kind, ops);
+            let now0 = T0 + 10_000;
+            match (side, op) {
+                ("machine", "peek_cold") => {
+                    profiled(&mut m, &keys, now0, |t, k, now| t.create(k, now))
+                }
+                ("machine", "unpeek") => {
+                    profiled(&mut m, &keys, now0, |t, k, now| t.remove(k, now))
+                }
+                (_, "peek_cold") => profiled(&mut f, &keys, now0, |t, k, now| t.create(k, now)),
+                (_, "unpeek") => profiled(&mut f, &keys, now0, Churn::remove),
+                _ => panic!("unknown profile op {op}"),
+            }
+        }
+        _ => panic!("unknown profile workload {what}"),
+    }
+}
