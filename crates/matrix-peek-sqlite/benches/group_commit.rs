@@ -230,15 +230,15 @@ async fn run_driver<S: PeekStore + 'static>(store: S, n: usize) -> (Duration, (u
 
 // ----- the stores -----
 
-/// The sizes (changes) of every `save`, in order.
+/// Every `save`, in order: its size (changes) and how long it took.
 #[derive(Clone, Default)]
-struct Saves(Arc<Mutex<Vec<usize>>>);
+struct Saves(Arc<Mutex<Vec<(usize, Duration)>>>);
 
 impl Saves {
-    fn record(&self, changes: &[Change]) {
-        self.0.lock().unwrap().push(changes.len());
+    fn record(&self, changes: &[Change], start: Instant) {
+        self.0.lock().unwrap().push((changes.len(), start.elapsed()));
     }
-    fn take(&self) -> Vec<usize> {
+    fn take(&self) -> Vec<(usize, Duration)> {
         std::mem::take(&mut self.0.lock().unwrap())
     }
 }
@@ -261,11 +261,13 @@ impl PeekStore for SlowStore {
     }
 
     async fn save(&self, changes: &[Change]) -> Result<(), Self::Error> {
+        let start = Instant::now();
         if !self.delay.is_zero() {
             tokio::time::sleep(self.delay).await;
         }
-        self.saves.record(changes);
-        self.inner.save(changes).await
+        let saved = self.inner.save(changes).await;
+        self.saves.record(changes, start);
+        saved
     }
 }
 
@@ -286,8 +288,9 @@ impl PeekStore for SharedSqlite {
     }
 
     async fn save(&self, changes: &[Change]) -> Result<(), Self::Error> {
+        let start = Instant::now();
         self.inner.save(changes).await?;
-        self.saves.record(changes);
+        self.saves.record(changes, start);
         Ok(())
     }
 }
@@ -300,8 +303,8 @@ struct Variant {
     walls: Vec<Duration>,
     batches: Vec<u64>,
     batched_calls: u64,
-    /// The save sizes of every run (changes per save).
-    saves: Vec<Vec<usize>>,
+    /// The saves of every run: changes and duration of each.
+    saves: Vec<Vec<(usize, Duration)>>,
 }
 
 impl Variant {
@@ -448,8 +451,22 @@ fn report(n: usize, serial: &Variant, driver: &Variant, target: Option<f64>, loa
         median(&driver.batches),
         driver.batches.iter().max().unwrap(),
     );
-    for (run, sizes) in driver.saves.iter().enumerate().take(5) {
-        println!("   driver run {run}: changes per save [{}]", runs_of(sizes));
+    // Run by run: how much of each wall time was spent inside `save`.
+    let in_save = |saves: &[(usize, Duration)]| ms(saves.iter().map(|(_, d)| *d).sum());
+    println!(
+        "   run | serial ms (in save) | driver ms (in save) | speedup | driver: changes per save"
+    );
+    for run in 0..serial.walls.len() {
+        let sizes: Vec<usize> = driver.saves[run].iter().map(|(n, _)| *n).collect();
+        println!(
+            "   {run:>3} | {:>8.1} ({:>8.1}) | {:>8.1} ({:>8.1}) | {:>6.1}x | [{}]",
+            ms(serial.walls[run]),
+            in_save(&serial.saves[run]),
+            ms(driver.walls[run]),
+            in_save(&driver.saves[run]),
+            serial.walls[run].as_secs_f64() / driver.walls[run].as_secs_f64(),
+            runs_of(&sizes),
+        );
     }
     let by_median = serial.median().as_secs_f64() / driver.median().as_secs_f64();
     let by_min = serial.min().as_secs_f64() / driver.min().as_secs_f64();
@@ -460,8 +477,6 @@ fn report(n: usize, serial: &Variant, driver: &Variant, target: Option<f64>, loa
         .zip(&driver.walls)
         .map(|(s, d)| s.as_secs_f64() / d.as_secs_f64())
         .collect();
-    let in_order: Vec<String> = paired.iter().map(|r| format!("{r:.1}")).collect();
-    println!("   speedup of each run, in run order: {}", in_order.join(" "));
     let mut sorted = paired.clone();
     sorted.sort_by(f64::total_cmp);
     println!(
