@@ -6,25 +6,27 @@
 //! Each run spawns `CALLS` (256) `client_peek` calls at once on a 2-worker tokio runtime, before
 //! awaiting any, and times them from the first spawn to the last answer. The calls are
 //! **local peeks on resident rooms** (`Residency::Resident`, world-readable): distinct users and
-//! devices, rooms scattered over 64. Two stores:
+//! devices, rooms scattered over 64. Three stores:
 //!
 //! * `slow`: a `MemoryStore` whose `save` first sleeps 2 ms on tokio's timer (a store with a
 //!   fixed commit latency). Target: the driver at least **20×** faster.
 //! * `sqlite`: `SqliteStore` on disk (WAL, `synchronous = FULL`, as the crate opens it), a fresh
 //!   database file per run for both variants. Target: at least **10×** the peeks per second.
+//! * `free`: a plain `MemoryStore` (a save costs nothing): no target; it shows what the front
+//!   ends themselves cost, i.e. the floor under the driver's figures above.
 //!
 //! The two variants of a run are interleaved (and which goes first alternates), so drifting load
 //! hits both alike.
 //!
 //! ```text
-//! cargo bench -p matrix-peek-sqlite --bench group_commit              # both stores
+//! cargo bench -p matrix-peek-sqlite --bench group_commit              # all three stores
 //! cargo bench -p matrix-peek-sqlite --bench group_commit -- sqlite    # only names containing it
 //! cargo bench -p matrix-peek-sqlite --bench group_commit -- --smoke   # CI: 1 run, 32 calls
 //! ```
 //!
 //! Smoke mode (`--smoke`, `GROUP_COMMIT_SMOKE=1`, or run by `cargo test`, which passes no
-//! `--bench`): 1 run of 32 calls per variant. Environment: `GROUP_COMMIT_RUNS` (slow store,
-//! default 15), `GROUP_COMMIT_SQLITE_RUNS` (default 5), `GROUP_COMMIT_CALLS` (default 256),
+//! `--bench`): 1 run of 32 calls per variant. Environment: `GROUP_COMMIT_RUNS` (slow and free
+//! stores, default 15), `GROUP_COMMIT_SQLITE_RUNS` (default 9), `GROUP_COMMIT_CALLS` (default 256),
 //! `GROUP_COMMIT_DIR` (where the SQLite files go; default cargo's per-target temp dir, under
 //! `target/`, which is on the real disk where `/tmp` may be tmpfs). Temp files are removed.
 #![allow(clippy::disallowed_methods, missing_docs)] // a bench measures wall time.
@@ -73,7 +75,7 @@ impl Settings {
             Settings {
                 calls: number("GROUP_COMMIT_CALLS", 256),
                 slow_runs: number("GROUP_COMMIT_RUNS", 15).max(1),
-                sqlite_runs: number("GROUP_COMMIT_SQLITE_RUNS", 5).max(1),
+                sqlite_runs: number("GROUP_COMMIT_SQLITE_RUNS", 9).max(1),
                 dir,
                 filter,
                 smoke,
@@ -100,10 +102,13 @@ fn main() {
         if settings.smoke { " (smoke mode)" } else { "" }
     );
     if settings.wants("slow") {
-        slow_store(&rt, &settings);
+        memory_store(&rt, &settings, "slow", Duration::from_millis(2), Some(20.0));
     }
     if settings.wants("sqlite") {
         sqlite_store(&rt, &settings);
+    }
+    if settings.wants("free") {
+        memory_store(&rt, &settings, "free", Duration::ZERO, None);
     }
 }
 
@@ -225,20 +230,21 @@ async fn run_driver<S: PeekStore + 'static>(store: S, n: usize) -> (Duration, (u
 
 // ----- the stores -----
 
-/// The sizes (changes) of every `save`, in order.
+/// Every `save`, in order: its size (changes) and how long it took.
 #[derive(Clone, Default)]
-struct Saves(Arc<Mutex<Vec<usize>>>);
+struct Saves(Arc<Mutex<Vec<(usize, Duration)>>>);
 
 impl Saves {
-    fn record(&self, changes: &[Change]) {
-        self.0.lock().unwrap().push(changes.len());
+    fn record(&self, changes: &[Change], start: Instant) {
+        self.0.lock().unwrap().push((changes.len(), start.elapsed()));
     }
-    fn take(&self) -> Vec<usize> {
+    fn take(&self) -> Vec<(usize, Duration)> {
         std::mem::take(&mut self.0.lock().unwrap())
     }
 }
 
-/// A `MemoryStore` whose `save` takes `delay` (tokio's timer) before applying the batch.
+/// A `MemoryStore` whose `save` takes `delay` (tokio's timer) before applying the batch; no
+/// wait at all when `delay` is zero.
 #[derive(Clone)]
 struct SlowStore {
     inner: MemoryStore,
@@ -255,9 +261,13 @@ impl PeekStore for SlowStore {
     }
 
     async fn save(&self, changes: &[Change]) -> Result<(), Self::Error> {
-        tokio::time::sleep(self.delay).await;
-        self.saves.record(changes);
-        self.inner.save(changes).await
+        let start = Instant::now();
+        if !self.delay.is_zero() {
+            tokio::time::sleep(self.delay).await;
+        }
+        let saved = self.inner.save(changes).await;
+        self.saves.record(changes, start);
+        saved
     }
 }
 
@@ -278,8 +288,9 @@ impl PeekStore for SharedSqlite {
     }
 
     async fn save(&self, changes: &[Change]) -> Result<(), Self::Error> {
+        let start = Instant::now();
         self.inner.save(changes).await?;
-        self.saves.record(changes);
+        self.saves.record(changes, start);
         Ok(())
     }
 }
@@ -292,8 +303,8 @@ struct Variant {
     walls: Vec<Duration>,
     batches: Vec<u64>,
     batched_calls: u64,
-    /// The save sizes of every run (changes per save).
-    saves: Vec<Vec<usize>>,
+    /// The saves of every run: changes and duration of each.
+    saves: Vec<Vec<(usize, Duration)>>,
 }
 
 impl Variant {
@@ -311,11 +322,17 @@ fn median<T: Ord + Copy>(xs: &[T]) -> T {
     xs[xs.len() / 2]
 }
 
-fn slow_store(rt: &Runtime, settings: &Settings) {
-    let delay = Duration::from_millis(2);
+/// `MemoryStore` behind a `delay` per save (none: `free`, the front ends' own cost).
+fn memory_store(
+    rt: &Runtime,
+    settings: &Settings,
+    name: &str,
+    delay: Duration,
+    target: Option<f64>,
+) {
     let n = settings.calls;
     println!(
-        "\n== slow: MemoryStore + {} ms tokio sleep per save, {n} resident client peeks, {} runs ==",
+        "\n== {name}: MemoryStore + {} ms tokio sleep per save, {n} resident client peeks, {} runs ==",
         delay.as_millis(),
         settings.slow_runs
     );
@@ -343,7 +360,7 @@ fn slow_store(rt: &Runtime, settings: &Settings) {
         one(run % 2 == 0);
         one(run % 2 != 0);
     }
-    report(n, &serial, &driver, 20.0, load_start);
+    report(n, &serial, &driver, target, load_start);
 }
 
 fn sqlite_store(rt: &Runtime, settings: &Settings) {
@@ -392,10 +409,10 @@ fn sqlite_store(rt: &Runtime, settings: &Settings) {
         one(run % 2 == 0);
         one(run % 2 != 0);
     }
-    report(n, &serial, &driver, 10.0, load_start);
+    report(n, &serial, &driver, Some(10.0), load_start);
 }
 
-fn report(n: usize, serial: &Variant, driver: &Variant, target: f64, load_start: f64) {
+fn report(n: usize, serial: &Variant, driver: &Variant, target: Option<f64>, load_start: f64) {
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     let ops = |d: Duration| n as f64 / d.as_secs_f64();
     let line = |name: &str, v: &Variant| {
@@ -410,6 +427,13 @@ fn report(n: usize, serial: &Variant, driver: &Variant, target: f64, load_start:
     println!("   load average (1 min) at start: {load_start:.2}");
     line("serial (one save per call)", serial);
     line("driver (group commit)", driver);
+    let runs = |v: &Variant| {
+        let mut walls = v.walls.clone();
+        walls.sort_unstable();
+        walls.iter().map(|&d| format!("{:.1}", ms(d))).collect::<Vec<_>>().join(" ")
+    };
+    println!("   serial runs, sorted (ms): {}", runs(serial));
+    println!("   driver runs, sorted (ms): {}", runs(driver));
     let saves_per_run: Vec<usize> = serial.saves.iter().map(Vec::len).collect();
     println!(
         "   serial: {} saves per run (median), {:.2} ms per call (median wall / calls)",
@@ -427,22 +451,61 @@ fn report(n: usize, serial: &Variant, driver: &Variant, target: f64, load_start:
         median(&driver.batches),
         driver.batches.iter().max().unwrap(),
     );
-    for (run, sizes) in driver.saves.iter().enumerate().take(5) {
-        println!("   driver run {run}: changes per save {sizes:?}");
+    // Run by run: how much of each wall time was spent inside `save`.
+    let in_save = |saves: &[(usize, Duration)]| ms(saves.iter().map(|(_, d)| *d).sum());
+    println!(
+        "   run | serial ms (in save) | driver ms (in save) | speedup | driver: changes per save"
+    );
+    for run in 0..serial.walls.len() {
+        let sizes: Vec<usize> = driver.saves[run].iter().map(|(n, _)| *n).collect();
+        println!(
+            "   {run:>3} | {:>8.1} ({:>8.1}) | {:>8.1} ({:>8.1}) | {:>6.1}x | [{}]",
+            ms(serial.walls[run]),
+            in_save(&serial.saves[run]),
+            ms(driver.walls[run]),
+            in_save(&driver.saves[run]),
+            serial.walls[run].as_secs_f64() / driver.walls[run].as_secs_f64(),
+            runs_of(&sizes),
+        );
     }
     let by_median = serial.median().as_secs_f64() / driver.median().as_secs_f64();
     let by_min = serial.min().as_secs_f64() / driver.min().as_secs_f64();
-    let met = if n < 256 {
-        "not judged below 256 calls"
-    } else if by_median >= target {
-        "met"
-    } else {
-        "NOT met"
-    };
+    // The two variants of a run ran back to back: their ratio shares that moment's load.
+    let paired: Vec<f64> = serial
+        .walls
+        .iter()
+        .zip(&driver.walls)
+        .map(|(s, d)| s.as_secs_f64() / d.as_secs_f64())
+        .collect();
+    let mut sorted = paired.clone();
+    sorted.sort_by(f64::total_cmp);
     println!(
-        "   speedup: median/median {by_median:.1}x, min/min {by_min:.1}x  (target >= {target}x: {met})"
+        "   speedup within each run (serial / driver of the same run): min {:.1}x median {:.1}x \
+         max {:.1}x",
+        sorted[0],
+        sorted[sorted.len() / 2],
+        sorted[sorted.len() - 1]
     );
+    let verdict = match target {
+        None => String::new(),
+        Some(target) if n < 256 => format!("  (target >= {target}x: not judged below 256 calls)"),
+        Some(target) if by_median >= target => format!("  (target >= {target}x: met)"),
+        Some(target) => format!("  (target >= {target}x: NOT met)"),
+    };
+    println!("   speedup: median/median {by_median:.1}x, min/min {by_min:.1}x{verdict}");
     println!("   load average (1 min) at end: {:.2}", loadavg());
+}
+
+/// `[1, 1, 1, 99]` as `1 x3, 99`.
+fn runs_of(sizes: &[usize]) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < sizes.len() {
+        let same = sizes[i..].iter().take_while(|&&s| s == sizes[i]).count();
+        out.push(if same > 1 { format!("{} x{same}", sizes[i]) } else { sizes[i].to_string() });
+        i += same;
+    }
+    out.join(", ")
 }
 
 // ----- the machine -----
