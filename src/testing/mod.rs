@@ -7,7 +7,8 @@
 //! * [`ScriptedTransport`]: a [`PeekTransport`](crate::PeekTransport) answering from a script,
 //!   with delays and requests that never answer.
 //! * [`store_conformance`]: the checks a host's store must pass.
-//! * [`Sim`]: several homeservers over a simulated federation with a virtual clock.
+//! * [`Sim`]: several homeservers over a simulated federation with a virtual clock; inputs a
+//!   deployment would refuse are [`SimError`]s.
 
 mod clock;
 mod conformance;
@@ -18,8 +19,8 @@ mod transport;
 pub use clock::ManualClock;
 pub use conformance::store_conformance;
 pub use sim::{
-    BadRelay, ClientPeekRecord, LeakedPeek, Livelock, SentRequest, Sim, SimConfig, SimRng, SimRoom,
-    TimelineEntry, fmt_elapsed,
+    BadRelay, ClientPeekRecord, LeakedPeek, Livelock, SentRequest, Sim, SimConfig, SimError,
+    SimRng, SimRoom, TimelineEntry, fmt_elapsed,
 };
 pub use store::{FlakyStore, MemoryStore, StoreFault};
 pub use transport::{Reply, ScriptedTransport, TransportKind};

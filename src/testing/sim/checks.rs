@@ -4,8 +4,8 @@ use std::collections::BTreeSet;
 
 use ruma_common::{DeviceId, OwnedRoomId, OwnedServerName, RoomId, ServerName, UserId};
 
-use super::Sim;
 use super::types::{BadRelay, ClientPeekRecord, LeakedPeek, SentRequest, TimelineEntry};
+use super::{Sim, SimError};
 use crate::outbound::OutboundRecord;
 
 impl Sim {
@@ -52,25 +52,47 @@ impl Sim {
     }
 
     /// Events of `room` relayed to `server` because it peeks the room (copies, not distinct).
-    pub fn relays_to(&self, server: &ServerName, room_id: &RoomId) -> u64 {
-        self.relays.get(&(server.to_owned(), room_id.to_owned())).copied().unwrap_or(0)
+    /// Grows as relays are sent. [`SimError::UnknownServer`] for a server never added.
+    pub fn relays_to(&self, server: &ServerName, room_id: &RoomId) -> Result<u64, SimError> {
+        self.node(server)?;
+        Ok(self.relays.get(&(server.to_owned(), room_id.to_owned())).copied().unwrap_or(0))
     }
 
-    /// Distinct events of `room` that reached `server` (or were created there).
-    pub fn events_received(&self, server: &ServerName, room_id: &RoomId) -> usize {
-        self.received.get(&(server.to_owned(), room_id.to_owned())).map_or(0, |s| s.len())
+    /// Distinct events of `room` that reached `server` (or were created there). Grows as
+    /// events arrive. [`SimError::UnknownServer`] for a server never added.
+    pub fn events_received(
+        &self,
+        server: &ServerName,
+        room_id: &RoomId,
+    ) -> Result<usize, SimError> {
+        self.node(server)?;
+        Ok(self.received.get(&(server.to_owned(), room_id.to_owned())).map_or(0, |s| s.len()))
     }
 
-    /// Times a new event woke `user`/`device` on `server` (a `peekers(room)` fan-out).
-    pub fn event_wakes(&self, server: &ServerName, user: &UserId, device: &DeviceId) -> u64 {
+    /// Times a new event woke `user`/`device` on `server` (a `peekers(room)` fan-out). Grows
+    /// as events arrive. [`SimError::UnknownServer`] for a server never added.
+    pub fn event_wakes(
+        &self,
+        server: &ServerName,
+        user: &UserId,
+        device: &DeviceId,
+    ) -> Result<u64, SimError> {
+        self.node(server)?;
         let key = (server.to_owned(), user.to_owned(), device.to_owned());
-        self.event_wakes.get(&key).copied().unwrap_or(0)
+        Ok(self.event_wakes.get(&key).copied().unwrap_or(0))
     }
 
-    /// `Output::Wake`s (peek started/ended/joined) for `user`/`device` on `server`.
-    pub fn sync_wakes(&self, server: &ServerName, user: &UserId, device: &DeviceId) -> u64 {
+    /// `Output::Wake`s (peek started/ended/joined) for `user`/`device` on `server`. Grows as
+    /// the server emits them. [`SimError::UnknownServer`] for a server never added.
+    pub fn sync_wakes(
+        &self,
+        server: &ServerName,
+        user: &UserId,
+        device: &DeviceId,
+    ) -> Result<u64, SimError> {
+        self.node(server)?;
         let key = (server.to_owned(), user.to_owned(), device.to_owned());
-        self.sync_wakes.get(&key).copied().unwrap_or(0)
+        Ok(self.sync_wakes.get(&key).copied().unwrap_or(0))
     }
 
     /// Events relayed to a server whose peek had expired or been deleted, by the simulator's

@@ -274,7 +274,7 @@ impl Sim {
                 self.on_event(from, to, room, event, state, direct)
             }
             Msg::Expired { from, to, room, peek_id } => {
-                if !self.is_up(&to) {
+                if !self.alive(&to) {
                     return;
                 }
                 self.log(&to, || format!("← {from} expired_peeks {room} {peek_id}"));
@@ -299,7 +299,7 @@ impl Sim {
         let now = self.now;
         let target = request.server.clone();
         let timeout_at = sent_at.saturating_add(self.timeout()).max(now);
-        if !self.is_up(&target) {
+        if !self.alive(&target) {
             let id = request.id;
             self.schedule(
                 timeout_at,
@@ -461,7 +461,7 @@ impl Sim {
         state: Option<RoomAccess>,
         direct: bool,
     ) {
-        if !self.is_up(&to) {
+        if !self.alive(&to) {
             return;
         }
         let now = self.now;
