@@ -1,16 +1,18 @@
 //! The simulator as test authors meet it (docs/architecture.md §10): inputs a deployment would
-//! refuse are typed errors, never panics.
+//! refuse are typed errors, never panics; and the kit answers the questions a test asks —
+//! how long a device went without its room's events, and what happened to a federated peek.
 
 use std::time::Duration;
 
-use matrix_peek::testing::{Sim, SimConfig, SimError};
-use matrix_peek::{ClientPeekReply, RoomAccess};
+use matrix_peek::testing::{OutboundEventKind, Sim, SimConfig, SimError};
+use matrix_peek::{ClientPeekReply, OutboundLostReason, RoomAccess, Timestamp};
 use ruma_common::{
     OwnedDeviceId, OwnedRoomId, OwnedServerName, OwnedUserId, RoomVersionId, owned_room_alias_id,
     owned_room_id, owned_user_id, server_name,
 };
 
 const SEC: Duration = Duration::from_secs(1);
+const MIN: Duration = Duration::from_secs(60);
 
 /// `expr` is refused with exactly `error` (its `Ok` value need not be comparable).
 macro_rules! refused {
@@ -42,6 +44,16 @@ impl World {
         sim.join(&hs3, &owned_user_id!("@bob:hs3"), &room)?;
         let (alice, phone) = (owned_user_id!("@alice:hs1"), "PHONE".into());
         Ok(World { sim, hs1, hs2, hs3, room, alice, phone })
+    }
+
+    /// Alice's phone peeks the room from hs1 through `via`.
+    fn peek(&mut self, via: &[OwnedServerName]) -> Result<ClientPeekReply, SimError> {
+        self.sim.client_peek(&self.hs1, &self.alice, &self.phone, &self.room, via)
+    }
+
+    /// Milliseconds since `t0`.
+    fn ms(&self, t0: Timestamp, t: Timestamp) -> u64 {
+        u64::try_from(t.saturating_duration_since(t0).as_millis()).unwrap()
     }
 }
 
@@ -95,6 +107,7 @@ fn anything_naming_an_unknown_server_is_refused_as_unknown_server() -> Result<()
     let unknown = SimError::UnknownServer(ghost.to_owned());
     let (room, phone) = (w.room.clone(), w.phone.clone());
     let casper = owned_user_id!("@casper:ghost.test");
+    let t = w.sim.now();
     refused!(w.sim.peeking(ghost), unknown.clone());
     refused!(w.sim.store(ghost), unknown.clone());
     refused!(w.sim.is_up(ghost), unknown.clone());
@@ -119,6 +132,8 @@ fn anything_naming_an_unknown_server_is_refused_as_unknown_server() -> Result<()
     refused!(w.sim.events_received(ghost, &room), unknown.clone());
     refused!(w.sim.event_wakes(ghost, &casper, &phone), unknown.clone());
     refused!(w.sim.sync_wakes(ghost, &casper, &phone), unknown.clone());
+    refused!(w.sim.event_gaps(ghost, &casper, &phone, t, t), unknown.clone());
+    refused!(w.sim.outbound_history(ghost, &room), unknown.clone());
     assert_eq!(w.sim.servers().count(), 3, "no server was made up");
     Ok(())
 }
@@ -166,5 +181,144 @@ fn rooms_members_users_and_names_that_do_not_fit_are_refused_with_what_is_wrong(
     w.sim.run_for(5 * SEC);
     let answer = w.sim.client_peeks()[0].result.clone().expect("answered within 5 s");
     assert!(answer.is_err(), "404 from the resident, passed to the client");
+    Ok(())
+}
+
+// ----- event gaps -----
+
+#[test]
+fn event_gaps_measure_an_outage_from_the_first_missed_event_to_the_next_arrival()
+-> Result<(), SimError> {
+    // Latency fixed at 100 ms: an event of hs3 reaches hs2 after 100 ms and, relayed (R39),
+    // hs1 after 200 ms. hs1 peeks through hs2 only, so nothing fails over. Events every 10 s
+    // from t0; hs2 is down from t0+25 s to t0+75 s (a pause: hs1's peek survives it).
+    let latency = (Duration::from_millis(100), Duration::from_millis(100));
+    let mut w = World::new(SimConfig { latency, timeline: false, ..SimConfig::default() })?;
+    let (hs1, hs2, hs3, room) = (w.hs1.clone(), w.hs2.clone(), w.hs3.clone(), w.room.clone());
+    let _ = w.peek(std::slice::from_ref(&hs2))?;
+    w.sim.run_for(SEC);
+    assert!(w.sim.peeking(&hs1)?.outbound().established(&room).is_some());
+    let t0 = w.sim.now();
+    for tick in 0..26 {
+        let second = tick * 5;
+        if second % 10 == 0 {
+            w.sim.send_event(&hs3, &room)?;
+        }
+        match second {
+            25 => w.sim.down(&hs2)?,
+            75 => w.sim.up(&hs2)?,
+            _ => {}
+        }
+        w.sim.run_for(5 * SEC);
+    }
+    let gaps = w.sim.event_gaps(&hs1, &w.alice, &w.phone, t0, w.sim.now())?;
+    let got: Vec<_> =
+        gaps.iter().map(|g| (w.ms(t0, g.start), w.ms(t0, g.end), g.missed, g.caught_up)).collect();
+    // By hand: each delivered event is behind for its 200 ms of transit; the events of 30, 40,
+    // 50, 60 and 70 s never reach hs2, so hs1 is behind from 30 s until the event of 80 s
+    // arrives at 80.2 s, with those five missed.
+    let transit = |s: u64| (s * 1000, s * 1000 + 200, 0, true);
+    let expected = vec![
+        transit(0),
+        transit(10),
+        transit(20),
+        (30_000, 80_200, 5, true),
+        transit(90),
+        transit(100),
+        transit(110),
+        transit(120),
+    ];
+    assert_eq!(got, expected);
+    assert_eq!(gaps[3].duration(), Duration::from_millis(50_200));
+    assert!(gaps.iter().all(|g| g.room_id == room));
+    // A window that ends inside the outage cuts the gap: not caught up, the three events of
+    // 30, 40 and 50 s missed so far.
+    let (from, to) = (t0.saturating_add(50 * SEC), t0.saturating_add(60 * SEC));
+    let cut = w.sim.event_gaps(&hs1, &w.alice, &w.phone, from, to)?;
+    let got: Vec<_> =
+        cut.iter().map(|g| (w.ms(t0, g.start), w.ms(t0, g.end), g.missed, g.caught_up)).collect();
+    assert_eq!(got, vec![(50_000, 60_000, 3, false)]);
+    Ok(())
+}
+
+#[test]
+fn event_gaps_count_only_while_the_device_peeks() -> Result<(), SimError> {
+    // Events before the peek, and after the unpeek, are no gap of the device's.
+    let latency = (Duration::from_millis(100), Duration::from_millis(100));
+    let mut w = World::new(SimConfig { latency, timeline: false, ..SimConfig::default() })?;
+    let (hs2, hs3, room) = (w.hs2.clone(), w.hs3.clone(), w.room.clone());
+    let start = w.sim.now();
+    w.sim.send_event(&hs2, &room)?;
+    w.sim.run_for(MIN);
+    let _ = w.peek(std::slice::from_ref(&hs2))?;
+    w.sim.run_for(SEC);
+    w.sim.send_event(&hs2, &room)?; // reaches hs1 after 100 ms
+    w.sim.run_for(SEC);
+    let (hs1, alice, phone) = (w.hs1.clone(), w.alice.clone(), w.phone.clone());
+    w.sim.client_unpeek(&hs1, &alice, &phone, &room)?.expect("alice peeks the room");
+    // hs2 goes down: hs3's next event never reaches hs1, but alice no longer peeks.
+    w.sim.down(&hs2)?;
+    w.sim.send_event(&hs3, &room)?;
+    w.sim.run_for(MIN);
+    let gaps = w.sim.event_gaps(&hs1, &alice, &phone, start, w.sim.now())?;
+    assert_eq!(gaps.len(), 1, "{gaps:?}");
+    assert_eq!(gaps[0].duration(), Duration::from_millis(100));
+    assert!(gaps[0].caught_up && gaps[0].missed == 0);
+    Ok(())
+}
+
+// ----- outbound history -----
+
+#[test]
+fn outbound_history_records_establishment_loss_and_failover() -> Result<(), SimError> {
+    // hs1 peeks through [hs2, hs3]; the room is busy (an event every 5 s); hs2 dies. hs1
+    // notices the silence, its probes fail for `failover_after`, and it moves to hs3 (R60).
+    let mut w = World::new(SimConfig { timeline: false, ..SimConfig::default() })?;
+    let (hs1, hs2, hs3, room) = (w.hs1.clone(), w.hs2.clone(), w.hs3.clone(), w.room.clone());
+    let _ = w.peek(&[hs2.clone(), hs3.clone()])?;
+    for _ in 0..12 {
+        w.sim.send_event(&hs3, &room)?;
+        w.sim.run_for(5 * SEC);
+    }
+    w.sim.down(&hs2)?;
+    let outage = w.sim.now();
+    for _ in 0..60 {
+        w.sim.send_event(&hs3, &room)?;
+        w.sim.run_for(5 * SEC);
+    }
+    let history = w.sim.outbound_history(&hs1, &room)?;
+    let kinds: Vec<_> = history.iter().map(|e| e.kind.clone()).collect();
+    assert_eq!(kinds.len(), 3, "{history:#?}");
+    assert_eq!(
+        kinds[0],
+        OutboundEventKind::Established { resident: hs2.clone(), missed_since: None }
+    );
+    assert_eq!(
+        kinds[1],
+        OutboundEventKind::Lost {
+            resident: Some(hs2.clone()),
+            reason: OutboundLostReason::Unreachable
+        }
+    );
+    let OutboundEventKind::FailedOver { from, to, missed_since } = &kinds[2] else {
+        panic!("a failover: {history:#?}")
+    };
+    assert_eq!((from, to), (&hs2, &hs3));
+    assert!(missed_since.is_some_and(|t| t <= outage), "events since before the outage may miss");
+    assert!(history[0].at < outage && outage < history[1].at && history[1].at <= history[2].at);
+    assert!(history[2].at.saturating_duration_since(outage) < 3 * MIN);
+    // A room hs1 never peeked has no history; one nobody serves ends in `Unavailable`.
+    let closed = owned_room_id!("!closed:hs3");
+    let bob = owned_user_id!("@bob:hs3");
+    w.sim.create_room(&hs3, &bob, &closed, RoomAccess::new(RoomVersionId::V11, false, false))?;
+    assert!(w.sim.outbound_history(&hs1, &closed)?.is_empty());
+    let (alice, phone) = (w.alice.clone(), w.phone.clone());
+    let _ = w.sim.client_peek(&hs1, &alice, &phone, &closed, std::slice::from_ref(&hs3))?;
+    w.sim.run_for(5 * SEC);
+    let history = w.sim.outbound_history(&hs1, &closed)?;
+    assert!(
+        matches!(history, [e] if matches!(e.kind, OutboundEventKind::Unavailable { .. })),
+        "{history:#?}"
+    );
     Ok(())
 }

@@ -60,6 +60,9 @@ impl Sim {
             ClientPeekReply::Done(result) => {
                 record.answered_at = Some(now);
                 record.result = Some(result.clone());
+                if result.is_ok() {
+                    self.spans.open(server, user, device, room_id, now);
+                }
                 self.log(server, || match result {
                     Ok(_) => format!("{user}/{device} /peek {room_id}: granted at once"),
                     Err(e) => format!("{user}/{device} /peek {room_id}: refused: {e}"),

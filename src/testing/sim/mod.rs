@@ -5,18 +5,20 @@
 //! * this file: the world, its servers (add, down, up, crash) and running the clock;
 //! * `rooms.rs` and `clients.rs`: the inputs a test gives (rooms, events, client requests);
 //! * `net.rs`: the wire and every server's outputs;
-//! * `checks.rs`: the records and invariants a test checks;
+//! * `checks.rs`, `queries.rs`: the records, invariants and questions
+//!   a test asks;
 //! * `error.rs`: [`SimError`], why an input or a question was refused.
 
 mod checks;
 mod clients;
 mod error;
 mod net;
+mod queries;
 mod rng;
 mod rooms;
 mod types;
 
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::time::Duration;
 
 use ruma_common::{
@@ -24,6 +26,7 @@ use ruma_common::{
 };
 
 pub use error::SimError;
+pub use queries::{Gap, OutboundEvent, OutboundEventKind};
 pub use rng::SimRng;
 pub use types::{
     BadRelay, ClientPeekRecord, LeakedPeek, Livelock, SentRequest, SimConfig, SimRoom,
@@ -34,6 +37,7 @@ use crate::coordinator::SnapshotMaps;
 use crate::outbound::{OutboundFailure, OutboundOutcome};
 use crate::{Peeking, PeekingConfig, RequestId, Timestamp};
 use net::Scheduled;
+use queries::Spans;
 
 #[derive(Debug)]
 struct Node {
@@ -71,7 +75,9 @@ type DeviceKey = (OwnedServerName, OwnedUserId, OwnedDeviceId);
 /// * **Failures**: a request that is lost (either way) or reaches a down server produces
 ///   `Failed(Unreachable)` at the sender after the request timeout. Events and
 ///   `expired_peeks` are not lost (federation `/send` retries) but a down server misses them;
-///   they arrive in order per (sender, destination) link, like `/send` transactions.
+///   they arrive in order per (sender, destination) link, like `/send` transactions. The
+///   simulated hosts do not fetch missed events (`Established { missed_since }` is recorded,
+///   see [`Sim::outbound_history`] and [`Sim::event_gaps`]).
 /// * **Rooms** are shared models ([`SimRoom`]): resident servers answer inbound peeks with the
 ///   room's access (`None` when not resident, R31); ACL-denied origins get 403 (R30).
 /// * **Inputs never panic.** Every input addressed to an unknown or down server, an unknown
@@ -82,6 +88,9 @@ type DeviceKey = (OwnedServerName, OwnedUserId, OwnedDeviceId);
 /// * **Invariants** checked from the simulator's own bookkeeping, not the machines':
 ///   [`Sim::leaked_peeks`], [`Sim::bad_relays`] (relays to a server whose peek had expired or
 ///   been deleted), [`Sim::incomplete_client_peeks`].
+/// * **Questions**: [`Sim::event_gaps`] (how long a device went without its room's events),
+///   [`Sim::outbound_history`] (when each federated peek was established, lost or failed
+///   over).
 /// * Deterministic: one `u64` seed ([`SimConfig::seed`]) drives every random choice.
 #[derive(Debug)]
 pub struct Sim {
@@ -102,7 +111,14 @@ pub struct Sim {
     /// Arrival time of the last `/send` on each (from, to) link (FIFO per destination).
     links: HashMap<(OwnedServerName, OwnedServerName), Timestamp>,
     bad_relays: Vec<BadRelay>,
-    received: BTreeMap<(OwnedServerName, OwnedRoomId), BTreeSet<u64>>,
+    /// When each event of a room first reached each server (or was created there).
+    received: BTreeMap<(OwnedServerName, OwnedRoomId), BTreeMap<u64, Timestamp>>,
+    /// When each event of a room was created at its origin: event `n` at index `n - 1`.
+    created: BTreeMap<OwnedRoomId, Vec<Timestamp>>,
+    /// When each device peeked each room, for [`Sim::event_gaps`].
+    spans: Spans,
+    /// Each server's host-facing outbound outputs per room, for [`Sim::outbound_history`].
+    history: BTreeMap<(OwnedServerName, OwnedRoomId), Vec<OutboundEvent>>,
     event_wakes: BTreeMap<DeviceKey, u64>,
     sync_wakes: BTreeMap<DeviceKey, u64>,
     client_peeks: Vec<ClientPeekRecord>,
@@ -129,6 +145,9 @@ impl Sim {
             links: HashMap::new(),
             bad_relays: Vec::new(),
             received: BTreeMap::new(),
+            created: BTreeMap::new(),
+            spans: Spans::default(),
+            history: BTreeMap::new(),
             event_wakes: BTreeMap::new(),
             sync_wakes: BTreeMap::new(),
             client_peeks: Vec::new(),
@@ -250,6 +269,7 @@ impl Sim {
         }
         self.log(server, || "CRASH: restarted from its store".to_owned());
         self.drain(server);
+        self.close_lost_spans(server);
         Ok(())
     }
 

@@ -133,6 +133,7 @@ impl Sim {
     }
 
     fn on_output(&mut self, server: &ServerName, out: Output) {
+        self.record(server, &out);
         let now = self.now;
         let name = server.to_owned();
         match out {
@@ -231,6 +232,10 @@ impl Sim {
                 });
                 if let Some(i) = self.pending_peeks.remove(&(name, id)) {
                     let record = &mut self.client_peeks[i];
+                    if result.is_ok() {
+                        let (u, d, r) = (&record.user_id, &record.device_id, &record.room_id);
+                        self.spans.open(server, u, d, r, now);
+                    }
                     record.answered_at = Some(now);
                     record.result = Some(result);
                 }
@@ -466,7 +471,14 @@ impl Sim {
         }
         let now = self.now;
         let resident = self.rooms.get(&room).is_some_and(|r| r.is_resident(&to));
-        let fresh = self.received.entry((to.clone(), room.clone())).or_default().insert(event);
+        let arrivals = self.received.entry((to.clone(), room.clone())).or_default();
+        let fresh = match arrivals.entry(event) {
+            std::collections::btree_map::Entry::Vacant(v) => {
+                v.insert(now);
+                true
+            }
+            std::collections::btree_map::Entry::Occupied(_) => false,
+        };
         if resident && direct {
             let skip: Vec<OwnedServerName> = self.rooms[&room].members.keys().cloned().collect();
             self.relay_to_peekers(&to, &room, event, state.as_ref(), &skip);
