@@ -8,8 +8,8 @@
 //!   with delays and requests that never answer.
 //! * [`store_conformance`]: the checks a host's store must pass.
 //! * [`Sim`]: several homeservers over a simulated federation with a virtual clock; inputs a
-//!   deployment would refuse are [`SimError`]s, and it answers a test's questions: event gaps
-//!   and peek histories.
+//!   deployment would refuse are [`SimError`]s, and it answers a test's questions: event gaps,
+//!   peek histories, settling.
 
 mod clock;
 mod conformance;
@@ -21,7 +21,7 @@ pub use clock::ManualClock;
 pub use conformance::store_conformance;
 pub use sim::{
     BadRelay, ClientPeekRecord, Gap, LeakedPeek, Livelock, OutboundEvent, OutboundEventKind,
-    SentRequest, Sim, SimConfig, SimError, SimRng, SimRoom, TimelineEntry, fmt_elapsed,
+    Pending, SentRequest, Sim, SimConfig, SimError, SimRng, SimRoom, TimelineEntry, fmt_elapsed,
 };
 pub use store::{FlakyStore, MemoryStore, StoreFault};
 pub use transport::{Reply, ScriptedTransport, TransportKind};

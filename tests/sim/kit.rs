@@ -1,11 +1,12 @@
 //! The simulator as test authors meet it (docs/architecture.md §10): inputs a deployment would
 //! refuse are typed errors, never panics; and the kit answers the questions a test asks —
-//! how long a device went without its room's events, and what happened to a federated peek.
+//! how long a device went without its room's events, what happened to a federated peek,
+//! and whether the world has settled.
 
 use std::time::Duration;
 
-use matrix_peek::testing::{OutboundEventKind, Sim, SimConfig, SimError};
-use matrix_peek::{ClientPeekReply, OutboundLostReason, RoomAccess, Timestamp};
+use matrix_peek::testing::{OutboundEventKind, Pending, Sim, SimConfig, SimError};
+use matrix_peek::{ClientPeekReply, OutboundLostReason, OutboundState, RoomAccess, Timestamp};
 use ruma_common::{
     OwnedDeviceId, OwnedRoomId, OwnedServerName, OwnedUserId, RoomVersionId, owned_room_alias_id,
     owned_room_id, owned_user_id, server_name,
@@ -13,6 +14,7 @@ use ruma_common::{
 
 const SEC: Duration = Duration::from_secs(1);
 const MIN: Duration = Duration::from_secs(60);
+const HOUR: Duration = Duration::from_secs(3600);
 
 /// `expr` is refused with exactly `error` (its `Ok` value need not be comparable).
 macro_rules! refused {
@@ -320,5 +322,75 @@ fn outbound_history_records_establishment_loss_and_failover() -> Result<(), SimE
         matches!(history, [e] if matches!(e.kind, OutboundEventKind::Unavailable { .. })),
         "{history:#?}"
     );
+    Ok(())
+}
+
+// ----- settling -----
+
+#[test]
+fn a_world_with_live_demand_does_not_settle_and_says_what_is_pending() -> Result<(), SimError> {
+    let mut w = World::new(SimConfig { timeline: false, ..SimConfig::default() })?;
+    let (hs1, hs2, room) = (w.hs1.clone(), w.hs2.clone(), w.room.clone());
+    let _ = w.peek(std::slice::from_ref(&hs2))?;
+    let asked = w.sim.now();
+    let Err(SimError::NotSettled { at, within, pending }) = w.sim.run_until_settled(30 * MIN)
+    else {
+        panic!("a live peek keeps the world busy")
+    };
+    assert_eq!((at, within), (asked.saturating_add(30 * MIN), 30 * MIN));
+    assert_eq!(w.sim.now(), at, "the clock stands at the bound");
+    assert!(!w.sim.is_settled());
+    let has = |f: &dyn Fn(&Pending) -> bool| pending.iter().any(f);
+    assert!(has(&|p| matches!(p, Pending::LocalPeeks { server, live: 1, .. } if *server == hs1)));
+    assert!(has(&|p| matches!(p, Pending::InboundPeeks { server, live: 1, .. } if *server == hs2)));
+    assert!(has(&|p| matches!(p, Pending::OutboundPeeks { server, rooms, .. }
+        if *server == hs1 && *rooms == vec![(room.clone(), OutboundState::Established)])));
+    assert!(pending.iter().all(|p| p.due() > at), "everything due within the bound ran");
+    let message = w.sim.run_until_settled(MIN).unwrap_err().to_string();
+    assert!(message.contains("not settled within") && message.contains("hs2: 1 inbound peek"));
+    Ok(())
+}
+
+#[test]
+fn a_world_settles_once_demand_ends_and_every_deadline_has_fired() -> Result<(), SimError> {
+    let mut w = World::new(SimConfig { timeline: false, ..SimConfig::default() })?;
+    let (hs1, hs2, hs3, room) = (w.hs1.clone(), w.hs2.clone(), w.hs3.clone(), w.room.clone());
+    let _ = w.peek(std::slice::from_ref(&hs2))?;
+    w.sim.run_for(MIN);
+    let (alice, phone) = (w.alice.clone(), w.phone.clone());
+    w.sim.client_unpeek(&hs1, &alice, &phone, &room)?.expect("alice peeks the room");
+    let unpeeked = w.sim.now();
+    w.sim.run_until_settled(2 * 24 * HOUR)?;
+    assert!(w.sim.is_settled() && w.sim.pending().is_empty());
+    for s in [&hs1, &hs2, &hs3] {
+        let p = w.sim.peeking(s)?;
+        assert!(p.local().is_empty() && p.inbound().is_empty() && p.outbound().is_empty());
+        assert_eq!(p.poll_timeout(), None);
+    }
+    // The linger, the DELETE, and the collection of alice's ended entry (24 h) all fired.
+    let retention = w.sim.peeking(&hs1)?.local().config().ended_retention;
+    let took = w.sim.now().saturating_duration_since(unpeeked);
+    assert!(took >= retention && took < retention + HOUR, "settled after {took:?}");
+    assert!(w.sim.leaked_peeks().is_empty());
+    w.sim.run_until_settled(Duration::ZERO)?; // settled stays settled
+    Ok(())
+}
+
+#[test]
+fn a_down_server_with_deadlines_keeps_the_world_from_settling() -> Result<(), SimError> {
+    let mut w = World::new(SimConfig { timeline: false, ..SimConfig::default() })?;
+    let (hs1, hs2, room) = (w.hs1.clone(), w.hs2.clone(), w.room.clone());
+    let _ = w.peek(std::slice::from_ref(&hs2))?;
+    w.sim.run_for(MIN);
+    w.sim.down(&hs2)?; // it holds hs1's peek, and its lapse cannot fire while it is down
+    let (alice, phone) = (w.alice.clone(), w.phone.clone());
+    w.sim.client_unpeek(&hs1, &alice, &phone, &room)?.expect("alice peeks the room");
+    let Err(SimError::NotSettled { pending, .. }) = w.sim.run_until_settled(3 * 24 * HOUR) else {
+        panic!("hs2's deadlines are still there")
+    };
+    assert!(matches!(pending.as_slice(), [Pending::DownServer { server, .. }] if *server == hs2));
+    w.sim.up(&hs2)?;
+    w.sim.run_until_settled(MIN)?;
+    assert!(w.sim.peeking(&hs2)?.inbound().is_empty(), "it lapsed the peek as it came back");
     Ok(())
 }

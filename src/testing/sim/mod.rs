@@ -5,7 +5,7 @@
 //! * this file: the world, its servers (add, down, up, crash) and running the clock;
 //! * `rooms.rs` and `clients.rs`: the inputs a test gives (rooms, events, client requests);
 //! * `net.rs`: the wire and every server's outputs;
-//! * `checks.rs`, `queries.rs`: the records, invariants and questions
+//! * `checks.rs`, `queries.rs`, `settle.rs`: the records, invariants and questions
 //!   a test asks;
 //! * `error.rs`: [`SimError`], why an input or a question was refused.
 
@@ -16,6 +16,7 @@ mod net;
 mod queries;
 mod rng;
 mod rooms;
+mod settle;
 mod types;
 
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
@@ -25,7 +26,7 @@ use ruma_common::{
     OwnedDeviceId, OwnedRoomAliasId, OwnedRoomId, OwnedServerName, OwnedUserId, ServerName, UserId,
 };
 
-pub use error::SimError;
+pub use error::{Pending, SimError};
 pub use queries::{Gap, OutboundEvent, OutboundEventKind};
 pub use rng::SimRng;
 pub use types::{
@@ -84,13 +85,13 @@ type DeviceKey = (OwnedServerName, OwnedUserId, OwnedDeviceId);
 ///   room, or a server that cannot do it (an event from a server not in the room) is refused
 ///   with a [`SimError`] and changes nothing. Besides the `assert_*` helpers, only `run_for`
 ///   and `run_until_idle` panic, on a [`Livelock`] (a machine that never stops asking to be
-///   woken is a bug the kit asserts).
+///   woken is a bug the kit asserts); [`Sim::run_until_settled`] returns it as an error.
 /// * **Invariants** checked from the simulator's own bookkeeping, not the machines':
 ///   [`Sim::leaked_peeks`], [`Sim::bad_relays`] (relays to a server whose peek had expired or
 ///   been deleted), [`Sim::incomplete_client_peeks`].
 /// * **Questions**: [`Sim::event_gaps`] (how long a device went without its room's events),
 ///   [`Sim::outbound_history`] (when each federated peek was established, lost or failed
-///   over).
+///   over), [`Sim::run_until_settled`] (run until nothing is left to fire).
 /// * Deterministic: one `u64` seed ([`SimConfig::seed`]) drives every random choice.
 #[derive(Debug)]
 pub struct Sim {
