@@ -9,7 +9,7 @@
 //! * [`store_conformance`]: the checks a host's store must pass.
 //! * [`Sim`]: several homeservers over a simulated federation with a virtual clock; inputs a
 //!   deployment would refuse are [`SimError`]s, and it answers a test's questions: event gaps,
-//!   peek histories, settling.
+//!   peek histories, settling, leaks.
 
 mod clock;
 mod conformance;
@@ -20,8 +20,9 @@ mod transport;
 pub use clock::ManualClock;
 pub use conformance::store_conformance;
 pub use sim::{
-    BadRelay, ClientPeekRecord, Gap, LeakedPeek, Livelock, OutboundEvent, OutboundEventKind,
-    Pending, SentRequest, Sim, SimConfig, SimError, SimRng, SimRoom, TimelineEntry, fmt_elapsed,
+    BadRelay, ClientPeekRecord, Gap, LeakReport, LeakedPeek, Livelock, OutboundEvent,
+    OutboundEventKind, Pending, SentRequest, Sim, SimConfig, SimError, SimRng, SimRoom,
+    TimelineEntry, UnaccountedPeek, fmt_elapsed,
 };
 pub use store::{FlakyStore, MemoryStore, StoreFault};
 pub use transport::{Reply, ScriptedTransport, TransportKind};

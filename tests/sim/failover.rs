@@ -108,9 +108,11 @@ fn the_old_residents_peek_does_not_survive_its_return() -> Result<(), SimError> 
     w.sim.down(&hs2)?;
     w.run(Duration::from_secs(20 * 60), Some(Duration::from_secs(5)))?;
     w.sim.up(&hs2)?;
+    w.sim.assert_no_leaks();
     // One renewal interval (and the resident's grace) after it is back, one peek is left.
     w.run(Duration::from_secs(65 * 60), Some(Duration::from_secs(5)))?;
     assert_eq!(w.peeks_held_for_hs1()?, 1, "at most one peek survives");
+    w.sim.assert_no_leaks();
     w.sim.assert_no_leaked_peeks();
     w.sim.assert_no_relays_after_expiry();
     Ok(())

@@ -1,7 +1,7 @@
 //! The simulator as test authors meet it (docs/architecture.md §10): inputs a deployment would
 //! refuse are typed errors, never panics; and the kit answers the questions a test asks —
 //! how long a device went without its room's events, what happened to a federated peek,
-//! and whether the world has settled.
+//! whether the world has settled, and whether any inbound peek outlived its window.
 
 use std::time::Duration;
 
@@ -116,6 +116,7 @@ fn anything_naming_an_unknown_server_is_refused_as_unknown_server() -> Result<()
     refused!(w.sim.down(ghost), unknown.clone());
     refused!(w.sim.up(ghost), unknown.clone());
     refused!(w.sim.crash_restart(ghost), unknown.clone());
+    refused!(w.sim.drop_store_writes(ghost, true), unknown.clone());
     refused!(w.sim.client_peek(ghost, &casper, &phone, &room, &[]), unknown.clone());
     refused!(w.sim.client_unpeek(ghost, &casper, &phone, &room), unknown.clone());
     refused!(w.sim.device_synced(ghost, &casper, &phone), unknown.clone());
@@ -393,4 +394,91 @@ fn a_down_server_with_deadlines_keeps_the_world_from_settling() -> Result<(), Si
     w.sim.run_until_settled(MIN)?;
     assert!(w.sim.peeking(&hs2)?.inbound().is_empty(), "it lapsed the peek as it came back");
     Ok(())
+}
+
+// ----- leaks -----
+
+/// hs1 asks hs2 for a peek and is paused before the answer comes back: hs2 holds a peek hs1
+/// then drops (a `PUT` that failed on the network is assumed not to have created one) and
+/// re-opens under a new id. Returns when hs1 stopped accounting for the first peek.
+fn lost_answer(w: &mut World) -> Result<Timestamp, SimError> {
+    let (hs1, hs2) = (w.hs1.clone(), w.hs2.clone());
+    let _ = w.peek(std::slice::from_ref(&hs2))?;
+    w.sim.down(&hs1)?;
+    w.sim.run_for(SEC); // the PUT is granted; its answer reaches hs1 while it is down
+    w.sim.up(&hs1)?; // the PUT timed out: hs1 forgets that peek id
+    Ok(w.sim.now())
+}
+
+#[test]
+fn a_peek_left_behind_by_a_lost_answer_is_lapsing_until_its_window_ends() -> Result<(), SimError> {
+    let mut w = World::new(SimConfig { timeline: false, ..SimConfig::default() })?;
+    let (hs1, hs2) = (w.hs1.clone(), w.hs2.clone());
+    let forgotten = lost_answer(&mut w)?;
+    w.sim.run_for(5 * SEC);
+    assert!(w.sim.peeking(&hs1)?.outbound().established(&w.room).is_some(), "re-opened");
+    assert_eq!(w.sim.peeking(&hs2)?.inbound().len(), 2, "the old peek and the new one");
+    // The raw view sees the old one; it is not a leak yet.
+    assert_eq!(w.sim.leaked_peeks().len(), 1);
+    let report = w.sim.leak_report();
+    assert!(report.is_clean() && w.sim.leaks().is_empty(), "{report}");
+    let [lapsing] = report.lapsing.as_slice() else { panic!("{report}") };
+    assert_eq!((&lapsing.resident, &lapsing.origin), (&hs2, &hs1));
+    assert_eq!(lapsing.since, forgotten);
+    let inbound = w.sim.config().peeking.inbound.clone();
+    let window = inbound.renewal_interval + inbound.grace + w.sim.config().latency.1;
+    assert_eq!(lapsing.deadline, forgotten.saturating_add(window));
+    assert!(report.to_string().contains("1 lapsing legitimately"), "{report}");
+    // Through the whole window, alice renewing her lease: never a leak, and hs2 lapses the
+    // old peek (R43) by the deadline.
+    while w.sim.now() < lapsing.deadline {
+        w.sim.run_for(10 * MIN);
+        let _ = w.peek(std::slice::from_ref(&hs2))?;
+        w.sim.assert_no_leaks();
+    }
+    assert!(w.sim.leak_report().lapsing.is_empty() && w.sim.leaked_peeks().is_empty());
+    assert_eq!(w.sim.peeking(&hs2)?.inbound().len(), 1, "the live peek stays");
+    Ok(())
+}
+
+/// hs1's store loses every write, so it renews a peek no record of its names; after the
+/// window that is a leak. Returns when hs2 granted the peek.
+fn peek_kept_alive_without_a_record(w: &mut World) -> Result<Timestamp, SimError> {
+    let (hs1, hs2) = (w.hs1.clone(), w.hs2.clone());
+    w.sim.drop_store_writes(&hs1, true)?;
+    let _ = w.peek(std::slice::from_ref(&hs2))?;
+    let granted = w.sim.now();
+    for _ in 0..8 {
+        w.sim.run_for(10 * MIN);
+        let _ = w.peek(std::slice::from_ref(&hs2))?; // alice renews her lease
+    }
+    assert!(w.sim.store(&hs1)?.outbound.is_empty(), "nothing was written");
+    assert!(w.sim.peeking(&hs1)?.outbound().established(&w.room).is_some());
+    Ok(granted)
+}
+
+#[test]
+fn a_peek_renewed_without_a_record_past_its_window_is_a_leak() -> Result<(), SimError> {
+    let mut w = World::new(SimConfig { timeline: false, ..SimConfig::default() })?;
+    let (hs1, hs2) = (w.hs1.clone(), w.hs2.clone());
+    let granted = peek_kept_alive_without_a_record(&mut w)?;
+    let leaks = w.sim.leaks();
+    let [leak] = leaks.as_slice() else { panic!("{}", w.sim.leak_report()) };
+    assert_eq!((&leak.resident, &leak.origin, &leak.room_id), (&hs2, &hs1, &w.room));
+    assert!(leak.since >= granted && leak.since < granted.saturating_add(SEC));
+    assert!(leak.deadline < w.sim.now());
+    // Once the host writes again, the next renewal's record accounts for the peek.
+    w.sim.drop_store_writes(&hs1, false)?;
+    w.sim.run_for(HOUR);
+    let _ = w.peek(std::slice::from_ref(&hs2))?;
+    assert!(w.sim.leaks().is_empty() && w.sim.leaked_peeks().is_empty());
+    Ok(())
+}
+
+#[test]
+#[should_panic(expected = "1 leaked inbound peek(s):\n  hs2 holds hs1's peek")]
+fn assert_no_leaks_reports_a_leak_readably() {
+    let mut w = World::new(SimConfig { timeline: false, ..SimConfig::default() }).unwrap();
+    peek_kept_alive_without_a_record(&mut w).unwrap();
+    w.sim.assert_no_leaks();
 }

@@ -70,7 +70,8 @@ pub struct Outcome {
     pub steps: u64,
 }
 
-/// Runs one soak and asserts its invariants: no relay after expiry at any step; after demand ends no remote peek left, no leaked peek, every client
+/// Runs one soak and asserts its invariants: no relay after expiry and no leak past its
+/// window at any step; after demand ends no remote peek left, no leaked peek, every client
 /// peek completed. An input the simulator refuses is a bug of the soak: its error is returned.
 pub fn soak(cfg: &SoakConfig) -> Result<Outcome, SimError> {
     let seed = cfg.seed;
@@ -185,6 +186,7 @@ pub fn soak(cfg: &SoakConfig) -> Result<Outcome, SimError> {
             }
         }
         assert_eq!(sim.relays_after_expiry(), 0, "seed {seed}: {:?}", sim.bad_relays());
+        sim.assert_no_leaks();
     }
     // Local demand ends: everything comes back up, no new peeks; leases (1 h) lapse, then
     // linger, one renewal interval and grace pass.
@@ -212,6 +214,7 @@ pub fn soak(cfg: &SoakConfig) -> Result<Outcome, SimError> {
     // Nothing is demanded any more: every deadline left (collections of ended local peeks
     // included) fires within a day, and the world settles.
     sim.run_until_settled(25 * HOUR)?;
+    sim.assert_no_leaks();
     Ok(Outcome {
         client_peeks: sim.client_peeks().len(),
         requests: sim.sent_requests().len(),

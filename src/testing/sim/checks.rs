@@ -106,10 +106,12 @@ impl Sim {
         self.bad_relays.len()
     }
 
-    /// Inbound peeks that their origin no longer accounts for: held on `resident` from `origin`
-    /// while `origin`'s store has no outbound peek with that room, server and peek id.
-    /// Transiently non-empty after lost answers (the resident lapses them, R43); empty once
-    /// demand has ended for `linger` + a renewal interval + grace.
+    /// The raw view of [`leak_report`](Self::leak_report): inbound peeks that their origin no
+    /// longer accounts for, held on `resident` from `origin` while `origin`'s store has no
+    /// outbound peek (nor retired one) with that room, server and peek id, whether or not they
+    /// are still within the window in which they may legitimately exist. Transiently non-empty
+    /// after lost answers (the resident lapses them, R43); empty once demand has ended for
+    /// `linger` + a renewal interval + grace. Use [`leaks`](Self::leaks) at any other moment.
     pub fn leaked_peeks(&self) -> Vec<LeakedPeek> {
         let mut wanted: BTreeSet<(OwnedServerName, OwnedServerName, OwnedRoomId, String)> =
             BTreeSet::new();
@@ -145,7 +147,9 @@ impl Sim {
         leaked
     }
 
-    /// Panics if [`leaked_peeks`](Self::leaked_peeks) is not empty.
+    /// Panics if [`leaked_peeks`](Self::leaked_peeks) is not empty: only meaningful once
+    /// demand has ended for long enough; [`assert_no_leaks`](Self::assert_no_leaks) is
+    /// meaningful at any moment.
     pub fn assert_no_leaked_peeks(&self) {
         let leaked = self.leaked_peeks();
         assert!(leaked.is_empty(), "leaked remote peeks: {leaked:#?}");

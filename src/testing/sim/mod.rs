@@ -5,13 +5,14 @@
 //! * this file: the world, its servers (add, down, up, crash) and running the clock;
 //! * `rooms.rs` and `clients.rs`: the inputs a test gives (rooms, events, client requests);
 //! * `net.rs`: the wire and every server's outputs;
-//! * `checks.rs`, `queries.rs`, `settle.rs`: the records, invariants and questions
+//! * `checks.rs`, `leaks.rs`, `queries.rs`, `settle.rs`: the records, invariants and questions
 //!   a test asks;
 //! * `error.rs`: [`SimError`], why an input or a question was refused.
 
 mod checks;
 mod clients;
 mod error;
+mod leaks;
 mod net;
 mod queries;
 mod rng;
@@ -27,6 +28,7 @@ use ruma_common::{
 };
 
 pub use error::{Pending, SimError};
+pub use leaks::{LeakReport, UnaccountedPeek};
 pub use queries::{Gap, OutboundEvent, OutboundEventKind};
 pub use rng::SimRng;
 pub use types::{
@@ -37,6 +39,7 @@ pub use types::{
 use crate::coordinator::SnapshotMaps;
 use crate::outbound::{OutboundFailure, OutboundOutcome};
 use crate::{Peeking, PeekingConfig, RequestId, Timestamp};
+use leaks::Accounting;
 use net::Scheduled;
 use queries::Spans;
 
@@ -46,6 +49,8 @@ struct Node {
     config: PeekingConfig,
     store: SnapshotMaps,
     up: bool,
+    /// [`Sim::drop_store_writes`]: `Persist` outputs are acknowledged but not written.
+    drop_writes: bool,
     /// Incremented by every crash: answers to requests of an older incarnation are dropped.
     epoch: u64,
     /// Requests whose answer arrived while the server was down (same incarnation): their
@@ -87,8 +92,9 @@ type DeviceKey = (OwnedServerName, OwnedUserId, OwnedDeviceId);
 ///   and `run_until_idle` panic, on a [`Livelock`] (a machine that never stops asking to be
 ///   woken is a bug the kit asserts); [`Sim::run_until_settled`] returns it as an error.
 /// * **Invariants** checked from the simulator's own bookkeeping, not the machines':
-///   [`Sim::leaked_peeks`], [`Sim::bad_relays`] (relays to a server whose peek had expired or
-///   been deleted), [`Sim::incomplete_client_peeks`].
+///   [`Sim::leaks`] (inbound peeks that outlived the window in which they may exist without
+///   their origin accounting for them), [`Sim::bad_relays`] (relays to a server whose peek
+///   had expired or been deleted), [`Sim::incomplete_client_peeks`].
 /// * **Questions**: [`Sim::event_gaps`] (how long a device went without its room's events),
 ///   [`Sim::outbound_history`] (when each federated peek was established, lost or failed
 ///   over), [`Sim::run_until_settled`] (run until nothing is left to fire).
@@ -120,6 +126,8 @@ pub struct Sim {
     spans: Spans,
     /// Each server's host-facing outbound outputs per room, for [`Sim::outbound_history`].
     history: BTreeMap<(OwnedServerName, OwnedRoomId), Vec<OutboundEvent>>,
+    /// Which inbound peeks their origins' stores account for, for [`Sim::leaks`].
+    accounting: Accounting,
     event_wakes: BTreeMap<DeviceKey, u64>,
     sync_wakes: BTreeMap<DeviceKey, u64>,
     client_peeks: Vec<ClientPeekRecord>,
@@ -149,6 +157,7 @@ impl Sim {
             created: BTreeMap::new(),
             spans: Spans::default(),
             history: BTreeMap::new(),
+            accounting: Accounting::default(),
             event_wakes: BTreeMap::new(),
             sync_wakes: BTreeMap::new(),
             client_peeks: Vec::new(),
@@ -182,6 +191,7 @@ impl Sim {
             config,
             store: SnapshotMaps::new(),
             up: true,
+            drop_writes: false,
             epoch: 0,
             missed: Vec::new(),
         };
@@ -203,7 +213,7 @@ impl Sim {
     }
 
     /// What the server's store holds now (also while it is down). Changes as the server
-    /// persists.
+    /// persists (unless [`drop_store_writes`](Self::drop_store_writes) is on).
     pub fn store(&self, server: &ServerName) -> Result<crate::Snapshot, SimError> {
         Ok(self.node(server)?.store.to_snapshot())
     }
@@ -250,8 +260,8 @@ impl Sim {
     }
 
     /// Crashes the server and restarts it from its store at `now`, up afterwards (also from
-    /// down: a partitioned server that reboots): `Peeking::restore(now, config, snapshot)`.
-    /// In-flight requests' answers are dropped and client
+    /// down: a partitioned server that reboots): `Peeking::restore(now, config, snapshot)`,
+    /// then the timers already due fire. In-flight requests' answers are dropped and client
     /// peeks waiting on it are marked aborted.
     pub fn crash_restart(&mut self, server: &ServerName) -> Result<(), SimError> {
         let now = self.now;
@@ -270,7 +280,21 @@ impl Sim {
         }
         self.log(server, || "CRASH: restarted from its store".to_owned());
         self.drain(server);
+        self.node_mut(server)?.peeking.handle_timeout(now);
+        self.drain(server);
         self.close_lost_spans(server);
+        Ok(())
+    }
+
+    /// While `drop` is on, the server's `Persist` outputs are acknowledged but never written:
+    /// a host whose store silently loses writes, breaking the persistence contract (R59) on
+    /// the host's side. The machine runs on from memory; a
+    /// [`crash_restart`](Self::crash_restart) restores only what was written. For checking
+    /// checkers: [`leaks`](Self::leaks) reports the peeks such a server keeps alive without a
+    /// record once their window has passed. Off for every new server.
+    pub fn drop_store_writes(&mut self, server: &ServerName, drop: bool) -> Result<(), SimError> {
+        self.node_mut(server)?.drop_writes = drop;
+        self.log(server, || format!("store writes {}", if drop { "DROPPED" } else { "kept" }));
         Ok(())
     }
 

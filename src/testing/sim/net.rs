@@ -138,8 +138,13 @@ impl Sim {
         let name = server.to_owned();
         match out {
             Output::Persist(change) => {
-                if let Some(node) = self.nodes.get_mut(server) {
-                    node.store.apply_one(&change);
+                let Some(node) = self.nodes.get_mut(server) else { return };
+                if node.drop_writes {
+                    return;
+                }
+                node.store.apply_one(&change);
+                if let crate::Change::Outbound(change) = &change {
+                    self.account(server, change);
                 }
             }
             Output::Send(request) => {
@@ -387,6 +392,7 @@ impl Sim {
             .entry((resident.to_owned(), room.to_owned(), origin.to_owned()))
             .or_default()
             .insert(peek_id.to_owned(), expires_at);
+        self.accounting.granted(origin, resident, room, peek_id, self.now);
     }
 
     pub(super) fn forget_grant(
@@ -403,6 +409,7 @@ impl Sim {
                 self.grants.remove(&key);
             }
         }
+        self.accounting.ended(origin, resident, room, peek_id);
     }
 
     /// Whether the simulator's own record (independent of the machine) says `origin` holds a
