@@ -133,12 +133,18 @@ impl Sim {
     }
 
     fn on_output(&mut self, server: &ServerName, out: Output) {
+        self.record(server, &out);
         let now = self.now;
         let name = server.to_owned();
         match out {
             Output::Persist(change) => {
-                if let Some(node) = self.nodes.get_mut(server) {
-                    node.store.apply_one(&change);
+                let Some(node) = self.nodes.get_mut(server) else { return };
+                if node.drop_writes {
+                    return;
+                }
+                node.store.apply_one(&change);
+                if let crate::Change::Outbound(change) = &change {
+                    self.account(server, change);
                 }
             }
             Output::Send(request) => {
@@ -231,6 +237,10 @@ impl Sim {
                 });
                 if let Some(i) = self.pending_peeks.remove(&(name, id)) {
                     let record = &mut self.client_peeks[i];
+                    if result.is_ok() {
+                        let (u, d, r) = (&record.user_id, &record.device_id, &record.room_id);
+                        self.spans.open(server, u, d, r, now);
+                    }
                     record.answered_at = Some(now);
                     record.result = Some(result);
                 }
@@ -274,7 +284,7 @@ impl Sim {
                 self.on_event(from, to, room, event, state, direct)
             }
             Msg::Expired { from, to, room, peek_id } => {
-                if !self.is_up(&to) {
+                if !self.alive(&to) {
                     return;
                 }
                 self.log(&to, || format!("← {from} expired_peeks {room} {peek_id}"));
@@ -299,7 +309,7 @@ impl Sim {
         let now = self.now;
         let target = request.server.clone();
         let timeout_at = sent_at.saturating_add(self.timeout()).max(now);
-        if !self.is_up(&target) {
+        if !self.alive(&target) {
             let id = request.id;
             self.schedule(
                 timeout_at,
@@ -382,6 +392,7 @@ impl Sim {
             .entry((resident.to_owned(), room.to_owned(), origin.to_owned()))
             .or_default()
             .insert(peek_id.to_owned(), expires_at);
+        self.accounting.granted(origin, resident, room, peek_id, self.now);
     }
 
     pub(super) fn forget_grant(
@@ -398,6 +409,7 @@ impl Sim {
                 self.grants.remove(&key);
             }
         }
+        self.accounting.ended(origin, resident, room, peek_id);
     }
 
     /// Whether the simulator's own record (independent of the machine) says `origin` holds a
@@ -461,12 +473,19 @@ impl Sim {
         state: Option<RoomAccess>,
         direct: bool,
     ) {
-        if !self.is_up(&to) {
+        if !self.alive(&to) {
             return;
         }
         let now = self.now;
         let resident = self.rooms.get(&room).is_some_and(|r| r.is_resident(&to));
-        let fresh = self.received.entry((to.clone(), room.clone())).or_default().insert(event);
+        let arrivals = self.received.entry((to.clone(), room.clone())).or_default();
+        let fresh = match arrivals.entry(event) {
+            std::collections::btree_map::Entry::Vacant(v) => {
+                v.insert(now);
+                true
+            }
+            std::collections::btree_map::Entry::Occupied(_) => false,
+        };
         if resident && direct {
             let skip: Vec<OwnedServerName> = self.rooms[&room].members.keys().cloned().collect();
             self.relay_to_peekers(&to, &room, event, state.as_ref(), &skip);
