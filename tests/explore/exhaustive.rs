@@ -7,11 +7,17 @@ use crate::world::{Ctx, Scenario, small_config};
 fn run(scenario: Scenario, depth: usize) {
     let ctx = Ctx::new(small_config(), scenario);
     match explore(&ctx, depth) {
-        Ok(stats) => println!(
-            "{scenario:?}: {stats} memo {}/{}",
-            ctx.memo.hits.load(std::sync::atomic::Ordering::Relaxed),
-            ctx.memo.lookups.load(std::sync::atomic::Ordering::Relaxed)
-        ),
+        Ok((stats, coverage)) => {
+            let memo =
+                |a: &std::sync::atomic::AtomicUsize| a.load(std::sync::atomic::Ordering::Relaxed);
+            println!("{scenario:?}, depth {depth}:\n  {stats}");
+            println!("  checks: {coverage}");
+            println!(
+                "  server transitions: {} computed, {} shared",
+                memo(&ctx.memo.lookups) - memo(&ctx.memo.hits),
+                memo(&ctx.memo.hits)
+            );
+        }
         Err(why) => panic!("{why}"),
     }
 }

@@ -8,8 +8,9 @@
 //! * [`teardown`]: once no device peeks the room, running the world without faults deletes
 //!   every federated peek `P` knows of, and the residents end up holding none (R55, R43).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use matrix_peek::{OutboundState, Peeking, RoomAccess, StreamPosition, SyncDelta, Timestamp};
@@ -17,18 +18,62 @@ use ruma_common::OwnedServerName;
 
 use crate::world::{Action, Ctx, Msg, Outage, P, RESIDENTS, World};
 
+/// How often each invariant had something to check (so that a pass means something).
+#[derive(Debug, Default)]
+pub struct Coverage {
+    /// States where an up resident relays the room to someone.
+    pub relaying: AtomicUsize,
+    /// States where a device holds a live lease.
+    pub leased: AtomicUsize,
+    /// Distinct (server state, time) restored and compared.
+    pub restored: AtomicUsize,
+    /// States without demand, whose teardown was checked.
+    pub teardowns: AtomicUsize,
+    /// … of which `P` still had the room, or a resident still held a peek from `P`.
+    pub teardowns_with_peeks: AtomicUsize,
+}
+
+impl std::fmt::Display for Coverage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = |a: &AtomicUsize| a.load(Ordering::Relaxed);
+        write!(
+            f,
+            "relaying in {} states, a live lease in {}, {} server states restored, teardown \
+             from {} states ({} with a peek left to delete)",
+            n(&self.relaying),
+            n(&self.leased),
+            n(&self.restored),
+            n(&self.teardowns),
+            n(&self.teardowns_with_peeks)
+        )
+    }
+}
+
 /// Every invariant, cheapest first, remembering which servers' restores already passed.
 #[derive(Default)]
 pub struct Checker {
+    /// How often each check had something to check.
+    pub coverage: Coverage,
     /// (server digest, now) of every server state whose restore was found equivalent: the
     /// comparison depends on nothing else, and many worlds share a server state.
     restored: Mutex<HashSet<(u128, Timestamp)>>,
+    /// Teardown verdicts by world digest (see [`teardown`]).
+    teardowns: Mutex<HashMap<u128, Verdict>>,
 }
 
 impl Checker {
     /// Every invariant on `world`.
     pub fn check(&self, world: &World, ctx: &Ctx) -> Result<(), String> {
+        let count = |a: &AtomicUsize, yes: bool| {
+            a.fetch_add(usize::from(yes), Ordering::Relaxed);
+        };
+        let c = &self.coverage;
+        let relaying = RESIDENTS.iter().any(|&r| {
+            world.nodes[r].up && world.nodes[r].peeking.destinations(&ctx.room).next().is_some()
+        });
+        count(&c.relaying, relaying);
         relays(world, ctx)?;
+        count(&c.leased, (0..ctx.devices.len()).any(|d| world.peeks(ctx, d)));
         leases(world, ctx)?;
         for i in 0..world.nodes.len() {
             let key = (world.nodes[i].digest, world.now);
@@ -36,9 +81,16 @@ impl Checker {
                 continue;
             }
             restores(world, ctx, i)?;
-            self.restored.lock().expect("no thread panicked").insert(key);
+            count(&c.restored, self.restored.lock().expect("no thread panicked").insert(key));
         }
-        teardown(world, ctx)
+        let demand =
+            (0..ctx.devices.len()).any(|d| world.peeks(ctx, d) || world.pending[d].is_some());
+        if !demand {
+            count(&c.teardowns, true);
+            let held = RESIDENTS.iter().any(|&r| world.nodes[r].peeking.inbound().len() > 0);
+            count(&c.teardowns_with_peeks, held || !world.nodes[P].peeking.outbound().is_empty());
+        }
+        teardown(world, ctx, &self.teardowns)
     }
 }
 
@@ -229,11 +281,12 @@ fn p_quiet(w: &World) -> bool {
         && !w.net.iter().any(|m| matches!(m, Msg::Request { orphan: false, .. }))
 }
 
-/// Delivers everything in flight (oldest first), else fires the earliest deadline. `false`
-/// when there is nothing left to do.
+/// Delivers the first message in flight (in the digest's canonical order, so that the run is
+/// a function of the world's digest), else fires the earliest deadline. `false` when there is
+/// nothing left to do.
 fn settle_step(w: &mut World, ctx: &Ctx) -> bool {
-    if !w.net.is_empty() {
-        let first = Action::Deliver(w.net[0].clone());
+    if let Some(first) = w.net.iter().min_by_key(|m| m.key()) {
+        let first = Action::Deliver(first.clone());
         w.apply(ctx, &first);
         return true;
     }
@@ -251,6 +304,29 @@ pub fn teardown_bound(ctx: &Ctx) -> Duration {
     o.linger + o.backoff_max + Duration::from_secs(5)
 }
 
+/// What the fault-free run from a world without demand came to: when `P` let go of the room,
+/// and whether everything after was right. Every world the run passes through before that
+/// point has the same future, so it is remembered for all of them ([`Checker`]).
+#[derive(Debug, Clone)]
+pub struct Verdict {
+    quiet_at: Timestamp,
+    outcome: Result<(), String>,
+}
+
+impl Verdict {
+    /// The verdict for a run started at `start`.
+    fn at(&self, start: Timestamp, ctx: &Ctx) -> Result<(), String> {
+        let waited = self.quiet_at.saturating_duration_since(start);
+        if waited > teardown_bound(ctx) {
+            return Err(format!(
+                "P still held a federated peek {} ms after demand was gone",
+                waited.as_millis()
+            ));
+        }
+        self.outcome.clone()
+    }
+}
+
 /// No federated peek is left once demand is gone and the timers have run. From a state where
 /// no device of `P` peeks (or waits on) the room: bring `R1` up, then deliver every message and
 /// fire every timer in order, without faults. Then:
@@ -259,31 +335,55 @@ pub fn teardown_bound(ctx: &Ctx) -> Duration {
 ///   granted (a lost answer, a duplicated `PUT` re-creating it) or gave up deleting it (a
 ///   failed `DELETE`): every instance `P` owes a `DELETE` is gone;
 /// * once everything is quiet the residents hold no peek from `P` (those lapse, R43).
-pub fn teardown(world: &World, ctx: &Ctx) -> Result<(), String> {
+///
+/// `known` holds the verdicts of worlds already run through (by digest); a run stops at the
+/// first of them it reaches, and leaves the verdict for every world it passed.
+pub fn teardown(
+    world: &World,
+    ctx: &Ctx,
+    known: &Mutex<HashMap<u128, Verdict>>,
+) -> Result<(), String> {
     let demand = (0..ctx.devices.len()).any(|d| world.peeks(ctx, d) || world.pending[d].is_some());
     if demand {
         return Ok(());
     }
+    let start = world.now;
+    let mut passed = vec![world.digest()];
     let mut w = world.clone();
     if w.budget.outage == Outage::Down {
         w.apply(ctx, &Action::Up);
     }
-    let start = w.now;
-    let deadline = start.saturating_add(teardown_bound(ctx));
     let mut steps = 0;
-    while !p_quiet(&w) {
+    let verdict = loop {
+        if let Some(v) = known.lock().expect("no thread panicked").get(passed.last().expect("one"))
+        {
+            break v.clone();
+        }
+        if p_quiet(&w) {
+            break Verdict { quiet_at: w.now, outcome: after_quiet(w, ctx, start) };
+        }
         steps += 1;
         if steps > 500 || !settle_step(&mut w, ctx) {
             return Err(format!("P never settles ({steps} steps)"));
         }
-        if w.now > deadline {
+        if w.now.saturating_duration_since(start) > teardown_bound(ctx) {
             return Err(format!(
                 "P still holds a federated peek {} ms after demand was gone: {:?}",
                 w.now.as_millis() - start.as_millis(),
                 w.nodes[P].peeking.outbound().state(&ctx.room)
             ));
         }
+        passed.push(w.digest());
+    };
+    let mut known = known.lock().expect("no thread panicked");
+    for digest in passed {
+        known.insert(digest, verdict.clone());
     }
+    verdict.at(start, ctx)
+}
+
+/// The checks once `P` let go of the room (`w` is that moment).
+fn after_quiet(mut w: World, ctx: &Ctx, start: Timestamp) -> Result<(), String> {
     if let Some(owed) = w.ghost.owed.iter().next() {
         return Err(format!(
             "P forgot a federated peek it knew was granted: R{} still holds {} (+{} ms)",
@@ -292,6 +392,7 @@ pub fn teardown(world: &World, ctx: &Ctx) -> Result<(), String> {
             w.now.as_millis() - start.as_millis()
         ));
     }
+    let mut steps = 0;
     while settle_step(&mut w, ctx) {
         steps += 1;
         if steps > 1000 {

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::invariants::Checker;
+use crate::invariants::{Checker, Coverage};
 use crate::world::{Ctx, World, path};
 
 /// What a search saw.
@@ -124,7 +124,9 @@ pub fn explore_with(ctx: &Ctx, depth: usize, check: &impl Check) -> Result<Stats
     Ok(stats)
 }
 
-/// [`explore_with`] every invariant.
-pub fn explore(ctx: &Ctx, depth: usize) -> Result<Stats, String> {
-    explore_with(ctx, depth, &Checker::default())
+/// [`explore_with`] every invariant; also returns how often each had something to check.
+pub fn explore(ctx: &Ctx, depth: usize) -> Result<(Stats, Coverage), String> {
+    let checker = Checker::default();
+    let stats = explore_with(ctx, depth, &checker)?;
+    Ok((stats, checker.coverage))
 }

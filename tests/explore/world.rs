@@ -171,7 +171,7 @@ pub enum Msg {
 impl Msg {
     /// A short, complete encoding for the digest (a `PUT`'s `ver` is the configuration's, the
     /// same on every one: only its length is kept).
-    fn key(&self) -> String {
+    pub fn key(&self) -> String {
         match self {
             Msg::Request { to, request, orphan } => {
                 let kind = match &request.kind {
