@@ -87,7 +87,7 @@ impl Checker {
             (0..ctx.devices.len()).any(|d| world.peeks(ctx, d) || world.pending[d].is_some());
         if !demand {
             count(&c.teardowns, true);
-            let held = RESIDENTS.iter().any(|&r| world.nodes[r].peeking.inbound().len() > 0);
+            let held = RESIDENTS.iter().any(|&r| !world.nodes[r].peeking.inbound().is_empty());
             count(&c.teardowns_with_peeks, held || !world.nodes[P].peeking.outbound().is_empty());
         }
         teardown(world, ctx, &self.teardowns)
