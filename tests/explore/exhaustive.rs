@@ -1,21 +1,25 @@
-//! The searches: a CI-sized one, and deeper ones `#[ignore]`d (run them with
-//! `cargo test --release --test explore -- --ignored --nocapture`).
+//! The searches: a CI-sized one, and larger ones `#[ignore]`d (run them with
+//! `cargo test --release --all-features --test explore -- --ignored --nocapture`; sizes and
+//! times are in BENCHMARKS.md, "Exhaustive exploration").
+
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::search::explore;
 use crate::world::{Ctx, Scenario, small_config};
 
-fn run(scenario: Scenario, depth: usize) {
-    let ctx = Ctx::new(small_config(), scenario);
+/// Explores `scenario` to `depth` with every invariant, prints what it saw, panics with the
+/// path to the first violation.
+fn run(ctx: Ctx, depth: usize) {
+    let scenario = ctx.scenario;
     match explore(&ctx, depth) {
         Ok((stats, coverage)) => {
-            let memo =
-                |a: &std::sync::atomic::AtomicUsize| a.load(std::sync::atomic::Ordering::Relaxed);
+            let n = |a: &AtomicUsize| a.load(Ordering::Relaxed);
             println!("{scenario:?}, depth {depth}:\n  {stats}");
             println!("  checks: {coverage}");
             println!(
                 "  server transitions: {} computed, {} shared",
-                memo(&ctx.memo.lookups) - memo(&ctx.memo.hits),
-                memo(&ctx.memo.hits)
+                n(&ctx.memo.lookups) - n(&ctx.memo.hits),
+                n(&ctx.memo.hits)
             );
         }
         Err(why) => panic!("{why}"),
@@ -36,17 +40,55 @@ const CI: Scenario = Scenario {
     faults: 1,
 };
 
+/// The CI search: about 95 000 states, 30–45 s in debug on two loaded cores.
 #[test]
 fn every_state_within_12_steps_keeps_the_invariants() {
-    run(CI, 12);
+    run(Ctx::new(small_config(), CI), 12);
+}
+
+/// The CI world, four steps deeper.
+#[test]
+#[ignore = "about 1.3 million states: run in release"]
+fn every_state_within_16_steps_keeps_the_invariants() {
+    run(Ctx::new(small_config(), CI), 16);
+}
+
+/// Two faults of any kinds in one run (a crash and a loss, an outage and a duplication, …),
+/// and a device that peeks, unpeeks and peeks again.
+#[test]
+#[ignore = "about 1.4 million states: run in release"]
+fn two_faults_per_run_within_12_steps_keep_the_invariants() {
+    let scenario = Scenario { client_actions: 3, faults: 2, ..CI };
+    run(Ctx::new(small_config(), scenario), 12);
+}
+
+/// Two devices (each may renew its lease by peeking again), and events relayed by the
+/// residents, with one fault per run.
+#[test]
+#[ignore = "about a million states: run in release"]
+fn two_devices_and_events_within_11_steps_keep_the_invariants() {
+    let scenario = Scenario { devices: 2, events: 1, renewals: true, client_actions: 3, ..CI };
+    run(Ctx::new(small_config(), scenario), 11);
+}
+
+/// The search without the allowance for the known bug of `bugs.rs`: it fails today, at the
+/// path that bug takes (a stale `expired_peeks` entry forgets a re-created peek).
+#[test]
+#[ignore = "library bug: a stale expired_peeks entry forgets a peek re-created under the same id (bugs.rs)"]
+fn without_the_known_bug_allowance_every_state_keeps_the_invariants() {
+    let mut ctx = Ctx::new(small_config(), Scenario { client_actions: 3, ..CI });
+    ctx.tolerate_stale_expiry = false;
+    run(ctx, 12);
 }
 
 fn knob(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
-/// Any size: `EXPLORE_DEPTH`, `EXPLORE_DEVICES`, `EXPLORE_DUPS`, `EXPLORE_LOSSES`,
-/// `EXPLORE_EVENTS`, `EXPLORE_RENEWALS` (0/1).
+/// Any size, from the environment: `EXPLORE_DEPTH` (12), `EXPLORE_DEVICES` (1),
+/// `EXPLORE_DUPS` (1), `EXPLORE_LOSSES` (1), `EXPLORE_EVENTS` (0), `EXPLORE_CRASH` (1),
+/// `EXPLORE_OUTAGE` (1), `EXPLORE_RENEWALS` (0), `EXPLORE_CLIENT` (2), `EXPLORE_FAULTS` (1),
+/// `EXPLORE_STRICT` (0: 1 drops the known bug's allowance).
 #[test]
 #[ignore = "sized by the environment"]
 fn explore_from_env() {
@@ -54,19 +96,14 @@ fn explore_from_env() {
         devices: knob("EXPLORE_DEVICES", 1),
         duplications: knob("EXPLORE_DUPS", 1) as u8,
         losses: knob("EXPLORE_LOSSES", 1) as u8,
-        events: knob("EXPLORE_EVENTS", 1) as u8,
+        events: knob("EXPLORE_EVENTS", 0) as u8,
         crash: knob("EXPLORE_CRASH", 1) == 1,
         outage: knob("EXPLORE_OUTAGE", 1) == 1,
         renewals: knob("EXPLORE_RENEWALS", 0) == 1,
-        client_actions: knob("EXPLORE_CLIENT", 3) as u8,
-        faults: knob("EXPLORE_FAULTS", 4) as u8,
+        client_actions: knob("EXPLORE_CLIENT", 2) as u8,
+        faults: knob("EXPLORE_FAULTS", 1) as u8,
     };
-    let depth = knob("EXPLORE_DEPTH", 12);
-    if knob("EXPLORE_CHECKS", 1) == 0 {
-        let ctx = Ctx::new(small_config(), scenario);
-        let none = |_: &crate::world::World, _: &Ctx| Ok(());
-        println!("{}", crate::search::explore_with(&ctx, depth, &none).unwrap());
-        return;
-    }
-    run(scenario, depth);
+    let mut ctx = Ctx::new(small_config(), scenario);
+    ctx.tolerate_stale_expiry = knob("EXPLORE_STRICT", 0) == 0;
+    run(ctx, knob("EXPLORE_DEPTH", 12));
 }
