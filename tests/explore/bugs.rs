@@ -37,7 +37,10 @@ fn drain(peeking: &mut Peeking, store: &mut Snapshot) -> Vec<OutboundRequest> {
 /// does not. The resident keeps the re-created peek, and keeps relaying the room to us, until
 /// it lapses (`renewal_interval + grace`, 65 min by default); with demand, a second peek is
 /// opened beside it. Found by the exhaustive search (a crash, a re-peek, the lapse, then the
-/// answer delivered before the entry).
+/// answer delivered before the entry). The search also reaches it without a crash: a
+/// duplicated `PUT` that arrives after the first copy's peek lapsed re-creates the id, and
+/// the `PUT`'s (first) answer comes from the new copy; that needs an answer later than the
+/// peek's whole lifetime, which a host with a request timeout never gives.
 #[test]
 #[ignore = "library bug: a stale expired_peeks entry forgets a peek re-created by a restore's same-id re-PUT"]
 fn a_stale_expired_peeks_entry_does_not_forget_a_peek_a_restore_re_put_re_created() {

@@ -3,6 +3,7 @@
 
 use std::collections::HashSet;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::invariants::{Checker, Coverage};
@@ -59,6 +60,12 @@ impl<F: Fn(&World, &Ctx) -> Result<(), String> + Sync> Check for F {
     }
 }
 
+/// Shards of the set of digests seen.
+const SHARDS: usize = 64;
+
+/// Worlds a thread takes from the frontier at a time.
+const BATCH: usize = 32;
+
 /// Explores every world reachable from the initial one in at most `depth` actions, checking
 /// `check` in each. Stops at the first violation: `Err` names it and the path to it.
 #[allow(clippy::disallowed_methods)] // the search reports its own wall time; no machine reads it.
@@ -66,7 +73,13 @@ pub fn explore_with(ctx: &Ctx, depth: usize, check: &impl Check) -> Result<Stats
     let started = Instant::now();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8);
     let root = World::new(ctx);
-    let seen: Mutex<HashSet<u128>> = Mutex::new(HashSet::from([root.digest()]));
+    // The digests seen, in shards so that the threads seldom wait on each other.
+    let seen: Vec<Mutex<HashSet<u128>>> = (0..SHARDS).map(|_| Mutex::default()).collect();
+    let first_seen = |digest: u128| {
+        let shard = &seen[(digest % SHARDS as u128) as usize];
+        shard.lock().expect("no thread panicked").insert(digest)
+    };
+    first_seen(root.digest());
     let mut stats = Stats::default();
     let mut frontier = vec![root];
     for level in 0..=depth {
@@ -79,35 +92,40 @@ pub fn explore_with(ctx: &Ctx, depth: usize, check: &impl Check) -> Result<Stats
         stats.depth = level;
         let expand = level < depth;
         ctx.memo.rotate();
-        let chunk = frontier.len().div_ceil(threads);
+        // Threads take batches of the frontier in turn, so none idles while another works.
+        let taken = AtomicUsize::new(0);
         let results: Vec<Result<(Vec<World>, usize), String>> = std::thread::scope(|s| {
-            let seen = &seen;
-            let handles: Vec<_> = frontier
-                .chunks(chunk)
-                .map(|worlds| {
+            let (frontier, taken, first_seen) = (&frontier, &taken, &first_seen);
+            let handles: Vec<_> = (0..threads)
+                .map(|_| {
                     s.spawn(move || {
                         let mut next = Vec::new();
                         let mut transitions = 0;
-                        for world in worlds {
-                            if let Err(why) = check.check(world, ctx) {
-                                return Err(format!(
-                                    "invariant violated after {level} steps: {why}\npath:\n{}",
-                                    path(&world.trace)
-                                ));
+                        loop {
+                            let from = taken.fetch_add(BATCH, Ordering::Relaxed);
+                            if from >= frontier.len() {
+                                return Ok((next, transitions));
                             }
-                            if !expand {
-                                continue;
-                            }
-                            for action in world.actions(ctx) {
-                                let successor = world.after(ctx, &action);
-                                transitions += 1;
-                                let digest = successor.digest();
-                                if seen.lock().expect("no thread panicked").insert(digest) {
-                                    next.push(successor);
+                            for world in &frontier[from..(from + BATCH).min(frontier.len())] {
+                                if let Err(why) = check.check(world, ctx) {
+                                    taken.store(frontier.len(), Ordering::Relaxed);
+                                    return Err(format!(
+                                        "invariant violated after {level} steps: {why}\npath:\n{}",
+                                        path(&world.trace)
+                                    ));
+                                }
+                                if !expand {
+                                    continue;
+                                }
+                                for action in world.actions(ctx) {
+                                    let successor = world.after(ctx, &action);
+                                    transitions += 1;
+                                    if first_seen(successor.digest()) {
+                                        next.push(successor);
+                                    }
                                 }
                             }
                         }
-                        Ok((next, transitions))
                     })
                 })
                 .collect();
