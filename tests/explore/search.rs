@@ -42,24 +42,6 @@ impl std::fmt::Display for Stats {
     }
 }
 
-/// A check of one state: `Err(why)` on a violation.
-pub trait Check: Sync {
-    /// Checks `world`.
-    fn check(&self, world: &World, ctx: &Ctx) -> Result<(), String>;
-}
-
-impl Check for Checker {
-    fn check(&self, world: &World, ctx: &Ctx) -> Result<(), String> {
-        Checker::check(self, world, ctx)
-    }
-}
-
-impl<F: Fn(&World, &Ctx) -> Result<(), String> + Sync> Check for F {
-    fn check(&self, world: &World, ctx: &Ctx) -> Result<(), String> {
-        self(world, ctx)
-    }
-}
-
 /// Shards of the set of digests seen.
 const SHARDS: usize = 64;
 
@@ -69,7 +51,7 @@ const BATCH: usize = 32;
 /// Explores every world reachable from the initial one in at most `depth` actions, checking
 /// `check` in each. Stops at the first violation: `Err` names it and the path to it.
 #[allow(clippy::disallowed_methods)] // the search reports its own wall time; no machine reads it.
-pub fn explore_with(ctx: &Ctx, depth: usize, check: &impl Check) -> Result<Stats, String> {
+pub fn explore_with(ctx: &Ctx, depth: usize, check: &Checker) -> Result<Stats, String> {
     let started = Instant::now();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8);
     let root = World::new(ctx);
