@@ -2,7 +2,7 @@
 //! `docs/requirements.md`), Dendrite defects and palpo findings (`B-n`, `palpo n`,
 //! `docs/regressions.md`), and architecture sections (`docs/architecture.md §n`). Nothing names a
 //! document outside the repository, and every repository path a file names (`tests/sim/kit.rs`)
-//! exists.
+//! exists. The test authors' chapter, `docs/testing.md`, runs as doctests.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -181,4 +181,49 @@ fn every_repository_path_named_in_docs_and_doc_comments_exists() {
         }
     }
     assert!(missing.is_empty(), "paths that do not exist:\n{}", missing.join("\n"));
+}
+
+/// The Rust snippets of a Markdown file: the lines between each ```` ```rust ```` fence and
+/// the fence that closes it.
+fn rust_snippets(markdown: &str) -> Vec<String> {
+    let mut snippets = Vec::new();
+    let mut current: Option<String> = None;
+    for line in markdown.lines() {
+        match (&mut current, line.trim_start()) {
+            (None, fence) if fence.starts_with("```rust") => current = Some(String::new()),
+            (Some(_), "```") => snippets.extend(current.take()),
+            (Some(snippet), _) => {
+                snippet.push_str(line);
+                snippet.push('\n');
+            }
+            (None, _) => {}
+        }
+    }
+    snippets
+}
+
+#[test]
+fn the_testing_chapter_runs_as_doctests_that_assert_and_need_the_testing_feature_only_if_used() {
+    let lib = read(&root().join("src/lib.rs"));
+    let included = lib
+        .find("#[doc = include_str!(\"../docs/testing.md\")]")
+        .is_some_and(|i| lib[..i].trim_end().ends_with("#[cfg(doctest)]"));
+    assert!(included, "src/lib.rs must include docs/testing.md under #[cfg(doctest)]");
+    let chapter = read(&root().join("docs/testing.md"));
+    let snippets = rust_snippets(&chapter);
+    assert!(snippets.len() >= 8, "the chapter's snippets: {}", snippets.len());
+    for (n, snippet) in snippets.iter().enumerate() {
+        let first = snippet.lines().next().unwrap_or_default();
+        assert!(snippet.contains("assert"), "snippet {n} asserts nothing:\n{snippet}");
+        if snippet.contains("matrix_peek::testing") {
+            // As README.md does: without the feature, the snippet compiles to nothing.
+            assert!(
+                first.starts_with("# #[cfg(feature = \"testing\")]"),
+                "snippet {n} uses the testing kit without the feature guard:\n{snippet}"
+            );
+        }
+    }
+    for index in ["README.md", "docs/README.md"] {
+        assert!(read(&root().join(index)).contains("testing.md"), "{index} must point at it");
+    }
 }
