@@ -30,8 +30,9 @@ use crate::time::Timestamp;
 pub struct FederationSide {
     pub(super) inbound: InboundPeeks,
     pub(super) outbound: OutboundPeeks,
-    /// The newest sync-side message applied, per room and channel.
-    pub(super) applied: HashMap<(OwnedRoomId, Channel), Seq>,
+    /// The newest sync-side message applied, per room and channel, and whether it was a
+    /// `Demand`.
+    pub(super) applied: HashMap<(OwnedRoomId, Channel), (Seq, bool)>,
     pub(super) seq: Sequencer,
     pub(super) outputs: VecDeque<SideOutput<ToSync>>,
     pub(super) stale: u64,
@@ -73,11 +74,13 @@ impl FederationSide {
     pub fn handle_route(&mut self, now: Timestamp, message: ToFederation) {
         let key = (message.room_id().to_owned(), message.channel());
         let seq = message.seq();
-        if self.applied.get(&key).is_some_and(|applied| seq <= *applied) {
+        let demand = matches!(message, ToFederation::Demand { .. });
+        let previous = self.applied.get(&key).copied();
+        if previous.is_some_and(|(applied, _)| seq <= applied) {
             self.stale += 1;
             return;
         }
-        self.applied.insert(key, seq);
+        self.applied.insert(key, (seq, demand));
         match message {
             ToFederation::Demand { room_id, via, not_resident, .. } => {
                 if not_resident {
@@ -102,7 +105,11 @@ impl FederationSide {
                 self.outputs.push_back(SideOutput::Route(answer));
             }
             ToFederation::NoDemand { room_id, .. } => {
-                self.outbound.handle_no_demand(now, &room_id);
+                // Level, not edge: a repeated `NoDemand` (the sync side saying it again) changes
+                // nothing; only the change from wanted does.
+                if previous.is_none_or(|(_, wanted)| wanted) {
+                    self.outbound.handle_no_demand(now, &room_id);
+                }
             }
             ToFederation::ServerJoined { room_id, .. } => {
                 self.outbound.handle_server_joined(now, &room_id);
@@ -115,7 +122,7 @@ impl FederationSide {
     }
 
     fn after(&self, room_id: &RoomId) -> Option<Seq> {
-        self.applied.get(&(room_id.to_owned(), Channel::Demand)).copied()
+        self.applied.get(&(room_id.to_owned(), Channel::Demand)).map(|(seq, _)| *seq)
     }
 
     // ----- federation, resident side (MSC2444) -----
