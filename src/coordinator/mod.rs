@@ -81,6 +81,11 @@ pub struct ClientPeek {
 ///   federation PUT/renew/DELETE ──► InboundPeeks (destinations for relaying, Expired for /send)
 /// ```
 ///
+/// `Peeking` is the in-process composition of a [`SyncSide`] (`LocalPeeks`, waiting client
+/// peeks) and a [`FederationSide`] (`InboundPeeks`, `OutboundPeeks`), which talk only through
+/// [`ToFederation`] and [`ToSync`] messages; here those are passed directly, so the same rules
+/// run in one process or across several (docs/architecture.md §7.5).
+///
 /// The coordinator routes by **draining** every child's outputs inside its own `handle_*`
 /// (never by callbacks): internal outputs (`RoomDemand`, outbound `Established` while client
 /// peeks wait) are consumed here; host-facing ones come out of [`Peeking::poll_output`] in the
