@@ -15,66 +15,10 @@ use http_pair::api::Api;
 use http_pair::shim::{self, ShimConfig};
 use ruma_common::{OwnedRoomAliasId, OwnedRoomId};
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 
-fn required(var: &str, what: &str) -> String {
-    std::env::var(var).unwrap_or_else(|_| {
-        panic!(
-            "{var} is not set: this test needs {what}. Run it under .ci/services \
-             (`.ci/services cargo test -p cluster`), which starts nats-server with JetStream and \
-             a throwaway PostgreSQL on loopback and exports their URLs."
-        )
-    })
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// How to start one worker again after a kill.
-#[derive(Clone)]
-struct Spec {
-    args: Vec<String>,
-    label: String,
-}
-
-async fn spawn(spec: &Spec) -> Child {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cluster"))
-        .args(&spec.args)
-        .arg("--exit-on-eof")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("the cluster binary starts");
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let label = spec.label.clone();
-    let ready = tokio::time::timeout(Duration::from_secs(30), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            println!("[{label}] {line}");
-            if line.starts_with("LISTENING") {
-                return true;
-            }
-        }
-        false
-    })
-    .await;
-    assert!(matches!(ready, Ok(true)), "{} did not start", spec.label);
-    tokio::spawn(async move {
-        while let Ok(Some(line)) = lines.next_line().await {
-            println!("[{label}] {line}");
-        }
-    });
-    child
-}
-
-async fn kill(child: &mut Child) {
-    child.start_kill().expect("SIGKILL");
-    let _ = child.wait().await;
-}
+mod support;
+use support::{Cluster, free_port, kill, required, spawn};
 
 fn id<T: TryFrom<String>>(value: &Value) -> T {
     T::try_from(value.as_str().expect("an id").to_owned()).ok().expect("a valid id")
@@ -131,37 +75,8 @@ async fn a_cluster_and_a_single_process_server_peek_into_each_others_rooms_throu
     let single_api = Api::new(single.addr.to_string());
 
     // The clustered one: two federation workers and the sync worker in front.
-    let (front_port, fed_ports) = (free_port(), [free_port(), free_port()]);
-    let name = format!("127.0.0.1:{front_port}");
-    let common = |port: u16| {
-        vec![
-            "--name".into(),
-            name.clone(),
-            "--port".into(),
-            port.to_string(),
-            "--nats".into(),
-            nats.clone(),
-            "--pg".into(),
-            pg.clone(),
-            "--prefix".into(),
-            prefix.clone(),
-            "--shards".into(),
-            "2".into(),
-        ]
-    };
-    let fed_specs: Vec<Spec> = (0..2)
-        .map(|shard| {
-            let mut args = vec!["federation".to_owned(), "--shard".into(), shard.to_string()];
-            args.extend(common(fed_ports[shard]));
-            Spec { args, label: format!("fed-{shard}") }
-        })
-        .collect();
-    let mut sync_args = vec!["sync".to_owned(), "--workers".into()];
-    sync_args.push(fed_ports.map(|p| format!("127.0.0.1:{p}")).join(","));
-    sync_args.extend(common(front_port));
-    let sync_spec = Spec { args: sync_args, label: "sync".into() };
-    let mut feds = vec![spawn(&fed_specs[0]).await, spawn(&fed_specs[1]).await];
-    let mut sync = spawn(&sync_spec).await;
+    let Cluster { name, fed_specs, mut feds, sync_spec, mut sync } =
+        Cluster::start(&nats, &pg, &prefix, 2).await;
     let cluster_api = Api::new(name.clone());
 
     // Each hosts a world-readable room; each peeks the other's by alias.
