@@ -196,10 +196,10 @@ impl Split {
             self.turn += 1;
             let turn = self.turn;
             if let Some(pick) = Self::choice(&self.faults.replays, turn)
-                && turn % 3 == 0
+                && turn.is_multiple_of(3)
             {
                 // A redelivery of an old message, out of order.
-                if turn % 2 == 0 && !self.history_f.is_empty() {
+                if turn.is_multiple_of(2) && !self.history_f.is_empty() {
                     let m = self.history_f[pick % self.history_f.len()].clone();
                     self.federation.handle_route(now, m);
                 } else if !self.history_s.is_empty() {
@@ -208,10 +208,10 @@ impl Split {
                 }
             }
             let federation_first = Self::choice(&self.faults.directions, turn).unwrap_or(true);
-            let delivered = if federation_first {
-                self.deliver_f(now) || self.deliver_s(now)
-            } else {
-                self.deliver_s(now) || self.deliver_f(now)
+            // Which log delivers first this turn; the other only if the first was empty.
+            let delivered = match federation_first {
+                true => self.deliver_f(now) || self.deliver_s(now),
+                false => self.deliver_s(now) || self.deliver_f(now),
             };
             if !delivered {
                 break;

@@ -4,8 +4,8 @@
 //!
 //! | stream | subjects | carries | consumer |
 //! |---|---|---|---|
-//! | `{prefix}_TO_FED` | `{prefix}.fed.{shard}` | [`ToFederation`], to the shard of its room | `fed-{shard}`, filtered on its subject |
-//! | `{prefix}_TO_SYNC` | `{prefix}.sync` | [`ToSync`], from every shard | `sync` |
+//! | `{prefix}_TO_FED` | `{prefix}.fed.{shard}` | [`ToFederation`](matrix_peek::ToFederation), to the shard of its room | `fed-{shard}`, filtered on its subject |
+//! | `{prefix}_TO_SYNC` | `{prefix}.sync` | [`ToSync`](matrix_peek::ToSync), from every shard | `sync` |
 //!
 //! Both streams are work queues on file storage: a message is kept until its consumer acks
 //! it, across restarts of the workers and of nats-server. Consumers take one message at a

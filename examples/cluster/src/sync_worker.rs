@@ -57,6 +57,14 @@ struct Core {
     waiters: HashMap<RequestId, Waiter>,
 }
 
+/// Events relayed to us, per room, each event id kept once; `duplicates` counts the repeats.
+#[derive(Default)]
+struct Received {
+    timeline: BTreeMap<OwnedRoomId, Vec<Value>>,
+    seen: BTreeSet<String>,
+    duplicates: u64,
+}
+
 /// The front.
 pub struct Front {
     core: Mutex<Core>,
@@ -67,8 +75,8 @@ pub struct Front {
     http: reqwest::Client,
     federation: Federation,
     rooms: std::sync::Mutex<Rooms>,
-    /// Events relayed to us, per room, each kept once; `duplicates` counts the others.
-    received: std::sync::Mutex<(BTreeMap<OwnedRoomId, Vec<Value>>, BTreeSet<String>, u64)>,
+    /// Events relayed to us.
+    received: std::sync::Mutex<Received>,
     clock: SystemClock,
     log: Log,
     name: OwnedServerName,
@@ -509,7 +517,7 @@ async fn send(State(front): State<Arc<Front>>, headers: HeaderMap, body: Body) -
         }
     }
     let mut received = front.received.lock().unwrap_or_else(|p| p.into_inner());
-    let (timeline, seen, duplicates) = &mut *received;
+    let Received { timeline, seen, duplicates } = &mut *received;
     for pdu in pdus.into_iter().take(50) {
         let Some(room_id) = pdu["room_id"].as_str().and_then(|r| OwnedRoomId::try_from(r).ok())
         else {
@@ -630,13 +638,13 @@ async fn state(State(front): State<Arc<Front>>) -> Response {
     let (received, duplicates) = {
         let received = front.received.lock().unwrap_or_else(|p| p.into_inner());
         let map: serde_json::Map<String, Value> = received
-            .0
+            .timeline
             .iter()
             .map(|(room, events)| {
                 (room.to_string(), events.iter().map(|e| e["event_id"].clone()).collect())
             })
             .collect();
-        (map, received.2)
+        (map, received.duplicates)
     };
     let (mut outbound, mut inbound, mut workers) = (Vec::new(), Vec::new(), Vec::new());
     for worker in &front.workers {

@@ -68,9 +68,7 @@ async fn a_cluster_and_a_single_process_server_peek_into_each_others_rooms_throu
     let prefix = format!("t{}x{}", std::process::id(), free_port());
 
     // The single-process homeserver: http-pair's shim, SQLite, in this process.
-    let mut config = ShimConfig::default();
-    config.db = dir.join("single.db");
-    config.echo = false;
+    let config = ShimConfig { db: dir.join("single.db"), echo: false, ..ShimConfig::default() };
     let single = shim::start(config).await.expect("the http-pair shim starts");
     let single_api = Api::new(single.addr.to_string());
 

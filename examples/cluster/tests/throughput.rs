@@ -72,9 +72,11 @@ async fn peeks_per_second_with_one_and_two_federation_workers() {
     for workers in [1usize, 2] {
         let (mut rates, mut inbound_rates) = (Vec::new(), Vec::new());
         for run in 0..RUNS {
-            let mut config = ShimConfig::default();
-            config.db = dir.join(format!("single-{workers}-{run}.db"));
-            config.echo = false;
+            let config = ShimConfig {
+                db: dir.join(format!("single-{workers}-{run}.db")),
+                echo: false,
+                ..ShimConfig::default()
+            };
             let single = shim::start(config).await.unwrap();
             let single_api = Api::new(single.addr.to_string());
             let mut rooms = Vec::new();
@@ -91,7 +93,8 @@ async fn peeks_per_second_with_one_and_two_federation_workers() {
             // here).
             #[allow(clippy::disallowed_methods)]
             let started = tokio::time::Instant::now();
-            let chunks: Vec<Vec<String>> = rooms.chunks(ROOMS / CONCURRENCY + 1).map(<[String]>::to_vec).collect();
+            let chunks: Vec<Vec<String>> =
+                rooms.chunks(ROOMS / CONCURRENCY + 1).map(<[String]>::to_vec).collect();
             let mut tasks = Vec::new();
             for (n, chunk) in chunks.into_iter().enumerate() {
                 let (api, server) = (Api::new(front.clone()), server.clone());
@@ -112,7 +115,9 @@ async fn peeks_per_second_with_one_and_two_federation_workers() {
             }
             let elapsed = started.elapsed();
             let rate = ROOMS as f64 / elapsed.as_secs_f64();
-            println!("workers={workers} run={run}: {ROOMS} client peeks in {elapsed:?}: {rate:.0} ops/s");
+            println!(
+                "workers={workers} run={run}: {ROOMS} client peeks in {elapsed:?}: {rate:.0} ops/s"
+            );
             rates.push(rate);
             inbound_rates.push(inbound_peeks(&cluster.name, workers, run).await);
             cluster.stop().await;
