@@ -31,7 +31,9 @@ pub struct FederationSide {
     pub(super) inbound: InboundPeeks,
     pub(super) outbound: OutboundPeeks,
     /// The newest sync-side message applied, per room and channel, and whether it was a
-    /// `Demand`.
+    /// `Demand`. Kept for every room the sync side ever wrote about since this side started (a
+    /// few dozen bytes each); not persisted: after a restart, `Restored` and the sync side's
+    /// fresh `Seq`s rebuild it.
     pub(super) applied: HashMap<(OwnedRoomId, Channel), (Seq, bool)>,
     pub(super) seq: Sequencer,
     pub(super) outputs: VecDeque<SideOutput<ToSync>>,
