@@ -5,7 +5,6 @@ mod clock_faults;
 mod deadlines;
 mod pending;
 mod routing;
-mod split;
 mod stats;
 mod support;
 mod teardown;
