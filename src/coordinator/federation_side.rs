@@ -14,6 +14,17 @@ use crate::inbound::{InboundGrant, InboundOutput, InboundPeekError, InboundPeeks
 use crate::outbound::{OutboundOutcome, OutboundOutput, OutboundPeeks};
 use crate::time::Timestamp;
 
+/// What the newest applied sync-side message of a room and channel stated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Wish {
+    /// `Demand`: keep a federated peek.
+    Wanted,
+    /// `NoDemand` or `ServerJoined`: no federated peek.
+    NotWanted,
+    /// `AccessChanged` (the access channel carries no wish).
+    Access,
+}
+
 /// The federation half of [`Peeking`](super::Peeking): owns [`InboundPeeks`] (the resident
 /// side: who peeks our rooms, whom to relay to, `expired_peeks`) and [`OutboundPeeks`] (our
 /// peeks into remote rooms, driven by the sync side's demand).
@@ -30,11 +41,10 @@ use crate::time::Timestamp;
 pub struct FederationSide {
     pub(super) inbound: InboundPeeks,
     pub(super) outbound: OutboundPeeks,
-    /// The newest sync-side message applied, per room and channel, and whether it was a
-    /// `Demand`. Kept for every room the sync side ever wrote about since this side started (a
+    /// The newest sync-side message applied, per room and channel, and the wish it stated. Kept for every room the sync side ever wrote about since this side started (a
     /// few dozen bytes each); not persisted: after a restart, `Restored` and the sync side's
     /// fresh `Seq`s rebuild it.
-    pub(super) applied: HashMap<(OwnedRoomId, Channel), (Seq, bool)>,
+    pub(super) applied: HashMap<(OwnedRoomId, Channel), (Seq, Wish)>,
     pub(super) seq: Sequencer,
     pub(super) outputs: VecDeque<SideOutput<ToSync>>,
     pub(super) stale: u64,
@@ -76,13 +86,17 @@ impl FederationSide {
     pub fn handle_route(&mut self, now: Timestamp, message: ToFederation) {
         let key = (message.room_id().to_owned(), message.channel());
         let seq = message.seq();
-        let demand = matches!(message, ToFederation::Demand { .. });
+        let wish = match message {
+            ToFederation::Demand { .. } => Wish::Wanted,
+            ToFederation::NoDemand { .. } | ToFederation::ServerJoined { .. } => Wish::NotWanted,
+            ToFederation::AccessChanged { .. } => Wish::Access,
+        };
         let previous = self.applied.get(&key).copied();
         if previous.is_some_and(|(applied, _)| seq <= applied) {
             self.stale += 1;
             return;
         }
-        self.applied.insert(key, (seq, demand));
+        self.applied.insert(key, (seq, wish));
         match message {
             ToFederation::Demand { room_id, via, not_resident, .. } => {
                 if not_resident {
@@ -109,7 +123,7 @@ impl FederationSide {
             ToFederation::NoDemand { room_id, .. } => {
                 // Level, not edge: a repeated `NoDemand` (the sync side saying it again) changes
                 // nothing; only the change from wanted does.
-                if previous.is_none_or(|(_, wanted)| wanted) {
+                if previous.is_none_or(|(_, wish)| wish == Wish::Wanted) {
                     self.outbound.handle_no_demand(now, &room_id);
                 }
             }
