@@ -43,8 +43,9 @@ pub mod wire;
 
 pub use access::{AccessStateEvent, RoomAccess, RoomAccessError};
 pub use coordinator::{
-    Change, ClientPeek, ClientPeekCounts, ClientPeekReply, Output, PeekError, Peeking,
-    PeekingConfig, PeekingStats, RemoteRoomChange, RemoteRoomRecord, Residency, Snapshot,
+    Change, Channel, ClientPeek, ClientPeekCounts, ClientPeekReply, FederationSide, Output,
+    PeekError, Peeking, PeekingConfig, PeekingStats, RemoteRoomChange, RemoteRoomRecord, Residency,
+    RouteMessage, Seq, SideOutput, Snapshot, SyncSide, ToFederation, ToSync,
 };
 pub use driver::{Driver, DriverConfig, DriverError, DriverStats, SystemClock};
 pub use ids::{RequestId, StreamPosition};

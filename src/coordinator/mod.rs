@@ -3,12 +3,15 @@
 
 mod config;
 mod error;
+mod federation_side;
+mod message;
 mod output;
 mod record;
-mod route;
 mod stats;
+mod sync_route;
+mod sync_side;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
 use ruma_common::{
     DeviceId, OwnedDeviceId, OwnedRoomId, OwnedServerName, OwnedUserId, RoomId, RoomVersionId,
@@ -17,19 +20,21 @@ use ruma_common::{
 
 pub use config::PeekingConfig;
 pub use error::PeekError;
+pub use federation_side::FederationSide;
+pub use message::{Channel, RouteMessage, Seq, SideOutput, ToFederation, ToSync};
 pub use output::{ClientPeekReply, Output};
 #[cfg(feature = "testing")]
 pub(crate) use record::SnapshotMaps;
 pub use record::{Change, RemoteRoomChange, RemoteRoomRecord, Snapshot};
 pub use stats::{ClientPeekCounts, PeekingStats};
+pub use sync_side::SyncSide;
 
 use crate::access::RoomAccess;
 use crate::ids::{RequestId, StreamPosition};
 use crate::inbound::{InboundGrant, InboundPeekError, InboundPeeks};
-use crate::local::{LocalGrant, LocalPeekError, LocalPeeks, SyncDelta};
-use crate::outbound::{OutboundFailure, OutboundOutcome, OutboundPeekError, OutboundPeeks};
-use crate::time::{Monotonic, Tick, Timestamp};
-use crate::timer::TimerQueue;
+use crate::local::{LocalPeeks, SyncDelta};
+use crate::outbound::{OutboundOutcome, OutboundPeeks};
+use crate::time::Timestamp;
 
 /// Whether this server is in the room a client wants to peek.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,20 +63,6 @@ pub struct ClientPeek {
     pub via: Vec<OwnedServerName>,
 }
 
-#[derive(Debug, Clone)]
-struct PendingPeek {
-    user_id: OwnedUserId,
-    device_id: OwnedDeviceId,
-    room_id: OwnedRoomId,
-    joined: bool,
-}
-
-#[derive(Debug, Clone)]
-struct RemoteRoom {
-    via: Vec<OwnedServerName>,
-    access: Option<RoomAccess>,
-}
-
 /// The coordinator: owns [`LocalPeeks`], [`InboundPeeks`] and [`OutboundPeeks`].
 ///
 /// Run-loop contract: after every `handle_*` (and after `restore`), drain
@@ -89,6 +80,11 @@ struct RemoteRoom {
 ///   LocalPeeks ── RoomDemand{true/false} ──► OutboundPeeks::handle_demand / handle_no_demand
 ///   federation PUT/renew/DELETE ──► InboundPeeks (destinations for relaying, Expired for /send)
 /// ```
+///
+/// `Peeking` is the in-process composition of a [`SyncSide`] (`LocalPeeks`, waiting client
+/// peeks) and a [`FederationSide`] (`InboundPeeks`, `OutboundPeeks`), which talk only through
+/// [`ToFederation`] and [`ToSync`] messages; here those are passed directly, so the same rules
+/// run in one process or across several (docs/architecture.md §7.5).
 ///
 /// The coordinator routes by **draining** every child's outputs inside its own `handle_*`
 /// (never by callbacks): internal outputs (`RoomDemand`, outbound `Established` while client
@@ -109,23 +105,9 @@ struct RemoteRoom {
 ///   to the right machine.
 #[derive(Debug, Clone)]
 pub struct Peeking {
-    local: LocalPeeks,
-    inbound: InboundPeeks,
-    outbound: OutboundPeeks,
-    clock: Monotonic,
-    max_pending: usize,
-    max_via: usize,
-    max_pending_wait: std::time::Duration,
-    /// When each waiting client peek gives up (`max_pending_wait`).
-    pending_deadlines: TimerQueue<RequestId>,
-    remote_rooms: HashMap<OwnedRoomId, RemoteRoom>,
-    pending: HashMap<RequestId, PendingPeek>,
-    pending_by_room: HashMap<OwnedRoomId, Vec<RequestId>>,
-    next_client_request: u64,
-    /// The pending id being answered synchronously, and its answer if it came during the call.
-    answering: Option<(RequestId, Option<Result<LocalGrant, PeekError>>)>,
+    sync: SyncSide,
+    federation: FederationSide,
     outputs: VecDeque<Output>,
-    counts: ClientPeekCounts,
 }
 
 impl Peeking {
@@ -142,28 +124,59 @@ impl Peeking {
     /// [`poll_output`](Self::poll_output) afterwards.
     pub fn restore(now: Timestamp, config: PeekingConfig, snapshot: Snapshot) -> Self {
         let Snapshot { local, inbound, outbound, remote_rooms } = snapshot;
-        let mut peeking = Peeking {
-            local: LocalPeeks::restore(now, config.local, local),
-            inbound: InboundPeeks::restore(now, config.inbound, inbound),
-            outbound: OutboundPeeks::restore(now, config.outbound, outbound),
-            clock: Monotonic::starting_at(now),
-            max_pending: config.max_pending_client_peeks,
-            max_via: config.max_via,
-            max_pending_wait: config.max_pending_wait,
-            pending_deadlines: TimerQueue::new(),
-            remote_rooms: remote_rooms
-                .into_iter()
-                .map(|r| (r.room_id, RemoteRoom { via: r.via, access: r.access }))
-                .collect(),
-            pending: HashMap::new(),
-            pending_by_room: HashMap::new(),
-            next_client_request: 0,
-            answering: None,
-            outputs: VecDeque::new(),
-            counts: ClientPeekCounts::default(),
-        };
-        peeking.drain(now);
+        let sync_snapshot =
+            Snapshot { local, remote_rooms, inbound: Vec::new(), outbound: Vec::new() };
+        let federation_snapshot =
+            Snapshot { inbound, outbound, local: Vec::new(), remote_rooms: Vec::new() };
+        let mut federation = FederationSide::restore(now, config.clone(), federation_snapshot, 0);
+        // Both halves restart together here: the sync side re-declares its demand itself, so
+        // the federation side's `Restored` announcements are not needed.
+        federation.outputs.retain(|o| !matches!(o, SideOutput::Route(ToSync::Restored { .. })));
+        let sync = SyncSide::restore(now, config, sync_snapshot, 0);
+        let mut peeking = Peeking { sync, federation, outputs: VecDeque::new() };
+        peeking.pump(now);
         peeking
+    }
+
+    /// Passes every message between the halves at once and collects their host outputs, in
+    /// the order they happened, until both are quiet. A message's consequences (and theirs)
+    /// are handled before the next queued output, as if the machines called each other.
+    fn pump(&mut self, now: Timestamp) {
+        loop {
+            if let Some(out) = self.sync.outputs.pop_front() {
+                self.take_sync(now, out);
+            } else if let Some(out) = self.federation.outputs.pop_front() {
+                self.take_federation(now, out);
+            } else {
+                break;
+            }
+        }
+    }
+
+    fn take_sync(&mut self, now: Timestamp, out: SideOutput<ToFederation>) {
+        match out {
+            SideOutput::Host(output) => self.outputs.push_back(output),
+            SideOutput::Route(message) => {
+                let before = self.federation.outputs.len();
+                self.federation.handle_route(now, message);
+                for out in self.federation.outputs.split_off(before) {
+                    self.take_federation(now, out);
+                }
+            }
+        }
+    }
+
+    fn take_federation(&mut self, now: Timestamp, out: SideOutput<ToSync>) {
+        match out {
+            SideOutput::Host(output) => self.outputs.push_back(output),
+            SideOutput::Route(message) => {
+                let before = self.sync.outputs.len();
+                self.sync.handle_route(now, message);
+                for out in self.sync.outputs.split_off(before) {
+                    self.take_sync(now, out);
+                }
+            }
+        }
     }
 
     // ----- client side (MSC2753) -----
@@ -171,105 +184,9 @@ impl Peeking {
     /// A client's `/peek` (R1–R9, R27). See [`ClientPeekReply`].
     pub fn handle_client_peek(&mut self, now: Timestamp, peek: ClientPeek) -> ClientPeekReply {
         crate::log::span!("client_peek", user = %peek.user_id, device = %peek.device_id, room = %peek.room_id);
-        self.tick(now);
-        let ClientPeek { user_id, device_id, room_id, joined, residency, via } = peek;
-        let reply = match residency {
-            Residency::Resident(access) => {
-                if self.remote_rooms.contains_key(&room_id) {
-                    // We are resident now: the federated peek is no longer needed (R57).
-                    self.server_joined(now, &room_id, &access);
-                }
-                let result =
-                    self.local.handle_peek(now, &user_id, &device_id, &room_id, joined, &access);
-                ClientPeekReply::Done(result.map_err(PeekError::from))
-            }
-            Residency::Remote => {
-                self.remote_client_peek(now, user_id, device_id, room_id, joined, via)
-            }
-        };
-        self.drain(now);
-        match reply {
-            ClientPeekReply::Pending(id) => match self.answering.take() {
-                Some((answered, Some(result))) if answered == id => {
-                    self.counts.answered_at_once += 1;
-                    ClientPeekReply::Done(result)
-                }
-                _ => {
-                    self.counts.waited += 1;
-                    ClientPeekReply::Pending(id)
-                }
-            },
-            done => {
-                self.answering = None;
-                done
-            }
-        }
-    }
-
-    fn remote_client_peek(
-        &mut self,
-        now: Timestamp,
-        user_id: OwnedUserId,
-        device_id: OwnedDeviceId,
-        room_id: OwnedRoomId,
-        joined: bool,
-        via: Vec<OwnedServerName>,
-    ) -> ClientPeekReply {
-        self.counts.remote += 1;
-        if !joined && self.outbound.is_joined(&room_id) {
-            // The host says we are not in the room, so the outbound "joined, never re-peek"
-            // mark is stale (the host did not report `handle_server_left`): clear it, or the
-            // demand below would be ignored and the client would wait forever.
-            self.outbound.handle_server_left(now, &room_id);
-        }
-        // Already peeking, or the federated peek is up: decide locally at once.
-        let known_access =
-            self.outbound.established(&room_id).map(|(_, access)| access.clone()).or_else(|| {
-                if self.local.is_peeking(&user_id, &device_id, &room_id) {
-                    self.remote_rooms.get(&room_id).and_then(|r| r.access.clone())
-                } else {
-                    None
-                }
-            });
-        if joined || known_access.is_some() {
-            // `joined` is refused by the local checks whatever the access (R6).
-            let access =
-                known_access.unwrap_or_else(|| RoomAccess::new(RoomVersionId::V1, false, false));
-            let result =
-                self.local.handle_peek(now, &user_id, &device_id, &room_id, joined, &access);
-            if result.is_ok() {
-                // Only a granted peek makes the room one we peek over federation; a refused
-                // one (R6) leaves no memory behind.
-                self.remember_remote(&room_id, &via);
-            }
-            self.counts.answered_at_once += 1;
-            return ClientPeekReply::Done(result.map_err(PeekError::from));
-        }
-        if self.pending.len() >= self.max_pending {
-            self.counts.over_capacity += 1;
-            crate::log::warning!(room = %room_id, "client peek refused: too many waiting on federation");
-            return ClientPeekReply::Done(Err(PeekError::Local(LocalPeekError::LimitExceeded {
-                retry_after: std::time::Duration::from_secs(1),
-            })));
-        }
-        let id = RequestId(self.next_client_request);
-        self.next_client_request += 1;
-        self.pending
-            .insert(id, PendingPeek { user_id, device_id, room_id: room_id.clone(), joined });
-        self.pending_by_room.entry(room_id.clone()).or_default().push(id);
-        self.pending_deadlines.schedule(id, now.saturating_add(self.max_pending_wait));
-        self.remember_remote(&room_id, &via);
-        self.answering = Some((id, None));
-        let via = self.via_of(&room_id);
-        self.outbound.handle_demand(now, &room_id, &via);
-        // Demand returning to a lingering, still-granted peek revives it without traffic and
-        // without a new `Established` output: decide the waiting peeks against it now.
-        if let Some((_, access)) = self.outbound.granted(&room_id) {
-            let access = access.clone();
-            self.learn_access(&room_id, &access);
-            self.complete_pending(now, &room_id, Ok(&access));
-        }
-        ClientPeekReply::Pending(id)
+        let reply = self.sync.begin_client_peek(now, peek);
+        self.pump(now);
+        self.sync.settle_client_peek(reply)
     }
 
     /// The client behind a [`ClientPeekReply::Pending`] peek went away (its HTTP request was
@@ -278,12 +195,8 @@ impl Peeking {
     /// else waits on or peeks loses its demand. An id that is not waiting (already decided, or
     /// unknown) is ignored.
     pub fn handle_client_peek_withdrawn(&mut self, now: Timestamp, id: RequestId) {
-        self.tick(now);
-        if self.pending.contains_key(&id) {
-            self.counts.withdrawn += 1;
-            self.fail_pending(now, vec![id], &PeekError::Local(LocalPeekError::NotPeeking));
-        }
-        self.drain(now);
+        self.sync.handle_client_peek_withdrawn(now, id);
+        self.pump(now);
     }
 
     /// A client's `/unpeek` (R12, R13).
@@ -294,19 +207,9 @@ impl Peeking {
         device_id: &DeviceId,
         room_id: &RoomId,
     ) -> Result<(), PeekError> {
-        self.tick(now);
-        let mut result = self.local.handle_unpeek(now, user_id, device_id, room_id);
-        let withdraws = |p: &PendingPeek| {
-            p.user_id == user_id && p.device_id == device_id && p.room_id == room_id
-        };
-        if result == Err(LocalPeekError::NotPeeking) && self.pending.values().any(withdraws) {
-            // The device gave up on a peek still waiting on federation: the waiting `/peek`
-            // fails (`NotPeeking`), the unpeek succeeds, and nothing is granted later.
-            self.cancel_pending(now, withdraws);
-            result = Ok(());
-        }
-        self.drain(now);
-        result.map_err(PeekError::from)
+        let result = self.sync.handle_client_unpeek(now, user_id, device_id, room_id);
+        self.pump(now);
+        result
     }
 
     /// `user_id` joined `room_id` (R19, R20, R56): their peeks on it become joins; if the room
@@ -320,52 +223,31 @@ impl Peeking {
         room_id: &RoomId,
         access: &RoomAccess,
     ) {
-        self.tick(now);
-        self.local.handle_joined(now, user_id, room_id);
-        // The user's own peeks still waiting on the room are peeks of a joined user now: they
-        // are refused (R6), never granted next to the join (R23).
-        for id in self.pending_by_room.get(room_id).into_iter().flatten() {
-            if let Some(p) = self.pending.get_mut(id)
-                && p.user_id == user_id
-            {
-                p.joined = true;
-            }
-        }
-        if self.remote_rooms.contains_key(room_id) || self.pending_by_room.contains_key(room_id) {
-            self.server_joined(now, room_id, access);
-        }
-        self.drain(now);
+        self.sync.handle_joined(now, user_id, room_id, access);
+        self.pump(now);
     }
 
     /// This server's last local member left `room_id`: a later peek of it goes over federation
     /// again (clears the outbound "never re-peek a joined room" mark).
     pub fn handle_server_left(&mut self, now: Timestamp, room_id: &RoomId) {
-        self.tick(now);
-        self.outbound.handle_server_left(now, room_id);
-        self.drain(now);
+        self.sync.tick_only(now);
+        self.federation.handle_server_left(now, room_id);
+        self.pump(now);
     }
 
     /// The room's history visibility or encryption changed (R24, R40): every machine that
     /// cares hears of it. Not peekable any more ends local peeks, expires inbound peeks and
     /// deletes the federated peek.
     pub fn handle_access_changed(&mut self, now: Timestamp, room_id: &RoomId, access: &RoomAccess) {
-        self.tick(now);
-        self.local.handle_access_changed(now, room_id, access);
-        self.inbound.handle_access_changed(now, room_id, access);
-        if let Some(remote) = self.remote_rooms.get_mut(room_id) {
-            remote.access = Some(access.clone());
-            let record = self.remote_record(room_id);
-            self.outputs.push_back(Output::Persist(Change::RemoteRoom(record)));
-            self.outbound.handle_access_changed(now, room_id, access);
-        }
-        self.drain(now);
+        self.sync.handle_access_changed(now, room_id, access);
+        self.federation.handle_access_changed(now, room_id, access);
+        self.pump(now);
     }
 
     /// The device synced: it is alive (docs/architecture.md §4.4).
     pub fn handle_device_synced(&mut self, now: Timestamp, user_id: &UserId, device_id: &DeviceId) {
-        self.tick(now);
-        self.local.handle_device_synced(now, user_id, device_id);
-        self.drain(now);
+        self.sync.handle_device_synced(now, user_id, device_id);
+        self.pump(now);
     }
 
     /// The device was deleted or logged out (R25). Its client peeks still waiting on
@@ -376,19 +258,15 @@ impl Peeking {
         user_id: &UserId,
         device_id: &DeviceId,
     ) {
-        self.tick(now);
-        self.local.handle_device_removed(now, user_id, device_id);
-        self.cancel_pending(now, |p| p.user_id == user_id && p.device_id == device_id);
-        self.drain(now);
+        self.sync.handle_device_removed(now, user_id, device_id);
+        self.pump(now);
     }
 
     /// The account was deactivated (R25). Its client peeks still waiting on federation fail
     /// with `NotPeeking`.
     pub fn handle_user_deactivated(&mut self, now: Timestamp, user_id: &UserId) {
-        self.tick(now);
-        self.local.handle_user_deactivated(now, user_id);
-        self.cancel_pending(now, |p| p.user_id == user_id);
-        self.drain(now);
+        self.sync.handle_user_deactivated(now, user_id);
+        self.pump(now);
     }
 
     // ----- federation, resident side (MSC2444) -----
@@ -405,9 +283,10 @@ impl Peeking {
         ver: &[RoomVersionId],
         access: Option<&RoomAccess>,
     ) -> Result<InboundGrant, InboundPeekError> {
-        self.tick(now);
-        let result = self.inbound.handle_peek(now, origin, room_id, peek_id, ver, access);
-        self.drain(now);
+        self.sync.tick_only(now);
+        let result =
+            self.federation.handle_inbound_peek(now, origin, room_id, peek_id, ver, access);
+        self.pump(now);
         result
     }
 
@@ -419,9 +298,9 @@ impl Peeking {
         room_id: &RoomId,
         peek_id: &str,
     ) -> Result<InboundGrant, InboundPeekError> {
-        self.tick(now);
-        let result = self.inbound.handle_renew(now, origin, room_id, peek_id);
-        self.drain(now);
+        self.sync.tick_only(now);
+        let result = self.federation.handle_inbound_renew(now, origin, room_id, peek_id);
+        self.pump(now);
         result
     }
 
@@ -433,26 +312,26 @@ impl Peeking {
         room_id: &RoomId,
         peek_id: &str,
     ) -> Result<(), InboundPeekError> {
-        self.tick(now);
-        let result = self.inbound.handle_unpeek(now, origin, room_id, peek_id);
-        self.drain(now);
+        self.sync.tick_only(now);
+        let result = self.federation.handle_inbound_unpeek(now, origin, room_id, peek_id);
+        self.pump(now);
         result
     }
 
     /// `server` is newly denied by the room's server ACL (R45).
     pub fn handle_server_denied(&mut self, now: Timestamp, room_id: &RoomId, server: &ServerName) {
-        self.tick(now);
-        self.inbound.handle_server_denied(now, room_id, server);
-        self.drain(now);
+        self.sync.tick_only(now);
+        self.federation.handle_server_denied(now, room_id, server);
+        self.pump(now);
     }
 
     // ----- federation, peeking side (MSC2444) -----
 
     /// The outcome of an [`Output::Send`] request.
     pub fn handle_response(&mut self, now: Timestamp, id: RequestId, outcome: OutboundOutcome) {
-        self.tick(now);
-        self.outbound.handle_response(now, id, outcome);
-        self.drain(now);
+        self.sync.tick_only(now);
+        self.federation.handle_response(now, id, outcome);
+        self.pump(now);
     }
 
     /// An event of `room_id` arrived through its federated peek (in a `/send` from the
@@ -460,17 +339,17 @@ impl Peeking {
     /// active room and fail over in minutes (see `OutboundConfig::failover_after`). Events of
     /// rooms that are not peeked over federation are ignored.
     pub fn handle_remote_event(&mut self, now: Timestamp, room_id: &RoomId) {
-        self.tick(now);
-        self.outbound.handle_room_event(now, room_id);
-        self.drain(now);
+        self.sync.tick_only(now);
+        self.federation.handle_remote_event(now, room_id);
+        self.pump(now);
     }
 
     /// The host knows `server` is unreachable (its other federation traffic to it fails):
     /// rooms peeked through it move to another candidate at once.
     pub fn handle_server_unreachable(&mut self, now: Timestamp, server: &ServerName) {
-        self.tick(now);
-        self.outbound.handle_server_unreachable(now, server);
-        self.drain(now);
+        self.sync.tick_only(now);
+        self.federation.handle_server_unreachable(now, server);
+        self.pump(now);
     }
 
     /// An `expired_peeks` entry arrived in a `/send` from `server` (R54).
@@ -481,9 +360,9 @@ impl Peeking {
         room_id: &RoomId,
         peek_id: &str,
     ) {
-        self.tick(now);
-        self.outbound.handle_remote_expired(now, server, room_id, peek_id);
-        self.drain(now);
+        self.sync.tick_only(now);
+        self.federation.handle_remote_expired(now, server, room_id, peek_id);
+        self.pump(now);
     }
 
     // ----- time and outputs -----
@@ -491,22 +370,11 @@ impl Peeking {
     /// Fires everything due at or before `now` in all three machines. Spurious calls are
     /// no-ops.
     pub fn handle_timeout(&mut self, now: Timestamp) {
-        self.tick(now);
-        self.local.handle_timeout(now);
-        self.inbound.handle_timeout(now);
-        self.outbound.handle_timeout(now);
-        self.drain(now);
-        let overdue = self.pending_deadlines.expire(now);
-        if !overdue.is_empty() {
-            self.counts.timed_out += overdue.len() as u64;
-            crate::log::warning!(
-                count = overdue.len(),
-                "client peeks gave up waiting on federation"
-            );
-            let error = PeekError::Remote(OutboundPeekError::Remote(OutboundFailure::Unreachable));
-            self.fail_pending(now, overdue, &error);
-            self.drain(now);
-        }
+        self.sync.handle_local_timeout(now);
+        self.federation.handle_timeout(now);
+        self.pump(now);
+        self.sync.expire_pending(now);
+        self.pump(now);
     }
 
     /// The next output for the host, or `None`. Answers change only after a `handle_*` call or
@@ -527,50 +395,34 @@ impl Peeking {
     ///
     /// Changes only after a `handle_*` call.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
-        [
-            self.local.poll_timeout(),
-            self.inbound.poll_timeout(),
-            self.outbound.poll_timeout(),
-            self.pending_deadlines.next(),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
-    }
-
-    /// Watches the host's clock for corrections (see `CLOCK_STEP_LIMIT`); on one, no waiting
-    /// client peek waits longer than `max_pending_wait` from the corrected time. The children
-    /// get the host's `now` as it is and heal themselves.
-    fn tick(&mut self, now: Timestamp) {
-        if let Tick::Corrected(now) = self.clock.advance(now) {
-            let latest = now.saturating_add(self.max_pending_wait);
-            let late: Vec<RequestId> = self
-                .pending_deadlines
-                .iter()
-                .filter(|(at, _)| *at > latest)
-                .map(|(_, id)| *id)
-                .collect();
-            for id in late {
-                self.pending_deadlines.schedule(id, latest);
-            }
-        }
+        [self.sync.poll_timeout(), self.federation.poll_timeout()].into_iter().flatten().min()
     }
 
     // ----- queries -----
 
     /// The local peeks machine (read-only).
     pub fn local(&self) -> &LocalPeeks {
-        &self.local
+        self.sync.local()
     }
 
     /// The inbound peeks machine (read-only).
     pub fn inbound(&self) -> &InboundPeeks {
-        &self.inbound
+        self.federation.inbound()
     }
 
     /// The outbound peeks machine (read-only).
     pub fn outbound(&self) -> &OutboundPeeks {
-        &self.outbound
+        self.federation.outbound()
+    }
+
+    /// The client and sync half (read-only).
+    pub fn sync_side(&self) -> &SyncSide {
+        &self.sync
+    }
+
+    /// The federation half (read-only).
+    pub fn federation_side(&self) -> &FederationSide {
+        &self.federation
     }
 
     /// What the device's `/sync` shows since `since` (docs/architecture.md §4.3).
@@ -580,7 +432,7 @@ impl Peeking {
         device_id: &DeviceId,
         since: Option<StreamPosition>,
     ) -> SyncDelta {
-        self.local.sync_delta(user_id, device_id, since)
+        self.sync.sync_delta(user_id, device_id, since)
     }
 
     /// Servers with a live inbound peek on the room, once each (R39). The host relays every
@@ -589,7 +441,7 @@ impl Peeking {
         &'a self,
         room_id: &RoomId,
     ) -> impl Iterator<Item = &'a ServerName> + 'a {
-        self.inbound.destinations(room_id)
+        self.federation.destinations(room_id)
     }
 
     /// Local devices peeking the room: wake them when an event lands in it.
@@ -597,29 +449,26 @@ impl Peeking {
         &'a self,
         room_id: &RoomId,
     ) -> impl Iterator<Item = (&'a UserId, &'a DeviceId)> + 'a {
-        self.local.peekers(room_id)
+        self.sync.peekers(room_id)
     }
 
     /// Whether the room is peeked over federation (rather than resident).
     pub fn is_remote(&self, room_id: &RoomId) -> bool {
-        self.remote_rooms.contains_key(room_id)
+        self.sync.is_remote(room_id)
     }
 
     /// Client peeks waiting on federation.
     pub fn pending_client_peeks(&self) -> usize {
-        self.pending.len()
+        self.sync.pending_client_peeks()
     }
 
     /// What the coordinator and its machines did (counters) and hold (gauges), for metrics.
     /// O(rooms + devices); cheap enough for every scrape. Changes after every `handle_*` call.
     pub fn stats(&self) -> PeekingStats {
-        let mut stats = PeekingStats::default();
-        stats.local = self.local.stats();
-        stats.inbound = self.inbound.stats();
-        stats.outbound = self.outbound.stats();
-        stats.client_peeks = self.counts;
-        stats.pending_client_peeks = self.pending.len() as u64;
-        stats.remote_rooms = self.remote_rooms.len() as u64;
+        let mut stats = self.sync.stats();
+        let federation = self.federation.stats();
+        stats.inbound = federation.inbound;
+        stats.outbound = federation.outbound;
         stats
     }
 }

@@ -37,7 +37,7 @@ pub enum OutboundFailure {
 
 /// Why [`OutboundPeeks`](super::OutboundPeeks) could not provide a peek into a room
 /// (`OutboundOutput::Unavailable`); pending client peeks fail with it (R27).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[non_exhaustive]
 pub enum OutboundPeekError {
     /// No candidate server was known: `via` was empty (R46; a room ID's domain is never used).

@@ -110,7 +110,8 @@ pub struct Log {
 impl Log {
     const KEEP: usize = 500;
 
-    fn new(name: &str, echo: bool) -> Self {
+    /// A log for server `name`, echoed to stdout when `echo`.
+    pub fn new(name: &str, echo: bool) -> Self {
         Log { lines: Arc::default(), name: name.to_owned(), echo }
     }
 

@@ -1,21 +1,60 @@
-//! Routing inside [`Peeking`]: draining the children's outputs to the host queue or to the
-//! machine they are for, and the coordinator's memory of remote rooms.
+//! Routing inside [`SyncSide`]: the local machine's outputs to the host or to the federation
+//! side, the federation side's messages to the waiting client peeks and the local machine, and
+//! the memory of remote rooms.
 
 use ruma_common::{OwnedServerName, RoomId};
 
-use super::{
-    Change, Output, PeekError, Peeking, PendingPeek, RemoteRoom, RemoteRoomChange, RemoteRoomRecord,
-};
+use super::message::{SideOutput, ToFederation, ToSync};
+use super::sync_side::{FederatedPeek, PendingPeek, RemoteRoom, SyncSide, Wanted};
+use super::{Change, Output, PeekError, RemoteRoomChange, RemoteRoomRecord};
 use crate::access::RoomAccess;
 use crate::ids::RequestId;
-use crate::inbound::InboundOutput;
 use crate::local::{LocalOutput, LocalPeekError};
-use crate::outbound::{OutboundOutput, OutboundPeekError};
+use crate::outbound::OutboundPeekError;
 use crate::time::Timestamp;
 
-impl Peeking {
+impl SyncSide {
+    pub(super) fn host(&mut self, output: Output) {
+        self.outputs.push_back(SideOutput::Host(output));
+    }
+
+    pub(super) fn route(&mut self, message: ToFederation) {
+        self.outputs.push_back(SideOutput::Route(message));
+    }
+
     pub(super) fn via_of(&self, room_id: &RoomId) -> Vec<OwnedServerName> {
         self.remote_rooms.get(room_id).map(|r| r.via.clone()).unwrap_or_default()
+    }
+
+    /// Whether anyone here needs the room's federated peek: local peeks or waiting clients.
+    fn demanded(&self, room_id: &RoomId) -> bool {
+        self.local.is_demanded(room_id) || self.pending_by_room.contains_key(room_id)
+    }
+
+    /// States (again) that the room is wanted: a `Demand` with a fresh `Seq`, after which
+    /// answers to earlier ones are stale. A known grant is kept until the answer says
+    /// otherwise.
+    pub(super) fn send_demand(&mut self, room_id: &RoomId, not_resident: bool) {
+        let seq = self.seq.next();
+        let via = self.via_of(room_id);
+        let wanted = self.wanted.entry(room_id.to_owned()).or_insert(Wanted {
+            asked: seq,
+            heard: None,
+            not_resident: false,
+            peek: FederatedPeek::Down,
+        });
+        wanted.asked = seq;
+        wanted.not_resident |= not_resident;
+        let not_resident = wanted.not_resident;
+        self.route(ToFederation::Demand { room_id: room_id.to_owned(), seq, via, not_resident });
+    }
+
+    /// States that the room is no longer wanted, if it was.
+    fn send_no_demand(&mut self, room_id: &RoomId) {
+        if self.wanted.remove(room_id).is_some() {
+            let seq = self.seq.next();
+            self.route(ToFederation::NoDemand { room_id: room_id.to_owned(), seq });
+        }
     }
 
     pub(super) fn remote_record(&self, room_id: &RoomId) -> RemoteRoomChange {
@@ -30,13 +69,13 @@ impl Peeking {
     }
 
     /// Remembers (and persists) the access a federated peek reported for a remote room.
-    pub(super) fn learn_access(&mut self, room_id: &RoomId, access: &RoomAccess) {
+    fn learn_access(&mut self, room_id: &RoomId, access: &RoomAccess) {
         if let Some(remote) = self.remote_rooms.get_mut(room_id)
             && remote.access.as_ref() != Some(access)
         {
             remote.access = Some(access.clone());
             let record = self.remote_record(room_id);
-            self.outputs.push_back(Output::Persist(Change::RemoteRoom(record)));
+            self.host(Output::Persist(Change::RemoteRoom(record)));
         }
     }
 
@@ -60,30 +99,30 @@ impl Peeking {
         fresh |= entry.via.len() != before;
         if fresh {
             let record = self.remote_record(room_id);
-            self.outputs.push_back(Output::Persist(Change::RemoteRoom(record)));
+            self.host(Output::Persist(Change::RemoteRoom(record)));
         }
     }
 
-    pub(super) fn forget_remote_if_unused(&mut self, room_id: &RoomId) {
+    fn forget_remote_if_unused(&mut self, room_id: &RoomId) {
         if self.pending_by_room.contains_key(room_id)
             || self.local.peekers(room_id).next().is_some()
         {
             return;
         }
         if self.remote_rooms.remove(room_id).is_some() {
-            self.outputs.push_back(Output::Persist(Change::RemoteRoom(RemoteRoomChange::Remove(
-                room_id.to_owned(),
-            ))));
+            let change = RemoteRoomChange::Remove(room_id.to_owned());
+            self.host(Output::Persist(Change::RemoteRoom(change)));
         }
     }
 
     /// This server became resident in a room it peeked over federation.
     pub(super) fn server_joined(&mut self, now: Timestamp, room_id: &RoomId, access: &RoomAccess) {
-        self.outbound.handle_server_joined(now, room_id);
+        self.wanted.remove(room_id);
+        let seq = self.seq.next();
+        self.route(ToFederation::ServerJoined { room_id: room_id.to_owned(), seq });
         if self.remote_rooms.remove(room_id).is_some() {
-            self.outputs.push_back(Output::Persist(Change::RemoteRoom(RemoteRoomChange::Remove(
-                room_id.to_owned(),
-            ))));
+            let change = RemoteRoomChange::Remove(room_id.to_owned());
+            self.host(Output::Persist(Change::RemoteRoom(change)));
         }
         self.complete_pending(now, room_id, Ok(access));
     }
@@ -105,7 +144,7 @@ impl Peeking {
 
     /// Fails the waiting client peeks `ids` with `error`; a room nobody waits on or peeks any
     /// more loses its demand.
-    pub(super) fn fail_pending(&mut self, now: Timestamp, ids: Vec<RequestId>, error: &PeekError) {
+    pub(super) fn fail_pending(&mut self, _now: Timestamp, ids: Vec<RequestId>, error: &PeekError) {
         for id in ids {
             let Some(p) = self.pending.remove(&id) else { continue };
             self.pending_deadlines.cancel(&id);
@@ -114,18 +153,18 @@ impl Peeking {
                 if waiting.is_empty() {
                     self.pending_by_room.remove(&p.room_id);
                     if !self.local.is_demanded(&p.room_id) {
-                        self.outbound.handle_no_demand(now, &p.room_id);
+                        self.send_no_demand(&p.room_id);
                     }
                     self.forget_remote_if_unused(&p.room_id);
                 }
             }
             let result = Err(error.clone());
-            self.outputs.push_back(Output::ClientPeekDone { id, result });
+            self.host(Output::ClientPeekDone { id, result });
         }
     }
 
     /// Decides every client peek waiting on `room_id`: against `access`, or with `error`.
-    pub(super) fn complete_pending(
+    fn complete_pending(
         &mut self,
         now: Timestamp,
         room_id: &RoomId,
@@ -143,9 +182,7 @@ impl Peeking {
                         .map_err(PeekError::from);
                     // Persist before the acknowledgement: route the grant's own outputs (its
                     // `Persist`) ahead of `ClientPeekDone`.
-                    while let Some(out) = self.local.poll_output() {
-                        self.route_local(now, out);
-                    }
+                    self.drain(now);
                     result
                 }
                 Err(error) => Err(PeekError::Remote(error.clone())),
@@ -157,45 +194,27 @@ impl Peeking {
                         Ok(_) => self.counts.granted_after_wait += 1,
                         Err(_) => self.counts.refused_after_wait += 1,
                     }
-                    self.outputs.push_back(Output::ClientPeekDone { id, result });
+                    self.host(Output::ClientPeekDone { id, result });
                 }
             }
         }
     }
 
-    /// Moves every child output to the host queue or to the machine it is for, until all three
-    /// machines are quiet.
+    /// Moves every local output to the host queue or, as a message, to the federation side.
     pub(super) fn drain(&mut self, now: Timestamp) {
-        loop {
-            let mut progressed = false;
-            while let Some(out) = self.local.poll_output() {
-                progressed = true;
-                self.route_local(now, out);
-            }
-            while let Some(out) = self.inbound.poll_output() {
-                progressed = true;
-                self.route_inbound(out);
-            }
-            while let Some(out) = self.outbound.poll_output() {
-                progressed = true;
-                self.route_outbound(now, out);
-            }
-            if !progressed {
-                break;
-            }
+        while let Some(out) = self.local.poll_output() {
+            self.route_local(now, out);
         }
     }
 
-    fn route_local(&mut self, now: Timestamp, out: LocalOutput) {
+    fn route_local(&mut self, _now: Timestamp, out: LocalOutput) {
         match out {
-            LocalOutput::Persist(change) => {
-                self.outputs.push_back(Output::Persist(Change::Local(change)))
-            }
+            LocalOutput::Persist(change) => self.host(Output::Persist(Change::Local(change))),
             LocalOutput::Wake { user_id, device_id } => {
-                self.outputs.push_back(Output::Wake { user_id, device_id })
+                self.host(Output::Wake { user_id, device_id })
             }
             LocalOutput::PeekEnded { user_id, device_id, room_id, reason } => {
-                self.outputs.push_back(Output::PeekEnded {
+                self.host(Output::PeekEnded {
                     user_id,
                     device_id,
                     room_id: room_id.clone(),
@@ -205,62 +224,77 @@ impl Peeking {
             }
             LocalOutput::RoomDemand { room_id, demanded: false } => {
                 // The room's `PeekEnded` came first and may already have forgotten the remote
-                // room: wind the outbound peek down whatever `remote_rooms` says (the outbound
-                // machine ignores rooms it does not track). Waiting client peeks keep it.
+                // room: wind the federated peek down whatever `remote_rooms` says. Waiting
+                // client peeks keep it.
                 if !self.pending_by_room.contains_key(&room_id) {
-                    self.outbound.handle_no_demand(now, &room_id);
+                    self.send_no_demand(&room_id);
                 }
             }
             LocalOutput::RoomDemand { room_id, demanded: true } => {
-                if !self.remote_rooms.contains_key(&room_id) {
-                    return; // resident: no federation (R57)
-                }
-                let via = self.via_of(&room_id);
-                self.outbound.handle_demand(now, &room_id, &via);
+                if self.remote_rooms.contains_key(&room_id) {
+                    self.send_demand(&room_id, false);
+                } // else resident: no federation (R57)
             }
         }
     }
 
-    fn route_inbound(&mut self, out: InboundOutput) {
-        match out {
-            InboundOutput::Persist(change) => {
-                self.outputs.push_back(Output::Persist(Change::Inbound(change)))
+    /// Applies a federation-side message if it is for a room still wanted, answers the latest
+    /// `Demand`, and is newer than the last one applied (docs/architecture.md §7.5).
+    pub(super) fn apply_route(&mut self, now: Timestamp, message: ToSync) {
+        let room_id = message.room_id().to_owned();
+        let Some(wanted) = self.wanted.get_mut(&room_id) else {
+            self.stale += 1;
+            if matches!(
+                message,
+                ToSync::Granted { .. } | ToSync::NotGranted { .. } | ToSync::Restored { .. }
+            ) {
+                // The federation side holds demand (or a restored peek) nobody here wants:
+                // say so again, with a fresh `Seq`.
+                let seq = self.seq.next();
+                self.route(ToFederation::NoDemand { room_id, seq });
             }
-            InboundOutput::Expired { server, room_id, peek_id, reason } => {
-                self.outputs.push_back(Output::Expired { server, room_id, peek_id, reason })
+            return;
+        };
+        match message.after() {
+            // The federation side restarted and has not heard our demand since: state it again.
+            None => {
+                self.stale += 1;
+                return self.send_demand(&room_id, false);
             }
+            // An answer to a demand replaced since; the answer to the newest is on its way.
+            Some(after) if after < wanted.asked => {
+                self.stale += 1;
+                return;
+            }
+            Some(_) => {}
         }
-    }
-
-    fn route_outbound(&mut self, now: Timestamp, out: OutboundOutput) {
-        match out {
-            OutboundOutput::Persist(change) => {
-                self.outputs.push_back(Output::Persist(Change::Outbound(change)))
-            }
-            OutboundOutput::Send(request) => self.outputs.push_back(Output::Send(request)),
-            OutboundOutput::Established { room_id, server, access, missed_since } => {
+        if wanted.heard.is_some_and(|heard| message.seq() <= heard) {
+            self.stale += 1;
+            return;
+        }
+        wanted.heard = Some(message.seq());
+        match message {
+            ToSync::Granted { access, .. } => {
+                wanted.peek = FederatedPeek::Granted(access.clone());
                 self.learn_access(&room_id, &access);
                 self.complete_pending(now, &room_id, Ok(&access));
-                if !self.local.is_demanded(&room_id) {
+                if !self.demanded(&room_id) {
                     // Every waiting client was refused locally: nobody needs the peek.
-                    self.outbound.handle_no_demand(now, &room_id);
+                    self.send_no_demand(&room_id);
                 }
-                self.outputs.push_back(Output::Established {
-                    room_id,
-                    server,
-                    access,
-                    missed_since,
-                });
             }
-            OutboundOutput::Unavailable { room_id, error } => {
+            ToSync::NotGranted { .. } | ToSync::Lost { .. } => wanted.peek = FederatedPeek::Down,
+            ToSync::Unavailable { error, .. } => {
+                wanted.peek = FederatedPeek::Down;
                 self.complete_pending(now, &room_id, Err(&error));
                 self.local.handle_room_unavailable(now, &room_id);
-                self.outputs.push_back(Output::Unavailable { room_id: room_id.clone(), error });
                 self.forget_remote_if_unused(&room_id);
+                if !self.demanded(&room_id) {
+                    // The federation side dropped the room: nothing to wind down there.
+                    self.wanted.remove(&room_id);
+                }
             }
-            OutboundOutput::Lost { room_id, reason } => {
-                self.outputs.push_back(Output::Lost { room_id, reason })
-            }
+            ToSync::Restored { .. } => {} // `after` is always `None`: handled above
         }
     }
 }

@@ -1,0 +1,54 @@
+//! What the front asks a federation worker over HTTP (loopback only, unauthenticated): the
+//! inbound peek calls (the resident side's `InboundPeeks` lives with the room's shard), the
+//! relay destinations of a room, and `expired_peeks` received in a `/send`.
+
+use matrix_peek::RoomAccess;
+use ruma_common::{OwnedRoomId, OwnedServerName, RoomVersionId};
+use serde::{Deserialize, Serialize};
+
+/// Which inbound call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum InboundOp {
+    /// `PUT …/peek/{roomId}/{peekId}`: register before the snapshot (R37).
+    Peek,
+    /// `POST …/renew`.
+    Renew,
+    /// `DELETE …/peek/{roomId}/{peekId}` (also the rollback when no snapshot can be had).
+    Unpeek,
+}
+
+/// `POST /_internal/inbound`: one inbound call. The answer is [`InboundAnswer`] (200) or the
+/// Matrix error reply to pass on (its own status).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InboundCall {
+    /// Which call.
+    pub op: InboundOp,
+    /// The peeking server.
+    pub origin: OwnedServerName,
+    /// The room.
+    pub room_id: OwnedRoomId,
+    /// The peek id.
+    pub peek_id: String,
+    /// The room versions the peeking server supports (`Peek` only).
+    pub ver: Vec<RoomVersionId>,
+    /// The room's access if this server is in it (`Peek` only).
+    pub access: Option<RoomAccess>,
+}
+
+/// A granted inbound call.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InboundAnswer {
+    /// The renewal interval granted, in milliseconds (0 for `Unpeek`).
+    pub renewal_interval_ms: u64,
+}
+
+/// `POST /_internal/remote_expired`: an `expired_peeks` entry from `origin`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RemoteExpired {
+    /// The resident that expired our peek.
+    pub origin: OwnedServerName,
+    /// The room.
+    pub room_id: OwnedRoomId,
+    /// The peek id.
+    pub peek_id: String,
+}

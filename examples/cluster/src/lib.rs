@@ -1,0 +1,105 @@
+//! The seed's component split as separate processes: matrix-peek's [`SyncSide`] in a client
+//! and sync worker, its [`FederationSide`] in federation workers that share the rooms by a
+//! stable hash of the room id, all connected by NATS JetStream, each with its state in its own
+//! PostgreSQL namespace.
+//!
+//! ```text
+//!   clients, peers ──HTTP──► sync worker (the front: one server name, 127.0.0.1:port)
+//!                              SyncSide (LocalPeeks, waiting client peeks) + the toy rooms
+//!                              │  ToFederation ──► JetStream {prefix}.fed.{shard} ──┐
+//!                              │  ◄── JetStream {prefix}.sync ◄── ToSync ───────────┤
+//!                              │  inbound PUT/renew/DELETE, destinations,           │
+//!                              └─ expired_peeks: internal HTTP to the room's shard ─┤
+//!                                                                                   ▼
+//!                            federation worker 0..n: FederationSide (InboundPeeks, OutboundPeeks)
+//!                              outbound PUT/renew/DELETE and expired_peeks /send ──HTTP──► peers
+//! ```
+//!
+//! * [`shard`]: which worker owns a room.
+//! * [`bus`]: the streams, their consumers, at-least-once.
+//! * [`sync_worker`] and [`fed_worker`]: the two kinds of process; [`internal`] is what the
+//!   front asks a federation worker over HTTP.
+//!
+//! It speaks the same federation HTTP as the `http-pair` shim (whose transport, toy rooms and
+//! client it reuses), so the two can peek into each other's rooms. **A demo, not a
+//! homeserver**: no signatures, no real auth, as in `http-pair`.
+//!
+//! [`SyncSide`]: matrix_peek::SyncSide
+//! [`FederationSide`]: matrix_peek::FederationSide
+
+pub mod bus;
+pub mod fed_worker;
+pub mod internal;
+pub mod shard;
+pub mod sync_worker;
+
+use std::time::Duration;
+
+use matrix_peek::{Clock, PeekingConfig, SystemClock};
+
+/// What both kinds of worker are started with (`--flag value` on the command line).
+#[derive(Debug, Clone)]
+pub struct Common {
+    /// The homeserver's name: the front's `127.0.0.1:port`.
+    pub name: String,
+    /// The port this process listens on.
+    pub port: u16,
+    /// nats-server's URL.
+    pub nats: String,
+    /// PostgreSQL's connection string or URL.
+    pub pg: String,
+    /// Names the streams and the store namespaces, so clusters can share servers.
+    pub prefix: String,
+    /// How many federation workers share the rooms.
+    pub shards: u32,
+}
+
+/// The peeking configuration of every worker: the library's defaults with a short linger, so
+/// a demo shows the `DELETE`.
+pub fn peeking_config() -> PeekingConfig {
+    let mut config = PeekingConfig::default();
+    config.outbound.linger = Duration::from_millis(500);
+    config
+}
+
+/// `SystemClock` sleeping on tokio's timer.
+pub fn clock() -> SystemClock {
+    SystemClock::new(|d| Box::pin(tokio::time::sleep(d)))
+}
+
+/// This incarnation's epoch for the routing messages' `Seq`: the start time in milliseconds,
+/// greater than that of any earlier run.
+pub fn epoch() -> u64 {
+    clock().now().as_millis()
+}
+
+/// Parses `--key value` pairs.
+pub fn parse_flags(args: &[String]) -> Result<std::collections::HashMap<String, String>, String> {
+    let mut flags = std::collections::HashMap::new();
+    let mut args = args.iter();
+    while let Some(flag) = args.next() {
+        let Some(key) = flag.strip_prefix("--") else { return Err(format!("unexpected {flag}")) };
+        if key == "exit-on-eof" {
+            flags.insert(key.to_owned(), String::new());
+            continue;
+        }
+        let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        flags.insert(key.to_owned(), value.clone());
+    }
+    Ok(flags)
+}
+
+impl Common {
+    /// Reads the common flags.
+    pub fn from_flags(flags: &std::collections::HashMap<String, String>) -> Result<Common, String> {
+        let get = |k: &str| flags.get(k).cloned().ok_or_else(|| format!("--{k} is required"));
+        Ok(Common {
+            name: get("name")?,
+            port: get("port")?.parse().map_err(|e| format!("--port: {e}"))?,
+            nats: get("nats")?,
+            pg: get("pg")?,
+            prefix: get("prefix")?,
+            shards: get("shards")?.parse().map_err(|e| format!("--shards: {e}"))?,
+        })
+    }
+}

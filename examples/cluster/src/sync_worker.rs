@@ -1,0 +1,667 @@
+//! The client and sync worker, also the HTTP front of the clustered homeserver: the
+//! [`SyncSide`] (local peeks, client peeks waiting on federation) restored from the PostgreSQL
+//! namespace `{prefix}-sync`, fed by the JetStream consumer `sync`, and the toy rooms this
+//! server is resident in (`http-pair`'s [`Rooms`]).
+//!
+//! It serves the same routes as the `http-pair` shim (client `/peek` and `/unpeek`, the
+//! federation peek endpoints, `/send`, the directory, the `/_test` API). Federation peek calls,
+//! relay destinations and `expired_peeks` go to the room's federation worker (see
+//! [`internal`](crate::internal)); routing messages go through JetStream.
+
+// Handlers' helpers return the early `Response` as their error (axum style).
+#![allow(clippy::result_large_err)]
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Method, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post, put};
+use http_pair::rooms::Rooms;
+use http_pair::shim::{Log, answer, error, method_not_allowed, origin, read_body, reply};
+use http_pair::transport::Federation;
+use matrix_peek::wire::{
+    ClientPeekRequest, ClientPeekResponse, ErrorReply, ExpiredPeeks, FederationPeekPath,
+    FederationPeekRequest, FederationPrefix, FederationRenewResponse, FederationUnpeekResponse,
+    MAX_REQUEST_BODY_BYTES, MAX_TRANSACTION_BYTES, WireError,
+};
+use matrix_peek::{
+    ClientPeek, ClientPeekReply, Clock, LocalGrant, Output, PeekError, PeekStore, RequestId,
+    Residency, SideOutput, Snapshot, SyncSide, SystemClock, ToFederation, ToSync,
+};
+use matrix_peek_postgres::PostgresStore;
+use ruma_common::api::IncomingRequestExt;
+use ruma_common::api::path_builder::PathBuilder;
+use ruma_common::api::{Metadata, error::ErrorKind};
+use ruma_common::exports::http;
+use ruma_common::{
+    OwnedDeviceId, OwnedRoomId, OwnedServerName, OwnedUserId, RoomId, RoomVersionId,
+};
+use serde_json::{Value, json};
+use tokio::sync::{Mutex, oneshot};
+
+use crate::bus::Bus;
+use crate::internal::{InboundAnswer, InboundCall, InboundOp, RemoteExpired};
+use crate::shard::shard_of;
+use crate::{Common, clock, epoch, peeking_config};
+
+type Waiter = oneshot::Sender<Result<LocalGrant, PeekError>>;
+
+/// The sync side and the client requests waiting on it.
+struct Core {
+    side: SyncSide,
+    waiters: HashMap<RequestId, Waiter>,
+}
+
+/// Events relayed to us, per room, each event id kept once; `duplicates` counts the repeats.
+#[derive(Default)]
+struct Received {
+    timeline: BTreeMap<OwnedRoomId, Vec<Value>>,
+    seen: BTreeSet<String>,
+    duplicates: u64,
+}
+
+/// The front.
+pub struct Front {
+    core: Mutex<Core>,
+    store: PostgresStore,
+    bus: Bus,
+    shards: u32,
+    workers: Vec<String>,
+    http: reqwest::Client,
+    federation: Federation,
+    rooms: std::sync::Mutex<Rooms>,
+    /// Events relayed to us.
+    received: std::sync::Mutex<Received>,
+    clock: SystemClock,
+    log: Log,
+    name: OwnedServerName,
+}
+
+/// Restores the sync side and serves until the process ends; prints `LISTENING addr` when
+/// ready. `workers` are the federation workers' addresses, shard by shard.
+pub async fn run(common: Common, workers: Vec<String>) -> Result<(), String> {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", common.port))
+        .await
+        .map_err(|e| format!("bind port {}: {e}", common.port))?;
+    let namespace = format!("{}-sync", common.prefix);
+    let store = PostgresStore::connect(&common.pg, namespace.clone())
+        .await
+        .map_err(|e| format!("PostgreSQL at {}: {e}", common.pg))?;
+    let snapshot: Snapshot = store.load().await.map_err(|e| format!("load {namespace}: {e}"))?;
+    let bus = Bus::connect(&common.nats, &common.prefix).await?;
+    let name: OwnedServerName =
+        common.name.clone().try_into().map_err(|e| format!("--name: {e}"))?;
+    let log = Log::new(&format!("{}/sync", common.name), true);
+    let clock = clock();
+    let side = SyncSide::restore(clock.now(), peeking_config(), snapshot, epoch());
+    log.push(format!("restored {} local peek(s) from {namespace}", side.local().len()));
+    let front = Arc::new(Front {
+        core: Mutex::new(Core { side, waiters: HashMap::new() }),
+        store,
+        bus: bus.clone(),
+        shards: common.shards,
+        workers,
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| e.to_string())?,
+        federation: Federation::new(name.clone(), log.clone()),
+        rooms: std::sync::Mutex::default(),
+        received: std::sync::Mutex::default(),
+        clock,
+        log,
+        name,
+    });
+    {
+        // The restored peeks' demand goes out first.
+        let mut core = front.core.lock().await;
+        front.commit(&mut core).await;
+    }
+    let consumer = Arc::clone(&front);
+    let subject = bus.subject_sync();
+    tokio::spawn(async move {
+        let front = &consumer;
+        bus.consume::<ToSync, _, _>(true, "sync", subject, |message| async move {
+            let mut core = front.core.lock().await;
+            core.side.handle_route(front.clock.now(), message);
+            front.commit(&mut core).await;
+        })
+        .await;
+    });
+    let timers = Arc::clone(&front);
+    tokio::spawn(async move { timers.timers().await });
+    println!("LISTENING {}", listener.local_addr().map_err(|e| e.to_string())?);
+    axum::serve(listener, router(front)).await.map_err(|e| e.to_string())
+}
+
+impl Front {
+    /// Stores the side's changes, publishes its messages to their rooms' shards, then answers
+    /// the client peeks that were decided.
+    async fn commit(&self, core: &mut Core) {
+        let mut changes = Vec::new();
+        let mut routes: Vec<ToFederation> = Vec::new();
+        let mut done = Vec::new();
+        while let Some(out) = core.side.poll_output() {
+            match out {
+                SideOutput::Host(Output::Persist(change)) => changes.push(change),
+                SideOutput::Host(Output::ClientPeekDone { id, result }) => done.push((id, result)),
+                SideOutput::Host(_) => {}
+                SideOutput::Route(message) => routes.push(message),
+            }
+        }
+        if !changes.is_empty() {
+            let mut delay = Duration::from_millis(50);
+            while let Err(e) = self.store.save(&changes).await {
+                self.log.push(format!("store save failed ({e}); retrying"));
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(1));
+            }
+        }
+        for message in routes {
+            let shard = shard_of(message.room_id(), self.shards);
+            self.bus.publish(self.bus.subject_fed(shard), &message).await;
+        }
+        for (id, result) in done {
+            if let Some(waiter) = core.waiters.remove(&id) {
+                let _ = waiter.send(result);
+            }
+        }
+    }
+
+    async fn timers(self: Arc<Self>) {
+        loop {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let mut core = self.core.lock().await;
+            let now = self.clock.now();
+            if core.side.poll_timeout().is_some_and(|at| at <= now) {
+                core.side.handle_timeout(now);
+                self.commit(&mut core).await;
+            }
+        }
+    }
+
+    fn worker_of(&self, room_id: &RoomId) -> &str {
+        &self.workers[shard_of(room_id, self.shards) as usize]
+    }
+
+    /// One inbound call on the room's federation worker: the answer, or the reply to pass on.
+    async fn inbound(&self, call: InboundCall) -> Result<InboundAnswer, Response> {
+        let url = format!("http://{}/_internal/inbound", self.worker_of(&call.room_id));
+        let body = serde_json::to_vec(&call).expect("serialisable");
+        let response = self
+            .http
+            .post(url)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| {
+                error(ErrorReply::new(503, ErrorKind::Unknown, format!("federation worker: {e}")))
+            })?;
+        let status = response.status().as_u16();
+        let bytes = response.bytes().await.unwrap_or_default();
+        if status == 200 {
+            serde_json::from_slice(&bytes)
+                .map_err(|e| error(ErrorReply::new(500, ErrorKind::Unknown, e.to_string())))
+        } else {
+            let mut reply = (
+                axum::http::StatusCode::from_u16(status)
+                    .unwrap_or(axum::http::StatusCode::BAD_GATEWAY),
+                bytes.to_vec(),
+            )
+                .into_response();
+            reply
+                .headers_mut()
+                .insert("content-type", axum::http::HeaderValue::from_static("application/json"));
+            Err(reply)
+        }
+    }
+
+    async fn worker_get(&self, worker: &str, path: &str) -> Result<Value, String> {
+        let response = self
+            .http
+            .get(format!("http://{worker}{path}"))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let bytes = response.bytes().await.map_err(|e| e.to_string())?;
+        serde_json::from_slice(&bytes).map_err(|e| e.to_string())
+    }
+}
+
+fn router(front: Arc<Front>) -> Router {
+    let mut router = Router::new();
+    for route in ClientPeekRequest::PATH_BUILDER.all_paths() {
+        router = router.route(route, post(client_peek));
+    }
+    for route in matrix_peek::wire::ClientUnpeekRequest::PATH_BUILDER.all_paths() {
+        router = router.route(route, post(client_unpeek));
+    }
+    router
+        .route("/_matrix/federation/v1/peek/{*rest}", any(federation_peek))
+        .route("/_matrix/federation/v1/send/{txnId}", put(send))
+        .route("/_matrix/federation/v1/query/directory", get(directory))
+        .route("/_test/rooms", post(create_room))
+        .route("/_test/rooms/{roomId}/send", post(send_event))
+        .route("/_test/state", get(state))
+        .with_state(front)
+}
+
+fn user(headers: &HeaderMap) -> Result<(OwnedUserId, OwnedDeviceId), Response> {
+    let get = |name| headers.get(name).and_then(|v| v.to_str().ok());
+    match (
+        get(http_pair::client::USER_HEADER).and_then(|u| OwnedUserId::try_from(u).ok()),
+        get(http_pair::client::DEVICE_HEADER).filter(|d| !d.is_empty() && d.len() <= 255),
+    ) {
+        (Some(user), Some(device)) => Ok((user, device.into())),
+        _ => Err(error(ErrorReply::new(401, ErrorKind::MissingToken, "name the user and device"))),
+    }
+}
+
+fn incoming<'a>(
+    method: Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &'a [u8],
+) -> http::Request<&'a [u8]> {
+    let mut request = http::Request::new(body);
+    *request.method_mut() = method;
+    *request.uri_mut() = uri.clone();
+    *request.headers_mut() = headers.clone();
+    request
+}
+
+/// `POST /_matrix/client/v3/peek/{roomIdOrAlias}`: as `http-pair`'s, on the sync side. A peek
+/// waiting on federation is answered when the federation worker's `Granted` or `Unavailable`
+/// comes back through JetStream (or fails after 20 s).
+async fn client_peek(
+    State(front): State<Arc<Front>>,
+    Path(target): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let (user_id, device_id) = match user(&headers) {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    let body = match read_body(&headers, body, MAX_REQUEST_BODY_BYTES).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let request = match ClientPeekRequest::try_from_http_request(
+        incoming(Method::POST, &uri, &headers, &body),
+        &[target.as_str()],
+    ) {
+        Ok(r) => r,
+        Err(e) => return error(WireError::from(e)),
+    };
+    let mut via: Vec<OwnedServerName> = request.body.servers;
+    let target = request.room_id_or_alias;
+    let room_id: OwnedRoomId = match <&ruma_common::RoomAliasId>::try_from(target.as_str()) {
+        Ok(alias) if alias.server_name() == front.name => {
+            match front.rooms.lock().unwrap_or_else(|p| p.into_inner()).resolve(alias).cloned() {
+                Some(id) => id,
+                None => return error(ErrorReply::not_found(format!("no room alias {alias}"))),
+            }
+        }
+        Ok(alias) => match front.federation.query_directory(alias).await {
+            Ok(answer) => {
+                let Some(id) =
+                    answer["room_id"].as_str().and_then(|r| OwnedRoomId::try_from(r).ok())
+                else {
+                    return error(ErrorReply::new(502, ErrorKind::Unknown, "bad directory answer"));
+                };
+                let servers = answer["servers"].as_array().cloned().unwrap_or_default();
+                via.extend(servers.iter().filter_map(|s| s.as_str()?.try_into().ok()));
+                via.push(alias.server_name().to_owned());
+                id
+            }
+            Err(status) => {
+                return error(ErrorReply::new(
+                    502,
+                    ErrorKind::Unknown,
+                    format!("directory query failed: {status}"),
+                ));
+            }
+        },
+        Err(_) => RoomId::parse(target.as_str()).expect("a RoomOrAliasId that is not an alias"),
+    };
+    via.dedup();
+    let access =
+        front.rooms.lock().unwrap_or_else(|p| p.into_inner()).get(&room_id).map(|r| r.access());
+    let residency = access.map_or(Residency::Remote, Residency::Resident);
+    let peek = ClientPeek { user_id, device_id, room_id, joined: false, residency, via };
+    let waiting = {
+        let mut core = front.core.lock().await;
+        let reply = core.side.handle_client_peek(front.clock.now(), peek);
+        let waiting = match reply {
+            ClientPeekReply::Done(result) => Err(result),
+            ClientPeekReply::Pending(id) => {
+                let (tx, rx) = oneshot::channel();
+                core.waiters.insert(id, tx);
+                Ok((id, rx))
+            }
+        };
+        front.commit(&mut core).await;
+        waiting
+    };
+    let result = match waiting {
+        Err(result) => result,
+        Ok((id, rx)) => match tokio::time::timeout(Duration::from_secs(20), rx).await {
+            Ok(Ok(result)) => result,
+            _ => {
+                let mut core = front.core.lock().await;
+                core.waiters.remove(&id);
+                core.side.handle_client_peek_withdrawn(front.clock.now(), id);
+                front.commit(&mut core).await;
+                return error(ErrorReply::new(
+                    504,
+                    ErrorKind::Unknown,
+                    "the federated peek did not come up in time",
+                ));
+            }
+        },
+    };
+    match result {
+        Ok(grant) => answer(ClientPeekResponse::new(grant.room_id, grant.expires_at)),
+        Err(e) => error(e),
+    }
+}
+
+/// `POST /_matrix/client/v3/rooms/{roomId}/unpeek`.
+async fn client_unpeek(
+    State(front): State<Arc<Front>>,
+    Path(room): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let (user_id, device_id) = match user(&headers) {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    let Ok(room_id) = OwnedRoomId::try_from(room) else {
+        return error(ErrorReply::not_found("bad room id"));
+    };
+    let mut core = front.core.lock().await;
+    let result = core.side.handle_client_unpeek(front.clock.now(), &user_id, &device_id, &room_id);
+    front.commit(&mut core).await;
+    match result {
+        Ok(()) => reply(200, &json!({})),
+        Err(e) => error(e),
+    }
+}
+
+/// `/_matrix/federation/v1/peek/…`: parsed here, registered on the room's federation worker,
+/// and for a `PUT` answered with the room's snapshot taken after the registration (R37).
+async fn federation_peek(
+    State(front): State<Arc<Front>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let origin = match origin(&headers) {
+        Ok(o) => o,
+        Err(r) => return r,
+    };
+    let target = match FederationPeekPath::parse(&FederationPrefix::Stable, uri.path()) {
+        Ok(t) => t,
+        Err(e) => return error(e),
+    };
+    let args = target.path_args();
+    let FederationPeekPath { room_id, peek_id, is_renew } = target.clone();
+    let op = match (is_renew, &method) {
+        (true, &Method::POST) => InboundOp::Renew,
+        (false, &Method::PUT) => InboundOp::Peek,
+        (false, &Method::DELETE) => InboundOp::Unpeek,
+        _ => return method_not_allowed(),
+    };
+    let mut ver = Vec::new();
+    if op == InboundOp::Peek {
+        let body = match read_body(&headers, body, MAX_REQUEST_BODY_BYTES).await {
+            Ok(b) => b,
+            Err(r) => return r,
+        };
+        match FederationPeekRequest::try_from_http_request(
+            incoming(method.clone(), &uri, &headers, &body),
+            &args,
+        ) {
+            Ok(put) => ver = put.ver,
+            Err(e) => return error(WireError::from(e)),
+        }
+    }
+    let access =
+        front.rooms.lock().unwrap_or_else(|p| p.into_inner()).get(&room_id).map(|r| r.access());
+    let call = InboundCall {
+        op,
+        origin: origin.clone(),
+        room_id: room_id.clone(),
+        peek_id: peek_id.clone(),
+        ver,
+        access,
+    };
+    let granted = match front.inbound(call.clone()).await {
+        Ok(granted) => granted,
+        Err(reply) => return reply,
+    };
+    let interval = Duration::from_millis(granted.renewal_interval_ms);
+    front.log.push(format!("inbound {op:?} {room_id} peek_id={peek_id} from {origin}: granted"));
+    match op {
+        InboundOp::Peek => {
+            let snapshot = front
+                .rooms
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&room_id)
+                .map(|r| r.peek_response(interval));
+            match snapshot {
+                Some(snapshot) => answer(snapshot),
+                None => {
+                    let _ = front.inbound(InboundCall { op: InboundOp::Unpeek, ..call }).await;
+                    error(ErrorReply::not_found("the room went away"))
+                }
+            }
+        }
+        InboundOp::Renew => answer(FederationRenewResponse::new(interval)),
+        InboundOp::Unpeek => answer(FederationUnpeekResponse::new()),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct Pdus {
+    #[serde(default)]
+    pdus: Vec<Value>,
+}
+
+/// `PUT /_matrix/federation/v1/send/{txnId}`: relayed events go to the timeline (each event
+/// id once; a repeat is counted as a duplicate); `expired_peeks` go to the room's worker.
+async fn send(State(front): State<Arc<Front>>, headers: HeaderMap, body: Body) -> Response {
+    let origin = match origin(&headers) {
+        Ok(o) => o,
+        Err(r) => return r,
+    };
+    let body = match read_body(&headers, body, MAX_TRANSACTION_BYTES).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let expired = match ExpiredPeeks::from_transaction(&body) {
+        Ok(e) => e.expired_peeks,
+        Err(e) => return error(e),
+    };
+    let pdus = serde_json::from_slice::<Pdus>(&body).map(|p| p.pdus).unwrap_or_default();
+    for entry in expired {
+        let call = RemoteExpired {
+            origin: origin.clone(),
+            room_id: entry.room_id,
+            peek_id: entry.peek_id,
+        };
+        let url = format!("http://{}/_internal/remote_expired", front.worker_of(&call.room_id));
+        let sent = front
+            .http
+            .post(url)
+            .header("content-type", "application/json")
+            .body(serde_json::to_vec(&call).expect("serialisable"))
+            .send()
+            .await;
+        if sent.is_err() {
+            return error(ErrorReply::new(
+                503,
+                ErrorKind::Unknown,
+                "federation worker unavailable",
+            ));
+        }
+    }
+    let mut received = front.received.lock().unwrap_or_else(|p| p.into_inner());
+    let Received { timeline, seen, duplicates } = &mut *received;
+    for pdu in pdus.into_iter().take(50) {
+        let Some(room_id) = pdu["room_id"].as_str().and_then(|r| OwnedRoomId::try_from(r).ok())
+        else {
+            continue;
+        };
+        let event_id = pdu["event_id"].as_str().unwrap_or_default().to_owned();
+        if !seen.insert(format!("{room_id} {event_id}")) {
+            *duplicates += 1;
+            continue;
+        }
+        front.log.push(format!("got event {event_id} in {room_id} from {origin}"));
+        timeline.entry(room_id).or_default().push(pdu);
+    }
+    reply(200, &json!({ "pdus": {} }))
+}
+
+/// `GET /_matrix/federation/v1/query/directory?room_alias=…`.
+async fn directory(State(front): State<Arc<Front>>, uri: Uri) -> Response {
+    let query = uri.query().unwrap_or_default();
+    let alias = reqwest::Url::parse(&format!("http://x/?{query}"))
+        .ok()
+        .and_then(|u| u.query_pairs().find(|(k, _)| k == "room_alias").map(|(_, v)| v.into_owned()))
+        .and_then(|a| ruma_common::OwnedRoomAliasId::try_from(a).ok());
+    let Some(alias) = alias else { return error(ErrorReply::not_found("bad alias")) };
+    match front.rooms.lock().unwrap_or_else(|p| p.into_inner()).resolve(&alias).cloned() {
+        Some(room_id) => reply(200, &json!({ "room_id": room_id, "servers": [front.name] })),
+        None => error(ErrorReply::not_found(format!("no room alias {alias}"))),
+    }
+}
+
+/// `POST /_test/rooms` `{"alias", "world_readable"}`.
+async fn create_room(State(front): State<Arc<Front>>, body: axum::body::Bytes) -> Response {
+    let body: Value = serde_json::from_slice(&body).unwrap_or_default();
+    let creator: OwnedUserId =
+        format!("@admin:{}", front.name).try_into().expect("a valid user id");
+    let created = front
+        .rooms
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .create(
+            &front.name,
+            &creator,
+            body["alias"].as_str(),
+            RoomVersionId::V10,
+            body["world_readable"].as_bool().unwrap_or(true),
+            front.clock.now(),
+        )
+        .map(|room| (room.id.clone(), room.alias.clone()));
+    match created {
+        Ok((room_id, alias)) => reply(200, &json!({ "room_id": room_id, "alias": alias })),
+        Err(e) => error(ErrorReply::new(400, ErrorKind::InvalidParam, e)),
+    }
+}
+
+/// `POST /_test/rooms/{roomId}/send` `{"body"}`: appends a message and relays it once to each
+/// server the room's federation worker lists as peeking it.
+async fn send_event(
+    State(front): State<Arc<Front>>,
+    Path(room): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let body: Value = serde_json::from_slice(&body).unwrap_or_default();
+    let Ok(room_id) = OwnedRoomId::try_from(room) else {
+        return error(ErrorReply::not_found("bad room id"));
+    };
+    let sender: OwnedUserId = format!("@admin:{}", front.name).try_into().expect("a valid user id");
+    let content = json!({ "msgtype": "m.text", "body": body["body"] });
+    let event = front.rooms.lock().unwrap_or_else(|p| p.into_inner()).send(
+        &room_id,
+        &sender,
+        "m.room.message",
+        content,
+        front.clock.now(),
+    );
+    let Some(event) = event else { return error(ErrorReply::not_found("no such room here")) };
+    let path = format!("/_internal/destinations/{}", http_pair::api::encode(room_id.as_str()));
+    let destinations: Vec<String> = match front.worker_get(front.worker_of(&room_id), &path).await {
+        Ok(list) => serde_json::from_value(list).unwrap_or_default(),
+        Err(e) => {
+            return error(ErrorReply::new(
+                503,
+                ErrorKind::Unknown,
+                format!("federation worker: {e}"),
+            ));
+        }
+    };
+    let mut relayed = Vec::new();
+    for destination in destinations {
+        let Ok(server) = OwnedServerName::try_from(destination.as_str()) else { continue };
+        let txn = format!(
+            "{}.{}",
+            front.clock.now().as_millis(),
+            event["event_id"].as_str().unwrap_or_default()
+        );
+        let body = json!({ "origin": front.name, "origin_server_ts": front.clock.now().as_millis(), "pdus": [event] });
+        let status = front.federation.send_transaction(&server, &txn, &body).await;
+        relayed.push(json!([destination, format!("{status:?}")]));
+    }
+    reply(200, &json!({ "event_id": event["event_id"], "relayed_to": relayed }))
+}
+
+/// `GET /_test/state`: local peeks, what was received (and how many duplicates), and every
+/// federation worker's outbound and inbound peeks.
+async fn state(State(front): State<Arc<Front>>) -> Response {
+    let local: Vec<Value> = {
+        let core = front.core.lock().await;
+        let local = core.side.local();
+        let rooms: Vec<OwnedRoomId> = local.demanded_rooms().map(ToOwned::to_owned).collect();
+        rooms
+            .iter()
+            .flat_map(|room| {
+                core.side
+                    .peekers(room)
+                    .map(move |(u, d)| json!({ "user_id": u, "device_id": d, "room_id": room }))
+            })
+            .collect()
+    };
+    let (received, duplicates) = {
+        let received = front.received.lock().unwrap_or_else(|p| p.into_inner());
+        let map: serde_json::Map<String, Value> = received
+            .timeline
+            .iter()
+            .map(|(room, events)| {
+                (room.to_string(), events.iter().map(|e| e["event_id"].clone()).collect())
+            })
+            .collect();
+        (map, received.duplicates)
+    };
+    let (mut outbound, mut inbound, mut workers) = (Vec::new(), Vec::new(), Vec::new());
+    for worker in &front.workers {
+        match front.worker_get(worker, "/_internal/state").await {
+            Ok(state) => {
+                outbound.extend(state["outbound"].as_array().cloned().unwrap_or_default());
+                inbound.extend(state["inbound"].as_array().cloned().unwrap_or_default());
+                workers.push(json!({ "addr": worker, "up": true }));
+            }
+            Err(_) => workers.push(json!({ "addr": worker, "up": false })),
+        }
+    }
+    reply(
+        200,
+        &json!({
+            "server_name": front.name, "local_peeks": local, "received": received,
+            "duplicates": duplicates, "outbound": outbound, "inbound": inbound, "workers": workers,
+        }),
+    )
+}

@@ -1,0 +1,352 @@
+//! [`FederationSide`]: the federation half of [`Peeking`](super::Peeking) — [`InboundPeeks`]
+//! and [`OutboundPeeks`]. It talks to the [`SyncSide`](super::SyncSide) only through
+//! [`ToFederation`] and [`ToSync`] messages (docs/architecture.md §7.5).
+
+use std::collections::{HashMap, VecDeque};
+
+use ruma_common::{OwnedRoomId, RoomId, RoomVersionId, ServerName};
+
+use super::message::{Channel, Seq, Sequencer, SideOutput, ToFederation, ToSync};
+use super::{Change, Output, PeekingConfig, PeekingStats, Snapshot};
+use crate::access::RoomAccess;
+use crate::ids::RequestId;
+use crate::inbound::{InboundGrant, InboundOutput, InboundPeekError, InboundPeeks};
+use crate::outbound::{OutboundOutcome, OutboundOutput, OutboundPeeks};
+use crate::time::Timestamp;
+
+/// What the newest applied sync-side message of a room and channel stated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Wish {
+    /// `Demand`: keep a federated peek.
+    Wanted,
+    /// `NoDemand` or `ServerJoined`: no federated peek.
+    NotWanted,
+    /// `AccessChanged` (the access channel carries no wish).
+    Access,
+}
+
+/// The federation half of [`Peeking`](super::Peeking): owns [`InboundPeeks`] (the resident
+/// side: who peeks our rooms, whom to relay to, `expired_peeks`) and [`OutboundPeeks`] (our
+/// peeks into remote rooms, driven by the sync side's demand).
+///
+/// Run-loop contract: as for `Peeking`, but [`poll_output`](Self::poll_output) yields
+/// [`SideOutput`]s: `Host` outputs for this worker's host (`Persist`, `Send`, `Expired`,
+/// `Established`, `Lost`, `Unavailable`) and `Route` messages for the sync side. Messages from
+/// the sync side go to [`handle_route`](Self::handle_route), at least once.
+///
+/// Its store holds `Snapshot::inbound` and `Snapshot::outbound`; [`restore`](Self::restore)
+/// ignores the other fields. Several federation sides can share the rooms between them (each
+/// room to exactly one, e.g. by a stable hash of the room id), each with its own store.
+#[derive(Debug, Clone)]
+pub struct FederationSide {
+    pub(super) inbound: InboundPeeks,
+    pub(super) outbound: OutboundPeeks,
+    /// The newest sync-side message applied, per room and channel, and the wish it stated. Kept for every room the sync side ever wrote about since this side started (a
+    /// few dozen bytes each); not persisted: after a restart, `Restored` and the sync side's
+    /// fresh `Seq`s rebuild it.
+    pub(super) applied: HashMap<(OwnedRoomId, Channel), (Seq, Wish)>,
+    pub(super) seq: Sequencer,
+    pub(super) outputs: VecDeque<SideOutput<ToSync>>,
+    pub(super) stale: u64,
+}
+
+impl FederationSide {
+    /// A federation side with no peeks; `epoch` as in [`Seq`].
+    pub fn new(config: PeekingConfig, epoch: u64) -> Self {
+        Self::restore(Timestamp::ZERO, config, Snapshot::default(), epoch)
+    }
+
+    /// Rebuilds the federation side from `snapshot.inbound` and `snapshot.outbound` at restart
+    /// time `now`, in incarnation `epoch` (greater than any before it). Every restored outbound
+    /// room is announced with [`ToSync::Restored`], so the sync side states its demand again;
+    /// a restored peek nobody demands lingers and ends.
+    pub fn restore(now: Timestamp, config: PeekingConfig, snapshot: Snapshot, epoch: u64) -> Self {
+        let Snapshot { inbound, outbound, .. } = snapshot;
+        let mut side = FederationSide {
+            inbound: InboundPeeks::restore(now, config.inbound, inbound),
+            outbound: OutboundPeeks::restore(now, config.outbound, outbound),
+            applied: HashMap::new(),
+            seq: Sequencer::new(epoch),
+            outputs: VecDeque::new(),
+            stale: 0,
+        };
+        let mut rooms: Vec<OwnedRoomId> =
+            side.outbound.rooms().map(|info| info.room_id.to_owned()).collect();
+        rooms.sort_unstable();
+        side.drain(now);
+        for room_id in rooms {
+            let seq = side.seq.next();
+            side.outputs.push_back(SideOutput::Route(ToSync::Restored { room_id, seq }));
+        }
+        side
+    }
+
+    /// A message from the sync side. Applied only if its [`Seq`] is newer than the last one
+    /// applied for the same room and [`Channel`]; a `Demand` is answered with the peek's state.
+    pub fn handle_route(&mut self, now: Timestamp, message: ToFederation) {
+        let key = (message.room_id().to_owned(), message.channel());
+        let seq = message.seq();
+        let wish = match message {
+            ToFederation::Demand { .. } => Wish::Wanted,
+            ToFederation::NoDemand { .. } | ToFederation::ServerJoined { .. } => Wish::NotWanted,
+            ToFederation::AccessChanged { .. } => Wish::Access,
+        };
+        let previous = self.applied.get(&key).copied();
+        if previous.is_some_and(|(applied, _)| seq <= applied) {
+            self.stale += 1;
+            return;
+        }
+        self.applied.insert(key, (seq, wish));
+        match message {
+            ToFederation::Demand { room_id, via, not_resident, .. } => {
+                if not_resident {
+                    self.outbound.handle_server_left(now, &room_id);
+                }
+                self.outbound.handle_demand(now, &room_id, &via);
+                self.drain(now);
+                // Demand returning to a lingering, still-granted peek revives it without
+                // traffic and without `Established`: say so, or clients would wait for nothing.
+                let after = self.after(&room_id);
+                let seq = self.seq.next();
+                let answer = match self.outbound.granted(&room_id) {
+                    Some((server, access)) => ToSync::Granted {
+                        room_id,
+                        seq,
+                        after,
+                        server: server.to_owned(),
+                        access: access.clone(),
+                    },
+                    None => ToSync::NotGranted { room_id, seq, after },
+                };
+                self.outputs.push_back(SideOutput::Route(answer));
+            }
+            ToFederation::NoDemand { room_id, .. } => {
+                // Level, not edge: a repeated `NoDemand` (the sync side saying it again) changes
+                // nothing; only the change from wanted does.
+                if previous.is_none_or(|(_, wish)| wish == Wish::Wanted) {
+                    self.outbound.handle_no_demand(now, &room_id);
+                }
+            }
+            ToFederation::ServerJoined { room_id, .. } => {
+                self.outbound.handle_server_joined(now, &room_id);
+            }
+            ToFederation::AccessChanged { room_id, access, .. } => {
+                self.outbound.handle_access_changed(now, &room_id, &access);
+            }
+        }
+        self.drain(now);
+    }
+
+    fn after(&self, room_id: &RoomId) -> Option<Seq> {
+        self.applied.get(&(room_id.to_owned(), Channel::Demand)).map(|(seq, _)| *seq)
+    }
+
+    // ----- federation, resident side (MSC2444) -----
+
+    /// As [`Peeking::handle_inbound_peek`](super::Peeking::handle_inbound_peek): call it
+    /// **before** taking the state snapshot.
+    pub fn handle_inbound_peek(
+        &mut self,
+        now: Timestamp,
+        origin: &ServerName,
+        room_id: &RoomId,
+        peek_id: &str,
+        ver: &[RoomVersionId],
+        access: Option<&RoomAccess>,
+    ) -> Result<InboundGrant, InboundPeekError> {
+        let result = self.inbound.handle_peek(now, origin, room_id, peek_id, ver, access);
+        self.drain(now);
+        result
+    }
+
+    /// A remote server's `POST …/renew` (R41).
+    pub fn handle_inbound_renew(
+        &mut self,
+        now: Timestamp,
+        origin: &ServerName,
+        room_id: &RoomId,
+        peek_id: &str,
+    ) -> Result<InboundGrant, InboundPeekError> {
+        let result = self.inbound.handle_renew(now, origin, room_id, peek_id);
+        self.drain(now);
+        result
+    }
+
+    /// A remote server's `DELETE …/peek/{roomId}/{peekId}` (R42).
+    pub fn handle_inbound_unpeek(
+        &mut self,
+        now: Timestamp,
+        origin: &ServerName,
+        room_id: &RoomId,
+        peek_id: &str,
+    ) -> Result<(), InboundPeekError> {
+        let result = self.inbound.handle_unpeek(now, origin, room_id, peek_id);
+        self.drain(now);
+        result
+    }
+
+    /// `server` is newly denied by the room's server ACL (R45).
+    pub fn handle_server_denied(&mut self, now: Timestamp, room_id: &RoomId, server: &ServerName) {
+        self.inbound.handle_server_denied(now, room_id, server);
+        self.drain(now);
+    }
+
+    /// The room's access changed, for the inbound machine (R40). The outbound machine hears of
+    /// it through [`ToFederation::AccessChanged`] from the sync side, which knows which rooms
+    /// are peeked over federation.
+    pub fn handle_access_changed(&mut self, now: Timestamp, room_id: &RoomId, access: &RoomAccess) {
+        self.inbound.handle_access_changed(now, room_id, access);
+        self.drain(now);
+    }
+
+    // ----- federation, peeking side (MSC2444) -----
+
+    /// The outcome of an [`Output::Send`] request.
+    pub fn handle_response(&mut self, now: Timestamp, id: RequestId, outcome: OutboundOutcome) {
+        self.outbound.handle_response(now, id, outcome);
+        self.drain(now);
+    }
+
+    /// As [`Peeking::handle_remote_event`](super::Peeking::handle_remote_event).
+    pub fn handle_remote_event(&mut self, now: Timestamp, room_id: &RoomId) {
+        self.outbound.handle_room_event(now, room_id);
+        self.drain(now);
+    }
+
+    /// As [`Peeking::handle_server_unreachable`](super::Peeking::handle_server_unreachable).
+    pub fn handle_server_unreachable(&mut self, now: Timestamp, server: &ServerName) {
+        self.outbound.handle_server_unreachable(now, server);
+        self.drain(now);
+    }
+
+    /// An `expired_peeks` entry arrived in a `/send` from `server` (R54).
+    pub fn handle_remote_expired(
+        &mut self,
+        now: Timestamp,
+        server: &ServerName,
+        room_id: &RoomId,
+        peek_id: &str,
+    ) {
+        self.outbound.handle_remote_expired(now, server, room_id, peek_id);
+        self.drain(now);
+    }
+
+    /// This server's last local member left `room_id`: it may be peeked again.
+    pub fn handle_server_left(&mut self, now: Timestamp, room_id: &RoomId) {
+        self.outbound.handle_server_left(now, room_id);
+        self.drain(now);
+    }
+
+    /// Fires everything due at or before `now` in both machines.
+    pub fn handle_timeout(&mut self, now: Timestamp) {
+        self.inbound.handle_timeout(now);
+        self.outbound.handle_timeout(now);
+        self.drain(now);
+    }
+
+    /// The next output for the host or the sync side, or `None`.
+    #[must_use]
+    pub fn poll_output(&mut self) -> Option<SideOutput<ToSync>> {
+        self.outputs.pop_front()
+    }
+
+    /// When to call [`handle_timeout`](Self::handle_timeout) next.
+    pub fn poll_timeout(&self) -> Option<Timestamp> {
+        [self.inbound.poll_timeout(), self.outbound.poll_timeout()].into_iter().flatten().min()
+    }
+
+    /// Moves every child output to the host queue or, as a message, to the sync side.
+    fn drain(&mut self, _now: Timestamp) {
+        loop {
+            let mut progressed = false;
+            while let Some(out) = self.inbound.poll_output() {
+                progressed = true;
+                let output = match out {
+                    InboundOutput::Persist(change) => Output::Persist(Change::Inbound(change)),
+                    InboundOutput::Expired { server, room_id, peek_id, reason } => {
+                        Output::Expired { server, room_id, peek_id, reason }
+                    }
+                };
+                self.outputs.push_back(SideOutput::Host(output));
+            }
+            while let Some(out) = self.outbound.poll_output() {
+                progressed = true;
+                self.route_outbound(out);
+            }
+            if !progressed {
+                break;
+            }
+        }
+    }
+
+    fn route_outbound(&mut self, out: OutboundOutput) {
+        let (message, output) = match out {
+            OutboundOutput::Persist(change) => (None, Output::Persist(Change::Outbound(change))),
+            OutboundOutput::Send(request) => (None, Output::Send(request)),
+            OutboundOutput::Established { room_id, server, access, missed_since } => {
+                let (seq, after) = (self.seq.next(), self.after(&room_id));
+                let message = ToSync::Granted {
+                    room_id: room_id.clone(),
+                    seq,
+                    after,
+                    server: server.clone(),
+                    access: access.clone(),
+                };
+                (Some(message), Output::Established { room_id, server, access, missed_since })
+            }
+            OutboundOutput::Unavailable { room_id, error } => {
+                let (seq, after) = (self.seq.next(), self.after(&room_id));
+                let message = ToSync::Unavailable {
+                    room_id: room_id.clone(),
+                    seq,
+                    after,
+                    error: error.clone(),
+                };
+                (Some(message), Output::Unavailable { room_id, error })
+            }
+            OutboundOutput::Lost { room_id, reason } => {
+                let (seq, after) = (self.seq.next(), self.after(&room_id));
+                let message = ToSync::Lost { room_id: room_id.clone(), seq, after };
+                (Some(message), Output::Lost { room_id, reason })
+            }
+        };
+        // The sync side's consequences (waiting clients decided) come before the host hears.
+        if let Some(message) = message {
+            self.outputs.push_back(SideOutput::Route(message));
+        }
+        self.outputs.push_back(SideOutput::Host(output));
+    }
+
+    // ----- queries -----
+
+    /// The inbound peeks machine (read-only).
+    pub fn inbound(&self) -> &InboundPeeks {
+        &self.inbound
+    }
+
+    /// The outbound peeks machine (read-only).
+    pub fn outbound(&self) -> &OutboundPeeks {
+        &self.outbound
+    }
+
+    /// Servers with a live inbound peek on the room, once each (R39).
+    pub fn destinations<'a>(
+        &'a self,
+        room_id: &RoomId,
+    ) -> impl Iterator<Item = &'a ServerName> + 'a {
+        self.inbound.destinations(room_id)
+    }
+
+    /// Sync-side messages dropped as duplicates or stale since this side started.
+    pub fn stale_messages(&self) -> u64 {
+        self.stale
+    }
+
+    /// This side's part of [`PeekingStats`]: `inbound` and `outbound` (the rest stays zero).
+    pub fn stats(&self) -> PeekingStats {
+        let mut stats = PeekingStats::default();
+        stats.inbound = self.inbound.stats();
+        stats.outbound = self.outbound.stats();
+        stats
+    }
+}

@@ -1,0 +1,7 @@
+//! Routing as messages (docs/architecture.md §7.5): `SyncSide` and `FederationSide` over a
+//! log that duplicates, replays and interleaves, against `Peeking`. Its own binary: its
+//! property test runs long enough to race the coordinator binary's tracing test for the
+//! global callsite-interest cache.
+
+mod log;
+mod support;
