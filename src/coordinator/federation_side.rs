@@ -41,16 +41,23 @@ pub(super) enum Wish {
 pub struct FederationSide {
     pub(super) inbound: InboundPeeks,
     pub(super) outbound: OutboundPeeks,
-    /// The newest sync-side message applied, per room and channel, and the wish it stated. Kept for every room the sync side ever wrote about since this side started (a
-    /// few dozen bytes each); not persisted: after a restart, `Restored` and the sync side's
-    /// fresh `Seq`s rebuild it.
+    /// The newest sync-side message applied, per room and channel, and the wish it stated.
+    /// Pruned (amortised, see [`prune_applied`](Self::prune_applied)) of rooms the outbound
+    /// machine no longer holds and nobody wants, so it stays within about twice the rooms
+    /// that are demanded or held. Not persisted: after a restart, `Restored` and the sync
+    /// side's fresh `Seq`s rebuild it.
     pub(super) applied: HashMap<(OwnedRoomId, Channel), (Seq, Wish)>,
+    /// `applied`'s size at which the next prune runs.
+    pub(super) prune_at: usize,
     pub(super) seq: Sequencer,
     pub(super) outputs: VecDeque<SideOutput<ToSync>>,
     pub(super) stale: u64,
 }
 
 impl FederationSide {
+    /// The smallest size of the applied-message memory at which it is pruned.
+    const MIN_PRUNE_AT: usize = 64;
+
     /// A federation side with no peeks; `epoch` as in [`Seq`].
     pub fn new(config: PeekingConfig, epoch: u64) -> Self {
         Self::restore(Timestamp::ZERO, config, Snapshot::default(), epoch)
@@ -66,6 +73,7 @@ impl FederationSide {
             inbound: InboundPeeks::restore(now, config.inbound, inbound),
             outbound: OutboundPeeks::restore(now, config.outbound, outbound),
             applied: HashMap::new(),
+            prune_at: Self::MIN_PRUNE_AT,
             seq: Sequencer::new(epoch),
             outputs: VecDeque::new(),
             stale: 0,
@@ -135,6 +143,25 @@ impl FederationSide {
             }
         }
         self.drain(now);
+        self.prune_applied();
+    }
+
+    /// Forgets the newest applied message of every room the outbound machine no longer holds
+    /// and nobody demands, once the memory has doubled since the last prune (amortised O(1)
+    /// per message). Forgetting is safe: a late redelivery of an older `Demand` for such a
+    /// room is applied again and answered with that `Demand`'s `Seq` as `after`; the sync
+    /// side, which no longer wants the room, answers it with a fresh `NoDemand`, and the peek
+    /// lingers and ends. Older `NoDemand` and `AccessChanged` messages for a room the outbound
+    /// machine does not hold change nothing.
+    fn prune_applied(&mut self) {
+        if self.applied.len() < self.prune_at {
+            return;
+        }
+        let outbound = &self.outbound;
+        self.applied.retain(|(room_id, _), (_, wish)| {
+            *wish == Wish::Wanted || outbound.state(room_id).is_some()
+        });
+        self.prune_at = (2 * self.applied.len()).max(Self::MIN_PRUNE_AT);
     }
 
     fn after(&self, room_id: &RoomId) -> Option<Seq> {
@@ -335,6 +362,13 @@ impl FederationSide {
         room_id: &RoomId,
     ) -> impl Iterator<Item = &'a ServerName> + 'a {
         self.inbound.destinations(room_id)
+    }
+
+    /// How many (room, channel) pairs this side remembers the newest sync-side message of:
+    /// rooms demanded, rooms the outbound machine holds, and, until the next prune, up to as
+    /// many again that are neither. Changes with every [`handle_route`](Self::handle_route).
+    pub fn routing_memory(&self) -> usize {
+        self.applied.len()
     }
 
     /// Sync-side messages dropped as duplicates or stale since this side started.

@@ -446,3 +446,61 @@ fn a_restarted_federation_side_keeps_the_peeks_the_sync_side_wants() {
     pump(&mut sync, &mut federation, &mut store, &mut seen);
     assert_eq!(federation.outbound().state(&rooms()[0]), Some(OutboundState::Established));
 }
+
+#[test]
+fn the_federation_sides_routing_memory_stays_bounded_as_rooms_come_and_go() {
+    // Rooms demanded with no candidate server are refused at once (`Unavailable`), and the
+    // sync side then says `NoDemand`: the outbound machine holds none of them, so the memory
+    // of applied messages is pruned instead of growing with every room ever demanded.
+    let mut federation = FederationSide::new(PeekingConfig::default(), 1);
+    let mut n = 0;
+    let mut seq = || {
+        n += 1;
+        matrix_peek::Seq { epoch: 1, n }
+    };
+    for i in 0..5_000 {
+        let room_id: OwnedRoomId = format!("!r{i}:remote.test").try_into().expect("a room id");
+        let (demand, no_demand) = (seq(), seq());
+        federation.handle_route(
+            T0,
+            ToFederation::Demand {
+                room_id: room_id.clone(),
+                seq: demand,
+                via: Vec::new(),
+                not_resident: false,
+            },
+        );
+        federation.handle_route(T0, ToFederation::NoDemand { room_id, seq: no_demand });
+        while federation.poll_output().is_some() {}
+    }
+    assert_eq!(federation.outbound().len(), 0, "no room is held");
+    assert!(
+        federation.routing_memory() <= 128,
+        "{} rooms remembered after 5000 came and went",
+        federation.routing_memory()
+    );
+    // A demanded room is never forgotten, however many others come and go.
+    let kept: OwnedRoomId = "!kept:remote.test".try_into().expect("a room id");
+    let demand = seq();
+    federation.handle_route(
+        T0,
+        ToFederation::Demand {
+            room_id: kept.clone(),
+            seq: demand,
+            via: Vec::new(),
+            not_resident: false,
+        },
+    );
+    for i in 0..1_000 {
+        let room_id: OwnedRoomId = format!("!s{i}:remote.test").try_into().expect("a room id");
+        federation.handle_route(T0, ToFederation::NoDemand { room_id, seq: seq() });
+    }
+    while federation.poll_output().is_some() {}
+    // The demand is still the newest applied: a replay of it is dropped as stale.
+    let stale = federation.stale_messages();
+    federation.handle_route(
+        T0,
+        ToFederation::Demand { room_id: kept, seq: demand, via: Vec::new(), not_resident: false },
+    );
+    assert_eq!(federation.stale_messages(), stale + 1, "the replayed demand was dropped");
+}
