@@ -1,4 +1,4 @@
-//! The benches of DESIGN §12: every machine workload beside a **floor** (one `HashMap` upsert
+//! The benches of docs/architecture.md §12: every machine workload beside a **floor** (one `HashMap` upsert
 //! plus one `BTreeMap` deadline move per op; a direct lookup for fan-out) and a
 //! **periodic-scan** reference, in the same run, so results read as ratios.
 //!

@@ -1,4 +1,4 @@
-//! Memory per live peek (DESIGN §12), measured with a counting global allocator.
+//! Memory per live peek (docs/architecture.md §12), measured with a counting global allocator.
 //!
 //! `cargo run --release --example memory [SIZES]` builds, at each size N, an `InboundPeeks`
 //! and a `LocalPeeks` with N live peeks through `handle_peek` (outputs drained), plus the

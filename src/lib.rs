@@ -30,6 +30,7 @@ mod driver;
 mod ids;
 mod inbound;
 mod local;
+mod log;
 mod outbound;
 mod slab;
 #[cfg(feature = "testing")]
@@ -39,26 +40,28 @@ mod timer;
 mod traits;
 pub mod wire;
 
-pub use access::RoomAccess;
+pub use access::{AccessStateEvent, RoomAccess, RoomAccessError};
 pub use coordinator::{
-    Change, ClientPeek, ClientPeekReply, Output, PeekError, Peeking, PeekingConfig,
-    RemoteRoomChange, RemoteRoomRecord, Residency, Snapshot,
+    Change, ClientPeek, ClientPeekCounts, ClientPeekReply, Output, PeekError, Peeking,
+    PeekingConfig, PeekingStats, RemoteRoomChange, RemoteRoomRecord, Residency, Snapshot,
 };
-pub use driver::{Driver, DriverConfig, DriverError, SystemClock};
+pub use driver::{Driver, DriverConfig, DriverError, DriverStats, SystemClock};
 pub use ids::{RequestId, StreamPosition};
 pub use inbound::{
-    InboundChange, InboundConfig, InboundEndReason, InboundGrant, InboundKey, InboundOutput,
-    InboundPeekError, InboundPeekInfo, InboundPeeks, InboundRecord, PeekIdPolicy,
+    InboundChange, InboundConfig, InboundEndReason, InboundEndings, InboundGrant, InboundKey,
+    InboundOutput, InboundPeekError, InboundPeekInfo, InboundPeeks, InboundRecord, InboundRefusals,
+    InboundStats, PeekIdPolicy,
 };
 pub use local::{
-    LocalChange, LocalConfig, LocalEndReason, LocalGrant, LocalKey, LocalOutput, LocalPeekError,
-    LocalPeeks, LocalRecord, SyncDelta,
+    LocalChange, LocalConfig, LocalEndReason, LocalEnding, LocalEndings, LocalGrant, LocalKey,
+    LocalOutput, LocalPeekError, LocalPeekInfo, LocalPeeks, LocalRecord, LocalRefusals, LocalStats,
+    SyncDelta,
 };
 pub use outbound::{
     OutboundChange, OutboundConfig, OutboundFailure, OutboundKey, OutboundLostReason,
     OutboundOutcome, OutboundOutput, OutboundPeekError, OutboundPeekPhase, OutboundPeekRecord,
-    OutboundPeeks, OutboundRecord, OutboundRenewStyle, OutboundRequest, OutboundRequestKind,
-    OutboundState,
+    OutboundPeeks, OutboundRecord, OutboundRenewStyle, OutboundRequest, OutboundRequestCounts,
+    OutboundRequestKind, OutboundRoomInfo, OutboundState, OutboundStateCounts, OutboundStats,
 };
-pub use time::Timestamp;
+pub use time::{CLOCK_STEP_LIMIT, Timestamp};
 pub use traits::{Clock, PeekStore, PeekTransport};

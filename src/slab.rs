@@ -61,7 +61,6 @@ impl<T> Slab<T> {
     }
 
     /// Number of occupied slots.
-    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.inner.len()
     }

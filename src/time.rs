@@ -80,32 +80,122 @@ impl From<Timestamp> for MilliSecondsSinceUnixEpoch {
     }
 }
 
-/// The latest `now` a machine has seen; time never goes backwards inside a machine.
+/// How far back the host's clock may step before a machine takes it as a **correction**.
+///
+/// * A step back of at most this (threads passing slightly stale times, NTP slewing) is
+///   absorbed: the machine keeps its later time, so nothing is resurrected, evicted or renewed
+///   twice; timers simply wait for the host's clock to catch up.
+/// * A step back of more than this means the earlier, later time was wrong (an NTP step, a bad
+///   RTC, one wrong argument): the machine takes the new time as the truth and **heals**, so
+///   that every lease, peek, renewal and wait keeps at most its normal length from the
+///   corrected time. Whatever a wrong future time already expired stays expired (the host said
+///   that much time had passed); nothing granted after it outlives one normal lease.
+pub const CLOCK_STEP_LIMIT: Duration = Duration::from_secs(10);
+
+/// What [`Monotonic::advance`] made of the host's `now`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Tick {
+    /// Time moved forward, stood still, or stepped back within [`CLOCK_STEP_LIMIT`] (absorbed).
+    Normal(Timestamp),
+    /// Time stepped back by more than the limit: the clock is now this, and the caller must
+    /// clamp every deadline it holds to its normal length from it.
+    Corrected(Timestamp),
+}
+
+/// The latest `now` a machine has seen, with corrections (see [`CLOCK_STEP_LIMIT`]).
 ///
 /// Every `handle_*` passes its `now` through [`Monotonic::advance`] and uses the result, so a
-/// clock stepping backwards never resurrects, evicts or renews anything.
+/// small step backwards never resurrects, evicts or renews anything, and a large one heals the
+/// machine instead of leaving it stuck in the wrong future.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Monotonic {
     last: Timestamp,
 }
 
 impl Monotonic {
-    /// Starts at `at` (for example the latest deadline seen in a restored snapshot).
+    /// Starts at `at` (the restart time of a restored machine).
     pub(crate) fn starting_at(at: Timestamp) -> Self {
         Monotonic { last: at }
     }
 
-    /// `max(now, latest seen)`, remembered as the new latest.
-    pub(crate) fn advance(&mut self, now: Timestamp) -> Timestamp {
+    /// `max(now, latest seen)` for steps back within [`CLOCK_STEP_LIMIT`]; a larger step back
+    /// is a correction to `now`.
+    pub(crate) fn advance(&mut self, now: Timestamp) -> Tick {
         if now > self.last {
             self.last = now;
+        } else if self.last.saturating_duration_since(now) > CLOCK_STEP_LIMIT {
+            self.last = now;
+            return Tick::Corrected(now);
         }
-        self.last
+        Tick::Normal(self.last)
     }
 
     /// The latest time seen so far.
     pub(crate) fn now(&self) -> Timestamp {
         self.last
+    }
+}
+
+/// Serde for durations in configuration files: written as a human-readable string (`"1h"`,
+/// `"30s"`, `"250ms"`, as the `humantime` crate spells them), read from such a string or from
+/// a plain integer of milliseconds. `Duration::MAX` is written as `"forever"`.
+pub(crate) mod duration_serde {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer, de};
+
+    pub(crate) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        if *d == Duration::MAX {
+            s.serialize_str("forever")
+        } else {
+            s.serialize_str(&humantime::format_duration(*d).to_string())
+        }
+    }
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Millis(u64),
+        Text(String),
+    }
+
+    pub(crate) fn parse(raw: &str) -> Result<Duration, String> {
+        if raw == "forever" {
+            return Ok(Duration::MAX);
+        }
+        humantime::parse_duration(raw).map_err(|e| format!("invalid duration {raw:?}: {e}"))
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        match Raw::deserialize(d)? {
+            Raw::Millis(ms) => Ok(Duration::from_millis(ms)),
+            Raw::Text(text) => parse(&text).map_err(de::Error::custom),
+        }
+    }
+
+    /// The same for an optional duration (`None` is a missing field or `null`).
+    pub(crate) mod option {
+        use std::time::Duration;
+
+        use serde::{Deserialize, Deserializer, Serializer};
+
+        pub(crate) fn serialize<S: Serializer>(
+            d: &Option<Duration>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
+            match d {
+                Some(d) => super::serialize(d, s),
+                None => s.serialize_none(),
+            }
+        }
+
+        pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+            d: D,
+        ) -> Result<Option<Duration>, D::Error> {
+            #[derive(Deserialize)]
+            struct Wrap(#[serde(with = "super")] Duration);
+            Ok(Option::<Wrap>::deserialize(d)?.map(|Wrap(d)| d))
+        }
     }
 }
 
@@ -154,12 +244,16 @@ mod tests {
     }
 
     #[test]
-    fn monotonic_never_goes_backwards() {
+    fn small_steps_back_are_absorbed_and_large_ones_are_corrections() {
+        let t = |ms| Timestamp::from_millis(ms);
         let mut m = Monotonic::default();
-        assert_eq!(m.advance(Timestamp::from_millis(10)).as_millis(), 10);
-        assert_eq!(m.advance(Timestamp::from_millis(3)).as_millis(), 10);
-        assert_eq!(m.advance(Timestamp::from_millis(11)).as_millis(), 11);
-        assert_eq!(m.now().as_millis(), 11);
-        assert_eq!(Monotonic::starting_at(Timestamp::from_millis(7)).now().as_millis(), 7);
+        assert_eq!(m.advance(t(100_000)), Tick::Normal(t(100_000)));
+        assert_eq!(m.advance(t(95_000)), Tick::Normal(t(100_000)), "5 s back: absorbed");
+        assert_eq!(m.advance(t(90_000)), Tick::Normal(t(100_000)), "exactly the limit: absorbed");
+        assert_eq!(m.advance(t(100_001)), Tick::Normal(t(100_001)));
+        assert_eq!(m.now(), t(100_001));
+        assert_eq!(m.advance(t(50_000)), Tick::Corrected(t(50_000)), "50 s back: corrected");
+        assert_eq!(m.now(), t(50_000));
+        assert_eq!(Monotonic::starting_at(t(7)).now(), t(7));
     }
 }

@@ -1,4 +1,4 @@
-//! [`TimerQueue`]: one deadline per key, shared by every machine (DESIGN §11 rule 7).
+//! [`TimerQueue`]: one deadline per key, shared by every machine (docs/architecture.md §11.7).
 //!
 //! * Scheduling a key that already has a deadline **replaces** it: the old deadline is gone and
 //!   never fires ("re-scheduling later does not fire at the old deadline").
@@ -55,7 +55,6 @@ impl<K: Ord + Hash + Clone> TimerQueue<K> {
     }
 
     /// The deadline of `key`, if it has one.
-    #[cfg(test)]
     pub(crate) fn deadline(&self, key: &K) -> Option<Timestamp> {
         self.by_key.get(key).copied()
     }

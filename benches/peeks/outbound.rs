@@ -50,11 +50,8 @@ fn pump(
                 OutboundRequestKind::Peek { .. } => {
                     OutboundOutcome::Established { renewal_interval: interval, access: acc.clone() }
                 }
-                // `.into()`: the field is a `Duration` on main and an `Option<Duration>` once
-                // the failover work lands; this builds against both.
-                #[allow(clippy::useless_conversion)]
                 OutboundRequestKind::Renew => {
-                    OutboundOutcome::Renewed { renewal_interval: interval.into() }
+                    OutboundOutcome::Renewed { renewal_interval: Some(interval) }
                 }
                 OutboundRequestKind::Unpeek => OutboundOutcome::Deleted,
             };

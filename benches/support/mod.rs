@@ -1,5 +1,5 @@
 //! Shared workload generation for the benches and `examples/memory.rs`: deterministic ids,
-//! key layouts, the floor / periodic-scan reference trackers (DESIGN §12), and the timing
+//! key layouts, the floor / periodic-scan reference trackers (docs/architecture.md §12), and the timing
 //! helpers of the benches (the shuffled key order, chunked and per-iteration measurement).
 #![allow(dead_code, missing_docs)]
 
@@ -266,7 +266,7 @@ impl LocalIds {
     }
 }
 
-/// The floor of DESIGN §12: the minimum a correct tracker does per operation — one `HashMap`
+/// The floor of docs/architecture.md §12: the minimum a correct tracker does per operation — one `HashMap`
 /// upsert (keyed by the peek's id strings, under the std keyed SipHash) plus one `BTreeSet`
 /// deadline move. Its operations are `#[inline(never)]`, like the machine's calls into the
 /// library crate, so neither side is inlined into the bench loop.

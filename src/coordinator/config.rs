@@ -4,8 +4,11 @@ use crate::inbound::InboundConfig;
 use crate::local::LocalConfig;
 use crate::outbound::OutboundConfig;
 
-/// Configuration of [`Peeking`]: the three machines' configs plus the coordinator's own caps.
-#[derive(Debug, Clone)]
+/// Configuration of [`Peeking`](crate::Peeking): the three machines' configs plus the
+/// coordinator's own caps. Loadable from a file like every config of the crate: missing fields
+/// take their defaults; durations are humantime strings (`"90s"`) or integers of milliseconds.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct PeekingConfig {
     /// Local peeks (MSC2753).
     pub local: LocalConfig,

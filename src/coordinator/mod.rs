@@ -1,38 +1,12 @@
-//! [`Peeking`]: the three machines behind one front door (DESIGN §7).
-//!
-//! ```text
-//!   client /peek ──► handle_client_peek ──► Resident(access) ──► LocalPeeks ─────────► Done
-//!                                      └──► Remote ──┬─ outbound established ─► LocalPeeks ─► Done
-//!                                                    └─ otherwise: Pending(id) + demand
-//!                                                         OutboundPeeks ─ Established ─► ClientPeekDone(Ok)
-//!                                                                       └ Unavailable ─► ClientPeekDone(Err)
-//!   LocalPeeks ── RoomDemand{true/false} ──► OutboundPeeks::handle_demand / handle_no_demand
-//!   federation PUT/renew/DELETE ──► InboundPeeks (destinations for relaying, Expired for /send)
-//! ```
-//!
-//! The coordinator routes by **draining** every child's outputs inside its own `handle_*`
-//! (never by callbacks): internal outputs (`RoomDemand`, outbound `Established` while client
-//! peeks wait) are consumed here; host-facing ones come out of [`Peeking::poll_output`] in the
-//! order they happened, `Persist` always before what it justifies.
-//!
-//! Rules kept here:
-//! * A room this server is resident in never gets a federated peek (R57); a `Resident` client
-//!   peek on a room that still has one is a join of the server, and the outbound peek is deleted.
-//! * One federated peek per room whatever the number of local devices (R58): local demand, not
-//!   client peeks, drives outbound work.
-//! * A client peek on a remote room is answered at once when the federated peek is established,
-//!   otherwise it waits (`Pending`) and completes with [`Output::ClientPeekDone`] (R27). When every
-//!   resident refuses, it fails with the mapped remote error and existing local peeks on the
-//!   room end with `RemoteUnavailable`.
-//! * The coordinator remembers which rooms are peeked over federation (with their `via` and the
-//!   access learnt at establishment) as [`RemoteRoomRecord`]s, so a restart re-declares demand
-//!   to the right machine.
+//! [`Peeking`]: the three machines behind one front door (docs/architecture.md §7). The routing
+//! diagram and the rules are on [`Peeking`].
 
 mod config;
 mod error;
 mod output;
 mod record;
 mod route;
+mod stats;
 
 use std::collections::{HashMap, VecDeque};
 
@@ -44,15 +18,17 @@ use ruma_common::{
 pub use config::PeekingConfig;
 pub use error::PeekError;
 pub use output::{ClientPeekReply, Output};
+#[cfg(feature = "testing")]
 pub(crate) use record::SnapshotMaps;
 pub use record::{Change, RemoteRoomChange, RemoteRoomRecord, Snapshot};
+pub use stats::{ClientPeekCounts, PeekingStats};
 
 use crate::access::RoomAccess;
 use crate::ids::{RequestId, StreamPosition};
 use crate::inbound::{InboundGrant, InboundPeekError, InboundPeeks};
 use crate::local::{LocalGrant, LocalPeekError, LocalPeeks, SyncDelta};
 use crate::outbound::{OutboundFailure, OutboundOutcome, OutboundPeekError, OutboundPeeks};
-use crate::time::{Monotonic, Timestamp};
+use crate::time::{Monotonic, Tick, Timestamp};
 use crate::timer::TimerQueue;
 
 /// Whether this server is in the room a client wants to peek.
@@ -101,7 +77,37 @@ struct RemoteRoom {
 /// Run-loop contract: after every `handle_*` (and after `restore`), drain
 /// [`poll_output`](Self::poll_output) until `None`, then read
 /// [`poll_timeout`](Self::poll_timeout) and call [`handle_timeout`](Self::handle_timeout) then.
-#[derive(Debug)]
+///
+/// [`Peeking`]: the three machines behind one front door (docs/architecture.md §7).
+///
+/// ```text
+///   client /peek ──► handle_client_peek ──► Resident(access) ──► LocalPeeks ─────────► Done
+///                                      └──► Remote ──┬─ outbound established ─► LocalPeeks ─► Done
+///                                                    └─ otherwise: Pending(id) + demand
+///                                                         OutboundPeeks ─ Established ─► ClientPeekDone(Ok)
+///                                                                       └ Unavailable ─► ClientPeekDone(Err)
+///   LocalPeeks ── RoomDemand{true/false} ──► OutboundPeeks::handle_demand / handle_no_demand
+///   federation PUT/renew/DELETE ──► InboundPeeks (destinations for relaying, Expired for /send)
+/// ```
+///
+/// The coordinator routes by **draining** every child's outputs inside its own `handle_*`
+/// (never by callbacks): internal outputs (`RoomDemand`, outbound `Established` while client
+/// peeks wait) are consumed here; host-facing ones come out of [`Peeking::poll_output`] in the
+/// order they happened, `Persist` always before what it justifies.
+///
+/// Rules kept here:
+/// * A room this server is resident in never gets a federated peek (R57); a `Resident` client
+///   peek on a room that still has one is a join of the server, and the outbound peek is deleted.
+/// * One federated peek per room whatever the number of local devices (R58): local demand, not
+///   client peeks, drives outbound work.
+/// * A client peek on a remote room is answered at once when the federated peek is established,
+///   otherwise it waits (`Pending`) and completes with [`Output::ClientPeekDone`] (R27). When every
+///   resident refuses, it fails with the mapped remote error and existing local peeks on the
+///   room end with `RemoteUnavailable`.
+/// * The coordinator remembers which rooms are peeked over federation (with their `via` and the
+///   access learnt at establishment) as [`RemoteRoomRecord`]s, so a restart re-declares demand
+///   to the right machine.
+#[derive(Debug, Clone)]
 pub struct Peeking {
     local: LocalPeeks,
     inbound: InboundPeeks,
@@ -119,6 +125,7 @@ pub struct Peeking {
     /// The pending id being answered synchronously, and its answer if it came during the call.
     answering: Option<(RequestId, Option<Result<LocalGrant, PeekError>>)>,
     outputs: VecDeque<Output>,
+    counts: ClientPeekCounts,
 }
 
 impl Peeking {
@@ -153,6 +160,7 @@ impl Peeking {
             next_client_request: 0,
             answering: None,
             outputs: VecDeque::new(),
+            counts: ClientPeekCounts::default(),
         };
         peeking.drain(now);
         peeking
@@ -162,7 +170,8 @@ impl Peeking {
 
     /// A client's `/peek` (R1–R9, R27). See [`ClientPeekReply`].
     pub fn handle_client_peek(&mut self, now: Timestamp, peek: ClientPeek) -> ClientPeekReply {
-        let now = self.clock.advance(now);
+        crate::log::span!("client_peek", user = %peek.user_id, device = %peek.device_id, room = %peek.room_id);
+        self.tick(now);
         let ClientPeek { user_id, device_id, room_id, joined, residency, via } = peek;
         let reply = match residency {
             Residency::Resident(access) => {
@@ -181,8 +190,14 @@ impl Peeking {
         self.drain(now);
         match reply {
             ClientPeekReply::Pending(id) => match self.answering.take() {
-                Some((answered, Some(result))) if answered == id => ClientPeekReply::Done(result),
-                _ => ClientPeekReply::Pending(id),
+                Some((answered, Some(result))) if answered == id => {
+                    self.counts.answered_at_once += 1;
+                    ClientPeekReply::Done(result)
+                }
+                _ => {
+                    self.counts.waited += 1;
+                    ClientPeekReply::Pending(id)
+                }
             },
             done => {
                 self.answering = None;
@@ -200,6 +215,7 @@ impl Peeking {
         joined: bool,
         via: Vec<OwnedServerName>,
     ) -> ClientPeekReply {
+        self.counts.remote += 1;
         if !joined && self.outbound.is_joined(&room_id) {
             // The host says we are not in the room, so the outbound "joined, never re-peek"
             // mark is stale (the host did not report `handle_server_left`): clear it, or the
@@ -226,9 +242,12 @@ impl Peeking {
                 // one (R6) leaves no memory behind.
                 self.remember_remote(&room_id, &via);
             }
+            self.counts.answered_at_once += 1;
             return ClientPeekReply::Done(result.map_err(PeekError::from));
         }
         if self.pending.len() >= self.max_pending {
+            self.counts.over_capacity += 1;
+            crate::log::warning!(room = %room_id, "client peek refused: too many waiting on federation");
             return ClientPeekReply::Done(Err(PeekError::Local(LocalPeekError::LimitExceeded {
                 retry_after: std::time::Duration::from_secs(1),
             })));
@@ -245,12 +264,26 @@ impl Peeking {
         self.outbound.handle_demand(now, &room_id, &via);
         // Demand returning to a lingering, still-granted peek revives it without traffic and
         // without a new `Established` output: decide the waiting peeks against it now.
-        if let Some((_, access)) = self.outbound.established(&room_id) {
+        if let Some((_, access)) = self.outbound.granted(&room_id) {
             let access = access.clone();
             self.learn_access(&room_id, &access);
             self.complete_pending(now, &room_id, Ok(&access));
         }
         ClientPeekReply::Pending(id)
+    }
+
+    /// The client behind a [`ClientPeekReply::Pending`] peek went away (its HTTP request was
+    /// dropped, or the host's deadline for it passed): the waiting peek is withdrawn and will
+    /// never be granted. It completes with `ClientPeekDone(Err(NotPeeking))`; a room nobody
+    /// else waits on or peeks loses its demand. An id that is not waiting (already decided, or
+    /// unknown) is ignored.
+    pub fn handle_client_peek_withdrawn(&mut self, now: Timestamp, id: RequestId) {
+        self.tick(now);
+        if self.pending.contains_key(&id) {
+            self.counts.withdrawn += 1;
+            self.fail_pending(now, vec![id], &PeekError::Local(LocalPeekError::NotPeeking));
+        }
+        self.drain(now);
     }
 
     /// A client's `/unpeek` (R12, R13).
@@ -261,7 +294,7 @@ impl Peeking {
         device_id: &DeviceId,
         room_id: &RoomId,
     ) -> Result<(), PeekError> {
-        let now = self.clock.advance(now);
+        self.tick(now);
         let mut result = self.local.handle_unpeek(now, user_id, device_id, room_id);
         let withdraws = |p: &PendingPeek| {
             p.user_id == user_id && p.device_id == device_id && p.room_id == room_id
@@ -287,7 +320,7 @@ impl Peeking {
         room_id: &RoomId,
         access: &RoomAccess,
     ) {
-        let now = self.clock.advance(now);
+        self.tick(now);
         self.local.handle_joined(now, user_id, room_id);
         // The user's own peeks still waiting on the room are peeks of a joined user now: they
         // are refused (R6), never granted next to the join (R23).
@@ -307,7 +340,7 @@ impl Peeking {
     /// This server's last local member left `room_id`: a later peek of it goes over federation
     /// again (clears the outbound "never re-peek a joined room" mark).
     pub fn handle_server_left(&mut self, now: Timestamp, room_id: &RoomId) {
-        let now = self.clock.advance(now);
+        self.tick(now);
         self.outbound.handle_server_left(now, room_id);
         self.drain(now);
     }
@@ -316,7 +349,7 @@ impl Peeking {
     /// cares hears of it. Not peekable any more ends local peeks, expires inbound peeks and
     /// deletes the federated peek.
     pub fn handle_access_changed(&mut self, now: Timestamp, room_id: &RoomId, access: &RoomAccess) {
-        let now = self.clock.advance(now);
+        self.tick(now);
         self.local.handle_access_changed(now, room_id, access);
         self.inbound.handle_access_changed(now, room_id, access);
         if let Some(remote) = self.remote_rooms.get_mut(room_id) {
@@ -328,9 +361,9 @@ impl Peeking {
         self.drain(now);
     }
 
-    /// The device synced: it is alive (DESIGN §4.4).
+    /// The device synced: it is alive (docs/architecture.md §4.4).
     pub fn handle_device_synced(&mut self, now: Timestamp, user_id: &UserId, device_id: &DeviceId) {
-        let now = self.clock.advance(now);
+        self.tick(now);
         self.local.handle_device_synced(now, user_id, device_id);
         self.drain(now);
     }
@@ -343,7 +376,7 @@ impl Peeking {
         user_id: &UserId,
         device_id: &DeviceId,
     ) {
-        let now = self.clock.advance(now);
+        self.tick(now);
         self.local.handle_device_removed(now, user_id, device_id);
         self.cancel_pending(now, |p| p.user_id == user_id && p.device_id == device_id);
         self.drain(now);
@@ -352,7 +385,7 @@ impl Peeking {
     /// The account was deactivated (R25). Its client peeks still waiting on federation fail
     /// with `NotPeeking`.
     pub fn handle_user_deactivated(&mut self, now: Timestamp, user_id: &UserId) {
-        let now = self.clock.advance(now);
+        self.tick(now);
         self.local.handle_user_deactivated(now, user_id);
         self.cancel_pending(now, |p| p.user_id == user_id);
         self.drain(now);
@@ -372,7 +405,7 @@ impl Peeking {
         ver: &[RoomVersionId],
         access: Option<&RoomAccess>,
     ) -> Result<InboundGrant, InboundPeekError> {
-        let now = self.clock.advance(now);
+        self.tick(now);
         let result = self.inbound.handle_peek(now, origin, room_id, peek_id, ver, access);
         self.drain(now);
         result
@@ -386,7 +419,7 @@ impl Peeking {
         room_id: &RoomId,
         peek_id: &str,
     ) -> Result<InboundGrant, InboundPeekError> {
-        let now = self.clock.advance(now);
+        self.tick(now);
         let result = self.inbound.handle_renew(now, origin, room_id, peek_id);
         self.drain(now);
         result
@@ -400,7 +433,7 @@ impl Peeking {
         room_id: &RoomId,
         peek_id: &str,
     ) -> Result<(), InboundPeekError> {
-        let now = self.clock.advance(now);
+        self.tick(now);
         let result = self.inbound.handle_unpeek(now, origin, room_id, peek_id);
         self.drain(now);
         result
@@ -408,7 +441,7 @@ impl Peeking {
 
     /// `server` is newly denied by the room's server ACL (R45).
     pub fn handle_server_denied(&mut self, now: Timestamp, room_id: &RoomId, server: &ServerName) {
-        let now = self.clock.advance(now);
+        self.tick(now);
         self.inbound.handle_server_denied(now, room_id, server);
         self.drain(now);
     }
@@ -417,8 +450,26 @@ impl Peeking {
 
     /// The outcome of an [`Output::Send`] request.
     pub fn handle_response(&mut self, now: Timestamp, id: RequestId, outcome: OutboundOutcome) {
-        let now = self.clock.advance(now);
+        self.tick(now);
         self.outbound.handle_response(now, id, outcome);
+        self.drain(now);
+    }
+
+    /// An event of `room_id` arrived through its federated peek (in a `/send` from the
+    /// resident). Cheap; it lets the outbound machine notice a resident that falls silent in an
+    /// active room and fail over in minutes (see `OutboundConfig::failover_after`). Events of
+    /// rooms that are not peeked over federation are ignored.
+    pub fn handle_remote_event(&mut self, now: Timestamp, room_id: &RoomId) {
+        self.tick(now);
+        self.outbound.handle_room_event(now, room_id);
+        self.drain(now);
+    }
+
+    /// The host knows `server` is unreachable (its other federation traffic to it fails):
+    /// rooms peeked through it move to another candidate at once.
+    pub fn handle_server_unreachable(&mut self, now: Timestamp, server: &ServerName) {
+        self.tick(now);
+        self.outbound.handle_server_unreachable(now, server);
         self.drain(now);
     }
 
@@ -430,7 +481,7 @@ impl Peeking {
         room_id: &RoomId,
         peek_id: &str,
     ) {
-        let now = self.clock.advance(now);
+        self.tick(now);
         self.outbound.handle_remote_expired(now, server, room_id, peek_id);
         self.drain(now);
     }
@@ -440,13 +491,18 @@ impl Peeking {
     /// Fires everything due at or before `now` in all three machines. Spurious calls are
     /// no-ops.
     pub fn handle_timeout(&mut self, now: Timestamp) {
-        let now = self.clock.advance(now);
+        self.tick(now);
         self.local.handle_timeout(now);
         self.inbound.handle_timeout(now);
         self.outbound.handle_timeout(now);
         self.drain(now);
         let overdue = self.pending_deadlines.expire(now);
         if !overdue.is_empty() {
+            self.counts.timed_out += overdue.len() as u64;
+            crate::log::warning!(
+                count = overdue.len(),
+                "client peeks gave up waiting on federation"
+            );
             let error = PeekError::Remote(OutboundPeekError::Remote(OutboundFailure::Unreachable));
             self.fail_pending(now, overdue, &error);
             self.drain(now);
@@ -460,9 +516,16 @@ impl Peeking {
         self.outputs.pop_front()
     }
 
-    /// When to call [`handle_timeout`](Self::handle_timeout) next: the earliest deadline of the
-    /// three machines and of the client peeks waiting on federation. Changes only after a
-    /// `handle_*` call.
+    /// When to call [`handle_timeout`](Self::handle_timeout) next: the earliest of
+    ///
+    /// * [`LocalPeeks::poll_timeout`]: lease ends, devices going idle, collection of retained
+    ///   ended entries (up to `ended_retention` after the last peek ended);
+    /// * [`InboundPeeks::poll_timeout`]: inbound peek expiries;
+    /// * [`OutboundPeeks::poll_timeout`]: renewals and probes, backoff and pacer ends,
+    ///   failovers, linger ends, lapses, `DELETE` retries;
+    /// * the `max_pending_wait` of each client peek waiting on federation.
+    ///
+    /// Changes only after a `handle_*` call.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
         [
             self.local.poll_timeout(),
@@ -473,6 +536,24 @@ impl Peeking {
         .into_iter()
         .flatten()
         .min()
+    }
+
+    /// Watches the host's clock for corrections (see `CLOCK_STEP_LIMIT`); on one, no waiting
+    /// client peek waits longer than `max_pending_wait` from the corrected time. The children
+    /// get the host's `now` as it is and heal themselves.
+    fn tick(&mut self, now: Timestamp) {
+        if let Tick::Corrected(now) = self.clock.advance(now) {
+            let latest = now.saturating_add(self.max_pending_wait);
+            let late: Vec<RequestId> = self
+                .pending_deadlines
+                .iter()
+                .filter(|(at, _)| *at > latest)
+                .map(|(_, id)| *id)
+                .collect();
+            for id in late {
+                self.pending_deadlines.schedule(id, latest);
+            }
+        }
     }
 
     // ----- queries -----
@@ -492,7 +573,7 @@ impl Peeking {
         &self.outbound
     }
 
-    /// What the device's `/sync` shows since `since` (DESIGN §4.3).
+    /// What the device's `/sync` shows since `since` (docs/architecture.md §4.3).
     pub fn sync_delta(
         &self,
         user_id: &UserId,
@@ -527,5 +608,18 @@ impl Peeking {
     /// Client peeks waiting on federation.
     pub fn pending_client_peeks(&self) -> usize {
         self.pending.len()
+    }
+
+    /// What the coordinator and its machines did (counters) and hold (gauges), for metrics.
+    /// O(rooms + devices); cheap enough for every scrape. Changes after every `handle_*` call.
+    pub fn stats(&self) -> PeekingStats {
+        let mut stats = PeekingStats::default();
+        stats.local = self.local.stats();
+        stats.inbound = self.inbound.stats();
+        stats.outbound = self.outbound.stats();
+        stats.client_peeks = self.counts;
+        stats.pending_client_peeks = self.pending.len() as u64;
+        stats.remote_rooms = self.remote_rooms.len() as u64;
+        stats
     }
 }

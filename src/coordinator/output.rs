@@ -10,7 +10,7 @@ use crate::inbound::InboundEndReason;
 use crate::local::{LocalEndReason, LocalGrant};
 use crate::outbound::{OutboundLostReason, OutboundPeekError, OutboundRequest};
 
-/// The immediate answer to [`Peeking::handle_client_peek`].
+/// The immediate answer to [`Peeking::handle_client_peek`](crate::Peeking::handle_client_peek).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[must_use]
 pub enum ClientPeekReply {
@@ -28,7 +28,7 @@ pub enum Output {
     /// Write this before acting on anything after it.
     Persist(Change),
     /// Send this federation request and report the outcome with
-    /// [`Peeking::handle_response`].
+    /// [`Peeking::handle_response`](crate::Peeking::handle_response).
     Send(OutboundRequest),
     /// The device's next `/sync` has something new: wake its long-poll.
     Wake {
@@ -68,8 +68,14 @@ pub enum Output {
         server: OwnedServerName,
         /// What the peek response said about the room.
         access: RoomAccess,
+        /// `Some` when the peek was re-established after a gap (a failover, a lapse, a re-peek
+        /// after `expired_peeks`): events of the room after this time may be missing. Fetch
+        /// them (`/get_missing_events` or backfill between the last event received before it
+        /// and the new response's latest event, R52) before relying on the timeline.
+        missed_since: Option<crate::time::Timestamp>,
     },
-    /// A federated peek that was established dropped (network trouble); it is being retried.
+    /// A federated peek that was established dropped; another is being opened (a failover, or
+    /// the same resident again). Events may be missed until `Established` says since when.
     Lost {
         /// The room.
         room_id: OwnedRoomId,

@@ -136,11 +136,13 @@ impl SnapshotMaps {
     }
 
     /// Total number of records.
+    #[cfg(feature = "testing")]
     pub(crate) fn len(&self) -> usize {
         self.local.len() + self.inbound.len() + self.outbound.len() + self.remote_rooms.len()
     }
 
     /// Whether there are no records at all.
+    #[cfg(feature = "testing")]
     pub(crate) fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -99,6 +99,7 @@ impl Peeking {
         let mut ids: Vec<RequestId> =
             self.pending.iter().filter(|(_, p)| cancelled(p)).map(|(id, _)| *id).collect();
         ids.sort_unstable();
+        self.counts.withdrawn += ids.len() as u64;
         self.fail_pending(now, ids, &PeekError::Local(LocalPeekError::NotPeeking));
     }
 
@@ -151,7 +152,13 @@ impl Peeking {
             };
             match &mut self.answering {
                 Some((answering, slot @ None)) if *answering == id => *slot = Some(result),
-                _ => self.outputs.push_back(Output::ClientPeekDone { id, result }),
+                _ => {
+                    match &result {
+                        Ok(_) => self.counts.granted_after_wait += 1,
+                        Err(_) => self.counts.refused_after_wait += 1,
+                    }
+                    self.outputs.push_back(Output::ClientPeekDone { id, result });
+                }
             }
         }
     }
@@ -231,14 +238,19 @@ impl Peeking {
                 self.outputs.push_back(Output::Persist(Change::Outbound(change)))
             }
             OutboundOutput::Send(request) => self.outputs.push_back(Output::Send(request)),
-            OutboundOutput::Established { room_id, server, access } => {
+            OutboundOutput::Established { room_id, server, access, missed_since } => {
                 self.learn_access(&room_id, &access);
                 self.complete_pending(now, &room_id, Ok(&access));
                 if !self.local.is_demanded(&room_id) {
                     // Every waiting client was refused locally: nobody needs the peek.
                     self.outbound.handle_no_demand(now, &room_id);
                 }
-                self.outputs.push_back(Output::Established { room_id, server, access });
+                self.outputs.push_back(Output::Established {
+                    room_id,
+                    server,
+                    access,
+                    missed_since,
+                });
             }
             OutboundOutput::Unavailable { room_id, error } => {
                 self.complete_pending(now, &room_id, Err(&error));

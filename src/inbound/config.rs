@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 /// [`InboundPeekError::InvalidPeekId`](super::InboundPeekError::InvalidPeekId)
 /// (400 `M_UNRECOGNIZED`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum PeekIdPolicy {
     /// The MSC2444 rule: 1 to 8 characters of `[0-9a-zA-Z.=_-]`.
@@ -18,7 +19,7 @@ pub enum PeekIdPolicy {
     /// `/`, 1 to 255 bytes.
     ///
     /// The default, because the peers actually deployed break the strict rule
-    /// (`reference/dendrite.md`, `reference/peers.md`): Dendrite uses the room id itself as the
+    /// (docs/regressions.md, docs/requirements.md#r29): Dendrite uses the room id itself as the
     /// peek id (`!abc:example.org`, which has `!` and `:` and is usually longer than 8
     /// characters), and palpo uses `peek_` plus a 26-character ULID. A strict resident would
     /// answer both with 400 and they could never peek. Lenient ids still cannot smuggle a path
@@ -45,13 +46,16 @@ impl PeekIdPolicy {
 /// Configuration of [`InboundPeeks`](super::InboundPeeks). Public fields; start from
 /// [`InboundConfig::default`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct InboundConfig {
     /// The `renewal_interval` we tell peeking servers (R35, R41). Default 1 hour
     /// (3 600 000 ms, the MSC's example; note Dendrite's 1000× unit bug, B-4).
+    #[serde(with = "crate::time::duration_serde")]
     pub renewal_interval: Duration,
     /// Extra time after `renewal_interval` before an unrenewed peek expires (R43), to absorb
     /// network delay and clock skew of a peer that renews right at the deadline.
     /// A peek renewed at `t` expires at `t + renewal_interval + grace`. Default 5 minutes.
+    #[serde(with = "crate::time::duration_serde")]
     pub grace: Duration,
     /// Live peeks one server may hold across all our rooms (R34). Default 10 000.
     pub max_peeks_per_server: usize,

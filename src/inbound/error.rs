@@ -5,7 +5,7 @@ use std::time::Duration;
 use ruma_common::RoomVersionId;
 use serde::{Deserialize, Serialize};
 
-/// What a remote server's peek request got wrong (checked in this order, DESIGN §5).
+/// What a remote server's peek request got wrong (checked in this order, docs/architecture.md §5).
 ///
 /// The HTTP mapping lives in [`crate::wire`]; the statuses in brackets are for orientation.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -1,77 +1,12 @@
-//! Inbound federated peeks (MSC2444, resident side): remote servers peeking our rooms.
-//!
-//! [`InboundPeeks`] tracks every peek a remote server holds on one of our rooms, keyed by
-//! (origin server, room, peek id), tells the host where to relay each event of a room
-//! ([`InboundPeeks::destinations`]), and expires peeks that are not renewed.
-//!
-//! # States of one peek
-//!
-//! ```text
-//!                  handle_peek (checks pass, caps ok)
-//!      (absent) ─────────────────────────────────────────► LIVE ◄──┐ handle_peek on the same key
-//!         ▲                                               │  │  │   (R38, refreshed: true)
-//!         │  handle_unpeek (R42)       ── Persist(Remove) │  │  └───┘ handle_renew (R41)
-//!         ├───────────────────────────────────────────────┘  │       deadline = now + interval + grace
-//!         │                                                  │
-//!         │  handle_timeout at renewed_at + renewal_interval + grace      (Lapsed, R43)
-//!         │  handle_access_changed: not world_readable, or encrypted  (AccessLost, R40)
-//!         │  handle_server_denied: the room's ACL denies the origin (ServerDenied, R45)
-//!         └──────────────────────────────────────────────────┘
-//!                       Persist(Remove), then Expired { destination, room_id, peek_id, reason }
-//! ```
-//!
-//! An ended peek is gone: renewing or deleting it gives [`InboundPeekError::UnknownPeek`]
-//! (404), and only a new `handle_peek` brings the key back. Every `handle_*` first expires the
-//! peeks already due at its `now`, so a renewal that arrives after the deadline does not
-//! revive a lapsed peek even if the host was late calling `handle_timeout`.
-//!
-//! # Checks of `handle_peek`, in order (DESIGN §5)
-//!
-//! 1. peek id syntax under [`PeekIdPolicy`] (R29) → [`InboundPeekError::InvalidPeekId`] (400);
-//! 2. unknown room (`access == None`) (R31) → [`InboundPeekError::UnknownRoom`] (404);
-//! 3. not peekable: not `world_readable`, or encrypted (R32, B-6) →
-//!    [`InboundPeekError::NotPeekable`] (403);
-//! 4. room version not in `ver` (an empty `ver` means `["1"]`) (R33) →
-//!    [`InboundPeekError::IncompatibleRoomVersion`] carrying the room's version (400);
-//! 5. caps per server, per room and in total (R34) → [`InboundPeekError::LimitExceeded`] (429).
-//!
-//! An existing key is an idempotent refresh (R38): checks 1–4 run again, the caps do not, no
-//! second subscription is created and the grant says `refreshed: true`. This is also how
-//! Dendrite and palpo renew (re-`PUT`), and why a repeated `PUT` never fails the way it crashes
-//! Dendrite (B-2).
-//!
-//! # Host rules
-//!
-//! * **Call [`handle_peek`](InboundPeeks::handle_peek) BEFORE taking the state snapshot** for
-//!   the `PUT` response, so no event can fall between the snapshot and the relay. If building
-//!   the snapshot fails, call [`handle_unpeek`](InboundPeeks::handle_unpeek) to roll back
-//!   (R37).
-//! * **Relay every event of the room, whatever its origin, to `destinations(room)` ∪ the joined
-//!   servers, one copy per server** (R39; Dendrite only relayed local events, B-7). A server
-//!   holding several peeks on a room appears once. Only relay events that are `world_readable`
-//!   at the event (R40), and no EDUs.
-//! * Route `DELETE` to `handle_unpeek`, `POST …/renew` to `handle_renew` and `PUT` to
-//!   `handle_peek` (Dendrite treated `DELETE` as a `PUT`, B-3). Tell peers the grant's
-//!   `renewal_interval` in milliseconds (Dendrite sent 1000 hours, B-4).
-//! * Put each [`InboundOutput::Expired`] into `expired_peeks` of the next `/send` to its
-//!   destination (R43). Apply every [`InboundOutput::Persist`] to the store in order, before
-//!   acting on what follows it.
-//! * Call [`handle_timeout`](InboundPeeks::handle_timeout) at
-//!   [`poll_timeout`](InboundPeeks::poll_timeout), and
-//!   [`handle_access_changed`](InboundPeeks::handle_access_changed) /
-//!   [`handle_server_denied`](InboundPeeks::handle_server_denied) when the room's history
-//!   visibility, encryption or `m.room.server_acl` change (R40, R45).
-//!
-//! **This crate checks no signatures and no ACLs.** The host authenticates the X-Matrix
-//! origin and rejects ACL-denied servers with 403 before calling in (R28, R30), and filters
-//! relayed events by history visibility. Lookups are exact per (origin, room, peek id), never
-//! "any peek of the room" (Dendrite's B-9).
+//! Inbound federated peeks (MSC2444, resident side): remote servers peeking our rooms. The
+//! state diagram and the host rules are on [`InboundPeeks`], the public face of this module.
 
 mod config;
 mod error;
 mod index;
 mod output;
 mod record;
+mod stats;
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -82,9 +17,10 @@ pub use config::{InboundConfig, PeekIdPolicy};
 pub use error::{InboundEndReason, InboundPeekError};
 pub use output::{InboundGrant, InboundOutput, InboundPeekInfo};
 pub use record::{InboundChange, InboundKey, InboundRecord};
+pub use stats::{InboundEndings, InboundRefusals, InboundStats};
 
 use crate::access::RoomAccess;
-use crate::time::{Monotonic, Timestamp};
+use crate::time::{Monotonic, Tick, Timestamp};
 use crate::timer::SlotTimers;
 use index::{Interner, Peeks, RoomServer};
 
@@ -92,7 +28,76 @@ use index::{Interner, Peeks, RoomServer};
 const MIN_RETRY_AFTER: Duration = Duration::from_secs(1);
 
 /// The live peeks remote servers hold on our rooms (MSC2444 resident side); see the
-/// [module docs](self) for the state diagram and the host rules.
+/// [type docs](Self) for the state diagram and the host rules.
+///
+/// Inbound federated peeks (MSC2444, resident side): remote servers peeking our rooms.
+///
+/// [`InboundPeeks`] tracks every peek a remote server holds on one of our rooms, keyed by
+/// (origin server, room, peek id), tells the host where to relay each event of a room
+/// ([`InboundPeeks::destinations`]), and expires peeks that are not renewed.
+///
+/// # States of one peek
+///
+/// ```text
+///                  handle_peek (checks pass, caps ok)
+///      (absent) ─────────────────────────────────────────► LIVE ◄──┐ handle_peek on the same key
+///         ▲                                               │  │  │   (R38, refreshed: true)
+///         │  handle_unpeek (R42)       ── Persist(Remove) │  │  └───┘ handle_renew (R41)
+///         ├───────────────────────────────────────────────┘  │       deadline = now + interval + grace
+///         │                                                  │
+///         │  handle_timeout at renewed_at + renewal_interval + grace      (Lapsed, R43)
+///         │  handle_access_changed: not world_readable, or encrypted  (AccessLost, R40)
+///         │  handle_server_denied: the room's ACL denies the origin (ServerDenied, R45)
+///         └──────────────────────────────────────────────────┘
+///                       Persist(Remove), then Expired { destination, room_id, peek_id, reason }
+/// ```
+///
+/// An ended peek is gone: renewing or deleting it gives [`InboundPeekError::UnknownPeek`]
+/// (404), and only a new `handle_peek` brings the key back. Every `handle_*` first expires the
+/// peeks already due at its `now`, so a renewal that arrives after the deadline does not
+/// revive a lapsed peek even if the host was late calling `handle_timeout`.
+///
+/// # Checks of `handle_peek`, in order (docs/architecture.md §5)
+///
+/// 1. peek id syntax under [`PeekIdPolicy`] (R29) → [`InboundPeekError::InvalidPeekId`] (400);
+/// 2. unknown room (`access == None`) (R31) → [`InboundPeekError::UnknownRoom`] (404);
+/// 3. not peekable: not `world_readable`, or encrypted (R32, B-6) →
+///    [`InboundPeekError::NotPeekable`] (403);
+/// 4. room version not in `ver` (an empty `ver` means `["1"]`) (R33) →
+///    [`InboundPeekError::IncompatibleRoomVersion`] carrying the room's version (400);
+/// 5. caps per server, per room and in total (R34) → [`InboundPeekError::LimitExceeded`] (429).
+///
+/// An existing key is an idempotent refresh (R38): checks 1–4 run again, the caps do not, no
+/// second subscription is created and the grant says `refreshed: true`. This is also how
+/// Dendrite and palpo renew (re-`PUT`), and why a repeated `PUT` never fails the way it crashes
+/// Dendrite (B-2).
+///
+/// # Host rules
+///
+/// * **Call [`handle_peek`](InboundPeeks::handle_peek) BEFORE taking the state snapshot** for
+///   the `PUT` response, so no event can fall between the snapshot and the relay. If building
+///   the snapshot fails, call [`handle_unpeek`](InboundPeeks::handle_unpeek) to roll back
+///   (R37).
+/// * **Relay every event of the room, whatever its origin, to `destinations(room)` ∪ the joined
+///   servers, one copy per server** (R39; Dendrite only relayed local events, B-7). A server
+///   holding several peeks on a room appears once. Only relay events that are `world_readable`
+///   at the event (R40), and no EDUs.
+/// * Route `DELETE` to `handle_unpeek`, `POST …/renew` to `handle_renew` and `PUT` to
+///   `handle_peek` (Dendrite treated `DELETE` as a `PUT`, B-3). Tell peers the grant's
+///   `renewal_interval` in milliseconds (Dendrite sent 1000 hours, B-4).
+/// * Put each [`InboundOutput::Expired`] into `expired_peeks` of the next `/send` to its
+///   destination (R43). Apply every [`InboundOutput::Persist`] to the store in order, before
+///   acting on what follows it.
+/// * Call [`handle_timeout`](InboundPeeks::handle_timeout) at
+///   [`poll_timeout`](InboundPeeks::poll_timeout), and
+///   [`handle_access_changed`](InboundPeeks::handle_access_changed) /
+///   [`handle_server_denied`](InboundPeeks::handle_server_denied) when the room's history
+///   visibility, encryption or `m.room.server_acl` change (R40, R45).
+///
+/// **This crate checks no signatures and no ACLs.** The host authenticates the X-Matrix
+/// origin and rejects ACL-denied servers with 403 before calling in (R28, R30), and filters
+/// relayed events by history visibility. Lookups are exact per (origin, room, peek id), never
+/// "any peek of the room" (Dendrite's B-9).
 #[derive(Debug, Clone)]
 pub struct InboundPeeks {
     config: InboundConfig,
@@ -104,6 +109,7 @@ pub struct InboundPeeks {
     /// One deadline per live slot (dense: indexed by slot id).
     timers: SlotTimers,
     out: VecDeque<InboundOutput>,
+    stats: InboundStats,
 }
 
 impl InboundPeeks {
@@ -117,6 +123,7 @@ impl InboundPeeks {
             peeks: Peeks::default(),
             timers: SlotTimers::default(),
             out: VecDeque::new(),
+            stats: InboundStats::default(),
         }
     }
 
@@ -138,9 +145,7 @@ impl InboundPeeks {
         let records = records.into_iter();
         this.peeks.reserve(records.size_hint().0);
         this.timers.reserve(records.size_hint().0);
-        let mut latest = now;
         for record in records {
-            latest = latest.max(record.renewed_at);
             let (origin, room_id) = (&*record.server, &*record.room_id);
             let hash = this.peeks.hash(origin.as_str(), room_id.as_str(), &record.peek_id);
             let slot = match this.find_hashed(hash, origin, room_id, &record.peek_id) {
@@ -158,11 +163,14 @@ impl InboundPeeks {
             this.timers.set_unordered(slot, record.expires_at);
         }
         this.timers.rebuild_order();
-        this.clock = Monotonic::starting_at(latest);
+        this.clock = Monotonic::starting_at(now);
+        // Stored times heal as a running machine's do when its clock is corrected: no peek
+        // outlives one interval (plus grace) from the restart time.
+        this.heal(now);
         this
     }
 
-    /// The latest `now` this machine has seen (time never goes backwards inside it, DESIGN §3).
+    /// The latest `now` this machine has seen (time never goes backwards inside it, docs/architecture.md §3).
     pub fn now(&self) -> Timestamp {
         self.clock.now()
     }
@@ -177,7 +185,7 @@ impl InboundPeeks {
     ///
     /// `origin` is the authenticated X-Matrix origin (the host has already enforced ACLs,
     /// R30). `access` is what the host knows of the room, `None` if it does not know the room.
-    /// Checks run in the order of the [module docs](self). On success a
+    /// Checks run in the order of the [type docs](Self). On success a
     /// [`InboundOutput::Persist`] is queued; answer the `PUT` only after storing it, and take
     /// the state snapshot after this call (R37).
     pub fn handle_peek(
@@ -189,6 +197,26 @@ impl InboundPeeks {
         ver: &[RoomVersionId],
         access: Option<&RoomAccess>,
     ) -> Result<InboundGrant, InboundPeekError> {
+        crate::log::span!("inbound_peek", %origin, %room, peek_id);
+        let result = self.peek_inner(now, origin, room, peek_id, ver, access);
+        if let Err(e) = &result {
+            self.stats.refused(e);
+            crate::log::debug!(error = %e, "inbound request refused");
+        }
+        result
+    }
+
+    fn peek_inner(
+        &mut self,
+        now: Timestamp,
+        origin: &ServerName,
+        room: &RoomId,
+        peek_id: &str,
+        ver: &[RoomVersionId],
+        access: Option<&RoomAccess>,
+    ) -> Result<InboundGrant, InboundPeekError> {
+        // Grants run from the host's own `now` (never more than one interval past it).
+        let host_now = now;
         let now = self.advance(now);
         if !self.config.peek_id_policy.accepts(peek_id) {
             return Err(InboundPeekError::InvalidPeekId);
@@ -209,14 +237,16 @@ impl InboundPeeks {
         }
         let hash = self.peeks.hash(origin.as_str(), room.as_str(), peek_id);
         if let Some(slot) = self.find_hashed(hash, origin, room, peek_id) {
-            return Ok(self.refresh(now, slot));
+            self.stats.refreshed += 1;
+            return Ok(self.refresh(host_now, slot));
         }
         let (server, room_index) = (self.servers.find(origin), self.rooms.find(room));
         self.check_caps(now, server, room_index)?;
         let server = server.unwrap_or_else(|| self.servers.insert_new(origin));
         let room = room_index.unwrap_or_else(|| self.rooms.insert_new(room));
-        let slot = self.insert_peek(hash, server, room, peek_id, now);
-        let expires_at = self.deadline_from(now);
+        let slot = self.insert_peek(hash, server, room, peek_id, host_now);
+        self.stats.granted += 1;
+        let expires_at = self.deadline_from(host_now);
         self.timers.schedule(slot, expires_at);
         self.persist_upsert(slot, expires_at);
         Ok(InboundGrant {
@@ -236,9 +266,27 @@ impl InboundPeeks {
         room: &RoomId,
         peek_id: &str,
     ) -> Result<InboundGrant, InboundPeekError> {
-        let now = self.advance(now);
+        crate::log::span!("inbound_renew", %origin, %room, peek_id);
+        let result = self.renew_inner(now, origin, room, peek_id);
+        if let Err(e) = &result {
+            self.stats.refused(e);
+            crate::log::debug!(error = %e, "inbound request refused");
+        }
+        result
+    }
+
+    fn renew_inner(
+        &mut self,
+        now: Timestamp,
+        origin: &ServerName,
+        room: &RoomId,
+        peek_id: &str,
+    ) -> Result<InboundGrant, InboundPeekError> {
+        let host_now = now;
+        self.advance(now);
         let slot = self.find(origin, room, peek_id).ok_or(InboundPeekError::UnknownPeek)?;
-        Ok(self.refresh(now, slot))
+        self.stats.renewed += 1;
+        Ok(self.refresh(host_now, slot))
     }
 
     /// A remote server's `DELETE /peek/{roomId}/{peekId}` (R42), or the host's roll-back when
@@ -247,6 +295,22 @@ impl InboundPeeks {
     /// Queues a `Persist` but no `Expired` (the server asked). Unknown key →
     /// [`InboundPeekError::UnknownPeek`] (404).
     pub fn handle_unpeek(
+        &mut self,
+        now: Timestamp,
+        origin: &ServerName,
+        room: &RoomId,
+        peek_id: &str,
+    ) -> Result<(), InboundPeekError> {
+        crate::log::span!("inbound_unpeek", %origin, %room, peek_id);
+        let result = self.unpeek_inner(now, origin, room, peek_id);
+        if let Err(e) = &result {
+            self.stats.refused(e);
+            crate::log::debug!(error = %e, "inbound request refused");
+        }
+        result
+    }
+
+    fn unpeek_inner(
         &mut self,
         now: Timestamp,
         origin: &ServerName,
@@ -295,8 +359,9 @@ impl InboundPeeks {
         self.advance(now);
     }
 
-    /// The earliest deadline of a live peek: call [`handle_timeout`](Self::handle_timeout)
-    /// then. `None` when there are no peeks. Changes only when a `handle_*` or `restore` runs.
+    /// The earliest deadline: call [`handle_timeout`](Self::handle_timeout) then. There is one
+    /// kind only, a live peek's expiry (its lease plus the configured grace, R43). `None` when
+    /// there are no peeks. Changes only when a `handle_*` or `restore` runs.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
         self.timers.next()
     }
@@ -305,7 +370,19 @@ impl InboundPeeks {
     /// each call.
     #[must_use]
     pub fn poll_output(&mut self) -> Option<InboundOutput> {
-        self.out.pop_front()
+        let output = self.out.pop_front();
+        crate::log::output!("inbound", output);
+        output
+    }
+
+    /// What the machine did (counters) and holds (gauges). O(1); cheap enough for every
+    /// metrics scrape. Changes after every `handle_*`.
+    pub fn stats(&self) -> InboundStats {
+        let mut stats = self.stats;
+        stats.live_peeks = self.peeks.len() as u64;
+        stats.rooms = self.rooms.len() as u64;
+        stats.servers = self.servers.len() as u64;
+        stats
     }
 
     /// Every server with at least one live peek on `room`, each once (R39), in no particular
@@ -364,9 +441,16 @@ impl InboundPeeks {
 
     // ----- internals -----
 
-    /// Clamps `now` to the monotonic clock and expires what is due.
+    /// Passes `now` through the clock (a correction heals the machine first) and expires what
+    /// is due.
     fn advance(&mut self, now: Timestamp) -> Timestamp {
-        let now = self.clock.advance(now);
+        let now = match self.clock.advance(now) {
+            Tick::Normal(now) => now,
+            Tick::Corrected(now) => {
+                self.heal(now);
+                now
+            }
+        };
         while let Some((slot, _)) = self.timers.pop_due(now) {
             self.end_untimed(slot, Some(InboundEndReason::Lapsed));
         }
@@ -475,6 +559,7 @@ impl InboundPeeks {
     /// Removes a peek whose deadline is already gone; queues `Persist(Remove)` and, with a
     /// reason, `Expired`.
     fn end_untimed(&mut self, slot: u32, reason: Option<InboundEndReason>) {
+        self.stats.ended(reason);
         let room = self.peeks.slot(slot).room;
         let removed = self.peeks.remove(slot, &mut self.rooms.get_mut(room).extra);
         let server = self.servers.get(removed.server).name.clone();
@@ -503,6 +588,26 @@ impl InboundPeeks {
             peek_id: String::from(&*s.id),
             renewed_at: s.renewed_at,
             expires_at: self.expires_at(slot),
+        }
+    }
+
+    /// The host's clock was corrected back to `now` (see `CLOCK_STEP_LIMIT`): no peek was
+    /// renewed after `now`, and none lives beyond `now + renewal_interval + grace`. Changed
+    /// peeks are persisted. O(peeks); only on a correction (and on restore).
+    fn heal(&mut self, now: Timestamp) {
+        let max_expiry = self.deadline_from(now);
+        let changed: Vec<u32> = self
+            .peeks
+            .iter()
+            .filter(|(slot, s)| s.renewed_at > now || self.expires_at(*slot) > max_expiry)
+            .map(|(slot, _)| slot)
+            .collect();
+        for slot in changed {
+            let s = self.peeks.slot_mut(slot);
+            s.renewed_at = s.renewed_at.min(now);
+            let expires_at = self.expires_at(slot).min(max_expiry);
+            self.timers.schedule(slot, expires_at);
+            self.persist_upsert(slot, expires_at);
         }
     }
 

@@ -13,7 +13,7 @@ fn t(ms: u64) -> Timestamp {
 
 #[test]
 fn per_peek_structures_stay_small() {
-    // DESIGN §12: ≤ 200 bytes per peek above the id strings. Slot + a 4-byte index entry +
+    // docs/architecture.md §12: ≤ 200 bytes per peek above the id strings. Slot + a 4-byte index entry +
     // two timer entries; rooms and servers are interned, not stored per peek.
     assert_eq!(size_of::<Option<Slot>>(), 48);
 }

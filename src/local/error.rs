@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-/// What the caller of a local peek input got wrong (checked in this order, DESIGN §4.1).
+/// What the caller of a local peek input got wrong (checked in this order, docs/architecture.md §4.1).
 ///
 /// The HTTP mapping lives in [`crate::wire`]; the statuses in brackets are for orientation.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -44,7 +44,7 @@ pub enum LocalEndReason {
     Joined,
     /// The room stopped being `world_readable`, or became encrypted (R24).
     AccessLost,
-    /// Every resident server refused the federated peek (R27, DESIGN §6 "giving up").
+    /// Every resident server refused the federated peek (R27, docs/architecture.md §6.5).
     RemoteUnavailable,
     /// The device was deleted or logged out (R25).
     DeviceRemoved,

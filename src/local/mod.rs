@@ -1,54 +1,14 @@
 //! Local peeks (MSC2753): device leases on rooms, `/sync` deltas, wake-ups and room demand.
-//!
-//! [`LocalPeeks`] tracks, per (user, device, room), whether the device peeks the room, until
-//! when (its lease), and what its next `/sync` must say about it. It is pure and sans-IO: every
-//! `handle_*` takes `now` first, consequences come out of [`LocalPeeks::poll_output`], and
-//! [`LocalPeeks::poll_timeout`] says when to call [`LocalPeeks::handle_timeout`].
-//!
-//! # States of one (user, device, room)
-//!
-//! ```text
-//!                 handle_peek (R5: renew, same state, no stream entry, no Wake)
-//!                   ┌──────┐
-//!                   │      ▼
-//!   (none) ──peek──▶ peeking ──unpeek (R12) / expiry at expires_at (R11) /──▶ ended ──retention──▶ (none)
-//!     ▲              │   │     access lost (R24) / remote unavailable (R27)     │
-//!     │              │   │                                                      │ peek again (R15)
-//!     │              │   └──handle_joined (R19, R20)──▶ joined ──retention──▶ (none)
-//!     │              │                                    └─ a later leave does not bring `peek` back
-//!     └─device removed / user deactivated (R25): dropped, no ended entry, no Wake
-//! ```
-//!
-//! * `peeking` is reported as `started` (full state, R15) to a sync whose `since` is before the
-//!   start, else as `peeking` (only with new events, R16). Per device only (R10).
-//! * `ended` is reported in `leave` (R21) and `joined` in `join` without full state (R19),
-//!   but only to a device that had been told about the peek; a peek that started and ended
-//!   between two syncs is not reported at all. A room is never in both `peek` and `join` (R23).
-//! * An initial sync (no `since`) lists every live peek as `started` and cancels nothing (R22).
-//! * Check order of `handle_peek` (R3–R8): already peeking → renew; joined → `AlreadyJoined`
-//!   (R6); not `world_readable` → `NotPeekable` (R7); encrypted → `Encrypted` (R8); caps →
-//!   `LimitExceeded` (R3).
-//!
-//! # Demand (DESIGN §4.4)
-//!
-//! A room is *demanded* while one of its peeks belongs to a *live* device: one that synced or
-//! peeked within [`LocalConfig::device_idle_after`] (always live when that is `None`).
-//! [`LocalOutput::RoomDemand`] reports every change; the coordinator opens or winds down the
-//! federated peek accordingly. Idleness never ends a peek, only its lease does. Liveness is not
-//! persisted: after [`LocalPeeks::restore`] every device counts as live from the restart.
-//!
-//! # Run-loop contract
-//!
-//! After every `handle_*` (and after `restore`), drain `poll_output` until `None`, write every
-//! `Persist` before acting on what follows it, then read `poll_timeout` and call
-//! `handle_timeout` when it is reached.
+//! The state diagram and the rules are on [`LocalPeeks`], the public face of this module.
 
 mod config;
 mod error;
+mod inspect;
 mod output;
 mod record;
 mod restore;
 mod state;
+mod stats;
 
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
@@ -57,8 +17,10 @@ use ruma_common::{DeviceId, OwnedDeviceId, OwnedRoomId, OwnedUserId, RoomId, Use
 
 pub use config::LocalConfig;
 pub use error::{LocalEndReason, LocalPeekError};
+pub use inspect::{LocalEnding, LocalPeekInfo};
 pub use output::{LocalGrant, LocalOutput, SyncDelta};
 pub use record::{LocalChange, LocalKey, LocalRecord};
+pub use stats::{LocalEndings, LocalRefusals, LocalStats};
 
 use state::{DevIdx, DeviceSlot, Entry, RoomIdx, RoomSlot};
 
@@ -68,7 +30,52 @@ use crate::slab::Slab;
 use crate::time::{Monotonic, Timestamp};
 use crate::timer::TimerQueue;
 
-/// The local peek machine (MSC2753). See the [module docs](self) for the state diagram.
+/// The local peek machine (MSC2753). See the [type docs](Self) for the state diagram.
+///
+/// Local peeks (MSC2753): device leases on rooms, `/sync` deltas, wake-ups and room demand.
+///
+/// [`LocalPeeks`] tracks, per (user, device, room), whether the device peeks the room, until
+/// when (its lease), and what its next `/sync` must say about it. It is pure and sans-IO: every
+/// `handle_*` takes `now` first, consequences come out of [`LocalPeeks::poll_output`], and
+/// [`LocalPeeks::poll_timeout`] says when to call [`LocalPeeks::handle_timeout`].
+///
+/// # States of one (user, device, room)
+///
+/// ```text
+///                 handle_peek (R5: renew, same state, no stream entry, no Wake)
+///                   ┌──────┐
+///                   │      ▼
+///   (none) ──peek──▶ peeking ──unpeek (R12) / expiry at expires_at (R11) /──▶ ended ──retention──▶ (none)
+///     ▲              │   │     access lost (R24) / remote unavailable (R27)     │
+///     │              │   │                                                      │ peek again (R15)
+///     │              │   └──handle_joined (R19, R20)──▶ joined ──retention──▶ (none)
+///     │              │                                    └─ a later leave does not bring `peek` back
+///     └─device removed / user deactivated (R25): dropped, no ended entry, no Wake
+/// ```
+///
+/// * `peeking` is reported as `started` (full state, R15) to a sync whose `since` is before the
+///   start, else as `peeking` (only with new events, R16). Per device only (R10).
+/// * `ended` is reported in `leave` (R21) and `joined` in `join` without full state (R19),
+///   but only to a device that had been told about the peek; a peek that started and ended
+///   between two syncs is not reported at all. A room is never in both `peek` and `join` (R23).
+/// * An initial sync (no `since`) lists every live peek as `started` and cancels nothing (R22).
+/// * Check order of `handle_peek` (R3–R8): already peeking → renew; joined → `AlreadyJoined`
+///   (R6); not `world_readable` → `NotPeekable` (R7); encrypted → `Encrypted` (R8); caps →
+///   `LimitExceeded` (R3).
+///
+/// # Demand (docs/architecture.md §4.4)
+///
+/// A room is *demanded* while one of its peeks belongs to a *live* device: one that synced or
+/// peeked within [`LocalConfig::device_idle_after`] (always live when that is `None`).
+/// [`LocalOutput::RoomDemand`] reports every change; the coordinator opens or winds down the
+/// federated peek accordingly. Idleness never ends a peek, only its lease does. Liveness is not
+/// persisted: after [`LocalPeeks::restore`] every device counts as live from the restart.
+///
+/// # Run-loop contract
+///
+/// After every `handle_*` (and after `restore`), drain `poll_output` until `None`, write every
+/// `Persist` before acting on what follows it, then read `poll_timeout` and call
+/// `handle_timeout` when it is reached.
 #[derive(Debug, Clone)]
 pub struct LocalPeeks {
     config: LocalConfig,
@@ -79,7 +86,7 @@ pub struct LocalPeeks {
     room_ids: HashMap<OwnedRoomId, RoomIdx>,
     /// Lease deadlines of live peeks (R11).
     leases: TimerQueue<(DevIdx, RoomIdx)>,
-    /// Idle deadlines of devices with live peeks (DESIGN §4.4).
+    /// Idle deadlines of devices with live peeks (docs/architecture.md §4.4).
     idle: TimerQueue<DevIdx>,
     /// Collection deadlines of ended/joined entries, keyed by (position, device, room).
     collect: TimerQueue<(u64, DevIdx, RoomIdx)>,
@@ -92,6 +99,7 @@ pub struct LocalPeeks {
     /// What the store holds in its `Stream` record.
     persisted_stream: (u64, u64),
     out: VecDeque<LocalOutput>,
+    stats: LocalStats,
 }
 
 impl LocalPeeks {
@@ -113,6 +121,7 @@ impl LocalPeeks {
             horizon: 0,
             persisted_stream: (0, 0),
             out: VecDeque::new(),
+            stats: LocalStats::default(),
         }
     }
 
@@ -125,11 +134,33 @@ impl LocalPeeks {
     /// `handle_*` call or `restore`; drain it after each.
     #[must_use]
     pub fn poll_output(&mut self) -> Option<LocalOutput> {
-        self.out.pop_front()
+        let output = self.out.pop_front();
+        crate::log::output!("local", output);
+        output
     }
 
-    /// The earliest real deadline (a lease end, an idle device, a retained entry to collect),
-    /// or `None` when there is none. Changes only through `handle_*` calls.
+    /// What the machine did (counters) and holds (gauges). O(rooms) for the demanded-rooms
+    /// gauge; cheap enough for every metrics scrape. Changes after every `handle_*`.
+    pub fn stats(&self) -> LocalStats {
+        let mut stats = self.stats;
+        stats.live_peeks = self.live_total as u64;
+        stats.retained_entries = self.ended_total as u64;
+        stats.devices = self.devices.len() as u64;
+        stats.demanded_rooms = self.rooms.iter().filter(|(_, room)| room.live > 0).count() as u64;
+        stats
+    }
+
+    /// The earliest deadline, or `None` when there is none. Three kinds:
+    ///
+    /// * a live peek's lease end (R11);
+    /// * a device going idle (`device_idle_after`, when set): its rooms stop counting as
+    ///   demanded, no peek ends;
+    /// * the collection of a retained ended or joined entry (`ended_retention` after it ended,
+    ///   24 h by default), which ends nothing visible: the entry leaves `/sync` and
+    ///   [`end_reason`](Self::end_reason).
+    ///
+    /// So after every lease has expired a deadline remains until the last entry is collected.
+    /// Changes only through `handle_*` calls.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
         [self.leases.next(), self.idle.next(), self.collect.next()].into_iter().flatten().min()
     }
@@ -164,7 +195,7 @@ impl LocalPeeks {
         })
     }
 
-    /// Whether some live device peeks the room (DESIGN §4.4).
+    /// Whether some live device peeks the room (docs/architecture.md §4.4).
     pub fn is_demanded(&self, room: &RoomId) -> bool {
         self.room_ids.get(room).is_some_and(|r| self.room(*r).live > 0)
     }
@@ -189,7 +220,7 @@ impl LocalPeeks {
         StreamPosition(self.position)
     }
 
-    /// Where each of the device's rooms goes in `/sync` since `since` (DESIGN §4.3): see
+    /// Where each of the device's rooms goes in `/sync` since `since` (docs/architecture.md §4.3): see
     /// [`SyncDelta`]. `None` (initial sync), a `since` older than the collection horizon, or
     /// one later than any position handed out are all answered like an initial sync. A pure
     /// query: it cancels nothing (R22). O(entries of the device).
@@ -239,11 +270,11 @@ impl LocalPeeks {
 impl LocalPeeks {
     /// `POST /peek`: starts or renews the lease of (user, device, room).
     ///
-    /// Checks, in order (DESIGN §4.1): already peeking → renew (new expiry, no new stream
+    /// Checks, in order (docs/architecture.md §4.1): already peeking → renew (new expiry, no new stream
     /// entry, no `Wake`, R5); `joined` → [`LocalPeekError::AlreadyJoined`] (R6); not
     /// `world_readable` → [`LocalPeekError::NotPeekable`] (R7); encrypted →
     /// [`LocalPeekError::Encrypted`] (R8); a cap → [`LocalPeekError::LimitExceeded`] (R3).
-    /// A peek (start or renew) also counts as device activity (DESIGN §4.4).
+    /// A peek (start or renew) also counts as device activity (docs/architecture.md §4.4).
     pub fn handle_peek(
         &mut self,
         now: Timestamp,
@@ -253,15 +284,37 @@ impl LocalPeeks {
         joined: bool,
         access: &RoomAccess,
     ) -> Result<LocalGrant, LocalPeekError> {
-        let now = self.clock.advance(now);
+        crate::log::span!("local_peek", %user, %device, %room);
+        let result = self.peek(now, user, device, room, joined, access);
+        if let Err(e) = &result {
+            self.stats.refused(e);
+            crate::log::debug!(error = %e, "local peek refused");
+        }
+        result
+    }
+
+    fn peek(
+        &mut self,
+        now: Timestamp,
+        user: &UserId,
+        device: &DeviceId,
+        room: &RoomId,
+        joined: bool,
+        access: &RoomAccess,
+    ) -> Result<LocalGrant, LocalPeekError> {
+        // Leases run from the host's own `now`, so no grant ends more than one lease after it,
+        // even while a small step back is being absorbed.
+        let host_now = now;
+        let now = self.tick(now);
         let lease = self.config.effective_lease();
         let existing = self.find_device(user, device).zip(self.room_ids.get(room).copied());
         if let Some((d, r)) = existing
             && let Some(Entry::Peeking { expires_at, .. }) = self.dev_mut(d).entries.get_mut(&r)
         {
             // R5: renew.
-            let new_expiry = now.saturating_add(lease).max(*expires_at);
+            let new_expiry = host_now.saturating_add(lease);
             *expires_at = new_expiry;
+            self.stats.renewed += 1;
             self.leases.schedule((d, r), new_expiry);
             self.persist_entry(d, r);
             self.touch(now, d);
@@ -298,7 +351,7 @@ impl LocalPeeks {
         let d = self.intern_device(user, device);
         let r = self.intern_room(room);
         self.touch(now, d);
-        let expires_at = self.start_peek(now, d, r);
+        let expires_at = self.start_peek(host_now, d, r);
         // The first `touch` revived an idle device; this one starts the idle clock now that
         // the device has a live peek.
         self.touch(now, d);
@@ -327,8 +380,12 @@ impl LocalPeeks {
         device: &DeviceId,
         room: &RoomId,
     ) -> Result<(), LocalPeekError> {
-        let now = self.clock.advance(now);
-        let (d, r) = self.live_peek(user, device, room).ok_or(LocalPeekError::NotPeeking)?;
+        crate::log::span!("local_unpeek", %user, %device, %room);
+        let now = self.tick(now);
+        let Some((d, r)) = self.live_peek(user, device, room) else {
+            self.stats.refused(&LocalPeekError::NotPeeking);
+            return Err(LocalPeekError::NotPeeking);
+        };
         self.end_peek(now, d, r, LocalEndReason::Unpeeked);
         Ok(())
     }
@@ -348,7 +405,7 @@ impl LocalPeeks {
     /// without full state, the peeks end with [`LocalEndReason::Joined`], and a later leave does
     /// not bring `peek` back.
     pub fn handle_joined(&mut self, now: Timestamp, user: &UserId, room: &RoomId) {
-        let now = self.clock.advance(now);
+        let now = self.tick(now);
         let Some(&r) = self.room_ids.get(room) else { return };
         let mut devices: Vec<DevIdx> = self
             .users
@@ -367,7 +424,7 @@ impl LocalPeeks {
     /// encrypted) every peek on it ends with [`LocalEndReason::AccessLost`] and goes to
     /// `leave`. A peekable `access` changes nothing.
     pub fn handle_access_changed(&mut self, now: Timestamp, room: &RoomId, access: &RoomAccess) {
-        let now = self.clock.advance(now);
+        let now = self.tick(now);
         if !access.is_peekable() {
             self.end_room(now, room, LocalEndReason::AccessLost);
         }
@@ -377,7 +434,7 @@ impl LocalPeeks {
     /// federated peek is lost for good): every peek on it ends with
     /// [`LocalEndReason::RemoteUnavailable`] and goes to `leave`.
     pub fn handle_room_unavailable(&mut self, now: Timestamp, room: &RoomId) {
-        let now = self.clock.advance(now);
+        let now = self.tick(now);
         self.end_room(now, room, LocalEndReason::RemoteUnavailable);
     }
 
@@ -393,7 +450,7 @@ impl LocalPeeks {
     /// The device was deleted or logged out (R25): its peeks and retained entries are dropped,
     /// with no `leave` entry and no `Wake` (nobody is left to sync).
     pub fn handle_device_removed(&mut self, now: Timestamp, user: &UserId, device: &DeviceId) {
-        self.clock.advance(now);
+        self.tick(now);
         if let Some(d) = self.find_device(user, device) {
             self.remove_device(d, LocalEndReason::DeviceRemoved);
         }
@@ -402,7 +459,7 @@ impl LocalPeeks {
     /// The account was deactivated (R25): like [`LocalPeeks::handle_device_removed`] for each of
     /// its devices.
     pub fn handle_user_deactivated(&mut self, now: Timestamp, user: &UserId) {
-        self.clock.advance(now);
+        self.tick(now);
         let mut devices: Vec<DevIdx> = self
             .users
             .get(user)
@@ -439,10 +496,10 @@ impl LocalPeeks {
         self.release_device(d);
     }
 
-    /// The device synced (DESIGN §4.4): it counts as live for `device_idle_after` from `now`;
+    /// The device synced (docs/architecture.md §4.4): it counts as live for `device_idle_after` from `now`;
     /// if it was idle, its rooms are demanded again. Unknown devices are ignored.
     pub fn handle_device_synced(&mut self, now: Timestamp, user: &UserId, device: &DeviceId) {
-        let now = self.clock.advance(now);
+        let now = self.tick(now);
         if let Some(d) = self.find_device(user, device) {
             self.touch(now, d);
         }
@@ -452,7 +509,7 @@ impl LocalPeeks {
     /// reason [`LocalEndReason::Expired`]), devices go idle, retained entries are collected.
     /// A no-op when nothing is due.
     pub fn handle_timeout(&mut self, now: Timestamp) {
-        let now = self.clock.advance(now);
+        let now = self.tick(now);
         let mut due = Vec::new();
         while let Some((key, at)) = self.leases.pop_due(now) {
             due.push((at, key));

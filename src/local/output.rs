@@ -33,7 +33,7 @@ pub enum LocalOutput {
         device_id: OwnedDeviceId,
     },
     /// The room gained its first (`true`) or lost its last (`false`) *live* peeker
-    /// (DESIGN §4.4). The coordinator turns this into outbound federation work.
+    /// (docs/architecture.md §4.4). The coordinator turns this into outbound federation work.
     RoomDemand {
         /// The room.
         room_id: OwnedRoomId,
@@ -53,7 +53,7 @@ pub enum LocalOutput {
     },
 }
 
-/// Where each of a device's rooms goes in its next `/sync` (DESIGN §4.3). Every list is sorted.
+/// Where each of a device's rooms goes in its next `/sync` (docs/architecture.md §4.3). Every list is sorted.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SyncDelta {
     /// Rooms to put in `rooms.peek` **with full state**: peeks that began after `since`

@@ -1,5 +1,5 @@
 //! The persistence vocabulary of [`LocalPeeks`](super::LocalPeeks): [`LocalRecord`],
-//! [`LocalKey`], [`LocalChange`] (CONVENTIONS "Persistence contract").
+//! [`LocalKey`], [`LocalChange`] (docs/architecture.md §8.2).
 //!
 //! A store keeps a map `LocalKey -> LocalRecord`, applies every
 //! [`LocalOutput::Persist`](super::LocalOutput::Persist) in order (an upsert replaces, a remove

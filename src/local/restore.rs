@@ -17,11 +17,14 @@ impl LocalPeeks {
     ///   valid), retained ended/joined entries and every deadline are rebuilt. Deadlines already
     ///   past are not acted on here: `poll_timeout` returns them and the first `handle_timeout`
     ///   processes them, exactly as the machine before the restart would have.
-    /// * Liveness is not persisted (DESIGN §4.4): every restored device counts as live from
+    /// * Liveness is not persisted (docs/architecture.md §4.4): every restored device counts as live from
     ///   `now`, and `poll_output` yields `RoomDemand { demanded: true }` for every room with a
     ///   live peek (sorted by room id) so the coordinator re-declares outbound demand.
     /// * Duplicate keys: the last record wins. Nothing panics on odd input; caps are not
     ///   re-applied to what the store already holds.
+    /// * Stored times heal as when a running machine's clock is corrected: a lease ending more
+    ///   than one lease after `now`, or an ended entry dated after `now`, is clamped and
+    ///   re-persisted (a store written under a wrong clock keeps nothing alive for years).
     ///
     /// Cost: O(n) hash-map upserts plus one O(n log n) sort per timer queue.
     pub fn restore(
@@ -80,6 +83,10 @@ impl LocalPeeks {
             this.restore_entry(d, r, entry);
         }
         this.restore_deadlines(now);
+        // Stored times heal as a running machine's do when its clock is corrected: nothing
+        // outlives its normal length from the restart time (a store written under a wrong
+        // clock does not keep a peek alive for years).
+        this.heal(now);
         if let Some((position, horizon)) = stream {
             this.position = this.position.max(position);
             this.horizon = this.horizon.max(horizon);

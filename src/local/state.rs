@@ -7,7 +7,7 @@ use ruma_common::{OwnedDeviceId, OwnedRoomId, OwnedUserId};
 use super::record::{LocalChange, LocalKey, LocalRecord};
 use super::{LocalEndReason, LocalOutput, LocalPeeks};
 use crate::ids::StreamPosition;
-use crate::time::Timestamp;
+use crate::time::{Tick, Timestamp};
 use crate::timer::FxBuild;
 
 /// Index of an interned device slot.
@@ -36,7 +36,7 @@ pub(super) struct DeviceSlot {
     pub(super) entries: HashMap<RoomIdx, Entry, FxBuild>,
     pub(super) live_peeks: u32,
     pub(super) ended: u32,
-    /// Idle devices do not count towards room demand (DESIGN §4.4).
+    /// Idle devices do not count towards room demand (docs/architecture.md §4.4).
     pub(super) idle: bool,
 }
 
@@ -201,7 +201,7 @@ impl LocalPeeks {
     }
 
     /// The device is alive at `now` (a sync or a peek): revive its demand if it was idle and
-    /// restart its idle deadline (DESIGN §4.4).
+    /// restart its idle deadline (docs/architecture.md §4.4).
     pub(super) fn touch(&mut self, now: Timestamp, d: DevIdx) {
         let Some(idle_after) = self.config.device_idle_after else { return };
         if self.dev(d).idle {
@@ -240,9 +240,11 @@ impl LocalPeeks {
         }
     }
 
-    /// Starts a fresh peek (the caller checked that none is live).
-    pub(super) fn start_peek(&mut self, now: Timestamp, d: DevIdx, r: RoomIdx) -> Timestamp {
-        let expires_at = now.saturating_add(self.config.effective_lease());
+    /// Starts a fresh peek (the caller checked that none is live); its lease runs from the
+    /// host's `host_now`.
+    pub(super) fn start_peek(&mut self, host_now: Timestamp, d: DevIdx, r: RoomIdx) -> Timestamp {
+        let expires_at = host_now.saturating_add(self.config.effective_lease());
+        self.stats.started += 1;
         let started = self.next_position();
         let slot = u32::try_from(self.room(r).peekers.len()).expect("peekers bounded by the caps");
         match self.dev(d).entries.get(&r).copied() {
@@ -308,6 +310,7 @@ impl LocalPeeks {
         r: RoomIdx,
         reason: LocalEndReason,
     ) {
+        self.stats.ended(reason);
         // Persist first: compute the change, queue it, then the consequences.
         let mark = self.out.len();
         let started = self.unlink_peek(d, r);
@@ -396,6 +399,64 @@ impl LocalPeeks {
             // positions grow, and ties come out in position order (the key's first field).
             let Some((_, &(_, od, or))) = self.collect.iter().next() else { break };
             self.collect_entry(od, or);
+        }
+    }
+}
+
+impl LocalPeeks {
+    /// Passes the host's `now` through the clock; a correction heals the machine first.
+    pub(super) fn tick(&mut self, now: Timestamp) -> Timestamp {
+        match self.clock.advance(now) {
+            Tick::Normal(now) => now,
+            Tick::Corrected(now) => {
+                self.heal(now);
+                now
+            }
+        }
+    }
+
+    /// The host's clock was corrected back to `now` (see `CLOCK_STEP_LIMIT`): no lease outlives
+    /// `now + lease`, no retained entry ended after `now`, and no device stays live beyond
+    /// `now + device_idle_after`. Every changed entry is persisted. O(entries); only on a
+    /// correction (and on restore).
+    pub(super) fn heal(&mut self, now: Timestamp) {
+        let max_expiry = now.saturating_add(self.config.effective_lease());
+        let mut changed = Vec::new();
+        for (d, dev) in self.devices.iter() {
+            for (&r, entry) in &dev.entries {
+                match entry {
+                    Entry::Peeking { expires_at, .. } if *expires_at > max_expiry => {
+                        changed.push((d, r));
+                    }
+                    Entry::Ended { at, .. } if *at > now => changed.push((d, r)),
+                    Entry::Peeking { .. } | Entry::Ended { .. } => {}
+                }
+            }
+        }
+        changed.sort_by(|a, b| self.cmp_entries(*a, *b));
+        let retention = self.config.ended_retention;
+        for (d, r) in changed {
+            match self.dev_mut(d).entries.get_mut(&r) {
+                Some(Entry::Peeking { expires_at, .. }) => {
+                    *expires_at = max_expiry;
+                    self.leases.schedule((d, r), max_expiry);
+                }
+                Some(Entry::Ended { position, at, .. }) => {
+                    *at = now;
+                    let key = (position.0, d, r);
+                    self.collect.schedule(key, now.saturating_add(retention));
+                }
+                None => continue,
+            }
+            self.persist_entry(d, r);
+        }
+        if let Some(idle_after) = self.config.device_idle_after {
+            let max_idle = now.saturating_add(idle_after);
+            let late: Vec<DevIdx> =
+                self.idle.iter().filter(|(at, _)| *at > max_idle).map(|(_, d)| *d).collect();
+            for d in late {
+                self.idle.schedule(d, max_idle);
+            }
         }
     }
 }

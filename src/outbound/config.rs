@@ -6,7 +6,10 @@ use std::time::Duration;
 use ruma_common::{RoomId, RoomVersionId};
 
 /// How an established peek is kept alive (R53).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
 pub enum OutboundRenewStyle {
     /// MSC2444 final: `POST …/peek/{roomId}/{peekId}/renew` ([`OutboundRequestKind::Renew`]).
     ///
@@ -22,7 +25,8 @@ pub enum OutboundRenewStyle {
 }
 
 /// Tunables of [`OutboundPeeks`](super::OutboundPeeks). Every field has a documented default.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct OutboundConfig {
     /// Room versions advertised as `ver` on every `PUT` (R48), and accepted in an
     /// `Established` answer (R49). Default: every stable version ruma-common 0.20 knows, `1`–`12`.
@@ -32,20 +36,31 @@ pub struct OutboundConfig {
     pub renew_fraction: f64,
     /// Never renew sooner than this after a success, however short the remote's interval (a
     /// 10 ms interval renews after this). Default 60 s.
+    #[serde(with = "crate::time::duration_serde")]
     pub min_renew_after: Duration,
     /// Never wait longer than this to renew, however long the remote's interval (Dendrite
     /// advertises 3 600 000 000 ms = 1000 h, B-4). Default 30 min.
+    #[serde(with = "crate::time::duration_serde")]
     pub max_renew_after: Duration,
     /// How long a peek with no local demand is kept before it is deleted (R55); demand returning
     /// within it cancels the teardown with no traffic. Default 2 min.
+    #[serde(with = "crate::time::duration_serde")]
     pub linger: Duration,
-    /// First backoff delay after a network failure (R60). Default 1 s.
+    /// The backoff after a candidate's first network failure (R60). Default 1 s. Every delay is
+    /// **shortened** by a deterministic jitter of up to 10 % (never lengthened), so the real
+    /// first delay is between 0.9 × and 1 × this (900 ms–1 s by default); each further failure
+    /// of the same candidate doubles it, up to `backoff_max`. Other candidates are tried in the
+    /// meantime: backoff is kept per candidate.
+    #[serde(with = "crate::time::duration_serde")]
     pub backoff_base: Duration,
     /// Cap on every backoff delay, and on a `RateLimited` `retry_after` hint. Default 10 min.
+    #[serde(with = "crate::time::duration_serde")]
     pub backoff_max: Duration,
-    /// Failed attempts (network failures and rate limiting) after which a peek that was never
-    /// established gives up with `Unavailable`. A peek that **was** established is retried for as
-    /// long as it is demanded (DESIGN §6). Default 6.
+    /// Failed `PUT`s (network failures and rate limiting, across all candidates) after which a
+    /// room whose peek was **never** established gives up: `Unavailable`, and the client peeks
+    /// waiting on it fail. This is the only thing that ends a backoff sequence; a peek that
+    /// **was** established is retried for as long as it is demanded. Default 6 (with one
+    /// candidate and the default backoff: about 30 s of trying).
     pub max_attempts: u32,
     /// Most rooms tracked at once (any state, lingering and deleting included); a demand beyond
     /// it gets `Unavailable { error: LimitExceeded }`. Default 10 000.
@@ -58,6 +73,20 @@ pub struct OutboundConfig {
     /// the resident then expires the peek itself after its `renewal_interval` (R43), since we
     /// never renew it again. Default 5.
     pub max_delete_attempts: u32,
+    /// How long the renewals (or silence probes) of an established peek may fail on the network
+    /// before the room moves to another candidate **at once**, while the old resident's peek is
+    /// deleted in the background. Default **60 s**: with the 30 s silence floor and a 10 s
+    /// request timeout, an active room whose resident dies is served by another candidate
+    /// within about two minutes. With one candidate, renewals go on until the peek lapses.
+    #[serde(with = "crate::time::duration_serde")]
+    pub failover_after: Duration,
+    /// The shortest silence that makes an **active** room (its last four gaps between events
+    /// known) probe its resident with an early renewal. A room probes after four times its
+    /// longest recent gap without events, at least this, and only when that comes before the
+    /// normal renewal; quiet rooms never probe, and a room whose probe succeeded is not probed
+    /// again until its next event. Default **30 s**.
+    #[serde(with = "crate::time::duration_serde")]
+    pub min_silence: Duration,
 }
 
 impl Default for OutboundConfig {
@@ -76,6 +105,8 @@ impl Default for OutboundConfig {
             renew_style: OutboundRenewStyle::RenewEndpoint,
             max_candidates: 16,
             max_delete_attempts: 5,
+            failover_after: Duration::from_secs(60),
+            min_silence: Duration::from_secs(30),
         }
     }
 }
@@ -97,9 +128,10 @@ impl OutboundConfig {
     }
 
     /// The delay before retry number `attempt` (1-based) of `room`:
-    /// `min(backoff_base × 2^(attempt−1), backoff_max)` minus a deterministic jitter of up to
-    /// 10 %, derived from a hash of the room id and the attempt number (no randomness; the same
-    /// room and attempt always give the same delay, R60).
+    /// `min(backoff_base × 2^(attempt−1), backoff_max)` **minus** a deterministic jitter of up
+    /// to 10 % (so delays are never longer than that), derived from a hash of the room id and
+    /// the attempt number (no randomness; the same room and attempt always give the same
+    /// delay, R60). With the defaults the first delay is between 900 ms and 1 s.
     pub fn backoff(&self, room: &RoomId, attempt: u32) -> Duration {
         let exp = attempt.saturating_sub(1).min(40);
         let full = self.backoff_base.saturating_mul(1u32 << exp.min(31)).min(self.backoff_max);
@@ -110,8 +142,10 @@ impl OutboundConfig {
         Duration::from_millis(full_ms - jitter)
     }
 
-    /// The wait a `RateLimited { retry_after }` asks for: the hint clamped to `backoff_max`, or
-    /// the ordinary backoff when there is no hint (R60).
+    /// The wait a `RateLimited { retry_after }` asks for: the hint raised to
+    /// [`MIN_RETRY_AFTER`](Self::MIN_RETRY_AFTER) (a hint of zero would otherwise make us
+    /// retry in a loop) and clamped to `backoff_max`, or the ordinary backoff when there is no
+    /// hint (R60).
     pub fn rate_limited_wait(
         &self,
         room: &RoomId,
@@ -119,10 +153,16 @@ impl OutboundConfig {
         retry_after: Option<Duration>,
     ) -> Duration {
         match retry_after {
-            Some(hint) => hint.min(self.backoff_max),
+            Some(hint) => {
+                hint.max(Self::MIN_RETRY_AFTER).min(self.backoff_max.max(Self::MIN_RETRY_AFTER))
+            }
             None => self.backoff(room, attempt),
         }
     }
+
+    /// The shortest wait a `429` can impose, whatever its `retry_after`: 1 s, the same floor
+    /// as the hints this crate sends.
+    pub const MIN_RETRY_AFTER: Duration = Duration::from_secs(1);
 }
 
 /// FNV-1a over the room id and the attempt number: stable across platforms and Rust versions.

@@ -1,100 +1,137 @@
-//! Outbound federated peeks (MSC2444, peeking side): [`OutboundPeeks`].
-//!
-//! One federated peek per room, shared by every local device that peeks it (R58). The host
-//! declares demand (`handle_demand` / `handle_no_demand`, normally from `LocalOutput::RoomDemand`),
-//! sends the [`OutboundRequest`]s the machine asks for, and reports each [`OutboundOutcome`].
-//!
-//! # States
-//!
-//! ```text
-//!                 handle_demand(via)                       Established
-//!   (none) ──────────────────────────▶ Connecting ─────────────────────────▶ Established
-//!                                       │  ▲   │ 403/404/400/invalid:              │  ▲
-//!                network/429 (R60) ◀────┘  │   │ next candidate (DELETE first      │  │ Renewed
-//!                      Backoff ────────────┘   │ if granted); none left →          ▼  │
-//!                        │ max_attempts        │ Unavailable                    Renewing
-//!                        ▼ (never established) │                     404/expired_peeks (R54):
-//!                   Unavailable                │                     Lost, fresh peek id → Connecting
-//!                                              │
-//!   Established/Renewing ── handle_no_demand ──▶ Lingering ── linger ends ──▶ Deleting ──▶ (none)
-//!          ▲                                      │                          (DELETE; 404 = done)
-//!          └──────── demand returns (no traffic) ─┘
-//!
-//!   handle_server_joined (R56/R57), access lost, failed validation: ─▶ Deleting at once, no linger
-//! ```
-//!
-//! * **Candidates** (R46): only from `via`, de-duplicated, in order, at most `max_candidates`;
-//!   never the room id's domain (v12 room ids have none, B-13). No candidate →
-//!   `Unavailable(NoCandidates)`. More `via` on a live room merges in.
-//! * **Peek ids** (R47): exactly 8 characters of `[0-9a-zA-Z_-]` from a counter whose high-water
-//!   mark is persisted (in blocks, before use); every `PUT` to a new target gets a fresh id, so no
-//!   id is ever reused, also across restarts. A retried `PUT` after a network failure gets a
-//!   fresh id too: a `PUT` that failed on the network is assumed not to have created a peek; if
-//!   it did, the resident expires it after its interval (R43), since we never renew it.
-//! * **Renewal** (R53): at `clamp(interval × renew_fraction, min_renew_after, max_renew_after)`
-//!   after each success, using the remote's latest interval. [`OutboundRenewStyle::RePut`] re-sends the
-//!   `PUT` with the same id for older peers. Renewals continue while lingering.
-//! * **Failures** (R60): `Forbidden`, `NotFound`, `IncompatibleRoomVersion`, `InvalidResponse`
-//!   from a candidate drop it and try the next, after a `DELETE` when the peek had been granted
-//!   (`InvalidResponse`, or an `Established` whose room is unpeekable or of an unsupported
-//!   version, R49/R55). `Unreachable`, `Other` and `RateLimited` back off (`base`, `2×base`,
-//!   `4×base`… capped at `backoff_max`, minus up to 10 % jitter hashed from the room id and
-//!   attempt; `retry_after` honoured up to `backoff_max`) and rotate to the next candidate. When
-//!   every candidate refused, or a never-established peek used `max_attempts`, the room becomes
-//!   `Unavailable` with the most specific error (`Forbidden` > `NotFound` >
-//!   `IncompatibleRoomVersion` > the rest). A peek that **was** established is retried without
-//!   limit while demanded: `Lost` once, `Established` when back.
-//! * **Renewal failures**: 404 → the peek is dead, `Lost(RemoteExpired)`, re-open with a fresh id
-//!   (R54). 403/incompatible → `Lost(Refused)`, that candidate is dropped, re-open elsewhere.
-//!   Network/429/invalid/other → retry the renewal with backoff until it lapses at `expires_at`
-//!   (`max(renewed + interval, renew_at)`), then `Lost(Unreachable)`, a `DELETE` (the resident
-//!   may still hold it: its grace, or a renewal that timed out after reaching it), and re-open.
-//! * **Teardown** (R55): no demand → `Lingering` for `linger` → one `DELETE`. Joined (R56) →
-//!   `DELETE` at once and never peek the room again until `handle_server_left` (R57). A `DELETE`
-//!   answered 404 (or any refusal) is done; network failures are retried with backoff
-//!   `max_delete_attempts` times, then dropped (the resident expires the peek itself).
-//! * **Access lost** (`handle_access_changed` with an unpeekable room): the peek is deleted at
-//!   once without linger; demanded rooms report `Lost(AccessLost)` if a peek was established,
-//!   else `Unavailable(Remote(Forbidden))` (the pending client peeks fail). The demand is
-//!   forgotten until declared again.
-//! * **One request per room**: the machine never has two requests in flight for one room, so at
-//!   most one remote peek per room exists at any time (R58); changes that arrive meanwhile are
-//!   applied when the answer comes. The host must answer every request (`Unreachable` on timeout).
-//! * **Restart** (R59): see [`OutboundPeeks::restore`].
-//! * The machine never validates responses (R49): the host checks a `PUT` answer like a
-//!   `send_join` response before reporting `Established`, and reports `InvalidResponse`
-//!   otherwise (the machine then deletes the granted peek and fails over).
+//! Outbound federated peeks (MSC2444, peeking side). The state diagram and the rules are on
+//! [`OutboundPeeks`], the public face of this module.
 
+mod answer;
 mod config;
-mod drive;
 mod error;
+mod inspect;
 mod output;
 mod record;
 mod request;
+mod restore;
+mod room;
+mod stats;
+mod step;
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::time::Duration;
 
 use ruma_common::{OwnedRoomId, OwnedServerName, RoomId, ServerName};
 
 pub use config::{OutboundConfig, OutboundRenewStyle};
 pub use error::{OutboundFailure, OutboundPeekError};
+pub use inspect::OutboundRoomInfo;
 pub use output::{OutboundLostReason, OutboundOutput, OutboundState};
 pub use record::{
     OutboundChange, OutboundKey, OutboundPeekPhase, OutboundPeekRecord, OutboundRecord,
 };
 pub use request::{OutboundOutcome, OutboundRequest, OutboundRequestKind};
+pub use stats::{OutboundRequestCounts, OutboundStateCounts, OutboundStats};
 
 use crate::access::RoomAccess;
 use crate::ids::RequestId;
 use crate::slab::Slab;
 use crate::time::{Monotonic, Timestamp};
 use crate::timer::TimerQueue;
-use drive::{Peek, Room};
+use room::{Candidate, Demand, Pacer, Phase, Room};
 
 /// How many ids are reserved per persisted high-water mark.
 const COUNTER_BLOCK: u64 = 256;
 
 /// Our federated peeks into remote rooms (MSC2444 peeking side). See the module docs.
+///
+/// Outbound federated peeks (MSC2444, peeking side): [`OutboundPeeks`].
+///
+/// One federated peek per room, shared by every local device that peeks it (R58). The host
+/// declares demand (`handle_demand` / `handle_no_demand`, normally from `LocalOutput::RoomDemand`),
+/// sends the [`OutboundRequest`]s the machine asks for, reports each [`OutboundOutcome`], and
+/// tells the machine when an event of a peeked room arrives (`handle_room_event`), so that a
+/// resident that falls silent is noticed in minutes rather than at the next renewal.
+///
+/// # States
+///
+/// A room's state is its **demand** and the **phase** of its current peek; `step` matches on the
+/// pair. Peeks that stop being current are **retired** and deleted in the background, so a
+/// `DELETE` never delays a new `PUT`.
+///
+/// ```text
+///  demand:  Demanded ──handle_no_demand──▶ Lingering{until} ──linger ends──▶ Gone
+///              ▲  ◀──────handle_demand─────────┘                             ▲
+///              └──────────────handle_demand (fresh start)────────────────────┘
+///           joined (R56/R57), access lost, Unavailable ──▶ Gone at once
+///
+///  phase:            open at the best ready candidate (pacer permitting)
+///          Idle ────────────────────────────────────────────▶ Opening{PUT}
+///           ▲ ▲  transient failure: that candidate backs off   │  │ 403/404/400/invalid: candidate
+///           │ └────────────────────────────────────────────────┘  │ dropped (granted → retired)
+///           │                                         Established │
+///           │   404 / expired_peeks (R54), refusal                ▼
+///           ├───────────────────────────────────────────────── Live ◀─── Renewed ───┐
+///           │   lapse at expires_at; failover after                │                  │
+///           │   failover_after of failures; Gone: retired          │ renew_at, or a    │
+///           │                                                       │ probe when an     │
+///           │                                                       ▼ active room is    │
+///           └───────────────────────────────────────────────── Renewing ── silent ──────┘
+///                                                                  │ network/429: Live{failing},
+///                                                                  └ retried after a backoff
+///
+///  retired peek:  Awaiting{its request in flight} ──▶ Due{at} ──▶ Deleting{DELETE} ──▶ (gone)
+///                 (only a granted or renewed peek is   ▲   │ network/429: retried, at most
+///                  deleted)                             └───┘ max_delete_attempts times
+/// ```
+///
+/// * **Candidates** (R46): only from `via`, de-duplicated, in order, at most `max_candidates`;
+///   never the room id's domain (v12 room ids have none, B-13). Each candidate keeps its own
+///   backoff: a `PUT` goes to the ready candidate with the fewest recent failures (`via` order
+///   among equals), so a candidate never tried, or that has not failed, goes before one that
+///   just failed. No candidate → `Unavailable(NoCandidates)`. More `via` on a live room merges.
+/// * **Peek ids** (R47): exactly 8 characters of `[0-9a-zA-Z_-]` from a counter whose high-water
+///   mark is persisted (in blocks, before use); every `PUT` to a new target gets a fresh id, so no
+///   id is ever reused, also across restarts. A `PUT` that failed on the network is assumed not
+///   to have created a peek; if it did, the resident expires it after its interval (R43).
+/// * **Renewal** (R53): at `clamp(interval × renew_fraction, min_renew_after, max_renew_after)`
+///   after each success, using the remote's latest interval (an omitted one keeps the last).
+///   [`OutboundRenewStyle::RePut`] re-sends the `PUT` with the same id for older peers.
+///   Renewals continue while lingering.
+/// * **A dead resident** is noticed three ways: a renewal fails; an **active** room (events
+///   arriving through [`handle_room_event`](OutboundPeeks::handle_room_event)) falls silent for
+///   four of its recent gaps (at least `min_silence`) and the early renewal it sends as a probe
+///   fails; or the host reports the server down
+///   ([`handle_server_unreachable`](OutboundPeeks::handle_server_unreachable)). Renewals then
+///   retry with backoff; after `failover_after` of failures, a demanded room opens a peek at
+///   another candidate **at once** (`Lost`, then `Established` with `missed_since`), and the
+///   old peek is retired. Quiet rooms send nothing extra.
+/// * **Refusals** (R60): `Forbidden`, `NotFound`, `IncompatibleRoomVersion`, `InvalidResponse`
+///   drop that candidate; a granted peek is retired (R49, R55). When every candidate refused,
+///   or a never-established room used `max_attempts`, the room becomes `Unavailable` with the
+///   most specific error (`Forbidden` > `NotFound` > `IncompatibleRoomVersion` > the rest). A
+///   peek that **was** established is retried for as long as it is demanded.
+/// * **Renewal failures**: 404 → dead at the resident, `Lost(RemoteExpired)`, re-open with a
+///   fresh id (R54). 403/incompatible → `Lost(Refused)`, that candidate is dropped.
+///   Network/429/invalid → retried with backoff until failover or until the peek lapses at
+///   `expires_at` (`max(renewed + interval, renew_at)`): then `Lost(Unreachable)`, the peek is
+///   retired (the resident may still hold it) and a new one opened.
+/// * **Teardown** (R55): no demand → lingering for `linger` → retired. Joined (R56) → retired at
+///   once and never peeked again until `handle_server_left` (R57). A retired peek's `DELETE`
+///   answered 404 (or any refusal) is done; network failures are retried with backoff
+///   `max_delete_attempts` times, then dropped (the resident expires the peek itself). At most
+///   [`MAX_RETIRED`](OutboundPeeks::MAX_RETIRED) retired peeks per room; beyond that the oldest
+///   is dropped the same way.
+/// * **Access lost** (`handle_access_changed` with an unpeekable room): the peek is retired at
+///   once; demanded rooms report `Lost(AccessLost)` if a peek was established, else
+///   `Unavailable(Remote(Forbidden))`. The demand is forgotten until declared again.
+/// * **Pacing**: every request of a room, whatever the answers, goes through the room's pacer:
+///   at most [`REQUEST_BURST`](OutboundPeeks::REQUEST_BURST) at once, then one per
+///   [`REQUEST_SPACING`](OutboundPeeks::REQUEST_SPACING), so at most
+///   [`MAX_REQUESTS_PER_MINUTE`](OutboundPeeks::MAX_REQUESTS_PER_MINUTE) in any minute; a
+///   `retry_after` below 1 s is raised to 1 s. Background `DELETE`s use only half the burst.
+/// * **Requests in flight**: at most one for the current peek, plus one per retired peek. At most
+///   one peek per room is current (R58); retired ones are on their way out. The host must answer
+///   every request (`Unreachable` on timeout).
+/// * **Restart** (R59): see [`OutboundPeeks::restore`].
+/// * The machine never validates responses (R49): the host checks a `PUT` answer like a
+///   `send_join` response before reporting `Established`, and reports `InvalidResponse`
+///   otherwise (the machine then retires the granted peek and tries the next candidate).
 #[derive(Debug, Clone)]
 pub struct OutboundPeeks {
     config: OutboundConfig,
@@ -104,10 +141,15 @@ pub struct OutboundPeeks {
     index: HashMap<OwnedRoomId, u32>,
     /// At most one deadline per room slot.
     timers: TimerQueue<u32>,
-    /// In-flight requests → room slot; the room's `request` must still name the id.
+    /// In-flight requests → room slot; the room's current phase or one of its retired peeks
+    /// must still name the id.
     requests: HashMap<RequestId, u32>,
     /// Rooms a local user is joined to: never peeked (R57).
     joined: HashSet<OwnedRoomId>,
+    /// The pacer of rooms forgotten while it still held requests back, so forgetting and
+    /// re-creating a room never refills its budget. Entries are pruned once they have no
+    /// effect (at most one per room forgotten in the last `REQUEST_BURST` seconds).
+    paced: HashMap<OwnedRoomId, Pacer>,
     next_peek_id: u64,
     peek_id_reserved: u64,
     next_request: u64,
@@ -115,9 +157,20 @@ pub struct OutboundPeeks {
     outputs: VecDeque<OutboundOutput>,
     /// Host notifications decided mid-handler, queued after the handler's `Persist`s.
     deferred: Vec<OutboundOutput>,
+    stats: OutboundStats,
 }
 
 impl OutboundPeeks {
+    /// Requests one room may send at once (see the module docs' "Pacing").
+    pub const REQUEST_BURST: u32 = Pacer::BURST as u32;
+    /// After a burst, one request per this, per room.
+    pub const REQUEST_SPACING: Duration = Pacer::SPACING;
+    /// The most requests one room sends in any 60 s, whatever the answers:
+    /// `REQUEST_BURST + 60 s / REQUEST_SPACING`.
+    pub const MAX_REQUESTS_PER_MINUTE: u32 = Self::REQUEST_BURST + 60;
+    /// Retired peeks kept per room while their `DELETE`s go out.
+    pub const MAX_RETIRED: usize = 4;
+
     /// An empty machine.
     pub fn new(config: OutboundConfig) -> Self {
         OutboundPeeks {
@@ -128,83 +181,15 @@ impl OutboundPeeks {
             timers: TimerQueue::new(),
             requests: HashMap::new(),
             joined: HashSet::new(),
+            paced: HashMap::new(),
             next_peek_id: 0,
             peek_id_reserved: 0,
             next_request: 0,
             request_reserved: 0,
             outputs: VecDeque::new(),
             deferred: Vec::new(),
+            stats: OutboundStats::default(),
         }
-    }
-
-    /// Rebuilds the machine from the stored records at restart time `now` (R59).
-    ///
-    /// * The counters resume from their persisted high-water marks: no peek id or request id
-    ///   from before the crash is handed out again.
-    /// * Every restored room starts **without demand** and lingers from `now`: the host must
-    ///   re-declare demand (as `LocalPeeks` does after its own restore); rooms not re-demanded
-    ///   within `linger` are deleted, so a restart leaks nothing.
-    /// * `Live` peeks keep their stored deadlines (renewed at the stored `renew_at`, also while
-    ///   lingering; a past deadline renews at the first `handle_timeout`).
-    /// * `Opening` peeks (a `PUT` whose answer was lost in the crash) are re-`PUT` with the same
-    ///   id when demanded again (idempotent at the resident), else deleted after the linger.
-    /// * `Deleting` peeks re-send their `DELETE` at once (queued in the outputs).
-    /// * In-flight renewals were persisted as `Live` and are re-sent when due; responses to
-    ///   requests of the previous run are unknown ids and ignored.
-    /// * Linger ends are not stored: a room lingering at the crash lingers afresh from `now`
-    ///   (bounded: one extra `linger` per restart).
-    /// * Rooms in `Backoff` or `Connecting` without a granted peek are not stored once their
-    ///   `PUT` failed; they come back when demand is re-declared.
-    /// * Duplicates: the last record for a key wins; nothing panics on odd records.
-    pub fn restore(
-        now: Timestamp,
-        config: OutboundConfig,
-        records: impl IntoIterator<Item = OutboundRecord>,
-    ) -> Self {
-        let mut m = OutboundPeeks::new(config);
-        m.clock = Monotonic::starting_at(now);
-        let mut peeks: HashMap<OwnedRoomId, OutboundPeekRecord> = HashMap::new();
-        for record in records {
-            match record {
-                OutboundRecord::Counters { peek_id, request } => {
-                    m.next_peek_id = m.next_peek_id.max(peek_id);
-                    m.next_request = m.next_request.max(request);
-                }
-                OutboundRecord::Joined { room_id } => {
-                    m.joined.insert(room_id);
-                }
-                OutboundRecord::Peek(p) => {
-                    peeks.insert(p.room_id.clone(), p);
-                }
-            }
-        }
-        // A clock that went backwards across the restart never precedes a renewal we saw.
-        for p in peeks.values() {
-            if let OutboundPeekPhase::Live { renewed_at, .. } = p.phase {
-                m.clock.advance(renewed_at);
-            }
-        }
-        let now = m.clock.now();
-        m.peek_id_reserved = m.next_peek_id;
-        m.request_reserved = m.next_request;
-        let linger_until = now.saturating_add(m.config.linger);
-        let mut restored: Vec<_> = peeks.into_values().collect();
-        restored.sort_by(|a, b| a.room_id.cmp(&b.room_id));
-        for p in restored {
-            let mut room = Room::new(p.room_id.clone());
-            room.candidates.push(p.server.clone());
-            room.access = p.access;
-            room.persisted = true;
-            room.linger_until = Some(linger_until);
-            room.peek = Some(Peek::from_record(p.server, p.peek_id, &p.phase));
-            if matches!(p.phase, OutboundPeekPhase::Live { .. }) {
-                room.was_established = true;
-            }
-            let slot = m.insert_room(room);
-            m.step(slot, now);
-        }
-        m.flush();
-        m
     }
 
     /// Local devices need `room` (R58: however many call this, one federated peek). `via` are
@@ -215,36 +200,39 @@ impl OutboundPeeks {
     /// lingering (the linger is cancelled); `Unavailable(NoCandidates)` with no candidate,
     /// `Unavailable(LimitExceeded)` over `max_rooms`. Ignored for joined rooms (R57).
     pub fn handle_demand(&mut self, now: Timestamp, room: &RoomId, via: &[OwnedServerName]) {
-        let now = self.clock.advance(now);
+        crate::log::span!("outbound_demand", %room);
+        let now = self.tick(now);
         if self.joined.contains(room) {
             return;
         }
         let slot = match self.index.get(room) {
             Some(&slot) => slot,
             None => {
-                if via.is_empty() {
-                    self.unavailable(room.to_owned(), OutboundPeekError::NoCandidates);
+                let error = if via.is_empty() {
+                    Some(OutboundPeekError::NoCandidates)
+                } else if self.index.len() >= self.config.max_rooms {
+                    Some(OutboundPeekError::LimitExceeded)
+                } else {
+                    None
+                };
+                if let Some(error) = error {
+                    let room_id = room.to_owned();
+                    self.deferred.push(OutboundOutput::Unavailable { room_id, error });
                     return self.flush();
                 }
-                if self.index.len() >= self.config.max_rooms {
-                    self.unavailable(room.to_owned(), OutboundPeekError::LimitExceeded);
-                    return self.flush();
-                }
-                self.insert_room(Room::new(room.to_owned()))
+                self.insert_room(Room::new(room.to_owned(), Demand::Demanded))
             }
         };
+        self.revive(slot);
         let max = self.config.max_candidates;
         let r = self.room_mut(slot);
-        if !r.demanded {
-            r.demanded = true;
-            r.linger_until = None;
-        }
         for server in via {
             if r.candidates.len() >= max {
                 break;
             }
-            if !r.candidates.contains(server) {
-                r.candidates.push(server.clone());
+            if !r.candidates.iter().any(|c| c.server == *server) {
+                let (failures, retry_at) = (0, Timestamp::ZERO);
+                r.candidates.push(Candidate { server: server.clone(), failures, retry_at });
             }
         }
         self.step(slot, now);
@@ -254,13 +242,13 @@ impl OutboundPeeks {
     /// No local device needs `room` any more: linger, then `DELETE` (R55). A room with no remote
     /// peek and nothing in flight is forgotten at once.
     pub fn handle_no_demand(&mut self, now: Timestamp, room: &RoomId) {
-        let now = self.clock.advance(now);
+        crate::log::span!("outbound_no_demand", %room);
+        let now = self.tick(now);
         let Some(&slot) = self.index.get(room) else { return };
-        let linger = now.saturating_add(self.config.linger);
+        let until = now.saturating_add(self.config.linger);
         let r = self.room_mut(slot);
-        if r.demanded {
-            r.demanded = false;
-            r.linger_until = Some(linger);
+        if r.is_demanded() {
+            r.demand = Demand::Lingering { until };
         }
         self.step(slot, now);
         self.flush();
@@ -270,14 +258,13 @@ impl OutboundPeeks {
     /// (R56), and the room is never peeked again, whatever demand is declared, until
     /// [`handle_server_left`](Self::handle_server_left) (R57). Persists a `Joined` marker.
     pub fn handle_server_joined(&mut self, now: Timestamp, room: &RoomId) {
-        let now = self.clock.advance(now);
+        crate::log::span!("outbound_server_joined", %room);
+        let now = self.tick(now);
         if self.joined.insert(room.to_owned()) {
-            self.persist(OutboundChange::Upsert(OutboundRecord::Joined {
-                room_id: room.to_owned(),
-            }));
+            let record = OutboundRecord::Joined { room_id: room.to_owned() };
+            self.outputs.push_back(OutboundOutput::Persist(OutboundChange::Upsert(record)));
         }
         if let Some(&slot) = self.index.get(room) {
-            self.room_mut(slot).abandon();
             self.step(slot, now);
         }
         self.flush();
@@ -285,9 +272,10 @@ impl OutboundPeeks {
 
     /// The last local user left `room`: it may be peeked again.
     pub fn handle_server_left(&mut self, now: Timestamp, room: &RoomId) {
-        self.clock.advance(now);
+        self.tick(now);
         if self.joined.remove(room) {
-            self.persist(OutboundChange::Remove(OutboundKey::Joined(room.to_owned())));
+            let change = OutboundChange::Remove(OutboundKey::Joined(room.to_owned()));
+            self.outputs.push_back(OutboundOutput::Persist(change));
         }
     }
 
@@ -296,39 +284,88 @@ impl OutboundPeeks {
     /// established and demanded, `Unavailable(Remote(Forbidden))` if a client was still waiting.
     /// Unknown rooms are ignored.
     pub fn handle_access_changed(&mut self, now: Timestamp, room: &RoomId, access: &RoomAccess) {
-        let now = self.clock.advance(now);
+        crate::log::span!("outbound_access_changed", %room);
+        let now = self.tick(now);
         let Some(&slot) = self.index.get(room) else { return };
         let r = self.room_mut(slot);
         r.access = Some(access.clone());
         if access.is_peekable() {
             return;
         }
-        let live = r.is_live() && !r.lost;
-        let demanded = r.demanded;
-        r.abandon();
-        let room_id = r.id.clone();
-        self.step(slot, now);
-        if demanded {
-            // After the step's `Persist` (and its DELETE), like every other notification.
-            self.outputs.push_back(if live {
-                OutboundOutput::Lost { room_id, reason: OutboundLostReason::AccessLost }
+        if r.is_demanded() {
+            if r.phase.lease().is_some() {
+                self.lose(slot, OutboundLostReason::AccessLost);
+                self.room_mut(slot).demand = Demand::Gone;
             } else {
-                OutboundOutput::Unavailable {
-                    room_id,
-                    error: OutboundPeekError::Remote(OutboundFailure::Forbidden),
+                let error = OutboundPeekError::Remote(OutboundFailure::Forbidden);
+                self.give_up(slot, error);
+            }
+        }
+        self.room_mut(slot).demand = Demand::Gone;
+        self.step(slot, now);
+        self.flush();
+    }
+
+    /// An event of `room` arrived through its peek (from the resident's `/send`). Cheap: O(1),
+    /// plus one timer move the first time a room becomes active. The machine learns the
+    /// room's rhythm and probes the resident early when an active room falls silent; a room
+    /// that is not tracked is ignored.
+    pub fn handle_room_event(&mut self, now: Timestamp, room: &RoomId) {
+        let now = self.tick(now);
+        let Some(&slot) = self.index.get(room) else { return };
+        let r = self.room_mut(slot);
+        r.activity.record(now);
+        let lease = match &r.phase {
+            Phase::Live { lease, failing: None, .. } if r.is_demanded() => *lease,
+            Phase::Live { .. } | Phase::Renewing { .. } => {
+                r.last_good = r.last_good.max(now);
+                return;
+            }
+            Phase::Idle | Phase::Opening { .. } => return,
+        };
+        r.last_good = r.last_good.max(now);
+        if let Some(probe) = self.silence_deadline(slot, &lease)
+            && self.timers.deadline(&slot).is_none_or(|at| probe < at)
+        {
+            self.timers.schedule(slot, probe);
+        }
+    }
+
+    /// The host knows `server` is unreachable (from its other federation traffic). Every room
+    /// that lists it backs it off, and every demanded room peeked through it moves to another
+    /// ready candidate at once (its old peek retired). O(rooms).
+    pub fn handle_server_unreachable(&mut self, now: Timestamp, server: &ServerName) {
+        crate::log::span!("outbound_server_unreachable", %server);
+        let now = self.tick(now);
+        let slots: Vec<u32> = self.index.values().copied().collect();
+        for slot in slots {
+            if self.room(slot).candidates.iter().all(|c| c.server != server) {
+                continue;
+            }
+            self.penalise(slot, server, now, &OutboundFailure::Unreachable);
+            let r = self.room(slot);
+            let on_it = r.phase.peek().is_some_and(|p| p.server == server);
+            let elsewhere = r.candidates.iter().any(|c| c.server != server && c.retry_at <= now);
+            if on_it && r.is_demanded() && elsewhere {
+                self.stats.failovers += 1;
+                crate::log::warning!(room = %self.room(slot).id, %server, "resident unreachable: failing over");
+                let r = self.room(slot);
+                if r.phase.lease().is_some() {
+                    self.lose(slot, OutboundLostReason::Unreachable);
                 }
-            });
+                self.retire_current(slot, now);
+            }
+            self.step(slot, now);
         }
         self.flush();
     }
 
     /// The resident sent `expired_peeks` naming (`room`, `peek_id`) from `server` (R54). If it
     /// is the current peek, it is dead: re-opened with a fresh id when demanded (`Lost` then
-    /// `Established`), forgotten otherwise. Any other id (an old one) is ignored, and so is an
-    /// entry naming a peek whose opening `PUT` is in flight (its answer decides). With
-    /// [`OutboundRenewStyle::RePut`] the entry may predate a re-`PUT` that re-created the id (or one in
-    /// flight may re-create it), so the peek is `DELETE`d (404 = gone) once any re-`PUT` in
-    /// flight is answered, before a fresh one is opened.
+    /// `Established`), forgotten otherwise. An entry naming a peek whose opening `PUT` is in
+    /// flight is ignored (its answer decides), and so is any other id. With
+    /// [`OutboundRenewStyle::RePut`] the entry may predate a re-`PUT` that re-created the id
+    /// (or one in flight may re-create it), so the peek is retired and `DELETE`d (404 = gone).
     pub fn handle_remote_expired(
         &mut self,
         now: Timestamp,
@@ -336,9 +373,10 @@ impl OutboundPeeks {
         room: &RoomId,
         peek_id: &str,
     ) {
-        let now = self.clock.advance(now);
+        crate::log::span!("outbound_remote_expired", %server, %room, peek_id);
+        let now = self.tick(now);
         let Some(&slot) = self.index.get(room) else { return };
-        if self.on_remote_expired(slot, server, peek_id) {
+        if self.on_remote_expired(slot, server, peek_id, now) {
             self.step(slot, now);
         }
         self.flush();
@@ -346,17 +384,19 @@ impl OutboundPeeks {
 
     /// The outcome of request `id`. Unknown, stale and duplicate ids are ignored.
     pub fn handle_response(&mut self, now: Timestamp, id: RequestId, outcome: OutboundOutcome) {
-        let now = self.clock.advance(now);
+        crate::log::span!("outbound_response", id = id.0, ?outcome);
+        let now = self.tick(now);
         let Some(slot) = self.requests.remove(&id) else { return };
         self.on_response(slot, id, outcome, now);
         self.step(slot, now);
         self.flush();
     }
 
-    /// Fires every due deadline: renewals, backoff ends, linger ends, lapses. A no-op when
-    /// nothing is due.
+    /// Fires every due deadline: renewals and probes, backoff ends, failovers, linger ends,
+    /// lapses, `DELETE` retries. A no-op when nothing is due.
     pub fn handle_timeout(&mut self, now: Timestamp) {
-        let now = self.clock.advance(now);
+        crate::log::span!("outbound_timeout", now = now.as_millis());
+        let now = self.tick(now);
         while let Some((slot, _)) = self.timers.pop_due(now) {
             self.step(slot, now);
         }
@@ -366,55 +406,16 @@ impl OutboundPeeks {
     /// The next consequence, in order. Changes after every `handle_*` and `restore`.
     #[must_use]
     pub fn poll_output(&mut self) -> Option<OutboundOutput> {
-        self.outputs.pop_front()
+        let output = self.outputs.pop_front();
+        crate::log::output!("outbound", output);
+        output
     }
 
-    /// The earliest deadline, when `handle_timeout` must be called. Rooms with a request in
-    /// flight have none (they wait for the answer). Changes after every `handle_*`.
+    /// The earliest deadline, when `handle_timeout` must be called: a renewal or probe, the end
+    /// of a backoff or of the pacer's wait, a failover, a linger's end, a lapse, or a `DELETE`
+    /// retry. Rooms waiting only on answers have none. Changes after every `handle_*`.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
         self.timers.next()
-    }
-
-    /// The server and access of `room`'s peek while it is `Established` or `Renewing`: only the
-    /// server that granted the current peek (never another candidate, B-9).
-    pub fn established(&self, room: &RoomId) -> Option<(&ServerName, &RoomAccess)> {
-        let r = self.room(*self.index.get(room)?);
-        match self.state_of(r) {
-            OutboundState::Established | OutboundState::Renewing => {
-                Some((&r.peek.as_ref()?.server, r.access.as_ref()?))
-            }
-            _ => None,
-        }
-    }
-
-    /// The state of `room`'s outbound peek, `None` when it has none.
-    pub fn state(&self, room: &RoomId) -> Option<OutboundState> {
-        Some(self.state_of(self.room(*self.index.get(room)?)))
-    }
-
-    /// Requests sent and not yet answered (answers to forgotten requests are ignored).
-    pub fn in_flight(&self) -> usize {
-        self.requests.len()
-    }
-
-    /// Rooms tracked, in any state.
-    pub fn len(&self) -> usize {
-        self.index.len()
-    }
-
-    /// Whether no room is tracked.
-    pub fn is_empty(&self) -> bool {
-        self.index.is_empty()
-    }
-
-    /// Whether a local user is joined to `room` (as far as this machine was told).
-    pub fn is_joined(&self, room: &RoomId) -> bool {
-        self.joined.contains(room)
-    }
-
-    /// The configuration.
-    pub fn config(&self) -> &OutboundConfig {
-        &self.config
     }
 
     fn room(&self, slot: u32) -> &Room {
@@ -428,23 +429,50 @@ impl OutboundPeeks {
         self.rooms.get_mut(slot).expect("slot in use")
     }
 
-    fn insert_room(&mut self, room: Room) -> u32 {
+    fn insert_room(&mut self, mut room: Room) -> u32 {
+        if let Some(pacer) = self.paced.remove(&room.id) {
+            room.pacer = pacer;
+        }
         let id = room.id.clone();
         let slot = self.rooms.insert(room);
         self.index.insert(id, slot);
         slot
     }
 
-    /// Queues `Unavailable` after this handler's `Persist`s (the room's removal is stored first).
-    fn unavailable(&mut self, room_id: OwnedRoomId, error: OutboundPeekError) {
-        self.deferred.push(OutboundOutput::Unavailable { room_id, error });
-    }
-
+    /// Queues the host notifications decided during a handler, after its `Persist`s.
     fn flush(&mut self) {
+        for output in &self.deferred {
+            match output {
+                OutboundOutput::Established { .. } => self.stats.established += 1,
+                OutboundOutput::Lost { .. } => self.stats.lost += 1,
+                OutboundOutput::Unavailable { .. } => self.stats.unavailable += 1,
+                _ => {}
+            }
+        }
         self.outputs.extend(self.deferred.drain(..));
     }
 
-    fn persist(&mut self, change: OutboundChange) {
-        self.outputs.push_back(OutboundOutput::Persist(change));
+    /// What the machine did (counters) and holds (gauges). O(rooms) for the state gauges;
+    /// cheap enough for every metrics scrape. Changes after every `handle_*`.
+    pub fn stats(&self) -> OutboundStats {
+        let mut stats = self.stats;
+        let mut rooms = OutboundStateCounts::default();
+        let mut retired = 0;
+        for (_, r) in self.rooms.iter() {
+            retired += r.retired.len() as u64;
+            let counter = match self.state_of(r) {
+                OutboundState::Connecting => &mut rooms.connecting,
+                OutboundState::Established => &mut rooms.established,
+                OutboundState::Renewing => &mut rooms.renewing,
+                OutboundState::Backoff => &mut rooms.backoff,
+                OutboundState::Lingering => &mut rooms.lingering,
+                OutboundState::Deleting => &mut rooms.deleting,
+            };
+            *counter += 1;
+        }
+        stats.rooms = rooms;
+        stats.retired_peeks = retired;
+        stats.in_flight = self.requests.len() as u64;
+        stats
     }
 }

@@ -5,6 +5,7 @@ use ruma_common::{OwnedRoomId, OwnedServerName};
 
 use super::{OutboundChange, OutboundPeekError, OutboundRequest};
 use crate::access::RoomAccess;
+use crate::time::Timestamp;
 
 /// A consequence for the host, from `OutboundPeeks::poll_output`.
 #[derive(Debug, Clone, PartialEq)]
@@ -24,6 +25,11 @@ pub enum OutboundOutput {
         server: OwnedServerName,
         /// What the host learnt about the room from the `PUT` response.
         access: RoomAccess,
+        /// `Some` when this re-establishes the room after a gap (a failover, a lapse, a re-peek
+        /// after `expired_peeks`): events after this time may be missing. Fetch them between
+        /// the last event received before it and the new response's latest event, with
+        /// `/get_missing_events` or backfill (R52). `None` for a first establishment.
+        missed_since: Option<Timestamp>,
     },
     /// No peek could be provided; pending client peeks on the room fail with `error` and the
     /// room's local peeks end (reason `RemoteUnavailable`). The room's demand is forgotten:

@@ -30,6 +30,16 @@ pub enum OutboundRecord {
         /// The room.
         room_id: OwnedRoomId,
     },
+    /// A peek that is no longer the room's current one and is owed a `DELETE` (R55), sent in
+    /// the background (key [`OutboundKey::Retired`]). Restored as a `DELETE` to send at once.
+    Retired {
+        /// The room.
+        room_id: OwnedRoomId,
+        /// The resident holding (or maybe holding) it.
+        server: OwnedServerName,
+        /// Its peek id there.
+        peek_id: String,
+    },
 }
 
 /// A remote peek, as persisted (R59: room, target, peek id, deadlines, interval).
@@ -66,7 +76,8 @@ pub enum OutboundPeekPhase {
         /// When the peek is considered lapsed if not renewed.
         expires_at: Timestamp,
     },
-    /// A `DELETE` is owed (R55); restored deletes are re-sent at once.
+    /// A `DELETE` is owed (R55); restored deletes are re-sent at once. Written by earlier
+    /// versions only: a peek being deleted is now an [`OutboundRecord::Retired`].
     Deleting,
 }
 
@@ -80,6 +91,15 @@ pub enum OutboundKey {
     Room(OwnedRoomId),
     /// The joined marker of a room.
     Joined(OwnedRoomId),
+    /// A retired peek of a room.
+    Retired {
+        /// The room.
+        room_id: OwnedRoomId,
+        /// The resident.
+        server: OwnedServerName,
+        /// The peek id.
+        peek_id: String,
+    },
 }
 
 impl OutboundRecord {
@@ -89,6 +109,11 @@ impl OutboundRecord {
             OutboundRecord::Counters { .. } => OutboundKey::Counters,
             OutboundRecord::Peek(p) => OutboundKey::Room(p.room_id.clone()),
             OutboundRecord::Joined { room_id } => OutboundKey::Joined(room_id.clone()),
+            OutboundRecord::Retired { room_id, server, peek_id } => OutboundKey::Retired {
+                room_id: room_id.clone(),
+                server: server.clone(),
+                peek_id: peek_id.clone(),
+            },
         }
     }
 }

@@ -54,8 +54,9 @@ pub enum OutboundOutcome {
     },
     /// The renewal succeeded (R41, R53).
     Renewed {
-        /// The interval the resident granted, unclamped.
-        renewal_interval: Duration,
+        /// The interval the resident granted, unclamped; `None` when the answer omitted it
+        /// (some peers answer a renewal with `{}`): the last known interval is kept.
+        renewal_interval: Option<Duration>,
     },
     /// The `DELETE` succeeded.
     Deleted,

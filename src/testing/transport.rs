@@ -119,7 +119,7 @@ impl ScriptedTransport {
                 access: RoomAccess::new(RoomVersionId::V10, true, false),
             },
             TransportKind::Renew => {
-                OutboundOutcome::Renewed { renewal_interval: Duration::from_secs(3600) }
+                OutboundOutcome::Renewed { renewal_interval: Some(Duration::from_secs(3600)) }
             }
             TransportKind::Unpeek => OutboundOutcome::Deleted,
         })

@@ -1,5 +1,5 @@
 //! The peek response shapes peers actually send, and one lenient reader for all of them
-//! (DESIGN §9, msc.md §4.2, peers.md §6, Q8).
+//! (docs/architecture.md §9.3, docs/requirements.md#q8).
 //!
 //! | shape | fields |
 //! |---|---|
@@ -10,16 +10,19 @@
 //! Dendrite advertises `renewal_interval: 3600000000` (1000 h, a unit bug); it parses, and the
 //! outbound machine clamps it. PDUs stay raw; validate them like a `send_join` response (R49).
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
-use ruma_common::{OwnedEventId, RoomVersionId};
-use serde::{Deserialize, Serialize};
+use ruma_common::RoomVersionId;
+use ruma_common::exports::http;
+use serde::ser::{Error as _, SerializeMap};
+use serde::{Deserialize, Serialize, Serializer};
 use serde_json::value::RawValue;
 
-use super::federation::PeekResponse;
+use super::federation::peek;
 use super::json::{from_object, interval_ms};
-use super::{MAX_PEEK_RESPONSE_BYTES, WireError};
+use super::raw::{CheckedPdus, PduPart};
+use super::{EventIdList, MAX_PEEK_RESPONSE_BYTES, PduList, StateIdMap, WireError};
+use crate::OutboundFailure;
 
 /// The September-2020 draft's peek response, as Dendrite sends it (`latest_event`) and as palpo
 /// sends it (`messages` instead of `latest_event`). Missing lists read as empty.
@@ -30,16 +33,16 @@ pub struct LegacyPeekResponse {
     pub room_version: Option<RoomVersionId>,
     /// The current state's PDUs.
     #[serde(default)]
-    pub state: Vec<Box<RawValue>>,
+    pub state: PduList,
     /// The auth chain of `state`.
     #[serde(default)]
-    pub auth_chain: Vec<Box<RawValue>>,
+    pub auth_chain: PduList,
     /// Dendrite: the latest event (the state is the state after it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latest_event: Option<Box<RawValue>>,
     /// palpo: recent timeline events, in place of `latest_event`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub messages: Option<Vec<Box<RawValue>>>,
+    pub messages: Option<PduList>,
     /// Milliseconds on the wire; any `u64` is accepted (the machine clamps, R53).
     #[serde(with = "interval_ms")]
     pub renewal_interval: Duration,
@@ -51,6 +54,20 @@ impl LegacyPeekResponse {
         from_object(body, MAX_PEEK_RESPONSE_BYTES)
     }
 }
+
+impl PartialEq for LegacyPeekResponse {
+    fn eq(&self, other: &Self) -> bool {
+        self.room_version == other.room_version
+            && self.state == other.state
+            && self.auth_chain == other.auth_chain
+            && self.latest_event.as_ref().map(|r| r.get())
+                == other.latest_event.as_ref().map(|r| r.get())
+            && self.messages == other.messages
+            && self.renewal_interval == other.renewal_interval
+    }
+}
+
+impl Eq for LegacyPeekResponse {}
 
 /// Which shape an [`AnyPeekResponse`] was read from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -64,13 +81,13 @@ pub enum PeekResponseFormat {
 }
 
 /// The forward extremities of a peek response.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Extremities {
-    /// MSC shape: the keys of `latest_event_state_ids` (their PDUs are in the `state` list).
-    Ids(Vec<OwnedEventId>),
+    /// MSC shape: the keys of `latest_event_state_ids` (their PDUs are in `events`).
+    Ids(EventIdList),
     /// Older shapes: the PDUs themselves (Dendrite's single `latest_event`, palpo's
     /// `messages`).
-    Events(Vec<Box<RawValue>>),
+    Events(PduList),
 }
 
 /// The MSC shape's state ids (R35, R50): the state after extremity X is
@@ -78,9 +95,9 @@ pub enum Extremities {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StateIds {
     /// Extremity → state ids after it, minus the common ones.
-    pub latest_event_state_ids: BTreeMap<OwnedEventId, Vec<OwnedEventId>>,
+    pub latest_event_state_ids: StateIdMap,
     /// State ids common to every extremity.
-    pub common_state_ids: Vec<OwnedEventId>,
+    pub common_state_ids: EventIdList,
 }
 
 /// A peek response in any of the three shapes, normalised to one view (Q8).
@@ -88,8 +105,11 @@ pub struct StateIds {
 /// Detection: any of `latest_event_state_ids`, `common_state_ids`, `events` → MSC (legacy keys
 /// are then ignored); otherwise `state` or `auth_chain` → Dendrite, or palpo when `messages` is
 /// present. A body with none of these is [`WireError::BadJson`]; `renewal_interval` is
-/// required in every shape.
-#[derive(Debug, Clone)]
+/// required in every shape. Every list is capped and kept compact (see [`PduList`]).
+///
+/// It serialises back to the shape it was read from (the fields that shape has), so a
+/// serialised response parses to an equal value.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AnyPeekResponse {
     /// The shape it was read from.
     pub format: PeekResponseFormat,
@@ -98,9 +118,9 @@ pub struct AnyPeekResponse {
     pub room_version: Option<RoomVersionId>,
     /// Older shapes: `state`. MSC shape: all of `events`, which mixes state, auth chain and
     /// extremities; the host tells them apart by event id while validating (R49).
-    pub state: Vec<Box<RawValue>>,
+    pub state: PduList,
     /// Older shapes: `auth_chain`. MSC shape: empty (the chain is inside `events`).
-    pub auth_chain: Vec<Box<RawValue>>,
+    pub auth_chain: PduList,
     /// The forward extremities.
     pub extremities: Extremities,
     /// MSC shape only: which ids form the state after each extremity.
@@ -109,24 +129,26 @@ pub struct AnyPeekResponse {
     pub renewal_interval: Duration,
 }
 
+/// Every key of every shape. The lists are read in place; palpo's `messages` and Dendrite's
+/// `latest_event` are borrowed so that the extremity list is copied out of the body once.
 #[derive(Deserialize)]
-struct Probe {
+struct Probe<'a> {
     #[serde(default)]
-    latest_event_state_ids: Option<BTreeMap<OwnedEventId, Vec<OwnedEventId>>>,
+    latest_event_state_ids: Option<StateIdMap>,
     #[serde(default)]
-    common_state_ids: Option<Vec<OwnedEventId>>,
+    common_state_ids: Option<EventIdList>,
     #[serde(default)]
-    events: Option<Vec<Box<RawValue>>>,
+    events: Option<PduList>,
     #[serde(default)]
     room_version: Option<RoomVersionId>,
     #[serde(default)]
-    state: Option<Vec<Box<RawValue>>>,
+    state: Option<PduList>,
     #[serde(default)]
-    auth_chain: Option<Vec<Box<RawValue>>>,
-    #[serde(default)]
-    latest_event: Option<Box<RawValue>>,
-    #[serde(default)]
-    messages: Option<Vec<Box<RawValue>>>,
+    auth_chain: Option<PduList>,
+    #[serde(default, borrow)]
+    latest_event: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    messages: Option<CheckedPdus<'a>>,
     #[serde(default, with = "interval_ms::option")]
     renewal_interval: Option<Duration>,
 }
@@ -134,7 +156,7 @@ struct Probe {
 impl AnyPeekResponse {
     /// Parses a peek response of any shape (at most [`MAX_PEEK_RESPONSE_BYTES`]).
     pub fn from_slice(body: &[u8]) -> Result<Self, WireError> {
-        let p: Probe = from_object(body, MAX_PEEK_RESPONSE_BYTES)?;
+        let p: Probe<'_> = from_object(body, MAX_PEEK_RESPONSE_BYTES)?;
         let renewal_interval = p
             .renewal_interval
             .ok_or_else(|| WireError::BadJson("missing field `renewal_interval`".into()))?;
@@ -145,8 +167,8 @@ impl AnyPeekResponse {
                 format: PeekResponseFormat::Msc,
                 room_version: p.room_version,
                 state: p.events.unwrap_or_default(),
-                auth_chain: Vec::new(),
-                extremities: Extremities::Ids(latest.keys().cloned().collect()),
+                auth_chain: PduList::new(),
+                extremities: Extremities::Ids(EventIdList::from_ids(latest.keys())),
                 state_ids: Some(StateIds {
                     latest_event_state_ids: latest,
                     common_state_ids: p.common_state_ids.unwrap_or_default(),
@@ -166,8 +188,12 @@ impl AnyPeekResponse {
         } else {
             PeekResponseFormat::Dendrite
         };
-        let extremities: Vec<Box<RawValue>> =
-            p.latest_event.into_iter().chain(p.messages.unwrap_or_default()).collect();
+        let extremities = match (p.latest_event, &p.messages) {
+            (None, Some(messages)) => PduList::from_checked(messages),
+            (latest, messages) => PduList::concat(
+                latest.map(PduPart::One).into_iter().chain(messages.as_ref().map(|m| m.part())),
+            ),
+        };
         Ok(AnyPeekResponse {
             format,
             room_version: p.room_version,
@@ -179,13 +205,29 @@ impl AnyPeekResponse {
         })
     }
 
+    /// Reads a peer's answer to a peek `PUT`: a 2xx body of any shape, or the classified
+    /// failure ([`OutboundFailure::from_response`] for an error status, `InvalidResponse` for a
+    /// 2xx body that does not parse). What a transport turns into an `OutboundOutcome`.
+    pub fn from_http_response<B: AsRef<[u8]>>(
+        response: &http::Response<B>,
+    ) -> Result<Self, OutboundFailure> {
+        let body = response.body().as_ref();
+        if !response.status().is_success() {
+            return Err(OutboundFailure::from_http_response(response));
+        }
+        AnyPeekResponse::from_slice(body).map_err(|_| OutboundFailure::InvalidResponse)
+    }
+
     /// Every PDU the response carried: `state`, `auth_chain`, then extremity PDUs.
     pub fn pdus(&self) -> impl Iterator<Item = &RawValue> {
-        let ext: &[Box<RawValue>] = match &self.extremities {
-            Extremities::Events(e) => e,
-            Extremities::Ids(_) => &[],
+        let ext = match &self.extremities {
+            Extremities::Events(e) => Some(e),
+            Extremities::Ids(_) => None,
         };
-        self.state.iter().chain(&self.auth_chain).chain(ext).map(|b| &**b)
+        self.state
+            .iter()
+            .chain(self.auth_chain.iter())
+            .chain(ext.into_iter().flat_map(|e| e.iter()))
     }
 
     /// The room version from the first `m.room.create` state event (`state_key` `""`) among
@@ -194,10 +236,11 @@ impl AnyPeekResponse {
     /// validated the event (R49).
     pub fn room_version_from_create(&self) -> Option<RoomVersionId> {
         #[derive(Deserialize)]
-        struct CreateProbe {
-            #[serde(rename = "type")]
-            kind: Option<String>,
-            state_key: Option<String>,
+        struct CreateProbe<'a> {
+            #[serde(rename = "type", borrow)]
+            kind: Option<std::borrow::Cow<'a, str>>,
+            #[serde(borrow)]
+            state_key: Option<std::borrow::Cow<'a, str>>,
             content: Option<CreateContent>,
         }
         #[derive(Deserialize)]
@@ -205,7 +248,7 @@ impl AnyPeekResponse {
             room_version: Option<String>,
         }
         for pdu in self.pdus() {
-            let Ok(probe) = serde_json::from_str::<CreateProbe>(pdu.get()) else { continue };
+            let Ok(probe) = serde_json::from_str::<CreateProbe<'_>>(pdu.get()) else { continue };
             if probe.kind.as_deref() != Some("m.room.create")
                 || probe.state_key.as_deref() != Some("")
             {
@@ -223,14 +266,62 @@ impl AnyPeekResponse {
     }
 }
 
-impl From<PeekResponse> for AnyPeekResponse {
-    fn from(r: PeekResponse) -> Self {
+impl Serialize for AnyPeekResponse {
+    /// The shape of [`format`](Self::format) with the fields it has: MSC writes `state_ids` and
+    /// `state` (as `events`); Dendrite `state`, `auth_chain` and its one extremity PDU as
+    /// `latest_event` (more than one is an error); palpo the extremity PDUs as `messages`.
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        struct Ms(Duration);
+        impl Serialize for Ms {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                interval_ms::serialize(&self.0, s)
+            }
+        }
+        let events = match &self.extremities {
+            Extremities::Events(e) => Some(e),
+            Extremities::Ids(_) => None,
+        };
+        let mut map = s.serialize_map(None)?;
+        if let Some(v) = &self.room_version {
+            map.serialize_entry("room_version", v)?;
+        }
+        match self.format {
+            PeekResponseFormat::Msc => {
+                let ids = self.state_ids.clone().unwrap_or_default();
+                map.serialize_entry("latest_event_state_ids", &ids.latest_event_state_ids)?;
+                map.serialize_entry("common_state_ids", &ids.common_state_ids)?;
+                map.serialize_entry("events", &self.state)?;
+            }
+            PeekResponseFormat::Dendrite => {
+                map.serialize_entry("state", &self.state)?;
+                map.serialize_entry("auth_chain", &self.auth_chain)?;
+                let mut pdus = events.into_iter().flat_map(|e| e.iter());
+                if let Some(latest) = pdus.next() {
+                    if pdus.next().is_some() {
+                        return Err(S::Error::custom("Dendrite's shape has one latest_event"));
+                    }
+                    map.serialize_entry("latest_event", latest)?;
+                }
+            }
+            PeekResponseFormat::Palpo => {
+                map.serialize_entry("state", &self.state)?;
+                map.serialize_entry("auth_chain", &self.auth_chain)?;
+                map.serialize_entry("messages", &events.cloned().unwrap_or_default())?;
+            }
+        }
+        map.serialize_entry("renewal_interval", &Ms(self.renewal_interval))?;
+        map.end()
+    }
+}
+
+impl From<peek::Response> for AnyPeekResponse {
+    fn from(r: peek::Response) -> Self {
         AnyPeekResponse {
             format: PeekResponseFormat::Msc,
             room_version: None,
             state: r.events,
-            auth_chain: Vec::new(),
-            extremities: Extremities::Ids(r.latest_event_state_ids.keys().cloned().collect()),
+            auth_chain: PduList::new(),
+            extremities: Extremities::Ids(EventIdList::from_ids(r.latest_event_state_ids.keys())),
             state_ids: Some(StateIds {
                 latest_event_state_ids: r.latest_event_state_ids,
                 common_state_ids: r.common_state_ids,
@@ -247,14 +338,22 @@ impl From<LegacyPeekResponse> for AnyPeekResponse {
         } else {
             PeekResponseFormat::Dendrite
         };
+        let extremities = match (&r.latest_event, r.messages) {
+            (None, Some(messages)) => messages,
+            (latest, messages) => PduList::concat(
+                latest
+                    .as_deref()
+                    .map(PduPart::One)
+                    .into_iter()
+                    .chain(messages.as_ref().map(PduList::part)),
+            ),
+        };
         AnyPeekResponse {
             format,
             room_version: r.room_version,
             state: r.state,
             auth_chain: r.auth_chain,
-            extremities: Extremities::Events(
-                r.latest_event.into_iter().chain(r.messages.unwrap_or_default()).collect(),
-            ),
+            extremities: Extremities::Events(extremities),
             state_ids: None,
             renewal_interval: r.renewal_interval,
         }
@@ -285,6 +384,11 @@ mod tests {
             AnyPeekResponse::from_slice(br#"{"state":[]}"#),
             Err(WireError::BadJson(_))
         ));
+        let both =
+            br#"{"state":[],"latest_event":{"a":1},"messages":[{"b":2}],"renewal_interval":1}"#;
+        let r = AnyPeekResponse::from_slice(both).unwrap();
+        let ext: Vec<&str> = r.pdus().map(RawValue::get).collect();
+        assert_eq!(ext, [r#"{"a":1}"#, r#"{"b":2}"#]);
     }
 
     #[test]

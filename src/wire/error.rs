@@ -1,314 +1,223 @@
-//! One table from every machine error to `(HTTP status, errcode, message)`, the Matrix error
-//! body it serialises to, and the reverse: [`OutboundFailure::from_response`] classifies a remote's
-//! error reply.
+//! One table from every machine error to ruma's Matrix error
+//! ([`ruma_common::api::error::Error`]: HTTP status plus `ErrorKind` and message), and the
+//! reverse: [`OutboundFailure::from_response`] classifies a remote's error reply.
 //!
-//! | error | status | errcode | requirement |
-//! |---|---|---|---|
-//! | `LocalPeekError::AlreadyJoined` | 400 | `M_BAD_STATE` | R6 |
-//! | `LocalPeekError::NotPeekable` | 403 | `M_FORBIDDEN` | R7 |
-//! | `LocalPeekError::Encrypted` | 403 | `M_FORBIDDEN` | R8 |
-//! | `LocalPeekError::NotPeeking` | 400 | `M_BAD_STATE` | R13 |
-//! | `LocalPeekError::LimitExceeded` | 429 | `M_LIMIT_EXCEEDED` + `retry_after_ms` | R3 |
-//! | `InboundPeekError::InvalidPeekId` | 400 | `M_UNRECOGNIZED` | R29 |
-//! | `InboundPeekError::UnknownRoom` | 404 | `M_NOT_FOUND` | R31 |
-//! | `InboundPeekError::NotPeekable` | 403 | `M_FORBIDDEN` | R32 |
-//! | `InboundPeekError::IncompatibleRoomVersion` | 400 | `M_INCOMPATIBLE_ROOM_VERSION` + `room_version` | R33 |
-//! | `InboundPeekError::LimitExceeded` | 429 | `M_LIMIT_EXCEEDED` + `retry_after_ms` | R34 |
-//! | `InboundPeekError::UnknownPeek` | 404 | `M_NOT_FOUND` | R41, R42 |
-//! | `OutboundFailure::Forbidden` | 403 | `M_FORBIDDEN` | R27 (passed through) |
-//! | `OutboundFailure::NotFound` | 404 | `M_NOT_FOUND` | R27 |
-//! | `OutboundFailure::IncompatibleRoomVersion` | 400 | `M_INCOMPATIBLE_ROOM_VERSION` | R27 |
-//! | `OutboundFailure::RateLimited` | 429 | `M_LIMIT_EXCEEDED` (+ `retry_after_ms` when known) | R27 |
-//! | `OutboundFailure::Unreachable` | 502 | `M_UNKNOWN` | R27: a gateway failure, not "no such room" |
-//! | `OutboundFailure::InvalidResponse` | 502 | `M_UNKNOWN` | R27, R49 |
-//! | `OutboundFailure::Other(s)` | `s` if 400–599, else 502 | `M_UNKNOWN` | R27 |
-//! | `OutboundPeekError::NoCandidates` | 404 | `M_NOT_FOUND` | R27, R46 |
-//! | `OutboundPeekError::LimitExceeded` | 429 | `M_LIMIT_EXCEEDED` (no hint) | caps |
-//! | `OutboundPeekError::Remote(f)` | as `f` | as `f` | R27 |
-//! | `PeekError::Local(e)` / `Remote(e)` | as `e` | as `e` | |
-//! | [`WireError`] | 400 / 413 / 404 | `M_NOT_JSON`, `M_BAD_JSON`, `M_INVALID_PARAM`, `M_TOO_LARGE`, `M_UNRECOGNIZED` | R12, R29 |
+//! The table is in [`super`]'s docs (section "Errors").
+//!
+//! `OutboundFailure::IncompatibleRoomVersion` does not carry the room's version, which ruma's
+//! `ErrorKind::IncompatibleRoomVersion` requires: its error is ruma's `ErrorBody::Json` with
+//! the errcode and message alone (`error_kind()` is `None`; [`ErrorReply::errcode`] still
+//! reads it).
 //!
 //! Hosts answer an unknown room or alias on the client `/peek` (R4) with
-//! [`MatrixError::not_found`] themselves: no machine sees that case.
+//! [`ErrorReply::not_found`] themselves: no machine sees that case.
+//!
+//! What is hand-written here and why: the conversions (ruma cannot know this crate's errors);
+//! [`ErrorReply`], because ruma writes `Retry-After` as whole seconds rounded *down* (1.5 s
+//! becomes 1, and 0.4 s becomes 0, "retry now"), while R3 and R34 want them rounded up and at
+//! least 1, and because hosts and the simulator that are not on `http` want the status as a
+//! number and the body as bytes; and the classification of a peer's reply, which reads the
+//! body with ruma's `StandardErrorBody` but keeps a lenient reading for bodies ruma rejects.
 
-use std::fmt;
 use std::time::Duration;
 
 use ruma_common::RoomVersionId;
-use serde::ser::SerializeMap;
-use serde::{Deserialize, Serialize, Serializer};
+use ruma_common::api::OutgoingResponseExt;
+use ruma_common::api::error::{
+    DeserializationError, Error, ErrorBody, ErrorCode, ErrorKind, FromHttpRequestError,
+    IncompatibleRoomVersionErrorData, LimitExceededErrorData, RetryAfter, StandardErrorBody,
+};
+use ruma_common::exports::http::{self, HeaderValue, StatusCode};
+use serde::Deserialize;
 
 use super::WireError;
-use super::json::interval_ms;
-use crate::PeekError;
+use super::json::{classify, from_object, interval_ms, retype};
 use crate::inbound::InboundPeekError;
 use crate::local::LocalPeekError;
 use crate::outbound::{OutboundFailure, OutboundPeekError};
+use crate::{DriverError, PeekError};
 
 /// Largest error body [`OutboundFailure::from_response`] looks into; a longer one is classified by
 /// its status alone.
 pub const MAX_ERROR_BODY_BYTES: usize = super::MAX_REQUEST_BODY_BYTES;
 
-/// The Matrix error codes this crate emits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum ErrorCode {
-    /// `M_FORBIDDEN`
-    Forbidden,
-    /// `M_NOT_FOUND`
-    NotFound,
-    /// `M_BAD_STATE`
-    BadState,
-    /// `M_UNRECOGNIZED`
-    Unrecognized,
-    /// `M_LIMIT_EXCEEDED`
-    LimitExceeded,
-    /// `M_INCOMPATIBLE_ROOM_VERSION`
-    IncompatibleRoomVersion,
-    /// `M_NOT_JSON`
-    NotJson,
-    /// `M_BAD_JSON`
-    BadJson,
-    /// `M_INVALID_PARAM`
-    InvalidParam,
-    /// `M_TOO_LARGE`
-    TooLarge,
-    /// `M_UNKNOWN`
-    Unknown,
+/// The largest `retry_after_ms` a Matrix error body can carry: JSON integers are at most
+/// 2^53 − 1 (ruma refuses to write more). Longer hints are sent as this.
+const MAX_RETRY_AFTER_MS: u64 = (1 << 53) - 1;
+
+fn matrix_error(status: u16, kind: ErrorKind, message: impl Into<String>) -> Error {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    Error::new(status, ErrorBody::Standard(StandardErrorBody::new(kind, message.into())))
 }
 
-impl ErrorCode {
-    /// The errcode string.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            ErrorCode::Forbidden => "M_FORBIDDEN",
-            ErrorCode::NotFound => "M_NOT_FOUND",
-            ErrorCode::BadState => "M_BAD_STATE",
-            ErrorCode::Unrecognized => "M_UNRECOGNIZED",
-            ErrorCode::LimitExceeded => "M_LIMIT_EXCEEDED",
-            ErrorCode::IncompatibleRoomVersion => "M_INCOMPATIBLE_ROOM_VERSION",
-            ErrorCode::NotJson => "M_NOT_JSON",
-            ErrorCode::BadJson => "M_BAD_JSON",
-            ErrorCode::InvalidParam => "M_INVALID_PARAM",
-            ErrorCode::TooLarge => "M_TOO_LARGE",
-            ErrorCode::Unknown => "M_UNKNOWN",
-        }
-    }
+fn limit_exceeded(retry_after: Option<Duration>) -> ErrorKind {
+    let mut data = LimitExceededErrorData::new();
+    data.retry_after = retry_after
+        .map(|d| d.min(Duration::from_millis(MAX_RETRY_AFTER_MS)))
+        .map(RetryAfter::Delay);
+    ErrorKind::LimitExceeded(data)
 }
 
-impl fmt::Display for ErrorCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
+fn incompatible(room_version: &RoomVersionId) -> ErrorKind {
+    ErrorKind::IncompatibleRoomVersion(IncompatibleRoomVersionErrorData::new(room_version.clone()))
 }
 
-impl Serialize for ErrorCode {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
-    }
-}
-
-/// An HTTP error reply: the status plus the Matrix error body.
-///
-/// Serialises (the body only) as `{"errcode", "error"}`, plus `retry_after_ms` when
-/// `retry_after` is set (429) and `room_version` when set (`M_INCOMPATIBLE_ROOM_VERSION`, R33).
-/// Send [`MatrixError::retry_after_header`] as `Retry-After` too (R3, R34).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MatrixError {
-    /// The HTTP status.
-    pub status: u16,
-    /// The errcode.
-    pub errcode: ErrorCode,
-    /// A human-readable message.
-    pub error: String,
-    /// For 429: how long to wait (`retry_after_ms`, `Retry-After`).
-    pub retry_after: Option<Duration>,
-    /// For `M_INCOMPATIBLE_ROOM_VERSION`: the room's version.
-    pub room_version: Option<RoomVersionId>,
-}
-
-impl MatrixError {
-    /// An error without extras.
-    pub fn new(status: u16, errcode: ErrorCode, error: impl Into<String>) -> Self {
-        MatrixError { status, errcode, error: error.into(), retry_after: None, room_version: None }
-    }
-
-    /// 404 `M_NOT_FOUND`, e.g. for an unknown room or alias on the client `/peek` (R4).
-    pub fn not_found(error: impl Into<String>) -> Self {
-        Self::new(404, ErrorCode::NotFound, error)
-    }
-
-    /// 429 `M_LIMIT_EXCEEDED` with an optional hint (R3, R34).
-    pub fn limit_exceeded(retry_after: Option<Duration>) -> Self {
-        MatrixError { retry_after, ..Self::new(429, ErrorCode::LimitExceeded, "too many requests") }
-    }
-
-    /// The `Retry-After` header value: whole seconds, rounded up, or `None` without a hint.
-    pub fn retry_after_header(&self) -> Option<u64> {
-        let d = self.retry_after?;
-        let secs = d.as_secs();
-        Some(if d.subsec_nanos() > 0 { secs.saturating_add(1) } else { secs })
-    }
-
-    /// The JSON body.
-    pub fn to_body(&self) -> Vec<u8> {
-        // Cannot fail: a map of strings and integers.
-        serde_json::to_vec(self).expect("a Matrix error body always serialises")
-    }
-}
-
-impl fmt::Display for MatrixError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}: {}", self.status, self.errcode, self.error)
-    }
-}
-
-impl std::error::Error for MatrixError {}
-
-impl Serialize for MatrixError {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let extras =
-            usize::from(self.retry_after.is_some()) + usize::from(self.room_version.is_some());
-        let mut map = s.serialize_map(Some(2 + extras))?;
-        map.serialize_entry("errcode", &self.errcode)?;
-        map.serialize_entry("error", &self.error)?;
-        if let Some(d) = self.retry_after {
-            map.serialize_entry(
-                "retry_after_ms",
-                &u64::try_from(d.as_millis()).unwrap_or(u64::MAX),
-            )?;
-        }
-        if let Some(v) = &self.room_version {
-            map.serialize_entry("room_version", v)?;
-        }
-        map.end()
-    }
-}
-
-/// Maps an error to its HTTP reply (the table in this module's docs).
-pub trait ToMatrixError {
-    /// The status, errcode, message and extras for this error.
-    fn to_matrix_error(&self) -> MatrixError;
-}
-
-impl ToMatrixError for LocalPeekError {
-    fn to_matrix_error(&self) -> MatrixError {
-        let msg = self.to_string();
-        match self {
-            LocalPeekError::AlreadyJoined => MatrixError::new(400, ErrorCode::BadState, msg),
-            LocalPeekError::NotPeekable => MatrixError::new(403, ErrorCode::Forbidden, msg),
+impl From<&LocalPeekError> for Error {
+    fn from(e: &LocalPeekError) -> Self {
+        let msg = e.to_string();
+        match e {
+            LocalPeekError::AlreadyJoined => matrix_error(400, ErrorKind::BadState, msg),
+            LocalPeekError::NotPeekable => matrix_error(403, ErrorKind::Forbidden, msg),
             LocalPeekError::Encrypted => {
-                MatrixError::new(403, ErrorCode::Forbidden, "cannot peek into an encrypted room")
+                matrix_error(403, ErrorKind::Forbidden, "cannot peek into an encrypted room")
             }
-            LocalPeekError::NotPeeking => MatrixError::new(400, ErrorCode::BadState, msg),
-            LocalPeekError::LimitExceeded { retry_after } => MatrixError {
-                error: "too many peeks".into(),
-                ..MatrixError::limit_exceeded(Some(*retry_after))
-            },
+            LocalPeekError::NotPeeking => matrix_error(400, ErrorKind::BadState, msg),
+            LocalPeekError::LimitExceeded { retry_after } => {
+                matrix_error(429, limit_exceeded(Some(*retry_after)), "too many peeks")
+            }
         }
     }
 }
 
-impl ToMatrixError for InboundPeekError {
-    fn to_matrix_error(&self) -> MatrixError {
-        let msg = self.to_string();
-        match self {
-            InboundPeekError::InvalidPeekId => MatrixError::new(400, ErrorCode::Unrecognized, msg),
-            InboundPeekError::UnknownRoom => MatrixError::new(404, ErrorCode::NotFound, msg),
-            InboundPeekError::NotPeekable => MatrixError::new(403, ErrorCode::Forbidden, msg),
-            InboundPeekError::IncompatibleRoomVersion { room_version } => MatrixError {
-                room_version: Some(room_version.clone()),
-                ..MatrixError::new(400, ErrorCode::IncompatibleRoomVersion, msg)
-            },
-            InboundPeekError::LimitExceeded { retry_after } => MatrixError {
-                error: "too many peeks".into(),
-                ..MatrixError::limit_exceeded(Some(*retry_after))
-            },
-            InboundPeekError::UnknownPeek => MatrixError::new(404, ErrorCode::NotFound, msg),
+impl From<&InboundPeekError> for Error {
+    fn from(e: &InboundPeekError) -> Self {
+        let msg = e.to_string();
+        match e {
+            InboundPeekError::InvalidPeekId => matrix_error(400, ErrorKind::Unrecognized, msg),
+            InboundPeekError::UnknownRoom => matrix_error(404, ErrorKind::NotFound, msg),
+            InboundPeekError::NotPeekable => matrix_error(403, ErrorKind::Forbidden, msg),
+            InboundPeekError::IncompatibleRoomVersion { room_version } => {
+                matrix_error(400, incompatible(room_version), msg)
+            }
+            InboundPeekError::LimitExceeded { retry_after } => {
+                matrix_error(429, limit_exceeded(Some(*retry_after)), "too many peeks")
+            }
+            InboundPeekError::UnknownPeek => matrix_error(404, ErrorKind::NotFound, msg),
         }
     }
 }
 
-impl ToMatrixError for OutboundFailure {
-    fn to_matrix_error(&self) -> MatrixError {
-        let msg = format!("remote peek failed: {self}");
-        match self {
-            OutboundFailure::Forbidden => MatrixError::new(403, ErrorCode::Forbidden, msg),
-            OutboundFailure::NotFound => MatrixError::new(404, ErrorCode::NotFound, msg),
-            OutboundFailure::IncompatibleRoomVersion => {
-                MatrixError::new(400, ErrorCode::IncompatibleRoomVersion, msg)
-            }
+impl From<&OutboundFailure> for Error {
+    fn from(f: &OutboundFailure) -> Self {
+        let msg = format!("remote peek failed: {f}");
+        match f {
+            OutboundFailure::Forbidden => matrix_error(403, ErrorKind::Forbidden, msg),
+            OutboundFailure::NotFound => matrix_error(404, ErrorKind::NotFound, msg),
+            OutboundFailure::IncompatibleRoomVersion => incompatible_without_version(msg),
             OutboundFailure::RateLimited { retry_after } => {
-                MatrixError { error: msg, ..MatrixError::limit_exceeded(*retry_after) }
+                matrix_error(429, limit_exceeded(*retry_after), msg)
             }
-            OutboundFailure::Unreachable => MatrixError::new(502, ErrorCode::Unknown, msg),
-            OutboundFailure::InvalidResponse => MatrixError::new(502, ErrorCode::Unknown, msg),
+            OutboundFailure::Unreachable => matrix_error(502, ErrorKind::Unknown, msg),
+            OutboundFailure::InvalidResponse => matrix_error(502, ErrorKind::Unknown, msg),
             OutboundFailure::Other(status) => {
                 let status = if (400..=599).contains(status) { *status } else { 502 };
-                MatrixError::new(status, ErrorCode::Unknown, msg)
+                matrix_error(status, ErrorKind::Unknown, msg)
             }
         }
     }
 }
 
-impl ToMatrixError for OutboundPeekError {
-    fn to_matrix_error(&self) -> MatrixError {
-        match self {
-            OutboundPeekError::NoCandidates => {
-                MatrixError::not_found("no server known to peek into the room through")
-            }
-            OutboundPeekError::LimitExceeded => MatrixError {
-                error: "too many rooms are being peeked over federation".into(),
-                ..MatrixError::limit_exceeded(None)
-            },
-            OutboundPeekError::Remote(failure) => failure.to_matrix_error(),
+/// 400 `M_INCOMPATIBLE_ROOM_VERSION` without `room_version`: the remote's refusal passed
+/// through (R27), when the version it named was not kept. ruma's `ErrorKind` for it requires
+/// the version, so the body is ruma's free-form `ErrorBody::Json`.
+fn incompatible_without_version(msg: String) -> Error {
+    let body = serde_json::json!({ "errcode": "M_INCOMPATIBLE_ROOM_VERSION", "error": msg });
+    ErrorBody::Json(body).into_error(StatusCode::BAD_REQUEST)
+}
+
+impl From<&OutboundPeekError> for Error {
+    fn from(e: &OutboundPeekError) -> Self {
+        match e {
+            OutboundPeekError::NoCandidates => matrix_error(
+                404,
+                ErrorKind::NotFound,
+                "no server known to peek into the room through",
+            ),
+            OutboundPeekError::LimitExceeded => matrix_error(
+                429,
+                limit_exceeded(None),
+                "too many rooms are being peeked over federation",
+            ),
+            OutboundPeekError::Remote(failure) => failure.into(),
         }
     }
 }
 
-impl ToMatrixError for PeekError {
-    fn to_matrix_error(&self) -> MatrixError {
-        match self {
-            PeekError::Local(e) => e.to_matrix_error(),
-            PeekError::Remote(e) => e.to_matrix_error(),
+impl From<&PeekError> for Error {
+    fn from(e: &PeekError) -> Self {
+        match e {
+            PeekError::Local(e) => e.into(),
+            PeekError::Remote(e) => e.into(),
         }
     }
 }
 
-impl ToMatrixError for WireError {
-    fn to_matrix_error(&self) -> MatrixError {
-        let msg = self.to_string();
-        match self {
-            WireError::TooLarge { .. } => MatrixError::new(413, ErrorCode::TooLarge, msg),
-            WireError::NotJson(_) => MatrixError::new(400, ErrorCode::NotJson, msg),
-            WireError::NotObject | WireError::BadJson(_) => {
-                MatrixError::new(400, ErrorCode::BadJson, msg)
+impl From<&WireError> for Error {
+    fn from(e: &WireError) -> Self {
+        let msg = e.to_string();
+        match e {
+            WireError::TooLarge { .. } => matrix_error(413, ErrorKind::TooLarge, msg),
+            WireError::NotJson(_) => matrix_error(400, ErrorKind::NotJson, msg),
+            WireError::NotObject | WireError::BadJson(_) | WireError::EventIdTooLong { .. } => {
+                matrix_error(400, ErrorKind::BadJson, msg)
             }
             WireError::TooMany { .. } | WireError::InvalidParam { .. } => {
-                MatrixError::new(400, ErrorCode::InvalidParam, msg)
+                matrix_error(400, ErrorKind::InvalidParam, msg)
             }
-            WireError::InvalidPeekId => MatrixError::new(400, ErrorCode::Unrecognized, msg),
-            WireError::UnknownPath(_) => MatrixError::new(404, ErrorCode::Unrecognized, msg),
+            WireError::InvalidPeekId => matrix_error(400, ErrorKind::Unrecognized, msg),
+            WireError::UnknownPath(_) => matrix_error(404, ErrorKind::Unrecognized, msg),
         }
     }
 }
 
-macro_rules! from_via_table {
+impl<E: std::error::Error + 'static> From<&DriverError<E>> for Error {
+    fn from(e: &DriverError<E>) -> Self {
+        // `DriverError` is `#[non_exhaustive]` and its owners may add variants: an unmapped one
+        // is an internal error until it is given a row here.
+        #[allow(unreachable_patterns)]
+        match e {
+            DriverError::Peek(e) => e.into(),
+            DriverError::Inbound(e) => e.into(),
+            // The store's own message stays in the host's logs, not in the client's reply.
+            DriverError::Store(_) => {
+                matrix_error(500, ErrorKind::Unknown, "the server's storage failed; retry")
+            }
+            DriverError::Interrupted => matrix_error(503, ErrorKind::Unknown, "interrupted; retry"),
+            // The residents did not answer within `client_peek_timeout`: a gateway timeout,
+            // and the client may try again.
+            DriverError::TimedOut => matrix_error(
+                504,
+                ErrorKind::Unknown,
+                "timed out waiting for the room's servers; retry",
+            ),
+            // Shutting down: the server is unavailable, another instance may answer.
+            DriverError::Closed => matrix_error(503, ErrorKind::Unknown, "shutting down"),
+            _ => matrix_error(500, ErrorKind::Unknown, "internal error"),
+        }
+    }
+}
+
+macro_rules! by_value {
     ($($t:ty),*) => {$(
-        impl From<&$t> for MatrixError {
-            fn from(e: &$t) -> Self {
-                e.to_matrix_error()
+        impl From<$t> for Error {
+            fn from(e: $t) -> Self {
+                Error::from(&e)
             }
         }
-        impl From<$t> for MatrixError {
+        impl From<&$t> for ErrorReply {
+            fn from(e: &$t) -> Self {
+                ErrorReply::from(Error::from(e))
+            }
+        }
+        impl From<$t> for ErrorReply {
             fn from(e: $t) -> Self {
-                e.to_matrix_error()
+                ErrorReply::from(Error::from(&e))
             }
         }
     )*};
 }
 
-from_via_table!(
+by_value!(
     LocalPeekError,
     InboundPeekError,
     OutboundFailure,
@@ -317,9 +226,174 @@ from_via_table!(
     WireError
 );
 
-/// The fields of a remote error body this crate reads; everything else is skipped.
+impl<E: std::error::Error + 'static> From<DriverError<E>> for Error {
+    fn from(e: DriverError<E>) -> Self {
+        Error::from(&e)
+    }
+}
+
+impl<E: std::error::Error + 'static> From<DriverError<E>> for ErrorReply {
+    fn from(e: DriverError<E>) -> Self {
+        ErrorReply::from(Error::from(&e))
+    }
+}
+
+/// An error reply: ruma's [`Error`] with its status and errcode at hand, the body as bytes and
+/// the `Retry-After` header as R3 and R34 want it (whole seconds, rounded up, at least 1).
+///
+/// Send [`into_http_response`](Self::into_http_response), or `status`, [`to_body`](Self::to_body)
+/// and [`retry_after_header`](Self::retry_after_header) when not on `http`. `status` and
+/// `errcode` are copies of `error`'s (for matching on `(reply.status, reply.errcode)`).
+#[derive(Debug, Clone)]
+pub struct ErrorReply {
+    /// The HTTP status.
+    pub status: u16,
+    /// The errcode (ruma's [`ErrorCode`]).
+    pub errcode: ErrorCode,
+    /// The Matrix error, for a host that answers with ruma.
+    pub error: Error,
+}
+
+impl ErrorReply {
+    /// A reply with `status`, `kind` and a message.
+    pub fn new(status: u16, kind: ErrorKind, message: impl Into<String>) -> Self {
+        ErrorReply::from(matrix_error(status, kind, message))
+    }
+
+    /// 404 `M_NOT_FOUND`, e.g. for an unknown room or alias on the client `/peek` (R4).
+    pub fn not_found(message: impl Into<String>) -> Self {
+        ErrorReply::new(404, ErrorKind::NotFound, message)
+    }
+
+    /// The `Retry-After` header value for a 429 with a delay: whole seconds, rounded up, at
+    /// least 1 (R3, R34); `None` without a hint.
+    pub fn retry_after_header(&self) -> Option<u64> {
+        match self.error.error_kind()? {
+            ErrorKind::LimitExceeded(LimitExceededErrorData {
+                retry_after: Some(RetryAfter::Delay(d)),
+                ..
+            }) => {
+                let secs = d.as_secs().saturating_add(u64::from(d.subsec_nanos() > 0));
+                Some(secs.max(1))
+            }
+            _ => None,
+        }
+    }
+
+    /// The JSON body: `errcode` and `error`, plus `retry_after_ms` (429 with a hint) or
+    /// `room_version` (`M_INCOMPATIBLE_ROOM_VERSION` from `InboundPeekError`, R33).
+    pub fn to_body(&self) -> Vec<u8> {
+        match &self.error.body {
+            ErrorBody::Standard(body) => serde_json::to_vec(body).unwrap_or_default(),
+            ErrorBody::Json(json) => serde_json::to_vec(json).unwrap_or_default(),
+            ErrorBody::NotJson { bytes, .. } => bytes.to_vec(),
+        }
+    }
+
+    /// The whole reply as ruma writes it (`Content-Type: application/json`), with this crate's
+    /// `Retry-After`.
+    pub fn into_http_response(self) -> http::Response<Vec<u8>> {
+        let header = self.retry_after_header();
+        let status = self.error.status_code;
+        let body = self.to_body();
+        let mut response = match self.error.try_into_http_response::<Vec<u8>>() {
+            Ok(response) => response,
+            Err(_) => {
+                // ruma refuses only bodies it cannot write (`ErrorBody::NotJson`): send as is.
+                let mut response = http::Response::new(body);
+                *response.status_mut() = status;
+                response
+            }
+        };
+        if let Some(secs) = header {
+            response.headers_mut().insert(http::header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+}
+
+impl From<Error> for ErrorReply {
+    fn from(error: Error) -> Self {
+        let errcode = match &error.body {
+            ErrorBody::Standard(body) => body.kind.errcode(),
+            ErrorBody::Json(json) => json
+                .get("errcode")
+                .and_then(|c| c.as_str())
+                .map_or(ErrorCode::Unknown, ErrorCode::from),
+            ErrorBody::NotJson { .. } => ErrorCode::Unknown,
+        };
+        ErrorReply { status: error.status_code.as_u16(), errcode, error }
+    }
+}
+
+impl From<ErrorReply> for Error {
+    fn from(reply: ErrorReply) -> Self {
+        reply.error
+    }
+}
+
+impl std::fmt::Display for ErrorReply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+impl std::error::Error for ErrorReply {}
+
+/// Maps an error to its reply by reference (the table in this module's docs). Implemented for
+/// every type that converts into ruma's [`Error`] by reference: the machine errors,
+/// [`DriverError`] and [`WireError`].
+pub trait ToMatrixError {
+    /// The status, errcode, message and extras for this error.
+    fn to_matrix_error(&self) -> ErrorReply;
+}
+
+impl<T: ?Sized> ToMatrixError for T
+where
+    for<'a> &'a T: Into<Error>,
+{
+    fn to_matrix_error(&self) -> ErrorReply {
+        ErrorReply::from(self.into())
+    }
+}
+
+impl From<DeserializationError> for WireError {
+    /// ruma's parse failure of a request as the error table's input: a JSON body's syntax error
+    /// is `NotJson`, its shape `BadJson` (or the cap or id error it carries), a path or query
+    /// argument `InvalidParam` (ruma parses both with one deserialiser).
+    fn from(e: DeserializationError) -> Self {
+        match e {
+            DeserializationError::Json(e) => classify(&e),
+            DeserializationError::Query(e) => match retype(e.to_string()) {
+                WireError::BadJson(reason) => {
+                    WireError::InvalidParam { name: "path or query", reason }
+                }
+                typed => typed,
+            },
+            DeserializationError::Ident(e) => {
+                WireError::InvalidParam { name: "path or query", reason: e.to_string() }
+            }
+            other => WireError::BadJson(other.to_string()),
+        }
+    }
+}
+
+impl From<FromHttpRequestError> for WireError {
+    /// As for [`DeserializationError`]; a method mismatch is an unknown path (the router
+    /// should not have sent it here).
+    fn from(e: FromHttpRequestError) -> Self {
+        match e {
+            FromHttpRequestError::Deserialization(e) => e.into(),
+            other => WireError::UnknownPath(other.to_string()),
+        }
+    }
+}
+
+/// The fields of a remote error body that ruma's parser rejects but this crate still reads:
+/// a body without `error`, an errcode whose data is missing (`M_INCOMPATIBLE_ROOM_VERSION`
+/// without `room_version`), a `retry_after_ms` beyond 2^53 − 1, or one without an errcode.
 #[derive(Deserialize)]
-struct RemoteErrorBody {
+struct LenientErrorBody {
     #[serde(default)]
     errcode: Option<String>,
     #[serde(default, with = "interval_ms::option")]
@@ -329,7 +403,8 @@ struct RemoteErrorBody {
 impl OutboundFailure {
     /// Classifies a remote's non-2xx reply to a peek, renew or delete in one call (R60).
     ///
-    /// `retry_after` is the raw `Retry-After` header, if any; `body` the raw body.
+    /// `retry_after` is the raw `Retry-After` header, if any; `body` the raw body, read with
+    /// ruma's `StandardErrorBody` (and leniently when ruma rejects it).
     ///
     /// | reply | failure |
     /// |---|---|
@@ -346,27 +421,78 @@ impl OutboundFailure {
     /// A body that is not JSON, not an object, or over [`MAX_ERROR_BODY_BYTES`] is ignored and
     /// the status decides alone.
     pub fn from_response(status: u16, retry_after: Option<&str>, body: &[u8]) -> OutboundFailure {
-        let parsed: Option<RemoteErrorBody> = if body.len() <= MAX_ERROR_BODY_BYTES {
-            super::json::from_object(body, MAX_ERROR_BODY_BYTES).ok()
-        } else {
-            None
+        let (errcode, retry_after_ms) = read_error_body(body);
+        let retry_after = retry_after_ms.or_else(|| retry_after.and_then(parse_retry_after));
+        classify_reply(status, errcode.as_ref(), retry_after)
+    }
+
+    /// [`from_response`](Self::from_response) on an `http::Response`.
+    pub fn from_http_response<B: AsRef<[u8]>>(response: &http::Response<B>) -> OutboundFailure {
+        let header = response.headers().get(http::header::RETRY_AFTER);
+        let header = header.and_then(|v| v.to_str().ok());
+        OutboundFailure::from_response(response.status().as_u16(), header, response.body().as_ref())
+    }
+}
+
+impl From<&Error> for OutboundFailure {
+    /// Classifies ruma's error for a request that failed with it (what ruma's
+    /// `IncomingResponse` returns as `FromHttpResponseError::Server`), as
+    /// [`OutboundFailure::from_response`] does. ruma prefers `Retry-After` to
+    /// `retry_after_ms`; an HTTP-date is no hint. A body ruma could not read as a standard
+    /// error (`ErrorBody::Json`, e.g. without `error`) is read leniently, without the header,
+    /// which ruma does not keep then.
+    fn from(e: &Error) -> Self {
+        let (errcode, retry_after) = match &e.body {
+            ErrorBody::Standard(body) => (Some(body.kind.errcode()), delay_of(&body.kind)),
+            ErrorBody::Json(json) => serde_json::from_value::<LenientErrorBody>(json.clone())
+                .map_or((None, None), |b| {
+                    (b.errcode.map(|c| ErrorCode::from(c.as_str())), b.retry_after_ms)
+                }),
+            ErrorBody::NotJson { .. } => (None, None),
         };
-        let (errcode, retry_after_ms) =
-            parsed.map_or((None, None), |b| (b.errcode, b.retry_after_ms));
-        match status {
-            429 => OutboundFailure::RateLimited {
-                retry_after: retry_after_ms.or_else(|| retry_after.and_then(parse_retry_after)),
-            },
-            403 => OutboundFailure::Forbidden,
-            404 if errcode.as_deref() == Some("M_UNRECOGNIZED") => OutboundFailure::Other(404),
-            404 => OutboundFailure::NotFound,
-            400 if errcode.as_deref() == Some("M_INCOMPATIBLE_ROOM_VERSION") => {
-                OutboundFailure::IncompatibleRoomVersion
-            }
-            200..=299 => OutboundFailure::InvalidResponse,
-            100..=599 => OutboundFailure::Other(status),
-            _ => OutboundFailure::InvalidResponse,
+        classify_reply(e.status_code.as_u16(), errcode.as_ref(), retry_after)
+    }
+}
+
+fn delay_of(kind: &ErrorKind) -> Option<Duration> {
+    match kind {
+        ErrorKind::LimitExceeded(LimitExceededErrorData {
+            retry_after: Some(RetryAfter::Delay(d)),
+            ..
+        }) => Some(*d),
+        _ => None,
+    }
+}
+
+fn read_error_body(body: &[u8]) -> (Option<ErrorCode>, Option<Duration>) {
+    if body.len() > MAX_ERROR_BODY_BYTES {
+        return (None, None);
+    }
+    if let Ok(standard) = from_object::<StandardErrorBody>(body, MAX_ERROR_BODY_BYTES) {
+        return (Some(standard.kind.errcode()), delay_of(&standard.kind));
+    }
+    match from_object::<LenientErrorBody>(body, MAX_ERROR_BODY_BYTES) {
+        Ok(b) => (b.errcode.map(|c| ErrorCode::from(c.as_str())), b.retry_after_ms),
+        Err(_) => (None, None),
+    }
+}
+
+fn classify_reply(
+    status: u16,
+    errcode: Option<&ErrorCode>,
+    retry_after: Option<Duration>,
+) -> OutboundFailure {
+    match status {
+        429 => OutboundFailure::RateLimited { retry_after },
+        403 => OutboundFailure::Forbidden,
+        404 if errcode == Some(&ErrorCode::Unrecognized) => OutboundFailure::Other(404),
+        404 => OutboundFailure::NotFound,
+        400 if errcode == Some(&ErrorCode::IncompatibleRoomVersion) => {
+            OutboundFailure::IncompatibleRoomVersion
         }
+        200..=299 => OutboundFailure::InvalidResponse,
+        100..=599 => OutboundFailure::Other(status),
+        _ => OutboundFailure::InvalidResponse,
     }
 }
 
@@ -409,5 +535,16 @@ mod tests {
         assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
         assert_eq!(parse_retry_after("99999999999999999999"), Some(Duration::from_secs(u64::MAX)));
         assert_eq!(parse_retry_after("-1"), None);
+    }
+
+    #[test]
+    fn huge_hints_are_sent_as_the_largest_json_integer() {
+        let f = OutboundFailure::RateLimited { retry_after: Some(Duration::from_secs(u64::MAX)) };
+        let reply = f.to_matrix_error();
+        let v: serde_json::Value = serde_json::from_slice(&reply.to_body()).unwrap();
+        assert_eq!(v["retry_after_ms"], MAX_RETRY_AFTER_MS);
+        let response = reply.into_http_response();
+        assert_eq!(response.status(), 429);
+        assert_eq!(response.headers()[http::header::RETRY_AFTER], "9007199254741");
     }
 }

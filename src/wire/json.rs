@@ -1,12 +1,56 @@
-//! Private JSON helpers: bounded parsing into objects, capped sequences, millisecond intervals.
+//! Private JSON helpers: bounded parsing into objects, the markers that carry a cap or an
+//! over-long id out of `serde_json` as a typed [`WireError`], millisecond intervals.
 
 use std::fmt;
 use std::time::Duration;
 
-use serde::de::{DeserializeOwned, IgnoredAny, Visitor};
-use serde::{Deserializer, Serializer};
+use std::marker::PhantomData;
 
-use super::WireError;
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{Deserialize, IgnoredAny, MapAccess, Visitor};
+use serde::{Deserializer, Serialize, Serializer};
+
+use super::{MAX_EVENT_ID_BYTES, MAX_REQUEST_BODY_BYTES, WireError};
+
+/// A request body that must be a JSON object and whose fields are ignored: the client
+/// `/unpeek` (R12) and the federation `PUT` and `renew` bodies (R36, where future filters may
+/// go). Anything else (an array, `null`, a string) is 400 `M_BAD_JSON`; it serialises as `{}`.
+/// Through ruma's `IncomingRequest` an empty body reads as `{}` (ruma's rule);
+/// [`from_slice`](Self::from_slice) wants JSON.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize)]
+pub struct ObjectBody {}
+
+impl ObjectBody {
+    /// Checks a request body (at most [`MAX_REQUEST_BODY_BYTES`]) is a JSON object.
+    pub fn from_slice(body: &[u8]) -> Result<Self, WireError> {
+        from_object(body, MAX_REQUEST_BODY_BYTES)
+    }
+}
+
+impl<'de> Deserialize<'de> for ObjectBody {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        object_only::<D, IgnoredAny>(d, "a JSON object").map(|_| ObjectBody {})
+    }
+}
+
+/// Deserialises `T` from a JSON object only. A derived struct would also take an array (its
+/// fields in order), which the MSCs' bodies must not be (R12, R36).
+pub(crate) fn object_only<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+    expecting: &'static str,
+) -> Result<T, D::Error> {
+    struct ObjectVisitor<T>(PhantomData<T>, &'static str);
+    impl<'de, T: Deserialize<'de>> Visitor<'de> for ObjectVisitor<T> {
+        type Value = T;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(self.1)
+        }
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+            T::deserialize(MapAccessDeserializer::new(map))
+        }
+    }
+    d.deserialize_map(ObjectVisitor(PhantomData, expecting))
+}
 
 /// Longest error detail kept from `serde_json` (its messages can quote the input).
 const MAX_DETAIL_CHARS: usize = 200;
@@ -21,7 +65,10 @@ pub(crate) fn check_size(body: &[u8], limit: usize) -> Result<(), WireError> {
 
 /// Parses `body` (at most `limit` bytes) as `T`, which must come from a JSON **object**:
 /// serde would otherwise accept a struct written as an array.
-pub(crate) fn from_object<T: DeserializeOwned>(body: &[u8], limit: usize) -> Result<T, WireError> {
+pub(crate) fn from_object<'a, T: Deserialize<'a>>(
+    body: &'a [u8],
+    limit: usize,
+) -> Result<T, WireError> {
     check_size(body, limit)?;
     let first = body.iter().find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'));
     if first != Some(&b'{') {
@@ -34,16 +81,16 @@ pub(crate) fn from_object<T: DeserializeOwned>(body: &[u8], limit: usize) -> Res
     serde_json::from_slice(body).map_err(|e| classify(&e))
 }
 
-/// Maps a `serde_json` error to [`WireError::NotJson`] (syntax) or [`WireError::BadJson`]
-/// (shape).
+/// Maps a `serde_json` error to [`WireError::NotJson`] (syntax), a typed cap or id error (the
+/// markers below), or [`WireError::BadJson`] (shape).
 pub(crate) fn classify(e: &serde_json::Error) -> WireError {
     match e.classify() {
-        serde_json::error::Category::Data => WireError::BadJson(detail(e)),
+        serde_json::error::Category::Data => retype(detail(e)),
         _ => WireError::NotJson(detail(e)),
     }
 }
 
-fn detail(e: &serde_json::Error) -> String {
+fn detail(e: &impl fmt::Display) -> String {
     let s = e.to_string();
     if s.chars().count() <= MAX_DETAIL_CHARS {
         return s;
@@ -53,15 +100,46 @@ fn detail(e: &serde_json::Error) -> String {
     out
 }
 
-/// Prefix of the custom error a capped sequence visitor raises.
+// serde errors are strings: a capped visitor says which cap it hit in a marked message, and
+// `retype` turns the message back into the typed error.
+
+/// Prefix of the error a capped visitor raises: `too many elements: {what}:{limit}`.
 pub(crate) const TOO_MANY: &str = "too many elements: ";
 
-/// Turns a capped-sequence overflow back into [`WireError::TooMany`].
-pub(crate) fn retype_too_many(err: WireError, what: &'static str, limit: usize) -> WireError {
-    match &err {
-        WireError::BadJson(msg) if msg.starts_with(TOO_MANY) => WireError::TooMany { what, limit },
-        _ => err,
+/// The error an event id over [`MAX_EVENT_ID_BYTES`] raises.
+pub(crate) const ID_TOO_LONG: &str = "event id too long";
+
+/// What a cap counts; `TooMany::what` is one of these.
+const COUNTED: [&str; 6] =
+    ["servers", "ver", "expired_peeks", "PDUs", "state event ids", "extremities"];
+
+/// The error of a collection over its cap (`what` is one of [`COUNTED`]).
+pub(crate) fn too_many<E: serde::de::Error>(what: &'static str, limit: usize) -> E {
+    E::custom(format_args!("{TOO_MANY}{what}:{limit}"))
+}
+
+/// The error of an event id over [`MAX_EVENT_ID_BYTES`].
+pub(crate) fn event_id_too_long<E: serde::de::Error>() -> E {
+    E::custom(format_args!("{ID_TOO_LONG} (over {MAX_EVENT_ID_BYTES} bytes)"))
+}
+
+/// A shape error's message, as [`WireError::TooMany`] or [`WireError::EventIdTooLong`] when it
+/// carries their marker, else [`WireError::BadJson`].
+pub(crate) fn retype(msg: String) -> WireError {
+    if let Some(rest) = msg.strip_prefix(TOO_MANY) {
+        let counted = COUNTED.iter().find_map(|what| {
+            let limit = rest.strip_prefix(what)?.strip_prefix(':')?;
+            let digits = limit.split(|c: char| !c.is_ascii_digit()).next()?;
+            Some(WireError::TooMany { what, limit: digits.parse().ok()? })
+        });
+        if let Some(e) = counted {
+            return e;
+        }
     }
+    if msg.starts_with(ID_TOO_LONG) {
+        return WireError::EventIdTooLong { limit: MAX_EVENT_ID_BYTES };
+    }
+    WireError::BadJson(msg)
 }
 
 /// A non-negative JSON number of milliseconds as a [`Duration`], never overflowing.
@@ -155,5 +233,17 @@ mod tests {
         assert!(matches!(from_object::<Probe>(b"nope", 10), Err(WireError::NotJson(_))));
         assert!(matches!(from_object::<Probe>(b"{}", 10), Err(WireError::BadJson(_))));
         assert!(matches!(from_object::<Probe>(b"{}   ", 3), Err(WireError::TooLarge { .. })));
+    }
+
+    #[test]
+    fn markers_come_back_typed() {
+        let e: serde_json::Error = too_many("PDUs", 7);
+        assert_eq!(
+            retype(format!("{e} at line 1 column 9")),
+            WireError::TooMany { what: "PDUs", limit: 7 }
+        );
+        let e: serde_json::Error = event_id_too_long();
+        assert_eq!(retype(e.to_string()), WireError::EventIdTooLong { limit: MAX_EVENT_ID_BYTES });
+        assert!(matches!(retype(format!("{TOO_MANY}other:1")), WireError::BadJson(_)));
     }
 }

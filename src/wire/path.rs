@@ -1,38 +1,35 @@
-//! Endpoint paths: MSC2753 client paths under `v3`, `r0` and the unstable prefix (R1, R12), and
-//! MSC2444 federation paths under a configurable prefix (R28; the MSC has no unstable prefix,
-//! implementations differ), plus a parser for incoming federation paths.
+//! Paths: which of the endpoints' prefixes to use, the peek id as a path segment, and a parser
+//! for incoming federation paths. ruma builds and percent-encodes every path (through the
+//! endpoints' `metadata!`); what is here is what ruma does not do:
 //!
-//! Builders percent-encode every path segment (everything but `A-Za-z0-9-._~`), so `#alias`,
-//! `!room:server` and odd peek ids are safe.
+//! * [`ClientPrefix`] picks one of the client endpoints' three paths on purpose (ruma picks
+//!   from a server's `/versions`, which says nothing about an unmerged MSC).
+//! * [`FederationPrefix`] moves a federation request under another prefix: MSC2444 defines no
+//!   unstable prefix and implementations differ (R28), while ruma's federation endpoints have
+//!   a single path.
+//! * [`PeekIdSegment`] writes a peek id so that ruma's encoder cannot make a dot segment of it
+//!   (ruma leaves `.` and `%` as they are: the id `..` would be sent as `…/!r:x/../renew`, which
+//!   URL libraries collapse to `…/peek/renew`).
+//! * [`FederationPeekPath::parse`] gives the path arguments to a host whose router does not
+//!   (ruma's `IncomingRequest` takes them from the router, decoded).
 
+use std::borrow::Cow;
+use std::fmt;
+
+use ruma_common::api::path_builder::PathBuilder;
+use ruma_common::api::{MatrixVersion, Metadata, SupportedVersions};
+use ruma_common::exports::http;
 use ruma_common::{OwnedRoomId, RoomId, RoomOrAliasId, RoomVersionId};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::percent::{percent_decode, percent_encode_into};
-use super::query::ver_query;
+use super::client::{peek as client_peek, unpeek as client_unpeek};
+use super::federation::{peek, renew};
 use super::{MAX_PEEK_ID_BYTES, WireError};
 
-/// Client route templates for `POST /peek/{roomIdOrAlias}` (R1), for a router.
-pub const CLIENT_PEEK_ROUTES: [&str; 3] = [
-    "/_matrix/client/v3/peek/{roomIdOrAlias}",
-    "/_matrix/client/r0/peek/{roomIdOrAlias}",
-    "/_matrix/client/unstable/org.matrix.msc2753/peek/{roomIdOrAlias}",
-];
+/// The prefix every federation path of ruma's endpoints starts with.
+const STABLE_FEDERATION: &str = "/_matrix/federation/v1";
 
-/// Client route templates for `POST /rooms/{roomId}/unpeek` (R12), for a router.
-pub const CLIENT_UNPEEK_ROUTES: [&str; 3] = [
-    "/_matrix/client/v3/rooms/{roomId}/unpeek",
-    "/_matrix/client/r0/rooms/{roomId}/unpeek",
-    "/_matrix/client/unstable/org.matrix.msc2753/rooms/{roomId}/unpeek",
-];
-
-/// Federation route templates under the stable prefix (R28, R41, R42): `PUT`/`DELETE` on the
-/// first, `POST` on the second.
-pub const FEDERATION_PEEK_ROUTES: [&str; 2] = [
-    "/_matrix/federation/v1/peek/{roomId}/{peekId}",
-    "/_matrix/federation/v1/peek/{roomId}/{peekId}/renew",
-];
-
-/// The client API version prefix of an MSC2753 path.
+/// The client API version prefix of an MSC2753 path (R1, R12).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ClientPrefix {
     /// `/_matrix/client/v3` (what Dendrite and SyTest use).
@@ -56,26 +53,45 @@ impl ClientPrefix {
         }
     }
 
-    /// `POST {prefix}/peek/{roomIdOrAlias}` (R1), the room id or alias percent-encoded.
-    pub fn peek_path(self, room: &RoomOrAliasId) -> String {
-        let mut out = format!("{}/peek/", self.as_str());
-        percent_encode_into(room.as_str(), &mut out);
-        out
+    /// The versions that make ruma's `try_into_http_request` pick this prefix for the client
+    /// endpoints (`v1.1` → `v3`, `r0.x` → `r0`, none → unstable).
+    pub fn supported_versions(self) -> SupportedVersions {
+        let versions = match self {
+            ClientPrefix::V3 => vec![MatrixVersion::V1_1],
+            ClientPrefix::R0 => vec![MatrixVersion::V1_0],
+            ClientPrefix::Unstable => Vec::new(),
+        };
+        SupportedVersions { versions: versions.into_iter().collect(), features: Default::default() }
     }
 
-    /// `POST {prefix}/rooms/{roomId}/unpeek` (R12), the room id percent-encoded.
+    /// `POST {prefix}/peek/{roomIdOrAlias}` (R1), encoded by ruma.
+    pub fn peek_path(self, room: &RoomOrAliasId) -> String {
+        client_peek::Request::make_endpoint_url(
+            Cow::Owned(self.supported_versions()),
+            "",
+            &[&room],
+            "",
+        )
+        .unwrap_or_default()
+    }
+
+    /// `POST {prefix}/rooms/{roomId}/unpeek` (R12), encoded by ruma.
     pub fn unpeek_path(self, room: &RoomId) -> String {
-        let mut out = format!("{}/rooms/", self.as_str());
-        percent_encode_into(room.as_str(), &mut out);
-        out.push_str("/unpeek");
-        out
+        client_unpeek::Request::make_endpoint_url(
+            Cow::Owned(self.supported_versions()),
+            "",
+            &[&room],
+            "",
+        )
+        .unwrap_or_default()
     }
 }
 
-/// Where the MSC2444 endpoints are mounted (R28; DESIGN §11b).
+/// Where the MSC2444 endpoints are mounted (R28; docs/architecture.md §11b).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub enum FederationPrefix {
-    /// `/_matrix/federation/v1`, as the MSC, Dendrite and palpo use.
+    /// `/_matrix/federation/v1`, as the MSC, Dendrite and palpo use (and the path of the
+    /// crate's ruma endpoints).
     #[default]
     Stable,
     /// `/_matrix/federation/unstable/org.matrix.msc2444` (the conventional unstable form; the
@@ -89,41 +105,143 @@ impl FederationPrefix {
     /// The prefix, without a trailing slash.
     pub fn as_str(&self) -> &str {
         match self {
-            FederationPrefix::Stable => "/_matrix/federation/v1",
+            FederationPrefix::Stable => STABLE_FEDERATION,
             FederationPrefix::Unstable => "/_matrix/federation/unstable/org.matrix.msc2444",
             FederationPrefix::Custom(p) => p.trim_end_matches('/'),
         }
     }
 
-    /// `{prefix}/peek/{roomId}/{peekId}`: the `PUT` (start, R48) and `DELETE` (stop, R55) path.
-    pub fn peek_path(&self, room: &RoomId, peek_id: &str) -> String {
-        let mut out = format!("{}/peek/", self.as_str());
-        percent_encode_into(room.as_str(), &mut out);
-        out.push('/');
-        percent_encode_into(peek_id, &mut out);
-        out
+    /// A path ruma built under the stable prefix, under this one.
+    fn reprefix(&self, path: &str) -> String {
+        match path.strip_prefix(STABLE_FEDERATION) {
+            Some(rest) => format!("{}{rest}", self.as_str()),
+            None => path.to_owned(),
+        }
     }
 
-    /// The `PUT` path with its query: `{prefix}/peek/{roomId}/{peekId}?ver=…&ver=…` (R48).
+    /// The two route templates under this prefix, with ruma's parameter names:
+    /// `{prefix}/peek/{room_id}/{peek_id}` (`PUT`, `DELETE`) and `…/renew` (`POST`).
+    pub fn routes(&self) -> [String; 2] {
+        let put = peek::Request::PATH_BUILDER.all_paths().next().unwrap_or_default();
+        let renew = renew::Request::PATH_BUILDER.all_paths().next().unwrap_or_default();
+        [self.reprefix(put), self.reprefix(renew)]
+    }
+
+    /// `{prefix}/peek/{roomId}/{peekId}`: the `PUT` (start, R48) and `DELETE` (stop, R55) path,
+    /// encoded by ruma (the peek id as a [`PeekIdSegment`]).
+    pub fn peek_path(&self, room: &RoomId, peek_id: &str) -> String {
+        let path =
+            peek::Request::make_endpoint_url((), "", &[&room, &PeekIdSegment::new(peek_id)], "");
+        self.reprefix(&path.unwrap_or_default())
+    }
+
+    /// The `PUT` path with its query, `…?ver=…&ver=…` (R48), as ruma writes it.
     pub fn peek_path_with_ver(
         &self,
         room: &RoomId,
         peek_id: &str,
         ver: &[RoomVersionId],
     ) -> String {
-        let mut out = self.peek_path(room, peek_id);
-        if !ver.is_empty() {
-            out.push('?');
-            out.push_str(&ver_query(ver));
-        }
-        out
+        use ruma_common::api::OutgoingRequestExt;
+        let request = peek::Request::new(room.to_owned(), peek_id, ver.to_vec());
+        let built = request.try_into_http_request::<Vec<u8>>("", (), ());
+        let path = built.ok().and_then(|r| r.uri().path_and_query().map(|p| p.as_str().to_owned()));
+        self.reprefix(&path.unwrap_or_default())
     }
 
     /// `{prefix}/peek/{roomId}/{peekId}/renew`: the `POST` renewal path (R41, R53).
     pub fn renew_path(&self, room: &RoomId, peek_id: &str) -> String {
-        let mut out = self.peek_path(room, peek_id);
-        out.push_str("/renew");
-        out
+        let path =
+            renew::Request::make_endpoint_url((), "", &[&room, &PeekIdSegment::new(peek_id)], "");
+        self.reprefix(&path.unwrap_or_default())
+    }
+
+    /// Moves a request ruma built for one of the federation endpoints (under
+    /// `/_matrix/federation/v1`) under this prefix, keeping the rest of its URI.
+    pub fn apply<B>(&self, request: &mut http::Request<B>) -> Result<(), WireError> {
+        let uri = request.uri();
+        let Some(path_and_query) = uri.path_and_query() else { return Ok(()) };
+        let moved = self.reprefix(path_and_query.as_str());
+        let mut parts = uri.clone().into_parts();
+        parts.path_and_query = Some(moved.parse().map_err(|e: http::uri::InvalidUri| {
+            WireError::InvalidParam { name: "prefix", reason: e.to_string() }
+        })?);
+        *request.uri_mut() = http::Uri::from_parts(parts)
+            .map_err(|e| WireError::InvalidParam { name: "prefix", reason: e.to_string() })?;
+        Ok(())
+    }
+}
+
+/// A peek id in a federation path (the `{peekId}` of the crate's ruma endpoints).
+///
+/// [`as_str`](Self::as_str) is the id. `Display` writes the id **as the path carries it** for
+/// ruma's path builder, which escapes the rest: `%` as `%25` (ruma would send it raw, and the
+/// resident would decode `a%41` as `aA`), and an id made only of dots (`.`, `..`, `...`) as
+/// `%2E` each, so that no URL normaliser removes it as a dot segment (RFC 3986 §5.2.4). Both
+/// `PeekIdPolicy`s accept `.`, the lenient one `..` and `%`. Deserialising takes the decoded
+/// segment (routers decode path arguments) as it is; the inbound machine applies the policy
+/// (R29).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PeekIdSegment(String);
+
+impl PeekIdSegment {
+    /// The segment of `peek_id`.
+    pub fn new(peek_id: impl Into<String>) -> Self {
+        PeekIdSegment(peek_id.into())
+    }
+
+    /// The peek id.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The peek id, owned.
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+impl From<String> for PeekIdSegment {
+    fn from(s: String) -> Self {
+        PeekIdSegment(s)
+    }
+}
+
+impl From<&str> for PeekIdSegment {
+    fn from(s: &str) -> Self {
+        PeekIdSegment(s.to_owned())
+    }
+}
+
+impl From<&String> for PeekIdSegment {
+    fn from(s: &String) -> Self {
+        PeekIdSegment(s.clone())
+    }
+}
+
+impl fmt::Display for PeekIdSegment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let only_dots = !self.0.is_empty() && self.0.bytes().all(|b| b == b'.');
+        for c in self.0.chars() {
+            match c {
+                '%' => f.write_str("%25")?,
+                '.' if only_dots => f.write_str("%2E")?,
+                c => fmt::Write::write_char(f, c)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Serialize for PeekIdSegment {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for PeekIdSegment {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(PeekIdSegment)
     }
 }
 
@@ -140,7 +258,9 @@ pub struct FederationPeekPath {
 }
 
 impl FederationPeekPath {
-    /// Parses a request path (a `?query` is ignored) under `prefix`.
+    /// Parses a request path (a `?query` is ignored) under `prefix`: for a host whose router
+    /// does not extract path arguments. Pass [`path_args`](Self::path_args) to ruma's
+    /// `IncomingRequest::try_from_http_request`.
     ///
     /// Errors: not under `prefix/peek/`, wrong segment count or a trailing segment other than
     /// `renew` → [`WireError::UnknownPath`] (404 `M_UNRECOGNIZED`); a room id that does not
@@ -177,6 +297,18 @@ impl FederationPeekPath {
         }
         Ok(FederationPeekPath { room_id, peek_id, is_renew })
     }
+
+    /// The decoded path arguments, `[room_id, peek_id]`, in the order ruma's endpoints take
+    /// them.
+    pub fn path_args(&self) -> [&str; 2] {
+        [self.room_id.as_str(), &self.peek_id]
+    }
+}
+
+/// Percent-decodes a path segment; an invalid escape is kept literally. `None` if the result
+/// is not UTF-8.
+fn percent_decode(s: &str) -> Option<String> {
+    percent_encoding::percent_decode_str(s).decode_utf8().ok().map(|cow| cow.into_owned())
 }
 
 #[cfg(test)]
@@ -184,13 +316,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn percent_coding_round_trips() {
-        for s in ["!a:b.org", "#alias:b.org", "a/b?c=d&e", "ünï", "%zz", ""] {
-            let mut enc = String::new();
-            percent_encode_into(s, &mut enc);
-            assert!(!enc.contains(['/', '#', '?', '!', ':']));
-            assert_eq!(percent_decode(&enc).as_deref(), Some(s));
-        }
+    fn peek_id_segments_escape_percent_and_dot_segments_only() {
+        let shown = |s: &str| PeekIdSegment::new(s).to_string();
+        assert_eq!(shown("."), "%2E");
+        assert_eq!(shown(".."), "%2E%2E");
+        assert_eq!(shown("..."), "%2E%2E%2E");
+        assert_eq!(shown("a.b"), "a.b");
+        assert_eq!(shown("a%41"), "a%2541");
+        assert_eq!(percent_decode("%2E%2E").as_deref(), Some(".."));
         assert_eq!(percent_decode("%zz%4").as_deref(), Some("%zz%4"));
         assert_eq!(percent_decode("%FF"), None);
     }

@@ -198,7 +198,7 @@ fn batches_written_by_the_crash_writer_load_whole() {
 
 #[test]
 fn a_killed_writer_loses_no_acknowledged_batch_and_leaves_no_half_batch() {
-    // DESIGN §13 "Storage faults": kill -9 the writer three times at arbitrary points; every
+    // docs/architecture.md §13.4: kill -9 the writer three times at arbitrary points; every
     // batch it acknowledged (printed after `save` returned) is there, nothing half-written is.
     let path = fresh_db("crash");
     let exe = std::env::current_exe().expect("the test binary");

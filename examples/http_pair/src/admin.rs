@@ -11,8 +11,9 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
-use matrix_peek::wire::{MAX_REQUEST_BODY_BYTES, MatrixError, WireError};
+use matrix_peek::wire::{ErrorReply, MAX_REQUEST_BODY_BYTES, WireError};
 use matrix_peek::{Clock, RoomAccess};
+use ruma_common::api::error::ErrorKind;
 use ruma_common::{OwnedRoomId, OwnedUserId, RoomId, RoomVersionId};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -89,7 +90,7 @@ pub async fn create_room(State(app): State<Arc<App>>, headers: HeaderMap, body: 
             app.log.push(format!("created room {room_id} {alias:?}"));
             reply(200, &json!({ "room_id": room_id, "alias": alias }))
         }
-        Err(e) => error(MatrixError::new(400, matrix_peek::wire::ErrorCode::InvalidParam, e)),
+        Err(e) => error(ErrorReply::new(400, ErrorKind::InvalidParam, e)),
     }
 }
 
@@ -120,7 +121,7 @@ pub async fn send(
         content,
         now,
     );
-    let Some(event) = event else { return error(MatrixError::not_found("no such room here")) };
+    let Some(event) = event else { return error(ErrorReply::not_found("no such room here")) };
     let relayed = app.relay(&room_id, &event).await;
     reply(200, &json!({ "event_id": event["event_id"], "relayed_to": relayed }))
 }
@@ -151,7 +152,7 @@ pub async fn visibility(
         now,
     );
     let Some((_event, access)) = changed else {
-        return error(MatrixError::not_found("no such room here"));
+        return error(ErrorReply::not_found("no such room here"));
     };
     let access: RoomAccess = access;
     match app.driver.access_changed(&room_id, &access).await {
@@ -173,18 +174,23 @@ pub async fn state(State(app): State<Arc<App>>) -> Response {
             rooms.sort();
             rooms.dedup();
             let mut local = Vec::new();
-            let mut outbound = Vec::new();
+            // Every outbound room with its state and current resident (the machine's listing).
+            let outbound: Vec<Value> = p
+                .outbound()
+                .rooms()
+                .map(|info| {
+                    json!({
+                        "room_id": info.room_id, "state": format!("{:?}", info.state),
+                        "server": info.resident, "peek_id": info.peek_id,
+                        "retired_peeks": info.retired_peeks,
+                    })
+                })
+                .collect();
             for room in &rooms {
                 for (user, device) in p.peekers(room) {
                     let expires = p.local().lease(user, device, room).map(|t| t.as_millis());
                     local.push(json!({
                         "user_id": user, "device_id": device, "room_id": room, "expires_at": expires,
-                    }));
-                }
-                if let Some(state) = p.outbound().state(room) {
-                    let server = p.outbound().established(room).map(|(s, _)| s.to_owned());
-                    outbound.push(json!({
-                        "room_id": room, "state": format!("{state:?}"), "server": server,
                     }));
                 }
             }

@@ -52,6 +52,21 @@ impl Api {
         Ok((status, serde_json::from_slice(&bytes).unwrap_or(Value::Null)))
     }
 
+    /// `GET /metrics`: the status, the content type and the Prometheus text.
+    pub async fn metrics(&self) -> Result<(u16, String, String), String> {
+        let url = format!("http://{}/metrics", self.addr);
+        let response = self.client.get(url).send().await.map_err(|e| e.to_string())?;
+        let status = response.status().as_u16();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let text = response.text().await.map_err(|e| e.to_string())?;
+        Ok((status, content_type, text))
+    }
+
     async fn post(
         &self,
         path: &str,

@@ -11,19 +11,19 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
-use matrix_peek::wire::client::PeekResponse;
 use matrix_peek::wire::{
-    MAX_REQUEST_BODY_BYTES, MatrixError, PeekRequest, UnpeekRequest, WireError,
+    ClientPeekRequest, ClientPeekResponse, ClientUnpeekRequest, ClientUnpeekResponse, ErrorReply,
+    MAX_REQUEST_BODY_BYTES, WireError,
 };
 use matrix_peek::{ClientPeek, Residency};
-use ruma_common::{
-    OwnedDeviceId, OwnedRoomId, OwnedServerName, OwnedUserId, RoomId, RoomOrAliasId,
-};
-use serde_json::{Value, json};
+use ruma_common::api::IncomingRequestExt;
+use ruma_common::api::error::ErrorKind;
+use ruma_common::exports::http;
+use ruma_common::{OwnedDeviceId, OwnedRoomId, OwnedServerName, OwnedUserId, RoomId};
 
-use crate::shim::{App, driver_error, error, read_body, reply, unauthorized};
+use crate::shim::{App, answer, driver_error, error, read_body, unauthorized};
 
 /// The header naming the requesting user (in place of an access token).
 pub const USER_HEADER: &str = "x-peek-user";
@@ -37,7 +37,7 @@ fn user(headers: &HeaderMap) -> Result<(OwnedUserId, OwnedDeviceId), Response> {
     match (user, device) {
         (Some(user), Some(device)) => Ok((user, device.into())),
         _ => Err(unauthorized(
-            "M_MISSING_TOKEN",
+            ErrorKind::MissingToken,
             "name the user and device in x-peek-user / x-peek-device",
         )),
     }
@@ -47,10 +47,21 @@ fn bad_path(name: &'static str, reason: impl ToString) -> Response {
     error(WireError::InvalidParam { name, reason: reason.to_string() })
 }
 
+/// The request as ruma's `IncomingRequest` takes it: method, URI and headers from axum, the
+/// body already read (and capped).
+fn incoming<'a>(uri: &Uri, headers: &HeaderMap, body: &'a [u8]) -> http::Request<&'a [u8]> {
+    let mut request = http::Request::new(body);
+    *request.method_mut() = http::Method::POST;
+    *request.uri_mut() = uri.clone();
+    *request.headers_mut() = headers.clone();
+    request
+}
+
 /// `POST /_matrix/client/v3/peek/{roomIdOrAlias}` (R1–R9, R27, R46).
 pub async fn peek(
     State(app): State<Arc<App>>,
     path: Result<Path<String>, PathRejection>,
+    uri: Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -59,26 +70,27 @@ pub async fn peek(
         Err(r) => return r,
     };
     let Ok(Path(target)) = path else { return bad_path("roomIdOrAlias", "not UTF-8") };
-    let target = match <&RoomOrAliasId>::try_from(target.as_str()) {
-        Ok(t) => t.to_owned(),
-        Err(e) => return bad_path("roomIdOrAlias", e),
-    };
     let body = match read_body(&headers, body, MAX_REQUEST_BODY_BYTES).await {
         Ok(b) => b,
         Err(r) => return r,
     };
-    let request = match PeekRequest::from_slice(&body) {
+    // ruma parses the path argument and the body (`servers`, capped; invalid names dropped).
+    let request = match ClientPeekRequest::try_from_http_request(
+        incoming(&uri, &headers, &body),
+        &[target.as_str()],
+    ) {
         Ok(r) => r,
-        Err(e) => return error(e),
+        Err(e) => return error(WireError::from(e)),
     };
-    let mut via: Vec<OwnedServerName> = request.servers;
+    let target = request.room_id_or_alias;
+    let mut via: Vec<OwnedServerName> = request.body.servers;
     // R4: resolve an alias, locally or through the alias's server's directory.
     let room_id: OwnedRoomId = match <&ruma_common::RoomAliasId>::try_from(target.as_str()) {
         Ok(alias) if alias.server_name() == app.name => {
             let found = app.rooms.lock().unwrap_or_else(|p| p.into_inner()).resolve(alias).cloned();
             match found {
                 Some(id) => id,
-                None => return error(MatrixError::not_found(format!("no room alias {alias}"))),
+                None => return error(ErrorReply::not_found(format!("no room alias {alias}"))),
             }
         }
         Ok(alias) => match app.federation.query_directory(alias).await {
@@ -86,11 +98,7 @@ pub async fn peek(
                 let Some(id) =
                     answer["room_id"].as_str().and_then(|r| OwnedRoomId::try_from(r).ok())
                 else {
-                    return error(MatrixError::new(
-                        502,
-                        matrix_peek::wire::ErrorCode::Unknown,
-                        "bad directory answer",
-                    ));
+                    return error(ErrorReply::new(502, ErrorKind::Unknown, "bad directory answer"));
                 };
                 let servers = answer["servers"].as_array().cloned().unwrap_or_default();
                 via.extend(servers.iter().filter_map(|s| s.as_str()?.try_into().ok()));
@@ -98,11 +106,11 @@ pub async fn peek(
                 via.push(alias.server_name().to_owned());
                 id
             }
-            Err(404) => return error(MatrixError::not_found(format!("no room alias {alias}"))),
+            Err(404) => return error(ErrorReply::not_found(format!("no room alias {alias}"))),
             Err(status) => {
-                return error(MatrixError::new(
+                return error(ErrorReply::new(
                     502,
-                    matrix_peek::wire::ErrorCode::Unknown,
+                    ErrorKind::Unknown,
                     format!("directory query failed: {status}"),
                 ));
             }
@@ -139,8 +147,7 @@ pub async fn peek(
                 "{user_id}/{device_id} peeks {room_id} until {}",
                 grant.expires_at.as_millis()
             ));
-            let body = PeekResponse { room_id: grant.room_id, peek_expiry_ts: grant.expires_at };
-            reply(200, &serde_json::to_value(body).unwrap_or(Value::Null))
+            answer(ClientPeekResponse::new(grant.room_id, grant.expires_at))
         }
         Err(e) => driver_error(e),
     }
@@ -150,6 +157,7 @@ pub async fn peek(
 pub async fn unpeek(
     State(app): State<Arc<App>>,
     path: Result<Path<String>, PathRejection>,
+    uri: Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -158,21 +166,22 @@ pub async fn unpeek(
         Err(r) => return r,
     };
     let Ok(Path(room)) = path else { return bad_path("roomId", "not UTF-8") };
-    let room_id = match RoomId::parse(&room) {
-        Ok(r) => r,
-        Err(e) => return bad_path("roomId", e),
-    };
     let body = match read_body(&headers, body, MAX_REQUEST_BODY_BYTES).await {
         Ok(b) => b,
         Err(r) => return r,
     };
-    if let Err(e) = UnpeekRequest::from_slice(&body) {
-        return error(e);
-    }
+    // The room id from the path, and a body that must be a JSON object (R12).
+    let room_id = match ClientUnpeekRequest::try_from_http_request(
+        incoming(&uri, &headers, &body),
+        &[room.as_str()],
+    ) {
+        Ok(r) => r.room_id,
+        Err(e) => return error(WireError::from(e)),
+    };
     match app.driver.client_unpeek(&user_id, &device_id, &room_id).await {
         Ok(()) => {
             app.log.push(format!("{user_id}/{device_id} unpeeked {room_id}"));
-            reply(200, &json!({}))
+            answer(ClientUnpeekResponse::new())
         }
         Err(e) => driver_error(e),
     }

@@ -14,27 +14,45 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, Method, Uri};
 use axum::response::Response;
 use matrix_peek::wire::{
-    ExpiredPeeks, FederationPeekPath, FederationPrefix, MAX_REQUEST_BODY_BYTES,
-    MAX_TRANSACTION_BYTES, MatrixError, PeekBody, RenewResponse, WireError, parse_ver,
+    ErrorReply, ExpiredPeeks, FederationPeekPath, FederationPeekRequest, FederationPrefix,
+    FederationRenewRequest, FederationRenewResponse, FederationUnpeekRequest,
+    FederationUnpeekResponse, MAX_REQUEST_BODY_BYTES, MAX_TRANSACTION_BYTES, WireError,
 };
+use ruma_common::api::IncomingRequestExt;
+use ruma_common::exports::http;
 use ruma_common::{OwnedRoomId, RoomAliasId};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::shim::{App, driver_error, error, method_not_allowed, origin, read_body, reply};
+use crate::shim::{App, answer, driver_error, error, method_not_allowed, origin, read_body, reply};
+
+/// The request as ruma's `IncomingRequest` takes it: method, URI and headers from axum, the
+/// body already read (and capped).
+fn incoming<'a>(
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &'a [u8],
+) -> http::Request<&'a [u8]> {
+    let mut request = http::Request::new(body);
+    *request.method_mut() = method.clone();
+    *request.uri_mut() = uri.clone();
+    *request.headers_mut() = headers.clone();
+    request
+}
 
 /// PDUs read from one `/send` (the spec's limit).
 const MAX_PDUS: usize = 50;
 /// Events kept per peeked room in the shim's timeline.
 const MAX_RECEIVED: usize = 1000;
 
-/// Every method on `/_matrix/federation/v1/peek/…`: parsed with [`FederationPeekPath`], then
-/// `PUT` (R28–R38), `POST …/renew` (R41) or `DELETE` (R42); anything else is 405.
+/// Every method on `/_matrix/federation/v1/peek/…`: the path parsed with
+/// [`FederationPeekPath`], then the request with ruma's `IncomingRequest` for `PUT` (R28–R38),
+/// `POST …/renew` (R41) or `DELETE` (R42); anything else is 405.
 pub async fn peek(
     State(app): State<Arc<App>>,
     method: Method,
     uri: Uri,
-    RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -46,7 +64,7 @@ pub async fn peek(
         Ok(t) => t,
         Err(e) => return error(e),
     };
-    let FederationPeekPath { room_id, peek_id, is_renew } = target;
+    let FederationPeekPath { room_id, peek_id, is_renew } = target.clone();
     let kind = if is_renew {
         (method == Method::POST).then_some("renew")
     } else if method == Method::PUT {
@@ -56,18 +74,20 @@ pub async fn peek(
     } else {
         None
     };
+    let args = target.path_args();
     let response = match kind {
         Some("put") => {
             let body = match read_body(&headers, body, MAX_REQUEST_BODY_BYTES).await {
                 Ok(b) => b,
                 Err(r) => return r,
             };
-            if let Err(e) = PeekBody::from_slice(&body) {
-                return error(e);
-            }
-            let ver = match parse_ver(query.as_deref().unwrap_or("")) {
-                Ok(v) => v,
-                Err(e) => return error(e),
+            // `ver` (absent means ["1"], R33) and the body (a JSON object, R36) by ruma.
+            let put = match FederationPeekRequest::try_from_http_request(
+                incoming(&method, &uri, &headers, &body),
+                &args,
+            ) {
+                Ok(r) => r,
+                Err(e) => return error(WireError::from(e)),
             };
             let access = app
                 .rooms
@@ -76,7 +96,10 @@ pub async fn peek(
                 .get(&room_id)
                 .map(|r| r.access());
             // R37: register the peek before taking the snapshot, so no event falls between.
-            match app.driver.inbound_peek(&origin, &room_id, &peek_id, &ver, access.as_ref()).await
+            match app
+                .driver
+                .inbound_peek(&origin, &room_id, &peek_id, &put.ver, access.as_ref())
+                .await
             {
                 Ok(grant) => {
                     let snapshot = app
@@ -85,12 +108,12 @@ pub async fn peek(
                         .unwrap_or_else(|p| p.into_inner())
                         .get(&room_id)
                         .map(|r| r.peek_response(grant.renewal_interval));
-                    match snapshot.map(serde_json::to_value) {
-                        Some(Ok(body)) => reply(200, &body),
-                        _ => {
+                    match snapshot {
+                        Some(snapshot) => answer(snapshot),
+                        None => {
                             // R37: no snapshot, no peek.
                             let _ = app.driver.inbound_unpeek(&origin, &room_id, &peek_id).await;
-                            error(MatrixError::not_found("the room went away"))
+                            error(ErrorReply::not_found("the room went away"))
                         }
                     }
                 }
@@ -102,21 +125,31 @@ pub async fn peek(
                 Ok(b) => b,
                 Err(r) => return r,
             };
-            if let Err(e) = PeekBody::from_slice(&body) {
-                return error(e);
+            let renew = FederationRenewRequest::try_from_http_request(
+                incoming(&method, &uri, &headers, &body),
+                &args,
+            );
+            if let Err(e) = renew {
+                return error(WireError::from(e));
             }
             match app.driver.inbound_renew(&origin, &room_id, &peek_id).await {
-                Ok(grant) => {
-                    let body = RenewResponse { renewal_interval: grant.renewal_interval };
-                    reply(200, &serde_json::to_value(body).unwrap_or(Value::Null))
-                }
+                Ok(grant) => answer(FederationRenewResponse::new(grant.renewal_interval)),
                 Err(e) => driver_error(e),
             }
         }
-        Some(_) => match app.driver.inbound_unpeek(&origin, &room_id, &peek_id).await {
-            Ok(()) => reply(200, &json!({})),
-            Err(e) => driver_error(e),
-        },
+        Some(_) => {
+            let delete = FederationUnpeekRequest::try_from_http_request(
+                incoming(&method, &uri, &headers, &[]),
+                &args,
+            );
+            if let Err(e) = delete {
+                return error(WireError::from(e));
+            }
+            match app.driver.inbound_unpeek(&origin, &room_id, &peek_id).await {
+                Ok(()) => answer(FederationUnpeekResponse::new()),
+                Err(e) => driver_error(e),
+            }
+        }
         None => method_not_allowed(),
     };
     let what = if is_renew { "POST renew" } else { method.as_str() };
@@ -209,6 +242,6 @@ pub async fn directory(State(app): State<Arc<App>>, RawQuery(query): RawQuery) -
     let found = app.rooms.lock().unwrap_or_else(|p| p.into_inner()).resolve(&alias).cloned();
     match found {
         Some(room_id) => reply(200, &json!({ "room_id": room_id, "servers": [app.name] })),
-        None => error(MatrixError::not_found(format!("no room alias {alias}"))),
+        None => error(ErrorReply::not_found(format!("no room alias {alias}"))),
     }
 }

@@ -11,6 +11,7 @@ pub mod admin;
 pub mod api;
 pub mod client;
 pub mod federation;
+pub mod metrics;
 pub mod rooms;
 pub mod shim;
 pub mod transport;

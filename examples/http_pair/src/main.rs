@@ -57,8 +57,13 @@ fn main() {
     }
 }
 
+/// Both homeservers run with `hs.toml` (next to this crate's `Cargo.toml`), on their own
+/// database and port.
 fn config(db: PathBuf, port: u16) -> ShimConfig {
-    ShimConfig { db, port, linger: Duration::from_millis(200), echo: true }
+    let mut config = ShimConfig::from_toml(include_str!("../hs.toml")).expect("hs.toml parses");
+    config.db = db;
+    config.port = port;
+    config
 }
 
 fn step(text: &str) {

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use matrix_peek::wire::federation::PeekResponse;
+use matrix_peek::wire::{EventIdList, FederationPeekResponse, PduList, StateIdMap};
 use matrix_peek::{RoomAccess, Timestamp};
 use ruma_common::{
     OwnedEventId, OwnedRoomAliasId, OwnedRoomId, RoomAliasId, RoomId, RoomVersionId, ServerName,
@@ -24,8 +24,6 @@ pub struct Room {
     pub alias: Option<OwnedRoomAliasId>,
     /// The room version (from the create event).
     pub version: RoomVersionId,
-    /// `m.room.history_visibility` is `world_readable`.
-    pub world_readable: bool,
     /// State events (create, history visibility), then messages, in order.
     pub events: Vec<Value>,
     /// The next event number (event ids are `$e{n}-{room}`).
@@ -33,14 +31,25 @@ pub struct Room {
 }
 
 impl Room {
-    /// What the peek machines need to know about the room.
+    /// What the peek machines need to know about the room, from its current
+    /// `m.room.history_visibility` and `m.room.encryption` events.
     pub fn access(&self) -> RoomAccess {
-        RoomAccess::new(self.version.clone(), self.world_readable, false)
+        let current = |kind: &str| {
+            self.events
+                .iter()
+                .rev()
+                .find(|e| e["type"] == kind && e["state_key"] == "")
+                .map(Value::to_string)
+        };
+        let visibility = current("m.room.history_visibility");
+        let encryption = current("m.room.encryption");
+        RoomAccess::from_state(self.version.clone(), visibility.as_deref(), encryption.as_deref())
+            .expect("the shim's own events are objects of the right type")
     }
 
     /// The MSC2444 peek response (R35): every state event in `common_state_ids`, the latest
     /// event as the single forward extremity, and all of them as `events`.
-    pub fn peek_response(&self, renewal_interval: std::time::Duration) -> PeekResponse {
+    pub fn peek_response(&self, renewal_interval: std::time::Duration) -> FederationPeekResponse {
         let id_of = |e: &Value| -> Option<OwnedEventId> {
             e.get("event_id")?.as_str()?.to_owned().try_into().ok()
         };
@@ -52,16 +61,17 @@ impl Room {
         if let Some(last) = self.events.last().filter(|e| e.get("state_key").is_none()) {
             events.push(last);
         }
-        PeekResponse {
-            latest_event_state_ids: latest.into_iter().map(|id| (id, Vec::new())).collect(),
-            common_state_ids: state,
-            events: events
-                .into_iter()
-                // Cannot fail: a `Value` always serialises.
-                .map(|e| serde_json::value::to_raw_value(e).expect("JSON value"))
-                .collect(),
+        let events: Vec<Box<serde_json::value::RawValue>> = events
+            .into_iter()
+            // Cannot fail: a `Value` always serialises.
+            .map(|e| serde_json::value::to_raw_value(e).expect("JSON value"))
+            .collect();
+        FederationPeekResponse::new(
+            StateIdMap::from_entries(latest.into_iter().map(|id| (id, Vec::<OwnedEventId>::new()))),
+            EventIdList::from_ids(state),
+            PduList::from_pdus(events),
             renewal_interval,
-        }
+        )
     }
 }
 
@@ -103,7 +113,6 @@ impl Rooms {
             id: id.clone(),
             alias: alias.clone(),
             version: version.clone(),
-            world_readable,
             events: Vec::new(),
             next_event: 0,
         };
@@ -161,7 +170,6 @@ impl Rooms {
         now: Timestamp,
     ) -> Option<(Value, RoomAccess)> {
         let room = self.by_id.get_mut(id)?;
-        room.world_readable = world_readable;
         let event = push_event(
             room,
             sender,

@@ -10,6 +10,7 @@
 //! | `PUT /_matrix/federation/v1/send/{txnId}` | [`crate::federation::send`] |
 //! | `GET /_matrix/federation/v1/query/directory?room_alias=` | [`crate::federation::directory`] |
 //! | `POST /_test/rooms`, `POST /_test/rooms/{roomId}/send`, `POST /_test/rooms/{roomId}/visibility`, `GET /_test/state` | [`crate::admin`] |
+//! | `GET /metrics` (Prometheus text) | [`crate::metrics`] |
 //!
 //! What it is not: **no signatures** (federation requests name their origin in a plain header,
 //! PDUs are unsigned JSON and nothing is verified), **no real auth** (a client names its user and
@@ -33,12 +34,14 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post, put};
 use futures::StreamExt;
-use matrix_peek::wire::path::{CLIENT_PEEK_ROUTES, CLIENT_UNPEEK_ROUTES};
 use matrix_peek::wire::{
-    ErrorCode, ExpiredPeek, ExpiredPeeks, MatrixError, ToMatrixError, WireError,
+    ClientPeekRequest, ClientUnpeekRequest, ErrorReply, ExpiredPeek, ExpiredPeeks, WireError,
 };
 use matrix_peek::{Clock, Driver, DriverConfig, DriverError, Output, SystemClock};
 use matrix_peek_sqlite::{SqliteStore, SqliteStoreError};
+use ruma_common::api::error::ErrorKind;
+use ruma_common::api::path_builder::PathBuilder;
+use ruma_common::api::{Metadata, OutgoingResponseExt};
 use ruma_common::{OwnedRoomId, OwnedServerName, RoomId, ServerName};
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
@@ -50,17 +53,49 @@ use crate::{admin, client, federation};
 /// The driver as the shim instantiates it.
 pub type ShimDriver = Driver<SqliteStore, HttpTransport, SystemClock>;
 
-/// How to run one shim.
-#[derive(Debug, Clone)]
+/// How to run one shim, loadable from TOML ([`ShimConfig::from_toml`]; the demo's file is
+/// `examples/http_pair/hs.toml`). Every field may be left out:
+///
+/// ```toml
+/// db = "hs1.db"          # default "http_pair.db"
+/// port = 8448            # default 0: any free port
+/// echo = true            # default true
+/// [driver]               # matrix_peek::DriverConfig; every field has the library's default
+/// request_timeout = "15s"
+/// [driver.peeking.outbound]
+/// linger = "200ms"
+/// ```
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct ShimConfig {
     /// The SQLite file (created if missing).
     pub db: PathBuf,
     /// The port on 127.0.0.1; 0 picks a free one.
     pub port: u16,
-    /// How long an unwanted federated peek lingers before its `DELETE` (R55).
-    pub linger: Duration,
     /// Print every log line to stdout as `[server] line`.
     pub echo: bool,
+    /// The driver's configuration (the linger before a `DELETE` is
+    /// `driver.peeking.outbound.linger`, R55). Without a `[driver]` table: the library's
+    /// defaults with a 15 s request timeout and a 200 ms linger (a demo's patience); a
+    /// `[driver]` table starts from the library's defaults.
+    pub driver: DriverConfig,
+}
+
+impl Default for ShimConfig {
+    fn default() -> Self {
+        let mut driver =
+            DriverConfig { request_timeout: Duration::from_secs(15), ..DriverConfig::default() };
+        driver.peeking.outbound.linger = Duration::from_millis(200);
+        ShimConfig { db: PathBuf::from("http_pair.db"), port: 0, echo: true, driver }
+    }
+}
+
+impl ShimConfig {
+    /// Parses a TOML configuration; missing fields take their defaults, unknown ones are an
+    /// error (a typo should not be silently ignored).
+    pub fn from_toml(text: &str) -> Result<ShimConfig, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
 }
 
 /// The last lines of what the shim did (federation sent and received, notifications), kept
@@ -204,10 +239,7 @@ pub async fn start(config: ShimConfig) -> Result<Running, Box<dyn Error + Send +
     }
     let federation = Federation::new(name.clone(), log.clone());
     let transport = HttpTransport::new(federation.clone());
-    let mut driver_config = DriverConfig::default();
-    driver_config.peeking.outbound.linger = config.linger;
-    driver_config.request_timeout = Duration::from_secs(15);
-    let driver = Driver::open(driver_config, store, transport, tokio_clock()).await?;
+    let driver = Driver::open(config.driver.clone(), store, transport, tokio_clock()).await?;
     let notifications = driver.notifications().await.expect("the first and only consumer");
     let app = Arc::new(App {
         name,
@@ -274,12 +306,15 @@ async fn on_notification(app: &App, note: Output) {
 
 fn router(app: Arc<App>) -> Router {
     let mut router = Router::new();
-    for route in CLIENT_PEEK_ROUTES {
+    // ruma's templates (`{room_id_or_alias}`) are axum's syntax: every prefix of each endpoint.
+    for route in ClientPeekRequest::PATH_BUILDER.all_paths() {
         router = router.route(route, post(client::peek));
     }
-    for route in CLIENT_UNPEEK_ROUTES {
+    for route in ClientUnpeekRequest::PATH_BUILDER.all_paths() {
         router = router.route(route, post(client::unpeek));
     }
+    // One catch-all for the federation peek paths: `FederationPeekPath` parses them, so that a
+    // wrong method on a known path is 405 and an extra segment 404.
     router
         .route("/_matrix/federation/v1/peek/{*rest}", any(federation::peek))
         .route("/_matrix/federation/v1/send/{txnId}", put(federation::send))
@@ -288,8 +323,9 @@ fn router(app: Arc<App>) -> Router {
         .route("/_test/rooms/{roomId}/send", post(admin::send))
         .route("/_test/rooms/{roomId}/visibility", post(admin::visibility))
         .route("/_test/state", get(admin::state))
+        .route("/metrics", get(crate::metrics::metrics))
         .fallback(|| async {
-            error(MatrixError::new(404, ErrorCode::Unrecognized, "unrecognized request"))
+            error(ErrorReply::new(404, ErrorKind::Unrecognized, "unrecognized request"))
         })
         .method_not_allowed_fallback(|| async { method_not_allowed() })
         .with_state(app)
@@ -305,39 +341,35 @@ pub fn reply(status: u16, body: &Value) -> Response {
     response
 }
 
-/// A Matrix error reply from the wire table, with `Retry-After` when it has a hint.
-pub fn error(e: impl Into<MatrixError>) -> Response {
-    let e = e.into();
-    let mut response = reply(e.status, &serde_json::to_value(&e).unwrap_or_default());
-    if let Some(secs) = e.retry_after_header() {
-        response.headers_mut().insert("retry-after", HeaderValue::from(secs));
+/// A ruma response (an endpoint's `Response`) as axum's.
+pub fn answer(response: impl OutgoingResponseExt) -> Response {
+    match response.try_into_http_response::<Vec<u8>>() {
+        Ok(response) => response.map(Body::from),
+        Err(e) => error(ErrorReply::new(500, ErrorKind::Unknown, e.to_string())),
     }
-    response
+}
+
+/// A Matrix error reply from the wire table (ruma's error, with `Retry-After` when it has a
+/// hint).
+pub fn error(e: impl Into<ErrorReply>) -> Response {
+    e.into().into_http_response().map(Body::from)
 }
 
 /// 405 `M_UNRECOGNIZED`: a known endpoint, the wrong method.
 pub fn method_not_allowed() -> Response {
-    error(MatrixError::new(405, ErrorCode::Unrecognized, "method not allowed on this endpoint"))
+    error(ErrorReply::new(405, ErrorKind::Unrecognized, "method not allowed on this endpoint"))
 }
 
-/// 401 with an errcode the wire table does not carry (auth is the host's business).
-pub fn unauthorized(errcode: &str, message: &str) -> Response {
-    reply(401, &json!({ "errcode": errcode, "error": message }))
+/// 401: auth is the host's business (`M_MISSING_TOKEN` for a client without its headers,
+/// `M_UNAUTHORIZED` for a server without its origin).
+pub fn unauthorized(kind: ErrorKind, message: &str) -> Response {
+    error(ErrorReply::new(401, kind, message))
 }
 
-/// A driver failure as an HTTP reply.
+/// A driver failure as an HTTP reply, through the wire table (store failures are 500,
+/// interruptions 503).
 pub fn driver_error(e: DriverError<SqliteStoreError>) -> Response {
-    match e {
-        DriverError::Peek(e) => error(e.to_matrix_error()),
-        DriverError::Inbound(e) => error(e.to_matrix_error()),
-        DriverError::Store(e) => {
-            error(MatrixError::new(500, ErrorCode::Unknown, format!("store: {e}")))
-        }
-        DriverError::Interrupted => {
-            error(MatrixError::new(503, ErrorCode::Unknown, "interrupted; retry"))
-        }
-        other => error(MatrixError::new(500, ErrorCode::Unknown, other.to_string())),
-    }
+    error(e)
 }
 
 /// Reads a body of at most `limit` bytes; longer is 413 `M_TOO_LARGE`.
@@ -361,29 +393,32 @@ pub fn origin(headers: &HeaderMap) -> Result<OwnedServerName, Response> {
         .get(ORIGIN_HEADER)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| OwnedServerName::try_from(v).ok())
-        .ok_or_else(|| unauthorized("M_UNAUTHORIZED", "missing or invalid x-peek-origin header"))
+        .ok_or_else(|| {
+            unauthorized(ErrorKind::Unauthorized, "missing or invalid x-peek-origin header")
+        })
 }
 
-/// Runs one shim until the process is killed: `serve [--db PATH] [--port N] [--linger-ms N]
-/// [--exit-on-eof]`. Prints `LISTENING 127.0.0.1:{port}` once it accepts connections (what the
+/// Runs one shim until the process is killed: `serve [--config FILE.toml] [--db PATH]
+/// [--port N] [--linger-ms N] [--exit-on-eof]` (flags override the file's fields). Prints `LISTENING 127.0.0.1:{port}` once it accepts connections (what the
 /// end-to-end test waits for), then every log line. With `--exit-on-eof` it exits when its
 /// standard input closes, so a child never outlives the test that started it.
 pub fn serve_main(args: &[String]) -> Result<(), String> {
-    let mut config = ShimConfig {
-        db: PathBuf::from("http_pair.db"),
-        port: 0,
-        linger: Duration::from_millis(200),
-        echo: true,
-    };
+    let mut config = ShimConfig::default();
     let mut exit_on_eof = false;
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         let mut value = || args.next().cloned().ok_or_else(|| format!("{arg} needs a value"));
         match arg.as_str() {
+            // Loads the whole configuration; flags after it override its fields.
+            "--config" => {
+                let path = value()?;
+                let text = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
+                config = ShimConfig::from_toml(&text).map_err(|e| format!("{path}: {e}"))?;
+            }
             "--db" => config.db = PathBuf::from(value()?),
             "--port" => config.port = value()?.parse().map_err(|e| format!("--port: {e}"))?,
             "--linger-ms" => {
-                config.linger = Duration::from_millis(
+                config.driver.peeking.outbound.linger = Duration::from_millis(
                     value()?.parse().map_err(|e| format!("--linger-ms: {e}"))?,
                 )
             }
@@ -407,4 +442,31 @@ pub fn serve_main(args: &[String]) -> Result<(), String> {
         std::future::pending::<()>().await;
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_demo_config_file_parses_with_its_values_and_defaults() {
+        let config = ShimConfig::from_toml(include_str!("../hs.toml")).unwrap();
+        assert_eq!(config.driver.request_timeout, Duration::from_secs(15));
+        assert_eq!(config.driver.peeking.outbound.linger, Duration::from_millis(200));
+        assert_eq!(config.driver.peeking.local.lease, Duration::from_secs(3600));
+        let library = DriverConfig::default();
+        assert_eq!(config.driver.notification_capacity, library.notification_capacity);
+        assert_eq!(config.driver.peeking.inbound, library.peeking.inbound, "left out: defaults");
+        assert_eq!(config.db, PathBuf::from("http_pair.db"));
+    }
+
+    #[test]
+    fn an_empty_file_is_the_default_and_a_typo_is_an_error() {
+        let empty = ShimConfig::from_toml("").unwrap();
+        assert_eq!(empty.driver, ShimConfig::default().driver);
+        let typo = ShimConfig::from_toml("prot = 8448").unwrap_err();
+        assert!(typo.contains("prot"), "{typo}");
+        let bad = ShimConfig::from_toml("[driver]\nrequest_timeout = \"soon\"").unwrap_err();
+        assert!(bad.contains("request_timeout") || bad.contains("soon"), "{bad}");
+    }
 }

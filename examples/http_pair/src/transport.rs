@@ -1,6 +1,6 @@
 //! The shim's federation client: a [`PeekTransport`] doing real HTTP (reqwest) to the other
-//! shim, with the crate's path builders and answer classifiers, plus the `/send` sender used to
-//! relay events and `expired_peeks`.
+//! shim, with the crate's ruma endpoints (built by ruma, answers read by the lenient readers
+//! and classifiers), plus the `/send` sender used to relay events and `expired_peeks`.
 //!
 //! **No signatures.** A real homeserver signs every federation request (`Authorization:
 //! X-Matrix origin=…,key=…,sig=…`) and checks the signatures, hashes and auth of every PDU it
@@ -11,10 +11,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use matrix_peek::wire::{
-    AnyPeekResponse, AnyRenewResponse, FederationPrefix, MAX_PEEK_RESPONSE_BYTES,
+    AnyPeekResponse, AnyRenewResponse, FederationPeekRequest, FederationPrefix,
+    FederationRenewRequest, FederationUnpeekRequest, MAX_PEEK_RESPONSE_BYTES,
 };
 use matrix_peek::{OutboundFailure, OutboundOutcome, OutboundRequest, OutboundRequestKind};
 use matrix_peek::{PeekTransport, RoomAccess};
+use ruma_common::api::OutgoingRequestExt;
+use ruma_common::exports::http;
 use ruma_common::{OwnedServerName, ServerName};
 use serde_json::Value;
 
@@ -115,46 +118,54 @@ impl HttpTransport {
 
     /// One request; on a connection error, once more (a pooled connection to a peer that
     /// restarted fails once; all three calls are idempotent). The driver backs off beyond that.
-    async fn call(&self, request: &OutboundRequest) -> Result<(u16, Option<String>, Vec<u8>), ()> {
+    async fn call(&self, request: &OutboundRequest) -> Result<http::Response<Vec<u8>>, ()> {
         match self.call_once(request).await {
             Ok(answer) => Ok(answer),
             Err(()) => self.call_once(request).await,
         }
     }
 
-    async fn call_once(
-        &self,
-        request: &OutboundRequest,
-    ) -> Result<(u16, Option<String>, Vec<u8>), ()> {
-        let Federation { client, me, .. } = &self.federation;
+    /// The request as ruma builds it, under this transport's prefix.
+    fn build(&self, request: &OutboundRequest) -> Result<http::Request<Vec<u8>>, ()> {
         let base = format!("http://{}", request.server);
-        let builder = match &request.kind {
-            OutboundRequestKind::Peek { ver } => client
-                .put(
-                    base + &self.prefix.peek_path_with_ver(&request.room_id, &request.peek_id, ver),
-                )
-                .body("{}"),
-            OutboundRequestKind::Renew => client
-                .post(base + &self.prefix.renew_path(&request.room_id, &request.peek_id))
-                .body("{}"),
+        let (room, peek_id) = (request.room_id.clone(), request.peek_id.as_str());
+        let built = match &request.kind {
+            OutboundRequestKind::Peek { ver } => FederationPeekRequest::new(
+                room,
+                peek_id,
+                ver.clone(),
+            )
+            .try_into_http_request(&base, (), ()),
+            OutboundRequestKind::Renew => {
+                FederationRenewRequest::new(room, peek_id).try_into_http_request(&base, (), ())
+            }
             OutboundRequestKind::Unpeek => {
-                client.delete(base + &self.prefix.peek_path(&request.room_id, &request.peek_id))
+                FederationUnpeekRequest::new(room, peek_id).try_into_http_request(&base, (), ())
             }
         };
-        let response = builder
-            .header(ORIGIN_HEADER, me.as_str())
-            .header("content-type", "application/json")
-            .send()
-            .await
-            .map_err(|_| ())?;
-        let status = response.status().as_u16();
-        let retry_after =
-            response.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_owned);
-        if response.content_length().is_some_and(|n| n > MAX_PEEK_RESPONSE_BYTES as u64) {
-            return Ok((status, retry_after, Vec::new()));
+        let mut built = built.map_err(|_| ())?;
+        self.prefix.apply(&mut built).map_err(|_| ())?;
+        Ok(built)
+    }
+
+    async fn call_once(&self, request: &OutboundRequest) -> Result<http::Response<Vec<u8>>, ()> {
+        let Federation { client, me, .. } = &self.federation;
+        let mut built = self.build(request)?;
+        // Signing goes here in a real server (`Authorization: X-Matrix …`).
+        let origin = http::HeaderValue::from_str(me.as_str()).map_err(|_| ())?;
+        built.headers_mut().insert(ORIGIN_HEADER, origin);
+        let built = reqwest::Request::try_from(built).map_err(|_| ())?;
+        let response = client.execute(built).await.map_err(|_| ())?;
+        let mut answer = http::Response::new(Vec::new());
+        *answer.status_mut() = response.status();
+        if let Some(retry_after) = response.headers().get(http::header::RETRY_AFTER) {
+            answer.headers_mut().insert(http::header::RETRY_AFTER, retry_after.clone());
         }
-        let body = response.bytes().await.map_err(|_| ())?;
-        Ok((status, retry_after, body.to_vec()))
+        if response.content_length().is_some_and(|n| n > MAX_PEEK_RESPONSE_BYTES as u64) {
+            return Ok(answer);
+        }
+        *answer.body_mut() = response.bytes().await.map_err(|_| ())?.to_vec();
+        Ok(answer)
     }
 }
 
@@ -168,33 +179,32 @@ impl PeekTransport for HttpTransport {
         };
         let outcome = match self.call(&request).await {
             Err(()) => OutboundOutcome::Failed(OutboundFailure::Unreachable),
-            Ok((status, retry_after, body)) if !(200..300).contains(&status) => {
-                OutboundOutcome::Failed(OutboundFailure::from_response(
-                    status,
-                    retry_after.as_deref(),
-                    &body,
-                ))
-            }
-            Ok((_, _, body)) => match &request.kind {
-                OutboundRequestKind::Peek { .. } => match AnyPeekResponse::from_slice(&body) {
-                    // A real host validates the response like `send_join` here (R49, R50).
-                    Ok(response) => match access_of(&response) {
-                        Some(access) => OutboundOutcome::Established {
-                            renewal_interval: response.renewal_interval,
-                            access,
+            Ok(answer) => match &request.kind {
+                // Any peer's shape, or the classified refusal.
+                OutboundRequestKind::Peek { .. } => {
+                    match AnyPeekResponse::from_http_response(&answer) {
+                        // A real host validates the response like `send_join` here (R49, R50).
+                        Ok(response) => match access_of(&response) {
+                            Some(access) => OutboundOutcome::Established {
+                                renewal_interval: response.renewal_interval,
+                                access,
+                            },
+                            None => OutboundOutcome::Failed(OutboundFailure::InvalidResponse),
                         },
-                        None => OutboundOutcome::Failed(OutboundFailure::InvalidResponse),
-                    },
-                    Err(_) => OutboundOutcome::Failed(OutboundFailure::InvalidResponse),
+                        Err(failure) => OutboundOutcome::Failed(failure),
+                    }
+                }
+                OutboundRequestKind::Renew => match AnyRenewResponse::from_http_response(&answer) {
+                    // A peer that does not say: the machine keeps the last known interval.
+                    Ok(r) => OutboundOutcome::Renewed { renewal_interval: r.renewal_interval },
+                    Err(failure) => OutboundOutcome::Failed(failure),
                 },
-                OutboundRequestKind::Renew => match AnyRenewResponse::from_slice(&body) {
-                    Ok(r) => OutboundOutcome::Renewed {
-                        // A peer that does not say keeps the MSC's example interval.
-                        renewal_interval: r.renewal_interval.unwrap_or(Duration::from_secs(3600)),
-                    },
-                    Err(_) => OutboundOutcome::Failed(OutboundFailure::InvalidResponse),
-                },
-                OutboundRequestKind::Unpeek => OutboundOutcome::Deleted,
+                OutboundRequestKind::Unpeek if answer.status().is_success() => {
+                    OutboundOutcome::Deleted
+                }
+                OutboundRequestKind::Unpeek => {
+                    OutboundOutcome::Failed(OutboundFailure::from_http_response(&answer))
+                }
             },
         };
         self.federation.log.push(format!(

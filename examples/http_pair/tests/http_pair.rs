@@ -143,12 +143,21 @@ impl Shim {
     /// Starts `current_exe` as a shim on `port` (0: any) and waits for its `LISTENING` line.
     fn spawn(name: &'static str, db: &Path, port: u16) -> Result<Shim, String> {
         let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        // The configuration comes from a TOML file, like a deployment's; flags override it.
+        let config = db.with_extension("toml");
+        let toml = format!(
+            "echo = false\n[driver]\nrequest_timeout = \"15s\"\n\
+             [driver.peeking.outbound]\nlinger = \"{LINGER_MS}ms\"\n"
+        );
+        std::fs::write(&config, toml).map_err(|e| format!("{}: {e}", config.display()))?;
         let mut child = Command::new(exe)
             .env(CHILD_ENV, "1")
             .arg("serve")
+            .arg("--config")
+            .arg(&config)
             .arg("--db")
             .arg(db)
-            .args(["--port", &port.to_string(), "--linger-ms", &LINGER_MS.to_string()])
+            .args(["--port", &port.to_string()])
             .arg("--exit-on-eof")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -321,6 +330,25 @@ async fn story(pair: &mut Pair) -> Result<(), String> {
         format!("hs2 inbound peek from hs1: {s2:#}"),
     )?;
     let peek_id = inbound[0]["peek_id"].as_str().ok_or("peek id")?.to_owned();
+
+    // Both processes serve their stats to a Prometheus scrape.
+    let (status, content_type, text) = pair.api1.metrics().await?;
+    ensure(status == 200 && content_type.starts_with("application/openmetrics-text"), "scraped")?;
+    for line in [
+        "matrix_peek_local_live_peeks 1",
+        "matrix_peek_local_peeks_started_total 1",
+        "matrix_peek_outbound_requests_total{kind=\"put\",outcome=\"ok\"} 1",
+        "matrix_peek_outbound_rooms{state=\"established\"} 1",
+        "matrix_peek_client_peeks_total{outcome=\"granted_after_wait\"} 1",
+        "matrix_peek_pending_client_peeks 0",
+    ] {
+        ensure(text.lines().any(|l| l == line), format!("hs1 /metrics has {line:?}:\n{text}"))?;
+    }
+    ensure(text.contains("# TYPE matrix_peek_driver_batches counter"), "driver stats too")?;
+    let (_, _, text) = pair.api2.metrics().await?;
+    for line in ["matrix_peek_inbound_live_peeks 1", "matrix_peek_inbound_peeks_granted_total 1"] {
+        ensure(text.lines().any(|l| l == line), format!("hs2 /metrics has {line:?}:\n{text}"))?;
+    }
     ensure(
         log_has(&s1, &format!("sent PUT {room} peek_id={peek_id} to {}", pair.hs2.addr)),
         "hs1 sent that PUT",

@@ -4,8 +4,8 @@ use std::collections::BTreeSet;
 
 use ruma_common::{DeviceId, OwnedRoomId, OwnedServerName, RoomId, ServerName, UserId};
 
-use super::Sim;
 use super::types::{BadRelay, ClientPeekRecord, LeakedPeek, SentRequest, TimelineEntry};
+use super::{Sim, SimError};
 use crate::outbound::OutboundRecord;
 
 impl Sim {
@@ -52,25 +52,47 @@ impl Sim {
     }
 
     /// Events of `room` relayed to `server` because it peeks the room (copies, not distinct).
-    pub fn relays_to(&self, server: &ServerName, room_id: &RoomId) -> u64 {
-        self.relays.get(&(server.to_owned(), room_id.to_owned())).copied().unwrap_or(0)
+    /// Grows as relays are sent. [`SimError::UnknownServer`] for a server never added.
+    pub fn relays_to(&self, server: &ServerName, room_id: &RoomId) -> Result<u64, SimError> {
+        self.node(server)?;
+        Ok(self.relays.get(&(server.to_owned(), room_id.to_owned())).copied().unwrap_or(0))
     }
 
-    /// Distinct events of `room` that reached `server` (or were created there).
-    pub fn events_received(&self, server: &ServerName, room_id: &RoomId) -> usize {
-        self.received.get(&(server.to_owned(), room_id.to_owned())).map_or(0, |s| s.len())
+    /// Distinct events of `room` that reached `server` (or were created there). Grows as
+    /// events arrive. [`SimError::UnknownServer`] for a server never added.
+    pub fn events_received(
+        &self,
+        server: &ServerName,
+        room_id: &RoomId,
+    ) -> Result<usize, SimError> {
+        self.node(server)?;
+        Ok(self.received.get(&(server.to_owned(), room_id.to_owned())).map_or(0, |s| s.len()))
     }
 
-    /// Times a new event woke `user`/`device` on `server` (a `peekers(room)` fan-out).
-    pub fn event_wakes(&self, server: &ServerName, user: &UserId, device: &DeviceId) -> u64 {
+    /// Times a new event woke `user`/`device` on `server` (a `peekers(room)` fan-out). Grows
+    /// as events arrive. [`SimError::UnknownServer`] for a server never added.
+    pub fn event_wakes(
+        &self,
+        server: &ServerName,
+        user: &UserId,
+        device: &DeviceId,
+    ) -> Result<u64, SimError> {
+        self.node(server)?;
         let key = (server.to_owned(), user.to_owned(), device.to_owned());
-        self.event_wakes.get(&key).copied().unwrap_or(0)
+        Ok(self.event_wakes.get(&key).copied().unwrap_or(0))
     }
 
-    /// `Output::Wake`s (peek started/ended/joined) for `user`/`device` on `server`.
-    pub fn sync_wakes(&self, server: &ServerName, user: &UserId, device: &DeviceId) -> u64 {
+    /// `Output::Wake`s (peek started/ended/joined) for `user`/`device` on `server`. Grows as
+    /// the server emits them. [`SimError::UnknownServer`] for a server never added.
+    pub fn sync_wakes(
+        &self,
+        server: &ServerName,
+        user: &UserId,
+        device: &DeviceId,
+    ) -> Result<u64, SimError> {
+        self.node(server)?;
         let key = (server.to_owned(), user.to_owned(), device.to_owned());
-        self.sync_wakes.get(&key).copied().unwrap_or(0)
+        Ok(self.sync_wakes.get(&key).copied().unwrap_or(0))
     }
 
     /// Events relayed to a server whose peek had expired or been deleted, by the simulator's
@@ -84,17 +106,26 @@ impl Sim {
         self.bad_relays.len()
     }
 
-    /// Inbound peeks that their origin no longer accounts for: held on `resident` from `origin`
-    /// while `origin`'s store has no outbound peek with that room, server and peek id.
-    /// Transiently non-empty after lost answers (the resident lapses them, R43); empty once
-    /// demand has ended for `linger` + a renewal interval + grace.
+    /// The raw view of [`leak_report`](Self::leak_report): inbound peeks that their origin no
+    /// longer accounts for, held on `resident` from `origin` while `origin`'s store has no
+    /// outbound peek (nor retired one) with that room, server and peek id, whether or not they
+    /// are still within the window in which they may legitimately exist. Transiently non-empty
+    /// after lost answers (the resident lapses them, R43); empty once demand has ended for
+    /// `linger` + a renewal interval + grace. Use [`leaks`](Self::leaks) at any other moment.
     pub fn leaked_peeks(&self) -> Vec<LeakedPeek> {
         let mut wanted: BTreeSet<(OwnedServerName, OwnedServerName, OwnedRoomId, String)> =
             BTreeSet::new();
         for (origin, node) in &self.nodes {
             for record in node.store.to_snapshot().outbound {
-                if let OutboundRecord::Peek(p) = record {
-                    wanted.insert((origin.clone(), p.server, p.room_id, p.peek_id));
+                match record {
+                    OutboundRecord::Peek(p) => {
+                        wanted.insert((origin.clone(), p.server, p.room_id, p.peek_id));
+                    }
+                    // A retired peek is owed a DELETE: it is accounted for until it goes.
+                    OutboundRecord::Retired { room_id, server, peek_id } => {
+                        wanted.insert((origin.clone(), server, room_id, peek_id));
+                    }
+                    _ => {}
                 }
             }
         }
@@ -116,7 +147,9 @@ impl Sim {
         leaked
     }
 
-    /// Panics if [`leaked_peeks`](Self::leaked_peeks) is not empty.
+    /// Panics if [`leaked_peeks`](Self::leaked_peeks) is not empty: only meaningful once
+    /// demand has ended for long enough; [`assert_no_leaks`](Self::assert_no_leaks) is
+    /// meaningful at any moment.
     pub fn assert_no_leaked_peeks(&self) {
         let leaked = self.leaked_peeks();
         assert!(leaked.is_empty(), "leaked remote peeks: {leaked:#?}");

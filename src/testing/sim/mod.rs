@@ -1,44 +1,35 @@
 //! [`Sim`]: several homeservers, each a [`Peeking`] coordinator with its own store, joined by
-//! a simulated federation on a virtual clock (DESIGN §10, §13).
+//! a simulated federation on a virtual clock (docs/architecture.md §10, §13). The picture and
+//! the rules are on [`Sim`]; the files split it by concern:
 //!
-//! ```text
-//!   hs1 (Peeking + SnapshotMaps) ──Send(OutboundRequest)──▶ wire: latency, loss, duplication ──▶ hs2
-//!        ▲                                                                               │
-//!        └── handle_response ◀── (status, body) → OutboundFailure::from_response ◀── handle_inbound_*
-//!   events: origin ──▶ joined servers (direct) ──▶ each resident's destinations(room) (R39)
-//!           Expired ──▶ expired_peeks at the peeking server (handle_remote_expired, R43, R54)
-//! ```
-//!
-//! * **Time** jumps straight to the next thing due: the earliest message on the wire or the
-//!   earliest `poll_timeout` of an up server, so a simulated week takes well under a second.
-//! * **Persistence**: every `Persist` is applied to the server's own [`SnapshotMaps`] as it is
-//!   drained, so [`Sim::crash_restart`] is `Peeking::restore(now, config, store snapshot)`.
-//!   Requests it had in flight die with it (their answers are dropped), client peeks waiting
-//!   on it are recorded as aborted.
-//! * **Failures**: a request that is lost (either way) or reaches a down server produces
-//!   `Failed(Unreachable)` at the sender after the request timeout. Events and
-//!   `expired_peeks` are not lost (federation `/send` retries) but a down server misses them;
-//!   they arrive in order per (sender, destination) link, like `/send` transactions.
-//! * **Rooms** are shared models ([`SimRoom`]): resident servers answer inbound peeks with the
-//!   room's access (`None` when not resident, R31); ACL-denied origins get 403 (R30).
-//! * **Invariants** checked from the simulator's own bookkeeping, not the machines':
-//!   [`Sim::leaked_peeks`], [`Sim::bad_relays`] (relays to a server whose peek had expired or
-//!   been deleted), [`Sim::incomplete_client_peeks`].
-//! * Deterministic: one `u64` seed ([`SimConfig::seed`]) drives every random choice.
+//! * this file: the world, its servers (add, down, up, crash) and running the clock;
+//! * `rooms.rs` and `clients.rs`: the inputs a test gives (rooms, events, client requests);
+//! * `net.rs`: the wire and every server's outputs;
+//! * `checks.rs`, `leaks.rs`, `queries.rs`, `settle.rs`: the records, invariants and questions
+//!   a test asks;
+//! * `error.rs`: [`SimError`], why an input or a question was refused.
 
 mod checks;
+mod clients;
+mod error;
+mod leaks;
 mod net;
+mod queries;
 mod rng;
+mod rooms;
+mod settle;
 mod types;
 
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::time::Duration;
 
 use ruma_common::{
-    DeviceId, OwnedDeviceId, OwnedRoomAliasId, OwnedRoomId, OwnedServerName, OwnedUserId,
-    RoomAliasId, RoomId, ServerName, UserId,
+    OwnedDeviceId, OwnedRoomAliasId, OwnedRoomId, OwnedServerName, OwnedUserId, ServerName, UserId,
 };
 
+pub use error::{Pending, SimError};
+pub use leaks::{LeakReport, UnaccountedPeek};
+pub use queries::{Gap, OutboundEvent, OutboundEventKind};
 pub use rng::SimRng;
 pub use types::{
     BadRelay, ClientPeekRecord, LeakedPeek, Livelock, SentRequest, SimConfig, SimRoom,
@@ -47,11 +38,10 @@ pub use types::{
 
 use crate::coordinator::SnapshotMaps;
 use crate::outbound::{OutboundFailure, OutboundOutcome};
-use crate::{
-    ClientPeek, ClientPeekReply, PeekError, Peeking, PeekingConfig, RequestId, Residency,
-    RoomAccess, StreamPosition, SyncDelta, Timestamp,
-};
-use net::{Msg, Scheduled};
+use crate::{Peeking, PeekingConfig, RequestId, Timestamp};
+use leaks::Accounting;
+use net::Scheduled;
+use queries::Spans;
 
 #[derive(Debug)]
 struct Node {
@@ -59,6 +49,8 @@ struct Node {
     config: PeekingConfig,
     store: SnapshotMaps,
     up: bool,
+    /// [`Sim::drop_store_writes`]: `Persist` outputs are acknowledged but not written.
+    drop_writes: bool,
     /// Incremented by every crash: answers to requests of an older incarnation are dropped.
     epoch: u64,
     /// Requests whose answer arrived while the server was down (same incarnation): their
@@ -69,8 +61,8 @@ struct Node {
 type GrantKey = (OwnedServerName, OwnedRoomId, OwnedServerName);
 type DeviceKey = (OwnedServerName, OwnedUserId, OwnedDeviceId);
 
-/// N homeservers joined by a simulated federation (DESIGN §10, §13).
-/// a simulated federation on a virtual clock (DESIGN §10, §13).
+/// N homeservers joined by a simulated federation on a virtual clock (docs/architecture.md
+/// §10, §13).
 ///
 /// ```text
 ///   hs1 (Peeking + SnapshotMaps) ──Send(OutboundRequest)──▶ wire: latency, loss, duplication ──▶ hs2
@@ -82,19 +74,30 @@ type DeviceKey = (OwnedServerName, OwnedUserId, OwnedDeviceId);
 ///
 /// * **Time** jumps straight to the next thing due: the earliest message on the wire or the
 ///   earliest `poll_timeout` of an up server, so a simulated week takes well under a second.
-/// * **Persistence**: every `Persist` is applied to the server's own [`SnapshotMaps`] as it is
-///   drained, so [`Sim::crash_restart`] is `Peeking::restore(now, config, store snapshot)`.
-///   Requests it had in flight die with it (their answers are dropped), client peeks waiting
-///   on it are recorded as aborted.
+/// * **Persistence**: every `Persist` is applied to the server's own store (a map per record
+///   kind) as it is drained, so [`Sim::crash_restart`] is `Peeking::restore(now, config, store
+///   snapshot)`. Requests it had in flight die with it (their answers are dropped), client
+///   peeks waiting on it are recorded as aborted.
 /// * **Failures**: a request that is lost (either way) or reaches a down server produces
 ///   `Failed(Unreachable)` at the sender after the request timeout. Events and
 ///   `expired_peeks` are not lost (federation `/send` retries) but a down server misses them;
-///   they arrive in order per (sender, destination) link, like `/send` transactions.
+///   they arrive in order per (sender, destination) link, like `/send` transactions. The
+///   simulated hosts do not fetch missed events (`Established { missed_since }` is recorded,
+///   see [`Sim::outbound_history`] and [`Sim::event_gaps`]).
 /// * **Rooms** are shared models ([`SimRoom`]): resident servers answer inbound peeks with the
 ///   room's access (`None` when not resident, R31); ACL-denied origins get 403 (R30).
+/// * **Inputs never panic.** Every input addressed to an unknown or down server, an unknown
+///   room, or a server that cannot do it (an event from a server not in the room) is refused
+///   with a [`SimError`] and changes nothing. Besides the `assert_*` helpers, only `run_for`
+///   and `run_until_idle` panic, on a [`Livelock`] (a machine that never stops asking to be
+///   woken is a bug the kit asserts); [`Sim::run_until_settled`] returns it as an error.
 /// * **Invariants** checked from the simulator's own bookkeeping, not the machines':
-///   [`Sim::leaked_peeks`], [`Sim::bad_relays`] (relays to a server whose peek had expired or
-///   been deleted), [`Sim::incomplete_client_peeks`].
+///   [`Sim::leaks`] (inbound peeks that outlived the window in which they may exist without
+///   their origin accounting for them), [`Sim::bad_relays`] (relays to a server whose peek
+///   had expired or been deleted), [`Sim::incomplete_client_peeks`].
+/// * **Questions**: [`Sim::event_gaps`] (how long a device went without its room's events),
+///   [`Sim::outbound_history`] (when each federated peek was established, lost or failed
+///   over), [`Sim::run_until_settled`] (run until nothing is left to fire).
 /// * Deterministic: one `u64` seed ([`SimConfig::seed`]) drives every random choice.
 #[derive(Debug)]
 pub struct Sim {
@@ -115,7 +118,16 @@ pub struct Sim {
     /// Arrival time of the last `/send` on each (from, to) link (FIFO per destination).
     links: HashMap<(OwnedServerName, OwnedServerName), Timestamp>,
     bad_relays: Vec<BadRelay>,
-    received: BTreeMap<(OwnedServerName, OwnedRoomId), BTreeSet<u64>>,
+    /// When each event of a room first reached each server (or was created there).
+    received: BTreeMap<(OwnedServerName, OwnedRoomId), BTreeMap<u64, Timestamp>>,
+    /// When each event of a room was created at its origin: event `n` at index `n - 1`.
+    created: BTreeMap<OwnedRoomId, Vec<Timestamp>>,
+    /// When each device peeked each room, for [`Sim::event_gaps`].
+    spans: Spans,
+    /// Each server's host-facing outbound outputs per room, for [`Sim::outbound_history`].
+    history: BTreeMap<(OwnedServerName, OwnedRoomId), Vec<OutboundEvent>>,
+    /// Which inbound peeks their origins' stores account for, for [`Sim::leaks`].
+    accounting: Accounting,
     event_wakes: BTreeMap<DeviceKey, u64>,
     sync_wakes: BTreeMap<DeviceKey, u64>,
     client_peeks: Vec<ClientPeekRecord>,
@@ -142,6 +154,10 @@ impl Sim {
             links: HashMap::new(),
             bad_relays: Vec::new(),
             received: BTreeMap::new(),
+            created: BTreeMap::new(),
+            spans: Spans::default(),
+            history: BTreeMap::new(),
+            accounting: Accounting::default(),
             event_wakes: BTreeMap::new(),
             sync_wakes: BTreeMap::new(),
             client_peeks: Vec::new(),
@@ -151,79 +167,105 @@ impl Sim {
 
     // ----- servers -----
 
-    /// Adds a homeserver named `name` with [`SimConfig::peeking`]. Panics on an invalid or
-    /// duplicate name (a test bug).
-    pub fn add_server(&mut self, name: &str) -> OwnedServerName {
+    /// Adds a homeserver named `name` with [`SimConfig::peeking`], up, with an empty store.
+    /// Refused with [`SimError::InvalidServerName`] or [`SimError::DuplicateServer`].
+    pub fn add_server(&mut self, name: &str) -> Result<OwnedServerName, SimError> {
         let config = self.config.peeking.clone();
         self.add_server_with(name, config)
     }
 
-    /// Adds a homeserver with its own coordinator configuration.
-    pub fn add_server_with(&mut self, name: &str, config: PeekingConfig) -> OwnedServerName {
-        let server: OwnedServerName = name.try_into().expect("a valid server name");
+    /// [`add_server`](Self::add_server) with its own coordinator configuration.
+    pub fn add_server_with(
+        &mut self,
+        name: &str,
+        config: PeekingConfig,
+    ) -> Result<OwnedServerName, SimError> {
+        let server: OwnedServerName =
+            name.try_into().map_err(|_| SimError::InvalidServerName(name.to_owned()))?;
+        if self.nodes.contains_key(&server) {
+            return Err(SimError::DuplicateServer(server));
+        }
         let peeking = Peeking::restore(self.now, config.clone(), Default::default());
         let node = Node {
             peeking,
             config,
             store: SnapshotMaps::new(),
             up: true,
+            drop_writes: false,
             epoch: 0,
             missed: Vec::new(),
         };
-        assert!(self.nodes.insert(server.clone(), node).is_none(), "duplicate server {server}");
+        self.nodes.insert(server.clone(), node);
         self.drain(&server);
-        server
+        Ok(server)
     }
 
-    /// The servers, in name order.
+    /// The servers, in name order. Changes only with [`add_server`](Self::add_server).
     pub fn servers(&self) -> impl Iterator<Item = &ServerName> {
         self.nodes.keys().map(|s| s.as_ref())
     }
 
-    /// The server's coordinator, for assertions. Panics on an unknown server.
-    pub fn peeking(&self, server: &ServerName) -> &Peeking {
-        &self.node(server).peeking
+    /// The server's coordinator, for assertions; also while the server is down (its memory is
+    /// kept). Changes after every input or step that reaches the server.
+    /// [`SimError::UnknownServer`] for a server never added.
+    pub fn peeking(&self, server: &ServerName) -> Result<&Peeking, SimError> {
+        Ok(&self.node(server)?.peeking)
     }
 
-    /// What the server's store holds now.
-    pub fn store(&self, server: &ServerName) -> crate::Snapshot {
-        self.node(server).store.to_snapshot()
+    /// What the server's store holds now (also while it is down). Changes as the server
+    /// persists (unless [`drop_store_writes`](Self::drop_store_writes) is on).
+    pub fn store(&self, server: &ServerName) -> Result<crate::Snapshot, SimError> {
+        Ok(self.node(server)?.store.to_snapshot())
     }
 
-    /// Whether the server is up.
-    pub fn is_up(&self, server: &ServerName) -> bool {
-        self.nodes.get(server).is_some_and(|n| n.up)
+    /// Whether the server is up. Changes with [`down`](Self::down), [`up`](Self::up) and
+    /// [`crash_restart`](Self::crash_restart).
+    pub fn is_up(&self, server: &ServerName) -> Result<bool, SimError> {
+        Ok(self.node(server)?.up)
     }
 
-    /// Takes the server off the network: it handles nothing, misses events, and requests to it
-    /// time out. Its memory is kept (a partition or a pause); see [`crash_restart`](Self::crash_restart).
-    pub fn down(&mut self, server: &ServerName) {
-        self.node_mut(server).up = false;
-        self.log(server, || "server DOWN (unreachable)".to_owned());
+    /// Takes the server off the network: it handles nothing, misses events, requests to it
+    /// time out and its clients get [`SimError::ServerDown`]. Its memory is kept (a partition
+    /// or a pause); see [`crash_restart`](Self::crash_restart). A server already down stays so.
+    pub fn down(&mut self, server: &ServerName) -> Result<(), SimError> {
+        let node = self.node_mut(server)?;
+        if node.up {
+            node.up = false;
+            self.log(server, || "server DOWN (unreachable)".to_owned());
+        }
+        Ok(())
     }
 
-    /// Brings the server back with its memory, and fires what fell due while it was away.
-    pub fn up(&mut self, server: &ServerName) {
-        self.node_mut(server).up = true;
-        self.log(server, || "server UP".to_owned());
-        let now = self.now;
+    /// Brings the server back with its memory, and fires what fell due while it was away. A
+    /// server already up is left as it is.
+    pub fn up(&mut self, server: &ServerName) -> Result<(), SimError> {
+        let node = self.node_mut(server)?;
+        if node.up {
+            return Ok(());
+        }
+        node.up = true;
         // Its requests whose answers it missed while away timed out: say so, or its machine
         // would wait forever for them.
-        let missed = std::mem::take(&mut self.node_mut(server).missed);
+        let missed = std::mem::take(&mut node.missed);
+        self.log(server, || "server UP".to_owned());
+        let now = self.now;
+        let node = self.node_mut(server)?;
         for id in missed {
             let outcome = OutboundOutcome::Failed(OutboundFailure::Unreachable);
-            self.node_mut(server).peeking.handle_response(now, id, outcome);
+            node.peeking.handle_response(now, id, outcome);
         }
-        self.node_mut(server).peeking.handle_timeout(now);
+        node.peeking.handle_timeout(now);
         self.drain(server);
+        Ok(())
     }
 
-    /// Crashes the server and restarts it from its store at `now` (it is up afterwards):
-    /// `Peeking::restore(now, config, snapshot)`. In-flight requests' answers are dropped and
-    /// client peeks waiting on it are marked aborted.
-    pub fn crash_restart(&mut self, server: &ServerName) {
+    /// Crashes the server and restarts it from its store at `now`, up afterwards (also from
+    /// down: a partitioned server that reboots): `Peeking::restore(now, config, snapshot)`,
+    /// then the timers already due fire. In-flight requests' answers are dropped and client
+    /// peeks waiting on it are marked aborted.
+    pub fn crash_restart(&mut self, server: &ServerName) -> Result<(), SimError> {
         let now = self.now;
-        let node = self.node_mut(server);
+        let node = self.node_mut(server)?;
         let snapshot = node.store.to_snapshot();
         node.peeking = Peeking::restore(now, node.config.clone(), snapshot);
         node.epoch += 1;
@@ -238,261 +280,22 @@ impl Sim {
         }
         self.log(server, || "CRASH: restarted from its store".to_owned());
         self.drain(server);
-    }
-
-    // ----- rooms -----
-
-    /// Creates `room_id` on `server` with `creator` joined and the given access. Panics if the
-    /// room exists.
-    pub fn create_room(
-        &mut self,
-        server: &ServerName,
-        creator: &UserId,
-        room_id: &RoomId,
-        access: RoomAccess,
-    ) {
-        let mut members = BTreeMap::new();
-        members.insert(server.to_owned(), BTreeSet::from([creator.to_owned()]));
-        let room = SimRoom { access, members, denied: BTreeSet::new(), events: 1 };
-        assert!(self.rooms.insert(room_id.to_owned(), room).is_none(), "room {room_id} exists");
-        self.log(server, || format!("{creator} created {room_id}"));
-    }
-
-    /// Publishes an alias for a room.
-    pub fn add_alias(&mut self, alias: &RoomAliasId, room_id: &RoomId) {
-        self.aliases.insert(alias.to_owned(), room_id.to_owned());
-    }
-
-    /// Resolves an alias (R4): the room and the alias's domain as the first candidate (R46).
-    pub fn resolve_alias(&self, alias: &RoomAliasId) -> Option<(OwnedRoomId, OwnedServerName)> {
-        Some((self.aliases.get(alias)?.clone(), alias.server_name().to_owned()))
-    }
-
-    /// The room model, if the room exists.
-    pub fn room(&self, room_id: &RoomId) -> Option<&SimRoom> {
-        self.rooms.get(room_id)
-    }
-
-    /// Creates an event in `room_id` on `server` (which must be resident) and sends it to the
-    /// other joined servers and to `server`'s peeking servers (R39). Returns its number.
-    pub fn send_event(&mut self, server: &ServerName, room_id: &RoomId) -> u64 {
-        self.emit(server, room_id, None)
-    }
-
-    /// Sets history visibility (`world_readable` or not) by a state event from `server`.
-    pub fn set_world_readable(&mut self, server: &ServerName, room_id: &RoomId, yes: bool) {
-        let mut access = self.room_or_panic(room_id).access.clone();
-        access.world_readable = yes;
-        self.emit(server, room_id, Some(access));
-    }
-
-    /// Enables or disables encryption by a state event from `server`.
-    pub fn set_encrypted(&mut self, server: &ServerName, room_id: &RoomId, yes: bool) {
-        let mut access = self.room_or_panic(room_id).access.clone();
-        access.encrypted = yes;
-        self.emit(server, room_id, Some(access));
-    }
-
-    /// `m.room.server_acl` now denies `denied`: residents refuse its requests (R30) and expire
-    /// its peeks (R45).
-    pub fn deny_server(&mut self, room_id: &RoomId, denied: &ServerName) {
-        let room = self.rooms.get_mut(room_id).expect("known room");
-        room.denied.insert(denied.to_owned());
-        let residents: Vec<_> =
-            room.members.keys().filter(|s| room.is_resident(s)).cloned().collect();
-        let now = self.now;
-        for server in residents {
-            if self.is_up(&server) {
-                self.log(&server, || format!("server ACL of {room_id} now denies {denied}"));
-                self.node_mut(&server).peeking.handle_server_denied(now, room_id, denied);
-                self.drain(&server);
-            }
-        }
-    }
-
-    /// `user` of `server` joins `room_id` (R19, R20, R56): the model gains the member, the
-    /// server's coordinator hears `handle_joined`, and a membership event is sent.
-    pub fn join(&mut self, server: &ServerName, user: &UserId, room_id: &RoomId) {
-        let access = self.room_or_panic(room_id).access.clone();
-        self.rooms
-            .get_mut(room_id)
-            .expect("checked")
-            .members
-            .entry(server.to_owned())
-            .or_default()
-            .insert(user.to_owned());
-        self.log(server, || format!("{user} joins {room_id}"));
-        let now = self.now;
-        if self.is_up(server) {
-            self.node_mut(server).peeking.handle_joined(now, user, room_id, &access);
-            self.drain(server);
-        }
-        self.emit(server, room_id, None);
-    }
-
-    /// `user` of `server` leaves `room_id`; the server's last member leaving makes it
-    /// non-resident (`handle_server_left`).
-    pub fn leave(&mut self, server: &ServerName, user: &UserId, room_id: &RoomId) {
-        self.emit(server, room_id, None);
-        let room = self.rooms.get_mut(room_id).expect("known room");
-        let members = room.members.entry(server.to_owned()).or_default();
-        members.remove(user);
-        let last = members.is_empty();
-        if last {
-            room.members.remove(server);
-        }
-        self.log(server, || format!("{user} leaves {room_id}"));
-        let now = self.now;
-        if last && self.is_up(server) {
-            self.node_mut(server).peeking.handle_server_left(now, room_id);
-            self.drain(server);
-        }
-    }
-
-    fn emit(&mut self, server: &ServerName, room_id: &RoomId, state: Option<RoomAccess>) -> u64 {
-        let server_owned = server.to_owned();
-        let room = self.rooms.get_mut(room_id).expect("known room");
-        assert!(room.is_resident(&server_owned), "{server} is not in {room_id}");
-        room.events += 1;
-        let event = room.events;
-        if let Some(access) = &state {
-            room.access = access.clone();
-        }
-        let joined: Vec<OwnedServerName> =
-            room.members.keys().filter(|s| room.is_resident(s)).cloned().collect();
-        self.log(server, || match &state {
-            Some(a) => format!(
-                "state event #{event} in {room_id}: world_readable={}, encrypted={}",
-                a.world_readable, a.encrypted
-            ),
-            None => format!("event #{event} in {room_id}"),
-        });
-        self.received.entry((server_owned.clone(), room_id.to_owned())).or_default().insert(event);
-        if !self.is_up(server) {
-            return event;
-        }
-        for to in joined.iter().filter(|s| **s != server_owned) {
-            let at = self.send_at(server, to);
-            let msg = Msg::Event {
-                from: server_owned.clone(),
-                to: to.clone(),
-                room: room_id.to_owned(),
-                event,
-                state: state.clone(),
-                direct: true,
-            };
-            self.schedule(at, msg);
-        }
-        self.relay_to_peekers(server, room_id, event, state.as_ref(), &joined);
-        self.wake_peekers(server, room_id, event, server);
-        if let Some(access) = state {
-            let now = self.now;
-            self.node_mut(server).peeking.handle_access_changed(now, room_id, &access);
-            self.drain(server);
-        }
-        event
-    }
-
-    // ----- clients -----
-
-    /// A client's `/peek` on `server` (R1–R9, R27): residency and `joined` come from the room
-    /// model; `via` are the candidate servers. A `Pending` reply is completed later (see
-    /// [`client_peeks`](Self::client_peeks)). Panics if the server is down.
-    pub fn client_peek(
-        &mut self,
-        server: &ServerName,
-        user: &UserId,
-        device: &DeviceId,
-        room_id: &RoomId,
-        via: &[OwnedServerName],
-    ) -> ClientPeekReply {
-        assert!(self.is_up(server), "client peek on a down server {server}");
-        let server_owned = server.to_owned();
-        let model = self.rooms.get(room_id);
-        let residency = match model {
-            Some(r) if r.is_resident(&server_owned) => Residency::Resident(r.access.clone()),
-            _ => Residency::Remote,
-        };
-        let joined = model.and_then(|r| r.members.get(server)).is_some_and(|m| m.contains(user));
-        let now = self.now;
-        let reply = self.node_mut(server).peeking.handle_client_peek(
-            now,
-            ClientPeek {
-                user_id: user.to_owned(),
-                device_id: device.to_owned(),
-                room_id: room_id.to_owned(),
-                joined,
-                residency,
-                via: via.to_vec(),
-            },
-        );
-        let mut record = ClientPeekRecord {
-            server: server_owned.clone(),
-            user_id: user.to_owned(),
-            device_id: device.to_owned(),
-            room_id: room_id.to_owned(),
-            asked_at: now,
-            pending: None,
-            answered_at: None,
-            result: None,
-            aborted: false,
-        };
-        match &reply {
-            ClientPeekReply::Done(result) => {
-                record.answered_at = Some(now);
-                record.result = Some(result.clone());
-                self.log(server, || match result {
-                    Ok(_) => format!("{user}/{device} /peek {room_id}: granted at once"),
-                    Err(e) => format!("{user}/{device} /peek {room_id}: refused: {e}"),
-                });
-            }
-            ClientPeekReply::Pending(id) => {
-                record.pending = Some(*id);
-                self.pending_peeks.insert((server_owned, *id), self.client_peeks.len());
-                self.log(server, || {
-                    format!(
-                        "{user}/{device} /peek {room_id}: waits on federation (pending id {})",
-                        id.0
-                    )
-                });
-            }
-        }
-        self.client_peeks.push(record);
+        self.node_mut(server)?.peeking.handle_timeout(now);
         self.drain(server);
-        reply
+        self.close_lost_spans(server);
+        Ok(())
     }
 
-    /// A client's `/unpeek` (R12, R13).
-    pub fn client_unpeek(
-        &mut self,
-        server: &ServerName,
-        user: &UserId,
-        device: &DeviceId,
-        room_id: &RoomId,
-    ) -> Result<(), PeekError> {
-        let now = self.now;
-        let result = self.node_mut(server).peeking.handle_client_unpeek(now, user, device, room_id);
-        self.log(server, || format!("{user}/{device} /unpeek {room_id}: {result:?}"));
-        self.drain(server);
-        result
-    }
-
-    /// The device synced (DESIGN §4.4).
-    pub fn device_synced(&mut self, server: &ServerName, user: &UserId, device: &DeviceId) {
-        let now = self.now;
-        self.node_mut(server).peeking.handle_device_synced(now, user, device);
-        self.drain(server);
-    }
-
-    /// What the device's `/sync` shows since `since` (DESIGN §4.3).
-    pub fn sync_delta(
-        &self,
-        server: &ServerName,
-        user: &UserId,
-        device: &DeviceId,
-        since: Option<StreamPosition>,
-    ) -> SyncDelta {
-        self.node(server).peeking.sync_delta(user, device, since)
+    /// While `drop` is on, the server's `Persist` outputs are acknowledged but never written:
+    /// a host whose store silently loses writes, breaking the persistence contract (R59) on
+    /// the host's side. The machine runs on from memory; a
+    /// [`crash_restart`](Self::crash_restart) restores only what was written. For checking
+    /// checkers: [`leaks`](Self::leaks) reports the peeks such a server keeps alive without a
+    /// record once their window has passed. Off for every new server.
+    pub fn drop_store_writes(&mut self, server: &ServerName, drop: bool) -> Result<(), SimError> {
+        self.node_mut(server)?.drop_writes = drop;
+        self.log(server, || format!("store writes {}", if drop { "DROPPED" } else { "kept" }));
+        Ok(())
     }
 
     // ----- running -----
@@ -508,6 +311,7 @@ impl Sim {
     }
 
     /// When the next thing is due (a message or an up server's deadline), if anything is.
+    /// Changes after every input and step.
     pub fn next_due(&self) -> Option<Timestamp> {
         self.next_due_inner().map(|(at, _)| at)
     }
@@ -540,7 +344,8 @@ impl Sim {
                 self.deliver(scheduled.msg);
             }
             Some(server) => {
-                self.node_mut(&server).peeking.handle_timeout(at);
+                let node = self.nodes.get_mut(&server).expect("it reported the deadline");
+                node.peeking.handle_timeout(at);
                 self.drain(&server);
             }
         }
@@ -591,16 +396,36 @@ impl Sim {
 
     // ----- helpers -----
 
-    fn node(&self, server: &ServerName) -> &Node {
-        self.nodes.get(server).unwrap_or_else(|| panic!("unknown server {server}"))
+    fn node(&self, server: &ServerName) -> Result<&Node, SimError> {
+        self.nodes.get(server).ok_or_else(|| SimError::UnknownServer(server.to_owned()))
     }
 
-    fn node_mut(&mut self, server: &ServerName) -> &mut Node {
-        self.nodes.get_mut(server).unwrap_or_else(|| panic!("unknown server {server}"))
+    fn node_mut(&mut self, server: &ServerName) -> Result<&mut Node, SimError> {
+        self.nodes.get_mut(server).ok_or_else(|| SimError::UnknownServer(server.to_owned()))
     }
 
-    fn room_or_panic(&self, room_id: &RoomId) -> &SimRoom {
-        self.rooms.get(room_id).unwrap_or_else(|| panic!("unknown room {room_id}"))
+    /// Whether the server exists and is up (for the wire: a missing server is unreachable).
+    fn alive(&self, server: &ServerName) -> bool {
+        self.nodes.get(server).is_some_and(|n| n.up)
+    }
+
+    /// The server exists and is up: it can act or answer.
+    fn up_node(&self, server: &ServerName) -> Result<&Node, SimError> {
+        let node = self.node(server)?;
+        if node.up { Ok(node) } else { Err(SimError::ServerDown(server.to_owned())) }
+    }
+
+    /// A client request of `user` to `server`: the server exists and is up, and it is the
+    /// user's own homeserver.
+    fn client_of(&self, server: &ServerName, user: &UserId) -> Result<&Node, SimError> {
+        let node = self.up_node(server)?;
+        if user.server_name() != server {
+            return Err(SimError::ForeignUser {
+                user_id: user.to_owned(),
+                server: server.to_owned(),
+            });
+        }
+        Ok(node)
     }
 
     fn log(&mut self, server: &ServerName, what: impl FnOnce() -> String) {

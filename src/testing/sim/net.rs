@@ -79,9 +79,10 @@ fn describe_outcome(outcome: &OutboundOutcome) -> String {
             renewal_interval.as_secs(),
             access.world_readable
         ),
-        OutboundOutcome::Renewed { renewal_interval } => {
-            format!("200 renewed, renewal_interval={}s", renewal_interval.as_secs())
-        }
+        OutboundOutcome::Renewed { renewal_interval } => match renewal_interval {
+            Some(i) => format!("200 renewed, renewal_interval={}s", i.as_secs()),
+            None => "200 renewed, renewal_interval omitted".to_owned(),
+        },
         OutboundOutcome::Deleted => "200 peek deleted".to_owned(),
         OutboundOutcome::Failed(f) => format!("failed: {f:?}"),
     }
@@ -132,12 +133,18 @@ impl Sim {
     }
 
     fn on_output(&mut self, server: &ServerName, out: Output) {
+        self.record(server, &out);
         let now = self.now;
         let name = server.to_owned();
         match out {
             Output::Persist(change) => {
-                if let Some(node) = self.nodes.get_mut(server) {
-                    node.store.apply_one(&change);
+                let Some(node) = self.nodes.get_mut(server) else { return };
+                if node.drop_writes {
+                    return;
+                }
+                node.store.apply_one(&change);
+                if let crate::Change::Outbound(change) = &change {
+                    self.account(server, change);
                 }
             }
             Output::Send(request) => {
@@ -194,10 +201,15 @@ impl Sim {
                     Msg::Expired { from: name, to: destination, room: room_id, peek_id },
                 );
             }
-            Output::Established { room_id, server: via, access } => {
+            Output::Established { room_id, server: via, access, missed_since } => {
+                let now = self.now;
                 self.log(server, || {
+                    let gap = missed_since.map_or(String::new(), |since| {
+                        let d = now.saturating_duration_since(since);
+                        format!("; events since {} s ago may be missing", d.as_secs())
+                    });
                     format!(
-                        "federated peek on {room_id} established via {via} (world_readable={})",
+                        "federated peek on {room_id} established via {via} (world_readable={}){gap}",
                         access.world_readable
                     )
                 });
@@ -225,6 +237,10 @@ impl Sim {
                 });
                 if let Some(i) = self.pending_peeks.remove(&(name, id)) {
                     let record = &mut self.client_peeks[i];
+                    if result.is_ok() {
+                        let (u, d, r) = (&record.user_id, &record.device_id, &record.room_id);
+                        self.spans.open(server, u, d, r, now);
+                    }
                     record.answered_at = Some(now);
                     record.result = Some(result);
                 }
@@ -268,7 +284,7 @@ impl Sim {
                 self.on_event(from, to, room, event, state, direct)
             }
             Msg::Expired { from, to, room, peek_id } => {
-                if !self.is_up(&to) {
+                if !self.alive(&to) {
                     return;
                 }
                 self.log(&to, || format!("← {from} expired_peeks {room} {peek_id}"));
@@ -293,7 +309,7 @@ impl Sim {
         let now = self.now;
         let target = request.server.clone();
         let timeout_at = sent_at.saturating_add(self.timeout()).max(now);
-        if !self.is_up(&target) {
+        if !self.alive(&target) {
             let id = request.id;
             self.schedule(
                 timeout_at,
@@ -342,7 +358,9 @@ impl Sim {
                                 access,
                             }
                         }
-                        _ => OutboundOutcome::Renewed { renewal_interval: grant.renewal_interval },
+                        _ => OutboundOutcome::Renewed {
+                            renewal_interval: Some(grant.renewal_interval),
+                        },
                     }
                 }
             }
@@ -374,6 +392,7 @@ impl Sim {
             .entry((resident.to_owned(), room.to_owned(), origin.to_owned()))
             .or_default()
             .insert(peek_id.to_owned(), expires_at);
+        self.accounting.granted(origin, resident, room, peek_id, self.now);
     }
 
     pub(super) fn forget_grant(
@@ -390,6 +409,7 @@ impl Sim {
                 self.grants.remove(&key);
             }
         }
+        self.accounting.ended(origin, resident, room, peek_id);
     }
 
     /// Whether the simulator's own record (independent of the machine) says `origin` holds a
@@ -453,17 +473,31 @@ impl Sim {
         state: Option<RoomAccess>,
         direct: bool,
     ) {
-        if !self.is_up(&to) {
+        if !self.alive(&to) {
             return;
         }
         let now = self.now;
         let resident = self.rooms.get(&room).is_some_and(|r| r.is_resident(&to));
-        let fresh = self.received.entry((to.clone(), room.clone())).or_default().insert(event);
+        let arrivals = self.received.entry((to.clone(), room.clone())).or_default();
+        let fresh = match arrivals.entry(event) {
+            std::collections::btree_map::Entry::Vacant(v) => {
+                v.insert(now);
+                true
+            }
+            std::collections::btree_map::Entry::Occupied(_) => false,
+        };
         if resident && direct {
             let skip: Vec<OwnedServerName> = self.rooms[&room].members.keys().cloned().collect();
             self.relay_to_peekers(&to, &room, event, state.as_ref(), &skip);
         }
         if fresh {
+            if !resident {
+                // An event that came through a federated peek: the peeking side's host reports
+                // it, so a resident that falls silent is noticed (OutboundConfig::min_silence).
+                let node = self.nodes.get_mut(&to).expect("is up");
+                node.peeking.handle_remote_event(now, &room);
+                self.drain(&to);
+            }
             self.wake_peekers(&to, &room, event, &from);
         }
         if let Some(access) = state {

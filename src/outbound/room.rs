@@ -1,0 +1,424 @@
+//! What [`OutboundPeeks`](super::OutboundPeeks) knows about one room: its demand, the phase of
+//! its current peek, its candidates with their own backoff, the retired peeks still being
+//! deleted, its recent event activity, and its request pacer.
+//!
+//! Every field is plain data; the decisions live in `step.rs` and `answer.rs`.
+
+use std::time::Duration;
+
+use ruma_common::{OwnedRoomId, OwnedServerName, ServerName};
+
+use super::{OutboundFailure, OutboundPeekPhase, OutboundPeekRecord};
+use crate::access::RoomAccess;
+use crate::ids::RequestId;
+use crate::time::Timestamp;
+
+/// A peek at one resident: what every request names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct PeekRef {
+    pub(super) server: OwnedServerName,
+    pub(super) peek_id: String,
+}
+
+/// A granted peek's deadlines (R53).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Lease {
+    /// The last successful `PUT` or renewal.
+    pub(super) renewed_at: Timestamp,
+    /// The remote's `renewal_interval`, unclamped.
+    pub(super) interval: Duration,
+    /// When the next renewal is due.
+    pub(super) renew_at: Timestamp,
+    /// When the peek counts as lapsed on our side if not renewed.
+    pub(super) expires_at: Timestamp,
+}
+
+/// Whether local devices need the room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Demand {
+    /// Some local device peeks it: keep a peek open.
+    Demanded,
+    /// Nobody does any more: keep the peek (and renew it) until `until`, then delete it (R55).
+    Lingering { until: Timestamp },
+    /// Nobody does and the peek goes at once: the linger ended, a local user joined (R56), or
+    /// the room stopped being peekable.
+    Gone,
+}
+
+/// A run of failed renewals of a granted peek.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Failing {
+    /// The first failure of the run.
+    pub(super) since: Timestamp,
+    /// Failures in the run: the backoff exponent.
+    pub(super) failures: u32,
+    /// Not before this: the next renewal attempt.
+    pub(super) retry_at: Timestamp,
+}
+
+/// Where the room's current peek is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Phase {
+    /// No current peek: waiting for a candidate's backoff or for the pacer, or not demanded.
+    Idle,
+    /// A `PUT` for `peek` is in flight (`Some`), or owed (`None`: restored after a crash, or
+    /// waiting for the pacer). Its answer decides.
+    Opening { peek: PeekRef, request: Option<RequestId> },
+    /// Granted. The next renewal is due at `lease.renew_at` (earlier as a probe when an active
+    /// room falls silent); `failing` while renewals fail and are retried.
+    Live { peek: PeekRef, lease: Lease, failing: Option<Failing> },
+    /// Granted; a renewal (a `probe` when sent early because the room fell silent) is in flight.
+    Renewing {
+        peek: PeekRef,
+        lease: Lease,
+        request: RequestId,
+        failing: Option<Failing>,
+        probe: bool,
+    },
+}
+
+impl Phase {
+    /// The current peek, if any.
+    pub(super) fn peek(&self) -> Option<&PeekRef> {
+        match self {
+            Phase::Idle => None,
+            Phase::Opening { peek, .. }
+            | Phase::Live { peek, .. }
+            | Phase::Renewing { peek, .. } => Some(peek),
+        }
+    }
+
+    /// The lease of a granted peek.
+    pub(super) fn lease(&self) -> Option<&Lease> {
+        match self {
+            Phase::Live { lease, .. } | Phase::Renewing { lease, .. } => Some(lease),
+            Phase::Idle | Phase::Opening { .. } => None,
+        }
+    }
+
+    /// The request in flight for the current peek.
+    pub(super) fn request(&self) -> Option<RequestId> {
+        match self {
+            Phase::Opening { request, .. } => *request,
+            Phase::Renewing { request, .. } => Some(*request),
+            Phase::Idle | Phase::Live { .. } => None,
+        }
+    }
+}
+
+/// How far a retired peek's deletion got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Retire {
+    /// A request of the peek's from before it was retired is still in flight: a `PUT`
+    /// (`delete_always == false`: only a success means the peek exists) or a renewal (the peek
+    /// existed: always deleted). Its answer decides.
+    Awaiting { request: RequestId, delete_always: bool },
+    /// The `DELETE` is due at `at` (the first right away, retries after a backoff).
+    Due { at: Timestamp },
+    /// The `DELETE` is in flight.
+    Deleting { request: RequestId },
+}
+
+/// A peek that is no longer the room's current one and is being deleted in the background
+/// (R55), never delaying a new peek.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Retired {
+    pub(super) peek: PeekRef,
+    pub(super) step: Retire,
+    /// `DELETE`s that failed on the network or were rate limited.
+    pub(super) attempts: u32,
+}
+
+impl Retired {
+    /// The request in flight for this peek.
+    pub(super) fn request(&self) -> Option<RequestId> {
+        match self.step {
+            Retire::Awaiting { request, .. } | Retire::Deleting { request } => Some(request),
+            Retire::Due { .. } => None,
+        }
+    }
+}
+
+/// A server the room can be peeked through, with its own backoff.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Candidate {
+    pub(super) server: OwnedServerName,
+    /// Failures since this server last served us: the backoff exponent and the ranking key.
+    pub(super) failures: u32,
+    /// Not before this (`Timestamp::ZERO`: at once).
+    pub(super) retry_at: Timestamp,
+}
+
+/// Whether the room's peek was ever up, and whether events may have been missed since.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum History {
+    /// Never established: `max_attempts` bounds the attempts.
+    Never,
+    /// Established, and no granted peek has been lost since.
+    Up,
+    /// A granted peek was lost; events after `since` may be missing until the next
+    /// establishment, which reports it.
+    Lost { since: Timestamp },
+}
+
+/// Recent event arrivals, to notice a resident that went silent (a dead resident in an active
+/// room). Costs one timestamp and four gaps per room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(super) struct Activity {
+    /// When the last event of the room arrived.
+    pub(super) last_event: Option<Timestamp>,
+    /// The latest gaps between events, in milliseconds (a ring).
+    gaps: [u32; Activity::GAPS],
+    /// How many of `gaps` are filled.
+    filled: u8,
+    /// The ring's next slot.
+    next: u8,
+    /// `last_event` when the last probe succeeded: the room is quiet, not dead, and is not
+    /// probed again until another event arrives.
+    pub(super) probed_at: Option<Timestamp>,
+}
+
+impl Activity {
+    /// Gaps remembered; a room is active once all are filled with short gaps.
+    pub(super) const GAPS: usize = 4;
+    /// Silence longer than this many times the longest recent gap triggers a probe.
+    pub(super) const FACTOR: u32 = 4;
+
+    /// An event of the room arrived at `now`.
+    pub(super) fn record(&mut self, now: Timestamp) {
+        if let Some(last) = self.last_event {
+            let gap = now.saturating_duration_since(last).as_millis();
+            self.gaps[usize::from(self.next)] = u32::try_from(gap).unwrap_or(u32::MAX);
+            self.next = (self.next + 1) % Self::GAPS as u8;
+            self.filled = (self.filled + 1).min(Self::GAPS as u8);
+        }
+        self.last_event = Some(self.last_event.map_or(now, |l| l.max(now)));
+    }
+
+    /// After a clock correction back to `now`: no event arrived later than `now`.
+    pub(super) fn heal(&mut self, now: Timestamp) {
+        self.last_event = self.last_event.map(|t| t.min(now));
+        self.probed_at = self.probed_at.map(|t| t.min(now));
+    }
+
+    /// When silence means the resident may be dead: `FACTOR ×` the longest recent gap after the
+    /// last sign of life (the last event, or `alive_at`, the peek's last successful `PUT` or
+    /// renewal), at least `min`; `None` for a room that is not active (too few events, or gaps
+    /// so long that the next renewal comes first anyway), or that was already probed since its
+    /// last event.
+    pub(super) fn silence_deadline(
+        &self,
+        min: Duration,
+        renew_after: Duration,
+        alive_at: Timestamp,
+    ) -> Option<Timestamp> {
+        let last = self.last_event?;
+        if usize::from(self.filled) < Self::GAPS || self.probed_at == Some(last) {
+            return None;
+        }
+        let longest = Duration::from_millis(u64::from(*self.gaps.iter().max()?));
+        let silence = longest.saturating_mul(Self::FACTOR).max(min);
+        (silence < renew_after).then(|| last.max(alive_at).saturating_add(silence))
+    }
+}
+
+/// Paces a room's requests (generic cell rate): at most [`Pacer::BURST`] at once, then one per
+/// [`Pacer::SPACING`], so no sequence of answers makes a room send more than
+/// `BURST + 60 s / SPACING` requests in any minute. `DELETE`s of retired peeks only use the
+/// upper half of the burst, so they never delay the current peek's requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(super) struct Pacer {
+    /// The theoretical time of the next conforming request.
+    tat: Timestamp,
+}
+
+impl Pacer {
+    /// Requests a room may send at once.
+    pub(super) const BURST: u64 = 16;
+    /// Then one request per this.
+    pub(super) const SPACING: Duration = Duration::from_secs(1);
+
+    fn headroom(reserve: bool) -> Duration {
+        let slots = if reserve { Self::BURST / 2 - 1 } else { Self::BURST - 1 };
+        Self::SPACING.saturating_mul(u32::try_from(slots).unwrap_or(u32::MAX))
+    }
+
+    /// When a request may go: `now` if it conforms, else the earliest time it will. `reserve`
+    /// keeps half of the burst back (for background `DELETE`s).
+    pub(super) fn ready_at(&self, now: Timestamp, reserve: bool) -> Timestamp {
+        self.tat.saturating_sub(Self::headroom(reserve)).max(now)
+    }
+
+    /// After a clock correction back to `now`: the budget refills from `now`, not from a
+    /// wrong future.
+    pub(super) fn heal(&mut self, now: Timestamp) {
+        self.tat = self.tat.min(now);
+    }
+
+    /// Whether the pacer still holds anything back after `now` (a fresh one would allow more).
+    pub(super) fn holds_back(&self, now: Timestamp) -> bool {
+        self.tat > now
+    }
+
+    /// Counts a request sent at `now`.
+    pub(super) fn spend(&mut self, now: Timestamp) {
+        self.tat = self.tat.max(now).saturating_add(Self::SPACING);
+    }
+}
+
+/// Everything known about one room.
+#[derive(Debug, Clone)]
+pub(super) struct Room {
+    pub(super) id: OwnedRoomId,
+    pub(super) demand: Demand,
+    pub(super) phase: Phase,
+    pub(super) candidates: Vec<Candidate>,
+    /// Peeks being deleted in the background, oldest first, at most
+    /// [`MAX_RETIRED`](super::OutboundPeeks::MAX_RETIRED).
+    pub(super) retired: Vec<Retired>,
+    pub(super) access: Option<RoomAccess>,
+    pub(super) history: History,
+    /// Failed `PUT`s (network, 429) since the last establishment: bounded by `max_attempts`
+    /// while the room was never established.
+    pub(super) attempts: u32,
+    /// The most specific refusal seen since the last establishment.
+    pub(super) worst: Option<OutboundFailure>,
+    /// The last moment the current peek was known good (an event arrived, or a `PUT` or
+    /// renewal succeeded): where a gap begins when it is lost.
+    pub(super) last_good: Timestamp,
+    pub(super) activity: Activity,
+    pub(super) pacer: Pacer,
+    /// The store holds a current-peek record for this room.
+    pub(super) persisted: bool,
+}
+
+impl Room {
+    pub(super) fn new(id: OwnedRoomId, demand: Demand) -> Self {
+        Room {
+            id,
+            demand,
+            phase: Phase::Idle,
+            candidates: Vec::new(),
+            retired: Vec::new(),
+            access: None,
+            history: History::Never,
+            attempts: 0,
+            worst: None,
+            last_good: Timestamp::ZERO,
+            activity: Activity::default(),
+            pacer: Pacer::default(),
+            persisted: false,
+        }
+    }
+
+    pub(super) fn is_demanded(&self) -> bool {
+        self.demand == Demand::Demanded
+    }
+
+    pub(super) fn candidate_mut(&mut self, server: &ServerName) -> Option<&mut Candidate> {
+        self.candidates.iter_mut().find(|c| c.server == server)
+    }
+
+    /// Remembers `failure` if it is the most specific seen (`Forbidden` > `NotFound` >
+    /// `IncompatibleRoomVersion` > the rest).
+    pub(super) fn note_failure(&mut self, failure: &OutboundFailure) {
+        fn rank(f: &OutboundFailure) -> u8 {
+            match f {
+                OutboundFailure::Forbidden => 3,
+                OutboundFailure::NotFound => 2,
+                OutboundFailure::IncompatibleRoomVersion => 1,
+                _ => 0,
+            }
+        }
+        if self.worst.as_ref().is_none_or(|w| rank(failure) >= rank(w)) {
+            self.worst = Some(failure.clone());
+        }
+    }
+
+    /// Drops a candidate that refused us (R60).
+    pub(super) fn drop_candidate(&mut self, server: &ServerName) {
+        self.candidates.retain(|c| c.server != server);
+    }
+
+    /// The current peek's record as the store keeps it.
+    pub(super) fn record(&self) -> Option<OutboundPeekRecord> {
+        let (peek, phase) = match &self.phase {
+            Phase::Idle => return None,
+            Phase::Opening { peek, .. } => (peek, OutboundPeekPhase::Opening),
+            Phase::Live { peek, lease, .. } | Phase::Renewing { peek, lease, .. } => (
+                peek,
+                OutboundPeekPhase::Live {
+                    renewed_at: lease.renewed_at,
+                    interval: lease.interval,
+                    renew_at: lease.renew_at,
+                    expires_at: lease.expires_at,
+                },
+            ),
+        };
+        Some(OutboundPeekRecord {
+            room_id: self.id.clone(),
+            server: peek.server.clone(),
+            peek_id: peek.peek_id.clone(),
+            phase,
+            access: self.access.clone(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(ms: u64) -> Timestamp {
+        Timestamp::from_millis(ms)
+    }
+
+    #[test]
+    fn a_room_is_active_after_four_short_gaps_and_quiet_once_probed() {
+        let mut a = Activity::default();
+        let min = Duration::from_secs(30);
+        let renew = Duration::from_secs(1800);
+        for i in 0..4 {
+            a.record(t(i * 5_000));
+            assert_eq!(
+                a.silence_deadline(min, renew, Timestamp::ZERO),
+                None,
+                "{i} events are not activity yet"
+            );
+        }
+        a.record(t(20_000));
+        // Gaps of 5 s: 4 × 5 s = 20 s, raised to the 30 s floor.
+        assert_eq!(a.silence_deadline(min, renew, Timestamp::ZERO), Some(t(50_000)));
+        a.probed_at = a.last_event;
+        assert_eq!(
+            a.silence_deadline(min, renew, Timestamp::ZERO),
+            None,
+            "probed: quiet, not dead"
+        );
+        a.record(t(600_000));
+        assert_eq!(
+            a.silence_deadline(min, renew, Timestamp::ZERO),
+            None,
+            "a 580 s gap: 4 × that beats renewal"
+        );
+    }
+
+    #[test]
+    fn the_pacer_allows_a_burst_then_one_request_per_second() {
+        let mut p = Pacer::default();
+        let now = t(1_000_000);
+        for _ in 0..Pacer::BURST {
+            assert_eq!(p.ready_at(now, false), now);
+            p.spend(now);
+        }
+        assert_eq!(p.ready_at(now, false), t(1_001_000));
+        // DELETEs keep half the burst back.
+        let mut q = Pacer::default();
+        for _ in 0..Pacer::BURST / 2 {
+            assert_eq!(q.ready_at(now, true), now);
+            q.spend(now);
+        }
+        assert!(q.ready_at(now, true) > now);
+        assert_eq!(q.ready_at(now, false), now, "the current peek still has its half");
+    }
+}

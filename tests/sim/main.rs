@@ -1,0 +1,9 @@
+//! Whole deployments on the simulator (`testing::Sim`): the soaks (a week, harsh; a month and a
+//! long harsh run `#[ignore]`d), failover, the simulated network's outages, and the kit itself
+//! as test authors meet it (typed errors, gaps, histories, settling, leaks).
+
+mod failover;
+mod kit;
+mod outages;
+mod soak;
+mod support;
