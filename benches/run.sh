@@ -18,7 +18,7 @@
 #   measured chunk by chunk, alternately, so load changes hit both alike): a run's figures are
 #   the medians over its rounds, and its ratio is the median of the per-round ratios.
 #
-# Output: benches/results/GROUP-SIZES.tsv (raw: run, benchmark, ns) and GROUP-SIZES.md (the
+# Output (PEEK_RESULTS=DIR to write elsewhere): benches/results/GROUP-SIZES.tsv (raw: run, benchmark, ns) and GROUP-SIZES.md (the
 # summary with the command and the load), also printed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,7 +26,7 @@ cd "$(dirname "$0")/.."
 group=${1:?usage: benches/run.sh GROUP [RUNS] [SIZES]}
 runs=${2:-3}
 sizes=${3:-1000,1000000}
-out=benches/results
+out=${PEEK_RESULTS:-benches/results}
 mkdir -p "$out"
 paired=${PAIRED:-0}
 tag="${group}-${sizes//,/_}"
