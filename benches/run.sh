@@ -36,6 +36,11 @@ md="$out/$tag.md"
 loadlog="$out/$tag.load"
 envs="PEEK_SIZES=$sizes"
 [ "$paired" = 1 ] && envs="PEEK_PAIRED=1 $envs"
+# ruma's id storage (e.g. RUMA_IDENTIFIERS_STORAGE=Arc, built in its own target dir) is part of
+# the command.
+if [ -n "${RUMA_IDENTIFIERS_STORAGE:-}" ]; then
+    envs="RUMA_IDENTIFIERS_STORAGE=$RUMA_IDENTIFIERS_STORAGE CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target} $envs"
+fi
 cmd="$envs cargo bench --bench peeks -- --warm-up-time 1 --measurement-time 2 --noplot $group"
 
 cargo bench --bench peeks --no-run >/dev/null 2>&1
@@ -78,7 +83,7 @@ for run in $(seq 1 "$runs"); do
         printf "%s\t%s/machine/%s\t%s\n%s\t%s/floor/%s\t%s\n%s\t%s/ratio/%s\t%s\n",
             run, $2, $3, $4, run, $2, $3, $5, run, $2, $3, $6
     }' "$out/$tag.run$run.log" >>"$raw"
-    find target/criterion -path '*/new/estimates.json' -newer "$marker" | while read -r est; do
+    find "${CARGO_TARGET_DIR:-target}/criterion" -path '*/new/estimates.json' -newer "$marker" | while read -r est; do
         id=$(jq -r .full_id "$(dirname "$est")/benchmark.json")
         ns=$(jq -r '(.slope.point_estimate // .mean.point_estimate)' "$est")
         printf '%s\t%s\t%s\n' "$run" "$id" "$ns" >>"$raw"
