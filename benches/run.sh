@@ -71,6 +71,8 @@ for run in $(seq 1 "$runs"); do
     before=$(cut -d' ' -f1-3 /proc/loadavg)
     sample_load &
     sampler=$!
+    # The sampler must not outlive a failed run (set -e).
+    trap 'kill "$sampler" 2>/dev/null || true' EXIT
     echo "== run $run/$runs: $cmd (load before: $before)" >&2
     env $envs cargo bench --bench peeks -- --warm-up-time 1 --measurement-time 2 \
         --noplot "$group" >"$out/$tag.run$run.log" 2>&1
@@ -83,7 +85,9 @@ for run in $(seq 1 "$runs"); do
         printf "%s\t%s/machine/%s\t%s\n%s\t%s/floor/%s\t%s\n%s\t%s/ratio/%s\t%s\n",
             run, $2, $3, $4, run, $2, $3, $5, run, $2, $3, $6
     }' "$out/$tag.run$run.log" >>"$raw"
-    find "${CARGO_TARGET_DIR:-target}/criterion" -path '*/new/estimates.json' -newer "$marker" | while read -r est; do
+    crit="${CARGO_TARGET_DIR:-target}/criterion"
+    mkdir -p "$crit" # absent when only paired groups ran
+    find "$crit" -path '*/new/estimates.json' -newer "$marker" | while read -r est; do
         id=$(jq -r .full_id "$(dirname "$est")/benchmark.json")
         ns=$(jq -r '(.slope.point_estimate // .mean.point_estimate)' "$est")
         printf '%s\t%s\t%s\n' "$run" "$id" "$ns" >>"$raw"
