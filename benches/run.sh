@@ -18,7 +18,7 @@
 #   measured chunk by chunk, alternately, so load changes hit both alike): a run's figures are
 #   the medians over its rounds, and its ratio is the median of the per-round ratios.
 #
-# Output: benches/results/GROUP-SIZES.tsv (raw: run, benchmark, ns) and GROUP-SIZES.md (the
+# Output (PEEK_RESULTS=DIR to write elsewhere): benches/results/GROUP-SIZES.tsv (raw: run, benchmark, ns) and GROUP-SIZES.md (the
 # summary with the command and the load), also printed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,7 +26,7 @@ cd "$(dirname "$0")/.."
 group=${1:?usage: benches/run.sh GROUP [RUNS] [SIZES]}
 runs=${2:-3}
 sizes=${3:-1000,1000000}
-out=benches/results
+out=${PEEK_RESULTS:-benches/results}
 mkdir -p "$out"
 paired=${PAIRED:-0}
 tag="${group}-${sizes//,/_}"
@@ -36,6 +36,11 @@ md="$out/$tag.md"
 loadlog="$out/$tag.load"
 envs="PEEK_SIZES=$sizes"
 [ "$paired" = 1 ] && envs="PEEK_PAIRED=1 $envs"
+# ruma's id storage (e.g. RUMA_IDENTIFIERS_STORAGE=Arc, built in its own target dir) is part of
+# the command.
+if [ -n "${RUMA_IDENTIFIERS_STORAGE:-}" ]; then
+    envs="RUMA_IDENTIFIERS_STORAGE=$RUMA_IDENTIFIERS_STORAGE CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target} $envs"
+fi
 cmd="$envs cargo bench --bench peeks -- --warm-up-time 1 --measurement-time 2 --noplot $group"
 
 cargo bench --bench peeks --no-run >/dev/null 2>&1
@@ -66,6 +71,8 @@ for run in $(seq 1 "$runs"); do
     before=$(cut -d' ' -f1-3 /proc/loadavg)
     sample_load &
     sampler=$!
+    # The sampler must not outlive a failed run (set -e).
+    trap 'kill "$sampler" 2>/dev/null || true' EXIT
     echo "== run $run/$runs: $cmd (load before: $before)" >&2
     env $envs cargo bench --bench peeks -- --warm-up-time 1 --measurement-time 2 \
         --noplot "$group" >"$out/$tag.run$run.log" 2>&1
@@ -78,7 +85,9 @@ for run in $(seq 1 "$runs"); do
         printf "%s\t%s/machine/%s\t%s\n%s\t%s/floor/%s\t%s\n%s\t%s/ratio/%s\t%s\n",
             run, $2, $3, $4, run, $2, $3, $5, run, $2, $3, $6
     }' "$out/$tag.run$run.log" >>"$raw"
-    find target/criterion -path '*/new/estimates.json' -newer "$marker" | while read -r est; do
+    crit="${CARGO_TARGET_DIR:-target}/criterion"
+    mkdir -p "$crit" # absent when only paired groups ran
+    find "$crit" -path '*/new/estimates.json' -newer "$marker" | while read -r est; do
         id=$(jq -r .full_id "$(dirname "$est")/benchmark.json")
         ns=$(jq -r '(.slope.point_estimate // .mean.point_estimate)' "$est")
         printf '%s\t%s\t%s\n' "$run" "$id" "$ns" >>"$raw"

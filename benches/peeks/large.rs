@@ -12,9 +12,12 @@ use matrix_peek::LocalPeeks;
 use crate::support::*;
 use crate::{Group, Plan, inbound, local};
 
-/// A tenth of the day over which the snapshots spread their deadlines is due.
+/// A tenth of the day over which the snapshots spread their deadlines is due
+/// ([`InboundIds::expires_at`]).
 fn cutoff() -> matrix_peek::Timestamp {
-    ts(T0).saturating_add(LONG).saturating_add(Duration::from_millis(8_640_000))
+    ts(T0)
+        .saturating_add(LONG - Duration::from_millis(DAY_MS))
+        .saturating_add(Duration::from_millis(DAY_MS / 10))
 }
 
 pub fn timeout(c: &mut Criterion, plan: &Plan) {
@@ -33,6 +36,7 @@ pub fn timeout(c: &mut Criterion, plan: &Plan) {
             n - m.len()
         };
         eprintln!("timeout_inbound: {due} of {n} peeks due");
+        assert_eq!(due, fproto.clone().expire(&keys, cutoff), "machine and floor expire alike");
         let mut g = c.benchmark_group("timeout_inbound");
         g.sample_size(10).sampling_mode(SamplingMode::Flat);
         let name = |who: &str| format!("{who}/{due}_of_{n}");
@@ -82,6 +86,7 @@ pub fn timeout(c: &mut Criterion, plan: &Plan) {
             n - m.len()
         };
         eprintln!("timeout_local: {due} of {n} peeks due");
+        assert_eq!(due, fproto.clone().expire(&keys, cutoff), "machine and floor expire alike");
         let mut g = c.benchmark_group("timeout_local");
         g.sample_size(10).sampling_mode(SamplingMode::Flat);
         let name = |who: &str| format!("{who}/{due}_of_{n}");

@@ -20,6 +20,8 @@ pub const PER: usize = 10;
 /// A renewal interval so long that nothing lapses while a bench runs.
 pub const LONG: Duration = Duration::from_secs(400 * 24 * 3600);
 pub const T0: u64 = 1_700_000_000_000;
+/// A day in milliseconds: the snapshots spread their deadlines over one.
+pub const DAY_MS: u64 = 86_400_000;
 /// Seed of every shuffle, so each run (and each tracker) sees the same sequences.
 pub const SEED: u64 = 0x5eed_0f9e_e4ed;
 
@@ -158,12 +160,14 @@ impl InboundIds {
             ..InboundConfig::default()
         }
     }
-    /// The deadline of live key `i` in the snapshot: spread over a day so the timer order
-    /// differs from the insertion order.
+    /// The deadline of live key `i` in the snapshot: spread over the last day of a lease
+    /// (`LONG`) granted at `T0`, so the timer order differs from the insertion order. Within
+    /// one lease of `T0`: a machine restored at `T0` clamps any later deadline to `T0 + LONG`
+    /// (no grant outlives a lease from the restart), which would make every peek due at once.
     pub fn expires_at(i: usize) -> Timestamp {
         ts(T0)
-            .saturating_add(LONG)
-            .saturating_add(Duration::from_millis((mix(i) % 86_400_000) as u64))
+            .saturating_add(LONG - Duration::from_millis(DAY_MS))
+            .saturating_add(Duration::from_millis(mix(i) as u64 % DAY_MS))
     }
     /// The snapshot of the population.
     pub fn records(&self) -> Vec<InboundRecord> {

@@ -28,7 +28,7 @@ use crate::access::RoomAccess;
 use crate::ids::StreamPosition;
 use crate::slab::Slab;
 use crate::time::{Monotonic, Timestamp};
-use crate::timer::TimerQueue;
+use crate::timer::{DeadlineSet, TimerQueue};
 
 /// The local peek machine (MSC2753). See the [type docs](Self) for the state diagram.
 ///
@@ -84,12 +84,13 @@ pub struct LocalPeeks {
     users: HashMap<OwnedUserId, HashMap<OwnedDeviceId, DevIdx>>,
     rooms: Slab<RoomSlot>,
     room_ids: HashMap<OwnedRoomId, RoomIdx>,
-    /// Lease deadlines of live peeks (R11).
-    leases: TimerQueue<(DevIdx, RoomIdx)>,
+    /// Lease deadlines of live peeks (R11); each entry's `expires_at` is its deadline here.
+    leases: DeadlineSet<(DevIdx, RoomIdx)>,
     /// Idle deadlines of devices with live peeks (docs/architecture.md §4.4).
     idle: TimerQueue<DevIdx>,
-    /// Collection deadlines of ended/joined entries, keyed by (position, device, room).
-    collect: TimerQueue<(u64, DevIdx, RoomIdx)>,
+    /// Collection deadlines of ended/joined entries, keyed by (position, device, room); an
+    /// entry's deadline is its `at + ended_retention`.
+    collect: DeadlineSet<(u64, DevIdx, RoomIdx)>,
     live_total: usize,
     ended_total: usize,
     /// The latest stream position handed out.
@@ -112,9 +113,9 @@ impl LocalPeeks {
             users: HashMap::new(),
             rooms: Slab::default(),
             room_ids: HashMap::new(),
-            leases: TimerQueue::new(),
+            leases: DeadlineSet::default(),
             idle: TimerQueue::new(),
-            collect: TimerQueue::new(),
+            collect: DeadlineSet::default(),
             live_total: 0,
             ended_total: 0,
             position: 0,
@@ -307,15 +308,18 @@ impl LocalPeeks {
         let host_now = now;
         let now = self.tick(now);
         let lease = self.config.effective_lease();
-        let existing = self.find_device(user, device).zip(self.room_ids.get(room).copied());
-        if let Some((d, r)) = existing
+        // One lookup of each name per call: the device and room found here are reused below
+        // (each lookup is a keyed hash of the id and a probe).
+        let found_device = self.find_device(user, device);
+        let found_room = self.room_ids.get(room).copied();
+        if let Some((d, r)) = found_device.zip(found_room)
             && let Some(Entry::Peeking { expires_at, .. }) = self.dev_mut(d).entries.get_mut(&r)
         {
             // R5: renew.
             let new_expiry = host_now.saturating_add(lease);
-            *expires_at = new_expiry;
+            let old = std::mem::replace(expires_at, new_expiry);
             self.stats.renewed += 1;
-            self.leases.schedule((d, r), new_expiry);
+            self.leases.reschedule((d, r), old, new_expiry);
             self.persist_entry(d, r);
             self.touch(now, d);
             return Ok(LocalGrant { room_id: room.to_owned(), expires_at: new_expiry });
@@ -329,11 +333,9 @@ impl LocalPeeks {
         if access.encrypted {
             return Err(LocalPeekError::Encrypted);
         }
-        let device_peeks =
-            self.find_device(user, device).map_or(0, |d| self.dev(d).live_peeks as usize);
+        let device_peeks = found_device.map_or(0, |d| self.dev(d).live_peeks as usize);
         if device_peeks >= self.config.max_peeks_per_device {
-            let d = self.find_device(user, device);
-            let earliest = d.and_then(|d| {
+            let earliest = found_device.and_then(|d| {
                 self.dev(d)
                     .entries
                     .values()
@@ -348,8 +350,14 @@ impl LocalPeeks {
         if self.live_total >= self.config.max_peeks_total {
             return Err(self.limit(now, self.leases.next()));
         }
-        let d = self.intern_device(user, device);
-        let r = self.intern_room(room);
+        let d = match found_device {
+            Some(d) => d,
+            None => self.add_device(user, device),
+        };
+        let r = match found_room {
+            Some(r) => r,
+            None => self.add_room(room),
+        };
         self.touch(now, d);
         let expires_at = self.start_peek(host_now, d, r);
         // The first `touch` revived an idle device; this one starts the idle clock now that
@@ -481,10 +489,10 @@ impl LocalPeeks {
         retained.sort_unstable();
         for r in retained {
             // Dropping a retained entry does not move the horizon: the device is gone.
-            let Some(Entry::Ended { position, .. }) = self.dev_mut(d).entries.remove(&r) else {
+            let Some(Entry::Ended { position, at, .. }) = self.dev_mut(d).entries.remove(&r) else {
                 continue;
             };
-            self.collect.cancel(&(position.0, d, r));
+            self.collect.cancel((position.0, d, r), at.saturating_add(self.config.ended_retention));
             self.dev_mut(d).ended -= 1;
             self.ended_total -= 1;
             self.persist_stream();

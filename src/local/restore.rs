@@ -8,7 +8,7 @@
 use super::state::{DevIdx, Entry, RoomIdx};
 use super::{LocalConfig, LocalOutput, LocalPeeks, LocalRecord};
 use crate::time::{Monotonic, Timestamp};
-use crate::timer::TimerQueue;
+use crate::timer::{DeadlineSet, TimerQueue};
 
 impl LocalPeeks {
     /// Rebuilds the machine from the records a store kept (every `Persist` applied in order).
@@ -172,8 +172,8 @@ impl LocalPeeks {
             }
         }
         self.position = position;
-        self.leases = TimerQueue::from_deadlines(leases);
-        self.collect = TimerQueue::from_deadlines(collect);
+        self.leases = DeadlineSet::from_deadlines(leases);
+        self.collect = DeadlineSet::from_deadlines(collect);
         self.idle = TimerQueue::from_deadlines(idle);
     }
 }

@@ -81,6 +81,15 @@ impl LocalPeeks {
         if let Some(d) = self.find_device(user, device) {
             return d;
         }
+        self.add_device(user, device)
+    }
+
+    /// Adds a device that [`find_device`](Self::find_device) does not know.
+    pub(super) fn add_device(
+        &mut self,
+        user: &ruma_common::UserId,
+        device: &ruma_common::DeviceId,
+    ) -> DevIdx {
         let d = self.devices.insert(DeviceSlot {
             user: user.to_owned(),
             device: device.to_owned(),
@@ -89,7 +98,15 @@ impl LocalPeeks {
             ended: 0,
             idle: false,
         });
-        self.users.entry(user.to_owned()).or_default().insert(device.to_owned(), d);
+        // `entry` would clone the user id even when the user is known.
+        match self.users.get_mut(user) {
+            Some(devices) => {
+                devices.insert(device.to_owned(), d);
+            }
+            None => {
+                self.users.insert(user.to_owned(), HashMap::from([(device.to_owned(), d)]));
+            }
+        }
         d
     }
 
@@ -97,6 +114,11 @@ impl LocalPeeks {
         if let Some(r) = self.room_ids.get(room) {
             return *r;
         }
+        self.add_room(room)
+    }
+
+    /// Adds a room that `room_ids` does not hold.
+    pub(super) fn add_room(&mut self, room: &ruma_common::RoomId) -> RoomIdx {
         let r = self.rooms.insert(RoomSlot {
             id: room.to_owned(),
             peekers: Vec::new(),
@@ -248,8 +270,9 @@ impl LocalPeeks {
         let started = self.next_position();
         let slot = u32::try_from(self.room(r).peekers.len()).expect("peekers bounded by the caps");
         match self.dev(d).entries.get(&r).copied() {
-            Some(Entry::Ended { position, .. }) => {
-                self.collect.cancel(&(position.0, d, r));
+            Some(Entry::Ended { position, at, .. }) => {
+                let due = at.saturating_add(self.config.ended_retention);
+                self.collect.cancel((position.0, d, r), due);
                 self.dev_mut(d).ended -= 1;
                 self.ended_total -= 1;
             }
@@ -262,7 +285,7 @@ impl LocalPeeks {
         self.dev_mut(d).live_peeks += 1;
         self.live_total += 1;
         self.room_mut(r).peekers.push(d);
-        self.leases.schedule((d, r), expires_at);
+        self.leases.insert((d, r), expires_at);
         self.persist_entry(d, r);
         self.wake(d);
         if !self.dev(d).idle {
@@ -274,11 +297,12 @@ impl LocalPeeks {
 
     /// Takes the live peek (d, r) out of the room and the lease queue. Returns its start.
     fn unlink_peek(&mut self, d: DevIdx, r: RoomIdx) -> StreamPosition {
-        let Some(Entry::Peeking { started, slot, .. }) = self.dev(d).entries.get(&r).copied()
+        let Some(Entry::Peeking { started, slot, expires_at }) =
+            self.dev(d).entries.get(&r).copied()
         else {
             unreachable!("unlink_peek is only called on a live peek")
         };
-        self.leases.cancel(&(d, r));
+        self.leases.cancel((d, r), expires_at);
         let room = self.room_mut(r);
         room.peekers.swap_remove(slot as usize);
         if let Some(&moved) = room.peekers.get(slot as usize)
@@ -342,7 +366,7 @@ impl LocalPeeks {
                 self.dev_mut(d).ended += 1;
                 self.ended_total += 1;
                 self.collect
-                    .schedule((position.0, d, r), now.saturating_add(self.config.ended_retention));
+                    .insert((position.0, d, r), now.saturating_add(self.config.ended_retention));
                 self.persist_entry(d, r);
                 self.out.push_back(ended);
                 self.wake(d);
@@ -355,10 +379,11 @@ impl LocalPeeks {
     /// Forgets the retained entry (d, r) (retention over, or a cap reached): the horizon moves
     /// past it.
     pub(super) fn collect_entry(&mut self, d: DevIdx, r: RoomIdx) {
-        let Some(Entry::Ended { position, .. }) = self.dev(d).entries.get(&r).copied() else {
+        let Some(Entry::Ended { position, at, .. }) = self.dev(d).entries.get(&r).copied() else {
             return;
         };
-        self.collect.cancel(&(position.0, d, r));
+        // Already gone when `handle_timeout` popped it.
+        self.collect.cancel((position.0, d, r), at.saturating_add(self.config.ended_retention));
         self.horizon = self.horizon.max(position.0);
         self.persist_stream();
         let key = self.entry_key(d, r);
@@ -438,13 +463,14 @@ impl LocalPeeks {
         for (d, r) in changed {
             match self.dev_mut(d).entries.get_mut(&r) {
                 Some(Entry::Peeking { expires_at, .. }) => {
-                    *expires_at = max_expiry;
-                    self.leases.schedule((d, r), max_expiry);
+                    let old = std::mem::replace(expires_at, max_expiry);
+                    self.leases.reschedule((d, r), old, max_expiry);
                 }
                 Some(Entry::Ended { position, at, .. }) => {
-                    *at = now;
+                    let old = std::mem::replace(at, now);
                     let key = (position.0, d, r);
-                    self.collect.schedule(key, now.saturating_add(retention));
+                    let (from, to) = (old.saturating_add(retention), now.saturating_add(retention));
+                    self.collect.reschedule(key, from, to);
                 }
                 None => continue,
             }
