@@ -20,7 +20,7 @@ mod rooms;
 mod settle;
 mod types;
 
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 use std::time::Duration;
 
 use ruma_common::{
@@ -56,6 +56,8 @@ struct Node {
     /// Requests whose answer arrived while the server was down (same incarnation): their
     /// HTTP calls timed out meanwhile, reported as `Unreachable` when it comes back up.
     missed: Vec<RequestId>,
+    /// Its entry in [`Sim::timers`]: `poll_timeout` as of the last drain, while it is up.
+    due: Option<Timestamp>,
 }
 
 type GrantKey = (OwnedServerName, OwnedRoomId, OwnedServerName);
@@ -108,6 +110,9 @@ pub struct Sim {
     rooms: BTreeMap<OwnedRoomId, SimRoom>,
     aliases: BTreeMap<OwnedRoomAliasId, OwnedRoomId>,
     queue: BinaryHeap<Scheduled>,
+    /// Every up server's next deadline, earliest first (ties in name order): kept in step with
+    /// each drain, so finding the next thing due costs O(log servers), not a scan.
+    timers: BTreeSet<(Timestamp, OwnedServerName)>,
     seq: u64,
     steps: u64,
     timeline: Vec<TimelineEntry>,
@@ -145,6 +150,7 @@ impl Sim {
             rooms: BTreeMap::new(),
             aliases: BTreeMap::new(),
             queue: BinaryHeap::new(),
+            timers: BTreeSet::new(),
             seq: 0,
             steps: 0,
             timeline: Vec::new(),
@@ -194,6 +200,7 @@ impl Sim {
             drop_writes: false,
             epoch: 0,
             missed: Vec::new(),
+            due: None,
         };
         self.nodes.insert(server.clone(), node);
         self.drain(&server);
@@ -232,6 +239,7 @@ impl Sim {
         if node.up {
             node.up = false;
             self.log(server, || "server DOWN (unreachable)".to_owned());
+            self.refresh_timer(server);
         }
         Ok(())
     }
@@ -318,12 +326,7 @@ impl Sim {
 
     fn next_due_inner(&self) -> Option<(Timestamp, Option<OwnedServerName>)> {
         let msg = self.queue.peek().map(|s| (s.at, None));
-        let timer = self
-            .nodes
-            .iter()
-            .filter(|(_, n)| n.up)
-            .filter_map(|(name, n)| n.peeking.poll_timeout().map(|t| (t, Some(name.clone()))))
-            .min();
+        let timer = self.timers.first().map(|(t, name)| (*t, Some(name.clone())));
         // Messages first on ties.
         let next = match (msg, timer) {
             (Some(m), Some(t)) => Some(if m.0 <= t.0 { m } else { t }),

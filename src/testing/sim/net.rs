@@ -127,8 +127,27 @@ impl Sim {
     pub(super) fn drain(&mut self, server: &ServerName) {
         loop {
             let Some(node) = self.nodes.get_mut(server) else { return };
-            let Some(out) = node.peeking.poll_output() else { return };
+            let Some(out) = node.peeking.poll_output() else { break };
             self.on_output(server, out);
+        }
+        self.refresh_timer(server);
+    }
+
+    /// Puts the server's `poll_timeout` (if it is up) into [`Sim::timers`] in place of its old
+    /// entry. Every input reaches a machine through a call followed by [`drain`](Self::drain),
+    /// so the index is current whenever the simulator picks the next thing due.
+    pub(super) fn refresh_timer(&mut self, server: &ServerName) {
+        let Some(node) = self.nodes.get_mut(server) else { return };
+        let due = if node.up { node.peeking.poll_timeout() } else { None };
+        if due == node.due {
+            return;
+        }
+        let old = std::mem::replace(&mut node.due, due);
+        if let Some(old) = old {
+            self.timers.remove(&(old, server.to_owned()));
+        }
+        if let Some(due) = due {
+            self.timers.insert((due, server.to_owned()));
         }
     }
 
