@@ -14,9 +14,12 @@ mod clients;
 mod error;
 mod leaks;
 mod net;
+mod load;
 mod queries;
+mod relay;
 mod rng;
 mod rooms;
+mod scale;
 mod settle;
 mod types;
 
@@ -29,8 +32,10 @@ use ruma_common::{
 
 pub use error::{Pending, SimError};
 pub use leaks::{LeakReport, UnaccountedPeek};
+pub use load::{LoadBucket, ResidentLoad};
 pub use queries::{Gap, OutboundEvent, OutboundEventKind};
 pub use rng::SimRng;
+pub use scale::{ScaleConfig, ScaleFigures, ScaleReport, run_scale};
 pub use types::{
     BadRelay, ClientPeekRecord, LeakedPeek, Livelock, SentRequest, SimConfig, SimRoom,
     TimelineEntry, fmt_elapsed,
@@ -60,7 +65,9 @@ struct Node {
     due: Option<Timestamp>,
 }
 
-type GrantKey = (OwnedServerName, OwnedRoomId, OwnedServerName);
+/// The simulator's own record of live inbound peeks: (resident, room) → origin → peek id →
+/// expiry. Nested so that a relay to thousands of destinations looks each up by reference.
+type Grants = HashMap<(OwnedServerName, OwnedRoomId), HashMap<OwnedServerName, BTreeMap<String, Timestamp>>>;
 type DeviceKey = (OwnedServerName, OwnedUserId, OwnedDeviceId);
 
 /// N homeservers joined by a simulated federation on a virtual clock (docs/architecture.md
@@ -117,9 +124,17 @@ pub struct Sim {
     steps: u64,
     timeline: Vec<TimelineEntry>,
     sent: Vec<SentRequest>,
-    /// The simulator's own record of live inbound peeks: (resident, room, origin) → id → expiry.
-    grants: BTreeMap<GrantKey, BTreeMap<String, Timestamp>>,
+    /// The simulator's own record of live inbound peeks.
+    grants: Grants,
     relays: BTreeMap<(OwnedServerName, OwnedRoomId), u64>,
+    /// Event copies relayed to peeking servers, in total (kept in lean mode too).
+    relay_copies: u64,
+    /// Last arrival of a batched relay from each resident ([`SimConfig::lean`]).
+    relay_links: HashMap<OwnedServerName, Timestamp>,
+    /// [`Sim::watch`]ed residents and what they saw.
+    watched: BTreeMap<OwnedServerName, ResidentLoad>,
+    /// Modelled size of each room's state answer ([`Sim::set_state_bytes`]).
+    state_bytes: HashMap<OwnedRoomId, u64>,
     /// Arrival time of the last `/send` on each (from, to) link (FIFO per destination).
     links: HashMap<(OwnedServerName, OwnedServerName), Timestamp>,
     bad_relays: Vec<BadRelay>,
@@ -155,8 +170,12 @@ impl Sim {
             steps: 0,
             timeline: Vec::new(),
             sent: Vec::new(),
-            grants: BTreeMap::new(),
+            grants: HashMap::new(),
             relays: BTreeMap::new(),
+            relay_copies: 0,
+            relay_links: HashMap::new(),
+            watched: BTreeMap::new(),
+            state_bytes: HashMap::new(),
             links: HashMap::new(),
             bad_relays: Vec::new(),
             received: BTreeMap::new(),
