@@ -8,6 +8,7 @@
 //! cargo run --release --example scale -- --seed 7     # another seed
 //! cargo run --example scale -- --smoke                # a reduced day (CI), no charts
 //! cargo run --release --example scale -- --minutes    # also the minutes around the restart
+//! cargo run --release --example scale -- --baseline   # the library's defaults, no per-host salt
 //! ```
 //!
 //! It prints the figures, the wall time and the peak memory (resident set), and writes two SVG
@@ -24,6 +25,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut seed = 20;
     let mut smoke = false;
     let mut minutes = false;
+    let mut baseline = false;
     let mut out = Some(PathBuf::from("benches/charts"));
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -33,10 +35,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "--out" => out = Some(PathBuf::from(args.next().ok_or("--out needs a folder")?)),
             "--no-charts" => out = None,
             "--minutes" => minutes = true,
+            "--baseline" => baseline = true,
             other => return Err(format!("unknown argument {other}").into()),
         }
     }
-    let config = if smoke { ScaleConfig::smoke(seed) } else { ScaleConfig::day(seed) };
+    let mut config = if smoke { ScaleConfig::smoke(seed) } else { ScaleConfig::day(seed) };
+    config.progress = !smoke;
+    if baseline {
+        config = config.with_library_defaults();
+    }
     let started = Instant::now();
     let report = run_scale(&config)?;
     let wall = started.elapsed();

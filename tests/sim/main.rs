@@ -5,5 +5,6 @@
 mod failover;
 mod kit;
 mod outages;
+mod scale;
 mod soak;
 mod support;

@@ -63,6 +63,8 @@ struct Node {
     missed: Vec<RequestId>,
     /// Its entry in [`Sim::timers`]: `poll_timeout` as of the last drain, while it is up.
     due: Option<Timestamp>,
+    /// Its index in [`Sim::names`] (the order it was added in).
+    idx: u32,
 }
 
 /// The simulator's own record of live inbound peeks: (resident, room) → origin → peek id →
@@ -117,9 +119,12 @@ pub struct Sim {
     rooms: BTreeMap<OwnedRoomId, SimRoom>,
     aliases: BTreeMap<OwnedRoomAliasId, OwnedRoomId>,
     queue: BinaryHeap<Scheduled>,
-    /// Every up server's next deadline, earliest first (ties in name order): kept in step with
-    /// each drain, so finding the next thing due costs O(log servers), not a scan.
-    timers: BTreeSet<(Timestamp, OwnedServerName)>,
+    /// Every up server's next deadline and index, earliest first (ties in the order servers
+    /// were added): kept in step with each drain, so finding the next thing due costs
+    /// O(log servers), not a scan.
+    timers: BTreeSet<(Timestamp, u32)>,
+    /// Every server by index.
+    names: Vec<OwnedServerName>,
     seq: u64,
     steps: u64,
     timeline: Vec<TimelineEntry>,
@@ -166,6 +171,7 @@ impl Sim {
             aliases: BTreeMap::new(),
             queue: BinaryHeap::new(),
             timers: BTreeSet::new(),
+            names: Vec::new(),
             seq: 0,
             steps: 0,
             timeline: Vec::new(),
@@ -220,7 +226,9 @@ impl Sim {
             epoch: 0,
             missed: Vec::new(),
             due: None,
+            idx: u32::try_from(self.names.len()).expect("fewer than 2^32 servers"),
         };
+        self.names.push(server.clone());
         self.nodes.insert(server.clone(), node);
         self.drain(&server);
         Ok(server)
@@ -345,7 +353,7 @@ impl Sim {
 
     fn next_due_inner(&self) -> Option<(Timestamp, Option<OwnedServerName>)> {
         let msg = self.queue.peek().map(|s| (s.at, None));
-        let timer = self.timers.first().map(|(t, name)| (*t, Some(name.clone())));
+        let timer = self.timers.first().map(|&(t, idx)| (t, Some(self.names[idx as usize].clone())));
         // Messages first on ties.
         let next = match (msg, timer) {
             (Some(m), Some(t)) => Some(if m.0 <= t.0 { m } else { t }),

@@ -146,11 +146,12 @@ impl Sim {
             return;
         }
         let old = std::mem::replace(&mut node.due, due);
+        let idx = node.idx;
         if let Some(old) = old {
-            self.timers.remove(&(old, server.to_owned()));
+            self.timers.remove(&(old, idx));
         }
         if let Some(due) = due {
-            self.timers.insert((due, server.to_owned()));
+            self.timers.insert((due, idx));
         }
     }
 

@@ -72,6 +72,11 @@ pub struct ScaleConfig {
     pub loss: f64,
     /// Every server's coordinator configuration (see [`ScaleConfig::peeking_default`]).
     pub peeking: PeekingConfig,
+    /// Whether each server salts its jitter with a hash of its name
+    /// (`OutboundConfig::jitter_seed`), as a host should; off, every server retries in lockstep.
+    pub per_host_jitter: bool,
+    /// Print the simulated hour and the steps so far to stderr as the day goes.
+    pub progress: bool,
 }
 
 impl ScaleConfig {
@@ -95,6 +100,8 @@ impl ScaleConfig {
             state_bytes_top: 5_000_000,
             loss: 0.001,
             peeking: Self::peeking_default(),
+            per_host_jitter: true,
+            progress: false,
         }
     }
 
@@ -111,15 +118,34 @@ impl ScaleConfig {
         }
     }
 
-    /// The coordinator configuration of the scale runs: the defaults, except that a room may
-    /// hold 10 000 peeks (`InboundConfig::max_peeks_per_room`, 1 000 by default: an operator
-    /// hosting a room peeked by 5 000 servers raises it) and ended local peeks are retained
-    /// for an hour (`LocalConfig::ended_retention`, 24 h by default) to bound memory.
+    /// The coordinator configuration of the scale runs: the library's defaults, except
+    ///
+    /// * a room may hold 10 000 peeks (`InboundConfig::max_peeks_per_room`, 1 000 by default:
+    ///   an operator hosting a room peeked by 5 000 servers raises it);
+    /// * ended local peeks are retained for an hour (`LocalConfig::ended_retention`, 24 h by
+    ///   default), to bound memory;
+    /// * the peeking side's herd settings of BENCHMARKS.md ("Federation at scale"):
+    ///   failing renewals spread over 80 % of the time their peek has left
+    ///   (`OutboundConfig::renew_retry_spread = 0.8`), and active rooms probe their resident
+    ///   after two minutes of silence at the soonest (`min_silence`, 30 s by default), so that
+    ///   ordinary lulls in a busy room do not make every peeking server probe at once.
+    ///
+    /// [`per_host_jitter`](Self::per_host_jitter) salts each server's jitter on top.
     pub fn peeking_default() -> PeekingConfig {
         let mut c = PeekingConfig::default();
         c.inbound.max_peeks_per_room = 10_000;
         c.local.ended_retention = Duration::from_secs(3600);
+        c.outbound.renew_retry_spread = 0.8;
+        c.outbound.min_silence = Duration::from_secs(120);
         c
+    }
+
+    /// The library's own defaults on the peeking side (no retry spread, 30 s silence floor)
+    /// and no per-host jitter: the baseline the herd settings are measured against.
+    pub fn with_library_defaults(mut self) -> Self {
+        self.peeking.outbound = crate::OutboundConfig::default();
+        self.per_host_jitter = false;
+        self
     }
 }
 

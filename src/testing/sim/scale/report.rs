@@ -61,10 +61,14 @@ pub struct ScaleFigures {
     pub popular_back: usize,
     /// Peekers of room 1.
     pub popular_peekers: usize,
-    /// Peekers of room 1 that were down (the hourly 1 %) when the resident restarted.
-    pub popular_down_at_restart: usize,
-    /// How long after the resident came back the last peek of room 1 was back.
+    /// Peekers of room 1 that were themselves down (the hourly 1 %) at some moment between
+    /// the restart and one renewal interval after it: they cannot be back while down.
+    pub popular_down_in_herd: usize,
+    /// How long after the resident came back the last peek of room 1 was back, among the
+    /// peekers that stayed up (`None` if one of them never was).
     pub all_back_after: Option<Duration>,
+    /// The same over every peeker of room 1, those that were down included.
+    pub all_back_after_with_down: Option<Duration>,
     /// The renewal interval the resident grants.
     pub renewal_interval: Duration,
     /// Relay copies per relayed event over the day, at the resident.
@@ -123,16 +127,29 @@ impl ScaleReport {
         let herd_peak_minute = herd.iter().map(LoadBucket::requests).max().unwrap_or(0);
         let popular = &w.rooms[0].id;
         let up_at = load.mark.unwrap_or(w.restart_up);
-        let back: Vec<Timestamp> = load
+        let down: std::collections::BTreeSet<&ruma_common::ServerName> =
+            w.down_in_herd.iter().map(|&s| w.names[s as usize].as_ref()).collect();
+        let back: Vec<(bool, Timestamp)> = load
             .back_since_mark
             .iter()
             .filter(|((room, _), _)| room == popular)
-            .map(|(_, &t)| t)
+            .map(|((_, origin), &t)| (down.contains(origin.as_ref() as &ruma_common::ServerName), t))
             .collect();
         let popular_peekers = w.cfg.popular_peekers.min(w.names.len() - 1);
-        let all_back_after = (back.len() >= popular_peekers)
-            .then(|| back.iter().max().map(|t| t.saturating_duration_since(up_at)))
-            .flatten();
+        let popular_down_in_herd = w.down_in_herd.iter().filter(|&&s| s != 0).count();
+        let latest = |with_down: bool| {
+            let times: Vec<Timestamp> =
+                back.iter().filter(|(d, _)| with_down || !d).map(|&(_, t)| t).collect();
+            let wanted = if with_down {
+                popular_peekers
+            } else {
+                popular_peekers.saturating_sub(popular_down_in_herd)
+            };
+            (times.len() >= wanted)
+                .then(|| times.iter().max().map(|t| t.saturating_duration_since(up_at)))
+                .flatten()
+        };
+        let (all_back_after, all_back_after_with_down) = (latest(false), latest(true));
         let (events, copies) = (sum(|b| b.events, day), sum(|b| b.relay_copies, day));
         let mut largest: Vec<(OwnedRoomId, u64, u64)> = load
             .granted_per_room
@@ -157,8 +174,9 @@ impl ScaleReport {
             herd_ratio: herd_peak_minute as f64 / steady_per_minute.max(1.0),
             popular_back: back.len(),
             popular_peekers,
-            popular_down_at_restart: w.outage_peekers,
+            popular_down_in_herd,
             all_back_after,
+            all_back_after_with_down,
             renewal_interval: interval,
             relay_copies_per_event: copies as f64 / events.max(1) as f64,
             events,
@@ -211,16 +229,16 @@ impl fmt::Display for ScaleReport {
             g.herd_peak_minute,
             g.herd_ratio
         )?;
-        let back = g.all_back_after.map_or("not all".to_owned(), mins);
+        let back = g.all_back_after.map_or("never".to_owned(), mins);
+        let with_down = g.all_back_after_with_down.map_or("never".to_owned(), mins);
         writeln!(
             f,
-            "room 1: {}/{} peeks back after the restart ({} peekers down then); all back after \
-             {} (goal <= {})",
+            "room 1: {}/{} peeks back after the restart; every peeker that stayed up back after \
+             {back} (goal <= {}); with the {} that were down themselves in that hour: {with_down}",
             g.popular_back,
             g.popular_peekers,
-            g.popular_down_at_restart,
-            back,
-            mins(g.renewal_interval)
+            mins(g.renewal_interval),
+            g.popular_down_in_herd,
         )?;
         writeln!(
             f,

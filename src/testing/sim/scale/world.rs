@@ -60,7 +60,13 @@ pub(super) struct World {
     pub day_start: Timestamp,
     pub restart_up: Timestamp,
     pub day_end: Timestamp,
-    pub outage_peekers: usize,
+    /// Servers down at some moment between the restart and one renewal interval after it.
+    pub down_in_herd: std::collections::BTreeSet<u32>,
+}
+
+/// FNV-1a of a name.
+fn fnv(name: &str) -> u64 {
+    name.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
 }
 
 fn exp(rng: &mut SimRng, mean: Duration) -> Duration {
@@ -87,11 +93,14 @@ impl World {
         let main = cfg.servers.max(2);
         let small = cfg.popular_peekers.saturating_sub(main - 1);
         let mut names = Vec::with_capacity(main + small);
-        for i in 0..main {
-            names.push(sim.add_server(&format!("s{i:04}.test"))?);
-        }
-        for i in 0..small {
-            names.push(sim.add_server(&format!("p{i:04}.test"))?);
+        let labels = (0..main).map(|i| format!("s{i:04}.test"));
+        for name in labels.chain((0..small).map(|i| format!("p{i:04}.test"))) {
+            let mut peeking = cfg.peeking.clone();
+            if cfg.per_host_jitter {
+                // What a host does with OutboundConfig::jitter_seed: a hash of its own name.
+                peeking.outbound.jitter_seed = SimRng::new(fnv(&name)).next_u64();
+            }
+            names.push(sim.add_server_with(&name, peeking)?);
         }
         // Zipf server sizes: server i has weight 1/(i+1).
         let mut cumulative = Vec::with_capacity(main);
@@ -160,7 +169,7 @@ impl World {
             day_start,
             restart_up: day_start.saturating_add(cfg.restart_at + cfg.restart_downtime),
             day_end: day_start.saturating_add(cfg.day),
-            outage_peekers: 0,
+            down_in_herd: std::collections::BTreeSet::new(),
         };
         world.sim.watch(&world.names[0].clone(), MINUTE)?;
         for slot in 0..world.slots.len() {
@@ -191,6 +200,10 @@ impl World {
         while let Some(Reverse((at, _, action))) = self.actions.pop() {
             if at >= self.day_end {
                 break;
+            }
+            if self.cfg.progress && action == Action::Hour {
+                let hours = at.saturating_duration_since(self.day_start).as_secs() / 3600;
+                eprintln!("  hour {hours}: {} steps", self.sim.steps());
             }
             let d = at.saturating_duration_since(self.sim.now());
             self.sim.run_for(d);
@@ -258,14 +271,16 @@ impl World {
                     let s = 1 + self.rng.index(n - 1) as u32;
                     if !self.down_now.contains(&s) {
                         self.down_now.push(s);
+                        if self.in_herd_window(now) {
+                            self.down_in_herd.insert(s);
+                        }
                         self.sim.down(&self.names[s as usize].clone())?;
                     }
                 }
                 self.push(now.saturating_add(HOUR), Action::Hour);
             }
             Action::RestartDown => {
-                // Servers down through the hour after the restart cannot be back in time.
-                self.outage_peekers = self.down_now.iter().filter(|&&s| s != 0).count();
+                self.down_in_herd.extend(self.down_now.iter().copied());
                 self.sim.down(&self.names[0].clone())?;
             }
             Action::RestartUp => {
@@ -275,6 +290,13 @@ impl World {
             }
         }
         Ok(())
+    }
+
+    /// From the restart until one renewal interval after the resident came back.
+    fn in_herd_window(&self, at: Timestamp) -> bool {
+        let from = self.day_start.saturating_add(self.cfg.restart_at);
+        let to = self.restart_up.saturating_add(self.cfg.peeking.inbound.renewal_interval);
+        (from..to).contains(&at)
     }
 
     fn peek(&mut self, slot: u32) -> Result<(), SimError> {
