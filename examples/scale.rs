@@ -82,11 +82,8 @@ fn peak_memory() -> String {
 
 type Series = (&'static str, RGBColor, fn(&matrix_peek::testing::LoadBucket) -> u64);
 
-const SERIES: [Series; 3] = [
-    ("renew", BLUE, |b| b.renew),
-    ("PUT", RED, |b| b.put),
-    ("DELETE", GREEN, |b| b.delete),
-];
+const SERIES: [Series; 3] =
+    [("renew", BLUE, |b| b.renew), ("PUT", RED, |b| b.put), ("DELETE", GREEN, |b| b.delete)];
 
 fn day_chart(r: &ScaleReport, path: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
     let day = &r.minutes[r.day_start..r.day_end];
@@ -102,16 +99,13 @@ fn day_chart(r: &ScaleReport, path: &std::path::Path) -> Result<(), Box<dyn std:
         .x_label_area_size(35)
         .y_label_area_size(55)
         .build_cartesian_2d(0f64..day.len() as f64 / 60.0, 0f64..top)?;
-    chart
-        .configure_mesh()
-        .x_desc("hour of the day")
-        .y_desc("requests / minute")
-        .draw()?;
+    chart.configure_mesh().x_desc("hour of the day").y_desc("requests / minute").draw()?;
     let total: Vec<(f64, f64)> =
         day.iter().enumerate().map(|(i, b)| (i as f64 / 60.0, b.requests() as f64)).collect();
-    chart.draw_series(LineSeries::new(total, BLACK))?.label("all").legend(|(x, y)| {
-        PathElement::new([(x, y), (x + 15, y)], BLACK)
-    });
+    chart
+        .draw_series(LineSeries::new(total, BLACK))?
+        .label("all")
+        .legend(|(x, y)| PathElement::new([(x, y), (x + 15, y)], BLACK));
     for (name, color, f) in SERIES {
         let pts: Vec<(f64, f64)> =
             day.iter().enumerate().map(|(i, b)| (i as f64 / 60.0, f(b) as f64)).collect();

@@ -214,8 +214,8 @@ impl OutboundConfig {
         // 53 random bits as a fraction in [0, 1); the salt keeps the hash apart from backoff's.
         let h = jitter_hash(self.jitter_seed ^ 0x5eed_5eed, room, attempt);
         let u = (h >> 11) as f64 / (1u64 << 53) as f64;
-        let spread = Duration::try_from_secs_f64(left.as_secs_f64() * spread * u)
-            .unwrap_or(Duration::ZERO);
+        let spread =
+            Duration::try_from_secs_f64(left.as_secs_f64() * spread * u).unwrap_or(Duration::ZERO);
         wait.max(spread)
     }
 }
@@ -287,8 +287,7 @@ mod tests {
     }
 
     #[test]
-    fn a_failing_renewal_retries_within_the_spread_of_the_time_left_and_never_before_the_backoff()
-    {
+    fn a_failing_renewal_retries_within_the_spread_of_the_time_left_and_never_before_the_backoff() {
         let r = room();
         let left = Duration::from_secs(1800);
         let wait = Duration::from_secs(2);

@@ -30,9 +30,7 @@ impl Sim {
         let key = (from.to_owned(), room.to_owned());
         let origins = self.grants.get(&key);
         let live = |to: &OwnedServerName| {
-            origins
-                .and_then(|o| o.get(to))
-                .is_some_and(|ids| ids.values().any(|&exp| exp > now))
+            origins.and_then(|o| o.get(to)).is_some_and(|ids| ids.values().any(|&exp| exp > now))
         };
         let bad: Vec<BadRelay> = dests
             .iter()

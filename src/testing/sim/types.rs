@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use ruma_common::{OwnedDeviceId, OwnedRoomId, OwnedServerName, OwnedUserId};
 
-use crate::outbound::OutboundRequest;
 #[cfg(doc)]
 use super::Sim;
+use crate::outbound::OutboundRequest;
 use crate::{LocalGrant, PeekError, PeekingConfig, RequestId, RoomAccess, Timestamp};
 
 /// The simulator's knobs. Everything random is drawn from `seed`.

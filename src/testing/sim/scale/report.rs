@@ -88,9 +88,8 @@ impl ScaleReport {
     pub(super) fn from_world(w: &World) -> ScaleReport {
         let host = &w.names[0];
         let load = w.sim.load(host).expect("s0000 is watched from the start");
-        let minute = |t: Timestamp| {
-            (t.saturating_duration_since(load.start).as_millis() / 60_000) as usize
-        };
+        let minute =
+            |t: Timestamp| (t.saturating_duration_since(load.start).as_millis() / 60_000) as usize;
         let mut minutes = load.buckets.clone();
         let day_start = (WARM_UP.as_secs() / 60) as usize;
         let day_end = minute(w.day_end);
@@ -133,7 +132,9 @@ impl ScaleReport {
             .back_since_mark
             .iter()
             .filter(|((room, _), _)| room == popular)
-            .map(|((_, origin), &t)| (down.contains(origin.as_ref() as &ruma_common::ServerName), t))
+            .map(|((_, origin), &t)| {
+                (down.contains(origin.as_ref() as &ruma_common::ServerName), t)
+            })
             .collect();
         let popular_peekers = w.cfg.popular_peekers.min(w.names.len() - 1);
         let popular_down_in_herd = w.down_in_herd.iter().filter(|&&s| s != 0).count();

@@ -66,7 +66,8 @@ pub(super) struct World {
 
 /// FNV-1a of a name.
 fn fnv(name: &str) -> u64 {
-    name.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+    name.bytes()
+        .fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
 }
 
 fn exp(rng: &mut SimRng, mean: Duration) -> Duration {
@@ -144,7 +145,12 @@ impl World {
                     let j = i + rng.index(main - i);
                     order.swap(i, j);
                 }
-                order[..=n.min(main - 1)].iter().copied().filter(|&s| s != resident).take(n).collect()
+                order[..=n.min(main - 1)]
+                    .iter()
+                    .copied()
+                    .filter(|&s| s != resident)
+                    .take(n)
+                    .collect()
             };
             for server in peekers {
                 let stayer = k == 1 || rng.chance(cfg.stayers);
@@ -201,7 +207,7 @@ impl World {
             if at >= self.day_end {
                 break;
             }
-            if self.cfg.progress && action == Action::Hour {
+            if self.cfg.progress && action == Action::Hour && at >= self.day_start {
                 let hours = at.saturating_duration_since(self.day_start).as_secs() / 3600;
                 eprintln!("  hour {hours}: {} steps", self.sim.steps());
             }
