@@ -9,6 +9,7 @@
 //! cargo run --example scale -- --smoke                # a reduced day (CI), no charts
 //! cargo run --release --example scale -- --minutes    # also the minutes around the restart
 //! cargo run --release --example scale -- --baseline   # the library's defaults, no per-host salt
+//! cargo run --release --example scale -- --lose-peeks # the restart loses its inbound peeks
 //! ```
 //!
 //! It prints the figures, the wall time and the peak memory (resident set), and writes two SVG
@@ -26,6 +27,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut smoke = false;
     let mut minutes = false;
     let mut baseline = false;
+    let mut lose = false;
     let mut out = Some(PathBuf::from("benches/charts"));
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -36,14 +38,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "--no-charts" => out = None,
             "--minutes" => minutes = true,
             "--baseline" => baseline = true,
+            "--lose-peeks" => lose = true,
             other => return Err(format!("unknown argument {other}").into()),
         }
     }
     let mut config = if smoke { ScaleConfig::smoke(seed) } else { ScaleConfig::day(seed) };
     config.progress = !smoke;
+    config.restart_loses_peeks = lose;
     if baseline {
         config = config.with_library_defaults();
     }
+    #[allow(clippy::disallowed_methods)] // the example reports its own wall-clock time
     let started = Instant::now();
     let report = run_scale(&config)?;
     let wall = started.elapsed();

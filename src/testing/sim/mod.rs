@@ -326,6 +326,22 @@ impl Sim {
         Ok(())
     }
 
+    /// [`crash_restart`](Self::crash_restart) after losing every inbound peek from the
+    /// server's store: a resident whose host keeps inbound peeks in memory only, or restores
+    /// from an old backup. The peeking servers find out when a renewal is answered 404 (or
+    /// their room falls silent and a probe is), and open new peeks (R54).
+    pub fn crash_restart_losing_inbound(&mut self, server: &ServerName) -> Result<(), SimError> {
+        let node = self.node_mut(server)?;
+        let mut snapshot = node.store.to_snapshot();
+        let lost = std::mem::take(&mut snapshot.inbound);
+        node.store = SnapshotMaps::from_snapshot(&snapshot);
+        for r in lost {
+            self.forget_grant(server, &r.room_id, &r.server, &r.peek_id);
+        }
+        self.log(server, || "its store lost every inbound peek".to_owned());
+        self.crash_restart(server)
+    }
+
     /// While `drop` is on, the server's `Persist` outputs are acknowledged but never written:
     /// a host whose store silently loses writes, breaking the persistence contract (R59) on
     /// the host's side. The machine runs on from memory; a

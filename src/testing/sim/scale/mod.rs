@@ -53,6 +53,10 @@ pub struct ScaleConfig {
     pub restart_at: Duration,
     /// How long it is down before it restarts from its store.
     pub restart_downtime: Duration,
+    /// Whether the restart loses the resident's inbound peeks
+    /// ([`Sim::crash_restart_losing_inbound`]: a host that keeps them in memory only). Off:
+    /// it restarts from its store, as this crate's persistence contract has it.
+    pub restart_loses_peeks: bool,
     /// Fraction of servers down in any hour (each hour a fresh draw, never the biggest
     /// resident).
     pub down_per_hour: f64,
@@ -101,6 +105,7 @@ impl ScaleConfig {
             loss: 0.001,
             peeking: Self::peeking_default(),
             per_host_jitter: true,
+            restart_loses_peeks: false,
             progress: false,
         }
     }

@@ -291,7 +291,11 @@ impl World {
             }
             Action::RestartUp => {
                 let host = self.names[0].clone();
-                self.sim.crash_restart(&host)?;
+                if self.cfg.restart_loses_peeks {
+                    self.sim.crash_restart_losing_inbound(&host)?;
+                } else {
+                    self.sim.crash_restart(&host)?;
+                }
                 self.sim.mark_load(&host);
             }
         }
