@@ -13,7 +13,8 @@
 //! * [`Peeking`]: the three machines behind one front door, with [`Output`], [`Change`] and
 //!   [`Snapshot`]; [`Driver`] binds it to a [`PeekStore`], a [`PeekTransport`] and a [`Clock`].
 //! * [`wire`]: serde types for both proposals' bodies, paths and Matrix errors.
-//! * `testing` (feature `testing`): the kit for test authors, with the simulator.
+//! * `testing` (feature `testing`): the kit for test authors, with the simulator; the chapter
+//!   "Testing your server with matrix-peek" (`docs/testing.md`) shows how to use it.
 //! * [`Timestamp`], [`RoomAccess`], [`RequestId`], [`StreamPosition`]: the shared vocabulary
 //!   (docs/architecture.md §3).
 //!
@@ -65,3 +66,10 @@ pub use outbound::{
 };
 pub use time::{CLOCK_STEP_LIMIT, Timestamp};
 pub use traits::{Clock, PeekStore, PeekTransport};
+
+// The chapter "Testing your server with matrix-peek" (`docs/testing.md`), included only when
+// rustdoc collects doctests, so that every snippet in it runs under `cargo test --doc`. It is
+// not part of the API.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/testing.md")]
+pub struct TestingChapter;

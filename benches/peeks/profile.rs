@@ -2,10 +2,11 @@
 //!
 //! The population (`PEEK_SIZES`, largest size; default 1 k) and the ops' keys are built first;
 //! then `PEEK_PROFILE_OPS` ops (default 10 000) run inside [`profiled`], the one function to
-//! collect: `valgrind --tool=callgrind --toggle-collect='*profiled*' <bench binary>` (see
-//! `benches/profile.sh`). `SIDE` is `machine` or `floor`; `WORKLOAD` is one of
-//! `inbound_peek_cold`, `inbound_renew`, `inbound_unpeek`, `local_peek_cold`, `local_renew`,
-//! `local_unpeek`, `outbound_peek_cold`, `outbound_renew`, `outbound_unpeek`.
+//! collect: `valgrind --tool=callgrind --toggle-collect='*profiled*' <bench binary>`, the
+//! binary `cargo bench --bench peeks --no-run` names. `SIDE` is `machine` or `floor`;
+//! `WORKLOAD` is one of `inbound_peek_cold`, `inbound_renew`, `inbound_unpeek`,
+//! `local_peek_cold`, `local_renew`, `local_unpeek`, `outbound_peek_cold`, `outbound_renew`,
+//! `outbound_unpeek`.
 
 use std::hint::black_box;
 

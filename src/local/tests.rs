@@ -1,4 +1,4 @@
-//! Unit tests of the internal bookkeeping; scenarios live in `tests/local_*.rs`.
+//! Unit tests of the internal bookkeeping; scenarios live in `tests/local/`.
 
 use std::time::Duration;
 

@@ -6,7 +6,7 @@ use ruma_common::ServerName;
 use super::room::{Demand, History, Lease, PeekRef, Phase, Retire};
 use super::{
     OutboundFailure, OutboundLostReason, OutboundOutcome, OutboundOutput, OutboundPeekError,
-    OutboundPeeks, OutboundRenewStyle,
+    OutboundPeeks,
 };
 use crate::ids::RequestId;
 use crate::time::Timestamp;
@@ -300,7 +300,6 @@ impl OutboundPeeks {
         peek_id: &str,
         now: Timestamp,
     ) -> bool {
-        let reput = self.config.renew_style == OutboundRenewStyle::RePut;
         let r = self.room_mut(slot);
         let names = |p: &PeekRef| p.server == server && p.peek_id == peek_id;
         if r.phase.peek().is_some_and(names) {
@@ -314,20 +313,15 @@ impl OutboundPeeks {
                 Phase::Live { .. } | Phase::Renewing { .. } => {
                     r.attempts = 0;
                     self.lose(slot, OutboundLostReason::RemoteExpired);
-                    if reput {
-                        // A re-PUT renewal re-creates the peek under the same id, so this entry
-                        // may predate the peek the resident holds now, and a re-PUT in flight may
-                        // re-create it: delete it in the background (404 = gone, R55).
-                        self.retire_current(slot, now);
-                    } else {
-                        // Dead at the resident (R54): a renewal in flight is forgotten.
-                        let r = self.room_mut(slot);
-                        if let Some(id) = r.phase.request() {
-                            self.requests.remove(&id);
-                        }
-                        self.room_mut(slot).phase = Phase::Idle;
-                        self.persist_current(slot);
-                    }
+                    // The entry may predate the peek the resident holds now: a same-id `PUT`
+                    // (a restore's re-`PUT` of an opening peek, a re-`PUT` renewal, or a late
+                    // duplicate) can re-create the id after the first copy lapsed, and the
+                    // `/send` carrying the entry travels apart from the `PUT`'s answer. So the
+                    // peek is retired and `DELETE`d in the background, whatever the renewal
+                    // style (a renewal in flight is forgotten; 404 = already gone, R55). A
+                    // genuine expiry costs one `DELETE`; a stale one would otherwise leave the
+                    // resident relaying to us until the re-created peek lapsed.
+                    self.retire_current(slot, now);
                 }
                 Phase::Idle => return false,
             }

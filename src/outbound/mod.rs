@@ -363,9 +363,11 @@ impl OutboundPeeks {
     /// The resident sent `expired_peeks` naming (`room`, `peek_id`) from `server` (R54). If it
     /// is the current peek, it is dead: re-opened with a fresh id when demanded (`Lost` then
     /// `Established`), forgotten otherwise. An entry naming a peek whose opening `PUT` is in
-    /// flight is ignored (its answer decides), and so is any other id. With
-    /// [`OutboundRenewStyle::RePut`] the entry may predate a re-`PUT` that re-created the id
-    /// (or one in flight may re-create it), so the peek is retired and `DELETE`d (404 = gone).
+    /// flight is ignored (its answer decides), and so is any other id. Because the entry may
+    /// predate a same-id `PUT` that re-created the peek (a restore's re-`PUT` of an opening
+    /// peek, a [`OutboundRenewStyle::RePut`] renewal, a late duplicate), the lost peek is
+    /// retired and `DELETE`d in the background (404 = already gone, R55) rather than silently
+    /// forgotten.
     pub fn handle_remote_expired(
         &mut self,
         now: Timestamp,

@@ -12,6 +12,9 @@
 //! * [`Sim`]: several homeservers over a simulated federation with a virtual clock; inputs a
 //!   deployment would refuse are [`SimError`]s, and it answers a test's questions: event gaps,
 //!   peek histories, settling, leaks.
+//!
+//! The chapter "Testing your server with matrix-peek" (`docs/testing.md` in the repository)
+//! walks through each of them with runnable examples.
 
 mod clock;
 mod conformance;

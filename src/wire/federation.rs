@@ -36,6 +36,7 @@ pub(super) mod peek {
     use serde::{Deserialize, Serialize};
 
     use super::super::json::interval_ms;
+    #[cfg_attr(not(feature = "server"), allow(unused_imports))]
     use super::{default_ver, ver};
     use crate::wire::{EventIdList, ObjectBody, PduList, PeekIdSegment, StateIdMap};
 
@@ -244,12 +245,15 @@ pub(super) mod unpeek {
     }
 }
 
+// Both are used by the `Deserialize` of the `server` feature's incoming request.
+#[cfg_attr(not(feature = "server"), allow(dead_code))]
 fn default_ver() -> Vec<RoomVersionId> {
     vec![RoomVersionId::V1]
 }
 
 /// The `ver` query values, capped at [`MAX_VER`] and deduplicated (ruma's query parser,
 /// `serde_html_form`, has collected them; the URL's length bounds that).
+#[cfg_attr(not(feature = "server"), allow(dead_code))]
 fn ver<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<RoomVersionId>, D::Error> {
     struct VerVisitor;
     impl<'de> Visitor<'de> for VerVisitor {

@@ -19,7 +19,7 @@ use std::fmt;
 use ruma_common::api::path_builder::PathBuilder;
 use ruma_common::api::{MatrixVersion, Metadata, SupportedVersions};
 use ruma_common::exports::http;
-use ruma_common::{OwnedRoomId, RoomId, RoomOrAliasId, RoomVersionId};
+use ruma_common::{OwnedRoomId, RoomId, RoomOrAliasId};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::client::{peek as client_peek, unpeek as client_unpeek};
@@ -135,12 +135,14 @@ impl FederationPrefix {
         self.reprefix(&path.unwrap_or_default())
     }
 
-    /// The `PUT` path with its query, `…?ver=…&ver=…` (R48), as ruma writes it.
+    /// The `PUT` path with its query, `…?ver=…&ver=…` (R48), as ruma writes it. Needs the
+    /// `client` feature (on by default): it is ruma's outgoing request that writes the query.
+    #[cfg(feature = "client")]
     pub fn peek_path_with_ver(
         &self,
         room: &RoomId,
         peek_id: &str,
-        ver: &[RoomVersionId],
+        ver: &[ruma_common::RoomVersionId],
     ) -> String {
         use ruma_common::api::OutgoingRequestExt;
         let request = peek::Request::new(room.to_owned(), peek_id, ver.to_vec());

@@ -1,5 +1,4 @@
-//! Library bugs the exploration found, each pinned by a minimal test kept `#[ignore]`d until
-//! the library is fixed (the tests fail today).
+//! Library bugs the exploration found, each pinned by a minimal test of the fixed behaviour.
 
 use std::time::Duration;
 
@@ -25,24 +24,23 @@ fn drain(peeking: &mut Peeking, store: &mut Snapshot) -> Vec<OutboundRequest> {
     sent
 }
 
-/// **Bug: a stale `expired_peeks` entry forgets a peek that a restore's same-id re-`PUT`
+/// **Fixed bug: a stale `expired_peeks` entry forgot a peek that a restore's same-id re-`PUT`
 /// re-created** (docs/architecture.md §6.2, §6.7, §8.2; R54, R59).
 ///
 /// A restart re-`PUT`s an `Opening` peek with the **same** peek id. If the resident's first
 /// copy of that peek (created by the `PUT` before the crash, whose answer died with the
 /// process) lapsed meanwhile, its `expired_peeks` entry can reach us after the re-`PUT`'s
 /// `Established` (the `/send` and the HTTP answer travel separately). `on_remote_expired`
-/// then takes the entry for the live peek and forgets it (`Phase::Idle`, no `DELETE`) — the
-/// `RePut` renewal style retires it in exactly this race, the default `RenewEndpoint` style
-/// does not. The resident keeps the re-created peek, and keeps relaying the room to us, until
-/// it lapses (`renewal_interval + grace`, 65 min by default); with demand, a second peek is
-/// opened beside it. Found by the exhaustive search (a crash, a re-peek, the lapse, then the
+/// took the entry for the live peek and forgot it (`Phase::Idle`, no `DELETE`) under the
+/// default `RenewEndpoint` style (only `RePut` retired it). The resident kept the re-created
+/// peek, and kept relaying the room to us, until it lapsed (`renewal_interval + grace`, 65 min
+/// by default); with demand, a second peek was opened beside it. Now the peek is retired and
+/// `DELETE`d whatever the renewal style. Found by the exhaustive search (a crash, a re-peek, the lapse, then the
 /// answer delivered before the entry). The search also reaches it without a crash: a
 /// duplicated `PUT` that arrives after the first copy's peek lapsed re-creates the id, and
 /// the `PUT`'s (first) answer comes from the new copy; that needs an answer later than the
 /// peek's whole lifetime, which a host with a request timeout never gives.
 #[test]
-#[ignore = "library bug: a stale expired_peeks entry forgets a peek re-created by a restore's same-id re-PUT"]
 fn a_stale_expired_peeks_entry_does_not_forget_a_peek_a_restore_re_put_re_created() {
     let ctx = Ctx::new(small_config(), Scenario::QUIET);
     let (p_name, r1_name) = (&ctx.servers[P], &ctx.servers[R1]);
@@ -91,7 +89,7 @@ fn a_stale_expired_peeks_entry_does_not_forget_a_peek_a_restore_re_put_re_create
     assert!(p.outbound().granted(&ctx.room).is_some(), "P holds the re-created peek");
 
     // The stale entry arrives. R1 still holds the peek P knows as granted: P must keep it, or
-    // retire and DELETE it. Today it forgets it and opens a second peek beside it.
+    // retire and DELETE it; it must not forget it and open a second peek beside it.
     let now = lapse.saturating_add(Duration::from_millis(1));
     p.handle_remote_expired(now, r1_name, &ctx.room, &reput.peek_id);
     let sent = drain(&mut p, &mut p_store);

@@ -35,8 +35,10 @@
 //! has something to miss; server transitions are memoised by (server digest, input, `now`)
 //! ([`node::Memo`]); teardown verdicts are shared along the fault-free run.
 //!
-//! **Found**: [`bugs`] (a stale `expired_peeks` entry forgets a peek re-created under the same
-//! id). The search tolerates it (`Ctx::tolerate_stale_expiry`) so that it can go on.
+//! **Found**: [`bugs`] (a stale `expired_peeks` entry forgot a peek re-created under the same
+//! id; fixed: the peeking side now retires and `DELETE`s the peek, whatever the renewal
+//! style). Each bug stays pinned by its minimal test there, and the search itself runs with
+//! no allowance for it.
 
 mod bugs;
 mod exhaustive;

@@ -98,9 +98,6 @@ pub struct Ctx {
     pub config: PeekingConfig,
     /// The fault budgets.
     pub scenario: Scenario,
-    /// Whether the teardown check lets `P` forget a peek on a stale `expired_peeks` entry
-    /// (the known bug of `tests/explore/bugs.rs`); on by default so the search can go on.
-    pub tolerate_stale_expiry: bool,
     /// Every server transition computed so far (see [`Memo`]).
     pub memo: Memo,
 }
@@ -141,7 +138,6 @@ impl Ctx {
             access: RoomAccess::new(RoomVersionId::V10, true, false),
             config,
             scenario,
-            tolerate_stale_expiry: true,
             memo: Memo::default(),
         }
     }
@@ -649,14 +645,7 @@ impl World {
                     }
                 }
             }
-            Msg::Expired { from, peek_id, instance } => {
-                let key = (from, peek_id.clone());
-                let current = self.ghost.grants.get(&key).map(|g| g.instance);
-                if ctx.tolerate_stale_expiry && current.is_some_and(|k| k != instance) {
-                    // Known bug (tests/explore/bugs.rs): a stale entry makes P forget the
-                    // newer peek instead of deleting it. P no longer owes it a DELETE.
-                    self.ghost.owed.retain(|(r, id, _)| !(*r == from && *id == peek_id));
-                }
+            Msg::Expired { from, peek_id, .. } => {
                 let server = ctx.servers[from].clone();
                 self.call(ctx, P, &Call::RemoteExpired(&server, &peek_id));
             }

@@ -1,7 +1,8 @@
 //! Every reference in the repository resolves to its own `docs/`: requirement ids (`R1`…`R61`,
 //! `docs/requirements.md`), Dendrite defects and palpo findings (`B-n`, `palpo n`,
 //! `docs/regressions.md`), and architecture sections (`docs/architecture.md §n`). Nothing names a
-//! document outside the repository.
+//! document outside the repository, and every repository path a file names (`tests/sim/kit.rs`)
+//! exists. The test authors' chapter, `docs/testing.md`, runs as doctests.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -118,4 +119,111 @@ fn every_requirement_defect_and_section_reference_resolves_to_docs() {
         }
     }
     assert!(missing.is_empty(), "references that do not resolve to docs/:\n{}", missing.join("\n"));
+}
+
+/// The workspace package a file belongs to: the nearest directory above it with a
+/// `Cargo.toml` (the root for the library's own files).
+fn package_of(path: &Path) -> PathBuf {
+    let mut dir = path.parent();
+    while let Some(d) = dir {
+        if d.join("Cargo.toml").is_file() {
+            return d.to_path_buf();
+        }
+        dir = d.parent();
+    }
+    root()
+}
+
+/// The repository paths a text names: every `tests/…`, `examples/…`, `src/…`, `docs/…`,
+/// `crates/…` or `benches/…` that starts a word. Paths with a placeholder (`{a,b}`, `<stem>`,
+/// `*`, `…`) are patterns, not paths, and are left out.
+fn paths_named(text: &str) -> Vec<String> {
+    let is_path_char = |c: char| c.is_ascii_alphanumeric() || "_./-".contains(c);
+    let mut out = Vec::new();
+    for top in ["tests/", "examples/", "src/", "docs/", "crates/", "benches/"] {
+        for (i, _) in text.match_indices(top) {
+            if text[..i].chars().next_back().is_some_and(is_path_char) {
+                continue; // inside a longer path or a URL
+            }
+            let len = text[i..].find(|c: char| !is_path_char(c)).unwrap_or(text.len() - i);
+            let next = text[i + len..].chars().next();
+            if next.is_some_and(|c| "{<*…".contains(c)) {
+                continue;
+            }
+            let path = text[i..i + len].trim_end_matches('.');
+            if path.len() > top.len() {
+                out.push(path.to_owned());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn every_repository_path_named_in_docs_and_doc_comments_exists() {
+    let mut missing = Vec::new();
+    for path in files() {
+        let shown = path.strip_prefix(root()).unwrap_or(&path).display().to_string();
+        if shown.ends_with("interop/docs.rs") {
+            continue; // this file names path prefixes, not paths
+        }
+        let package = package_of(&path);
+        for named in paths_named(&read(&path)) {
+            // SyTest's own files (`tests/31sync/17peeking.pl`) are in SyTest's repository.
+            if named.ends_with(".pl") {
+                continue;
+            }
+            // A path resolves from the repository root, or from the file's own package
+            // (`src/shim.rs` in `examples/http_pair/`).
+            if !root().join(&named).exists() && !package.join(&named).exists() {
+                missing.push(format!("{shown}: {named}"));
+            }
+        }
+    }
+    assert!(missing.is_empty(), "paths that do not exist:\n{}", missing.join("\n"));
+}
+
+/// The Rust snippets of a Markdown file: the lines between each ```` ```rust ```` fence and
+/// the fence that closes it.
+fn rust_snippets(markdown: &str) -> Vec<String> {
+    let mut snippets = Vec::new();
+    let mut current: Option<String> = None;
+    for line in markdown.lines() {
+        match (&mut current, line.trim_start()) {
+            (None, fence) if fence.starts_with("```rust") => current = Some(String::new()),
+            (Some(_), "```") => snippets.extend(current.take()),
+            (Some(snippet), _) => {
+                snippet.push_str(line);
+                snippet.push('\n');
+            }
+            (None, _) => {}
+        }
+    }
+    snippets
+}
+
+#[test]
+fn the_testing_chapter_runs_as_doctests_that_assert_and_need_the_testing_feature_only_if_used() {
+    let lib = read(&root().join("src/lib.rs"));
+    let included = lib
+        .find("#[doc = include_str!(\"../docs/testing.md\")]")
+        .is_some_and(|i| lib[..i].trim_end().ends_with("#[cfg(doctest)]"));
+    assert!(included, "src/lib.rs must include docs/testing.md under #[cfg(doctest)]");
+    let chapter = read(&root().join("docs/testing.md"));
+    let snippets = rust_snippets(&chapter);
+    assert!(snippets.len() >= 8, "the chapter's snippets: {}", snippets.len());
+    for (n, snippet) in snippets.iter().enumerate() {
+        let first = snippet.lines().next().unwrap_or_default();
+        assert!(snippet.contains("assert"), "snippet {n} asserts nothing:\n{snippet}");
+        if snippet.contains("matrix_peek::testing") {
+            // As README.md does: without the feature, the snippet compiles to nothing.
+            assert!(
+                first.starts_with("# #[cfg(feature = \"testing\")]"),
+                "snippet {n} uses the testing kit without the feature guard:\n{snippet}"
+            );
+        }
+    }
+    for index in ["README.md", "docs/README.md"] {
+        assert!(read(&root().join(index)).contains("testing.md"), "{index} must point at it");
+    }
 }

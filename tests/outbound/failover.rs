@@ -10,15 +10,6 @@ use matrix_peek::{
     OutboundPeeks, OutboundRequest, OutboundRequestKind, OutboundState, Timestamp,
 };
 
-fn sends(out: &[OutboundOutput]) -> Vec<OutboundRequest> {
-    out.iter()
-        .filter_map(|o| match o {
-            OutboundOutput::Send(r) => Some(r.clone()),
-            _ => None,
-        })
-        .collect()
-}
-
 fn lost(out: &[OutboundOutput]) -> Vec<OutboundLostReason> {
     out.iter()
         .filter_map(|o| match o {
@@ -326,7 +317,8 @@ fn a_lapse_and_an_expired_peeks_entry_both_report_since_when_events_were_missed(
     assert!(h.now >= granted_at.as_millis() + 600_000, "only once lapsed");
     let out = h.respond(&reopened, established(HOUR));
     assert_eq!(established_since(&out), Some(Some(granted_at)));
-    // expired_peeks: the resident dropped it; a fresh PUT, and the gap since the last event.
+    // expired_peeks: the resident dropped it; a fresh PUT (and a background DELETE of the
+    // old id, in case the entry predates a same-id PUT), and the gap since the last event.
     h.now += 5_000;
     h.m.handle_room_event(h.t(), &r);
     let last_event = h.t();
@@ -335,8 +327,17 @@ fn a_lapse_and_an_expired_peeks_entry_both_report_since_when_events_were_missed(
     h.m.handle_remote_expired(h.t(), &server("a.org"), &r, &reopened.peek_id);
     let out = h.drain();
     assert_eq!(lost(&out), [OutboundLostReason::RemoteExpired]);
-    let put = only_send(out);
+    let sent = sends(&out);
+    let put = sent
+        .iter()
+        .find(|x| matches!(x.kind, OutboundRequestKind::Peek { .. }))
+        .expect("a fresh PUT")
+        .clone();
     assert_ne!(put.peek_id, reopened.peek_id, "a fresh id (R54)");
+    assert!(
+        sent.iter().any(|x| x.kind == OutboundRequestKind::Unpeek && x.peek_id == reopened.peek_id),
+        "the expired id is DELETEd: {sent:?}"
+    );
     let out = h.respond(&put, established(HOUR));
     assert_eq!(established_since(&out), Some(Some(last_event)));
     // A first establishment reports no gap.

@@ -49,15 +49,6 @@ fn accounted_for(h: &H, r: &ruma_common::RoomId, resident: &BTreeSet<(String, St
     }
 }
 
-fn sends(out: &[OutboundOutput]) -> Vec<matrix_peek::OutboundRequest> {
-    out.iter()
-        .filter_map(|o| match o {
-            OutboundOutput::Send(r) => Some(r.clone()),
-            _ => None,
-        })
-        .collect()
-}
-
 #[test]
 fn reput_renewal_in_flight_when_the_peek_expires_does_not_leak_the_recreated_peek() {
     // R54, R58, R55 with OutboundRenewStyle::RePut: the renewal is a PUT, which re-creates the peek at

@@ -60,10 +60,15 @@ fn renew_404_reopens_with_a_fresh_id_and_an_old_expiry_is_ignored() {
     let out = h.drain();
     assert!(out.is_empty(), "old id ignored: {out:?}");
     assert_eq!(h.m.state(&r), Some(OutboundState::Established));
-    // The current id re-opens with yet another fresh id.
+    // The current id re-opens with yet another fresh id, and the expired one is DELETEd in
+    // the background (the entry may predate a same-id PUT that re-created it).
     h.m.handle_remote_expired(h.t(), &server("a.org"), &r, &put2.peek_id);
-    let put3 = only_send(h.drain());
+    let sent = sends(&h.drain());
+    let [put3, delete] = &sent[..] else { panic!("a PUT and a DELETE: {sent:?}") };
+    assert!(matches!(put3.kind, OutboundRequestKind::Peek { .. }));
     assert!(![&put.peek_id, &put2.peek_id].contains(&&put3.peek_id));
+    assert_eq!((&delete.kind, &delete.peek_id), (&OutboundRequestKind::Unpeek, &put2.peek_id));
+    let put3 = put3.clone();
     // The wrong server naming the current id is ignored too (B-9).
     h.respond(&put3, established(HOUR));
     h.m.handle_remote_expired(h.t(), &server("b.org"), &r, &put3.peek_id);

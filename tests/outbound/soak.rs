@@ -285,39 +285,11 @@ impl Soak {
                 }
                 let i = self.rng.index(self.w.residents.expiries.len());
                 let (room, server, id) = self.w.residents.expiries.remove(i);
-                // A renewal in flight for the current peek named by the entry is forgotten by
-                // the machine; at the resident it finds nothing (404) and changes nothing. (With
-                // RePut the peek is retired and its re-PUT awaited: the id may be re-created.
-                // Requests of retired peeks are never forgotten.)
-                let reput = self.w.cfg.renew_style == OutboundRenewStyle::RePut;
-                let current =
-                    self.current.get(&room) == Some(&(room.clone(), server.clone(), id.clone()));
-                let orphan = |p: &OutboundRequest| {
-                    p.room_id == room
-                        && p.server == server
-                        && p.peek_id == id
-                        && current
-                        && !reput
-                        && p.kind == OutboundRequestKind::Renew
-                };
-                let orphans: Vec<OutboundRequest> =
-                    self.w.pending.iter().filter(|p| orphan(p)).cloned().collect();
-                self.w.pending.retain(|p| !orphan(p));
+                // The peek the entry names is retired and its renewal in flight (if any)
+                // awaited, whatever the renewal style: the entry may predate a same-id `PUT`
+                // that re-created it. Requests of retired peeks are never forgotten.
                 self.w.m.handle_remote_expired(t, &server, &room, &id);
                 self.drain("expired");
-                for o in orphans {
-                    self.w.m.handle_response(
-                        t,
-                        o.id,
-                        OutboundOutcome::Failed(OutboundFailure::NotFound),
-                    );
-                    let mut n = 0;
-                    while let Some(out) = self.w.m.poll_output() {
-                        n += 1;
-                        let _ = out;
-                    }
-                    assert_eq!(n, 0, "an orphaned answer was acted on");
-                }
                 ctx = format!("expired {room} {server} {id}");
             }
             _ => {

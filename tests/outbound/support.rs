@@ -140,6 +140,16 @@ impl H {
     }
 }
 
+/// The requests among `out`, in order.
+pub fn sends(out: &[OutboundOutput]) -> Vec<OutboundRequest> {
+    out.iter()
+        .filter_map(|o| match o {
+            OutboundOutput::Send(r) => Some(r.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
 pub fn only_send(out: Vec<OutboundOutput>) -> OutboundRequest {
     let sends: Vec<_> = out
         .into_iter()
