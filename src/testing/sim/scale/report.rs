@@ -44,8 +44,8 @@ pub struct ScaleReport {
 pub struct ScaleFigures {
     /// Mean requests per second over the day: `PUT`, renew, `DELETE`.
     pub mean_rps: [f64; 3],
-    /// The busiest minute's requests per second (outside the hour after the restart):
-    /// `PUT`, renew, `DELETE`, all.
+    /// Requests per second in the busiest minute outside the restart's hour, for each kind
+    /// on its own (`PUT`, renew, `DELETE`) and for all together: each its own busiest minute.
     pub peak_rps: [f64; 4],
     /// Steady-state requests per minute: the mean over the six hours before the restart.
     pub steady_per_minute: f64,
@@ -209,8 +209,8 @@ impl fmt::Display for ScaleReport {
         writeln!(
             f,
             "resident requests/s over the day: mean PUT {:.2}, renew {:.2}, DELETE {:.2} \
-             (all {:.2}); busiest minute outside the herd: PUT {:.2}, renew {:.2}, DELETE {:.2}, \
-             all {:.2}",
+             (all {:.2}); busiest minute of each outside the herd: PUT {:.2}, renew {:.2}, \
+             DELETE {:.2}, all {:.2}",
             g.mean_rps[0],
             g.mean_rps[1],
             g.mean_rps[2],
