@@ -197,13 +197,13 @@ impl OutboundPeeks {
                 return self.peek_gone(slot, OutboundLostReason::Refused, Some(f));
             }
             OutboundOutcome::Failed(f) => {
-                let failing = self.renewal_failed(slot, now, failing, &f);
+                let failing = self.renewal_failed(slot, now, failing, &f, lease.expires_at);
                 self.room_mut(slot).phase = Phase::Live { peek, lease, failing: Some(failing) };
                 return;
             }
             OutboundOutcome::Deleted => {
                 let f = OutboundFailure::InvalidResponse;
-                let failing = self.renewal_failed(slot, now, failing, &f);
+                let failing = self.renewal_failed(slot, now, failing, &f, lease.expires_at);
                 self.room_mut(slot).phase = Phase::Live { peek, lease, failing: Some(failing) };
                 return;
             }

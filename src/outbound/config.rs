@@ -87,6 +87,29 @@ pub struct OutboundConfig {
     /// again until its next event. Default **30 s**.
     #[serde(with = "crate::time::duration_serde")]
     pub min_silence: Duration,
+    /// This host's salt for every jitter the machine draws (backoff, and the renewal retry
+    /// spread below). Default `0`. The jitter is a hash of the room id and the attempt
+    /// number, so two servers with the same salt peeking the same room retry **in
+    /// lockstep**: when a popular room's resident comes back, every peeking server's retry
+    /// lands in the same millisecond. Set it once per host to something that differs between
+    /// servers, for example a hash of the server name (the machine itself has no randomness).
+    pub jitter_seed: u64,
+    /// Spreads the retries of a **failing renewal** (or probe) over the time the peek has
+    /// left: the retry waits at least `u × renew_retry_spread × (expires_at − now)`, `u`
+    /// drawn uniformly from `[0, 1)` by the jitter hash (room, attempt, [`jitter_seed`]), and
+    /// at least the ordinary backoff (or a 429's hint). Default `0.0`: off, retries follow
+    /// the backoff alone. Values outside `0.0..=0.9` (or NaN) are clamped into it (a spread
+    /// of 1 could put the retry past the lapse).
+    ///
+    /// A failing renewal leaves the peek granted until `expires_at`, and a resident that comes
+    /// back with its store relays events again without waiting for the renewal, so there is
+    /// no hurry: with `0.8` the thousands of servers that noticed a popular resident's outage
+    /// at the same moment come back over tens of minutes instead of within one backoff step
+    /// (the herd of issue #20, `run_scale`). Failover to another candidate is not delayed: it
+    /// is timed by `failover_after` from the first failure, not by the retries.
+    ///
+    /// [`jitter_seed`]: Self::jitter_seed
+    pub renew_retry_spread: f64,
 }
 
 impl Default for OutboundConfig {
@@ -107,6 +130,8 @@ impl Default for OutboundConfig {
             max_delete_attempts: 5,
             failover_after: Duration::from_secs(60),
             min_silence: Duration::from_secs(30),
+            jitter_seed: 0,
+            renew_retry_spread: 0.0,
         }
     }
 }
@@ -138,7 +163,8 @@ impl OutboundConfig {
         let full = if exp > 31 { self.backoff_max } else { full };
         let full_ms = u64::try_from(full.as_millis()).unwrap_or(u64::MAX);
         let span = full_ms / 10;
-        let jitter = if span == 0 { 0 } else { jitter_hash(room, attempt) % (span + 1) };
+        let jitter =
+            if span == 0 { 0 } else { jitter_hash(self.jitter_seed, room, attempt) % (span + 1) };
         Duration::from_millis(full_ms - jitter)
     }
 
@@ -163,12 +189,43 @@ impl OutboundConfig {
     /// The shortest wait a `429` can impose, whatever its `retry_after`: 1 s, the same floor
     /// as the hints this crate sends.
     pub const MIN_RETRY_AFTER: Duration = Duration::from_secs(1);
+
+    /// The wait before retrying a renewal of `room` that failed for the `attempt`-th time
+    /// (1-based) with `wait` the ordinary delay ([`backoff`](Self::backoff), or a 429's
+    /// [`rate_limited_wait`](Self::rate_limited_wait)) and `left` the time until the peek
+    /// lapses: `max(wait, u × renew_retry_spread × left)` with `u` in `[0, 1)` hashed from
+    /// the room, the attempt and [`jitter_seed`](Self::jitter_seed). With the default spread
+    /// of 0 it is `wait`.
+    pub fn renewal_retry(
+        &self,
+        room: &RoomId,
+        attempt: u32,
+        wait: Duration,
+        left: Duration,
+    ) -> Duration {
+        let spread = if self.renew_retry_spread.is_nan() {
+            0.0
+        } else {
+            self.renew_retry_spread.clamp(0.0, 0.9)
+        };
+        if spread == 0.0 {
+            return wait;
+        }
+        // 53 random bits as a fraction in [0, 1); the salt keeps the hash apart from backoff's.
+        let h = jitter_hash(self.jitter_seed ^ 0x5eed_5eed, room, attempt);
+        let u = (h >> 11) as f64 / (1u64 << 53) as f64;
+        let spread =
+            Duration::try_from_secs_f64(left.as_secs_f64() * spread * u).unwrap_or(Duration::ZERO);
+        wait.max(spread)
+    }
 }
 
-/// FNV-1a over the room id and the attempt number: stable across platforms and Rust versions.
-fn jitter_hash(room: &RoomId, attempt: u32) -> u64 {
+/// FNV-1a over the host's seed (when not zero), the room id and the attempt number: stable
+/// across platforms and Rust versions. A zero seed hashes as before seeds existed.
+fn jitter_hash(seed: u64, room: &RoomId, attempt: u32) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in room.as_str().bytes().chain(attempt.to_le_bytes()) {
+    let seed = if seed == 0 { &[][..] } else { &seed.to_le_bytes()[..] };
+    for b in seed.iter().copied().chain(room.as_str().bytes()).chain(attempt.to_le_bytes()) {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
@@ -212,6 +269,55 @@ mod tests {
             let d = c.backoff(&r, attempt);
             assert!(d <= full && d >= full - full / 10, "attempt {attempt}: {d:?} vs {full:?}");
             assert_eq!(d, c.backoff(&r, attempt));
+        }
+    }
+
+    #[test]
+    fn jitter_seeds_set_servers_apart_and_a_zero_seed_keeps_the_old_delays() {
+        let r = room();
+        let plain = OutboundConfig::default();
+        let other = OutboundConfig { jitter_seed: 0xdead_beef, ..OutboundConfig::default() };
+        let old: Vec<_> = (1..20).map(|a| plain.backoff(&r, a)).collect();
+        let new: Vec<_> = (1..20).map(|a| other.backoff(&r, a)).collect();
+        assert_ne!(old, new, "another seed draws other jitters");
+        // The delays of the zero seed are those of the unseeded hash.
+        let full = plain.backoff_base.as_millis() as u64;
+        let expected = full - jitter_hash(0, &r, 1) % (full / 10 + 1);
+        assert_eq!(plain.backoff(&r, 1).as_millis() as u64, expected);
+    }
+
+    #[test]
+    fn a_failing_renewal_retries_within_the_spread_of_the_time_left_and_never_before_the_backoff() {
+        let r = room();
+        let left = Duration::from_secs(1800);
+        let wait = Duration::from_secs(2);
+        let off = OutboundConfig::default();
+        assert_eq!(off.renewal_retry(&r, 1, wait, left), wait, "off by default");
+        let mut spread_out = Vec::new();
+        for seed in 1..200u64 {
+            let c = OutboundConfig {
+                jitter_seed: seed,
+                renew_retry_spread: 0.8,
+                ..OutboundConfig::default()
+            };
+            let d = c.renewal_retry(&r, 1, wait, left);
+            assert!(d >= wait && d <= left.mul_f64(0.8), "{d:?}");
+            spread_out.push(d);
+        }
+        // 199 servers spread over the window: no minute holds more than a tenth of them.
+        let mut per_minute = std::collections::BTreeMap::new();
+        for d in &spread_out {
+            *per_minute.entry(d.as_secs() / 60).or_insert(0) += 1;
+        }
+        assert!(per_minute.values().all(|&n| n < 20), "{per_minute:?}");
+        // Clamped: a spread of 5 (or NaN) cannot reach the lapse.
+        for bad in [5.0, f64::NAN, -1.0] {
+            let c = OutboundConfig {
+                jitter_seed: 3,
+                renew_retry_spread: bad,
+                ..OutboundConfig::default()
+            };
+            assert!(c.renewal_retry(&r, 1, wait, left) <= left.mul_f64(0.9));
         }
     }
 

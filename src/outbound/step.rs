@@ -430,16 +430,20 @@ impl OutboundPeeks {
     }
 
     /// A renewal or probe failed on the network (or was rate limited, or answered oddly):
-    /// retry it after a backoff; `step` fails over after `failover_after`.
+    /// retry it after a backoff, spread over the time left until `expires_at`
+    /// (`OutboundConfig::renewal_retry`); `step` fails over after `failover_after`.
     pub(super) fn renewal_failed(
         &mut self,
         slot: u32,
         now: Timestamp,
         failing: Option<Failing>,
         failure: &OutboundFailure,
+        expires_at: Timestamp,
     ) -> Failing {
         let failures = failing.map_or(1, |f| f.failures.saturating_add(1));
         let wait = self.delay(self.room(slot), failures, failure);
+        let left = expires_at.saturating_duration_since(now);
+        let wait = self.config.renewal_retry(&self.room(slot).id, failures, wait, left);
         Failing {
             since: failing.map_or(now, |f| f.since),
             failures,

@@ -27,9 +27,10 @@ pub use clock::ManualClock;
 pub use conformance::store_conformance;
 pub use driver::DriverRig;
 pub use sim::{
-    BadRelay, ClientPeekRecord, Gap, LeakReport, LeakedPeek, Livelock, OutboundEvent,
-    OutboundEventKind, Pending, SentRequest, Sim, SimConfig, SimError, SimRng, SimRoom,
-    TimelineEntry, UnaccountedPeek, fmt_elapsed,
+    BadRelay, ClientPeekRecord, Gap, LeakReport, LeakedPeek, Livelock, LoadBucket, OutboundEvent,
+    OutboundEventKind, Pending, ResidentLoad, ScaleConfig, ScaleFigures, ScaleReport, SentRequest,
+    Sim, SimConfig, SimError, SimRng, SimRoom, TimelineEntry, UnaccountedPeek, fmt_elapsed,
+    run_scale,
 };
 pub use store::{FlakyStore, MemoryStore, StoreFault};
 pub use transport::{Reply, ScriptedTransport, TransportKind};

@@ -60,7 +60,7 @@ impl Sim {
             ClientPeekReply::Done(result) => {
                 record.answered_at = Some(now);
                 record.result = Some(result.clone());
-                if result.is_ok() {
+                if result.is_ok() && !self.config.lean {
                     self.spans.open(server, user, device, room_id, now);
                 }
                 self.log(server, || match result {
@@ -79,7 +79,10 @@ impl Sim {
                 });
             }
         }
-        self.client_peeks.push(record);
+        // Lean mode keeps only the peeks that waited on federation (bounded by demand changes).
+        if !self.config.lean || record.pending.is_some() {
+            self.client_peeks.push(record);
+        }
         self.drain(server);
         Ok(reply)
     }

@@ -246,7 +246,8 @@ impl Sim {
                 let (o, resident, room, id) = &before;
                 let granted = self
                     .grants
-                    .get(&(resident.clone(), room.clone(), o.clone()))
+                    .get(&(resident.clone(), room.clone()))
+                    .and_then(|origins| origins.get(o))
                     .is_some_and(|ids| ids.contains_key(id));
                 if granted {
                     self.accounting.since.insert(before, self.now);

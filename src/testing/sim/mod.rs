@@ -7,20 +7,25 @@
 //! * `net.rs`: the wire and every server's outputs;
 //! * `checks.rs`, `leaks.rs`, `queries.rs`, `settle.rs`: the records, invariants and questions
 //!   a test asks;
+//! * `load.rs`, `relay.rs`, `scale/`: the scale mode ([`SimConfig::lean`], [`Sim::watch`],
+//!   [`run_scale`]): what a resident sees, batched relays, and issue #20's simulated day;
 //! * `error.rs`: [`SimError`], why an input or a question was refused.
 
 mod checks;
 mod clients;
 mod error;
 mod leaks;
+mod load;
 mod net;
 mod queries;
+mod relay;
 mod rng;
 mod rooms;
+mod scale;
 mod settle;
 mod types;
 
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 use std::time::Duration;
 
 use ruma_common::{
@@ -29,8 +34,10 @@ use ruma_common::{
 
 pub use error::{Pending, SimError};
 pub use leaks::{LeakReport, UnaccountedPeek};
+pub use load::{LoadBucket, ResidentLoad};
 pub use queries::{Gap, OutboundEvent, OutboundEventKind};
 pub use rng::SimRng;
+pub use scale::{ScaleConfig, ScaleFigures, ScaleReport, run_scale};
 pub use types::{
     BadRelay, ClientPeekRecord, LeakedPeek, Livelock, SentRequest, SimConfig, SimRoom,
     TimelineEntry, fmt_elapsed,
@@ -56,9 +63,16 @@ struct Node {
     /// Requests whose answer arrived while the server was down (same incarnation): their
     /// HTTP calls timed out meanwhile, reported as `Unreachable` when it comes back up.
     missed: Vec<RequestId>,
+    /// Its entry in [`Sim::timers`]: `poll_timeout` as of the last drain, while it is up.
+    due: Option<Timestamp>,
+    /// Its index in [`Sim::names`] (the order it was added in).
+    idx: u32,
 }
 
-type GrantKey = (OwnedServerName, OwnedRoomId, OwnedServerName);
+/// The simulator's own record of live inbound peeks: (resident, room) → origin → peek id →
+/// expiry. Nested so that a relay to thousands of destinations looks each up by reference.
+type Grants =
+    HashMap<(OwnedServerName, OwnedRoomId), HashMap<OwnedServerName, BTreeMap<String, Timestamp>>>;
 type DeviceKey = (OwnedServerName, OwnedUserId, OwnedDeviceId);
 
 /// N homeservers joined by a simulated federation on a virtual clock (docs/architecture.md
@@ -73,7 +87,9 @@ type DeviceKey = (OwnedServerName, OwnedUserId, OwnedDeviceId);
 /// ```
 ///
 /// * **Time** jumps straight to the next thing due: the earliest message on the wire or the
-///   earliest `poll_timeout` of an up server, so a simulated week takes well under a second.
+///   earliest `poll_timeout` of an up server (kept in an index updated after every drain), so a
+///   simulated week takes well under a second, and a day of 5 000 servers
+///   ([`run_scale`]) minutes.
 /// * **Persistence**: every `Persist` is applied to the server's own store (a map per record
 ///   kind) as it is drained, so [`Sim::crash_restart`] is `Peeking::restore(now, config, store
 ///   snapshot)`. Requests it had in flight die with it (their answers are dropped), client
@@ -108,13 +124,27 @@ pub struct Sim {
     rooms: BTreeMap<OwnedRoomId, SimRoom>,
     aliases: BTreeMap<OwnedRoomAliasId, OwnedRoomId>,
     queue: BinaryHeap<Scheduled>,
+    /// Every up server's next deadline and index, earliest first (ties in the order servers
+    /// were added): kept in step with each drain, so finding the next thing due costs
+    /// O(log servers), not a scan.
+    timers: BTreeSet<(Timestamp, u32)>,
+    /// Every server by index.
+    names: Vec<OwnedServerName>,
     seq: u64,
     steps: u64,
     timeline: Vec<TimelineEntry>,
     sent: Vec<SentRequest>,
-    /// The simulator's own record of live inbound peeks: (resident, room, origin) → id → expiry.
-    grants: BTreeMap<GrantKey, BTreeMap<String, Timestamp>>,
+    /// The simulator's own record of live inbound peeks.
+    grants: Grants,
     relays: BTreeMap<(OwnedServerName, OwnedRoomId), u64>,
+    /// Event copies relayed to peeking servers, in total (kept in lean mode too).
+    relay_copies: u64,
+    /// Last arrival of a batched relay from each resident ([`SimConfig::lean`]).
+    relay_links: HashMap<OwnedServerName, Timestamp>,
+    /// [`Sim::watch`]ed residents and what they saw.
+    watched: BTreeMap<OwnedServerName, ResidentLoad>,
+    /// Modelled size of each room's state answer ([`Sim::set_state_bytes`]).
+    state_bytes: HashMap<OwnedRoomId, u64>,
     /// Arrival time of the last `/send` on each (from, to) link (FIFO per destination).
     links: HashMap<(OwnedServerName, OwnedServerName), Timestamp>,
     bad_relays: Vec<BadRelay>,
@@ -145,12 +175,18 @@ impl Sim {
             rooms: BTreeMap::new(),
             aliases: BTreeMap::new(),
             queue: BinaryHeap::new(),
+            timers: BTreeSet::new(),
+            names: Vec::new(),
             seq: 0,
             steps: 0,
             timeline: Vec::new(),
             sent: Vec::new(),
-            grants: BTreeMap::new(),
+            grants: HashMap::new(),
             relays: BTreeMap::new(),
+            relay_copies: 0,
+            relay_links: HashMap::new(),
+            watched: BTreeMap::new(),
+            state_bytes: HashMap::new(),
             links: HashMap::new(),
             bad_relays: Vec::new(),
             received: BTreeMap::new(),
@@ -194,7 +230,10 @@ impl Sim {
             drop_writes: false,
             epoch: 0,
             missed: Vec::new(),
+            due: None,
+            idx: u32::try_from(self.names.len()).expect("fewer than 2^32 servers"),
         };
+        self.names.push(server.clone());
         self.nodes.insert(server.clone(), node);
         self.drain(&server);
         Ok(server)
@@ -232,6 +271,7 @@ impl Sim {
         if node.up {
             node.up = false;
             self.log(server, || "server DOWN (unreachable)".to_owned());
+            self.refresh_timer(server);
         }
         Ok(())
     }
@@ -286,6 +326,22 @@ impl Sim {
         Ok(())
     }
 
+    /// [`crash_restart`](Self::crash_restart) after losing every inbound peek from the
+    /// server's store: a resident whose host keeps inbound peeks in memory only, or restores
+    /// from an old backup. The peeking servers find out when a renewal is answered 404 (or
+    /// their room falls silent and a probe is), and open new peeks (R54).
+    pub fn crash_restart_losing_inbound(&mut self, server: &ServerName) -> Result<(), SimError> {
+        let node = self.node_mut(server)?;
+        let mut snapshot = node.store.to_snapshot();
+        let lost = std::mem::take(&mut snapshot.inbound);
+        node.store = SnapshotMaps::from_snapshot(&snapshot);
+        for r in lost {
+            self.forget_grant(server, &r.room_id, &r.server, &r.peek_id);
+        }
+        self.log(server, || "its store lost every inbound peek".to_owned());
+        self.crash_restart(server)
+    }
+
     /// While `drop` is on, the server's `Persist` outputs are acknowledged but never written:
     /// a host whose store silently loses writes, breaking the persistence contract (R59) on
     /// the host's side. The machine runs on from memory; a
@@ -318,12 +374,8 @@ impl Sim {
 
     fn next_due_inner(&self) -> Option<(Timestamp, Option<OwnedServerName>)> {
         let msg = self.queue.peek().map(|s| (s.at, None));
-        let timer = self
-            .nodes
-            .iter()
-            .filter(|(_, n)| n.up)
-            .filter_map(|(name, n)| n.peeking.poll_timeout().map(|t| (t, Some(name.clone()))))
-            .min();
+        let timer =
+            self.timers.first().map(|&(t, idx)| (t, Some(self.names[idx as usize].clone())));
         // Messages first on ties.
         let next = match (msg, timer) {
             (Some(m), Some(t)) => Some(if m.0 <= t.0 { m } else { t }),

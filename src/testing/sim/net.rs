@@ -35,6 +35,9 @@ pub(super) enum Msg {
     },
     /// An `expired_peeks` entry in a `/send` from `from` to `to` (R43).
     Expired { from: OwnedServerName, to: OwnedServerName, room: OwnedRoomId, peek_id: String },
+    /// Lean mode: one relayed event of `room` from the resident `from`, one copy for each of
+    /// `to` (see `relay.rs`).
+    Relay { room: OwnedRoomId, state: Option<RoomAccess>, to: Vec<OwnedServerName> },
 }
 
 #[derive(Debug)]
@@ -127,8 +130,28 @@ impl Sim {
     pub(super) fn drain(&mut self, server: &ServerName) {
         loop {
             let Some(node) = self.nodes.get_mut(server) else { return };
-            let Some(out) = node.peeking.poll_output() else { return };
+            let Some(out) = node.peeking.poll_output() else { break };
             self.on_output(server, out);
+        }
+        self.refresh_timer(server);
+    }
+
+    /// Puts the server's `poll_timeout` (if it is up) into [`Sim::timers`] in place of its old
+    /// entry. Every input reaches a machine through a call followed by [`drain`](Self::drain),
+    /// so the index is current whenever the simulator picks the next thing due.
+    pub(super) fn refresh_timer(&mut self, server: &ServerName) {
+        let Some(node) = self.nodes.get_mut(server) else { return };
+        let due = if node.up { node.peeking.poll_timeout() } else { None };
+        if due == node.due {
+            return;
+        }
+        let old = std::mem::replace(&mut node.due, due);
+        let idx = node.idx;
+        if let Some(old) = old {
+            self.timers.remove(&(old, idx));
+        }
+        if let Some(due) = due {
+            self.timers.insert((due, idx));
         }
     }
 
@@ -150,11 +173,13 @@ impl Sim {
             Output::Send(request) => {
                 let epoch = self.nodes[server].epoch;
                 self.log(server, || format!("→ {} {}", request.server, describe(&request)));
-                self.sent.push(SentRequest {
-                    at: now,
-                    from: name.clone(),
-                    request: request.clone(),
-                });
+                if !self.config.lean {
+                    self.sent.push(SentRequest {
+                        at: now,
+                        from: name.clone(),
+                        request: request.clone(),
+                    });
+                }
                 if self.rng.chance(self.config.loss) {
                     self.log(server, || format!("  (request {} lost on the wire)", request.id.0));
                     let at = now.saturating_add(self.timeout());
@@ -195,7 +220,9 @@ impl Sim {
                 self.log(server, || {
                     format!("inbound peek {peek_id} from {destination} on {room_id} expired ({reason:?}); expired_peeks → {destination}")
                 });
+                // Never before an event relayed earlier in a lean batch from this resident.
                 let at = self.send_at(server, &destination);
+                let at = self.relay_links.get(server).map_or(at, |&batch| at.max(batch));
                 self.schedule(
                     at,
                     Msg::Expired { from: name, to: destination, room: room_id, peek_id },
@@ -237,7 +264,7 @@ impl Sim {
                 });
                 if let Some(i) = self.pending_peeks.remove(&(name, id)) {
                     let record = &mut self.client_peeks[i];
-                    if result.is_ok() {
+                    if result.is_ok() && !self.config.lean {
                         let (u, d, r) = (&record.user_id, &record.device_id, &record.room_id);
                         self.spans.open(server, u, d, r, now);
                     }
@@ -283,6 +310,7 @@ impl Sim {
             Msg::Event { from, to, room, event, state, direct } => {
                 self.on_event(from, to, room, event, state, direct)
             }
+            Msg::Relay { room, state, to, .. } => self.deliver_relay(&room, state.as_ref(), &to),
             Msg::Expired { from, to, room, peek_id } => {
                 if !self.alive(&to) {
                     return;
@@ -365,6 +393,7 @@ impl Sim {
                 }
             }
         };
+        self.note_request(&target, &from, &room, &request.kind, &outcome);
         self.log(&target, || {
             format!("← {from} {} → {}", describe(&request), describe_outcome(&outcome))
         });
@@ -389,7 +418,9 @@ impl Sim {
         expires_at: Timestamp,
     ) {
         self.grants
-            .entry((resident.to_owned(), room.to_owned(), origin.to_owned()))
+            .entry((resident.to_owned(), room.to_owned()))
+            .or_default()
+            .entry(origin.to_owned())
             .or_default()
             .insert(peek_id.to_owned(), expires_at);
         self.accounting.granted(origin, resident, room, peek_id, self.now);
@@ -402,10 +433,15 @@ impl Sim {
         origin: &ServerName,
         peek_id: &str,
     ) {
-        let key = (resident.to_owned(), room.to_owned(), origin.to_owned());
-        if let Some(ids) = self.grants.get_mut(&key) {
-            ids.remove(peek_id);
-            if ids.is_empty() {
+        let key = (resident.to_owned(), room.to_owned());
+        if let Some(origins) = self.grants.get_mut(&key) {
+            if let Some(ids) = origins.get_mut(origin) {
+                ids.remove(peek_id);
+                if ids.is_empty() {
+                    origins.remove(origin);
+                }
+            }
+            if origins.is_empty() {
                 self.grants.remove(&key);
             }
         }
@@ -414,9 +450,17 @@ impl Sim {
 
     /// Whether the simulator's own record (independent of the machine) says `origin` holds a
     /// live peek on `room` at `resident`.
-    fn has_live_grant(&self, resident: &ServerName, room: &RoomId, origin: &ServerName) -> bool {
-        let key = (resident.to_owned(), room.to_owned(), origin.to_owned());
-        self.grants.get(&key).is_some_and(|ids| ids.values().any(|&exp| exp > self.now))
+    pub(super) fn has_live_grant(
+        &self,
+        resident: &ServerName,
+        room: &RoomId,
+        origin: &ServerName,
+    ) -> bool {
+        let key = (resident.to_owned(), room.to_owned());
+        self.grants
+            .get(&key)
+            .and_then(|origins| origins.get(origin))
+            .is_some_and(|ids| ids.values().any(|&exp| exp > self.now))
     }
 
     /// Relays event `event` of `room` from `from` to its peeking servers (R39), checking each
@@ -440,6 +484,12 @@ impl Sim {
             .map(|d| d.to_owned())
             .collect();
         self.drain(from);
+        self.relay_copies += dests.len() as u64;
+        self.note_relay(from, dests.len());
+        if self.config.lean {
+            self.relay_batch(from, room, event, state, dests);
+            return;
+        }
         for to in dests {
             if !self.has_live_grant(from, room, &to) {
                 self.bad_relays.push(BadRelay {
@@ -478,13 +528,15 @@ impl Sim {
         }
         let now = self.now;
         let resident = self.rooms.get(&room).is_some_and(|r| r.is_resident(&to));
-        let arrivals = self.received.entry((to.clone(), room.clone())).or_default();
-        let fresh = match arrivals.entry(event) {
-            std::collections::btree_map::Entry::Vacant(v) => {
-                v.insert(now);
-                true
+        let fresh = self.config.lean || {
+            let arrivals = self.received.entry((to.clone(), room.clone())).or_default();
+            match arrivals.entry(event) {
+                std::collections::btree_map::Entry::Vacant(v) => {
+                    v.insert(now);
+                    true
+                }
+                std::collections::btree_map::Entry::Occupied(_) => false,
             }
-            std::collections::btree_map::Entry::Occupied(_) => false,
         };
         if resident && direct {
             let skip: Vec<OwnedServerName> = self.rooms[&room].members.keys().cloned().collect();
@@ -524,6 +576,9 @@ impl Sim {
         event: u64,
         from: &ServerName,
     ) {
+        if self.config.lean {
+            return;
+        }
         let peekers: Vec<_> = self.nodes[server]
             .peeking
             .peekers(room)

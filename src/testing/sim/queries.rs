@@ -228,6 +228,9 @@ impl Sim {
     /// Records `out` in [`outbound_history`](Self::outbound_history) when it is an outbound
     /// host notification, and keeps the device peek spans of [`event_gaps`](Self::event_gaps).
     pub(super) fn record(&mut self, server: &ServerName, out: &Output) {
+        if self.config.lean {
+            return;
+        }
         let now = self.now;
         let (room, kind) = match out {
             Output::PeekEnded { user_id, device_id, room_id, .. } => {

@@ -29,11 +29,13 @@ impl Sim {
         members.insert(server.to_owned(), BTreeSet::from([creator.to_owned()]));
         let room = SimRoom { access, members, denied: BTreeSet::new(), events: 1 };
         self.rooms.insert(room_id.to_owned(), room);
-        self.created.insert(room_id.to_owned(), vec![self.now]);
-        self.received
-            .entry((server.to_owned(), room_id.to_owned()))
-            .or_default()
-            .insert(1, self.now);
+        if !self.config.lean {
+            self.created.insert(room_id.to_owned(), vec![self.now]);
+            self.received
+                .entry((server.to_owned(), room_id.to_owned()))
+                .or_default()
+                .insert(1, self.now);
+        }
         self.log(server, || format!("{creator} created {room_id}"));
         Ok(())
     }
@@ -208,7 +210,13 @@ impl Sim {
         }
         let joined: Vec<OwnedServerName> =
             room.members.keys().filter(|s| room.is_resident(s)).cloned().collect();
-        self.created.entry(room_id.to_owned()).or_default().push(now);
+        if !self.config.lean {
+            self.created.entry(room_id.to_owned()).or_default().push(now);
+            self.received
+                .entry((server_owned.clone(), room_id.to_owned()))
+                .or_default()
+                .insert(event, now);
+        }
         self.log(server, || match &state {
             Some(a) => format!(
                 "state event #{event} in {room_id}: world_readable={}, encrypted={}",
@@ -216,10 +224,6 @@ impl Sim {
             ),
             None => format!("event #{event} in {room_id}"),
         });
-        self.received
-            .entry((server_owned.clone(), room_id.to_owned()))
-            .or_default()
-            .insert(event, now);
         for to in joined.iter().filter(|s| **s != server_owned) {
             let at = self.send_at(server, to);
             let msg = Msg::Event {

@@ -105,3 +105,53 @@ fn lost_requests_time_out_as_unreachable_and_crash_restart_restores() -> Result<
     sim.assert_client_peeks_completed();
     Ok(())
 }
+
+#[test]
+fn a_resident_that_loses_its_inbound_peeks_is_peeked_afresh_at_the_next_renewal()
+-> Result<(), SimError> {
+    // R54
+    let (mut sim, a, b) = two_servers(11)?;
+    let room = readable_room_at(&mut sim, &b)?;
+    let _ = peek_via(&mut sim, &a, &b, &room)?;
+    sim.run_for(Duration::from_secs(5));
+    let peek_id = |sim: &Sim| -> Result<Option<String>, SimError> {
+        let out = sim.peeking(&a)?.outbound();
+        Ok(out.rooms().find(|r| r.room_id == room).and_then(|r| r.peek_id.map(str::to_owned)))
+    };
+    let first = peek_id(&sim)?;
+    assert!(first.is_some());
+    sim.crash_restart_losing_inbound(&b)?;
+    assert_eq!(sim.peeking(&b)?.inbound().len(), 0);
+    assert!(sim.store(&b)?.inbound.is_empty());
+    sim.assert_no_leaks();
+    // The next renewal (half the hour) is answered 404: a new peek under a new id.
+    sim.run_for(Duration::from_secs(31 * 60));
+    let again = peek_id(&sim)?;
+    assert!(sim.peeking(&a)?.outbound().established(&room).is_some());
+    assert!(again.is_some() && again != first, "{first:?} then {again:?}");
+    assert_eq!(sim.peeking(&b)?.inbound().len(), 1);
+    sim.assert_no_leaks();
+    Ok(())
+}
+
+#[test]
+fn lean_mode_batches_relays_and_watch_counts_what_the_resident_sees() -> Result<(), SimError> {
+    let mut sim = Sim::new(SimConfig { seed: 5, lean: true, ..SimConfig::default() });
+    let a = sim.add_server("a.test")?;
+    let b = sim.add_server("b.test")?;
+    sim.watch(&b, Duration::from_secs(60))?;
+    let room = readable_room_at(&mut sim, &b)?;
+    sim.set_state_bytes(&room, 1000);
+    let _ = peek_via(&mut sim, &a, &b, &room)?;
+    sim.run_for(Duration::from_secs(5));
+    sim.send_event(&b, &room)?;
+    sim.run_for(Duration::from_secs(5));
+    assert_eq!(sim.relay_copies(), 1);
+    assert!(sim.sent_requests().is_empty(), "lean mode keeps no request log");
+    let load = sim.load(&b).expect("watched");
+    let first = load.buckets[0];
+    assert_eq!((first.put, first.granted, first.state_bytes), (1, 1, 1000));
+    assert_eq!((first.events, first.relay_copies), (1, 1));
+    sim.assert_no_relays_after_expiry();
+    Ok(())
+}

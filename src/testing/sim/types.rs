@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use ruma_common::{OwnedDeviceId, OwnedRoomId, OwnedServerName, OwnedUserId};
 
+#[cfg(doc)]
+use super::Sim;
 use crate::outbound::OutboundRequest;
 use crate::{LocalGrant, PeekError, PeekingConfig, RequestId, RoomAccess, Timestamp};
 
@@ -35,6 +37,27 @@ pub struct SimConfig {
     /// Steps one `run_for` / `run_until_idle` call may take before it panics with
     /// [`Livelock`].
     pub step_budget: u64,
+    /// **Scale mode** (off by default): keep no per-request or per-event records, so that a
+    /// thousand servers can run for a simulated day in bounded memory
+    /// ([`run_scale`](super::run_scale)). With it on:
+    ///
+    /// * [`Sim::sent_requests`], [`Sim::outbound_history`], [`Sim::event_gaps`],
+    ///   [`Sim::events_received`], [`Sim::relays_to`] and [`Sim::event_wakes`] stay empty
+    ///   (zero); [`Sim::relay_copies`] and [`Sim::watch`]'s [`ResidentLoad`](super::ResidentLoad)
+    ///   count instead; [`Sim::client_peeks`] keeps only the client peeks that waited on
+    ///   federation (so [`Sim::incomplete_client_peeks`] still sees every unanswered one);
+    /// * an event relayed to a room's peeking servers travels as **one** message per event
+    ///   carrying every destination, delivered to all of them after one latency draw (each
+    ///   destination still gets its copy, is checked against the simulator's own record of
+    ///   grants and its host reports it to its machine; only the latency is shared), and
+    ///   batches from one resident arrive in the order they were sent;
+    /// * every arrival of an event counts as its first (the simulator no longer remembers
+    ///   which events reached which server; in the scale scenario each event reaches a
+    ///   server by one path only).
+    ///
+    /// The machines, the wire (loss, duplication, timeouts), leak accounting and every
+    /// invariant check are the same as without it.
+    pub lean: bool,
 }
 
 impl Default for SimConfig {
@@ -50,6 +73,7 @@ impl Default for SimConfig {
             peeking: PeekingConfig::default(),
             timeline: true,
             step_budget: 10_000_000,
+            lean: false,
         }
     }
 }
