@@ -27,7 +27,7 @@ use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
 use crate::bus::Bus;
-use crate::internal::{InboundAnswer, InboundCall, InboundOp, RemoteExpired};
+use crate::internal::{AccessChanged, InboundAnswer, InboundCall, InboundOp, RemoteExpired};
 use crate::{Common, clock, epoch, peeking_config};
 
 /// One federation worker.
@@ -114,6 +114,7 @@ pub async fn run(common: Common, shard: u32) -> Result<(), String> {
         .route("/_internal/inbound", post(inbound))
         .route("/_internal/destinations/{room}", get(destinations))
         .route("/_internal/remote_expired", post(remote_expired))
+        .route("/_internal/access_changed", post(access_changed))
         .route("/_internal/state", get(state))
         .with_state(Arc::clone(&worker));
     println!("LISTENING {}", listener.local_addr().map_err(|e| e.to_string())?);
@@ -239,6 +240,18 @@ async fn remote_expired(
 ) -> Response {
     let mut side = worker.side.lock().await;
     side.handle_remote_expired(worker.clock.now(), &entry.origin, &entry.room_id, &entry.peek_id);
+    worker.commit(&mut side).await;
+    axum::Json(json!({})).into_response()
+}
+
+/// A resident room's access changed: inbound peeks it no longer allows end, and their
+/// servers hear of it in `expired_peeks` (R40). Stored before the answer.
+async fn access_changed(
+    State(worker): State<Arc<Worker>>,
+    axum::Json(change): axum::Json<AccessChanged>,
+) -> Response {
+    let mut side = worker.side.lock().await;
+    side.handle_access_changed(worker.clock.now(), &change.room_id, &change.access);
     worker.commit(&mut side).await;
     axum::Json(json!({})).into_response()
 }

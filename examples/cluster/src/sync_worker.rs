@@ -5,7 +5,8 @@
 //!
 //! It serves the same routes as the `http-pair` shim (client `/peek` and `/unpeek`, the
 //! federation peek endpoints, `/send`, the directory, the `/_test` API). Federation peek calls,
-//! relay destinations and `expired_peeks` go to the room's federation worker (see
+//! relay destinations, `expired_peeks` and access changes of resident rooms go to the room's
+//! federation worker (see
 //! [`internal`](crate::internal)); routing messages go through JetStream.
 
 // Handlers' helpers return the early `Response` as their error (axum style).
@@ -45,7 +46,7 @@ use serde_json::{Value, json};
 use tokio::sync::{Mutex, oneshot};
 
 use crate::bus::Bus;
-use crate::internal::{InboundAnswer, InboundCall, InboundOp, RemoteExpired};
+use crate::internal::{AccessChanged, InboundAnswer, InboundCall, InboundOp, RemoteExpired};
 use crate::shard::shard_of;
 use crate::{Common, clock, epoch, peeking_config};
 
@@ -222,6 +223,27 @@ impl Front {
         }
     }
 
+    /// `POST` of `body` as JSON to a federation worker's internal `path`; 200 or an error.
+    async fn worker_post<T: serde::Serialize>(
+        &self,
+        worker: &str,
+        path: &str,
+        body: &T,
+    ) -> Result<(), String> {
+        let response = self
+            .http
+            .post(format!("http://{worker}{path}"))
+            .header("content-type", "application/json")
+            .body(serde_json::to_vec(body).expect("serialisable"))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        match response.status().as_u16() {
+            200 => Ok(()),
+            status => Err(format!("{path}: status {status}")),
+        }
+    }
+
     async fn worker_get(&self, worker: &str, path: &str) -> Result<Value, String> {
         let response = self
             .http
@@ -248,6 +270,7 @@ fn router(front: Arc<Front>) -> Router {
         .route("/_matrix/federation/v1/query/directory", get(directory))
         .route("/_test/rooms", post(create_room))
         .route("/_test/rooms/{roomId}/send", post(send_event))
+        .route("/_test/rooms/{roomId}/visibility", post(visibility))
         .route("/_test/state", get(state))
         .with_state(front)
 }
@@ -500,19 +523,12 @@ async fn send(State(front): State<Arc<Front>>, headers: HeaderMap, body: Body) -
             room_id: entry.room_id,
             peek_id: entry.peek_id,
         };
-        let url = format!("http://{}/_internal/remote_expired", front.worker_of(&call.room_id));
-        let sent = front
-            .http
-            .post(url)
-            .header("content-type", "application/json")
-            .body(serde_json::to_vec(&call).expect("serialisable"))
-            .send()
-            .await;
-        if sent.is_err() {
+        let worker = front.worker_of(&call.room_id);
+        if let Err(e) = front.worker_post(worker, "/_internal/remote_expired", &call).await {
             return error(ErrorReply::new(
                 503,
                 ErrorKind::Unknown,
-                "federation worker unavailable",
+                format!("federation worker unavailable: {e}"),
             ));
         }
     }
@@ -617,6 +633,57 @@ async fn send_event(
         relayed.push(json!([destination, format!("{status:?}")]));
     }
     reply(200, &json!({ "event_id": event["event_id"], "relayed_to": relayed }))
+}
+
+#[derive(serde::Deserialize)]
+struct Visibility {
+    world_readable: bool,
+}
+
+/// `POST /_test/rooms/{roomId}/visibility` `{"world_readable": false}`: changes the resident
+/// room's history visibility. The sync side ends the local peeks it no longer allows (R24) and,
+/// for a room peeked over federation, routes `AccessChanged`; the room's federation worker
+/// ends the inbound peeks (R40), their servers hearing of it in `expired_peeks`. Answered
+/// once both sides have stored the change.
+async fn visibility(
+    State(front): State<Arc<Front>>,
+    Path(room): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let Ok(room_id) = OwnedRoomId::try_from(room) else {
+        return error(ErrorReply::not_found("bad room id"));
+    };
+    let request: Visibility = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return error(WireError::BadJson(e.to_string())),
+    };
+    let sender: OwnedUserId = format!("@admin:{}", front.name).try_into().expect("a valid user id");
+    let changed = front.rooms.lock().unwrap_or_else(|p| p.into_inner()).set_world_readable(
+        &room_id,
+        &sender,
+        request.world_readable,
+        front.clock.now(),
+    );
+    let Some((_event, access)) = changed else {
+        return error(ErrorReply::not_found("no such room here"));
+    };
+    {
+        let mut core = front.core.lock().await;
+        core.side.handle_access_changed(front.clock.now(), &room_id, &access);
+        front.commit(&mut core).await;
+    }
+    let call = AccessChanged { room_id: room_id.clone(), access: access.clone() };
+    if let Err(e) =
+        front.worker_post(front.worker_of(&room_id), "/_internal/access_changed", &call).await
+    {
+        return error(ErrorReply::new(
+            503,
+            ErrorKind::Unknown,
+            format!("federation worker unavailable: {e}"),
+        ));
+    }
+    front.log.push(format!("{room_id}: world_readable={}", access.world_readable));
+    reply(200, &json!({ "world_readable": access.world_readable }))
 }
 
 /// `GET /_test/state`: local peeks, what was received (and how many duplicates), and every
