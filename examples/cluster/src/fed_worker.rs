@@ -27,7 +27,9 @@ use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
 use crate::bus::Bus;
-use crate::internal::{AccessChanged, InboundAnswer, InboundCall, InboundOp, RemoteExpired};
+use crate::internal::{
+    AccessChanged, InboundAnswer, InboundCall, InboundOp, RemoteEvents, RemoteExpired,
+};
 use crate::{Common, clock, epoch, peeking_config};
 
 /// One federation worker.
@@ -40,6 +42,8 @@ pub struct Worker {
     clock: SystemClock,
     log: Log,
     name: OwnedServerName,
+    /// How many times the front told of events relayed in a room peeked over federation.
+    remote_events: std::sync::atomic::AtomicU64,
     /// Requests to send, taken by [`Worker::sender`] tasks.
     requests: tokio::sync::mpsc::UnboundedSender<matrix_peek::OutboundRequest>,
 }
@@ -82,6 +86,7 @@ pub async fn run(common: Common, shard: u32) -> Result<(), String> {
         clock,
         log,
         name,
+        remote_events: std::sync::atomic::AtomicU64::new(0),
         requests,
     });
     {
@@ -115,6 +120,7 @@ pub async fn run(common: Common, shard: u32) -> Result<(), String> {
         .route("/_internal/destinations/{room}", get(destinations))
         .route("/_internal/remote_expired", post(remote_expired))
         .route("/_internal/access_changed", post(access_changed))
+        .route("/_internal/remote_events", post(remote_events))
         .route("/_internal/state", get(state))
         .with_state(Arc::clone(&worker));
     println!("LISTENING {}", listener.local_addr().map_err(|e| e.to_string())?);
@@ -256,6 +262,21 @@ async fn access_changed(
     axum::Json(json!({})).into_response()
 }
 
+/// Events of these rooms were relayed to us: their residents are alive.
+async fn remote_events(
+    State(worker): State<Arc<Worker>>,
+    axum::Json(events): axum::Json<RemoteEvents>,
+) -> Response {
+    let mut side = worker.side.lock().await;
+    let now = worker.clock.now();
+    for room_id in &events.rooms {
+        side.handle_remote_event(now, room_id);
+    }
+    worker.remote_events.fetch_add(events.rooms.len() as u64, std::sync::atomic::Ordering::Relaxed);
+    worker.commit(&mut side).await;
+    axum::Json(json!({})).into_response()
+}
+
 async fn state(State(worker): State<Arc<Worker>>) -> Response {
     let side = worker.side.lock().await;
     let outbound: Vec<Value> = side
@@ -273,6 +294,10 @@ async fn state(State(worker): State<Arc<Worker>>) -> Response {
         .records()
         .map(|r| json!({ "origin": r.server, "room_id": r.room_id, "peek_id": r.peek_id }))
         .collect();
-    axum::Json(json!({ "outbound": outbound, "inbound": inbound, "stale": side.stale_messages() }))
-        .into_response()
+    let remote_events = worker.remote_events.load(std::sync::atomic::Ordering::Relaxed);
+    axum::Json(json!({
+        "outbound": outbound, "inbound": inbound, "stale": side.stale_messages(),
+        "remote_events": remote_events,
+    }))
+    .into_response()
 }

@@ -5,8 +5,8 @@
 //!
 //! It serves the same routes as the `http-pair` shim (client `/peek` and `/unpeek`, the
 //! federation peek endpoints, `/send`, the directory, the `/_test` API). Federation peek calls,
-//! relay destinations, `expired_peeks` and access changes of resident rooms go to the room's
-//! federation worker (see
+//! relay destinations, `expired_peeks`, access changes of resident rooms and the rooms whose
+//! events were relayed to us go to the room's federation worker (see
 //! [`internal`](crate::internal)); routing messages go through JetStream.
 
 // Handlers' helpers return the early `Response` as their error (axum style).
@@ -46,7 +46,9 @@ use serde_json::{Value, json};
 use tokio::sync::{Mutex, oneshot};
 
 use crate::bus::Bus;
-use crate::internal::{AccessChanged, InboundAnswer, InboundCall, InboundOp, RemoteExpired};
+use crate::internal::{
+    AccessChanged, InboundAnswer, InboundCall, InboundOp, RemoteEvents, RemoteExpired,
+};
 use crate::shard::shard_of;
 use crate::{Common, clock, epoch, peeking_config};
 
@@ -502,7 +504,9 @@ struct Pdus {
 }
 
 /// `PUT /_matrix/federation/v1/send/{txnId}`: relayed events go to the timeline (each event
-/// id once; a repeat is counted as a duplicate); `expired_peeks` go to the room's worker.
+/// id once; a repeat is counted as a duplicate); `expired_peeks` go to the room's worker, and
+/// so do the rooms peeked over federation that the events belong to (one call per shard: their
+/// resident is alive, which feeds failover liveness).
 async fn send(State(front): State<Arc<Front>>, headers: HeaderMap, body: Body) -> Response {
     let origin = match origin(&headers) {
         Ok(o) => o,
@@ -532,20 +536,44 @@ async fn send(State(front): State<Arc<Front>>, headers: HeaderMap, body: Body) -
             ));
         }
     }
-    let mut received = front.received.lock().unwrap_or_else(|p| p.into_inner());
-    let Received { timeline, seen, duplicates } = &mut *received;
-    for pdu in pdus.into_iter().take(50) {
-        let Some(room_id) = pdu["room_id"].as_str().and_then(|r| OwnedRoomId::try_from(r).ok())
-        else {
-            continue;
-        };
-        let event_id = pdu["event_id"].as_str().unwrap_or_default().to_owned();
-        if !seen.insert(format!("{room_id} {event_id}")) {
-            *duplicates += 1;
-            continue;
+    let pdus: Vec<(OwnedRoomId, Value)> = pdus
+        .into_iter()
+        .take(50)
+        .filter_map(|pdu| {
+            let room_id = pdu["room_id"].as_str().and_then(|r| OwnedRoomId::try_from(r).ok())?;
+            Some((room_id, pdu))
+        })
+        .collect();
+    // The rooms peeked over federation that this transaction carried events of, by shard.
+    let mut live: BTreeMap<u32, BTreeSet<OwnedRoomId>> = BTreeMap::new();
+    {
+        let core = front.core.lock().await;
+        for (room_id, _) in &pdus {
+            if core.side.is_remote(room_id) {
+                live.entry(shard_of(room_id, front.shards)).or_default().insert(room_id.clone());
+            }
         }
-        front.log.push(format!("got event {event_id} in {room_id} from {origin}"));
-        timeline.entry(room_id).or_default().push(pdu);
+    }
+    {
+        let mut received = front.received.lock().unwrap_or_else(|p| p.into_inner());
+        let Received { timeline, seen, duplicates } = &mut *received;
+        for (room_id, pdu) in pdus {
+            let event_id = pdu["event_id"].as_str().unwrap_or_default().to_owned();
+            if !seen.insert(format!("{room_id} {event_id}")) {
+                *duplicates += 1;
+                continue;
+            }
+            front.log.push(format!("got event {event_id} in {room_id} from {origin}"));
+            timeline.entry(room_id).or_default().push(pdu);
+        }
+    }
+    // Liveness is a hint: a worker that misses it only probes its resident sooner.
+    for (shard, rooms) in live {
+        let call = RemoteEvents { rooms: rooms.into_iter().collect() };
+        let worker = &front.workers[shard as usize];
+        if let Err(e) = front.worker_post(worker, "/_internal/remote_events", &call).await {
+            front.log.push(format!("remote events not told to shard {shard}: {e}"));
+        }
     }
     reply(200, &json!({ "pdus": {} }))
 }
@@ -687,7 +715,8 @@ async fn visibility(
 }
 
 /// `GET /_test/state`: local peeks, what was received (and how many duplicates), and every
-/// federation worker's outbound and inbound peeks.
+/// federation worker's outbound and inbound peeks (and, summed, `remote_events`: how many
+/// rooms' relayed events the workers were told of).
 async fn state(State(front): State<Arc<Front>>) -> Response {
     let local: Vec<Value> = {
         let core = front.core.lock().await;
@@ -714,11 +743,13 @@ async fn state(State(front): State<Arc<Front>>) -> Response {
         (map, received.duplicates)
     };
     let (mut outbound, mut inbound, mut workers) = (Vec::new(), Vec::new(), Vec::new());
+    let mut remote_events = 0;
     for worker in &front.workers {
         match front.worker_get(worker, "/_internal/state").await {
             Ok(state) => {
                 outbound.extend(state["outbound"].as_array().cloned().unwrap_or_default());
                 inbound.extend(state["inbound"].as_array().cloned().unwrap_or_default());
+                remote_events += state["remote_events"].as_u64().unwrap_or_default();
                 workers.push(json!({ "addr": worker, "up": true }));
             }
             Err(_) => workers.push(json!({ "addr": worker, "up": false })),
@@ -729,6 +760,7 @@ async fn state(State(front): State<Arc<Front>>) -> Response {
         &json!({
             "server_name": front.name, "local_peeks": local, "received": received,
             "duplicates": duplicates, "outbound": outbound, "inbound": inbound, "workers": workers,
+            "remote_events": remote_events,
         }),
     )
 }
