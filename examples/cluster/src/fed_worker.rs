@@ -30,7 +30,7 @@ use crate::bus::Bus;
 use crate::internal::{
     AccessChanged, InboundAnswer, InboundCall, InboundOp, RemoteEvents, RemoteExpired,
 };
-use crate::{Common, clock, epoch, peeking_config};
+use crate::{Commits, Common, clock, epoch, peeking_config};
 
 /// One federation worker.
 pub struct Worker {
@@ -42,6 +42,8 @@ pub struct Worker {
     clock: SystemClock,
     log: Log,
     name: OwnedServerName,
+    /// Store batches, for `/metrics`.
+    commits: Commits,
     /// How many times the front told of events relayed in a room peeked over federation.
     remote_events: std::sync::atomic::AtomicU64,
     /// Requests to send, taken by [`Worker::sender`] tasks.
@@ -87,6 +89,7 @@ pub async fn run(common: Common, shard: u32) -> Result<(), String> {
         log,
         name,
         remote_events: std::sync::atomic::AtomicU64::new(0),
+        commits: Commits::default(),
         requests,
     });
     {
@@ -122,6 +125,7 @@ pub async fn run(common: Common, shard: u32) -> Result<(), String> {
         .route("/_internal/access_changed", post(access_changed))
         .route("/_internal/remote_events", post(remote_events))
         .route("/_internal/state", get(state))
+        .route("/metrics", get(metrics))
         .with_state(Arc::clone(&worker));
     println!("LISTENING {}", listener.local_addr().map_err(|e| e.to_string())?);
     axum::serve(listener, router).await.map_err(|e| e.to_string())
@@ -143,10 +147,12 @@ impl Worker {
         if !changes.is_empty() {
             let mut delay = Duration::from_millis(50);
             while let Err(e) = self.store.save(&changes).await {
+                self.commits.failed();
                 self.log.push(format!("store save failed ({e}); retrying"));
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(1));
             }
+            self.commits.saved();
         }
         for message in routes {
             self.bus.publish(self.bus.subject_sync(), &message).await;
@@ -275,6 +281,12 @@ async fn remote_events(
     worker.remote_events.fetch_add(events.rooms.len() as u64, std::sync::atomic::Ordering::Relaxed);
     worker.commit(&mut side).await;
     axum::Json(json!({})).into_response()
+}
+
+/// `GET /metrics`: this shard's `FederationSide` stats (see [`crate::metrics`]).
+async fn metrics(State(worker): State<Arc<Worker>>) -> Response {
+    let stats = worker.side.lock().await.stats();
+    crate::metrics(stats, &worker.commits)
 }
 
 async fn state(State(worker): State<Arc<Worker>>) -> Response {

@@ -50,7 +50,7 @@ use crate::internal::{
     AccessChanged, InboundAnswer, InboundCall, InboundOp, RemoteEvents, RemoteExpired,
 };
 use crate::shard::shard_of;
-use crate::{Common, clock, epoch, peeking_config};
+use crate::{Commits, Common, clock, epoch, peeking_config};
 
 type Waiter = oneshot::Sender<Result<LocalGrant, PeekError>>;
 
@@ -83,6 +83,8 @@ pub struct Front {
     clock: SystemClock,
     log: Log,
     name: OwnedServerName,
+    /// Store batches, for `/metrics`.
+    commits: Commits,
 }
 
 /// Restores the sync side and serves until the process ends; prints `LISTENING addr` when
@@ -119,6 +121,7 @@ pub async fn run(common: Common, workers: Vec<String>) -> Result<(), String> {
         clock,
         log,
         name,
+        commits: Commits::default(),
     });
     {
         // The restored peeks' demand goes out first.
@@ -160,10 +163,12 @@ impl Front {
         if !changes.is_empty() {
             let mut delay = Duration::from_millis(50);
             while let Err(e) = self.store.save(&changes).await {
+                self.commits.failed();
                 self.log.push(format!("store save failed ({e}); retrying"));
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(1));
             }
+            self.commits.saved();
         }
         for message in routes {
             let shard = shard_of(message.room_id(), self.shards);
@@ -274,6 +279,7 @@ fn router(front: Arc<Front>) -> Router {
         .route("/_test/rooms/{roomId}/send", post(send_event))
         .route("/_test/rooms/{roomId}/visibility", post(visibility))
         .route("/_test/state", get(state))
+        .route("/metrics", get(metrics))
         .with_state(front)
 }
 
@@ -712,6 +718,12 @@ async fn visibility(
     }
     front.log.push(format!("{room_id}: world_readable={}", access.world_readable));
     reply(200, &json!({ "world_readable": access.world_readable }))
+}
+
+/// `GET /metrics`: the `SyncSide`'s stats (see [`crate::metrics`]).
+async fn metrics(State(front): State<Arc<Front>>) -> Response {
+    let stats = front.core.lock().await.side.stats();
+    crate::metrics(stats, &front.commits)
 }
 
 /// `GET /_test/state`: local peeks, what was received (and how many duplicates), and every

@@ -8,6 +8,7 @@
 
 use std::time::Duration;
 
+use cluster::shard::shard_of;
 use http_pair::api::Api;
 use http_pair::shim::{self, ShimConfig};
 use ruma_common::{OwnedRoomAliasId, OwnedRoomId};
@@ -39,8 +40,14 @@ fn inbound_on(state: &Value, room: &OwnedRoomId) -> usize {
         .count()
 }
 
+/// The value of the sample `name` (its first, unlabelled line) in Prometheus text.
+fn sample(text: &str, name: &str) -> Option<f64> {
+    text.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn a_cluster_room_that_stops_being_world_readable_ends_its_local_and_federated_peeks() {
+    // (On the way, each worker's `/metrics` is checked to count the peeks its side holds.)
     let nats = required("MATRIX_PEEK_NATS_URL", "a nats-server with JetStream");
     let pg = required("MATRIX_PEEK_PG_URL", "a PostgreSQL server");
     let dir = std::env::temp_dir().join(format!("matrix-peek-access-{}", std::process::id()));
@@ -68,6 +75,17 @@ async fn a_cluster_room_that_stops_being_world_readable_ends_its_local_and_feder
     assert_eq!(inbound_on(&state, &hall), 1, "the single server peeks the hall: {state:#}");
     let single_state = single_api.state().await.unwrap();
     assert!(peeks(&single_state, &bob, &hall), "bob peeks the hall: {single_state:#}");
+
+    // Each worker's `/metrics` shows the side it holds: the front the local peek, the hall's
+    // shard the inbound one.
+    let (status, content_type, text) = cluster_api.metrics().await.unwrap();
+    assert_eq!(status, 200, "{text}");
+    assert!(content_type.starts_with("application/openmetrics-text"), "{content_type}");
+    assert_eq!(sample(&text, "matrix_peek_local_peeks_started_total"), Some(1.0), "{text}");
+    let shard = &state["workers"][shard_of(&hall, 2) as usize]["addr"];
+    let (status, _, text) = Api::new(shard.as_str().unwrap().to_owned()).metrics().await.unwrap();
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(sample(&text, "matrix_peek_inbound_peeks_granted_total"), Some(1.0), "{text}");
 
     // The room stops being world-readable.
     let (status, body) = cluster_api.set_world_readable(&hall, false).await.unwrap();
