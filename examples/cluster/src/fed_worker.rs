@@ -27,8 +27,10 @@ use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
 use crate::bus::Bus;
-use crate::internal::{InboundAnswer, InboundCall, InboundOp, RemoteExpired};
-use crate::{Common, clock, epoch, peeking_config};
+use crate::internal::{
+    AccessChanged, InboundAnswer, InboundCall, InboundOp, RemoteEvents, RemoteExpired,
+};
+use crate::{Commits, Common, clock, epoch, peeking_config};
 
 /// One federation worker.
 pub struct Worker {
@@ -40,6 +42,10 @@ pub struct Worker {
     clock: SystemClock,
     log: Log,
     name: OwnedServerName,
+    /// Store batches, for `/metrics`.
+    commits: Commits,
+    /// How many times the front told of events relayed in a room peeked over federation.
+    remote_events: std::sync::atomic::AtomicU64,
     /// Requests to send, taken by [`Worker::sender`] tasks.
     requests: tokio::sync::mpsc::UnboundedSender<matrix_peek::OutboundRequest>,
 }
@@ -82,6 +88,8 @@ pub async fn run(common: Common, shard: u32) -> Result<(), String> {
         clock,
         log,
         name,
+        remote_events: std::sync::atomic::AtomicU64::new(0),
+        commits: Commits::default(),
         requests,
     });
     {
@@ -114,7 +122,10 @@ pub async fn run(common: Common, shard: u32) -> Result<(), String> {
         .route("/_internal/inbound", post(inbound))
         .route("/_internal/destinations/{room}", get(destinations))
         .route("/_internal/remote_expired", post(remote_expired))
+        .route("/_internal/access_changed", post(access_changed))
+        .route("/_internal/remote_events", post(remote_events))
         .route("/_internal/state", get(state))
+        .route("/metrics", get(metrics))
         .with_state(Arc::clone(&worker));
     println!("LISTENING {}", listener.local_addr().map_err(|e| e.to_string())?);
     axum::serve(listener, router).await.map_err(|e| e.to_string())
@@ -136,10 +147,12 @@ impl Worker {
         if !changes.is_empty() {
             let mut delay = Duration::from_millis(50);
             while let Err(e) = self.store.save(&changes).await {
+                self.commits.failed();
                 self.log.push(format!("store save failed ({e}); retrying"));
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(1));
             }
+            self.commits.saved();
         }
         for message in routes {
             self.bus.publish(self.bus.subject_sync(), &message).await;
@@ -243,6 +256,39 @@ async fn remote_expired(
     axum::Json(json!({})).into_response()
 }
 
+/// A resident room's access changed: inbound peeks it no longer allows end, and their
+/// servers hear of it in `expired_peeks` (R40). Stored before the answer.
+async fn access_changed(
+    State(worker): State<Arc<Worker>>,
+    axum::Json(change): axum::Json<AccessChanged>,
+) -> Response {
+    let mut side = worker.side.lock().await;
+    side.handle_access_changed(worker.clock.now(), &change.room_id, &change.access);
+    worker.commit(&mut side).await;
+    axum::Json(json!({})).into_response()
+}
+
+/// Events of these rooms were relayed to us: their residents are alive.
+async fn remote_events(
+    State(worker): State<Arc<Worker>>,
+    axum::Json(events): axum::Json<RemoteEvents>,
+) -> Response {
+    let mut side = worker.side.lock().await;
+    let now = worker.clock.now();
+    for room_id in &events.rooms {
+        side.handle_remote_event(now, room_id);
+    }
+    worker.remote_events.fetch_add(events.rooms.len() as u64, std::sync::atomic::Ordering::Relaxed);
+    worker.commit(&mut side).await;
+    axum::Json(json!({})).into_response()
+}
+
+/// `GET /metrics`: this shard's `FederationSide` stats (see [`crate::metrics`]).
+async fn metrics(State(worker): State<Arc<Worker>>) -> Response {
+    let stats = worker.side.lock().await.stats();
+    crate::metrics(stats, &worker.commits)
+}
+
 async fn state(State(worker): State<Arc<Worker>>) -> Response {
     let side = worker.side.lock().await;
     let outbound: Vec<Value> = side
@@ -260,6 +306,10 @@ async fn state(State(worker): State<Arc<Worker>>) -> Response {
         .records()
         .map(|r| json!({ "origin": r.server, "room_id": r.room_id, "peek_id": r.peek_id }))
         .collect();
-    axum::Json(json!({ "outbound": outbound, "inbound": inbound, "stale": side.stale_messages() }))
-        .into_response()
+    let remote_events = worker.remote_events.load(std::sync::atomic::Ordering::Relaxed);
+    axum::Json(json!({
+        "outbound": outbound, "inbound": inbound, "stale": side.stale_messages(),
+        "remote_events": remote_events,
+    }))
+    .into_response()
 }

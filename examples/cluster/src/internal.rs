@@ -1,6 +1,7 @@
 //! What the front asks a federation worker over HTTP (loopback only, unauthenticated): the
 //! inbound peek calls (the resident side's `InboundPeeks` lives with the room's shard), the
-//! relay destinations of a room, and `expired_peeks` received in a `/send`.
+//! relay destinations of a room, `expired_peeks` received in a `/send`, a resident room's
+//! access change, and the rooms whose events a `/send` relayed to us.
 
 use matrix_peek::RoomAccess;
 use ruma_common::{OwnedRoomId, OwnedServerName, RoomVersionId};
@@ -51,4 +52,24 @@ pub struct RemoteExpired {
     pub room_id: OwnedRoomId,
     /// The peek id.
     pub peek_id: String,
+}
+
+/// `POST /_internal/access_changed`: a room this server is resident in changed its access
+/// (history visibility); the shard's `InboundPeeks` ends the peeks it no longer allows (R40).
+/// Answered (200) after the change is stored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AccessChanged {
+    /// The room.
+    pub room_id: OwnedRoomId,
+    /// The room's access now.
+    pub access: RoomAccess,
+}
+
+/// `POST /_internal/remote_events`: rooms peeked over federation whose events one `/send`
+/// relayed to us, so the shard's `OutboundPeeks` knows their resident is alive (failover
+/// liveness). One call per shard and transaction.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RemoteEvents {
+    /// The rooms, each once.
+    pub rooms: Vec<OwnedRoomId>,
 }

@@ -19,6 +19,8 @@
 //! * [`bus`]: the streams, their consumers, at-least-once.
 //! * [`sync_worker`] and [`fed_worker`]: the two kinds of process; [`internal`] is what the
 //!   front asks a federation worker over HTTP.
+//! * Each process serves `GET /metrics` (Prometheus text, `http-pair`'s encoding) of the side
+//!   it holds: see [`metrics`].
 //!
 //! It speaks the same federation HTTP as the `http-pair` shim (whose transport, toy rooms and
 //! client it reuses), so the two can peek into each other's rooms. **A demo, not a
@@ -33,9 +35,12 @@ pub mod internal;
 pub mod shard;
 pub mod sync_worker;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use matrix_peek::{Clock, PeekingConfig, SystemClock};
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use matrix_peek::{Clock, DriverStats, PeekingConfig, PeekingStats, SystemClock};
 
 /// What both kinds of worker are started with (`--flag value` on the command line).
 #[derive(Debug, Clone)]
@@ -101,5 +106,50 @@ impl Common {
             prefix: get("prefix")?,
             shards: get("shards")?.parse().map_err(|e| format!("--shards: {e}"))?,
         })
+    }
+}
+
+/// A worker's store batches, for the `matrix_peek_driver_*` metrics: the workers have no
+/// `Driver`, so these count their own commits.
+#[derive(Debug, Default)]
+pub struct Commits {
+    batches: AtomicU64,
+    save_failures: AtomicU64,
+}
+
+impl Commits {
+    /// One batch of changes saved.
+    pub fn saved(&self) {
+        self.batches.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// One save that failed (and is retried).
+    pub fn failed(&self) {
+        self.save_failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// As [`DriverStats`]: `batches` and `save_failures` counted here, every other field 0.
+    pub fn stats(&self) -> DriverStats {
+        let mut stats = DriverStats::default();
+        stats.batches = self.batches.load(Ordering::Relaxed);
+        stats.batched_calls = stats.batches;
+        stats.save_failures = self.save_failures.load(Ordering::Relaxed);
+        stats
+    }
+}
+
+/// `GET /metrics` of a worker: its side's stats and its commits in the Prometheus text format
+/// (`http-pair`'s [`render`](http_pair::metrics::render)). A sync worker's inbound and outbound
+/// families read 0, as do a federation worker's local ones: each side holds only its machines.
+pub fn metrics(peeking: PeekingStats, commits: &Commits) -> Response {
+    match http_pair::metrics::render(peeking, commits.stats()) {
+        Ok(text) => {
+            let mut response = (StatusCode::OK, text).into_response();
+            response
+                .headers_mut()
+                .insert("content-type", HeaderValue::from_static(http_pair::metrics::CONTENT_TYPE));
+            response
+        }
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
     }
 }

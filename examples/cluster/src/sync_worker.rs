@@ -5,7 +5,8 @@
 //!
 //! It serves the same routes as the `http-pair` shim (client `/peek` and `/unpeek`, the
 //! federation peek endpoints, `/send`, the directory, the `/_test` API). Federation peek calls,
-//! relay destinations and `expired_peeks` go to the room's federation worker (see
+//! relay destinations, `expired_peeks`, access changes of resident rooms and the rooms whose
+//! events were relayed to us go to the room's federation worker (see
 //! [`internal`](crate::internal)); routing messages go through JetStream.
 
 // Handlers' helpers return the early `Response` as their error (axum style).
@@ -45,9 +46,11 @@ use serde_json::{Value, json};
 use tokio::sync::{Mutex, oneshot};
 
 use crate::bus::Bus;
-use crate::internal::{InboundAnswer, InboundCall, InboundOp, RemoteExpired};
+use crate::internal::{
+    AccessChanged, InboundAnswer, InboundCall, InboundOp, RemoteEvents, RemoteExpired,
+};
 use crate::shard::shard_of;
-use crate::{Common, clock, epoch, peeking_config};
+use crate::{Commits, Common, clock, epoch, peeking_config};
 
 type Waiter = oneshot::Sender<Result<LocalGrant, PeekError>>;
 
@@ -80,6 +83,8 @@ pub struct Front {
     clock: SystemClock,
     log: Log,
     name: OwnedServerName,
+    /// Store batches, for `/metrics`.
+    commits: Commits,
 }
 
 /// Restores the sync side and serves until the process ends; prints `LISTENING addr` when
@@ -116,6 +121,7 @@ pub async fn run(common: Common, workers: Vec<String>) -> Result<(), String> {
         clock,
         log,
         name,
+        commits: Commits::default(),
     });
     {
         // The restored peeks' demand goes out first.
@@ -157,10 +163,12 @@ impl Front {
         if !changes.is_empty() {
             let mut delay = Duration::from_millis(50);
             while let Err(e) = self.store.save(&changes).await {
+                self.commits.failed();
                 self.log.push(format!("store save failed ({e}); retrying"));
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(1));
             }
+            self.commits.saved();
         }
         for message in routes {
             let shard = shard_of(message.room_id(), self.shards);
@@ -222,6 +230,27 @@ impl Front {
         }
     }
 
+    /// `POST` of `body` as JSON to a federation worker's internal `path`; 200 or an error.
+    async fn worker_post<T: serde::Serialize>(
+        &self,
+        worker: &str,
+        path: &str,
+        body: &T,
+    ) -> Result<(), String> {
+        let response = self
+            .http
+            .post(format!("http://{worker}{path}"))
+            .header("content-type", "application/json")
+            .body(serde_json::to_vec(body).expect("serialisable"))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        match response.status().as_u16() {
+            200 => Ok(()),
+            status => Err(format!("{path}: status {status}")),
+        }
+    }
+
     async fn worker_get(&self, worker: &str, path: &str) -> Result<Value, String> {
         let response = self
             .http
@@ -248,7 +277,9 @@ fn router(front: Arc<Front>) -> Router {
         .route("/_matrix/federation/v1/query/directory", get(directory))
         .route("/_test/rooms", post(create_room))
         .route("/_test/rooms/{roomId}/send", post(send_event))
+        .route("/_test/rooms/{roomId}/visibility", post(visibility))
         .route("/_test/state", get(state))
+        .route("/metrics", get(metrics))
         .with_state(front)
 }
 
@@ -479,7 +510,9 @@ struct Pdus {
 }
 
 /// `PUT /_matrix/federation/v1/send/{txnId}`: relayed events go to the timeline (each event
-/// id once; a repeat is counted as a duplicate); `expired_peeks` go to the room's worker.
+/// id once; a repeat is counted as a duplicate); `expired_peeks` go to the room's worker, and
+/// so do the rooms peeked over federation that the events belong to (one call per shard: their
+/// resident is alive, which feeds failover liveness).
 async fn send(State(front): State<Arc<Front>>, headers: HeaderMap, body: Body) -> Response {
     let origin = match origin(&headers) {
         Ok(o) => o,
@@ -500,36 +533,53 @@ async fn send(State(front): State<Arc<Front>>, headers: HeaderMap, body: Body) -
             room_id: entry.room_id,
             peek_id: entry.peek_id,
         };
-        let url = format!("http://{}/_internal/remote_expired", front.worker_of(&call.room_id));
-        let sent = front
-            .http
-            .post(url)
-            .header("content-type", "application/json")
-            .body(serde_json::to_vec(&call).expect("serialisable"))
-            .send()
-            .await;
-        if sent.is_err() {
+        let worker = front.worker_of(&call.room_id);
+        if let Err(e) = front.worker_post(worker, "/_internal/remote_expired", &call).await {
             return error(ErrorReply::new(
                 503,
                 ErrorKind::Unknown,
-                "federation worker unavailable",
+                format!("federation worker unavailable: {e}"),
             ));
         }
     }
-    let mut received = front.received.lock().unwrap_or_else(|p| p.into_inner());
-    let Received { timeline, seen, duplicates } = &mut *received;
-    for pdu in pdus.into_iter().take(50) {
-        let Some(room_id) = pdu["room_id"].as_str().and_then(|r| OwnedRoomId::try_from(r).ok())
-        else {
-            continue;
-        };
-        let event_id = pdu["event_id"].as_str().unwrap_or_default().to_owned();
-        if !seen.insert(format!("{room_id} {event_id}")) {
-            *duplicates += 1;
-            continue;
+    let pdus: Vec<(OwnedRoomId, Value)> = pdus
+        .into_iter()
+        .take(50)
+        .filter_map(|pdu| {
+            let room_id = pdu["room_id"].as_str().and_then(|r| OwnedRoomId::try_from(r).ok())?;
+            Some((room_id, pdu))
+        })
+        .collect();
+    // The rooms peeked over federation that this transaction carried events of, by shard.
+    let mut live: BTreeMap<u32, BTreeSet<OwnedRoomId>> = BTreeMap::new();
+    {
+        let core = front.core.lock().await;
+        for (room_id, _) in &pdus {
+            if core.side.is_remote(room_id) {
+                live.entry(shard_of(room_id, front.shards)).or_default().insert(room_id.clone());
+            }
         }
-        front.log.push(format!("got event {event_id} in {room_id} from {origin}"));
-        timeline.entry(room_id).or_default().push(pdu);
+    }
+    {
+        let mut received = front.received.lock().unwrap_or_else(|p| p.into_inner());
+        let Received { timeline, seen, duplicates } = &mut *received;
+        for (room_id, pdu) in pdus {
+            let event_id = pdu["event_id"].as_str().unwrap_or_default().to_owned();
+            if !seen.insert(format!("{room_id} {event_id}")) {
+                *duplicates += 1;
+                continue;
+            }
+            front.log.push(format!("got event {event_id} in {room_id} from {origin}"));
+            timeline.entry(room_id).or_default().push(pdu);
+        }
+    }
+    // Liveness is a hint: a worker that misses it only probes its resident sooner.
+    for (shard, rooms) in live {
+        let call = RemoteEvents { rooms: rooms.into_iter().collect() };
+        let worker = &front.workers[shard as usize];
+        if let Err(e) = front.worker_post(worker, "/_internal/remote_events", &call).await {
+            front.log.push(format!("remote events not told to shard {shard}: {e}"));
+        }
     }
     reply(200, &json!({ "pdus": {} }))
 }
@@ -619,8 +669,66 @@ async fn send_event(
     reply(200, &json!({ "event_id": event["event_id"], "relayed_to": relayed }))
 }
 
+#[derive(serde::Deserialize)]
+struct Visibility {
+    world_readable: bool,
+}
+
+/// `POST /_test/rooms/{roomId}/visibility` `{"world_readable": false}`: changes the resident
+/// room's history visibility. The sync side ends the local peeks it no longer allows (R24) and,
+/// for a room peeked over federation, routes `AccessChanged`; the room's federation worker
+/// ends the inbound peeks (R40), their servers hearing of it in `expired_peeks`. Answered
+/// once both sides have stored the change.
+async fn visibility(
+    State(front): State<Arc<Front>>,
+    Path(room): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let Ok(room_id) = OwnedRoomId::try_from(room) else {
+        return error(ErrorReply::not_found("bad room id"));
+    };
+    let request: Visibility = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return error(WireError::BadJson(e.to_string())),
+    };
+    let sender: OwnedUserId = format!("@admin:{}", front.name).try_into().expect("a valid user id");
+    let changed = front.rooms.lock().unwrap_or_else(|p| p.into_inner()).set_world_readable(
+        &room_id,
+        &sender,
+        request.world_readable,
+        front.clock.now(),
+    );
+    let Some((_event, access)) = changed else {
+        return error(ErrorReply::not_found("no such room here"));
+    };
+    {
+        let mut core = front.core.lock().await;
+        core.side.handle_access_changed(front.clock.now(), &room_id, &access);
+        front.commit(&mut core).await;
+    }
+    let call = AccessChanged { room_id: room_id.clone(), access: access.clone() };
+    if let Err(e) =
+        front.worker_post(front.worker_of(&room_id), "/_internal/access_changed", &call).await
+    {
+        return error(ErrorReply::new(
+            503,
+            ErrorKind::Unknown,
+            format!("federation worker unavailable: {e}"),
+        ));
+    }
+    front.log.push(format!("{room_id}: world_readable={}", access.world_readable));
+    reply(200, &json!({ "world_readable": access.world_readable }))
+}
+
+/// `GET /metrics`: the `SyncSide`'s stats (see [`crate::metrics`]).
+async fn metrics(State(front): State<Arc<Front>>) -> Response {
+    let stats = front.core.lock().await.side.stats();
+    crate::metrics(stats, &front.commits)
+}
+
 /// `GET /_test/state`: local peeks, what was received (and how many duplicates), and every
-/// federation worker's outbound and inbound peeks.
+/// federation worker's outbound and inbound peeks (and, summed, `remote_events`: how many
+/// rooms' relayed events the workers were told of).
 async fn state(State(front): State<Arc<Front>>) -> Response {
     let local: Vec<Value> = {
         let core = front.core.lock().await;
@@ -647,11 +755,13 @@ async fn state(State(front): State<Arc<Front>>) -> Response {
         (map, received.duplicates)
     };
     let (mut outbound, mut inbound, mut workers) = (Vec::new(), Vec::new(), Vec::new());
+    let mut remote_events = 0;
     for worker in &front.workers {
         match front.worker_get(worker, "/_internal/state").await {
             Ok(state) => {
                 outbound.extend(state["outbound"].as_array().cloned().unwrap_or_default());
                 inbound.extend(state["inbound"].as_array().cloned().unwrap_or_default());
+                remote_events += state["remote_events"].as_u64().unwrap_or_default();
                 workers.push(json!({ "addr": worker, "up": true }));
             }
             Err(_) => workers.push(json!({ "addr": worker, "up": false })),
@@ -662,6 +772,7 @@ async fn state(State(front): State<Arc<Front>>) -> Response {
         &json!({
             "server_name": front.name, "local_peeks": local, "received": received,
             "duplicates": duplicates, "outbound": outbound, "inbound": inbound, "workers": workers,
+            "remote_events": remote_events,
         }),
     )
 }

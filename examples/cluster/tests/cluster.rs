@@ -97,6 +97,12 @@ async fn a_cluster_and_a_single_process_server_peek_into_each_others_rooms_throu
         cluster_api.send(&hall, text).await.unwrap();
     }
     cluster_api.wait_for(WAIT, "two lobby events", |s| events(s, &lobby).len() == 2).await.unwrap();
+    // Each relayed transaction tells the lobby's shard its resident is alive (failover
+    // liveness); the hall is resident here, so its events are never counted.
+    cluster_api
+        .wait_for(WAIT, "the lobby's shard told of both relays", |s| s["remote_events"] == 2)
+        .await
+        .unwrap();
     single_api.wait_for(WAIT, "two hall events", |s| events(s, &hall).len() == 2).await.unwrap();
 
     // SIGKILL the federation worker holding the lobby's outbound peek, and restart it.

@@ -1,0 +1,117 @@
+//! End to end over real NATS JetStream and PostgreSQL on loopback: a room of the clustered
+//! homeserver stops being world-readable (`POST /_test/rooms/{roomId}/visibility`), and every
+//! peek of it ends, the local one on the sync worker (R24) and the federated one of a
+//! single-process server (the `http-pair` shim), told in `expired_peeks` (R40).
+//!
+//! Needs `MATRIX_PEEK_NATS_URL` and `MATRIX_PEEK_PG_URL`: run it under `.ci/services`. Without
+//! them it fails, naming what is missing.
+
+use std::time::Duration;
+
+use cluster::shard::shard_of;
+use http_pair::api::Api;
+use http_pair::shim::{self, ShimConfig};
+use ruma_common::{OwnedRoomAliasId, OwnedRoomId};
+use serde_json::Value;
+
+mod support;
+use support::{Cluster, free_port, required};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn id<T: TryFrom<String>>(value: &Value) -> T {
+    T::try_from(value.as_str().expect("an id").to_owned()).ok().expect("a valid id")
+}
+
+fn peeks(state: &Value, user: &str, room: &OwnedRoomId) -> bool {
+    state["local_peeks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|p| p["user_id"] == user && p["room_id"] == room.as_str())
+}
+
+fn inbound_on(state: &Value, room: &OwnedRoomId) -> usize {
+    state["inbound"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|i| i["room_id"] == room.as_str())
+        .count()
+}
+
+/// The value of the sample `name` (its first, unlabelled line) in Prometheus text.
+fn sample(text: &str, name: &str) -> Option<f64> {
+    text.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_cluster_room_that_stops_being_world_readable_ends_its_local_and_federated_peeks() {
+    // (On the way, each worker's `/metrics` is checked to count the peeks its side holds.)
+    let nats = required("MATRIX_PEEK_NATS_URL", "a nats-server with JetStream");
+    let pg = required("MATRIX_PEEK_PG_URL", "a PostgreSQL server");
+    let dir = std::env::temp_dir().join(format!("matrix-peek-access-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let prefix = format!("a{}x{}", std::process::id(), free_port());
+
+    let config = ShimConfig { db: dir.join("single.db"), echo: false, ..ShimConfig::default() };
+    let single = shim::start(config).await.expect("the http-pair shim starts");
+    let single_api = Api::new(single.addr.to_string());
+    let cluster = Cluster::start(&nats, &pg, &prefix, 2).await;
+    let cluster_api = Api::new(cluster.name.clone());
+
+    // The cluster hosts a world-readable room; a device of each server peeks it.
+    let (_, hall) = cluster_api.create_room("hall", true).await.unwrap();
+    let (hall, hall_alias): (OwnedRoomId, OwnedRoomAliasId) =
+        (id(&hall["room_id"]), id(&hall["alias"]));
+    let dave = format!("@dave:{}", cluster.name);
+    let bob = format!("@bob:{}", single.app.name);
+    let (status, body) = cluster_api.peek(&dave, "DESK", (&*hall_alias).into()).await.unwrap();
+    assert_eq!(status, 200, "the cluster's own client peeks its room: {body}");
+    let (status, body) = single_api.peek(&bob, "LAPTOP", (&*hall_alias).into()).await.unwrap();
+    assert_eq!(status, 200, "the single server's client peeks the cluster's room: {body}");
+    let state = cluster_api.state().await.unwrap();
+    assert!(peeks(&state, &dave, &hall), "dave peeks the hall: {state:#}");
+    assert_eq!(inbound_on(&state, &hall), 1, "the single server peeks the hall: {state:#}");
+    let single_state = single_api.state().await.unwrap();
+    assert!(peeks(&single_state, &bob, &hall), "bob peeks the hall: {single_state:#}");
+
+    // Each worker's `/metrics` shows the side it holds: the front the local peek, the hall's
+    // shard the inbound one.
+    let (status, content_type, text) = cluster_api.metrics().await.unwrap();
+    assert_eq!(status, 200, "{text}");
+    assert!(content_type.starts_with("application/openmetrics-text"), "{content_type}");
+    assert_eq!(sample(&text, "matrix_peek_local_peeks_started_total"), Some(1.0), "{text}");
+    let shard = &state["workers"][shard_of(&hall, 2) as usize]["addr"];
+    let (status, _, text) = Api::new(shard.as_str().unwrap().to_owned()).metrics().await.unwrap();
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(sample(&text, "matrix_peek_inbound_peeks_granted_total"), Some(1.0), "{text}");
+
+    // The room stops being world-readable.
+    let (status, body) = cluster_api.set_world_readable(&hall, false).await.unwrap();
+    assert_eq!(status, 200, "the visibility change is accepted: {body}");
+    assert_eq!(body["world_readable"], false, "{body}");
+
+    // The local peek ends at once, the inbound one on the room's shard too (stored before the
+    // answer)...
+    let state = cluster_api.state().await.unwrap();
+    assert!(!peeks(&state, &dave, &hall), "dave's local peek ended: {state:#}");
+    assert_eq!(inbound_on(&state, &hall), 0, "the inbound peek ended: {state:#}");
+    // ... and the single server hears of it in `expired_peeks`: bob's peek is gone.
+    let single_state = single_api
+        .wait_for(WAIT, "bob's peek of the hall ended", |s| !peeks(s, &bob, &hall))
+        .await
+        .unwrap();
+    assert!(
+        single_state["log"].to_string().contains("expired_peeks"),
+        "the single server was told in expired_peeks: {single_state:#}"
+    );
+
+    // A new peek of the room is refused on both servers.
+    let (status, body) = cluster_api.peek(&dave, "DESK", (&*hall_alias).into()).await.unwrap();
+    assert_eq!(status, 403, "the cluster refuses a peek of a room not world-readable: {body}");
+
+    cluster.stop().await;
+    single.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}
