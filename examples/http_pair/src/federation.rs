@@ -167,8 +167,10 @@ struct Pdus {
 }
 
 /// `PUT /_matrix/federation/v1/send/{txnId}`: relayed PDUs go to the timeline of rooms we peek
-/// (waking their local peekers); `expired_peeks` go to [`Driver::remote_expired`] (R54).
+/// (waking their local peekers) and to [`Driver::remote_event`] (the peek's liveness);
+/// `expired_peeks` go to [`Driver::remote_expired`] (R54).
 ///
+/// [`Driver::remote_event`]: matrix_peek::Driver::remote_event
 /// [`Driver::remote_expired`]: matrix_peek::Driver::remote_expired
 pub async fn send(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
     let origin = match origin(&headers) {
@@ -212,6 +214,11 @@ pub async fn send(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -
             app.log.push(format!("ignored event for {room_id}: not peeked from here"));
             continue;
         };
+        // Liveness of the federated peek: a resident that falls silent is probed, and failed
+        // over if it stays silent (docs/architecture.md §6.2).
+        if let Err(e) = app.driver.remote_event(&room_id).await {
+            return driver_error(e);
+        }
         app.log.push(format!(
             "got event {} in {room_id} from {origin}: wake {peekers:?}",
             pdu["event_id"]
