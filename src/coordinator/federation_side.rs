@@ -14,6 +14,18 @@ use crate::inbound::{InboundGrant, InboundOutput, InboundPeekError, InboundPeeks
 use crate::outbound::{OutboundOutcome, OutboundOutput, OutboundPeeks};
 use crate::time::Timestamp;
 
+/// How sync-side messages reach a [`FederationSide`], which decides whether its memory of
+/// applied messages may be pruned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Delivery {
+    /// Over a log, at least once, possibly replayed: every applied message is remembered
+    /// (pruning would let a replay of an old message apply again).
+    Log,
+    /// Inside [`Peeking`](super::Peeking): exactly once, in order, so no message is ever
+    /// stale, and the memory of rooms the outbound machine no longer holds is pruned.
+    InProcess,
+}
+
 /// What the newest applied sync-side message of a room and channel stated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Wish {
@@ -42,13 +54,16 @@ pub struct FederationSide {
     pub(super) inbound: InboundPeeks,
     pub(super) outbound: OutboundPeeks,
     /// The newest sync-side message applied, per room and channel, and the wish it stated.
-    /// Pruned (amortised, see [`prune_applied`](Self::prune_applied)) of rooms the outbound
-    /// machine no longer holds and nobody wants, so it stays within about twice the rooms
-    /// that are demanded or held. Not persisted: after a restart, `Restored` and the sync
-    /// side's fresh `Seq`s rebuild it.
+    /// Over a log it keeps every (room, channel) written about since this side started (a
+    /// few dozen bytes each; a restart clears it); inside `Peeking` it is pruned (amortised,
+    /// see [`prune_applied`](Self::prune_applied)) to about twice the rooms the outbound
+    /// machine holds. Not persisted: after a restart, `Restored` and the sync side's fresh
+    /// `Seq`s rebuild it.
     pub(super) applied: HashMap<(OwnedRoomId, Channel), (Seq, Wish)>,
     /// `applied`'s size at which the next prune runs.
     pub(super) prune_at: usize,
+    /// How messages arrive: whether `applied` may be pruned.
+    pub(super) delivery: Delivery,
     pub(super) seq: Sequencer,
     pub(super) outputs: VecDeque<SideOutput<ToSync>>,
     pub(super) stale: u64,
@@ -74,6 +89,7 @@ impl FederationSide {
             outbound: OutboundPeeks::restore(now, config.outbound, outbound),
             applied: HashMap::new(),
             prune_at: Self::MIN_PRUNE_AT,
+            delivery: Delivery::Log,
             seq: Sequencer::new(epoch),
             outputs: VecDeque::new(),
             stale: 0,
@@ -146,21 +162,18 @@ impl FederationSide {
         self.prune_applied();
     }
 
-    /// Forgets the newest applied message of every room the outbound machine no longer holds
-    /// and nobody demands, once the memory has doubled since the last prune (amortised O(1)
-    /// per message). Forgetting is safe: a late redelivery of an older `Demand` for such a
-    /// room is applied again and answered with that `Demand`'s `Seq` as `after`; the sync
-    /// side, which no longer wants the room, answers it with a fresh `NoDemand`, and the peek
-    /// lingers and ends. Older `NoDemand` and `AccessChanged` messages for a room the outbound
-    /// machine does not hold change nothing.
+    /// Inside [`Peeking`](super::Peeking) only ([`Delivery::InProcess`]): forgets the newest
+    /// applied message of every room the outbound machine no longer holds, once the memory
+    /// has doubled since the last prune (amortised O(1) per message). Safe there because
+    /// messages arrive exactly once and in order, so none is ever stale; over a log a replay
+    /// of an old `Demand`, `ServerJoined` or `AccessChanged` for a forgotten room would apply
+    /// again, so nothing is pruned.
     fn prune_applied(&mut self) {
-        if self.applied.len() < self.prune_at {
+        if self.delivery == Delivery::Log || self.applied.len() < self.prune_at {
             return;
         }
         let outbound = &self.outbound;
-        self.applied.retain(|(room_id, _), (_, wish)| {
-            *wish == Wish::Wanted || outbound.state(room_id).is_some()
-        });
+        self.applied.retain(|(room_id, _), _| outbound.state(room_id).is_some());
         self.prune_at = (2 * self.applied.len()).max(Self::MIN_PRUNE_AT);
     }
 
@@ -364,9 +377,10 @@ impl FederationSide {
         self.inbound.destinations(room_id)
     }
 
-    /// How many (room, channel) pairs this side remembers the newest sync-side message of:
-    /// rooms demanded, rooms the outbound machine holds, and, until the next prune, up to as
-    /// many again that are neither. Changes with every [`handle_route`](Self::handle_route).
+    /// How many (room, channel) pairs this side remembers the newest sync-side message of.
+    /// Over a log: every one written about since this side started. Inside `Peeking`: the
+    /// rooms the outbound machine holds and, until the next prune, up to as many again.
+    /// Changes with every [`handle_route`](Self::handle_route).
     pub fn routing_memory(&self) -> usize {
         self.applied.len()
     }

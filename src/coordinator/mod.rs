@@ -133,6 +133,7 @@ impl Peeking {
         // the federation side's `Restored` announcements are not needed.
         federation.outputs.retain(|o| !matches!(o, SideOutput::Route(ToSync::Restored { .. })));
         let sync = SyncSide::restore(now, config, sync_snapshot, 0);
+        federation.delivery = federation_side::Delivery::InProcess;
         let mut peeking = Peeking { sync, federation, outputs: VecDeque::new() };
         peeking.pump(now);
         peeking
@@ -460,6 +461,13 @@ impl Peeking {
     /// Client peeks waiting on federation.
     pub fn pending_client_peeks(&self) -> usize {
         self.sync.pending_client_peeks()
+    }
+
+    /// How many (room, channel) pairs the routing between the halves remembers
+    /// ([`FederationSide::routing_memory`]): the rooms the outbound machine holds and, until
+    /// the next amortised prune, up to as many again. Changes with every input.
+    pub fn routing_memory(&self) -> usize {
+        self.federation.routing_memory()
     }
 
     /// What the coordinator and its machines did (counters) and hold (gauges), for metrics.

@@ -448,59 +448,72 @@ fn a_restarted_federation_side_keeps_the_peeks_the_sync_side_wants() {
 }
 
 #[test]
-fn the_federation_sides_routing_memory_stays_bounded_as_rooms_come_and_go() {
-    // Rooms demanded with no candidate server are refused at once (`Unavailable`), and the
-    // sync side then says `NoDemand`: the outbound machine holds none of them, so the memory
-    // of applied messages is pruned instead of growing with every room ever demanded.
+fn over_a_log_a_replayed_message_stays_stale_however_many_rooms_came_and_went() {
+    // Over a log every applied message is remembered: a replay of an old `ServerJoined` or
+    // `Demand` for a room long gone must not apply again (it would re-set or wipe the joined
+    // mark, or re-open a peek).
     let mut federation = FederationSide::new(PeekingConfig::default(), 1);
     let mut n = 0;
     let mut seq = || {
         n += 1;
         matrix_peek::Seq { epoch: 1, n }
     };
-    for i in 0..5_000 {
+    let first: OwnedRoomId = "!first:remote.test".try_into().expect("a room id");
+    let (demand, joined) = (seq(), seq());
+    let demand_first = ToFederation::Demand {
+        room_id: first.clone(),
+        seq: demand,
+        via: Vec::new(),
+        not_resident: true,
+    };
+    federation.handle_route(T0, demand_first.clone());
+    federation.handle_route(T0, ToFederation::ServerJoined { room_id: first.clone(), seq: joined });
+    for i in 0..2_000 {
         let room_id: OwnedRoomId = format!("!r{i}:remote.test").try_into().expect("a room id");
-        let (demand, no_demand) = (seq(), seq());
-        federation.handle_route(
-            T0,
-            ToFederation::Demand {
-                room_id: room_id.clone(),
-                seq: demand,
-                via: Vec::new(),
-                not_resident: false,
-            },
-        );
-        federation.handle_route(T0, ToFederation::NoDemand { room_id, seq: no_demand });
-        while federation.poll_output().is_some() {}
-    }
-    assert_eq!(federation.outbound().len(), 0, "no room is held");
-    assert!(
-        federation.routing_memory() <= 128,
-        "{} rooms remembered after 5000 came and went",
-        federation.routing_memory()
-    );
-    // A demanded room is never forgotten, however many others come and go.
-    let kept: OwnedRoomId = "!kept:remote.test".try_into().expect("a room id");
-    let demand = seq();
-    federation.handle_route(
-        T0,
-        ToFederation::Demand {
-            room_id: kept.clone(),
-            seq: demand,
-            via: Vec::new(),
-            not_resident: false,
-        },
-    );
-    for i in 0..1_000 {
-        let room_id: OwnedRoomId = format!("!s{i}:remote.test").try_into().expect("a room id");
         federation.handle_route(T0, ToFederation::NoDemand { room_id, seq: seq() });
     }
     while federation.poll_output().is_some() {}
-    // The demand is still the newest applied: a replay of it is dropped as stale.
     let stale = federation.stale_messages();
-    federation.handle_route(
-        T0,
-        ToFederation::Demand { room_id: kept, seq: demand, via: Vec::new(), not_resident: false },
+    federation.handle_route(T0, demand_first);
+    federation.handle_route(T0, ToFederation::ServerJoined { room_id: first, seq: joined });
+    assert_eq!(federation.stale_messages(), stale + 2, "both replays dropped");
+    assert!(federation.poll_output().is_none(), "a replay changes nothing");
+}
+
+#[test]
+fn in_process_the_routing_memory_stays_bounded_as_remote_rooms_come_and_go() {
+    // Inside `Peeking` messages arrive once and in order, so the memory of applied messages
+    // is pruned of rooms the outbound machine no longer holds: here 3 000 remote rooms whose
+    // only candidate refuses the peek (the client's peek fails, the room is forgotten).
+    let mut peeking = Peeking::new(PeekingConfig::default());
+    for i in 0..3_000 {
+        let room_id: OwnedRoomId = format!("!r{i}:remote.test").try_into().expect("a room id");
+        let peek = ClientPeek {
+            user_id: alice(),
+            device_id: phone(),
+            room_id: room_id.clone(),
+            joined: false,
+            residency: Residency::Remote,
+            via: vec!["remote.test".try_into().expect("a server name")],
+        };
+        assert!(matches!(peeking.handle_client_peek(T0, peek), ClientPeekReply::Pending(_)));
+        let mut refused = 0;
+        while let Some(out) = peeking.poll_output() {
+            if let Output::Send(request) = out {
+                refused += 1;
+                peeking.handle_response(
+                    T0,
+                    request.id,
+                    OutboundOutcome::Failed(matrix_peek::OutboundFailure::Forbidden),
+                );
+            }
+        }
+        assert_eq!(refused, 1, "one PUT per room, refused");
+        assert_eq!(peeking.outbound().state(&room_id), None, "{room_id} forgotten");
+    }
+    assert!(
+        peeking.routing_memory() <= 128,
+        "{} rooms remembered after 3000 came and went",
+        peeking.routing_memory()
     );
-    assert_eq!(federation.stale_messages(), stale + 1, "the replayed demand was dropped");
 }
