@@ -103,7 +103,7 @@ impl SyncSide {
         }
     }
 
-    fn forget_remote_if_unused(&mut self, room_id: &RoomId) {
+    pub(super) fn forget_remote_if_unused(&mut self, room_id: &RoomId) {
         if self.pending_by_room.contains_key(room_id)
             || self.local.peekers(room_id).next().is_some()
         {

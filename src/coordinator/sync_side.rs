@@ -127,6 +127,13 @@ impl SyncSide {
             stale: 0,
         };
         side.drain(now);
+        // Client peeks that waited on federation are not persisted: a remembered remote room
+        // that no restored local peek uses is forgotten now, or it would stay for good (§7.3).
+        let mut unused: Vec<OwnedRoomId> = side.remote_rooms.keys().cloned().collect();
+        unused.sort_unstable();
+        for room_id in unused {
+            side.forget_remote_if_unused(&room_id);
+        }
         side
     }
 

@@ -145,3 +145,23 @@ fn access_lost_on_resident_room_expires_inbound_peeks_too_r24_r40() {
     assert_eq!(host.peeking.destinations(&local_room()).count(), 0);
     assert_eq!(host.peeking.peekers(&local_room()).count(), 0);
 }
+
+#[test]
+fn a_remote_room_only_a_waiting_client_peek_used_is_forgotten_across_a_restart() {
+    // §7.3: a remote room is forgotten once nobody peeks it or waits on it. Waiting client
+    // peeks are not persisted, so after a restart the room's record is unused.
+    let mut h = Host::new();
+    let (reply, _) = h.peek(T0, remote_peek(alice(), phone(), &[remote_server()]));
+    assert!(matches!(reply, ClientPeekReply::Pending(_)));
+    assert_eq!(h.store.remote_rooms.len(), 1, "remembered while the client waits");
+    h.restart(T0);
+    h.drain();
+    assert!(h.store.remote_rooms.is_empty(), "forgotten in the store: {:?}", h.store.remote_rooms);
+    // A room a restored local peek still uses is kept.
+    let mut h = Host::new();
+    h.establish_remote(T0);
+    h.drain();
+    h.restart(T0);
+    h.drain();
+    assert_eq!(h.store.remote_rooms.len(), 1, "kept for the restored peek");
+}
