@@ -177,6 +177,8 @@ struct Observed {
     destinations: Vec<String>,
     inbound: Vec<String>,
     granted: Option<(OwnedServerName, RoomAccess)>,
+    /// `is_remote(room)` while a local peek uses the room: a room only waiting client peeks
+    /// use is not remembered across a restore (they are not persisted, §7.3).
     is_remote: bool,
     stream: StreamPosition,
 }
@@ -203,13 +205,14 @@ fn observe(peeking: &Peeking, ctx: &Ctx, stream_end: u64) -> Observed {
     let mut inbound: Vec<String> = peeking.inbound().records().map(|r| format!("{r:?}")).collect();
     inbound.sort();
     let granted = peeking.outbound().granted(&ctx.room).map(|(s, a)| (s.to_owned(), a.clone()));
+    let is_remote = peeking.is_remote(&ctx.room) && !peekers.is_empty();
     Observed {
         devices,
         peekers,
         destinations,
         inbound,
         granted,
-        is_remote: peeking.is_remote(&ctx.room),
+        is_remote,
         stream: peeking.local().stream_position(),
     }
 }
