@@ -12,6 +12,8 @@
 // Handlers' helpers return the early `Response` as their error (axum style).
 #![allow(clippy::result_large_err)]
 
+mod admin;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
@@ -275,11 +277,11 @@ fn router(front: Arc<Front>) -> Router {
         .route("/_matrix/federation/v1/peek/{*rest}", any(federation_peek))
         .route("/_matrix/federation/v1/send/{txnId}", put(send))
         .route("/_matrix/federation/v1/query/directory", get(directory))
-        .route("/_test/rooms", post(create_room))
-        .route("/_test/rooms/{roomId}/send", post(send_event))
-        .route("/_test/rooms/{roomId}/visibility", post(visibility))
-        .route("/_test/state", get(state))
-        .route("/metrics", get(metrics))
+        .route("/_test/rooms", post(admin::create_room))
+        .route("/_test/rooms/{roomId}/send", post(admin::send_event))
+        .route("/_test/rooms/{roomId}/visibility", post(admin::visibility))
+        .route("/_test/state", get(admin::state))
+        .route("/metrics", get(admin::metrics))
         .with_state(front)
 }
 
@@ -596,183 +598,4 @@ async fn directory(State(front): State<Arc<Front>>, uri: Uri) -> Response {
         Some(room_id) => reply(200, &json!({ "room_id": room_id, "servers": [front.name] })),
         None => error(ErrorReply::not_found(format!("no room alias {alias}"))),
     }
-}
-
-/// `POST /_test/rooms` `{"alias", "world_readable"}`.
-async fn create_room(State(front): State<Arc<Front>>, body: axum::body::Bytes) -> Response {
-    let body: Value = serde_json::from_slice(&body).unwrap_or_default();
-    let creator: OwnedUserId =
-        format!("@admin:{}", front.name).try_into().expect("a valid user id");
-    let created = front
-        .rooms
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .create(
-            &front.name,
-            &creator,
-            body["alias"].as_str(),
-            RoomVersionId::V10,
-            body["world_readable"].as_bool().unwrap_or(true),
-            front.clock.now(),
-        )
-        .map(|room| (room.id.clone(), room.alias.clone()));
-    match created {
-        Ok((room_id, alias)) => reply(200, &json!({ "room_id": room_id, "alias": alias })),
-        Err(e) => error(ErrorReply::new(400, ErrorKind::InvalidParam, e)),
-    }
-}
-
-/// `POST /_test/rooms/{roomId}/send` `{"body"}`: appends a message and relays it once to each
-/// server the room's federation worker lists as peeking it.
-async fn send_event(
-    State(front): State<Arc<Front>>,
-    Path(room): Path<String>,
-    body: axum::body::Bytes,
-) -> Response {
-    let body: Value = serde_json::from_slice(&body).unwrap_or_default();
-    let Ok(room_id) = OwnedRoomId::try_from(room) else {
-        return error(ErrorReply::not_found("bad room id"));
-    };
-    let sender: OwnedUserId = format!("@admin:{}", front.name).try_into().expect("a valid user id");
-    let content = json!({ "msgtype": "m.text", "body": body["body"] });
-    let event = front.rooms.lock().unwrap_or_else(|p| p.into_inner()).send(
-        &room_id,
-        &sender,
-        "m.room.message",
-        content,
-        front.clock.now(),
-    );
-    let Some(event) = event else { return error(ErrorReply::not_found("no such room here")) };
-    let path = format!("/_internal/destinations/{}", http_pair::api::encode(room_id.as_str()));
-    let destinations: Vec<String> = match front.worker_get(front.worker_of(&room_id), &path).await {
-        Ok(list) => serde_json::from_value(list).unwrap_or_default(),
-        Err(e) => {
-            return error(ErrorReply::new(
-                503,
-                ErrorKind::Unknown,
-                format!("federation worker: {e}"),
-            ));
-        }
-    };
-    let mut relayed = Vec::new();
-    for destination in destinations {
-        let Ok(server) = OwnedServerName::try_from(destination.as_str()) else { continue };
-        let txn = format!(
-            "{}.{}",
-            front.clock.now().as_millis(),
-            event["event_id"].as_str().unwrap_or_default()
-        );
-        let body = json!({ "origin": front.name, "origin_server_ts": front.clock.now().as_millis(), "pdus": [event] });
-        let status = front.federation.send_transaction(&server, &txn, &body).await;
-        relayed.push(json!([destination, format!("{status:?}")]));
-    }
-    reply(200, &json!({ "event_id": event["event_id"], "relayed_to": relayed }))
-}
-
-#[derive(serde::Deserialize)]
-struct Visibility {
-    world_readable: bool,
-}
-
-/// `POST /_test/rooms/{roomId}/visibility` `{"world_readable": false}`: changes the resident
-/// room's history visibility. The sync side ends the local peeks it no longer allows (R24) and,
-/// for a room peeked over federation, routes `AccessChanged`; the room's federation worker
-/// ends the inbound peeks (R40), their servers hearing of it in `expired_peeks`. Answered
-/// once both sides have stored the change.
-async fn visibility(
-    State(front): State<Arc<Front>>,
-    Path(room): Path<String>,
-    body: axum::body::Bytes,
-) -> Response {
-    let Ok(room_id) = OwnedRoomId::try_from(room) else {
-        return error(ErrorReply::not_found("bad room id"));
-    };
-    let request: Visibility = match serde_json::from_slice(&body) {
-        Ok(r) => r,
-        Err(e) => return error(WireError::BadJson(e.to_string())),
-    };
-    let sender: OwnedUserId = format!("@admin:{}", front.name).try_into().expect("a valid user id");
-    let changed = front.rooms.lock().unwrap_or_else(|p| p.into_inner()).set_world_readable(
-        &room_id,
-        &sender,
-        request.world_readable,
-        front.clock.now(),
-    );
-    let Some((_event, access)) = changed else {
-        return error(ErrorReply::not_found("no such room here"));
-    };
-    {
-        let mut core = front.core.lock().await;
-        core.side.handle_access_changed(front.clock.now(), &room_id, &access);
-        front.commit(&mut core).await;
-    }
-    let call = AccessChanged { room_id: room_id.clone(), access: access.clone() };
-    if let Err(e) =
-        front.worker_post(front.worker_of(&room_id), "/_internal/access_changed", &call).await
-    {
-        return error(ErrorReply::new(
-            503,
-            ErrorKind::Unknown,
-            format!("federation worker unavailable: {e}"),
-        ));
-    }
-    front.log.push(format!("{room_id}: world_readable={}", access.world_readable));
-    reply(200, &json!({ "world_readable": access.world_readable }))
-}
-
-/// `GET /metrics`: the `SyncSide`'s stats (see [`crate::metrics`]).
-async fn metrics(State(front): State<Arc<Front>>) -> Response {
-    let stats = front.core.lock().await.side.stats();
-    crate::metrics(stats, &front.commits)
-}
-
-/// `GET /_test/state`: local peeks, what was received (and how many duplicates), and every
-/// federation worker's outbound and inbound peeks (and, summed, `remote_events`: how many
-/// rooms' relayed events the workers were told of).
-async fn state(State(front): State<Arc<Front>>) -> Response {
-    let local: Vec<Value> = {
-        let core = front.core.lock().await;
-        let local = core.side.local();
-        let rooms: Vec<OwnedRoomId> = local.demanded_rooms().map(ToOwned::to_owned).collect();
-        rooms
-            .iter()
-            .flat_map(|room| {
-                core.side
-                    .peekers(room)
-                    .map(move |(u, d)| json!({ "user_id": u, "device_id": d, "room_id": room }))
-            })
-            .collect()
-    };
-    let (received, duplicates) = {
-        let received = front.received.lock().unwrap_or_else(|p| p.into_inner());
-        let map: serde_json::Map<String, Value> = received
-            .timeline
-            .iter()
-            .map(|(room, events)| {
-                (room.to_string(), events.iter().map(|e| e["event_id"].clone()).collect())
-            })
-            .collect();
-        (map, received.duplicates)
-    };
-    let (mut outbound, mut inbound, mut workers) = (Vec::new(), Vec::new(), Vec::new());
-    let mut remote_events = 0;
-    for worker in &front.workers {
-        match front.worker_get(worker, "/_internal/state").await {
-            Ok(state) => {
-                outbound.extend(state["outbound"].as_array().cloned().unwrap_or_default());
-                inbound.extend(state["inbound"].as_array().cloned().unwrap_or_default());
-                remote_events += state["remote_events"].as_u64().unwrap_or_default();
-                workers.push(json!({ "addr": worker, "up": true }));
-            }
-            Err(_) => workers.push(json!({ "addr": worker, "up": false })),
-        }
-    }
-    reply(
-        200,
-        &json!({
-            "server_name": front.name, "local_peeks": local, "received": received,
-            "duplicates": duplicates, "outbound": outbound, "inbound": inbound, "workers": workers,
-            "remote_events": remote_events,
-        }),
-    )
 }
