@@ -110,10 +110,16 @@ fn every_requirement_defect_and_section_reference_resolves_to_docs() {
                 missing.push(format!("{shown}: docs/architecture.md §{section}"));
             }
         }
-        for outside in
-            ["DESIGN §", "DESIGN.md", "reference/msc.md", "shared/reference", "peers.md §"]
-        {
-            if text.contains(outside) && !shown.ends_with("interop/docs.rs") {
+        // Built from parts, so that this file does not itself name what it forbids.
+        let outside = [
+            concat!("DESIGN", " §"),
+            concat!("DESIGN", ".md"),
+            concat!("reference/", "msc.md"),
+            concat!("shared/", "reference"),
+            concat!("peers", ".md §"),
+        ];
+        for outside in outside {
+            if text.contains(outside) {
                 missing.push(format!("{shown}: names {outside}, outside the repository"));
             }
         }
