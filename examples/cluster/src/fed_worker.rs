@@ -144,16 +144,7 @@ impl Worker {
                 SideOutput::Route(message) => routes.push(message),
             }
         }
-        if !changes.is_empty() {
-            let mut delay = Duration::from_millis(50);
-            while let Err(e) = self.store.save(&changes).await {
-                self.commits.failed();
-                self.log.push(format!("store save failed ({e}); retrying"));
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(1));
-            }
-            self.commits.saved();
-        }
+        self.commits.save_until_stored(&self.store, &changes, &self.log).await;
         for message in routes {
             self.bus.publish(self.bus.subject_sync(), &message).await;
         }

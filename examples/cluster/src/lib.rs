@@ -128,6 +128,28 @@ impl Commits {
         self.save_failures.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Saves `changes` to `store`, retrying a failed save with a backoff from 50 ms up to 1 s
+    /// until it is stored (a worker never publishes or answers what it has not saved), and
+    /// counts each attempt. Nothing to save is a no-op.
+    pub async fn save_until_stored<S: matrix_peek::PeekStore>(
+        &self,
+        store: &S,
+        changes: &[matrix_peek::Change],
+        log: &http_pair::shim::Log,
+    ) {
+        if changes.is_empty() {
+            return;
+        }
+        let mut delay = Duration::from_millis(50);
+        while let Err(e) = store.save(changes).await {
+            self.failed();
+            log.push(format!("store save failed ({e}); retrying"));
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(1));
+        }
+        self.saved();
+    }
+
     /// As [`DriverStats`]: `batches` and `save_failures` counted here, every other field 0.
     pub fn stats(&self) -> DriverStats {
         let mut stats = DriverStats::default();
