@@ -199,11 +199,7 @@ impl InboundPeeks {
     ) -> Result<InboundGrant, InboundPeekError> {
         crate::log::span!("inbound_peek", %origin, %room, peek_id);
         let result = self.peek_inner(now, origin, room, peek_id, ver, access);
-        if let Err(e) = &result {
-            self.stats.refused(e);
-            crate::log::debug!(error = %e, "inbound request refused");
-        }
-        result
+        self.count_refusal(result)
     }
 
     fn peek_inner(
@@ -268,6 +264,14 @@ impl InboundPeeks {
     ) -> Result<InboundGrant, InboundPeekError> {
         crate::log::span!("inbound_renew", %origin, %room, peek_id);
         let result = self.renew_inner(now, origin, room, peek_id);
+        self.count_refusal(result)
+    }
+
+    /// Counts a refused request in the stats (and logs it); passes `result` through.
+    fn count_refusal<T>(
+        &mut self,
+        result: Result<T, InboundPeekError>,
+    ) -> Result<T, InboundPeekError> {
         if let Err(e) = &result {
             self.stats.refused(e);
             crate::log::debug!(error = %e, "inbound request refused");
@@ -303,11 +307,7 @@ impl InboundPeeks {
     ) -> Result<(), InboundPeekError> {
         crate::log::span!("inbound_unpeek", %origin, %room, peek_id);
         let result = self.unpeek_inner(now, origin, room, peek_id);
-        if let Err(e) = &result {
-            self.stats.refused(e);
-            crate::log::debug!(error = %e, "inbound request refused");
-        }
-        result
+        self.count_refusal(result)
     }
 
     fn unpeek_inner(
