@@ -7,6 +7,7 @@ use std::collections::{HashMap, VecDeque};
 use ruma_common::{OwnedRoomId, RoomId, RoomVersionId, ServerName};
 
 use super::message::{Channel, Seq, Sequencer, SideOutput, ToFederation, ToSync};
+use super::resync::RoomTimers;
 use super::{Change, Output, PeekingConfig, PeekingStats, Snapshot};
 use crate::access::RoomAccess;
 use crate::ids::RequestId;
@@ -18,12 +19,23 @@ use crate::time::Timestamp;
 /// applied messages may be pruned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Delivery {
-    /// Over a log, at least once, possibly replayed: every applied message is remembered
-    /// (pruning would let a replay of an old message apply again).
-    Log,
+    /// Over a log, at least once, possibly replayed within `PeekingConfig::replay_window`:
+    /// a room's applied message is remembered while the outbound machine holds the room and
+    /// for `replay_window` after it was applied (forgetting it sooner would let a replay of
+    /// an older message apply again).
+    Log(std::time::Duration),
     /// Inside [`Peeking`](super::Peeking): exactly once, in order, so no message is ever
     /// stale, and the memory of rooms the outbound machine no longer holds is pruned.
     InProcess,
+}
+
+/// The newest applied sync-side message of a room and channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Applied {
+    pub(super) seq: Seq,
+    pub(super) wish: Wish,
+    /// When it was applied (the host's `now`).
+    pub(super) at: Timestamp,
 }
 
 /// What the newest applied sync-side message of a room and channel stated.
@@ -54,12 +66,11 @@ pub struct FederationSide {
     pub(super) inbound: InboundPeeks,
     pub(super) outbound: OutboundPeeks,
     /// The newest sync-side message applied, per room and channel, and the wish it stated.
-    /// Over a log it keeps every (room, channel) written about since this side started (a
-    /// few dozen bytes each; a restart clears it); inside `Peeking` it is pruned (amortised,
-    /// see [`prune_applied`](Self::prune_applied)) to about twice the rooms the outbound
-    /// machine holds. Not persisted: after a restart, `Restored` and the sync side's fresh
-    /// `Seq`s rebuild it.
-    pub(super) applied: HashMap<(OwnedRoomId, Channel), (Seq, Wish)>,
+    /// Pruned (amortised, see [`prune_applied`](Self::prune_applied)) to about twice the
+    /// rooms the outbound machine holds plus, over a log, the rooms written about within
+    /// `replay_window`. Not persisted: after a restart, `Restored`, the sync side's fresh
+    /// `Seq`s and its restatements rebuild it.
+    pub(super) applied: HashMap<(OwnedRoomId, Channel), Applied>,
     /// `applied`'s size at which the next prune runs.
     pub(super) prune_at: usize,
     /// How messages arrive: whether `applied` may be pruned.
@@ -67,6 +78,11 @@ pub struct FederationSide {
     pub(super) seq: Sequencer,
     pub(super) outputs: VecDeque<SideOutput<ToSync>>,
     pub(super) stale: u64,
+    /// When to ask the sync side to confirm each demanded room (anti-entropy; off inside
+    /// `Peeking`).
+    pub(super) confirm: RoomTimers,
+    /// `Confirm` messages sent since this side started.
+    pub(super) confirms: u64,
 }
 
 impl FederationSide {
@@ -89,10 +105,12 @@ impl FederationSide {
             outbound: OutboundPeeks::restore(now, config.outbound, outbound),
             applied: HashMap::new(),
             prune_at: Self::MIN_PRUNE_AT,
-            delivery: Delivery::Log,
+            delivery: Delivery::Log(config.replay_window),
             seq: Sequencer::new(epoch),
             outputs: VecDeque::new(),
             stale: 0,
+            confirm: RoomTimers::new(now, config.resync_interval.saturating_mul(2)),
+            confirms: 0,
         };
         let mut rooms: Vec<OwnedRoomId> =
             side.outbound.rooms().map(|info| info.room_id.to_owned()).collect();
@@ -116,11 +134,18 @@ impl FederationSide {
             ToFederation::AccessChanged { .. } => Wish::Access,
         };
         let previous = self.applied.get(&key).copied();
-        if previous.is_some_and(|(applied, _)| seq <= applied) {
+        if previous.is_some_and(|applied| seq <= applied.seq) {
             self.stale += 1;
             return;
         }
-        self.applied.insert(key, (seq, wish));
+        self.applied.insert(key, Applied { seq, wish, at: now });
+        match wish {
+            // The sync side restates a demand every `resync_interval`: ask it only if it went
+            // quiet for twice that.
+            Wish::Wanted => self.confirm.arm(now, message.room_id()),
+            Wish::NotWanted => self.confirm.disarm(message.room_id()),
+            Wish::Access => {}
+        }
         match message {
             ToFederation::Demand { room_id, via, not_resident, .. } => {
                 if not_resident {
@@ -147,7 +172,7 @@ impl FederationSide {
             ToFederation::NoDemand { room_id, .. } => {
                 // Level, not edge: a repeated `NoDemand` (the sync side saying it again) changes
                 // nothing; only the change from wanted does.
-                if previous.is_none_or(|(_, wish)| wish == Wish::Wanted) {
+                if previous.is_none_or(|applied| applied.wish == Wish::Wanted) {
                     self.outbound.handle_no_demand(now, &room_id);
                 }
             }
@@ -159,26 +184,33 @@ impl FederationSide {
             }
         }
         self.drain(now);
-        self.prune_applied();
+        self.prune_applied(now);
     }
 
-    /// Inside [`Peeking`](super::Peeking) only ([`Delivery::InProcess`]): forgets the newest
-    /// applied message of every room the outbound machine no longer holds, once the memory
-    /// has doubled since the last prune (amortised O(1) per message). Safe there because
-    /// messages arrive exactly once and in order, so none is ever stale; over a log a replay
-    /// of an old `Demand`, `ServerJoined` or `AccessChanged` for a forgotten room would apply
-    /// again, so nothing is pruned.
-    fn prune_applied(&mut self) {
-        if self.delivery == Delivery::Log || self.applied.len() < self.prune_at {
+    /// Forgets the newest applied message of every room the outbound machine no longer
+    /// holds, once the memory has doubled since the last prune (amortised O(1) per message).
+    /// Inside [`Peeking`](super::Peeking) ([`Delivery::InProcess`]) messages arrive exactly
+    /// once and in order, so none is ever stale and every such room goes. Over a log
+    /// ([`Delivery::Log`]) a room's entry also stays for `replay_window` after it was applied:
+    /// within it, a redelivered older `Demand`, `ServerJoined` or `AccessChanged` is still
+    /// recognised as stale; the log must not redeliver anything later than that.
+    fn prune_applied(&mut self, now: Timestamp) {
+        if self.applied.len() < self.prune_at {
             return;
         }
+        let kept_since = match self.delivery {
+            Delivery::InProcess => None,
+            Delivery::Log(window) => Some(now.saturating_sub(window)),
+        };
         let outbound = &self.outbound;
-        self.applied.retain(|(room_id, _), _| outbound.state(room_id).is_some());
+        self.applied.retain(|(room_id, _), applied| {
+            outbound.state(room_id).is_some() || kept_since.is_some_and(|since| applied.at > since)
+        });
         self.prune_at = (2 * self.applied.len()).max(Self::MIN_PRUNE_AT);
     }
 
     fn after(&self, room_id: &RoomId) -> Option<Seq> {
-        self.applied.get(&(room_id.to_owned(), Channel::Demand)).map(|(seq, _)| *seq)
+        self.applied.get(&(room_id.to_owned(), Channel::Demand)).map(|applied| applied.seq)
     }
 
     // ----- federation, resident side (MSC2444) -----
@@ -277,11 +309,32 @@ impl FederationSide {
         self.drain(now);
     }
 
-    /// Fires everything due at or before `now` in both machines.
+    /// Fires everything due at or before `now` in both machines, and asks the sync side to
+    /// confirm every demanded room it has not restated for twice `resync_interval`
+    /// ([`ToSync::Confirm`]).
     pub fn handle_timeout(&mut self, now: Timestamp) {
         self.inbound.handle_timeout(now);
         self.outbound.handle_timeout(now);
         self.drain(now);
+        self.ask_confirmations(now);
+    }
+
+    /// Anti-entropy (docs/architecture.md §7.5): a `Confirm` for every room whose deadline
+    /// passed while its last applied demand-channel message is still `Demand` and the outbound
+    /// machine still holds its peek; asked again after the same wait while nothing newer
+    /// comes. A room the outbound machine dropped costs nothing, so it is not asked about.
+    fn ask_confirmations(&mut self, now: Timestamp) {
+        for room_id in self.confirm.due(now) {
+            let key = (room_id.clone(), Channel::Demand);
+            let wanted = self.applied.get(&key).is_some_and(|a| a.wish == Wish::Wanted);
+            if !wanted || self.outbound.state(&room_id).is_none() {
+                continue;
+            }
+            self.confirm.arm(now, &room_id);
+            self.confirms += 1;
+            let (seq, after) = (self.seq.next(), self.after(&room_id));
+            self.outputs.push_back(SideOutput::Route(ToSync::Confirm { room_id, seq, after }));
+        }
     }
 
     /// The next output for the host or the sync side, or `None`.
@@ -290,9 +343,13 @@ impl FederationSide {
         self.outputs.pop_front()
     }
 
-    /// When to call [`handle_timeout`](Self::handle_timeout) next.
+    /// When to call [`handle_timeout`](Self::handle_timeout) next: both machines' deadlines
+    /// and the next [`ToSync::Confirm`] due. Changes only after a `handle_*` call.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
-        [self.inbound.poll_timeout(), self.outbound.poll_timeout()].into_iter().flatten().min()
+        [self.inbound.poll_timeout(), self.outbound.poll_timeout(), self.confirm.next()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Moves every child output to the host queue or, as a message, to the sync side.
@@ -377,9 +434,9 @@ impl FederationSide {
         self.inbound.destinations(room_id)
     }
 
-    /// How many (room, channel) pairs this side remembers the newest sync-side message of.
-    /// Over a log: every one written about since this side started. Inside `Peeking`: the
-    /// rooms the outbound machine holds and, until the next prune, up to as many again.
+    /// How many (room, channel) pairs this side remembers the newest sync-side message of:
+    /// the rooms the outbound machine holds, over a log also those written about within
+    /// `PeekingConfig::replay_window`, and, until the next prune, up to as many again.
     /// Changes with every [`handle_route`](Self::handle_route).
     pub fn routing_memory(&self) -> usize {
         self.applied.len()
@@ -388,6 +445,12 @@ impl FederationSide {
     /// Sync-side messages dropped as duplicates or stale since this side started.
     pub fn stale_messages(&self) -> u64 {
         self.stale
+    }
+
+    /// [`ToSync::Confirm`] messages sent since this side started (anti-entropy); always 0
+    /// inside [`Peeking`](super::Peeking).
+    pub fn confirmations_asked(&self) -> u64 {
+        self.confirms
     }
 
     /// This side's part of [`PeekingStats`]: `inbound` and `outbound` (the rest stays zero).

@@ -18,9 +18,12 @@ use crate::outbound::OutboundPeekError;
 
 /// A message's place in its sender's history: compared as `(epoch, n)`.
 ///
-/// `epoch` must grow with every restart of the sending half (a wall-clock millisecond at
-/// start, or a persisted counter), so a restarted sender's messages are newer than anything it
-/// sent before; `n` counts messages within one epoch. [`Peeking`](super::Peeking) uses epoch 0.
+/// `epoch` must grow with every restart of the sending half, so a restarted sender's messages
+/// are newer than anything it sent before; `n` counts messages within one epoch. Prefer a
+/// persisted counter raised to at least the wall-clock milliseconds at start (as
+/// `matrix-peek-postgres`'s `PostgresStore::next_epoch`): the clock alone can step back across
+/// a restart, and every message of the restarted side would then be dropped as old.
+/// [`Peeking`](super::Peeking) uses epoch 0.
 #[derive(
     Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
 )]
@@ -199,6 +202,19 @@ pub enum ToSync {
         /// The message's sequence number.
         seq: Seq,
     },
+    /// Anti-entropy (docs/architecture.md §7.5): the federation side still holds the room's
+    /// peek for the demand `after`, but has heard no `Demand` restated for twice
+    /// `PeekingConfig::resync_interval`. A sync side that no longer wants the room answers
+    /// with `NoDemand` (its own `NoDemand` was lost, e.g. in a crash before it was published);
+    /// one that still wants it changes nothing.
+    Confirm {
+        /// The room.
+        room_id: OwnedRoomId,
+        /// The message's sequence number.
+        seq: Seq,
+        /// The last demand message applied for the room.
+        after: Option<Seq>,
+    },
 }
 
 impl ToSync {
@@ -209,7 +225,8 @@ impl ToSync {
             | ToSync::NotGranted { room_id, .. }
             | ToSync::Lost { room_id, .. }
             | ToSync::Unavailable { room_id, .. }
-            | ToSync::Restored { room_id, .. } => room_id,
+            | ToSync::Restored { room_id, .. }
+            | ToSync::Confirm { room_id, .. } => room_id,
         }
     }
 
@@ -220,7 +237,8 @@ impl ToSync {
             | ToSync::NotGranted { seq, .. }
             | ToSync::Lost { seq, .. }
             | ToSync::Unavailable { seq, .. }
-            | ToSync::Restored { seq, .. } => *seq,
+            | ToSync::Restored { seq, .. }
+            | ToSync::Confirm { seq, .. } => *seq,
         }
     }
 
@@ -230,7 +248,8 @@ impl ToSync {
             ToSync::Granted { after, .. }
             | ToSync::NotGranted { after, .. }
             | ToSync::Lost { after, .. }
-            | ToSync::Unavailable { after, .. } => *after,
+            | ToSync::Unavailable { after, .. }
+            | ToSync::Confirm { after, .. } => *after,
             ToSync::Restored { .. } => None,
         }
     }

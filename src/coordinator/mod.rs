@@ -7,6 +7,7 @@ mod federation_side;
 mod message;
 mod output;
 mod record;
+mod resync;
 mod stats;
 mod sync_route;
 mod sync_side;
@@ -132,8 +133,11 @@ impl Peeking {
         // Both halves restart together here: the sync side re-declares its demand itself, so
         // the federation side's `Restored` announcements are not needed.
         federation.outputs.retain(|o| !matches!(o, SideOutput::Route(ToSync::Restored { .. })));
-        let sync = SyncSide::restore(now, config, sync_snapshot, 0);
+        let mut sync = SyncSide::restore(now, config, sync_snapshot, 0);
         federation.delivery = federation_side::Delivery::InProcess;
+        // Messages passed directly cannot be lost: no anti-entropy restatements.
+        sync.resync.disable();
+        federation.confirm.disable();
         let mut peeking = Peeking { sync, federation, outputs: VecDeque::new() };
         peeking.pump(now);
         peeking

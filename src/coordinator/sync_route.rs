@@ -33,8 +33,8 @@ impl SyncSide {
 
     /// States (again) that the room is wanted: a `Demand` with a fresh `Seq`, after which
     /// answers to earlier ones are stale. A known grant is kept until the answer says
-    /// otherwise.
-    pub(super) fn send_demand(&mut self, room_id: &RoomId, not_resident: bool) {
+    /// otherwise. The next restatement is due `resync_interval` from `now`.
+    pub(super) fn send_demand(&mut self, now: Timestamp, room_id: &RoomId, not_resident: bool) {
         let seq = self.seq.next();
         let via = self.via_of(room_id);
         let wanted = self.wanted.entry(room_id.to_owned()).or_insert(Wanted {
@@ -46,12 +46,31 @@ impl SyncSide {
         wanted.asked = seq;
         wanted.not_resident |= not_resident;
         let not_resident = wanted.not_resident;
+        self.resync.arm(now, room_id);
         self.route(ToFederation::Demand { room_id: room_id.to_owned(), seq, via, not_resident });
+    }
+
+    /// Restates the demand for every wanted room whose restatement is due (anti-entropy,
+    /// docs/architecture.md §7.5): a federation side that lost it (a restart with no record of
+    /// the room) takes it up again.
+    pub(super) fn restate_due(&mut self, now: Timestamp) {
+        for room_id in self.resync.due(now) {
+            if self.wanted.contains_key(&room_id) {
+                self.restated += 1;
+                self.send_demand(now, &room_id, false);
+            }
+        }
+    }
+
+    /// Forgets that the room is wanted; whether it was.
+    fn unwant(&mut self, room_id: &RoomId) -> bool {
+        self.resync.disarm(room_id);
+        self.wanted.remove(room_id).is_some()
     }
 
     /// States that the room is no longer wanted, if it was.
     fn send_no_demand(&mut self, room_id: &RoomId) {
-        if self.wanted.remove(room_id).is_some() {
+        if self.unwant(room_id) {
             let seq = self.seq.next();
             self.route(ToFederation::NoDemand { room_id: room_id.to_owned(), seq });
         }
@@ -117,13 +136,15 @@ impl SyncSide {
 
     /// This server became resident in a room it peeked over federation.
     pub(super) fn server_joined(&mut self, now: Timestamp, room_id: &RoomId, access: &RoomAccess) {
-        self.wanted.remove(room_id);
-        let seq = self.seq.next();
-        self.route(ToFederation::ServerJoined { room_id: room_id.to_owned(), seq });
+        self.unwant(room_id);
+        // Persist before the message it justifies: a host that publishes outputs in order has
+        // forgotten the remote room before the federation side deletes its peek.
         if self.remote_rooms.remove(room_id).is_some() {
             let change = RemoteRoomChange::Remove(room_id.to_owned());
             self.host(Output::Persist(Change::RemoteRoom(change)));
         }
+        let seq = self.seq.next();
+        self.route(ToFederation::ServerJoined { room_id: room_id.to_owned(), seq });
         self.complete_pending(now, room_id, Ok(access));
     }
 
@@ -207,7 +228,7 @@ impl SyncSide {
         }
     }
 
-    fn route_local(&mut self, _now: Timestamp, out: LocalOutput) {
+    fn route_local(&mut self, now: Timestamp, out: LocalOutput) {
         match out {
             LocalOutput::Persist(change) => self.host(Output::Persist(Change::Local(change))),
             LocalOutput::Wake { user_id, device_id } => {
@@ -232,7 +253,7 @@ impl SyncSide {
             }
             LocalOutput::RoomDemand { room_id, demanded: true } => {
                 if self.remote_rooms.contains_key(&room_id) {
-                    self.send_demand(&room_id, false);
+                    self.send_demand(now, &room_id, false);
                 } // else resident: no federation (R57)
             }
         }
@@ -246,10 +267,14 @@ impl SyncSide {
             self.stale += 1;
             if matches!(
                 message,
-                ToSync::Granted { .. } | ToSync::NotGranted { .. } | ToSync::Restored { .. }
+                ToSync::Granted { .. }
+                    | ToSync::NotGranted { .. }
+                    | ToSync::Restored { .. }
+                    | ToSync::Confirm { .. }
             ) {
                 // The federation side holds demand (or a restored peek) nobody here wants:
-                // say so again, with a fresh `Seq`.
+                // say so again, with a fresh `Seq`. For `Confirm` this is the anti-entropy
+                // answer to a `NoDemand` lost in a crash.
                 let seq = self.seq.next();
                 self.route(ToFederation::NoDemand { room_id, seq });
             }
@@ -259,7 +284,7 @@ impl SyncSide {
             // The federation side restarted and has not heard our demand since: state it again.
             None => {
                 self.stale += 1;
-                return self.send_demand(&room_id, false);
+                return self.send_demand(now, &room_id, false);
             }
             // An answer to a demand replaced since; the answer to the newest is on its way.
             Some(after) if after < wanted.asked => {
@@ -291,10 +316,12 @@ impl SyncSide {
                 self.forget_remote_if_unused(&room_id);
                 if !self.demanded(&room_id) {
                     // The federation side dropped the room: nothing to wind down there.
-                    self.wanted.remove(&room_id);
+                    self.unwant(&room_id);
                 }
             }
             ToSync::Restored { .. } => {} // `after` is always `None`: handled above
+            // The federation side holds the demand we last stated: both agree.
+            ToSync::Confirm { .. } => {}
         }
     }
 }

@@ -11,6 +11,7 @@ use ruma_common::{
 };
 
 use super::message::{Sequencer, SideOutput, ToFederation, ToSync};
+use super::resync::RoomTimers;
 use super::{
     ClientPeek, ClientPeekCounts, ClientPeekReply, PeekError, PeekingConfig, PeekingStats,
     Residency, Snapshot,
@@ -92,6 +93,10 @@ pub struct SyncSide {
     pub(super) outputs: VecDeque<SideOutput<ToFederation>>,
     pub(super) counts: ClientPeekCounts,
     pub(super) stale: u64,
+    /// When each wanted room's demand is restated (anti-entropy; off inside `Peeking`).
+    pub(super) resync: RoomTimers,
+    /// Demands restated by the anti-entropy timer since this side started.
+    pub(super) restated: u64,
 }
 
 impl SyncSide {
@@ -125,6 +130,8 @@ impl SyncSide {
             outputs: VecDeque::new(),
             counts: ClientPeekCounts::default(),
             stale: 0,
+            resync: RoomTimers::new(now, config.resync_interval),
+            restated: 0,
         };
         side.drain(now);
         // Client peeks that waited on federation are not persisted: a remembered remote room
@@ -246,7 +253,7 @@ impl SyncSide {
         // federation side is stale (the host did not report `handle_server_left`): the demand
         // clears it, or it would be ignored and the client would wait forever. A lingering,
         // still-granted peek answers the demand with `Granted` at once.
-        self.send_demand(&room_id, true);
+        self.send_demand(now, &room_id, true);
         ClientPeekReply::Pending(id)
     }
 
@@ -378,11 +385,15 @@ impl SyncSide {
         self.drain(now);
     }
 
-    /// Fires the local machine's deadlines and gives up on client peeks that waited
-    /// `max_pending_wait`. Spurious calls are no-ops.
+    /// Fires the local machine's deadlines, gives up on client peeks that waited
+    /// `max_pending_wait`, and restates the demand for wanted rooms whose
+    /// `resync_interval` has passed. Spurious calls are no-ops.
     pub fn handle_timeout(&mut self, now: Timestamp) {
         self.handle_local_timeout(now);
         self.expire_pending(now);
+        self.tick(now);
+        self.restate_due(now);
+        self.drain(now);
     }
 
     pub(super) fn handle_local_timeout(&mut self, now: Timestamp) {
@@ -412,9 +423,13 @@ impl SyncSide {
     }
 
     /// When to call [`handle_timeout`](Self::handle_timeout) next: the local machine's
-    /// deadlines and the waiting client peeks' `max_pending_wait`.
+    /// deadlines, the waiting client peeks' `max_pending_wait`, and the next restatement of a
+    /// wanted room's demand. Changes only after a `handle_*` call.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
-        [self.local.poll_timeout(), self.pending_deadlines.next()].into_iter().flatten().min()
+        [self.local.poll_timeout(), self.pending_deadlines.next(), self.resync.next()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Watches the host's clock for a call that reaches only the federation side.
@@ -482,6 +497,12 @@ impl SyncSide {
     /// Federation-side messages dropped as duplicates or stale since this side started.
     pub fn stale_messages(&self) -> u64 {
         self.stale
+    }
+
+    /// `Demand`s restated by the anti-entropy timer (`PeekingConfig::resync_interval`) since
+    /// this side started; always 0 inside [`Peeking`](super::Peeking).
+    pub fn restated_demands(&self) -> u64 {
+        self.restated
     }
 
     /// This side's part of [`PeekingStats`]: `local`, `client_peeks`, `pending_client_peeks`,

@@ -449,9 +449,9 @@ fn a_restarted_federation_side_keeps_the_peeks_the_sync_side_wants() {
 
 #[test]
 fn over_a_log_a_replayed_message_stays_stale_however_many_rooms_came_and_went() {
-    // Over a log every applied message is remembered: a replay of an old `ServerJoined` or
-    // `Demand` for a room long gone must not apply again (it would re-set or wipe the joined
-    // mark, or re-open a peek).
+    // Over a log every applied message is remembered for the replay window: a replay of an
+    // old `ServerJoined` or `Demand` for a room gone since must not apply again (it would
+    // re-set or wipe the joined mark, or re-open a peek).
     let mut federation = FederationSide::new(PeekingConfig::default(), 1);
     let mut n = 0;
     let mut seq = || {
@@ -478,6 +478,37 @@ fn over_a_log_a_replayed_message_stays_stale_however_many_rooms_came_and_went() 
     federation.handle_route(T0, ToFederation::ServerJoined { room_id: first, seq: joined });
     assert_eq!(federation.stale_messages(), stale + 2, "both replays dropped");
     assert!(federation.poll_output().is_none(), "a replay changes nothing");
+}
+
+#[test]
+fn over_a_log_the_routing_memory_keeps_only_the_replay_window_of_rooms_no_longer_peeked() {
+    // 3 000 rooms written about 6 s apart (five hours): a room the outbound machine does not
+    // hold is forgotten once its message is older than `replay_window` (1 h), so the memory
+    // holds about the last hour's 600 rooms (twice that just before a prune), not 3 000.
+    let config = PeekingConfig::default();
+    let window = config.replay_window;
+    let mut federation = FederationSide::new(config, 1);
+    let mut now = T0;
+    for i in 0..3_000u64 {
+        now = T0.saturating_add(secs(6 * i));
+        let room_id: OwnedRoomId = format!("!r{i}:remote.test").try_into().expect("a room id");
+        let seq = matrix_peek::Seq { epoch: 1, n: i + 1 };
+        federation.handle_route(now, ToFederation::NoDemand { room_id, seq });
+    }
+    while federation.poll_output().is_some() {}
+    let in_window = (window.as_secs() / 6) as usize;
+    assert!(
+        federation.routing_memory() <= 2 * in_window + 64,
+        "{} rooms remembered; {in_window} were written about within the window",
+        federation.routing_memory()
+    );
+    // A redelivery within the window is still stale.
+    let recent: OwnedRoomId = "!r2999:remote.test".try_into().expect("a room id");
+    let stale = federation.stale_messages();
+    let replay =
+        ToFederation::NoDemand { room_id: recent, seq: matrix_peek::Seq { epoch: 1, n: 3_000 } };
+    federation.handle_route(now, replay);
+    assert_eq!(federation.stale_messages(), stale + 1);
 }
 
 #[test]

@@ -4,4 +4,5 @@
 //! global callsite-interest cache.
 
 mod log;
+mod resync;
 mod support;
