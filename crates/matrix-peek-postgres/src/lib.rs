@@ -78,6 +78,7 @@
 //! |---|---|
 //! | 1 | `matrix_peek_schema_migrations`, and `matrix_peek_records` without `version` |
 //! | 2 | adds `matrix_peek_records.version INTEGER NOT NULL DEFAULT 1` |
+//! | 3 | adds `matrix_peek_epochs(namespace TEXT PRIMARY KEY, epoch BIGINT)` ([`PostgresStore::next_epoch`]) |
 //!
 //! A database whose schema is newer than [`SCHEMA_VERSION`] is refused with
 //! [`PostgresStoreError::SchemaTooNew`] and left untouched: never a silent downgrade.
@@ -98,7 +99,7 @@ use tokio_postgres::types::Json;
 use tokio_postgres::{Client, NoTls, Statement, Transaction};
 
 pub use error::PostgresStoreError;
-pub use schema::{MIGRATIONS_TABLE, RECORD_VERSION, RECORDS_TABLE, SCHEMA_VERSION};
+pub use schema::{EPOCHS_TABLE, MIGRATIONS_TABLE, RECORD_VERSION, RECORDS_TABLE, SCHEMA_VERSION};
 
 /// The `kind` column of local peek records.
 const LOCAL: &str = "local";
@@ -208,6 +209,34 @@ impl PostgresStore {
     /// database, `Some(1)` for one at version 1, `None` if it was already current.
     pub fn migrated_from(&self) -> Option<i32> {
         self.migrated_from
+    }
+
+    /// A new routing epoch for this namespace's worker (`matrix_peek::Seq::epoch`, given to
+    /// `SyncSide::restore` / `FederationSide::restore`): greater than every epoch this call
+    /// returned for the namespace before, and at least `at_least` (pass the wall-clock
+    /// milliseconds at start, so epochs also grow across a database that was reset). The
+    /// namespace's last epoch is kept in [`EPOCHS_TABLE`] and raised in one statement, so a
+    /// worker whose clock stepped back across a restart still gets a larger epoch, and its
+    /// messages are not mistaken for old ones. Values are capped at `i64::MAX` (PostgreSQL's
+    /// `BIGINT`).
+    pub async fn next_epoch(&self, at_least: u64) -> Result<u64, PostgresStoreError> {
+        let at_least = i64::try_from(at_least).unwrap_or(i64::MAX);
+        let conn = self.conn.lock().await;
+        let row = conn
+            .client
+            .query_one(
+                &format!(
+                    "INSERT INTO {EPOCHS_TABLE} AS e (namespace, epoch) VALUES ($1, $2)
+                     ON CONFLICT (namespace) DO UPDATE
+                     SET epoch = GREATEST(LEAST(e.epoch, {max} - 1) + 1, EXCLUDED.epoch)
+                     RETURNING epoch",
+                    max = i64::MAX
+                ),
+                &[&self.namespace, &at_least],
+            )
+            .await?;
+        let epoch: i64 = row.try_get(0)?;
+        Ok(u64::try_from(epoch).unwrap_or(0))
     }
 }
 

@@ -7,7 +7,7 @@ use crate::PostgresStoreError;
 
 /// The schema version this build creates and upgrades to. Connecting to a database with a
 /// newer one fails with [`PostgresStoreError::SchemaTooNew`].
-pub const SCHEMA_VERSION: i32 = 2;
+pub const SCHEMA_VERSION: i32 = 3;
 
 /// The record format written to each row's `version` column: the `serde_json` shape of
 /// matrix-peek's record and key types. Rows of another format fail the `load` with
@@ -20,6 +20,10 @@ pub const MIGRATIONS_TABLE: &str = "matrix_peek_schema_migrations";
 /// The table of records, all namespaces and kinds.
 pub const RECORDS_TABLE: &str = "matrix_peek_records";
 
+/// The table of routing epochs, one row per namespace
+/// ([`PostgresStore::next_epoch`](crate::PostgresStore::next_epoch)).
+pub const EPOCHS_TABLE: &str = "matrix_peek_epochs";
+
 /// The advisory lock key that serialises migrations of concurrent connects (`"mpeek"` in
 /// ASCII).
 const MIGRATION_LOCK: i64 = 0x6d_70_65_65_6b;
@@ -31,7 +35,7 @@ struct Migration {
 }
 
 /// Every migration, in order. Append only: a released migration is never edited.
-const MIGRATIONS: [Migration; 2] = [
+const MIGRATIONS: [Migration; 3] = [
     // Version 1: the records, one row per (namespace, kind, key), and the migrations table.
     Migration {
         version: 1,
@@ -51,6 +55,15 @@ const MIGRATIONS: [Migration; 2] = [
     Migration {
         version: 2,
         sql: "ALTER TABLE matrix_peek_records ADD COLUMN version INTEGER NOT NULL DEFAULT 1;",
+    },
+    // Version 3: each namespace's last routing epoch (`Seq::epoch`), so a restarted worker's
+    // epoch grows even when its clock stepped back.
+    Migration {
+        version: 3,
+        sql: "CREATE TABLE matrix_peek_epochs (
+                  namespace TEXT   PRIMARY KEY,
+                  epoch     BIGINT NOT NULL
+              );",
     },
 ];
 

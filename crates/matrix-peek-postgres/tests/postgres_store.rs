@@ -116,6 +116,29 @@ async fn namespaces_keep_independent_snapshots_in_one_database() {
 }
 
 #[tokio::test]
+async fn routing_epochs_grow_per_namespace_across_restarts_and_a_clock_stepped_back() {
+    let db = support::fresh_database().await;
+    let sync = PostgresStore::connect(&db, "sync").await.unwrap();
+    let fed = PostgresStore::connect(&db, "federation-1").await.unwrap();
+    let start = 1_700_000_000_000;
+    let first = sync.next_epoch(start).await.unwrap();
+    assert_eq!(first, start, "the first epoch is the clock");
+    // The clock stepped back an hour across a restart: the epoch still grows.
+    drop(sync);
+    let sync = PostgresStore::connect(&db, "sync").await.unwrap();
+    let second = sync.next_epoch(start - 3_600_000).await.unwrap();
+    assert!(second > first, "{second} after {first}");
+    // A clock far ahead wins.
+    assert_eq!(sync.next_epoch(start + 10).await.unwrap(), start + 10);
+    // Another namespace has its own counter.
+    assert_eq!(fed.next_epoch(5).await.unwrap(), 5);
+    assert_eq!(fed.next_epoch(0).await.unwrap(), 6);
+    // The cap: at i64::MAX the epoch stays there rather than failing.
+    assert_eq!(fed.next_epoch(u64::MAX).await.unwrap(), i64::MAX as u64);
+    assert_eq!(fed.next_epoch(0).await.unwrap(), i64::MAX as u64);
+}
+
+#[tokio::test]
 async fn rows_are_keyed_by_kind_and_the_records_key_as_json_and_upserts_replace() {
     let db = support::fresh_database().await;
     let store = PostgresStore::connect(&db, "layout").await.unwrap();

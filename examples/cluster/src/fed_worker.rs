@@ -72,7 +72,8 @@ pub async fn run(common: Common, shard: u32) -> Result<(), String> {
     let log = Log::new(&format!("{}/fed-{shard}", common.name), true);
     let federation = Federation::new(name.clone(), log.clone());
     let clock = clock();
-    let side = FederationSide::restore(clock.now(), peeking_config(), snapshot, epoch());
+    let epoch = epoch(&store).await?;
+    let side = FederationSide::restore(clock.now(), peeking_config(), snapshot, epoch);
     let (requests, mut to_send) = tokio::sync::mpsc::unbounded_channel();
     log.push(format!(
         "shard {shard}: restored {} inbound, {} outbound peek(s) from {namespace}",
@@ -300,7 +301,7 @@ async fn state(State(worker): State<Arc<Worker>>) -> Response {
     let remote_events = worker.remote_events.load(std::sync::atomic::Ordering::Relaxed);
     axum::Json(json!({
         "outbound": outbound, "inbound": inbound, "stale": side.stale_messages(),
-        "remote_events": remote_events,
+        "confirms": side.confirmations_asked(), "remote_events": remote_events,
     }))
     .into_response()
 }

@@ -72,10 +72,14 @@ pub fn clock() -> SystemClock {
     SystemClock::new(|d| Box::pin(tokio::time::sleep(d)))
 }
 
-/// This incarnation's epoch for the routing messages' `Seq`: the start time in milliseconds,
-/// greater than that of any earlier run.
-pub fn epoch() -> u64 {
-    clock().now().as_millis()
+/// This incarnation's epoch for the routing messages' `Seq`: the namespace's counter in
+/// PostgreSQL, raised past every earlier run's and to at least the start time in
+/// milliseconds, so it grows even when the clock stepped back across the restart.
+pub async fn epoch(store: &matrix_peek_postgres::PostgresStore) -> Result<u64, String> {
+    store
+        .next_epoch(clock().now().as_millis())
+        .await
+        .map_err(|e| format!("epoch of {}: {e}", store.namespace()))
 }
 
 /// Parses `--key value` pairs.

@@ -105,7 +105,8 @@ pub async fn run(common: Common, workers: Vec<String>) -> Result<(), String> {
         common.name.clone().try_into().map_err(|e| format!("--name: {e}"))?;
     let log = Log::new(&format!("{}/sync", common.name), true);
     let clock = clock();
-    let side = SyncSide::restore(clock.now(), peeking_config(), snapshot, epoch());
+    let epoch = epoch(&store).await?;
+    let side = SyncSide::restore(clock.now(), peeking_config(), snapshot, epoch);
     log.push(format!("restored {} local peek(s) from {namespace}", side.local().len()));
     let front = Arc::new(Front {
         core: Mutex::new(Core { side, waiters: HashMap::new() }),
