@@ -227,12 +227,31 @@ impl<S: PeekStore, T: PeekTransport, C: Clock> Drop for WaitGuard<S, T, C> {
 impl<S: PeekStore, T: PeekTransport, C: Clock> Driver<S, T, C> {
     /// Loads the store, restores the coordinator at `clock.now()`, and saves whatever the
     /// restore produced (re-declared demand, re-sent deletes).
+    ///
+    /// An `OutboundConfig::jitter_seed` of 0 (the default) is replaced by a salt drawn once
+    /// per process, so servers that kept the default do not retry a shared resident in
+    /// lockstep. Set a non-zero seed for reproducible retry timing.
     pub async fn open(
         config: DriverConfig,
         store: S,
         transport: T,
         clock: C,
     ) -> Result<Self, S::Error> {
+        Self::open_salted(config, store, transport, clock, true).await
+    }
+
+    /// [`open`](Self::open), drawing a jitter salt for a zero seed only if `salt` (the testing
+    /// kit keeps 0, for reproducible timing).
+    pub(crate) async fn open_salted(
+        mut config: DriverConfig,
+        store: S,
+        transport: T,
+        clock: C,
+        salt: bool,
+    ) -> Result<Self, S::Error> {
+        if salt && config.peeking.outbound.jitter_seed == 0 {
+            config.peeking.outbound.jitter_seed = process_salt();
+        }
         let snapshot = store.load().await?;
         let mut machine = Peeking::restore(clock.now(), config.peeking.clone(), snapshot);
         let (changes, effects) = take_outputs(&mut machine);
@@ -580,4 +599,16 @@ impl<S: PeekStore, T: PeekTransport, C: Clock> Driver<S, T, C> {
     pub fn is_closed(&self) -> bool {
         self.shared.closed.load(Ordering::SeqCst)
     }
+}
+
+/// A non-zero salt drawn once per process from std's randomly keyed hasher: the driver's
+/// jitter salt when the host left `OutboundConfig::jitter_seed` at 0.
+fn process_salt() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    static SALT: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *SALT.get_or_init(|| {
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u64(u64::from(std::process::id()));
+        hasher.finish().max(1)
+    })
 }

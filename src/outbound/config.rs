@@ -93,6 +93,7 @@ pub struct OutboundConfig {
     /// lockstep**: when a popular room's resident comes back, every peeking server's retry
     /// lands in the same millisecond. Set it once per host to something that differs between
     /// servers, for example a hash of the server name (the machine itself has no randomness).
+    /// [`Driver::open`](crate::Driver::open) replaces a 0 with a salt drawn once per process.
     pub jitter_seed: u64,
     /// Spreads the retries of a **failing renewal** (or probe) over the time the peek has
     /// left: the retry waits at least `u × renew_retry_spread × (expires_at − now)`, `u`

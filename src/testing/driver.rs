@@ -18,6 +18,9 @@ use crate::traits::PeekStore;
 /// The recipe for testing with a [`Driver`]: the driver, its `run()` loop spawned on a
 /// [`LocalPool`], a [`ManualClock`] and a [`ScriptedTransport`] whose delays run on that clock.
 ///
+/// Unlike [`Driver::open`], the rig keeps an `OutboundConfig::jitter_seed` of 0 as it is, so
+/// retry timing is the same on every run.
+///
 /// Nothing happens on its own: spawn the calls you want to make ([`spawn_client_peek`],
 /// [`spawn`]), then move time with [`advance`]/[`advance_to`] (which run every task until
 /// it stalls at each timer deadline on the way) and collect the answers with [`block`].
@@ -99,8 +102,13 @@ impl<S: PeekStore + Clone + 'static> DriverRig<S> {
         transport: ScriptedTransport,
     ) -> Self {
         let mut pool = LocalPool::new();
-        let opened =
-            pool.run_until(Driver::open(config, store.clone(), transport.clone(), clock.clone()));
+        let opened = pool.run_until(Driver::open_salted(
+            config,
+            store.clone(),
+            transport.clone(),
+            clock.clone(),
+            false,
+        ));
         let Ok(driver) = opened else { panic!("DriverRig: the store failed to open") };
         let runner = driver.clone();
         pool.spawner()

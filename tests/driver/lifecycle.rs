@@ -80,3 +80,31 @@ fn close_answers_waiting_calls_at_once_and_later_calls_promptly() {
     let d = rig.driver.clone();
     assert_eq!(rig.block(async move { d.read(|p| p.local().len()).await }), 0);
 }
+
+#[test]
+fn a_driver_opened_with_the_default_jitter_seed_draws_its_own_and_keeps_a_set_one() {
+    // Servers that keep the default seed must not retry a shared resident in lockstep.
+    use matrix_peek::testing::{ManualClock, ScriptedTransport};
+    let open = |config: DriverConfig| {
+        futures::executor::block_on(matrix_peek::Driver::open(
+            config,
+            MemoryStore::new(),
+            ScriptedTransport::new(),
+            ManualClock::new(T0),
+        ))
+        .expect("a memory store opens")
+    };
+    let seed_of = |driver: &matrix_peek::Driver<_, _, _>| {
+        futures::executor::block_on(driver.read(|p| p.outbound().config().jitter_seed))
+    };
+    let drawn = seed_of(&open(DriverConfig::default()));
+    assert_ne!(drawn, 0, "a zero seed is replaced");
+    assert_eq!(seed_of(&open(DriverConfig::default())), drawn, "one salt per process");
+    let mut config = DriverConfig::default();
+    config.peeking.outbound.jitter_seed = 42;
+    assert_eq!(seed_of(&open(config)), 42, "a host's own seed is kept");
+    // The testing rig keeps 0, for reproducible timing.
+    let mut rig = Rig::new(DriverConfig::default(), MemoryStore::new(), T0);
+    let d = rig.driver.clone();
+    assert_eq!(rig.block(async move { d.read(|p| p.outbound().config().jitter_seed).await }), 0);
+}
