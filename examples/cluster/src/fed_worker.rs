@@ -73,7 +73,7 @@ pub async fn run(common: Common, shard: u32) -> Result<(), String> {
     let federation = Federation::new(name.clone(), log.clone());
     let clock = clock();
     let epoch = epoch(&store).await?;
-    let side = FederationSide::restore(clock.now(), peeking_config(), snapshot, epoch);
+    let side = FederationSide::restore(clock.now(), peeking_config(&common.name), snapshot, epoch);
     let (requests, mut to_send) = tokio::sync::mpsc::unbounded_channel();
     log.push(format!(
         "shard {shard}: restored {} inbound, {} outbound peek(s) from {namespace}",

@@ -59,11 +59,17 @@ pub struct Common {
     pub shards: u32,
 }
 
-/// The peeking configuration of every worker: the library's defaults with a short linger, so
-/// a demo shows the `DELETE`.
-pub fn peeking_config() -> PeekingConfig {
+/// The peeking configuration of every worker of the server `name`: the library's defaults
+/// with a short linger, so a demo shows the `DELETE`, and the server's own jitter salt (the
+/// FNV-1a-64 hash of its name: the workers drive the sides without a `Driver`, which would
+/// draw one), so servers peeking one room do not retry in lockstep.
+pub fn peeking_config(name: &str) -> PeekingConfig {
+    use std::hash::Hasher;
     let mut config = PeekingConfig::default();
     config.outbound.linger = Duration::from_millis(500);
+    let mut hasher = fnv::FnvHasher::default();
+    hasher.write(name.as_bytes());
+    config.outbound.jitter_seed = hasher.finish().max(1);
     config
 }
 

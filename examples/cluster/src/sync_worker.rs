@@ -106,7 +106,7 @@ pub async fn run(common: Common, workers: Vec<String>) -> Result<(), String> {
     let log = Log::new(&format!("{}/sync", common.name), true);
     let clock = clock();
     let epoch = epoch(&store).await?;
-    let side = SyncSide::restore(clock.now(), peeking_config(), snapshot, epoch);
+    let side = SyncSide::restore(clock.now(), peeking_config(&common.name), snapshot, epoch);
     log.push(format!("restored {} local peek(s) from {namespace}", side.local().len()));
     let front = Arc::new(Front {
         core: Mutex::new(Core { side, waiters: HashMap::new() }),
