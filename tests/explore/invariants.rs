@@ -16,7 +16,8 @@ use std::time::Duration;
 use matrix_peek::{OutboundState, Peeking, RoomAccess, StreamPosition, SyncDelta, Timestamp};
 use ruma_common::OwnedServerName;
 
-use crate::world::{Action, Ctx, Msg, Outage, P, RESIDENTS, World};
+use crate::steps::{Action, Msg};
+use crate::world::{Ctx, Outage, P, RESIDENTS, World};
 
 /// How often each invariant had something to check (so that a pass means something).
 #[derive(Debug, Default)]

@@ -2,7 +2,7 @@
 //! within a bounded number of steps, breadth-first with state hashing, with the invariants
 //! checked in each one.
 //!
-//! **The world** ([`world`]): a peeking server `P` with one user's devices, two residents `R1`
+//! **The world** ([`world`], its messages and steps in [`steps`]): a peeking server `P` with one user's devices, two residents `R1`
 //! and `R2` of one `world_readable` room, each a `Peeking` with the store its `Persist`s built;
 //! the messages in flight (`P`'s `PUT`/renew/`DELETE`s, the residents' answers,
 //! `expired_peeks` entries and relayed events); a virtual clock; the fault budgets. Short
@@ -45,4 +45,5 @@ mod exhaustive;
 mod invariants;
 mod node;
 mod search;
+mod steps;
 mod world;

@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::invariants::{Checker, Coverage};
-use crate::world::{Ctx, World, path};
+use crate::steps::path;
+use crate::world::{Ctx, World};
 
 /// What a search saw.
 #[derive(Debug, Default)]
