@@ -161,6 +161,16 @@ fn peek(pair: &mut Pair, now: Timestamp) -> ClientPeekReply {
     reply
 }
 
+/// Alice's phone peeks the remote room at `T0` and the resident grants it at once.
+fn established_at_t0() -> Pair {
+    let mut pair = Pair::new();
+    assert!(matches!(peek(&mut pair, T0), ClientPeekReply::Pending(_)));
+    pair.run_until(T0, T0, ok);
+    assert_eq!(pair.decided, vec![true]);
+    assert_eq!(pair.federation.outbound().state(&remote_room()), Some(OutboundState::Established));
+    pair
+}
+
 #[test]
 fn a_demand_the_federation_side_lost_in_a_restart_is_restated_within_one_resync_interval() {
     let mut pair = Pair::new();
@@ -193,12 +203,8 @@ fn a_demand_the_federation_side_lost_in_a_restart_is_restated_within_one_resync_
 
 #[test]
 fn a_no_demand_lost_in_a_sync_crash_is_asked_for_and_the_peek_is_deleted() {
-    let mut pair = Pair::new();
+    let mut pair = established_at_t0();
     let interval = pair.config.resync_interval;
-    assert!(matches!(peek(&mut pair, T0), ClientPeekReply::Pending(_)));
-    pair.run_until(T0, T0, ok);
-    assert_eq!(pair.decided, vec![true]);
-    assert_eq!(pair.federation.outbound().state(&remote_room()), Some(OutboundState::Established));
     // The device unpeeks; the sync side saves that, then crashes before its `NoDemand` is
     // published.
     let unpeek = at(10_000);
@@ -231,10 +237,8 @@ fn a_no_demand_lost_in_a_sync_crash_is_asked_for_and_the_peek_is_deleted() {
 
 #[test]
 fn while_both_halves_agree_only_the_sync_side_restates_and_nothing_changes() {
-    let mut pair = Pair::new();
+    let mut pair = established_at_t0();
     let interval = pair.config.resync_interval;
-    assert!(matches!(peek(&mut pair, T0), ClientPeekReply::Pending(_)));
-    pair.run_until(T0, T0, ok);
     // The device renews its peek every 10 minutes for two hours.
     let mut sent = Vec::new();
     let mut t = T0;
@@ -278,10 +282,8 @@ fn peeking_in_one_process_never_restates() {
 
 #[test]
 fn a_clock_stepped_back_delays_no_restatement_beyond_one_interval() {
-    let mut pair = Pair::new();
+    let mut pair = established_at_t0();
     let interval = pair.config.resync_interval;
-    assert!(matches!(peek(&mut pair, T0), ClientPeekReply::Pending(_)));
-    pair.run_until(T0, T0, ok);
     // The host's clock reads 50 minutes ahead for a while (within the peek's lease): the
     // demand is restated then, and the next restatement is set for 55 minutes.
     let wrong = T0.saturating_add(secs(50 * 60));
