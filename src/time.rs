@@ -138,7 +138,9 @@ impl Monotonic {
 
 /// Serde for durations in configuration files: written as a human-readable string (`"1h"`,
 /// `"30s"`, `"250ms"`, as the `humantime` crate spells them), read from such a string or from
-/// a plain integer of milliseconds. `Duration::MAX` is written as `"forever"`.
+/// a plain integer of milliseconds. `Duration::MAX` is written as `"forever"`. Serde's own
+/// `{"secs": …, "nanos": …}` form of a `Duration` is read too, so files written before a field
+/// used this module still load.
 pub(crate) mod duration_serde {
     use std::time::Duration;
 
@@ -157,6 +159,7 @@ pub(crate) mod duration_serde {
     enum Raw {
         Millis(u64),
         Text(String),
+        Std { secs: u64, nanos: u32 },
     }
 
     pub(crate) fn parse(raw: &str) -> Result<Duration, String> {
@@ -170,6 +173,10 @@ pub(crate) mod duration_serde {
         match Raw::deserialize(d)? {
             Raw::Millis(ms) => Ok(Duration::from_millis(ms)),
             Raw::Text(text) => parse(&text).map_err(de::Error::custom),
+            Raw::Std { secs, nanos } => {
+                let extra = Duration::from_nanos(u64::from(nanos));
+                Ok(Duration::from_secs(secs).saturating_add(extra))
+            }
         }
     }
 

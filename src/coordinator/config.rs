@@ -42,9 +42,10 @@ pub struct PeekingConfig {
     /// delivered (default 1 h; docs/architecture.md §7.5). A
     /// [`FederationSide`](crate::FederationSide) remembers each room's newest applied message
     /// at least this long, so a redelivery within it is recognised as stale; after it, a room
-    /// it no longer peeks is forgotten, which bounds that memory. A JetStream work queue
-    /// redelivers only unacked messages, within its ack wait. Unused by
-    /// [`Peeking`](crate::Peeking), whose messages cannot be redelivered.
+    /// it no longer peeks is forgotten, which bounds that memory. A JetStream consumer with
+    /// one message in flight (`max_ack_pending = 1`) never redelivers an older message after
+    /// a newer one. Unused by [`Peeking`](crate::Peeking), whose messages cannot be
+    /// redelivered.
     #[serde(with = "crate::time::duration_serde")]
     pub replay_window: std::time::Duration,
 }

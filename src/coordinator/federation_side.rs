@@ -13,7 +13,7 @@ use crate::access::RoomAccess;
 use crate::ids::RequestId;
 use crate::inbound::{InboundGrant, InboundOutput, InboundPeekError, InboundPeeks};
 use crate::outbound::{OutboundOutcome, OutboundOutput, OutboundPeeks};
-use crate::time::Timestamp;
+use crate::time::{Monotonic, Tick, Timestamp};
 
 /// How sync-side messages reach a [`FederationSide`], which decides whether its memory of
 /// applied messages may be pruned.
@@ -83,6 +83,10 @@ pub struct FederationSide {
     pub(super) confirm: RoomTimers,
     /// `Confirm` messages sent since this side started.
     pub(super) confirms: u64,
+    /// Applied-message entries dropped early at the cap, since this side started.
+    pub(super) forgotten_early: u64,
+    /// The host's clock, watched for corrections.
+    pub(super) clock: Monotonic,
 }
 
 impl FederationSide {
@@ -111,6 +115,8 @@ impl FederationSide {
             stale: 0,
             confirm: RoomTimers::new(now, config.resync_interval.saturating_mul(2)),
             confirms: 0,
+            forgotten_early: 0,
+            clock: Monotonic::starting_at(now),
         };
         let mut rooms: Vec<OwnedRoomId> =
             side.outbound.rooms().map(|info| info.room_id.to_owned()).collect();
@@ -126,7 +132,9 @@ impl FederationSide {
     /// A message from the sync side. Applied only if its [`Seq`] is newer than the last one
     /// applied for the same room and [`Channel`]; a `Demand` is answered with the peek's state.
     pub fn handle_route(&mut self, now: Timestamp, message: ToFederation) {
-        let key = (message.room_id().to_owned(), message.channel());
+        let now = self.tick(now);
+        let room = message.room_id().to_owned();
+        let key = (room.clone(), message.channel());
         let seq = message.seq();
         let wish = match message {
             ToFederation::Demand { .. } => Wish::Wanted,
@@ -139,13 +147,6 @@ impl FederationSide {
             return;
         }
         self.applied.insert(key, Applied { seq, wish, at: now });
-        match wish {
-            // The sync side restates a demand every `resync_interval`: ask it only if it went
-            // quiet for twice that.
-            Wish::Wanted => self.confirm.arm(now, message.room_id()),
-            Wish::NotWanted => self.confirm.disarm(message.room_id()),
-            Wish::Access => {}
-        }
         match message {
             ToFederation::Demand { room_id, via, not_resident, .. } => {
                 if not_resident {
@@ -184,7 +185,30 @@ impl FederationSide {
             }
         }
         self.drain(now);
+        match wish {
+            // The sync side restates a demand every `resync_interval`: ask it only if it went
+            // quiet for twice that, and only about a peek held (a refused room costs nothing).
+            Wish::Wanted if self.outbound.state(&room).is_some() => self.confirm.arm(now, &room),
+            Wish::Wanted | Wish::NotWanted => self.confirm.disarm(&room),
+            Wish::Access => {}
+        }
         self.prune_applied(now);
+    }
+
+    /// Watches the host's clock (see `CLOCK_STEP_LIMIT`): after a large step back, no applied
+    /// message is dated later than the corrected time (so none is kept longer than
+    /// `replay_window` from it) and no `Confirm` is due further than its wait from it.
+    fn tick(&mut self, now: Timestamp) -> Timestamp {
+        match self.clock.advance(now) {
+            Tick::Normal(now) => now,
+            Tick::Corrected(now) => {
+                for applied in self.applied.values_mut() {
+                    applied.at = applied.at.min(now);
+                }
+                self.confirm.observe(now);
+                now
+            }
+        }
     }
 
     /// Forgets the newest applied message of every room the outbound machine no longer
@@ -194,6 +218,11 @@ impl FederationSide {
     /// ([`Delivery::Log`]) a room's entry also stays for `replay_window` after it was applied:
     /// within it, a redelivered older `Demand`, `ServerJoined` or `AccessChanged` is still
     /// recognised as stale; the log must not redeliver anything later than that.
+    ///
+    /// The memory is also capped at [`applied_cap`](Self::applied_cap): a prune that leaves
+    /// more than half of it forgets the oldest entries of rooms not held first (counted in
+    /// [`forgotten_early`](Self::forgotten_early)), shortening the window for them; the
+    /// anti-entropy (§7.5) bounds what a replay then revives.
     fn prune_applied(&mut self, now: Timestamp) {
         if self.applied.len() < self.prune_at {
             return;
@@ -206,7 +235,31 @@ impl FederationSide {
         self.applied.retain(|(room_id, _), applied| {
             outbound.state(room_id).is_some() || kept_since.is_some_and(|since| applied.at > since)
         });
-        self.prune_at = (2 * self.applied.len()).max(Self::MIN_PRUNE_AT);
+        let cap = self.applied_cap();
+        if self.applied.len() > cap / 2 {
+            let outbound = &self.outbound;
+            let mut unheld: Vec<(Timestamp, (OwnedRoomId, Channel))> = self
+                .applied
+                .iter()
+                .filter(|((room_id, _), _)| outbound.state(room_id).is_none())
+                .map(|(key, applied)| (applied.at, key.clone()))
+                .collect();
+            unheld.sort_unstable();
+            let excess = self.applied.len() - cap / 2;
+            for (_, key) in unheld.into_iter().take(excess) {
+                self.applied.remove(&key);
+                self.forgotten_early += 1;
+            }
+        }
+        self.prune_at =
+            (2 * self.applied.len()).clamp(Self::MIN_PRUNE_AT, cap.max(Self::MIN_PRUNE_AT));
+    }
+
+    /// The most (room, channel) entries the applied-message memory holds: four per room the
+    /// outbound machine may hold (`OutboundConfig::max_rooms`), so every held room's two
+    /// channels fit in half of it.
+    pub(super) fn applied_cap(&self) -> usize {
+        self.outbound.config().max_rooms.saturating_mul(4).max(Self::MIN_PRUNE_AT)
     }
 
     fn after(&self, room_id: &RoomId) -> Option<Seq> {
@@ -353,7 +406,8 @@ impl FederationSide {
     }
 
     /// Moves every child output to the host queue or, as a message, to the sync side.
-    fn drain(&mut self, _now: Timestamp) {
+    fn drain(&mut self, now: Timestamp) {
+        self.tick(now);
         loop {
             let mut progressed = false;
             while let Some(out) = self.inbound.poll_output() {
@@ -424,6 +478,14 @@ impl FederationSide {
     /// The outbound peeks machine (read-only).
     pub fn outbound(&self) -> &OutboundPeeks {
         &self.outbound
+    }
+
+    /// Entries of the applied-message memory dropped before `replay_window` ended, because
+    /// the memory reached its cap (four per room `OutboundConfig::max_rooms` allows); a
+    /// redelivery of an older message for such a room would apply again. Since this side
+    /// started.
+    pub fn forgotten_early(&self) -> u64 {
+        self.forgotten_early
     }
 
     /// Servers with a live inbound peek on the room, once each (R39).

@@ -103,7 +103,7 @@ pub enum ToFederation {
 
 /// Which per-room ordering a [`ToFederation`] message belongs to: messages of different
 /// channels never supersede each other.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Channel {
     /// `Demand`, `NoDemand`, `ServerJoined`: the room's demand.
     Demand,

@@ -17,11 +17,10 @@
 //! when the sync side went quiet about a room it no longer wants (or is down). Inside
 //! [`Peeking`](super::Peeking), where messages cannot be lost, both are off.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use ruma_common::{OwnedRoomId, RoomId};
-
-use std::collections::{BTreeMap, BTreeSet};
 
 use crate::time::{Monotonic, Tick, Timestamp};
 
@@ -100,7 +99,7 @@ impl RoomTimers {
 
     /// Watches the clock: after a large step back, no deadline stays further than one period
     /// from the corrected time.
-    fn observe(&mut self, now: Timestamp) -> Timestamp {
+    pub(super) fn observe(&mut self, now: Timestamp) -> Timestamp {
         match self.clock.advance(now) {
             Tick::Normal(now) => now,
             Tick::Corrected(now) => {

@@ -4,7 +4,7 @@
 
 use ruma_common::{OwnedServerName, RoomId};
 
-use super::message::{SideOutput, ToFederation, ToSync};
+use super::message::{Seq, SideOutput, ToFederation, ToSync};
 use super::sync_side::{FederatedPeek, PendingPeek, RemoteRoom, SyncSide, Wanted};
 use super::{Change, Output, PeekError, RemoteRoomChange, RemoteRoomRecord};
 use crate::access::RoomAccess;
@@ -35,6 +35,15 @@ impl SyncSide {
     /// answers to earlier ones are stale. A known grant is kept until the answer says
     /// otherwise. The next restatement is due `resync_interval` from `now`.
     pub(super) fn send_demand(&mut self, now: Timestamp, room_id: &RoomId, not_resident: bool) {
+        let seq = self.state_demand(now, room_id, not_resident);
+        if let Some(wanted) = self.wanted.get_mut(room_id) {
+            wanted.asked = seq;
+        }
+    }
+
+    /// Sends the room's `Demand` (creating its `Wanted` entry if new) and arms its
+    /// restatement; returns the message's `Seq`. Leaves `asked` of an existing entry alone.
+    fn state_demand(&mut self, now: Timestamp, room_id: &RoomId, not_resident: bool) -> Seq {
         let seq = self.seq.next();
         let via = self.via_of(room_id);
         let wanted = self.wanted.entry(room_id.to_owned()).or_insert(Wanted {
@@ -43,21 +52,23 @@ impl SyncSide {
             not_resident: false,
             peek: FederatedPeek::Down,
         });
-        wanted.asked = seq;
         wanted.not_resident |= not_resident;
         let not_resident = wanted.not_resident;
         self.resync.arm(now, room_id);
         self.route(ToFederation::Demand { room_id: room_id.to_owned(), seq, via, not_resident });
+        seq
     }
 
     /// Restates the demand for every wanted room whose restatement is due (anti-entropy,
     /// docs/architecture.md §7.5): a federation side that lost it (a restart with no record of
-    /// the room) takes it up again.
+    /// the room) takes it up again. A restatement wants nothing new, so answers to the
+    /// `Demand` it repeats stay valid (`asked` is unchanged); the answer to the restatement
+    /// itself is newer and is applied too.
     pub(super) fn restate_due(&mut self, now: Timestamp) {
         for room_id in self.resync.due(now) {
             if self.wanted.contains_key(&room_id) {
                 self.restated += 1;
-                self.send_demand(now, &room_id, false);
+                self.state_demand(now, &room_id, false);
             }
         }
     }

@@ -440,6 +440,7 @@ impl SyncSide {
     /// Watches the host's clock for corrections (see `CLOCK_STEP_LIMIT`); on one, no waiting
     /// client peek waits longer than `max_pending_wait` from the corrected time.
     fn tick(&mut self, now: Timestamp) {
+        self.resync.observe(now);
         if let Tick::Corrected(now) = self.clock.advance(now) {
             let latest = now.saturating_add(self.max_pending_wait);
             let late: Vec<RequestId> = self

@@ -71,3 +71,16 @@ fn a_bare_integer_duration_is_milliseconds_as_matrix_writes_them() {
     let config: DriverConfig = toml::from_str("request_timeout = 1500").unwrap();
     assert_eq!(config.request_timeout, Duration::from_millis(1500));
 }
+
+#[test]
+fn every_coordinator_duration_reads_the_operator_forms_and_serdes_own_struct_form() {
+    let text = r#"
+        max_pending_wait = "5m"
+        resync_interval = 60000
+        replay_window = { secs = 7200, nanos = 0 }
+    "#;
+    let config: PeekingConfig = toml::from_str(text).unwrap();
+    assert_eq!(config.max_pending_wait, Duration::from_secs(300));
+    assert_eq!(config.resync_interval, Duration::from_secs(60));
+    assert_eq!(config.replay_window, Duration::from_secs(7200));
+}

@@ -4,6 +4,7 @@
 //! passes the same messages directly. And a federation side that restarts keeps its peeks.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
 
 use matrix_peek::{
     ClientPeek, ClientPeekReply, FederationSide, OutboundOutcome, OutboundRequest,
@@ -502,13 +503,43 @@ fn over_a_log_the_routing_memory_keeps_only_the_replay_window_of_rooms_no_longer
         "{} rooms remembered; {in_window} were written about within the window",
         federation.routing_memory()
     );
-    // A redelivery within the window is still stale.
-    let recent: OwnedRoomId = "!r2999:remote.test".try_into().expect("a room id");
+    let replay = |i: u64| {
+        let room_id: OwnedRoomId = format!("!r{i}:remote.test").try_into().expect("a room id");
+        ToFederation::NoDemand { room_id, seq: matrix_peek::Seq { epoch: 1, n: i + 1 } }
+    };
+    // A redelivery of a message applied 30 minutes ago is still stale...
     let stale = federation.stale_messages();
-    let replay =
-        ToFederation::NoDemand { room_id: recent, seq: matrix_peek::Seq { epoch: 1, n: 3_000 } };
-    federation.handle_route(now, replay);
-    assert_eq!(federation.stale_messages(), stale + 1);
+    federation.handle_route(now, replay(2_999 - 300));
+    assert_eq!(federation.stale_messages(), stale + 1, "kept for the window");
+    // ... and one of five hours ago finds its room forgotten (the log's contract rules it out).
+    federation.handle_route(now, replay(100));
+    assert_eq!(federation.stale_messages(), stale + 1, "forgotten after the window");
+    assert_eq!(federation.forgotten_early(), 0, "nothing dropped before its window ended");
+}
+
+#[test]
+fn over_a_log_the_routing_memory_is_capped_and_drops_the_oldest_first() {
+    // 1 000 rooms in one minute, with room for 16 outbound rooms: the memory stays at its cap
+    // (four per room, at least 64), forgetting the oldest first.
+    let mut config = PeekingConfig::default();
+    config.outbound.max_rooms = 16;
+    let mut federation = FederationSide::new(config, 1);
+    let room =
+        |i: u64| -> OwnedRoomId { format!("!r{i}:remote.test").try_into().expect("a room id") };
+    for i in 0..1_000u64 {
+        let seq = matrix_peek::Seq { epoch: 1, n: i + 1 };
+        federation.handle_route(
+            T0.saturating_add(Duration::from_millis(60 * i)),
+            ToFederation::NoDemand { room_id: room(i), seq },
+        );
+    }
+    assert!(federation.routing_memory() <= 64, "{}", federation.routing_memory());
+    assert!(federation.forgotten_early() >= 1_000 - 64, "{}", federation.forgotten_early());
+    let stale = federation.stale_messages();
+    let newest =
+        ToFederation::NoDemand { room_id: room(999), seq: matrix_peek::Seq { epoch: 1, n: 1 } };
+    federation.handle_route(T0.saturating_add(secs(60)), newest);
+    assert_eq!(federation.stale_messages(), stale + 1, "the newest rooms are the ones kept");
 }
 
 #[test]

@@ -275,6 +275,9 @@ fn peeking_in_one_process_never_restates() {
         answer_all(&mut host, t, out, ok);
     }
     let peeking: &Peeking = &host.peeking;
+    // No restatement deadline either: the next wake-up is the peek's own business.
+    let next = peeking.poll_timeout().expect("the peek has deadlines");
+    assert_ne!(next, t.saturating_add(host.config.resync_interval), "no restatement is armed");
     assert_eq!(peeking.sync_side().restated_demands(), 0);
     assert_eq!(peeking.federation_side().confirmations_asked(), 0);
     assert_eq!(peeking.outbound().state(&remote_room()), Some(OutboundState::Established));
@@ -298,4 +301,64 @@ fn a_clock_stepped_back_delays_no_restatement_beyond_one_interval() {
     pair.pump(back);
     pair.run_until(back, back.saturating_add(interval), ok);
     assert_eq!(pair.sync.restated_demands(), restated + 1, "restated one interval after the fix");
+}
+
+#[test]
+fn answers_to_a_demand_stay_valid_when_the_timer_restates_it_meanwhile() {
+    // The resident refuses the peek while the sync side's restatement is on its way: the
+    // refusal answers the demand the restatement repeats, so the waiting client fails with it
+    // at once, as in `Peeking`, and the room is let go.
+    let mut pair = Pair::new();
+    let interval = pair.config.resync_interval;
+    assert!(matches!(peek(&mut pair, T0), ClientPeekReply::Pending(_)));
+    let put = pair.in_flight.pop().expect("a PUT");
+    let restate = T0.saturating_add(interval);
+    pair.sync.handle_timeout(restate);
+    pair.collect();
+    assert_eq!(pair.sync.restated_demands(), 1);
+    let restated = std::mem::take(&mut pair.to_federation);
+    assert!(matches!(restated.as_slice(), [ToFederation::Demand { .. }]), "{restated:?}");
+    // The refusal reaches the sync side before the restatement reaches the federation side.
+    pair.federation.handle_response(
+        restate,
+        put.id,
+        OutboundOutcome::Failed(OutboundFailure::Forbidden),
+    );
+    pair.collect();
+    for m in std::mem::take(&mut pair.to_sync) {
+        pair.sync.handle_route(restate, m);
+    }
+    pair.collect();
+    assert_eq!(pair.decided, vec![false], "the client hears the refusal at once");
+    assert_eq!(pair.sync.wanted_rooms().count(), 0);
+    // The restatement arrives late and revives the room for a moment; its answer meets a sync
+    // side that wants nothing, which winds it down.
+    pair.to_federation = restated;
+    let sent = pair.run_until(restate, restate.saturating_add(secs(120)), |r| match r.kind {
+        OutboundRequestKind::Peek { .. } => OutboundOutcome::Failed(OutboundFailure::Forbidden),
+        _ => ok(r),
+    });
+    assert!(sent.len() <= 1, "at most the revived PUT: {sent:?}");
+    assert_eq!(pair.federation.outbound().state(&remote_room()), None);
+}
+
+#[test]
+fn a_confirm_for_a_room_still_wanted_changes_nothing() {
+    // The sync side's host is late firing its timer: the federation side asks first.
+    let mut pair = established_at_t0();
+    let interval = pair.config.resync_interval;
+    let asked = T0.saturating_add(interval * 2);
+    pair.federation.handle_timeout(asked);
+    pair.collect();
+    assert_eq!(pair.federation.confirmations_asked(), 1);
+    assert!(matches!(pair.to_sync.as_slice(), [ToSync::Confirm { .. }]), "{:?}", pair.to_sync);
+    for m in std::mem::take(&mut pair.to_sync) {
+        pair.sync.handle_route(asked, m);
+    }
+    pair.collect();
+    assert!(pair.to_federation.is_empty(), "no answer: {:?}", pair.to_federation);
+    assert_eq!(pair.sync.wanted_rooms().count(), 1);
+    pair.run_until(asked, asked.saturating_add(pair.config.outbound.linger * 4), ok);
+    assert_eq!(pair.federation.outbound().state(&remote_room()), Some(OutboundState::Established));
+    assert!(pair.sync.local().is_peeking(&alice(), &phone(), &remote_room()));
 }

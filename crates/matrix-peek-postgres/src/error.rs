@@ -37,6 +37,15 @@ pub enum PostgresStoreError {
         /// [`RECORD_VERSION`](crate::RECORD_VERSION).
         supported: i32,
     },
+    /// [`PostgresStore::next_epoch`](crate::PostgresStore::next_epoch) cannot hand out a larger
+    /// epoch: the one asked for is above `i64::MAX`, the namespace's stored epoch already
+    /// reached it, or the stored value is negative (a hand-edited row). Reset the namespace's
+    /// row in `matrix_peek_epochs` while every worker of it is stopped.
+    #[error("no larger routing epoch can be handed out for namespace {namespace:?}")]
+    EpochExhausted {
+        /// The store's namespace.
+        namespace: String,
+    },
     /// A row has a kind this build does not know (written by a newer version).
     #[error("a row has the unknown record kind {0:?}")]
     UnknownKind(String),

@@ -217,26 +217,33 @@ impl PostgresStore {
     /// milliseconds at start, so epochs also grow across a database that was reset). The
     /// namespace's last epoch is kept in [`EPOCHS_TABLE`] and raised in one statement, so a
     /// worker whose clock stepped back across a restart still gets a larger epoch, and its
-    /// messages are not mistaken for old ones. Values are capped at `i64::MAX` (PostgreSQL's
-    /// `BIGINT`).
+    /// messages are not mistaken for old ones.
+    ///
+    /// Epochs are PostgreSQL `BIGINT`s: an `at_least` above `i64::MAX`, or a namespace whose
+    /// epoch already reached it, fails with [`PostgresStoreError::EpochExhausted`] rather
+    /// than handing out an epoch that does not grow.
     pub async fn next_epoch(&self, at_least: u64) -> Result<u64, PostgresStoreError> {
-        let at_least = i64::try_from(at_least).unwrap_or(i64::MAX);
+        let exhausted = || PostgresStoreError::EpochExhausted { namespace: self.namespace.clone() };
+        let at_least = i64::try_from(at_least).map_err(|_| exhausted())?;
         let conn = self.conn.lock().await;
+        // No row back: the stored epoch is already the largest `BIGINT`.
         let row = conn
             .client
-            .query_one(
+            .query_opt(
                 &format!(
                     "INSERT INTO {EPOCHS_TABLE} AS e (namespace, epoch) VALUES ($1, $2)
                      ON CONFLICT (namespace) DO UPDATE
-                     SET epoch = GREATEST(LEAST(e.epoch, {max} - 1) + 1, EXCLUDED.epoch)
+                     SET epoch = GREATEST(e.epoch + 1, EXCLUDED.epoch)
+                     WHERE e.epoch < {max}
                      RETURNING epoch",
                     max = i64::MAX
                 ),
                 &[&self.namespace, &at_least],
             )
-            .await?;
+            .await?
+            .ok_or_else(exhausted)?;
         let epoch: i64 = row.try_get(0)?;
-        Ok(u64::try_from(epoch).unwrap_or(0))
+        u64::try_from(epoch).map_err(|_| exhausted())
     }
 }
 

@@ -133,9 +133,13 @@ async fn routing_epochs_grow_per_namespace_across_restarts_and_a_clock_stepped_b
     // Another namespace has its own counter.
     assert_eq!(fed.next_epoch(5).await.unwrap(), 5);
     assert_eq!(fed.next_epoch(0).await.unwrap(), 6);
-    // The cap: at i64::MAX the epoch stays there rather than failing.
-    assert_eq!(fed.next_epoch(u64::MAX).await.unwrap(), i64::MAX as u64);
-    assert_eq!(fed.next_epoch(0).await.unwrap(), i64::MAX as u64);
+    // Beyond a BIGINT, and once the largest one is handed out, it is an error, never an
+    // epoch that does not grow.
+    let exhausted = |r| matches!(r, Err(PostgresStoreError::EpochExhausted { .. }));
+    assert!(exhausted(fed.next_epoch(u64::MAX).await));
+    assert_eq!(fed.next_epoch(i64::MAX as u64).await.unwrap(), i64::MAX as u64);
+    assert!(exhausted(fed.next_epoch(0).await));
+    assert!(exhausted(fed.next_epoch(i64::MAX as u64).await));
 }
 
 #[tokio::test]
