@@ -148,11 +148,15 @@ impl FederationSide {
         }
         self.applied.insert(key, Applied { seq, wish, at: now });
         match message {
-            ToFederation::Demand { room_id, via, not_resident, .. } => {
+            ToFederation::Demand { room_id, via, not_resident, restated, .. } => {
                 if not_resident {
                     self.outbound.handle_server_left(now, &room_id);
                 }
-                self.outbound.handle_demand(now, &room_id, &via);
+                // A restatement of a room still held changes no candidate: a server that
+                // refused the room stays dropped, as in `Peeking`, where nothing restates.
+                let held = self.outbound.state(&room_id).is_some();
+                let via: &[_] = if restated && held { &[] } else { &via };
+                self.outbound.handle_demand(now, &room_id, via);
                 self.drain(now);
                 // Demand returning to a lingering, still-granted peek revives it without
                 // traffic and without `Established`: say so, or clients would wait for nothing.

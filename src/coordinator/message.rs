@@ -72,6 +72,12 @@ pub enum ToFederation {
         /// The host said this server is not in the room while a client peek of it waited:
         /// clear a stale "joined, never peek" mark first (`handle_server_left`).
         not_resident: bool,
+        /// An anti-entropy restatement of the standing wish (docs/architecture.md §7.5), not a
+        /// new one: a room the federation side still holds keeps its candidates as they are
+        /// (`via` does not bring back a server that refused it); a room it no longer holds is
+        /// demanded with `via` as usual.
+        #[serde(default)]
+        restated: bool,
     },
     /// Nobody here peeks the room or waits on it any more: let the federated peek linger and
     /// end (`handle_no_demand`).

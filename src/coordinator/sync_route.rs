@@ -35,7 +35,7 @@ impl SyncSide {
     /// answers to earlier ones are stale. A known grant is kept until the answer says
     /// otherwise. The next restatement is due `resync_interval` from `now`.
     pub(super) fn send_demand(&mut self, now: Timestamp, room_id: &RoomId, not_resident: bool) {
-        let seq = self.state_demand(now, room_id, not_resident);
+        let seq = self.state_demand(now, room_id, not_resident, false);
         if let Some(wanted) = self.wanted.get_mut(room_id) {
             wanted.asked = seq;
         }
@@ -43,7 +43,13 @@ impl SyncSide {
 
     /// Sends the room's `Demand` (creating its `Wanted` entry if new) and arms its
     /// restatement; returns the message's `Seq`. Leaves `asked` of an existing entry alone.
-    fn state_demand(&mut self, now: Timestamp, room_id: &RoomId, not_resident: bool) -> Seq {
+    fn state_demand(
+        &mut self,
+        now: Timestamp,
+        room_id: &RoomId,
+        not_resident: bool,
+        restated: bool,
+    ) -> Seq {
         let seq = self.seq.next();
         let via = self.via_of(room_id);
         let wanted = self.wanted.entry(room_id.to_owned()).or_insert(Wanted {
@@ -55,7 +61,8 @@ impl SyncSide {
         wanted.not_resident |= not_resident;
         let not_resident = wanted.not_resident;
         self.resync.arm(now, room_id);
-        self.route(ToFederation::Demand { room_id: room_id.to_owned(), seq, via, not_resident });
+        let room_id = room_id.to_owned();
+        self.route(ToFederation::Demand { room_id, seq, via, not_resident, restated });
         seq
     }
 
@@ -68,7 +75,7 @@ impl SyncSide {
         for room_id in self.resync.due(now) {
             if self.wanted.contains_key(&room_id) {
                 self.restated += 1;
-                self.state_demand(now, &room_id, false);
+                self.state_demand(now, &room_id, false, true);
             }
         }
     }

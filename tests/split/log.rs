@@ -401,6 +401,23 @@ fn a_clean_log_matches_in_process() {
     run(ops, Faults { duplicate: false, replays: vec![], directions: vec![] }).unwrap();
 }
 
+#[test]
+fn a_restated_demand_brings_back_no_candidate_that_refused_the_room() {
+    // The resident refuses a renewal, then the other candidate refuses the new peek: the room
+    // is unavailable, as in `Peeking`, although the sync side restated its demand (with the
+    // refusing server in `via`) between the two.
+    let ops = vec![
+        Op::Peek { user: 0, device: 0, room: 0, joined: false },
+        Op::Respond { room: 0, ok: true },
+        Op::Advance { secs: 1800 },
+        Op::Peek { user: 0, device: 0, room: 0, joined: false },
+        Op::Respond { room: 0, ok: false },
+        Op::Advance { secs: 1800 },
+        Op::Respond { room: 0, ok: false },
+    ];
+    run(ops, Faults { duplicate: false, replays: vec![], directions: vec![] }).unwrap();
+}
+
 /// A federation side that crashes and restarts from its store announces its rooms
 /// (`Restored`); the sync side states its demand again, so the peek is renewed, not dropped.
 #[test]
@@ -466,6 +483,7 @@ fn over_a_log_a_replayed_message_stays_stale_however_many_rooms_came_and_went() 
         seq: demand,
         via: Vec::new(),
         not_resident: true,
+        restated: false,
     };
     federation.handle_route(T0, demand_first.clone());
     federation.handle_route(T0, ToFederation::ServerJoined { room_id: first.clone(), seq: joined });
