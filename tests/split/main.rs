@@ -3,6 +3,7 @@
 //! property test runs long enough to race the coordinator binary's tracing test for the
 //! global callsite-interest cache.
 
+mod converge;
 mod log;
 mod resync;
 mod support;
