@@ -24,13 +24,14 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post, put};
+use http_pair::client::{client_request, resolve_target};
 use http_pair::rooms::Rooms;
 use http_pair::shim::{Log, answer, error, method_not_allowed, origin, read_body, reply};
 use http_pair::transport::Federation;
 use matrix_peek::wire::{
-    ClientPeekRequest, ClientPeekResponse, ErrorReply, ExpiredPeeks, FederationPeekPath,
-    FederationPeekRequest, FederationPrefix, FederationRenewResponse, FederationUnpeekResponse,
-    MAX_REQUEST_BODY_BYTES, MAX_TRANSACTION_BYTES, WireError,
+    ClientPeekRequest, ClientPeekResponse, ClientUnpeekRequest, ErrorReply, ExpiredPeeks,
+    FederationPeekPath, FederationPeekRequest, FederationPrefix, FederationRenewResponse,
+    FederationUnpeekResponse, MAX_REQUEST_BODY_BYTES, MAX_TRANSACTION_BYTES, WireError,
 };
 use matrix_peek::{
     ClientPeek, ClientPeekReply, Clock, LocalGrant, Output, PeekError, PeekStore, RequestId,
@@ -41,9 +42,7 @@ use ruma_common::api::IncomingRequestExt;
 use ruma_common::api::path_builder::PathBuilder;
 use ruma_common::api::{Metadata, error::ErrorKind};
 use ruma_common::exports::http;
-use ruma_common::{
-    OwnedDeviceId, OwnedRoomId, OwnedServerName, OwnedUserId, RoomId, RoomVersionId,
-};
+use ruma_common::{OwnedRoomId, OwnedServerName, OwnedUserId, RoomId, RoomVersionId};
 use serde_json::{Value, json};
 use tokio::sync::{Mutex, oneshot};
 
@@ -277,17 +276,6 @@ fn router(front: Arc<Front>) -> Router {
         .with_state(front)
 }
 
-fn user(headers: &HeaderMap) -> Result<(OwnedUserId, OwnedDeviceId), Response> {
-    let get = |name| headers.get(name).and_then(|v| v.to_str().ok());
-    match (
-        get(http_pair::client::USER_HEADER).and_then(|u| OwnedUserId::try_from(u).ok()),
-        get(http_pair::client::DEVICE_HEADER).filter(|d| !d.is_empty() && d.len() <= 255),
-    ) {
-        (Some(user), Some(device)) => Ok((user, device.into())),
-        _ => Err(error(ErrorReply::new(401, ErrorKind::MissingToken, "name the user and device"))),
-    }
-}
-
 fn incoming<'a>(
     method: Method,
     uri: &Uri,
@@ -311,53 +299,23 @@ async fn client_peek(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let (user_id, device_id) = match user(&headers) {
-        Ok(u) => u,
+    let (user_id, device_id, request) =
+        match client_request::<ClientPeekRequest>(&headers, &uri, body, &target).await {
+            Ok(parsed) => parsed,
+            Err(r) => return r,
+        };
+    let (room_id, via) = match resolve_target(
+        &front.name,
+        &front.rooms,
+        &front.federation,
+        &request.room_id_or_alias,
+        request.body.servers,
+    )
+    .await
+    {
+        Ok(resolved) => resolved,
         Err(r) => return r,
     };
-    let body = match read_body(&headers, body, MAX_REQUEST_BODY_BYTES).await {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    let request = match ClientPeekRequest::try_from_http_request(
-        incoming(Method::POST, &uri, &headers, &body),
-        &[target.as_str()],
-    ) {
-        Ok(r) => r,
-        Err(e) => return error(WireError::from(e)),
-    };
-    let mut via: Vec<OwnedServerName> = request.body.servers;
-    let target = request.room_id_or_alias;
-    let room_id: OwnedRoomId = match <&ruma_common::RoomAliasId>::try_from(target.as_str()) {
-        Ok(alias) if alias.server_name() == front.name => {
-            match front.rooms.lock().unwrap_or_else(|p| p.into_inner()).resolve(alias).cloned() {
-                Some(id) => id,
-                None => return error(ErrorReply::not_found(format!("no room alias {alias}"))),
-            }
-        }
-        Ok(alias) => match front.federation.query_directory(alias).await {
-            Ok(answer) => {
-                let Some(id) =
-                    answer["room_id"].as_str().and_then(|r| OwnedRoomId::try_from(r).ok())
-                else {
-                    return error(ErrorReply::new(502, ErrorKind::Unknown, "bad directory answer"));
-                };
-                let servers = answer["servers"].as_array().cloned().unwrap_or_default();
-                via.extend(servers.iter().filter_map(|s| s.as_str()?.try_into().ok()));
-                via.push(alias.server_name().to_owned());
-                id
-            }
-            Err(status) => {
-                return error(ErrorReply::new(
-                    502,
-                    ErrorKind::Unknown,
-                    format!("directory query failed: {status}"),
-                ));
-            }
-        },
-        Err(_) => RoomId::parse(target.as_str()).expect("a RoomOrAliasId that is not an alias"),
-    };
-    via.dedup();
     let access =
         front.rooms.lock().unwrap_or_else(|p| p.into_inner()).get(&room_id).map(|r| r.access());
     let residency = access.map_or(Residency::Remote, Residency::Resident);
@@ -403,15 +361,16 @@ async fn client_peek(
 async fn client_unpeek(
     State(front): State<Arc<Front>>,
     Path(room): Path<String>,
+    uri: Uri,
     headers: HeaderMap,
+    body: Body,
 ) -> Response {
-    let (user_id, device_id) = match user(&headers) {
-        Ok(u) => u,
-        Err(r) => return r,
-    };
-    let Ok(room_id) = OwnedRoomId::try_from(room) else {
-        return error(ErrorReply::not_found("bad room id"));
-    };
+    // The room id from the path, and a body that must be a JSON object (R12).
+    let (user_id, device_id, room_id) =
+        match client_request::<ClientUnpeekRequest>(&headers, &uri, body, &room).await {
+            Ok((user_id, device_id, request)) => (user_id, device_id, request.room_id),
+            Err(r) => return r,
+        };
     let mut core = front.core.lock().await;
     let result = core.side.handle_client_unpeek(front.clock.now(), &user_id, &device_id, &room_id);
     front.commit(&mut core).await;

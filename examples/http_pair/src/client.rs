@@ -6,7 +6,7 @@
 // Handlers' helpers return the early `Response` as their error (axum style); it is 128 bytes.
 #![allow(clippy::result_large_err)]
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use axum::body::Body;
 use axum::extract::rejection::PathRejection;
@@ -21,9 +21,13 @@ use matrix_peek::{ClientPeek, Residency};
 use ruma_common::api::IncomingRequestExt;
 use ruma_common::api::error::ErrorKind;
 use ruma_common::exports::http;
-use ruma_common::{OwnedDeviceId, OwnedRoomId, OwnedServerName, OwnedUserId, RoomId};
+use ruma_common::{
+    OwnedDeviceId, OwnedRoomId, OwnedServerName, OwnedUserId, RoomId, RoomOrAliasId, ServerName,
+};
 
+use crate::rooms::Rooms;
 use crate::shim::{App, answer, driver_error, error, read_body, unauthorized};
+use crate::transport::Federation;
 
 /// The header naming the requesting user (in place of an access token).
 pub const USER_HEADER: &str = "x-peek-user";
@@ -57,62 +61,63 @@ fn incoming<'a>(uri: &Uri, headers: &HeaderMap, body: &'a [u8]) -> http::Request
     request
 }
 
-/// `POST /_matrix/client/v3/peek/{roomIdOrAlias}` (R1–R9, R27, R46).
-pub async fn peek(
-    State(app): State<Arc<App>>,
-    path: Result<Path<String>, PathRejection>,
-    uri: Uri,
-    headers: HeaderMap,
+/// The requesting user and device (from the stand-in headers) and the client request `R` as
+/// ruma parses it from the URI, the headers, the body (read and capped at
+/// `MAX_REQUEST_BODY_BYTES`) and `path_arg`, the request's one path argument. The error is the
+/// reply to send: 401 without a user and device, the body's or ruma's error otherwise.
+pub async fn client_request<R: IncomingRequestExt>(
+    headers: &HeaderMap,
+    uri: &Uri,
     body: Body,
-) -> Response {
-    let (user_id, device_id) = match user(&headers) {
-        Ok(u) => u,
-        Err(r) => return r,
-    };
-    let Ok(Path(target)) = path else { return bad_path("roomIdOrAlias", "not UTF-8") };
-    let body = match read_body(&headers, body, MAX_REQUEST_BODY_BYTES).await {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    // ruma parses the path argument and the body (`servers`, capped; invalid names dropped).
-    let request = match ClientPeekRequest::try_from_http_request(
-        incoming(&uri, &headers, &body),
-        &[target.as_str()],
-    ) {
-        Ok(r) => r,
-        Err(e) => return error(WireError::from(e)),
-    };
-    let target = request.room_id_or_alias;
-    let mut via: Vec<OwnedServerName> = request.body.servers;
-    // R4: resolve an alias, locally or through the alias's server's directory.
+    path_arg: &str,
+) -> Result<(OwnedUserId, OwnedDeviceId, R), Response> {
+    let (user_id, device_id) = user(headers)?;
+    let body = read_body(headers, body, MAX_REQUEST_BODY_BYTES).await?;
+    match R::try_from_http_request(incoming(uri, headers, &body), &[path_arg]) {
+        Ok(request) => Ok((user_id, device_id, request)),
+        Err(e) => Err(error(WireError::from(e))),
+    }
+}
+
+/// Resolves a client `/peek` target to the room and its candidate servers (R4, R46): a room
+/// id as it is; an alias of this server (`name`) through `rooms`; any other alias through its
+/// server's directory, whose `servers` and the alias's own domain (never the room id's) join
+/// `via`. `via` comes back without repeats, in first-seen order. The error is the reply to send:
+/// 404 for an unknown alias, 502 when the directory query fails.
+pub async fn resolve_target(
+    name: &ServerName,
+    rooms: &Mutex<Rooms>,
+    federation: &Federation,
+    target: &RoomOrAliasId,
+    mut via: Vec<OwnedServerName>,
+) -> Result<(OwnedRoomId, Vec<OwnedServerName>), Response> {
     let room_id: OwnedRoomId = match <&ruma_common::RoomAliasId>::try_from(target.as_str()) {
-        Ok(alias) if alias.server_name() == app.name => {
-            let found = app.rooms.lock().unwrap_or_else(|p| p.into_inner()).resolve(alias).cloned();
+        Ok(alias) if alias.server_name() == name => {
+            let found = rooms.lock().unwrap_or_else(|p| p.into_inner()).resolve(alias).cloned();
             match found {
                 Some(id) => id,
-                None => return error(ErrorReply::not_found(format!("no room alias {alias}"))),
+                None => return Err(error(ErrorReply::not_found(format!("no room alias {alias}")))),
             }
         }
-        Ok(alias) => match app.federation.query_directory(alias).await {
+        Ok(alias) => match federation.query_directory(alias).await {
             Ok(answer) => {
                 let Some(id) =
                     answer["room_id"].as_str().and_then(|r| OwnedRoomId::try_from(r).ok())
                 else {
-                    return error(ErrorReply::new(502, ErrorKind::Unknown, "bad directory answer"));
+                    let reply = ErrorReply::new(502, ErrorKind::Unknown, "bad directory answer");
+                    return Err(error(reply));
                 };
                 let servers = answer["servers"].as_array().cloned().unwrap_or_default();
                 via.extend(servers.iter().filter_map(|s| s.as_str()?.try_into().ok()));
-                // R46: the alias's domain is a candidate too (never the room id's).
                 via.push(alias.server_name().to_owned());
                 id
             }
-            Err(404) => return error(ErrorReply::not_found(format!("no room alias {alias}"))),
+            Err(404) => {
+                return Err(error(ErrorReply::not_found(format!("no room alias {alias}"))));
+            }
             Err(status) => {
-                return error(ErrorReply::new(
-                    502,
-                    ErrorKind::Unknown,
-                    format!("directory query failed: {status}"),
-                ));
+                let reason = format!("directory query failed: {status}");
+                return Err(error(ErrorReply::new(502, ErrorKind::Unknown, reason)));
             }
         },
         Err(_) => RoomId::parse(target.as_str()).expect("a RoomOrAliasId that is not an alias"),
@@ -124,6 +129,36 @@ pub async fn peek(
             true
         }
     });
+    Ok((room_id, via))
+}
+
+/// `POST /_matrix/client/v3/peek/{roomIdOrAlias}` (R1–R9, R27, R46).
+pub async fn peek(
+    State(app): State<Arc<App>>,
+    path: Result<Path<String>, PathRejection>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let Ok(Path(target)) = path else { return bad_path("roomIdOrAlias", "not UTF-8") };
+    // ruma parses the path argument and the body (`servers`, capped; invalid names dropped).
+    let (user_id, device_id, request) =
+        match client_request::<ClientPeekRequest>(&headers, &uri, body, &target).await {
+            Ok(parsed) => parsed,
+            Err(r) => return r,
+        };
+    let (room_id, via) = match resolve_target(
+        &app.name,
+        &app.rooms,
+        &app.federation,
+        &request.room_id_or_alias,
+        request.body.servers,
+    )
+    .await
+    {
+        Ok(resolved) => resolved,
+        Err(r) => return r,
+    };
     let access =
         app.rooms.lock().unwrap_or_else(|p| p.into_inner()).get(&room_id).map(|r| r.access());
     let residency = match access {
@@ -161,23 +196,13 @@ pub async fn unpeek(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let (user_id, device_id) = match user(&headers) {
-        Ok(u) => u,
-        Err(r) => return r,
-    };
     let Ok(Path(room)) = path else { return bad_path("roomId", "not UTF-8") };
-    let body = match read_body(&headers, body, MAX_REQUEST_BODY_BYTES).await {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
     // The room id from the path, and a body that must be a JSON object (R12).
-    let room_id = match ClientUnpeekRequest::try_from_http_request(
-        incoming(&uri, &headers, &body),
-        &[room.as_str()],
-    ) {
-        Ok(r) => r.room_id,
-        Err(e) => return error(WireError::from(e)),
-    };
+    let (user_id, device_id, room_id) =
+        match client_request::<ClientUnpeekRequest>(&headers, &uri, body, &room).await {
+            Ok((user_id, device_id, request)) => (user_id, device_id, request.room_id),
+            Err(r) => return r,
+        };
     match app.driver.client_unpeek(&user_id, &device_id, &room_id).await {
         Ok(()) => {
             app.log.push(format!("{user_id}/{device_id} unpeeked {room_id}"));
