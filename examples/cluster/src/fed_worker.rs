@@ -19,7 +19,7 @@ use http_pair::transport::{Federation, HttpTransport};
 use matrix_peek::wire::{ErrorReply, ExpiredPeek};
 use matrix_peek::{
     Clock, FederationSide, Output, PeekStore, PeekTransport, SideOutput, Snapshot, SystemClock,
-    ToFederation, ToSync,
+    ToSync,
 };
 use matrix_peek_postgres::PostgresStore;
 use ruma_common::{OwnedRoomId, OwnedServerName};
@@ -28,7 +28,7 @@ use tokio::sync::Mutex;
 
 use crate::bus::Bus;
 use crate::internal::{
-    AccessChanged, InboundAnswer, InboundCall, InboundOp, RemoteEvents, RemoteExpired,
+    InboundAnswer, InboundCall, InboundOp, RemoteEvents, RemoteExpired, ToShard,
 };
 use crate::{Commits, Common, clock, epoch, peeking_config};
 
@@ -103,9 +103,17 @@ pub async fn run(common: Common, shard: u32) -> Result<(), String> {
     tokio::spawn(async move {
         let durable = format!("fed-{shard}");
         let worker = &consumer;
-        bus.consume::<ToFederation, _, _>(false, &durable, subject, |message| async move {
+        bus.consume::<ToShard, _, _>(false, &durable, subject, |message| async move {
             let mut side = worker.side.lock().await;
-            side.handle_route(worker.clock.now(), message);
+            let now = worker.clock.now();
+            match message {
+                ToShard::Route(message) => side.handle_route(now, message),
+                // A resident room's access changed: inbound peeks it no longer allows end, and
+                // their servers hear of it in `expired_peeks` (R40).
+                ToShard::AccessChanged(change) => {
+                    side.handle_access_changed(now, &change.room_id, &change.access);
+                }
+            }
             worker.commit(&mut side).await;
         })
         .await;
@@ -123,7 +131,6 @@ pub async fn run(common: Common, shard: u32) -> Result<(), String> {
         .route("/_internal/inbound", post(inbound))
         .route("/_internal/destinations/{room}", get(destinations))
         .route("/_internal/remote_expired", post(remote_expired))
-        .route("/_internal/access_changed", post(access_changed))
         .route("/_internal/remote_events", post(remote_events))
         .route("/_internal/state", get(state))
         .route("/metrics", get(metrics))
@@ -244,18 +251,6 @@ async fn remote_expired(
 ) -> Response {
     let mut side = worker.side.lock().await;
     side.handle_remote_expired(worker.clock.now(), &entry.origin, &entry.room_id, &entry.peek_id);
-    worker.commit(&mut side).await;
-    axum::Json(json!({})).into_response()
-}
-
-/// A resident room's access changed: inbound peeks it no longer allows end, and their
-/// servers hear of it in `expired_peeks` (R40). Stored before the answer.
-async fn access_changed(
-    State(worker): State<Arc<Worker>>,
-    axum::Json(change): axum::Json<AccessChanged>,
-) -> Response {
-    let mut side = worker.side.lock().await;
-    side.handle_access_changed(worker.clock.now(), &change.room_id, &change.access);
     worker.commit(&mut side).await;
     axum::Json(json!({})).into_response()
 }

@@ -1,9 +1,10 @@
 //! What the front asks a federation worker over HTTP (loopback only, unauthenticated): the
 //! inbound peek calls (the resident side's `InboundPeeks` lives with the room's shard), the
-//! relay destinations of a room, `expired_peeks` received in a `/send`, a resident room's
-//! access change, and the rooms whose events a `/send` relayed to us.
+//! relay destinations of a room, `expired_peeks` received in a `/send`, and the rooms whose
+//! events a `/send` relayed to us. A resident room's access change goes through JetStream
+//! instead ([`ToShard`]), since it must not be lost.
 
-use matrix_peek::RoomAccess;
+use matrix_peek::{RoomAccess, ToFederation};
 use ruma_common::{OwnedRoomId, OwnedServerName, RoomVersionId};
 use serde::{Deserialize, Serialize};
 
@@ -54,15 +55,27 @@ pub struct RemoteExpired {
     pub peek_id: String,
 }
 
-/// `POST /_internal/access_changed`: a room this server is resident in changed its access
-/// (history visibility); the shard's `InboundPeeks` ends the peeks it no longer allows (R40).
-/// Answered (200) after the change is stored.
+/// A room this server is resident in changed its access (history visibility); the shard's
+/// `InboundPeeks` ends the peeks it no longer allows (R40). Sent through JetStream
+/// ([`ToShard::AccessChanged`]), so it reaches a shard that is down when it happens.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AccessChanged {
     /// The room.
     pub room_id: OwnedRoomId,
     /// The room's access now.
     pub access: RoomAccess,
+}
+
+/// What a shard's consumer takes from `{prefix}.fed.{shard}`: the sync side's routing
+/// messages and the front's access changes, in one order. Untagged: a routing message is a
+/// plain [`ToFederation`] on the wire.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ToShard {
+    /// A routing message for the shard's `FederationSide`.
+    Route(ToFederation),
+    /// A resident room's access changed.
+    AccessChanged(AccessChanged),
 }
 
 /// `POST /_internal/remote_events`: rooms peeked over federation whose events one `/send`

@@ -48,7 +48,7 @@ use tokio::sync::{Mutex, oneshot};
 
 use crate::bus::Bus;
 use crate::internal::{
-    AccessChanged, InboundAnswer, InboundCall, InboundOp, RemoteEvents, RemoteExpired,
+    AccessChanged, InboundAnswer, InboundCall, InboundOp, RemoteEvents, RemoteExpired, ToShard,
 };
 use crate::shard::shard_of;
 use crate::{Commits, Common, clock, epoch, peeking_config};

@@ -1,7 +1,9 @@
 //! End to end over real NATS JetStream and PostgreSQL on loopback: a room of the clustered
-//! homeserver stops being world-readable (`POST /_test/rooms/{roomId}/visibility`), and every
-//! peek of it ends, the local one on the sync worker (R24) and the federated one of a
-//! single-process server (the `http-pair` shim), told in `expired_peeks` (R40).
+//! homeserver stops being world-readable (`POST /_test/rooms/{roomId}/visibility`) while its
+//! federation worker is down, and every peek of it ends, the local one on the sync worker at
+//! once (R24) and, once the worker is back and takes the change from JetStream, the federated
+//! one of a single-process server (the `http-pair` shim), told in `expired_peeks` (R40).
+//! Meanwhile no event of the room is relayed.
 //!
 //! Needs `MATRIX_PEEK_NATS_URL` and `MATRIX_PEEK_PG_URL`: run it under `.ci/services`. Without
 //! them it fails, naming what is missing.
@@ -87,16 +89,27 @@ async fn a_cluster_room_that_stops_being_world_readable_ends_its_local_and_feder
     assert_eq!(status, 200, "{text}");
     assert_eq!(sample(&text, "matrix_peek_inbound_peeks_granted_total"), Some(1.0), "{text}");
 
-    // The room stops being world-readable.
+    // The room stops being world-readable while its shard is down (SIGKILL): the change is
+    // accepted all the same, since it waits in JetStream for the shard.
+    let shard_index = shard_of(&hall, 2) as usize;
+    let mut cluster = cluster;
+    support::kill(&mut cluster.feds[shard_index]).await;
     let (status, body) = cluster_api.set_world_readable(&hall, false).await.unwrap();
     assert_eq!(status, 200, "the visibility change is accepted: {body}");
     assert_eq!(body["world_readable"], false, "{body}");
-
-    // The local peek ends at once, the inbound one on the room's shard too (stored before the
-    // answer)...
+    // The local peek ends at once...
     let state = cluster_api.state().await.unwrap();
     assert!(!peeks(&state, &dave, &hall), "dave's local peek ended: {state:#}");
-    assert_eq!(inbound_on(&state, &hall), 0, "the inbound peek ended: {state:#}");
+    // ... and before the shard is back, an event of the room goes to nobody (fail closed).
+    let (status, sent) = cluster_api.send(&hall, "private now").await.unwrap();
+    assert_eq!(status, 200, "{sent}");
+    assert_eq!(sent["relayed_to"], serde_json::json!([]), "nothing relayed: {sent}");
+    // The shard comes back, applies the change and ends the inbound peek.
+    cluster.feds[shard_index] = support::spawn(&cluster.fed_specs[shard_index]).await;
+    cluster_api
+        .wait_for(WAIT, "the inbound peek ended", |s| inbound_on(s, &hall) == 0)
+        .await
+        .unwrap();
     // ... and the single server hears of it in `expired_peeks`: bob's peek is gone.
     let single_state = single_api
         .wait_for(WAIT, "bob's peek of the hall ended", |s| !peeks(s, &bob, &hall))

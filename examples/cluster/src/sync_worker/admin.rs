@@ -32,7 +32,8 @@ pub(super) async fn create_room(
 }
 
 /// `POST /_test/rooms/{roomId}/send` `{"body"}`: appends a message and relays it once to each
-/// server the room's federation worker lists as peeking it.
+/// server the room's federation worker lists as peeking it, if the room is peekable now (fail
+/// closed: an access change the shard has not applied yet never leaks an event).
 pub(super) async fn send_event(
     State(front): State<Arc<Front>>,
     Path(room): Path<String>,
@@ -52,6 +53,15 @@ pub(super) async fn send_event(
         front.clock.now(),
     );
     let Some(event) = event else { return error(ErrorReply::not_found("no such room here")) };
+    let peekable = front
+        .rooms
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&room_id)
+        .is_some_and(|r| r.access().is_peekable());
+    if !peekable {
+        return reply(200, &json!({ "event_id": event["event_id"], "relayed_to": [] }));
+    }
     let path = format!("/_internal/destinations/{}", http_pair::api::encode(room_id.as_str()));
     let destinations: Vec<String> = match front.worker_get(front.worker_of(&room_id), &path).await {
         Ok(list) => serde_json::from_value(list).unwrap_or_default(),
@@ -86,8 +96,10 @@ struct Visibility {
 /// `POST /_test/rooms/{roomId}/visibility` `{"world_readable": false}`: changes the resident
 /// room's history visibility. The sync side ends the local peeks it no longer allows (R24) and,
 /// for a room peeked over federation, routes `AccessChanged`; the room's federation worker
-/// ends the inbound peeks (R40), their servers hearing of it in `expired_peeks`. Answered
-/// once both sides have stored the change.
+/// ends the inbound peeks (R40), their servers hearing of it in `expired_peeks`. Answered once
+/// the sync side stored its part and JetStream stored the shard's ([`ToShard`]), so a shard
+/// that is down applies it when it is back; until it has, `/send` already relays nothing of
+/// a room that is no longer peekable.
 pub(super) async fn visibility(
     State(front): State<Arc<Front>>,
     Path(room): Path<String>,
@@ -115,16 +127,12 @@ pub(super) async fn visibility(
         core.side.handle_access_changed(front.clock.now(), &room_id, &access);
         front.commit(&mut core).await;
     }
-    let call = AccessChanged { room_id: room_id.clone(), access: access.clone() };
-    if let Err(e) =
-        front.worker_post(front.worker_of(&room_id), "/_internal/access_changed", &call).await
-    {
-        return error(ErrorReply::new(
-            503,
-            ErrorKind::Unknown,
-            format!("federation worker unavailable: {e}"),
-        ));
-    }
+    // Through JetStream, stored before the answer: a shard that is down applies it when it
+    // is back, before anything published after it.
+    let change =
+        ToShard::AccessChanged(AccessChanged { room_id: room_id.clone(), access: access.clone() });
+    let shard = shard_of(&room_id, front.shards);
+    front.bus.publish(front.bus.subject_fed(shard), &change).await;
     front.log.push(format!("{room_id}: world_readable={}", access.world_readable));
     reply(200, &json!({ "world_readable": access.world_readable }))
 }
