@@ -113,6 +113,17 @@ pub async fn run(common: Common, shard: u32) -> Result<(), String> {
                 ToShard::AccessChanged(change) => {
                     side.handle_access_changed(now, &change.room_id, &change.access);
                 }
+                // The ACL now denies some peeking servers: their peeks end (R45).
+                ToShard::ServerAcl(change) => {
+                    let denied: Vec<OwnedServerName> = side
+                        .destinations(&change.room_id)
+                        .filter(|server| !change.acl.is_allowed(server))
+                        .map(ToOwned::to_owned)
+                        .collect();
+                    for server in denied {
+                        side.handle_server_denied(now, &change.room_id, &server);
+                    }
+                }
             }
             worker.commit(&mut side).await;
         })

@@ -6,6 +6,7 @@
 
 use matrix_peek::{RoomAccess, ToFederation};
 use ruma_common::{OwnedRoomId, OwnedServerName, RoomVersionId};
+use ruma_events::room::server_acl::RoomServerAclEventContent;
 use serde::{Deserialize, Serialize};
 
 /// Which inbound call.
@@ -66,8 +67,18 @@ pub struct AccessChanged {
     pub access: RoomAccess,
 }
 
+/// A resident room's `m.room.server_acl` changed: the shard ends the inbound peeks of every
+/// server it now denies (R45). Sent through JetStream ([`ToShard::ServerAcl`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ServerAclChanged {
+    /// The room.
+    pub room_id: OwnedRoomId,
+    /// The room's ACL now.
+    pub acl: RoomServerAclEventContent,
+}
+
 /// What a shard's consumer takes from `{prefix}.fed.{shard}`: the sync side's routing
-/// messages and the front's access changes, in one order. Untagged: a routing message is a
+/// messages and the front's access and ACL changes, in one order. Untagged: a routing message is a
 /// plain [`ToFederation`] on the wire.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(untagged)]
@@ -76,6 +87,8 @@ pub enum ToShard {
     Route(ToFederation),
     /// A resident room's access changed.
     AccessChanged(AccessChanged),
+    /// A resident room's server ACL changed.
+    ServerAcl(ServerAclChanged),
 }
 
 /// `POST /_internal/remote_events`: rooms peeked over federation whose events one `/send`

@@ -25,6 +25,7 @@ use axum::http::{HeaderMap, Method, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post, put};
 use http_pair::client::{client_request, resolve_target};
+use http_pair::federation::acl_refusal;
 use http_pair::rooms::Rooms;
 use http_pair::shim::{Log, answer, error, method_not_allowed, origin, read_body, reply};
 use http_pair::transport::Federation;
@@ -48,7 +49,8 @@ use tokio::sync::{Mutex, oneshot};
 
 use crate::bus::Bus;
 use crate::internal::{
-    AccessChanged, InboundAnswer, InboundCall, InboundOp, RemoteEvents, RemoteExpired, ToShard,
+    AccessChanged, InboundAnswer, InboundCall, InboundOp, RemoteEvents, RemoteExpired,
+    ServerAclChanged, ToShard,
 };
 use crate::shard::shard_of;
 use crate::{Commits, Common, clock, epoch, peeking_config};
@@ -271,6 +273,7 @@ fn router(front: Arc<Front>) -> Router {
         .route("/_test/rooms", post(admin::create_room))
         .route("/_test/rooms/{roomId}/send", post(admin::send_event))
         .route("/_test/rooms/{roomId}/visibility", post(admin::visibility))
+        .route("/_test/rooms/{roomId}/acl", post(admin::server_acl))
         .route("/_test/state", get(admin::state))
         .route("/metrics", get(admin::metrics))
         .with_state(front)
@@ -405,6 +408,11 @@ async fn federation_peek(
         (false, &Method::DELETE) => InboundOp::Unpeek,
         _ => return method_not_allowed(),
     };
+    if op != InboundOp::Unpeek
+        && let Some(refusal) = acl_refusal(&front.rooms, &room_id, &origin)
+    {
+        return refusal;
+    }
     let mut ver = Vec::new();
     if op == InboundOp::Peek {
         let body = match read_body(&headers, body, MAX_REQUEST_BODY_BYTES).await {

@@ -128,3 +128,69 @@ async fn a_cluster_room_that_stops_being_world_readable_ends_its_local_and_feder
     single.stop();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_server_the_room_acl_denies_loses_its_peek_and_gets_nothing_more() {
+    let nats = required("MATRIX_PEEK_NATS_URL", "a nats-server with JetStream");
+    let pg = required("MATRIX_PEEK_PG_URL", "a PostgreSQL server");
+    let dir = std::env::temp_dir().join(format!("matrix-peek-acl-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let prefix = format!("l{}x{}", std::process::id(), free_port());
+
+    let config = ShimConfig { db: dir.join("single.db"), echo: false, ..ShimConfig::default() };
+    let single = shim::start(config).await.expect("the http-pair shim starts");
+    let single_api = Api::new(single.addr.to_string());
+    let cluster = Cluster::start(&nats, &pg, &prefix, 2).await;
+    let cluster_api = Api::new(cluster.name.clone());
+
+    // The single server's device peeks a world-readable room of the cluster.
+    let (_, hall) = cluster_api.create_room("hall", true).await.unwrap();
+    let (hall, hall_alias): (OwnedRoomId, OwnedRoomAliasId) =
+        (id(&hall["room_id"]), id(&hall["alias"]));
+    let bob = format!("@bob:{}", single.app.name);
+    let (status, body) = single_api.peek(&bob, "LAPTOP", (&*hall_alias).into()).await.unwrap();
+    assert_eq!(status, 200, "the single server's client peeks the cluster's room: {body}");
+    let state = cluster_api.state().await.unwrap();
+    assert_eq!(inbound_on(&state, &hall), 1, "the single server peeks the hall: {state:#}");
+    let (status, sent) = cluster_api.send(&hall, "before the ACL").await.unwrap();
+    assert_eq!(status, 200, "{sent}");
+    let first = sent["event_id"].as_str().expect("an event id").to_owned();
+    single_api
+        .wait_for(WAIT, "the first event relayed", |s| s["received"].to_string().contains(&first))
+        .await
+        .unwrap();
+
+    // The room's ACL now denies the single server (by its host: the shims are all on
+    // 127.0.0.1, and ACLs match hosts without ports).
+    let (status, body) = cluster_api.set_server_acl(&hall, &["127.0.0.1"]).await.unwrap();
+    assert_eq!(status, 200, "the ACL change is accepted: {body}");
+    // Nothing is relayed to it from now on, even before its shard ended the peek...
+    let (status, sent) = cluster_api.send(&hall, "not for you").await.unwrap();
+    assert_eq!(status, 200, "{sent}");
+    let hidden = sent["event_id"].as_str().expect("an event id").to_owned();
+    assert_eq!(sent["relayed_to"], serde_json::json!([]), "nothing relayed: {sent}");
+    // ... the shard ends its inbound peek (R45) and tells it in `expired_peeks`...
+    cluster_api
+        .wait_for(WAIT, "the denied server's inbound peek ended", |s| inbound_on(s, &hall) == 0)
+        .await
+        .unwrap();
+    single_api
+        .wait_for(WAIT, "bob's peek of the hall ended", |s| !peeks(s, &bob, &hall))
+        .await
+        .unwrap();
+    let single_state = single_api.state().await.unwrap();
+    assert!(
+        !single_state["received"].to_string().contains(&hidden),
+        "the denied server never got the event: {single_state:#}"
+    );
+    // ... and a new peek from it is refused (403 at the front, so the single server's client
+    // peek fails).
+    let (status, body) = single_api.peek(&bob, "LAPTOP", (&*hall_alias).into()).await.unwrap();
+    assert_ne!(status, 200, "a denied server cannot peek the room again: {body}");
+    let state = cluster_api.state().await.unwrap();
+    assert_eq!(inbound_on(&state, &hall), 0, "{state:#}");
+
+    cluster.stop().await;
+    single.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -14,7 +14,7 @@ use axum::response::Response;
 use matrix_peek::wire::{ErrorReply, MAX_REQUEST_BODY_BYTES, WireError};
 use matrix_peek::{Clock, RoomAccess};
 use ruma_common::api::error::ErrorKind;
-use ruma_common::{OwnedRoomId, OwnedUserId, RoomId, RoomVersionId};
+use ruma_common::{OwnedRoomId, OwnedServerName, OwnedUserId, RoomId, RoomVersionId};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -159,6 +159,49 @@ pub async fn visibility(
         Ok(()) => reply(200, &json!({ "world_readable": access.world_readable })),
         Err(e) => driver_error(e),
     }
+}
+
+#[derive(Deserialize)]
+struct ServerAcl {
+    deny: Vec<String>,
+}
+
+/// `POST /_test/rooms/{roomId}/acl` `{"deny": ["evil.example", "*.bad"]}`: sets the room's
+/// `m.room.server_acl` (every other server allowed). Every peeking server it now denies loses
+/// its peeks (R45, `Driver::server_denied`) and hears of it in `expired_peeks`; its new peeks
+/// and renewals are refused (403), and nothing more is relayed to it. Answers with the servers
+/// whose peeks ended.
+pub async fn server_acl(
+    State(app): State<Arc<App>>,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let (room_id, request): (_, ServerAcl) = match room_and_body(path, &headers, body).await {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let now = app.clock.now();
+    let sender = admin_user(&app);
+    let changed = app.rooms.lock().unwrap_or_else(|p| p.into_inner()).set_server_acl(
+        &room_id,
+        &sender,
+        request.deny,
+        now,
+    );
+    let Some((_event, acl)) = changed else {
+        return error(ErrorReply::not_found("no such room here"));
+    };
+    let peeking: Vec<OwnedServerName> =
+        app.driver.read(|p| p.destinations(&room_id).map(ToOwned::to_owned).collect()).await;
+    let mut denied = Vec::new();
+    for server in peeking.into_iter().filter(|s| !acl.is_allowed(s)) {
+        if let Err(e) = app.driver.server_denied(&room_id, &server).await {
+            return driver_error(e);
+        }
+        denied.push(server);
+    }
+    reply(200, &json!({ "denied": denied }))
 }
 
 /// `GET /_test/state`: this server's peeks as [`Driver::read`](matrix_peek::Driver::read) sees

@@ -112,6 +112,12 @@ impl Api {
         self.post(&path, &[], &json!({ "world_readable": on })).await
     }
 
+    /// `POST /_test/rooms/{roomId}/acl`: deny the servers matching `deny`.
+    pub async fn set_server_acl(&self, room: &RoomId, deny: &[&str]) -> Result<Answer, String> {
+        let path = format!("/_test/rooms/{}/acl", encode(room.as_str()));
+        self.post(&path, &[], &json!({ "deny": deny })).await
+    }
+
     /// `GET /_test/state`.
     pub async fn state(&self) -> Result<Value, String> {
         let (status, body) = self.raw("GET", "/_test/state", &[], Vec::new()).await?;

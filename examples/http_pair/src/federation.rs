@@ -19,11 +19,13 @@ use matrix_peek::wire::{
     FederationUnpeekResponse, MAX_REQUEST_BODY_BYTES, MAX_TRANSACTION_BYTES, WireError,
 };
 use ruma_common::api::IncomingRequestExt;
+use ruma_common::api::error::ErrorKind;
 use ruma_common::exports::http;
-use ruma_common::{OwnedRoomId, RoomAliasId};
+use ruma_common::{OwnedRoomId, RoomAliasId, RoomId, ServerName};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::rooms::Rooms;
 use crate::shim::{App, answer, driver_error, error, method_not_allowed, origin, read_body, reply};
 
 /// The request as ruma's `IncomingRequest` takes it: method, URI and headers from axum, the
@@ -45,6 +47,21 @@ fn incoming<'a>(
 const MAX_PDUS: usize = 50;
 /// Events kept per peeked room in the shim's timeline.
 const MAX_RECEIVED: usize = 1000;
+
+/// The 403 for a peek or renewal from a server the room's `m.room.server_acl` denies (R45:
+/// a denied server gets no new peek and keeps none), or `None` when it may peek.
+pub fn acl_refusal(
+    rooms: &std::sync::Mutex<Rooms>,
+    room_id: &RoomId,
+    origin: &ServerName,
+) -> Option<Response> {
+    let rooms = rooms.lock().unwrap_or_else(|p| p.into_inner());
+    let denied = rooms.get(room_id).is_some_and(|room| !room.allows(origin));
+    denied.then(|| {
+        let reason = format!("{origin} is denied by the room's server ACL");
+        error(ErrorReply::new(403, ErrorKind::Forbidden, reason))
+    })
+}
 
 /// Every method on `/_matrix/federation/v1/peek/…`: the path parsed with
 /// [`FederationPeekPath`], then the request with ruma's `IncomingRequest` for `PUT` (R28–R38),
@@ -74,6 +91,11 @@ pub async fn peek(
     } else {
         None
     };
+    if matches!(kind, Some("put" | "renew"))
+        && let Some(refusal) = acl_refusal(&app.rooms, &room_id, &origin)
+    {
+        return refusal;
+    }
     let args = target.path_args();
     let response = match kind {
         Some("put") => {

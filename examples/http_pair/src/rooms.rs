@@ -1,5 +1,5 @@
-//! The shim's rooms: a small in-memory model (id, alias, version, `world_readable`, events), not
-//! a homeserver's event graph. Events are plain JSON with made-up ids and **no signatures, no
+//! The shim's rooms: a small in-memory model (id, alias, version, `world_readable`, server ACL,
+//! events), not a homeserver's event graph. Events are plain JSON with made-up ids and **no signatures, no
 //! hashes, no auth events**: enough for the peek state machines, nothing more.
 
 use std::collections::HashMap;
@@ -10,6 +10,7 @@ use ruma_common::{
     OwnedEventId, OwnedRoomAliasId, OwnedRoomId, RoomAliasId, RoomId, RoomVersionId, ServerName,
     UserId,
 };
+use ruma_events::room::server_acl::RoomServerAclEventContent;
 use serde_json::{Value, json};
 
 /// Events kept per room; the oldest non-state events are dropped beyond it.
@@ -45,6 +46,22 @@ impl Room {
         let encryption = current("m.room.encryption");
         RoomAccess::from_state(self.version.clone(), visibility.as_deref(), encryption.as_deref())
             .expect("the shim's own events are objects of the right type")
+    }
+
+    /// The room's current `m.room.server_acl`, if it has one.
+    pub fn server_acl(&self) -> Option<RoomServerAclEventContent> {
+        let event = self
+            .events
+            .iter()
+            .rev()
+            .find(|e| e["type"] == "m.room.server_acl" && e["state_key"] == "")?;
+        serde_json::from_value(event["content"].clone()).ok()
+    }
+
+    /// Whether the room's server ACL lets `server` take part (no ACL: every server), by ruma's
+    /// evaluation of the event (globs on the host, IP literals).
+    pub fn allows(&self, server: &ServerName) -> bool {
+        self.server_acl().is_none_or(|acl| acl.is_allowed(server))
     }
 
     /// The MSC2444 peek response (R35): every state event in `common_state_ids`, the latest
@@ -159,6 +176,22 @@ impl Rooms {
     ) -> Option<Value> {
         let room = self.by_id.get_mut(id)?;
         Some(push_event(room, sender, kind, None, content, now))
+    }
+
+    /// Sets the room's `m.room.server_acl` to allow every server (IP literals too: the shims
+    /// are named by address) but those matching `deny`; returns the event and the ACL.
+    pub fn set_server_acl(
+        &mut self,
+        id: &RoomId,
+        sender: &UserId,
+        deny: Vec<String>,
+        now: Timestamp,
+    ) -> Option<(Value, RoomServerAclEventContent)> {
+        let room = self.by_id.get_mut(id)?;
+        let acl = RoomServerAclEventContent::new(true, vec!["*".to_owned()], deny);
+        let content = serde_json::to_value(&acl).expect("an ACL serialises");
+        let event = push_event(room, sender, "m.room.server_acl", Some(""), content, now);
+        Some((event, acl))
     }
 
     /// Changes the history visibility (a state event) and returns the event and new access.

@@ -188,8 +188,14 @@ impl App {
         if !peekers.is_empty() {
             self.log.push(format!("new event in {room_id}: wake local peekers {peekers:?}"));
         }
+        // Fail closed: a server the room's ACL denies gets nothing, even before its peek ended.
+        let allowed: Vec<OwnedServerName> = {
+            let rooms = self.rooms.lock().unwrap_or_else(|p| p.into_inner());
+            let room = rooms.get(room_id);
+            destinations.into_iter().filter(|d| room.is_some_and(|r| r.allows(d))).collect()
+        };
         let mut results = Vec::new();
-        for destination in destinations {
+        for destination in allowed {
             let result = self.send_transaction(&destination, vec![event.clone()], Vec::new()).await;
             let shown = match &result {
                 Ok(status) => status.to_string(),
@@ -323,6 +329,7 @@ fn router(app: Arc<App>) -> Router {
         .route("/_test/rooms", post(admin::create_room))
         .route("/_test/rooms/{roomId}/send", post(admin::send))
         .route("/_test/rooms/{roomId}/visibility", post(admin::visibility))
+        .route("/_test/rooms/{roomId}/acl", post(admin::server_acl))
         .route("/_test/state", get(admin::state))
         .route("/metrics", get(crate::metrics::metrics))
         .fallback(|| async {

@@ -76,6 +76,17 @@ pub(super) async fn send_event(
     let mut relayed = Vec::new();
     for destination in destinations {
         let Ok(server) = OwnedServerName::try_from(destination.as_str()) else { continue };
+        // Fail closed: a server the room's ACL denies gets nothing, even before the shard has
+        // ended its peek.
+        let allowed = front
+            .rooms
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&room_id)
+            .is_some_and(|r| r.allows(&server));
+        if !allowed {
+            continue;
+        }
         let txn = format!(
             "{}.{}",
             front.clock.now().as_millis(),
@@ -192,4 +203,44 @@ pub(super) async fn state(State(front): State<Arc<Front>>) -> Response {
             "remote_events": remote_events,
         }),
     )
+}
+
+#[derive(serde::Deserialize)]
+struct ServerAclRequest {
+    deny: Vec<String>,
+}
+
+/// `POST /_test/rooms/{roomId}/acl` `{"deny": ["evil.example"]}`: sets the resident room's
+/// `m.room.server_acl` (every other server allowed). From now on the front refuses the denied
+/// servers' peeks and renewals (403) and relays nothing to them; the room's federation worker
+/// ends their inbound peeks (R45), which they hear of in `expired_peeks`. Answered once
+/// JetStream stored the shard's part ([`ToShard::ServerAcl`]), so a shard that is down
+/// applies it when it is back.
+pub(super) async fn server_acl(
+    State(front): State<Arc<Front>>,
+    Path(room): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let Ok(room_id) = OwnedRoomId::try_from(room) else {
+        return error(ErrorReply::not_found("bad room id"));
+    };
+    let request: ServerAclRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return error(WireError::BadJson(e.to_string())),
+    };
+    let sender: OwnedUserId = format!("@admin:{}", front.name).try_into().expect("a valid user id");
+    let changed = front.rooms.lock().unwrap_or_else(|p| p.into_inner()).set_server_acl(
+        &room_id,
+        &sender,
+        request.deny.clone(),
+        front.clock.now(),
+    );
+    let Some((_event, acl)) = changed else {
+        return error(ErrorReply::not_found("no such room here"));
+    };
+    let change = ToShard::ServerAcl(ServerAclChanged { room_id: room_id.clone(), acl });
+    let shard = shard_of(&room_id, front.shards);
+    front.bus.publish(front.bus.subject_fed(shard), &change).await;
+    front.log.push(format!("{room_id}: server ACL denies {:?}", request.deny));
+    reply(200, &json!({ "deny": request.deny }))
 }
