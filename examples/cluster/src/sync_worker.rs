@@ -35,8 +35,8 @@ use matrix_peek::wire::{
     FederationUnpeekResponse, MAX_REQUEST_BODY_BYTES, MAX_TRANSACTION_BYTES, WireError,
 };
 use matrix_peek::{
-    ClientPeek, ClientPeekReply, Clock, LocalGrant, Output, PeekError, PeekStore, RequestId,
-    Residency, SideOutput, Snapshot, SyncSide, SystemClock, ToFederation, ToSync,
+    Change, ClientPeek, ClientPeekReply, Clock, LocalGrant, Output, PeekError, PeekStore,
+    RequestId, Residency, SideOutput, Snapshot, SyncSide, SystemClock, ToFederation, ToSync,
 };
 use matrix_peek_postgres::PostgresStore;
 use ruma_common::api::IncomingRequestExt;
@@ -56,6 +56,19 @@ use crate::shard::shard_of;
 use crate::{Commits, Common, clock, epoch, peeking_config};
 
 type Waiter = oneshot::Sender<Result<LocalGrant, PeekError>>;
+
+/// One input's consequences, taken from the side under the core lock (so in the order the
+/// inputs were applied) and committed by [`Front::committer`]: its changes stored, then its
+/// messages published, then its client peeks answered, then `done`.
+struct Staged {
+    changes: Vec<Change>,
+    routes: Vec<ToFederation>,
+    answers: Vec<(Waiter, Result<LocalGrant, PeekError>)>,
+    done: oneshot::Sender<()>,
+}
+
+/// The most inputs one group commit stores in one transaction.
+const MAX_GROUP: usize = 256;
 
 /// The sync side and the client requests waiting on it.
 struct Core {
@@ -88,6 +101,8 @@ pub struct Front {
     name: OwnedServerName,
     /// Store batches, for `/metrics`.
     commits: Commits,
+    /// Inputs staged for the committer, in the order they were applied.
+    staged: tokio::sync::mpsc::UnboundedSender<Staged>,
 }
 
 /// Restores the sync side and serves until the process ends; prints `LISTENING addr` when
@@ -109,6 +124,7 @@ pub async fn run(common: Common, workers: Vec<String>) -> Result<(), String> {
     let epoch = epoch(&store).await?;
     let side = SyncSide::restore(clock.now(), peeking_config(&common.name), snapshot, epoch);
     log.push(format!("restored {} local peek(s) from {namespace}", side.local().len()));
+    let (staged, to_commit) = tokio::sync::mpsc::unbounded_channel();
     let front = Arc::new(Front {
         core: Mutex::new(Core { side, waiters: HashMap::new() }),
         store,
@@ -126,11 +142,13 @@ pub async fn run(common: Common, workers: Vec<String>) -> Result<(), String> {
         log,
         name,
         commits: Commits::default(),
+        staged,
     });
+    tokio::spawn(Arc::clone(&front).committer(to_commit));
     {
         // The restored peeks' demand goes out first.
-        let mut core = front.core.lock().await;
-        front.commit(&mut core).await;
+        let core = front.core.lock().await;
+        front.commit(core).await;
     }
     let consumer = Arc::clone(&front);
     let subject = bus.subject_sync();
@@ -139,7 +157,7 @@ pub async fn run(common: Common, workers: Vec<String>) -> Result<(), String> {
         bus.consume::<ToSync, _, _>(true, "sync", subject, |message| async move {
             let mut core = front.core.lock().await;
             core.side.handle_route(front.clock.now(), message);
-            front.commit(&mut core).await;
+            front.commit(core).await;
         })
         .await;
     });
@@ -150,28 +168,58 @@ pub async fn run(common: Common, workers: Vec<String>) -> Result<(), String> {
 }
 
 impl Front {
-    /// Stores the side's changes, publishes its messages to their rooms' shards, then answers
-    /// the client peeks that were decided.
-    async fn commit(&self, core: &mut Core) {
-        let mut changes = Vec::new();
-        let mut routes: Vec<ToFederation> = Vec::new();
-        let mut done = Vec::new();
+    /// Takes the side's outputs for the committer and releases the core lock, then waits
+    /// until they are committed: changes stored, then messages published to their rooms'
+    /// shards, then the decided client peeks answered. Inputs applied meanwhile by other
+    /// tasks are committed in the same PostgreSQL transaction (group commit), so the lock is
+    /// held only while the side works, never across a save or a publish.
+    async fn commit(&self, mut core: tokio::sync::MutexGuard<'_, Core>) {
+        let (done, committed) = oneshot::channel();
+        let mut staged =
+            Staged { changes: Vec::new(), routes: Vec::new(), answers: Vec::new(), done };
         while let Some(out) = core.side.poll_output() {
             match out {
-                SideOutput::Host(Output::Persist(change)) => changes.push(change),
-                SideOutput::Host(Output::ClientPeekDone { id, result }) => done.push((id, result)),
+                SideOutput::Host(Output::Persist(change)) => staged.changes.push(change),
+                SideOutput::Host(Output::ClientPeekDone { id, result }) => {
+                    if let Some(waiter) = core.waiters.remove(&id) {
+                        staged.answers.push((waiter, result));
+                    }
+                }
                 SideOutput::Host(_) => {}
-                SideOutput::Route(message) => routes.push(message),
+                SideOutput::Route(message) => staged.routes.push(message),
             }
         }
-        self.commits.save_until_stored(&self.store, &changes, &self.log).await;
-        for message in routes {
-            let shard = shard_of(message.room_id(), self.shards);
-            self.bus.publish(self.bus.subject_fed(shard), &message).await;
+        // Sent under the lock: the committer sees inputs in the order they were applied.
+        if self.staged.send(staged).is_err() {
+            return; // the committer is gone: the process is ending
         }
-        for (id, result) in done {
-            if let Some(waiter) = core.waiters.remove(&id) {
-                let _ = waiter.send(result);
+        drop(core);
+        let _ = committed.await;
+    }
+
+    /// Commits staged inputs in order, as many as are waiting (up to [`MAX_GROUP`]) at once:
+    /// one transaction for all their changes, then their messages, then their answers.
+    async fn committer(self: Arc<Self>, mut staged: tokio::sync::mpsc::UnboundedReceiver<Staged>) {
+        while let Some(first) = staged.recv().await {
+            let mut group = vec![first];
+            while group.len() < MAX_GROUP {
+                match staged.try_recv() {
+                    Ok(next) => group.push(next),
+                    Err(_) => break,
+                }
+            }
+            let changes: Vec<Change> =
+                group.iter_mut().flat_map(|s| std::mem::take(&mut s.changes)).collect();
+            self.commits.save_until_stored(&self.store, &changes, &self.log).await;
+            for message in group.iter_mut().flat_map(|s| std::mem::take(&mut s.routes)) {
+                let shard = shard_of(message.room_id(), self.shards);
+                self.bus.publish(self.bus.subject_fed(shard), &message).await;
+            }
+            for input in group {
+                for (waiter, result) in input.answers {
+                    let _ = waiter.send(result);
+                }
+                let _ = input.done.send(());
             }
         }
     }
@@ -183,7 +231,7 @@ impl Front {
             let now = self.clock.now();
             if core.side.poll_timeout().is_some_and(|at| at <= now) {
                 core.side.handle_timeout(now);
-                self.commit(&mut core).await;
+                self.commit(core).await;
             }
         }
     }
@@ -334,7 +382,7 @@ async fn client_peek(
                 Ok((id, rx))
             }
         };
-        front.commit(&mut core).await;
+        front.commit(core).await;
         waiting
     };
     let result = match waiting {
@@ -345,7 +393,7 @@ async fn client_peek(
                 let mut core = front.core.lock().await;
                 core.waiters.remove(&id);
                 core.side.handle_client_peek_withdrawn(front.clock.now(), id);
-                front.commit(&mut core).await;
+                front.commit(core).await;
                 return error(ErrorReply::new(
                     504,
                     ErrorKind::Unknown,
@@ -376,7 +424,7 @@ async fn client_unpeek(
         };
     let mut core = front.core.lock().await;
     let result = core.side.handle_client_unpeek(front.clock.now(), &user_id, &device_id, &room_id);
-    front.commit(&mut core).await;
+    front.commit(core).await;
     match result {
         Ok(()) => reply(200, &json!({})),
         Err(e) => error(e),

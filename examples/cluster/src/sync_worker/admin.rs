@@ -136,7 +136,7 @@ pub(super) async fn visibility(
     {
         let mut core = front.core.lock().await;
         core.side.handle_access_changed(front.clock.now(), &room_id, &access);
-        front.commit(&mut core).await;
+        front.commit(core).await;
     }
     // Through JetStream, stored before the answer: a shard that is down applies it when it
     // is back, before anything published after it.
