@@ -47,25 +47,50 @@ fn sample(text: &str, name: &str) -> Option<f64> {
     text.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
+/// A single-process server (the `http-pair` shim) and a cluster of two federation workers,
+/// on fresh streams, namespaces and files, and a world-readable room "hall" on the cluster.
+struct Servers {
+    dir: std::path::PathBuf,
+    single: shim::Running,
+    single_api: Api,
+    cluster: Cluster,
+    cluster_api: Api,
+    hall: OwnedRoomId,
+    hall_alias: OwnedRoomAliasId,
+}
+
+impl Servers {
+    async fn start(tag: &str) -> Servers {
+        let nats = required("MATRIX_PEEK_NATS_URL", "a nats-server with JetStream");
+        let pg = required("MATRIX_PEEK_PG_URL", "a PostgreSQL server");
+        let dir = std::env::temp_dir().join(format!("matrix-peek-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let prefix = format!("{tag}{}x{}", std::process::id(), free_port());
+        let config = ShimConfig { db: dir.join("single.db"), echo: false, ..ShimConfig::default() };
+        let single = shim::start(config).await.expect("the http-pair shim starts");
+        let single_api = Api::new(single.addr.to_string());
+        let cluster = Cluster::start(&nats, &pg, &prefix, 2).await;
+        let cluster_api = Api::new(cluster.name.clone());
+        let (_, hall) = cluster_api.create_room("hall", true).await.unwrap();
+        let (hall, hall_alias) = (id(&hall["room_id"]), id(&hall["alias"]));
+        Servers { dir, single, single_api, cluster, cluster_api, hall, hall_alias }
+    }
+
+    async fn stop(self) {
+        self.cluster.stop().await;
+        self.single.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn a_cluster_room_that_stops_being_world_readable_ends_its_local_and_federated_peeks() {
     // (On the way, each worker's `/metrics` is checked to count the peeks its side holds.)
-    let nats = required("MATRIX_PEEK_NATS_URL", "a nats-server with JetStream");
-    let pg = required("MATRIX_PEEK_PG_URL", "a PostgreSQL server");
-    let dir = std::env::temp_dir().join(format!("matrix-peek-access-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let prefix = format!("a{}x{}", std::process::id(), free_port());
-
-    let config = ShimConfig { db: dir.join("single.db"), echo: false, ..ShimConfig::default() };
-    let single = shim::start(config).await.expect("the http-pair shim starts");
-    let single_api = Api::new(single.addr.to_string());
-    let cluster = Cluster::start(&nats, &pg, &prefix, 2).await;
-    let cluster_api = Api::new(cluster.name.clone());
+    let mut servers = Servers::start("a").await;
+    let Servers { single, single_api, cluster, cluster_api, hall, hall_alias, .. } = &mut servers;
+    let (hall, hall_alias) = (hall.clone(), hall_alias.clone());
 
     // The cluster hosts a world-readable room; a device of each server peeks it.
-    let (_, hall) = cluster_api.create_room("hall", true).await.unwrap();
-    let (hall, hall_alias): (OwnedRoomId, OwnedRoomAliasId) =
-        (id(&hall["room_id"]), id(&hall["alias"]));
     let dave = format!("@dave:{}", cluster.name);
     let bob = format!("@bob:{}", single.app.name);
     let (status, body) = cluster_api.peek(&dave, "DESK", (&*hall_alias).into()).await.unwrap();
@@ -92,7 +117,6 @@ async fn a_cluster_room_that_stops_being_world_readable_ends_its_local_and_feder
     // The room stops being world-readable while its shard is down (SIGKILL): the change is
     // accepted all the same, since it waits in JetStream for the shard.
     let shard_index = shard_of(&hall, 2) as usize;
-    let mut cluster = cluster;
     support::kill(&mut cluster.feds[shard_index]).await;
     let (status, body) = cluster_api.set_world_readable(&hall, false).await.unwrap();
     assert_eq!(status, 200, "the visibility change is accepted: {body}");
@@ -124,29 +148,16 @@ async fn a_cluster_room_that_stops_being_world_readable_ends_its_local_and_feder
     let (status, body) = cluster_api.peek(&dave, "DESK", (&*hall_alias).into()).await.unwrap();
     assert_eq!(status, 403, "the cluster refuses a peek of a room not world-readable: {body}");
 
-    cluster.stop().await;
-    single.stop();
-    let _ = std::fs::remove_dir_all(&dir);
+    servers.stop().await;
 }
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_server_the_room_acl_denies_loses_its_peek_and_gets_nothing_more() {
-    let nats = required("MATRIX_PEEK_NATS_URL", "a nats-server with JetStream");
-    let pg = required("MATRIX_PEEK_PG_URL", "a PostgreSQL server");
-    let dir = std::env::temp_dir().join(format!("matrix-peek-acl-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let prefix = format!("l{}x{}", std::process::id(), free_port());
-
-    let config = ShimConfig { db: dir.join("single.db"), echo: false, ..ShimConfig::default() };
-    let single = shim::start(config).await.expect("the http-pair shim starts");
-    let single_api = Api::new(single.addr.to_string());
-    let cluster = Cluster::start(&nats, &pg, &prefix, 2).await;
-    let cluster_api = Api::new(cluster.name.clone());
+    let servers = Servers::start("l").await;
+    let Servers { single, single_api, cluster_api, hall, hall_alias, .. } = &servers;
+    let (hall, hall_alias) = (hall.clone(), hall_alias.clone());
 
     // The single server's device peeks a world-readable room of the cluster.
-    let (_, hall) = cluster_api.create_room("hall", true).await.unwrap();
-    let (hall, hall_alias): (OwnedRoomId, OwnedRoomAliasId) =
-        (id(&hall["room_id"]), id(&hall["alias"]));
     let bob = format!("@bob:{}", single.app.name);
     let (status, body) = single_api.peek(&bob, "LAPTOP", (&*hall_alias).into()).await.unwrap();
     assert_eq!(status, 200, "the single server's client peeks the cluster's room: {body}");
@@ -190,7 +201,5 @@ async fn a_server_the_room_acl_denies_loses_its_peek_and_gets_nothing_more() {
     let state = cluster_api.state().await.unwrap();
     assert_eq!(inbound_on(&state, &hall), 0, "{state:#}");
 
-    cluster.stop().await;
-    single.stop();
-    let _ = std::fs::remove_dir_all(&dir);
+    servers.stop().await;
 }

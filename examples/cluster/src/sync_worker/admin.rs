@@ -104,6 +104,22 @@ struct Visibility {
     world_readable: bool,
 }
 
+/// The room id of a `/_test/rooms/{roomId}/…` path and its JSON body, with the admin user who
+/// sends the state event; the error is the reply to send (404, or 400 for bad JSON).
+fn room_change<T: serde::de::DeserializeOwned>(
+    front: &Front,
+    room: String,
+    body: &[u8],
+) -> Result<(OwnedRoomId, T, OwnedUserId), Response> {
+    let Ok(room_id) = OwnedRoomId::try_from(room) else {
+        return Err(error(ErrorReply::not_found("bad room id")));
+    };
+    let request: T =
+        serde_json::from_slice(body).map_err(|e| error(WireError::BadJson(e.to_string())))?;
+    let sender: OwnedUserId = format!("@admin:{}", front.name).try_into().expect("a valid user id");
+    Ok((room_id, request, sender))
+}
+
 /// `POST /_test/rooms/{roomId}/visibility` `{"world_readable": false}`: changes the resident
 /// room's history visibility. The sync side ends the local peeks it no longer allows (R24) and,
 /// for a room peeked over federation, routes `AccessChanged`; the room's federation worker
@@ -116,14 +132,10 @@ pub(super) async fn visibility(
     Path(room): Path<String>,
     body: axum::body::Bytes,
 ) -> Response {
-    let Ok(room_id) = OwnedRoomId::try_from(room) else {
-        return error(ErrorReply::not_found("bad room id"));
+    let (room_id, request, sender) = match room_change::<Visibility>(&front, room, &body) {
+        Ok(parsed) => parsed,
+        Err(r) => return r,
     };
-    let request: Visibility = match serde_json::from_slice(&body) {
-        Ok(r) => r,
-        Err(e) => return error(WireError::BadJson(e.to_string())),
-    };
-    let sender: OwnedUserId = format!("@admin:{}", front.name).try_into().expect("a valid user id");
     let changed = front.rooms.lock().unwrap_or_else(|p| p.into_inner()).set_world_readable(
         &room_id,
         &sender,
@@ -221,14 +233,10 @@ pub(super) async fn server_acl(
     Path(room): Path<String>,
     body: axum::body::Bytes,
 ) -> Response {
-    let Ok(room_id) = OwnedRoomId::try_from(room) else {
-        return error(ErrorReply::not_found("bad room id"));
+    let (room_id, request, sender) = match room_change::<ServerAclRequest>(&front, room, &body) {
+        Ok(parsed) => parsed,
+        Err(r) => return r,
     };
-    let request: ServerAclRequest = match serde_json::from_slice(&body) {
-        Ok(r) => r,
-        Err(e) => return error(WireError::BadJson(e.to_string())),
-    };
-    let sender: OwnedUserId = format!("@admin:{}", front.name).try_into().expect("a valid user id");
     let changed = front.rooms.lock().unwrap_or_else(|p| p.into_inner()).set_server_acl(
         &room_id,
         &sender,
