@@ -31,6 +31,8 @@ pub(super) enum Entry {
 
 #[derive(Debug, Clone)]
 pub(super) struct DeviceSlot {
+    /// The index hash of (user, device) (`Names::device_hash`).
+    pub(super) hash: u64,
     pub(super) user: OwnedUserId,
     pub(super) device: OwnedDeviceId,
     pub(super) entries: HashMap<RoomIdx, Entry, FxBuild>,
@@ -42,6 +44,8 @@ pub(super) struct DeviceSlot {
 
 #[derive(Debug, Clone)]
 pub(super) struct RoomSlot {
+    /// The index hash of the room id (`Names::room_hash`).
+    pub(super) hash: u64,
     pub(super) id: OwnedRoomId,
     /// Devices with a live peek, for O(peekers) fan-out.
     pub(super) peekers: Vec<DevIdx>,
@@ -70,7 +74,13 @@ impl LocalPeeks {
         user: &ruma_common::UserId,
         device: &ruma_common::DeviceId,
     ) -> Option<DevIdx> {
-        self.users.get(user)?.get(device).copied()
+        let hash = self.names.device_hash(user, device);
+        self.names.find_device(&self.devices, hash, user, device)
+    }
+
+    /// The room slot of `room`.
+    pub(super) fn find_room(&self, room: &ruma_common::RoomId) -> Option<RoomIdx> {
+        self.names.room(&self.rooms, room)
     }
 
     pub(super) fn intern_device(
@@ -78,19 +88,23 @@ impl LocalPeeks {
         user: &ruma_common::UserId,
         device: &ruma_common::DeviceId,
     ) -> DevIdx {
-        if let Some(d) = self.find_device(user, device) {
-            return d;
+        let hash = self.names.device_hash(user, device);
+        match self.names.find_device(&self.devices, hash, user, device) {
+            Some(d) => d,
+            None => self.add_device(hash, user, device),
         }
-        self.add_device(user, device)
     }
 
-    /// Adds a device that [`find_device`](Self::find_device) does not know.
+    /// Adds a device that [`find_device`](Self::find_device) does not know; `hash` is its
+    /// `Names::device_hash`.
     pub(super) fn add_device(
         &mut self,
+        hash: u64,
         user: &ruma_common::UserId,
         device: &ruma_common::DeviceId,
     ) -> DevIdx {
         let d = self.devices.insert(DeviceSlot {
+            hash,
             user: user.to_owned(),
             device: device.to_owned(),
             entries: HashMap::default(),
@@ -98,34 +112,28 @@ impl LocalPeeks {
             ended: 0,
             idle: false,
         });
-        // `entry` would clone the user id even when the user is known.
-        match self.users.get_mut(user) {
-            Some(devices) => {
-                devices.insert(device.to_owned(), d);
-            }
-            None => {
-                self.users.insert(user.to_owned(), HashMap::from([(device.to_owned(), d)]));
-            }
-        }
+        self.names.add_device(&self.devices, d);
         d
     }
 
     pub(super) fn intern_room(&mut self, room: &ruma_common::RoomId) -> RoomIdx {
-        if let Some(r) = self.room_ids.get(room) {
-            return *r;
+        let hash = self.names.room_hash(room);
+        match self.names.find_room(&self.rooms, hash, room) {
+            Some(r) => r,
+            None => self.add_room(hash, room),
         }
-        self.add_room(room)
     }
 
-    /// Adds a room that `room_ids` does not hold.
-    pub(super) fn add_room(&mut self, room: &ruma_common::RoomId) -> RoomIdx {
+    /// Adds a room that the index does not hold; `hash` is its `Names::room_hash`.
+    pub(super) fn add_room(&mut self, hash: u64, room: &ruma_common::RoomId) -> RoomIdx {
         let r = self.rooms.insert(RoomSlot {
+            hash,
             id: room.to_owned(),
             peekers: Vec::new(),
             live: 0,
             refs: 0,
         });
-        self.room_ids.insert(room.to_owned(), r);
+        self.names.add_room(&self.rooms, r);
         r
     }
 
@@ -135,13 +143,8 @@ impl LocalPeeks {
             return;
         }
         self.idle.cancel(&d);
-        let slot = self.devices.remove(d).expect("device index is live");
-        if let Some(devices) = self.users.get_mut(&slot.user) {
-            devices.remove(&slot.device);
-            if devices.is_empty() {
-                self.users.remove(&slot.user);
-            }
-        }
+        self.names.remove_device(&self.devices, d);
+        self.devices.remove(d).expect("device index is live");
     }
 
     /// Frees the room slot once no entry points at it.
@@ -150,7 +153,7 @@ impl LocalPeeks {
             return;
         }
         let slot = self.rooms.remove(r).expect("room index is live");
-        self.room_ids.remove(&slot.id);
+        self.names.remove_room(slot.hash, r);
     }
 
     pub(super) fn next_position(&mut self) -> StreamPosition {
