@@ -136,73 +136,6 @@ impl<K: Ord + Hash + Clone> TimerQueue<K> {
     }
 }
 
-/// Deadlines of keys that keep their own deadline elsewhere (in the caller's entry), so no
-/// key → deadline map is kept: [`reschedule`](Self::reschedule) and [`cancel`](Self::cancel)
-/// take the deadline the key had. Half the memory and one hash-table operation less per
-/// change than a [`TimerQueue`]; the caller keeps "one deadline per key" (its entry holds the
-/// one deadline, and every change of it goes through here). Ties come out in key order.
-#[derive(Debug, Clone)]
-pub(crate) struct DeadlineSet<K> {
-    by_time: BTreeSet<(Timestamp, K)>,
-}
-
-impl<K> Default for DeadlineSet<K> {
-    fn default() -> Self {
-        DeadlineSet { by_time: BTreeSet::new() }
-    }
-}
-
-impl<K: Ord + Clone> DeadlineSet<K> {
-    /// Adds `key`, which has no deadline here, due at `at`.
-    pub(crate) fn insert(&mut self, key: K, at: Timestamp) {
-        let added = self.by_time.insert((at, key));
-        debug_assert!(added, "DeadlineSet::insert of a key already due at that time");
-    }
-
-    /// Moves `key`'s deadline from `old` (the one it has) to `at`.
-    pub(crate) fn reschedule(&mut self, key: K, old: Timestamp, at: Timestamp) {
-        if old != at {
-            let removed = self.by_time.remove(&(old, key.clone()));
-            debug_assert!(removed, "DeadlineSet::reschedule from a deadline the key did not have");
-            self.by_time.insert((at, key));
-        }
-    }
-
-    /// Removes `key`'s deadline `at`. Returns whether it was there (a key already taken by
-    /// [`pop_due`](Self::pop_due) is not).
-    pub(crate) fn cancel(&mut self, key: K, at: Timestamp) -> bool {
-        self.by_time.remove(&(at, key))
-    }
-
-    /// The earliest deadline, or `None` when the set is empty.
-    pub(crate) fn next(&self) -> Option<Timestamp> {
-        self.by_time.first().map(|(at, _)| *at)
-    }
-
-    /// Removes and returns the earliest key due at or before `now`, with its deadline.
-    pub(crate) fn pop_due(&mut self, now: Timestamp) -> Option<(K, Timestamp)> {
-        let (at, _) = self.by_time.first()?;
-        if *at > now {
-            return None;
-        }
-        self.by_time.pop_first().map(|(at, key)| (key, at))
-    }
-
-    /// Every `(deadline, key)`, earliest first.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (Timestamp, &K)> + '_ {
-        self.by_time.iter().map(|(at, key)| (*at, key))
-    }
-
-    /// Builds the set from `(key, deadline)` pairs of distinct keys in one go (restore): one
-    /// sort and an O(n) bottom-up tree build.
-    pub(crate) fn from_deadlines(deadlines: impl IntoIterator<Item = (K, Timestamp)>) -> Self {
-        let mut order: Vec<(Timestamp, K)> =
-            deadlines.into_iter().map(|(key, at)| (at, key)).collect();
-        order.sort_unstable();
-        DeadlineSet { by_time: order.into_iter().collect() }
-    }
-}
-
 /// The hasher for maps keyed by the crate's own small integer indices (slot ids, interned
 /// indices), which a remote cannot choose: rustc's FxHash. String keys that come from remote
 /// input keep a keyed hash (SipHash) that resists flooding.
@@ -320,26 +253,6 @@ mod tests {
 
     fn t(ms: u64) -> Timestamp {
         Timestamp::from_millis(ms)
-    }
-
-    #[test]
-    fn deadline_set_moves_and_cancels_by_the_old_deadline() {
-        let mut q = DeadlineSet::default();
-        q.insert(1u32, t(10));
-        q.insert(2u32, t(10));
-        q.reschedule(1u32, t(10), t(50));
-        q.reschedule(2u32, t(10), t(10));
-        assert_eq!(q.next(), Some(t(10)));
-        assert!(!q.cancel(1u32, t(10)), "1 is no longer due at 10");
-        assert_eq!(q.pop_due(t(10)), Some((2, t(10))));
-        assert_eq!(q.pop_due(t(49)), None);
-        assert!(q.cancel(1u32, t(50)));
-        assert_eq!(q.iter().count(), 0);
-        let q = DeadlineSet::from_deadlines([(3u32, t(7)), (1, t(7)), (2, t(5))]);
-        assert_eq!(
-            q.iter().map(|(at, k)| (at, *k)).collect::<Vec<_>>(),
-            [(t(5), 2), (t(7), 1), (t(7), 3)]
-        );
     }
 
     #[test]

@@ -27,10 +27,11 @@ use names::Names;
 use state::{DevIdx, DeviceSlot, Entry, RoomIdx, RoomSlot};
 
 use crate::access::RoomAccess;
+use crate::deadlines::{DeadlineList, Ties};
 use crate::ids::StreamPosition;
 use crate::slab::Slab;
 use crate::time::{Monotonic, Timestamp};
-use crate::timer::{DeadlineSet, TimerQueue};
+use crate::timer::TimerQueue;
 
 /// The local peek machine (MSC2753). See the [type docs](Self) for the state diagram.
 ///
@@ -86,13 +87,15 @@ pub struct LocalPeeks {
     rooms: Slab<RoomSlot>,
     /// (user, device) → device, user → devices, room id → room (the names live in the slots).
     names: Names,
-    /// Lease deadlines of live peeks (R11); each entry's `expires_at` is its deadline here.
-    leases: DeadlineSet<(DevIdx, RoomIdx)>,
+    /// Lease deadlines of live peeks (R11); each entry's `expires_at` is its deadline here,
+    /// and its `lease` handle where it is kept. Ties in any order: `handle_timeout` sorts.
+    leases: DeadlineList<(DevIdx, RoomIdx)>,
     /// Idle deadlines of devices with live peeks (docs/architecture.md §4.4).
     idle: TimerQueue<DevIdx>,
     /// Collection deadlines of ended/joined entries, keyed by (position, device, room); an
-    /// entry's deadline is its `at + ended_retention`.
-    collect: DeadlineSet<(u64, DevIdx, RoomIdx)>,
+    /// entry's deadline is its `at + ended_retention` (its `collect` handle says where it is
+    /// kept). Ties in key order: the oldest entry comes first.
+    collect: DeadlineList<(u64, DevIdx, RoomIdx)>,
     live_total: usize,
     ended_total: usize,
     /// The latest stream position handed out.
@@ -114,9 +117,9 @@ impl LocalPeeks {
             devices: Slab::default(),
             rooms: Slab::default(),
             names: Names::default(),
-            leases: DeadlineSet::default(),
+            leases: DeadlineList::new(Ties::Any),
             idle: TimerQueue::new(),
-            collect: DeadlineSet::default(),
+            collect: DeadlineList::new(Ties::ByKey),
             live_total: 0,
             ended_total: 0,
             position: 0,
@@ -316,13 +319,14 @@ impl LocalPeeks {
         let room_hash = self.names.room_hash(room);
         let found_room = self.names.find_room(&self.rooms, room_hash, room);
         if let Some((d, r)) = found_device.zip(found_room)
-            && let Some(Entry::Peeking { expires_at, .. }) = self.dev_mut(d).entries.get_mut(&r)
+            && let Some(Entry::Peeking { expires_at, lease: handle, .. }) =
+                self.devices.get_mut(d).and_then(|dev| dev.entries.get_mut(&r))
         {
             // R5: renew.
             let new_expiry = host_now.saturating_add(lease);
             let old = std::mem::replace(expires_at, new_expiry);
+            *handle = self.leases.reschedule(*handle, (d, r), old, new_expiry);
             self.stats.renewed += 1;
-            self.leases.reschedule((d, r), old, new_expiry);
             self.persist_entry(d, r);
             self.touch(now, d);
             return Ok(LocalGrant { room_id: room.to_owned(), expires_at: new_expiry });
@@ -487,10 +491,13 @@ impl LocalPeeks {
         retained.sort_unstable();
         for r in retained {
             // Dropping a retained entry does not move the horizon: the device is gone.
-            let Some(Entry::Ended { position, at, .. }) = self.dev_mut(d).entries.remove(&r) else {
+            let Some(Entry::Ended { position, at, collect, .. }) =
+                self.dev_mut(d).entries.remove(&r)
+            else {
                 continue;
             };
-            self.collect.cancel((position.0, d, r), at.saturating_add(self.config.ended_retention));
+            let due = at.saturating_add(self.config.ended_retention);
+            self.collect.cancel(collect, (position.0, d, r), due);
             self.dev_mut(d).ended -= 1;
             self.ended_total -= 1;
             self.persist_stream();

@@ -6,6 +6,7 @@ use ruma_common::{OwnedDeviceId, OwnedRoomId, OwnedUserId};
 
 use super::record::{LocalChange, LocalKey, LocalRecord};
 use super::{LocalEndReason, LocalOutput, LocalPeeks};
+use crate::deadlines::Handle;
 use crate::ids::StreamPosition;
 use crate::time::{Tick, Timestamp};
 use crate::timer::FxBuild;
@@ -18,14 +19,17 @@ pub(super) type RoomIdx = u32;
 /// What this machine remembers about one (device, room).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Entry {
-    /// A live peek; `slot` is its index in the room's `peekers`.
-    Peeking { started: StreamPosition, expires_at: Timestamp, slot: u32 },
+    /// A live peek; `slot` is its index in the room's `peekers`, `lease` where its
+    /// `expires_at` is kept in the lease list.
+    Peeking { started: StreamPosition, expires_at: Timestamp, slot: u32, lease: Handle },
     /// An ended (or joined, when `reason == Joined`) peek kept for `/sync`.
     Ended {
         started: StreamPosition,
         position: StreamPosition,
         at: Timestamp,
         reason: LocalEndReason,
+        /// Where its collection deadline (`at + ended_retention`) is kept.
+        collect: Handle,
     },
 }
 
@@ -178,7 +182,7 @@ impl LocalPeeks {
             Entry::Peeking { started, expires_at, .. } => {
                 LocalRecord::Peek { user_id, device_id, room_id, started, expires_at }
             }
-            Entry::Ended { started, position, at, reason } => {
+            Entry::Ended { started, position, at, reason, .. } => {
                 LocalRecord::Ended { user_id, device_id, room_id, started, position, at, reason }
             }
         })
@@ -273,9 +277,9 @@ impl LocalPeeks {
         let started = self.next_position();
         let slot = u32::try_from(self.room(r).peekers.len()).expect("peekers bounded by the caps");
         match self.dev(d).entries.get(&r).copied() {
-            Some(Entry::Ended { position, at, .. }) => {
+            Some(Entry::Ended { position, at, collect, .. }) => {
                 let due = at.saturating_add(self.config.ended_retention);
-                self.collect.cancel((position.0, d, r), due);
+                self.collect.cancel(collect, (position.0, d, r), due);
                 self.dev_mut(d).ended -= 1;
                 self.ended_total -= 1;
             }
@@ -284,11 +288,11 @@ impl LocalPeeks {
             }
             None => self.room_mut(r).refs += 1,
         }
-        self.dev_mut(d).entries.insert(r, Entry::Peeking { started, expires_at, slot });
+        let lease = self.leases.insert((d, r), expires_at);
+        self.dev_mut(d).entries.insert(r, Entry::Peeking { started, expires_at, slot, lease });
         self.dev_mut(d).live_peeks += 1;
         self.live_total += 1;
         self.room_mut(r).peekers.push(d);
-        self.leases.insert((d, r), expires_at);
         self.persist_entry(d, r);
         self.wake(d);
         if !self.dev(d).idle {
@@ -300,12 +304,12 @@ impl LocalPeeks {
 
     /// Takes the live peek (d, r) out of the room and the lease queue. Returns its start.
     fn unlink_peek(&mut self, d: DevIdx, r: RoomIdx) -> StreamPosition {
-        let Some(Entry::Peeking { started, slot, expires_at }) =
+        let Some(Entry::Peeking { started, slot, expires_at, lease }) =
             self.dev(d).entries.get(&r).copied()
         else {
             unreachable!("unlink_peek is only called on a live peek")
         };
-        self.leases.cancel((d, r), expires_at);
+        self.leases.cancel(lease, (d, r), expires_at);
         let room = self.room_mut(r);
         room.peekers.swap_remove(slot as usize);
         if let Some(&moved) = room.peekers.get(slot as usize)
@@ -363,13 +367,13 @@ impl LocalPeeks {
             }
             _ => {
                 let position = self.next_position();
+                let due = now.saturating_add(self.config.ended_retention);
+                let collect = self.collect.insert((position.0, d, r), due);
                 self.dev_mut(d)
                     .entries
-                    .insert(r, Entry::Ended { started, position, at: now, reason });
+                    .insert(r, Entry::Ended { started, position, at: now, reason, collect });
                 self.dev_mut(d).ended += 1;
                 self.ended_total += 1;
-                self.collect
-                    .insert((position.0, d, r), now.saturating_add(self.config.ended_retention));
                 self.persist_entry(d, r);
                 self.out.push_back(ended);
                 self.wake(d);
@@ -382,11 +386,13 @@ impl LocalPeeks {
     /// Forgets the retained entry (d, r) (retention over, or a cap reached): the horizon moves
     /// past it.
     pub(super) fn collect_entry(&mut self, d: DevIdx, r: RoomIdx) {
-        let Some(Entry::Ended { position, at, .. }) = self.dev(d).entries.get(&r).copied() else {
+        let Some(Entry::Ended { position, at, collect, .. }) = self.dev(d).entries.get(&r).copied()
+        else {
             return;
         };
         // Already gone when `handle_timeout` popped it.
-        self.collect.cancel((position.0, d, r), at.saturating_add(self.config.ended_retention));
+        let due = at.saturating_add(self.config.ended_retention);
+        self.collect.cancel(collect, (position.0, d, r), due);
         self.horizon = self.horizon.max(position.0);
         self.persist_stream();
         let key = self.entry_key(d, r);
@@ -425,7 +431,7 @@ impl LocalPeeks {
         {
             // The earliest collection deadline is the oldest entry: `at` never decreases as
             // positions grow, and ties come out in position order (the key's first field).
-            let Some((_, &(_, od, or))) = self.collect.iter().next() else { break };
+            let Some((_, (_, od, or))) = self.collect.peek() else { break };
             self.collect_entry(od, or);
         }
     }
@@ -464,16 +470,17 @@ impl LocalPeeks {
         changed.sort_by(|a, b| self.cmp_entries(*a, *b));
         let retention = self.config.ended_retention;
         for (d, r) in changed {
-            match self.dev_mut(d).entries.get_mut(&r) {
-                Some(Entry::Peeking { expires_at, .. }) => {
+            let entry = self.devices.get_mut(d).and_then(|dev| dev.entries.get_mut(&r));
+            match entry {
+                Some(Entry::Peeking { expires_at, lease, .. }) => {
                     let old = std::mem::replace(expires_at, max_expiry);
-                    self.leases.reschedule((d, r), old, max_expiry);
+                    *lease = self.leases.reschedule(*lease, (d, r), old, max_expiry);
                 }
-                Some(Entry::Ended { position, at, .. }) => {
+                Some(Entry::Ended { position, at, collect, .. }) => {
                     let old = std::mem::replace(at, now);
                     let key = (position.0, d, r);
                     let (from, to) = (old.saturating_add(retention), now.saturating_add(retention));
-                    self.collect.reschedule(key, from, to);
+                    *collect = self.collect.reschedule(*collect, key, from, to);
                 }
                 None => continue,
             }

@@ -163,9 +163,9 @@ fn restore_with_duplicates_matches_restore_of_the_last_records() {
             assert_eq!(a.lease(&user(u), &d, &room(r)), b.lease(&user(u), &d, &room(r)));
         }
     }
-    assert_eq!(a.leases.iter().count(), 4);
+    assert_eq!(a.leases.len(), 4);
     assert_eq!(a.idle.len(), b.idle.len());
-    assert_eq!(a.collect.iter().collect::<Vec<_>>().len(), 1);
+    assert_eq!(a.collect.len(), 1);
     // Both then run the same course: idle at 35, the ended entry collected at 60, leases end.
     for t in [35, 60, 1_000] {
         let t = Timestamp::from_millis(t);
