@@ -3,7 +3,8 @@
 //! set for the few that arrive out of order.
 //!
 //! A key added at or after the latest deadline is appended to the list (O(1), no allocation
-//! once the slab has grown), and the caller keeps the returned [`Handle`], with which it is
+//! once the node vector has grown: freed nodes are reused through a free list threaded through
+//! them, so a node costs its 24 bytes and no slab tag), and the caller keeps the returned [`Handle`], with which it is
 //! unlinked in O(1) — no search from the root of a tree whose nodes, at a million keys, are
 //! cache misses, and no tree node allocated and freed as keys come and go. A key that
 //! arrives earlier than the latest deadline (the host's clock stepped back a little, a heal
@@ -13,8 +14,8 @@
 //! and names to cancel it; ties in the order chosen by [`Ties`].
 
 use std::collections::BTreeSet;
+use std::fmt;
 
-use crate::slab::Slab;
 use crate::time::Timestamp;
 
 /// Where a key's deadline is kept: a list node, or [`Handle::LATE`] (the ordered set).
@@ -24,6 +25,8 @@ pub(crate) struct Handle(u32);
 impl Handle {
     /// The key's deadline is in the ordered set of late arrivals.
     pub(crate) const LATE: Handle = Handle(u32::MAX);
+    /// No deadline at all: never returned by [`DeadlineList::insert`], for callers' tables.
+    pub(crate) const NONE: Handle = Handle(u32::MAX - 1);
 
     /// The `i`-th handle, for [`DeadlineList::from_handles`].
     pub(crate) fn nth(i: usize) -> Handle {
@@ -44,8 +47,10 @@ pub(crate) enum Ties {
 
 /// "No node" in the links.
 const NIL: u32 = u32::MAX;
+/// The `prev` of a free node (its `next` links the free list).
+const FREE: u32 = u32::MAX - 1;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 struct Node<K> {
     at: Timestamp,
     key: K,
@@ -54,9 +59,18 @@ struct Node<K> {
 }
 
 /// Deadlines in arrival order plus an ordered set of late arrivals; see the module docs.
-#[derive(Debug, Clone)]
+///
+/// `Debug` prints the `(deadline, key)` pairs in deadline order and nothing of the nodes: node
+/// numbers and free nodes depend on the history, and equal states must print alike (the
+/// exhaustive exploration hashes `Debug` output).
+#[derive(Clone)]
 pub(crate) struct DeadlineList<K> {
-    nodes: Slab<Node<K>>,
+    /// Linked nodes and free ones (`prev == FREE`).
+    nodes: Vec<Node<K>>,
+    /// First free node, or `NIL`.
+    free: u32,
+    /// Linked nodes.
+    linked: usize,
     head: u32,
     tail: u32,
     late: BTreeSet<(Timestamp, K)>,
@@ -66,15 +80,49 @@ pub(crate) struct DeadlineList<K> {
 impl<K: Ord + Copy> DeadlineList<K> {
     /// An empty list.
     pub(crate) fn new(ties: Ties) -> Self {
-        DeadlineList { nodes: Slab::default(), head: NIL, tail: NIL, late: BTreeSet::new(), ties }
+        DeadlineList {
+            nodes: Vec::new(),
+            free: NIL,
+            linked: 0,
+            head: NIL,
+            tail: NIL,
+            late: BTreeSet::new(),
+            ties,
+        }
     }
 
     fn node(&self, i: u32) -> &Node<K> {
-        self.nodes.get(i).expect("linked node is live")
+        &self.nodes[i as usize]
     }
 
     fn node_mut(&mut self, i: u32) -> &mut Node<K> {
-        self.nodes.get_mut(i).expect("linked node is live")
+        &mut self.nodes[i as usize]
+    }
+
+    /// The linked node `i`, if it is one.
+    fn linked(&self, i: u32) -> Option<&Node<K>> {
+        self.nodes.get(i as usize).filter(|n| n.prev != FREE)
+    }
+
+    /// Stores `node` in a free node (or a new one) and returns its index.
+    fn alloc(&mut self, node: Node<K>) -> u32 {
+        self.linked += 1;
+        if self.free == NIL {
+            let i = u32::try_from(self.nodes.len()).expect("fewer than u32::MAX - 1 deadlines");
+            assert!(i < FREE, "fewer than u32::MAX - 1 deadlines");
+            self.nodes.push(node);
+            return i;
+        }
+        let i = self.free;
+        self.free = self.node(i).next;
+        *self.node_mut(i) = node;
+        i
+    }
+
+    /// The deadline kept under `handle` for `key`, when `handle` names a list node (`None` for
+    /// [`Handle::LATE`] and for a node no longer holding `key`).
+    pub(crate) fn listed_at(&self, handle: Handle, key: K) -> Option<Timestamp> {
+        self.linked(handle.0).filter(|n| n.key == key).map(|n| n.at)
     }
 
     /// Whether `(at, key)` may go after the list's last deadline.
@@ -97,7 +145,7 @@ impl<K: Ord + Copy> DeadlineList<K> {
             debug_assert!(added, "DeadlineList::insert of a key already due at that time");
             return Handle::LATE;
         }
-        let i = self.nodes.insert(Node { at, key, prev: self.tail, next: NIL });
+        let i = self.alloc(Node { at, key, prev: self.tail, next: NIL });
         if self.tail == NIL {
             self.head = i;
         } else {
@@ -115,7 +163,7 @@ impl<K: Ord + Copy> DeadlineList<K> {
         }
         let i = handle.0;
         // A popped key's node is free (or reused by a later insert): leave it alone.
-        if !self.nodes.get(i).is_some_and(|n| n.at == at && n.key == key) {
+        if !self.linked(i).is_some_and(|n| n.at == at && n.key == key) {
             return false;
         }
         self.unlink(i);
@@ -138,17 +186,24 @@ impl<K: Ord + Copy> DeadlineList<K> {
         self.insert(key, at)
     }
 
-    fn unlink(&mut self, i: u32) -> Node<K> {
-        let node = self.nodes.remove(i).expect("linked node is live");
-        match node.prev {
-            NIL => self.head = node.next,
-            p => self.node_mut(p).next = node.next,
+    /// Takes node `i` out of the list and onto the free list.
+    fn unlink(&mut self, i: u32) {
+        let Node { prev, next, .. } = *self.node(i);
+        debug_assert_ne!(prev, FREE, "unlink of a free node");
+        match prev {
+            NIL => self.head = next,
+            p => self.node_mut(p).next = next,
         }
-        match node.next {
-            NIL => self.tail = node.prev,
-            n => self.node_mut(n).prev = node.prev,
+        match next {
+            NIL => self.tail = prev,
+            n => self.node_mut(n).prev = prev,
         }
-        node
+        let free = self.free;
+        let node = self.node_mut(i);
+        node.prev = FREE;
+        node.next = free;
+        self.free = i;
+        self.linked -= 1;
     }
 
     /// The earliest `(deadline, key)`: the list's first or the late set's, whichever is
@@ -201,7 +256,7 @@ impl<K: Ord + Copy> DeadlineList<K> {
     /// Number of deadlines.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.nodes.len() + self.late.len()
+        self.linked + self.late.len()
     }
 
     /// Builds the list from `(deadline, key, handle)` triples of distinct keys (restore):
@@ -218,11 +273,10 @@ impl<K: Ord + Copy> DeadlineList<K> {
             debug_assert!(slot.is_none(), "handles are distinct");
             *slot = Some((at, key));
         }
-        this.nodes.reserve(n);
-        for (h, item) in by_handle.into_iter().enumerate() {
+        this.nodes.reserve_exact(n);
+        for item in by_handle {
             let (at, key) = item.expect("handles are 0..n");
-            let i = this.nodes.insert(Node { at, key, prev: NIL, next: NIL });
-            debug_assert_eq!(i as usize, h);
+            this.alloc(Node { at, key, prev: NIL, next: NIL });
         }
         items.sort_unstable_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
         let mut prev = NIL;
@@ -237,6 +291,20 @@ impl<K: Ord + Copy> DeadlineList<K> {
         }
         this.tail = prev;
         this
+    }
+}
+
+impl<K: Ord + Copy + fmt::Debug> fmt::Debug for DeadlineList<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut all: Vec<(Timestamp, K)> = self.late.iter().copied().collect();
+        let mut i = self.head;
+        while i != NIL {
+            let n = self.node(i);
+            all.push((n.at, n.key));
+            i = n.next;
+        }
+        all.sort_unstable();
+        f.debug_list().entries(all).finish()
     }
 }
 
