@@ -27,6 +27,7 @@
 
 mod access;
 mod coordinator;
+mod deadlines;
 mod driver;
 mod ids;
 mod inbound;

@@ -55,6 +55,11 @@ impl<T> Slab<T> {
         self.inner.iter().map(|(k, v)| (key(k), v))
     }
 
+    /// Every occupied slot with its key, mutably, in key order.
+    pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = (u32, &mut T)> {
+        self.inner.iter_mut().map(|(k, v)| (key(k), v))
+    }
+
     /// Every occupied value, mutably, in key order.
     pub(crate) fn values_mut(&mut self) -> impl Iterator<Item = &mut T> {
         self.inner.iter_mut().map(|(_, v)| v)

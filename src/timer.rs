@@ -13,6 +13,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::hash::Hash;
 
 use crate::Timestamp;
+use crate::deadlines::{DeadlineList, Handle, Ties};
 
 /// A set of deadlines, at most one per key.
 #[derive(Debug, Clone)]
@@ -55,6 +56,7 @@ impl<K: Ord + Hash + Clone> TimerQueue<K> {
     }
 
     /// The deadline of `key`, if it has one.
+    #[cfg(test)]
     pub(crate) fn deadline(&self, key: &K) -> Option<Timestamp> {
         self.by_key.get(key).copied()
     }
@@ -136,181 +138,139 @@ impl<K: Ord + Hash + Clone> TimerQueue<K> {
     }
 }
 
-/// Deadlines of keys that keep their own deadline elsewhere (in the caller's entry), so no
-/// key → deadline map is kept: [`reschedule`](Self::reschedule) and [`cancel`](Self::cancel)
-/// take the deadline the key had. Half the memory and one hash-table operation less per
-/// change than a [`TimerQueue`]; the caller keeps "one deadline per key" (its entry holds the
-/// one deadline, and every change of it goes through here). Ties come out in key order.
-#[derive(Debug, Clone)]
-pub(crate) struct DeadlineSet<K> {
-    by_time: BTreeSet<(Timestamp, K)>,
-}
-
-impl<K> Default for DeadlineSet<K> {
-    fn default() -> Self {
-        DeadlineSet { by_time: BTreeSet::new() }
-    }
-}
-
-impl<K: Ord + Clone> DeadlineSet<K> {
-    /// Adds `key`, which has no deadline here, due at `at`.
-    pub(crate) fn insert(&mut self, key: K, at: Timestamp) {
-        let added = self.by_time.insert((at, key));
-        debug_assert!(added, "DeadlineSet::insert of a key already due at that time");
-    }
-
-    /// Moves `key`'s deadline from `old` (the one it has) to `at`.
-    pub(crate) fn reschedule(&mut self, key: K, old: Timestamp, at: Timestamp) {
-        if old != at {
-            let removed = self.by_time.remove(&(old, key.clone()));
-            debug_assert!(removed, "DeadlineSet::reschedule from a deadline the key did not have");
-            self.by_time.insert((at, key));
-        }
-    }
-
-    /// Removes `key`'s deadline `at`. Returns whether it was there (a key already taken by
-    /// [`pop_due`](Self::pop_due) is not).
-    pub(crate) fn cancel(&mut self, key: K, at: Timestamp) -> bool {
-        self.by_time.remove(&(at, key))
-    }
-
-    /// The earliest deadline, or `None` when the set is empty.
-    pub(crate) fn next(&self) -> Option<Timestamp> {
-        self.by_time.first().map(|(at, _)| *at)
-    }
-
-    /// Removes and returns the earliest key due at or before `now`, with its deadline.
-    pub(crate) fn pop_due(&mut self, now: Timestamp) -> Option<(K, Timestamp)> {
-        let (at, _) = self.by_time.first()?;
-        if *at > now {
-            return None;
-        }
-        self.by_time.pop_first().map(|(at, key)| (key, at))
-    }
-
-    /// Every `(deadline, key)`, earliest first.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (Timestamp, &K)> + '_ {
-        self.by_time.iter().map(|(at, key)| (*at, key))
-    }
-
-    /// Builds the set from `(key, deadline)` pairs of distinct keys in one go (restore): one
-    /// sort and an O(n) bottom-up tree build.
-    pub(crate) fn from_deadlines(deadlines: impl IntoIterator<Item = (K, Timestamp)>) -> Self {
-        let mut order: Vec<(Timestamp, K)> =
-            deadlines.into_iter().map(|(key, at)| (at, key)).collect();
-        order.sort_unstable();
-        DeadlineSet { by_time: order.into_iter().collect() }
-    }
-}
-
 /// The hasher for maps keyed by the crate's own small integer indices (slot ids, interned
 /// indices), which a remote cannot choose: rustc's FxHash. String keys that come from remote
 /// input keep a keyed hash (SipHash) that resists flooding.
 pub(crate) type FxBuild = rustc_hash::FxBuildHasher;
 
-/// A [`TimerQueue`] for dense `u32` keys (slab slot ids): the deadline of key `k` lives at
-/// index `k` of a vector instead of in a hash map, so `schedule`/`cancel`/`deadline` need no
-/// hashing and each key costs 8 bytes plus its ordered entry. Same semantics as
-/// [`TimerQueue`] (one deadline per key, ties in key order).
-#[derive(Debug, Clone, Default)]
+/// A [`TimerQueue`] for dense `u32` keys (slab slot ids): the deadlines are kept in a
+/// [`DeadlineList`] (ties in key order) and key `k`'s handle there at index `k` of a vector,
+/// so `schedule`/`cancel`/`deadline` need no hashing, and a deadline that arrives at or after
+/// the latest one (a constant interval after a clock that moves forward: the common case) is
+/// appended and later unlinked in O(1), with no tree search and no tree node allocated. Same
+/// semantics as [`TimerQueue`] (one deadline per key, ties in key order). `Debug` prints the
+/// deadlines only (the handles depend on the history).
+#[derive(Clone)]
 pub(crate) struct SlotTimers {
-    /// Deadline in ms per key; [`NO_DEADLINE`] when the key has none.
-    at: Vec<u64>,
-    by_time: BTreeSet<(Timestamp, u32)>,
+    /// Per key: where its deadline is kept, or [`Handle::NONE`].
+    handles: Vec<Handle>,
+    /// The deadlines of keys kept in the list's late set ([`Handle::LATE`]: out of order).
+    late_at: HashMap<u32, Timestamp, FxBuild>,
+    list: DeadlineList<u32>,
+    /// Deadlines set by [`Self::set_unordered`], ordered by [`Self::rebuild_order`].
+    unordered: Vec<(u32, Timestamp)>,
 }
 
-/// Never a valid deadline: timestamps are capped at 2^53 - 1.
-const NO_DEADLINE: u64 = u64::MAX;
+impl std::fmt::Debug for SlotTimers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SlotTimers").field("deadlines", &self.list).finish()
+    }
+}
+
+impl Default for SlotTimers {
+    fn default() -> Self {
+        SlotTimers {
+            handles: Vec::new(),
+            late_at: HashMap::default(),
+            list: DeadlineList::new(Ties::ByKey),
+            unordered: Vec::new(),
+        }
+    }
+}
 
 impl SlotTimers {
     /// Sets `key`'s deadline to `at`, replacing any earlier one; returns the replaced one.
     pub(crate) fn schedule(&mut self, key: u32, at: Timestamp) -> Option<Timestamp> {
+        let old = self.deadline(key);
+        if old == Some(at) {
+            return old;
+        }
+        if old.is_some() {
+            self.cancel(key);
+        }
         let i = key as usize;
-        if i >= self.at.len() {
-            self.at.resize(i + 1, NO_DEADLINE);
+        if i >= self.handles.len() {
+            self.handles.resize(i + 1, Handle::NONE);
         }
-        let old = std::mem::replace(&mut self.at[i], at.as_millis());
-        if old == NO_DEADLINE {
-            self.by_time.insert((at, key));
-            return None;
+        let handle = self.list.insert(key, at);
+        if handle == Handle::LATE {
+            self.late_at.insert(key, at);
         }
-        let old = Timestamp::from_millis(old);
-        if old != at {
-            self.by_time.remove(&(old, key));
-            self.by_time.insert((at, key));
-        }
-        Some(old)
+        self.handles[i] = handle;
+        old
     }
 
     /// Removes `key`'s deadline and returns it.
     pub(crate) fn cancel(&mut self, key: u32) -> Option<Timestamp> {
-        let slot = self.at.get_mut(key as usize)?;
-        let old = std::mem::replace(slot, NO_DEADLINE);
-        if old == NO_DEADLINE {
-            return None;
+        let at = self.deadline(key)?;
+        let handle = std::mem::replace(&mut self.handles[key as usize], Handle::NONE);
+        self.list.cancel(handle, key, at);
+        if handle == Handle::LATE {
+            self.late_at.remove(&key);
         }
-        let old = Timestamp::from_millis(old);
-        self.by_time.remove(&(old, key));
-        Some(old)
+        Some(at)
     }
 
     /// The deadline of `key`, if it has one.
     pub(crate) fn deadline(&self, key: u32) -> Option<Timestamp> {
-        self.at
-            .get(key as usize)
-            .filter(|&&at| at != NO_DEADLINE)
-            .map(|&at| Timestamp::from_millis(at))
+        match *self.handles.get(key as usize)? {
+            Handle::NONE => None,
+            Handle::LATE => self.late_at.get(&key).copied(),
+            handle => self.list.listed_at(handle, key),
+        }
     }
 
     /// The earliest deadline.
     pub(crate) fn next(&self) -> Option<Timestamp> {
-        self.by_time.first().map(|(at, _)| *at)
+        self.list.next()
     }
 
     /// Removes and returns the earliest key due at or before `now`.
     pub(crate) fn pop_due(&mut self, now: Timestamp) -> Option<(u32, Timestamp)> {
-        let (at, _) = self.by_time.first()?;
-        if *at > now {
-            return None;
+        let (key, at) = self.list.pop_due(now)?;
+        if std::mem::replace(&mut self.handles[key as usize], Handle::NONE) == Handle::LATE {
+            self.late_at.remove(&key);
         }
-        let (at, key) = self.by_time.pop_first()?;
-        self.at[key as usize] = NO_DEADLINE;
         Some((key, at))
     }
 
     /// Whether no key has a deadline.
     #[cfg(test)]
     pub(crate) fn is_empty(&self) -> bool {
-        self.by_time.is_empty()
+        self.list.len() == 0
     }
 
-    /// Sets `key`'s deadline without ordering it (bulk loading, e.g. restore): call
-    /// [`Self::rebuild_order`] before any other method.
+    /// Sets `key`'s deadline without ordering it (bulk loading, e.g. restore; a key set twice
+    /// keeps the last): call [`Self::rebuild_order`] before any other method.
     pub(crate) fn set_unordered(&mut self, key: u32, at: Timestamp) {
-        let i = key as usize;
-        if i >= self.at.len() {
-            self.at.resize(i + 1, NO_DEADLINE);
-        }
-        self.at[i] = at.as_millis();
+        self.unordered.push((key, at));
     }
 
-    /// Rebuilds the deadline order from the per-key deadlines: one sort and an O(n) bulk
-    /// build of the tree, instead of n ordered inserts.
+    /// Orders the deadlines given to [`Self::set_unordered`] (replacing any others): one sort
+    /// and the list linked in order, instead of n ordered inserts.
     pub(crate) fn rebuild_order(&mut self) {
-        let mut order: Vec<(Timestamp, u32)> = self
-            .at
-            .iter()
-            .enumerate()
-            .filter(|&(_, &at)| at != NO_DEADLINE)
-            .map(|(k, &at)| (Timestamp::from_millis(at), k as u32))
-            .collect();
-        order.sort_unstable();
-        self.by_time = order.into_iter().collect();
+        let unordered = std::mem::take(&mut self.unordered);
+        let keys = unordered.iter().map(|&(k, _)| k as usize + 1).max().unwrap_or(0);
+        let mut at: Vec<Option<Timestamp>> = vec![None; keys];
+        for (k, t) in unordered {
+            at[k as usize] = Some(t);
+        }
+        self.handles = vec![Handle::NONE; keys];
+        self.late_at.clear();
+        let mut items = Vec::with_capacity(at.len());
+        for (k, t) in at.into_iter().enumerate() {
+            if let Some(t) = t {
+                let handle = Handle::nth(items.len());
+                self.handles[k] = handle;
+                items.push((t, k as u32, handle));
+            }
+        }
+        self.list = DeadlineList::from_handles(Ties::ByKey, items);
     }
 
-    /// Reserves room for `additional` more keys.
+    /// Reserves room for `additional` more keys set by [`Self::set_unordered`].
     pub(crate) fn reserve(&mut self, additional: usize) {
-        self.at.reserve(additional);
+        self.unordered.reserve(additional);
     }
 }
 
@@ -320,26 +280,6 @@ mod tests {
 
     fn t(ms: u64) -> Timestamp {
         Timestamp::from_millis(ms)
-    }
-
-    #[test]
-    fn deadline_set_moves_and_cancels_by_the_old_deadline() {
-        let mut q = DeadlineSet::default();
-        q.insert(1u32, t(10));
-        q.insert(2u32, t(10));
-        q.reschedule(1u32, t(10), t(50));
-        q.reschedule(2u32, t(10), t(10));
-        assert_eq!(q.next(), Some(t(10)));
-        assert!(!q.cancel(1u32, t(10)), "1 is no longer due at 10");
-        assert_eq!(q.pop_due(t(10)), Some((2, t(10))));
-        assert_eq!(q.pop_due(t(49)), None);
-        assert!(q.cancel(1u32, t(50)));
-        assert_eq!(q.iter().count(), 0);
-        let q = DeadlineSet::from_deadlines([(3u32, t(7)), (1, t(7)), (2, t(5))]);
-        assert_eq!(
-            q.iter().map(|(at, k)| (at, *k)).collect::<Vec<_>>(),
-            [(t(5), 2), (t(7), 1), (t(7), 3)]
-        );
     }
 
     #[test]

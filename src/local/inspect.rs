@@ -47,8 +47,8 @@ impl LocalPeeks {
         &'a self,
         user: &UserId,
     ) -> impl Iterator<Item = LocalPeekInfo<'a>> + 'a {
-        let devices = self.users.get(user).into_iter().flat_map(|devices| devices.values());
-        devices.flat_map(move |d| self.live_of(*d))
+        let devices = self.names.devices_of(&self.devices, user);
+        devices.iter().flat_map(move |d| self.live_of(*d))
     }
 
     /// Why the device's last peek on the room ended, while the ended entry is retained: for
@@ -64,7 +64,7 @@ impl LocalPeeks {
         room: &RoomId,
     ) -> Option<LocalEnding> {
         let d = self.find_device(user, device)?;
-        let r = *self.room_ids.get(room)?;
+        let r = self.find_room(room)?;
         match self.dev(d).entries.get(&r)? {
             Entry::Ended { at, reason, .. } => Some(LocalEnding { reason: *reason, ended_at: *at }),
             Entry::Peeking { .. } => None,

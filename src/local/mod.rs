@@ -4,16 +4,17 @@
 mod config;
 mod error;
 mod inspect;
+mod names;
 mod output;
 mod record;
 mod restore;
 mod state;
 mod stats;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::Duration;
 
-use ruma_common::{DeviceId, OwnedDeviceId, OwnedRoomId, OwnedUserId, RoomId, UserId};
+use ruma_common::{DeviceId, RoomId, UserId};
 
 pub use config::LocalConfig;
 pub use error::{LocalEndReason, LocalPeekError};
@@ -22,13 +23,15 @@ pub use output::{LocalGrant, LocalOutput, SyncDelta};
 pub use record::{LocalChange, LocalKey, LocalRecord};
 pub use stats::{LocalEndings, LocalRefusals, LocalStats};
 
+use names::Names;
 use state::{DevIdx, DeviceSlot, Entry, RoomIdx, RoomSlot};
 
 use crate::access::RoomAccess;
+use crate::deadlines::{DeadlineList, Ties};
 use crate::ids::StreamPosition;
 use crate::slab::Slab;
 use crate::time::{Monotonic, Timestamp};
-use crate::timer::{DeadlineSet, TimerQueue};
+use crate::timer::TimerQueue;
 
 /// The local peek machine (MSC2753). See the [type docs](Self) for the state diagram.
 ///
@@ -81,16 +84,18 @@ pub struct LocalPeeks {
     config: LocalConfig,
     clock: Monotonic,
     devices: Slab<DeviceSlot>,
-    users: HashMap<OwnedUserId, HashMap<OwnedDeviceId, DevIdx>>,
     rooms: Slab<RoomSlot>,
-    room_ids: HashMap<OwnedRoomId, RoomIdx>,
-    /// Lease deadlines of live peeks (R11); each entry's `expires_at` is its deadline here.
-    leases: DeadlineSet<(DevIdx, RoomIdx)>,
+    /// (user, device) → device, user → devices, room id → room (the names live in the slots).
+    names: Names,
+    /// Lease deadlines of live peeks (R11); each entry's `expires_at` is its deadline here,
+    /// and its `lease` handle where it is kept. Ties in any order: `handle_timeout` sorts.
+    leases: DeadlineList<(DevIdx, RoomIdx)>,
     /// Idle deadlines of devices with live peeks (docs/architecture.md §4.4).
     idle: TimerQueue<DevIdx>,
     /// Collection deadlines of ended/joined entries, keyed by (position, device, room); an
-    /// entry's deadline is its `at + ended_retention`.
-    collect: DeadlineSet<(u64, DevIdx, RoomIdx)>,
+    /// entry's deadline is its `at + ended_retention` (its `collect` handle says where it is
+    /// kept). Ties in key order: the oldest entry comes first.
+    collect: DeadlineList<(u64, DevIdx, RoomIdx)>,
     live_total: usize,
     ended_total: usize,
     /// The latest stream position handed out.
@@ -110,12 +115,11 @@ impl LocalPeeks {
             config,
             clock: Monotonic::default(),
             devices: Slab::default(),
-            users: HashMap::new(),
             rooms: Slab::default(),
-            room_ids: HashMap::new(),
-            leases: DeadlineSet::default(),
+            names: Names::default(),
+            leases: DeadlineList::new(Ties::Any),
             idle: TimerQueue::new(),
-            collect: DeadlineSet::default(),
+            collect: DeadlineList::new(Ties::ByKey),
             live_total: 0,
             ended_total: 0,
             position: 0,
@@ -174,7 +178,7 @@ impl LocalPeeks {
     /// When the device's live peek on the room expires, if it has one.
     pub fn lease(&self, user: &UserId, device: &DeviceId, room: &RoomId) -> Option<Timestamp> {
         let d = self.find_device(user, device)?;
-        let r = *self.room_ids.get(room)?;
+        let r = self.find_room(room)?;
         match self.dev(d).entries.get(&r)? {
             Entry::Peeking { expires_at, .. } => Some(*expires_at),
             Entry::Ended { .. } => None,
@@ -187,7 +191,7 @@ impl LocalPeeks {
         &'a self,
         room: &RoomId,
     ) -> impl Iterator<Item = (&'a UserId, &'a DeviceId)> + 'a {
-        let slot = self.room_ids.get(room).and_then(|r| self.rooms.get(*r));
+        let slot = self.find_room(room).and_then(|r| self.rooms.get(r));
         slot.into_iter().flat_map(move |room| {
             room.peekers.iter().map(move |d| {
                 let dev = self.dev(*d);
@@ -198,7 +202,7 @@ impl LocalPeeks {
 
     /// Whether some live device peeks the room (docs/architecture.md §4.4).
     pub fn is_demanded(&self, room: &RoomId) -> bool {
-        self.room_ids.get(room).is_some_and(|r| self.room(*r).live > 0)
+        self.find_room(room).is_some_and(|r| self.room(r).live > 0)
     }
 
     /// Every demanded room, unordered.
@@ -310,16 +314,19 @@ impl LocalPeeks {
         let lease = self.config.effective_lease();
         // One lookup of each name per call: the device and room found here are reused below
         // (each lookup is a keyed hash of the id and a probe).
-        let found_device = self.find_device(user, device);
-        let found_room = self.room_ids.get(room).copied();
+        let device_hash = self.names.device_hash(user, device);
+        let found_device = self.names.find_device(&self.devices, device_hash, user, device);
+        let room_hash = self.names.room_hash(room);
+        let found_room = self.names.find_room(&self.rooms, room_hash, room);
         if let Some((d, r)) = found_device.zip(found_room)
-            && let Some(Entry::Peeking { expires_at, .. }) = self.dev_mut(d).entries.get_mut(&r)
+            && let Some(Entry::Peeking { expires_at, lease: handle, .. }) =
+                self.devices.get_mut(d).and_then(|dev| dev.entries.get_mut(&r))
         {
             // R5: renew.
             let new_expiry = host_now.saturating_add(lease);
             let old = std::mem::replace(expires_at, new_expiry);
+            *handle = self.leases.reschedule(*handle, (d, r), old, new_expiry);
             self.stats.renewed += 1;
-            self.leases.reschedule((d, r), old, new_expiry);
             self.persist_entry(d, r);
             self.touch(now, d);
             return Ok(LocalGrant { room_id: room.to_owned(), expires_at: new_expiry });
@@ -352,11 +359,11 @@ impl LocalPeeks {
         }
         let d = match found_device {
             Some(d) => d,
-            None => self.add_device(user, device),
+            None => self.add_device(device_hash, user, device),
         };
         let r = match found_room {
             Some(r) => r,
-            None => self.add_room(room),
+            None => self.add_room(room_hash, room),
         };
         self.touch(now, d);
         let expires_at = self.start_peek(host_now, d, r);
@@ -405,7 +412,7 @@ impl LocalPeeks {
         room: &RoomId,
     ) -> Option<(DevIdx, RoomIdx)> {
         let d = self.find_device(user, device)?;
-        let r = *self.room_ids.get(room)?;
+        let r = self.find_room(room)?;
         matches!(self.dev(d).entries.get(&r), Some(Entry::Peeking { .. })).then_some((d, r))
     }
 
@@ -414,12 +421,12 @@ impl LocalPeeks {
     /// not bring `peek` back.
     pub fn handle_joined(&mut self, now: Timestamp, user: &UserId, room: &RoomId) {
         let now = self.tick(now);
-        let Some(&r) = self.room_ids.get(room) else { return };
+        let Some(r) = self.find_room(room) else { return };
         let mut devices: Vec<DevIdx> = self
-            .users
-            .get(user)
-            .into_iter()
-            .flat_map(|devices| devices.values().copied())
+            .names
+            .devices_of(&self.devices, user)
+            .iter()
+            .copied()
             .filter(|d| matches!(self.dev(*d).entries.get(&r), Some(Entry::Peeking { .. })))
             .collect();
         devices.sort_by(|a, b| self.cmp_entries((*a, r), (*b, r)));
@@ -447,7 +454,7 @@ impl LocalPeeks {
     }
 
     fn end_room(&mut self, now: Timestamp, room: &RoomId, reason: LocalEndReason) {
-        let Some(&r) = self.room_ids.get(room) else { return };
+        let Some(r) = self.find_room(room) else { return };
         let mut devices = self.room(r).peekers.clone();
         devices.sort_by(|a, b| self.cmp_entries((*a, r), (*b, r)));
         for d in devices {
@@ -468,12 +475,7 @@ impl LocalPeeks {
     /// its devices.
     pub fn handle_user_deactivated(&mut self, now: Timestamp, user: &UserId) {
         self.tick(now);
-        let mut devices: Vec<DevIdx> = self
-            .users
-            .get(user)
-            .into_iter()
-            .flat_map(|devices| devices.values().copied())
-            .collect();
+        let mut devices: Vec<DevIdx> = self.names.devices_of(&self.devices, user).to_vec();
         devices.sort_unstable();
         for d in devices {
             self.remove_device(d, LocalEndReason::UserDeactivated);
@@ -489,10 +491,13 @@ impl LocalPeeks {
         retained.sort_unstable();
         for r in retained {
             // Dropping a retained entry does not move the horizon: the device is gone.
-            let Some(Entry::Ended { position, at, .. }) = self.dev_mut(d).entries.remove(&r) else {
+            let Some(Entry::Ended { position, at, collect, .. }) =
+                self.dev_mut(d).entries.remove(&r)
+            else {
                 continue;
             };
-            self.collect.cancel((position.0, d, r), at.saturating_add(self.config.ended_retention));
+            let due = at.saturating_add(self.config.ended_retention);
+            self.collect.cancel(collect, (position.0, d, r), due);
             self.dev_mut(d).ended -= 1;
             self.ended_total -= 1;
             self.persist_stream();

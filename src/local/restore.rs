@@ -7,8 +7,9 @@
 
 use super::state::{DevIdx, Entry, RoomIdx};
 use super::{LocalConfig, LocalOutput, LocalPeeks, LocalRecord};
+use crate::deadlines::{DeadlineList, Handle, Ties};
 use crate::time::{Monotonic, Timestamp};
-use crate::timer::{DeadlineSet, TimerQueue};
+use crate::timer::TimerQueue;
 
 impl LocalPeeks {
     /// Rebuilds the machine from the records a store kept (every `Persist` applied in order).
@@ -52,8 +53,12 @@ impl LocalPeeks {
                     started,
                     expires_at,
                 } => {
-                    let entry =
-                        Entry::Peeking { started: *started, expires_at: *expires_at, slot: 0 };
+                    let entry = Entry::Peeking {
+                        started: *started,
+                        expires_at: *expires_at,
+                        slot: 0,
+                        lease: Handle::LATE,
+                    };
                     (user, device, room_id, entry)
                 }
                 LocalRecord::Ended {
@@ -70,6 +75,7 @@ impl LocalPeeks {
                         position: *position,
                         at: *at,
                         reason: *reason,
+                        collect: Handle::LATE,
                     };
                     (user, device, room_id, entry)
                 }
@@ -152,15 +158,19 @@ impl LocalPeeks {
         let mut collect = Vec::with_capacity(self.ended_total);
         let mut idle = Vec::new();
         let mut position = self.position;
-        for (d, dev) in self.devices.iter() {
-            for (&r, entry) in &dev.entries {
-                match *entry {
-                    Entry::Peeking { started, expires_at, .. } => {
-                        leases.push(((d, r), expires_at));
+        // Each entry gets the next handle of its list as it is visited; the lists are then
+        // linked in deadline order.
+        for (d, dev) in self.devices.iter_mut() {
+            for (&r, entry) in &mut dev.entries {
+                match entry {
+                    Entry::Peeking { started, expires_at, lease, .. } => {
+                        *lease = Handle::nth(leases.len());
+                        leases.push((*expires_at, (d, r), *lease));
                         position = position.max(started.0);
                     }
-                    Entry::Ended { started, position: end, at, .. } => {
-                        collect.push(((end.0, d, r), at.saturating_add(retention)));
+                    Entry::Ended { started, position: end, at, collect: handle, .. } => {
+                        *handle = Handle::nth(collect.len());
+                        collect.push((at.saturating_add(retention), (end.0, d, r), *handle));
                         position = position.max(started.0).max(end.0);
                     }
                 }
@@ -172,8 +182,8 @@ impl LocalPeeks {
             }
         }
         self.position = position;
-        self.leases = DeadlineSet::from_deadlines(leases);
-        self.collect = DeadlineSet::from_deadlines(collect);
+        self.leases = DeadlineList::from_handles(Ties::Any, leases);
+        self.collect = DeadlineList::from_handles(Ties::ByKey, collect);
         self.idle = TimerQueue::from_deadlines(idle);
     }
 }

@@ -6,6 +6,7 @@ use ruma_common::{OwnedDeviceId, OwnedRoomId, OwnedUserId};
 
 use super::record::{LocalChange, LocalKey, LocalRecord};
 use super::{LocalEndReason, LocalOutput, LocalPeeks};
+use crate::deadlines::Handle;
 use crate::ids::StreamPosition;
 use crate::time::{Tick, Timestamp};
 use crate::timer::FxBuild;
@@ -18,19 +19,24 @@ pub(super) type RoomIdx = u32;
 /// What this machine remembers about one (device, room).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Entry {
-    /// A live peek; `slot` is its index in the room's `peekers`.
-    Peeking { started: StreamPosition, expires_at: Timestamp, slot: u32 },
+    /// A live peek; `slot` is its index in the room's `peekers`, `lease` where its
+    /// `expires_at` is kept in the lease list.
+    Peeking { started: StreamPosition, expires_at: Timestamp, slot: u32, lease: Handle },
     /// An ended (or joined, when `reason == Joined`) peek kept for `/sync`.
     Ended {
         started: StreamPosition,
         position: StreamPosition,
         at: Timestamp,
         reason: LocalEndReason,
+        /// Where its collection deadline (`at + ended_retention`) is kept.
+        collect: Handle,
     },
 }
 
 #[derive(Debug, Clone)]
 pub(super) struct DeviceSlot {
+    /// The index hash of (user, device) (`Names::device_hash`).
+    pub(super) hash: u64,
     pub(super) user: OwnedUserId,
     pub(super) device: OwnedDeviceId,
     pub(super) entries: HashMap<RoomIdx, Entry, FxBuild>,
@@ -42,6 +48,8 @@ pub(super) struct DeviceSlot {
 
 #[derive(Debug, Clone)]
 pub(super) struct RoomSlot {
+    /// The index hash of the room id (`Names::room_hash`).
+    pub(super) hash: u64,
     pub(super) id: OwnedRoomId,
     /// Devices with a live peek, for O(peekers) fan-out.
     pub(super) peekers: Vec<DevIdx>,
@@ -70,7 +78,13 @@ impl LocalPeeks {
         user: &ruma_common::UserId,
         device: &ruma_common::DeviceId,
     ) -> Option<DevIdx> {
-        self.users.get(user)?.get(device).copied()
+        let hash = self.names.device_hash(user, device);
+        self.names.find_device(&self.devices, hash, user, device)
+    }
+
+    /// The room slot of `room`.
+    pub(super) fn find_room(&self, room: &ruma_common::RoomId) -> Option<RoomIdx> {
+        self.names.room(&self.rooms, room)
     }
 
     pub(super) fn intern_device(
@@ -78,19 +92,23 @@ impl LocalPeeks {
         user: &ruma_common::UserId,
         device: &ruma_common::DeviceId,
     ) -> DevIdx {
-        if let Some(d) = self.find_device(user, device) {
-            return d;
+        let hash = self.names.device_hash(user, device);
+        match self.names.find_device(&self.devices, hash, user, device) {
+            Some(d) => d,
+            None => self.add_device(hash, user, device),
         }
-        self.add_device(user, device)
     }
 
-    /// Adds a device that [`find_device`](Self::find_device) does not know.
+    /// Adds a device that [`find_device`](Self::find_device) does not know; `hash` is its
+    /// `Names::device_hash`.
     pub(super) fn add_device(
         &mut self,
+        hash: u64,
         user: &ruma_common::UserId,
         device: &ruma_common::DeviceId,
     ) -> DevIdx {
         let d = self.devices.insert(DeviceSlot {
+            hash,
             user: user.to_owned(),
             device: device.to_owned(),
             entries: HashMap::default(),
@@ -98,34 +116,28 @@ impl LocalPeeks {
             ended: 0,
             idle: false,
         });
-        // `entry` would clone the user id even when the user is known.
-        match self.users.get_mut(user) {
-            Some(devices) => {
-                devices.insert(device.to_owned(), d);
-            }
-            None => {
-                self.users.insert(user.to_owned(), HashMap::from([(device.to_owned(), d)]));
-            }
-        }
+        self.names.add_device(&self.devices, d);
         d
     }
 
     pub(super) fn intern_room(&mut self, room: &ruma_common::RoomId) -> RoomIdx {
-        if let Some(r) = self.room_ids.get(room) {
-            return *r;
+        let hash = self.names.room_hash(room);
+        match self.names.find_room(&self.rooms, hash, room) {
+            Some(r) => r,
+            None => self.add_room(hash, room),
         }
-        self.add_room(room)
     }
 
-    /// Adds a room that `room_ids` does not hold.
-    pub(super) fn add_room(&mut self, room: &ruma_common::RoomId) -> RoomIdx {
+    /// Adds a room that the index does not hold; `hash` is its `Names::room_hash`.
+    pub(super) fn add_room(&mut self, hash: u64, room: &ruma_common::RoomId) -> RoomIdx {
         let r = self.rooms.insert(RoomSlot {
+            hash,
             id: room.to_owned(),
             peekers: Vec::new(),
             live: 0,
             refs: 0,
         });
-        self.room_ids.insert(room.to_owned(), r);
+        self.names.add_room(&self.rooms, r);
         r
     }
 
@@ -135,13 +147,8 @@ impl LocalPeeks {
             return;
         }
         self.idle.cancel(&d);
-        let slot = self.devices.remove(d).expect("device index is live");
-        if let Some(devices) = self.users.get_mut(&slot.user) {
-            devices.remove(&slot.device);
-            if devices.is_empty() {
-                self.users.remove(&slot.user);
-            }
-        }
+        self.names.remove_device(&self.devices, d);
+        self.devices.remove(d).expect("device index is live");
     }
 
     /// Frees the room slot once no entry points at it.
@@ -150,7 +157,7 @@ impl LocalPeeks {
             return;
         }
         let slot = self.rooms.remove(r).expect("room index is live");
-        self.room_ids.remove(&slot.id);
+        self.names.remove_room(slot.hash, r);
     }
 
     pub(super) fn next_position(&mut self) -> StreamPosition {
@@ -175,7 +182,7 @@ impl LocalPeeks {
             Entry::Peeking { started, expires_at, .. } => {
                 LocalRecord::Peek { user_id, device_id, room_id, started, expires_at }
             }
-            Entry::Ended { started, position, at, reason } => {
+            Entry::Ended { started, position, at, reason, .. } => {
                 LocalRecord::Ended { user_id, device_id, room_id, started, position, at, reason }
             }
         })
@@ -270,9 +277,9 @@ impl LocalPeeks {
         let started = self.next_position();
         let slot = u32::try_from(self.room(r).peekers.len()).expect("peekers bounded by the caps");
         match self.dev(d).entries.get(&r).copied() {
-            Some(Entry::Ended { position, at, .. }) => {
+            Some(Entry::Ended { position, at, collect, .. }) => {
                 let due = at.saturating_add(self.config.ended_retention);
-                self.collect.cancel((position.0, d, r), due);
+                self.collect.cancel(collect, (position.0, d, r), due);
                 self.dev_mut(d).ended -= 1;
                 self.ended_total -= 1;
             }
@@ -281,11 +288,11 @@ impl LocalPeeks {
             }
             None => self.room_mut(r).refs += 1,
         }
-        self.dev_mut(d).entries.insert(r, Entry::Peeking { started, expires_at, slot });
+        let lease = self.leases.insert((d, r), expires_at);
+        self.dev_mut(d).entries.insert(r, Entry::Peeking { started, expires_at, slot, lease });
         self.dev_mut(d).live_peeks += 1;
         self.live_total += 1;
         self.room_mut(r).peekers.push(d);
-        self.leases.insert((d, r), expires_at);
         self.persist_entry(d, r);
         self.wake(d);
         if !self.dev(d).idle {
@@ -297,12 +304,12 @@ impl LocalPeeks {
 
     /// Takes the live peek (d, r) out of the room and the lease queue. Returns its start.
     fn unlink_peek(&mut self, d: DevIdx, r: RoomIdx) -> StreamPosition {
-        let Some(Entry::Peeking { started, slot, expires_at }) =
+        let Some(Entry::Peeking { started, slot, expires_at, lease }) =
             self.dev(d).entries.get(&r).copied()
         else {
             unreachable!("unlink_peek is only called on a live peek")
         };
-        self.leases.cancel((d, r), expires_at);
+        self.leases.cancel(lease, (d, r), expires_at);
         let room = self.room_mut(r);
         room.peekers.swap_remove(slot as usize);
         if let Some(&moved) = room.peekers.get(slot as usize)
@@ -360,13 +367,13 @@ impl LocalPeeks {
             }
             _ => {
                 let position = self.next_position();
+                let due = now.saturating_add(self.config.ended_retention);
+                let collect = self.collect.insert((position.0, d, r), due);
                 self.dev_mut(d)
                     .entries
-                    .insert(r, Entry::Ended { started, position, at: now, reason });
+                    .insert(r, Entry::Ended { started, position, at: now, reason, collect });
                 self.dev_mut(d).ended += 1;
                 self.ended_total += 1;
-                self.collect
-                    .insert((position.0, d, r), now.saturating_add(self.config.ended_retention));
                 self.persist_entry(d, r);
                 self.out.push_back(ended);
                 self.wake(d);
@@ -379,11 +386,13 @@ impl LocalPeeks {
     /// Forgets the retained entry (d, r) (retention over, or a cap reached): the horizon moves
     /// past it.
     pub(super) fn collect_entry(&mut self, d: DevIdx, r: RoomIdx) {
-        let Some(Entry::Ended { position, at, .. }) = self.dev(d).entries.get(&r).copied() else {
+        let Some(Entry::Ended { position, at, collect, .. }) = self.dev(d).entries.get(&r).copied()
+        else {
             return;
         };
         // Already gone when `handle_timeout` popped it.
-        self.collect.cancel((position.0, d, r), at.saturating_add(self.config.ended_retention));
+        let due = at.saturating_add(self.config.ended_retention);
+        self.collect.cancel(collect, (position.0, d, r), due);
         self.horizon = self.horizon.max(position.0);
         self.persist_stream();
         let key = self.entry_key(d, r);
@@ -422,7 +431,7 @@ impl LocalPeeks {
         {
             // The earliest collection deadline is the oldest entry: `at` never decreases as
             // positions grow, and ties come out in position order (the key's first field).
-            let Some((_, &(_, od, or))) = self.collect.iter().next() else { break };
+            let Some((_, (_, od, or))) = self.collect.peek() else { break };
             self.collect_entry(od, or);
         }
     }
@@ -461,16 +470,17 @@ impl LocalPeeks {
         changed.sort_by(|a, b| self.cmp_entries(*a, *b));
         let retention = self.config.ended_retention;
         for (d, r) in changed {
-            match self.dev_mut(d).entries.get_mut(&r) {
-                Some(Entry::Peeking { expires_at, .. }) => {
+            let entry = self.devices.get_mut(d).and_then(|dev| dev.entries.get_mut(&r));
+            match entry {
+                Some(Entry::Peeking { expires_at, lease, .. }) => {
                     let old = std::mem::replace(expires_at, max_expiry);
-                    self.leases.reschedule((d, r), old, max_expiry);
+                    *lease = self.leases.reschedule(*lease, (d, r), old, max_expiry);
                 }
-                Some(Entry::Ended { position, at, .. }) => {
+                Some(Entry::Ended { position, at, collect, .. }) => {
                     let old = std::mem::replace(at, now);
                     let key = (position.0, d, r);
                     let (from, to) = (old.saturating_add(retention), now.saturating_add(retention));
-                    self.collect.reschedule(key, from, to);
+                    *collect = self.collect.reschedule(*collect, key, from, to);
                 }
                 None => continue,
             }

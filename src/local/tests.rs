@@ -24,7 +24,8 @@ fn check_invariants(m: &LocalPeeks) {
     let mut refs = std::collections::HashMap::new();
     let mut live_total = 0;
     for (d, dev) in m.devices.iter() {
-        assert_eq!(m.users[&dev.user][&dev.device], d);
+        assert_eq!(m.find_device(&dev.user, &dev.device), Some(d));
+        assert!(m.names.devices_of(&m.devices, &dev.user).contains(&d));
         for (r, e) in &dev.entries {
             *refs.entry(*r).or_insert(0u32) += 1;
             if let Entry::Peeking { slot, .. } = e {
@@ -35,7 +36,7 @@ fn check_invariants(m: &LocalPeeks) {
     }
     for (r, room) in m.rooms.iter() {
         assert_eq!(room.refs, refs.get(&r).copied().unwrap_or(0), "refs of {}", room.id);
-        assert_eq!(m.room_ids[&room.id], r);
+        assert_eq!(m.find_room(&room.id), Some(r));
     }
     assert_eq!(m.live_total, live_total);
 }
@@ -77,7 +78,7 @@ fn slots_stay_consistent_and_are_freed_once_everything_is_collected() {
     assert_eq!(m.len(), 0);
     m.handle_timeout(Timestamp::from_millis(1_050)); // every ended entry is collected
     check_invariants(&m);
-    assert!(m.users.is_empty() && m.room_ids.is_empty(), "every slot is released");
+    assert!(m.names.is_empty(), "every slot is released");
     assert_eq!(m.devices.iter().count(), 0);
     assert_eq!(m.poll_timeout(), None);
 }
@@ -162,9 +163,9 @@ fn restore_with_duplicates_matches_restore_of_the_last_records() {
             assert_eq!(a.lease(&user(u), &d, &room(r)), b.lease(&user(u), &d, &room(r)));
         }
     }
-    assert_eq!(a.leases.iter().count(), 4);
+    assert_eq!(a.leases.len(), 4);
     assert_eq!(a.idle.len(), b.idle.len());
-    assert_eq!(a.collect.iter().collect::<Vec<_>>().len(), 1);
+    assert_eq!(a.collect.len(), 1);
     // Both then run the same course: idle at 35, the ended entry collected at 60, leases end.
     for t in [35, 60, 1_000] {
         let t = Timestamp::from_millis(t);

@@ -32,7 +32,7 @@ use crate::access::RoomAccess;
 use crate::ids::RequestId;
 use crate::slab::Slab;
 use crate::time::{Monotonic, Timestamp};
-use crate::timer::TimerQueue;
+use crate::timer::SlotTimers;
 use room::{Candidate, Demand, Pacer, Phase, Room};
 
 /// How many ids are reserved per persisted high-water mark.
@@ -140,7 +140,7 @@ pub struct OutboundPeeks {
     rooms: Slab<Room>,
     index: HashMap<OwnedRoomId, u32>,
     /// At most one deadline per room slot.
-    timers: TimerQueue<u32>,
+    timers: SlotTimers,
     /// In-flight requests → room slot; the room's current phase or one of its retired peeks
     /// must still name the id.
     requests: HashMap<RequestId, u32>,
@@ -178,7 +178,7 @@ impl OutboundPeeks {
             clock: Monotonic::default(),
             rooms: Slab::default(),
             index: HashMap::new(),
-            timers: TimerQueue::new(),
+            timers: SlotTimers::default(),
             requests: HashMap::new(),
             joined: HashSet::new(),
             paced: HashMap::new(),
@@ -325,7 +325,7 @@ impl OutboundPeeks {
         };
         r.last_good = r.last_good.max(now);
         if let Some(probe) = self.silence_deadline(slot, &lease)
-            && self.timers.deadline(&slot).is_none_or(|at| probe < at)
+            && self.timers.deadline(slot).is_none_or(|at| probe < at)
         {
             self.timers.schedule(slot, probe);
         }

@@ -46,7 +46,7 @@ fn earliest(a: Option<Timestamp>, b: Timestamp) -> Option<Timestamp> {
 impl OutboundPeeks {
     /// Decides and takes the room's next actions at `now`; see the module docs.
     pub(super) fn step(&mut self, slot: u32, now: Timestamp) {
-        self.timers.cancel(&slot);
+        self.timers.cancel(slot);
         let joined = self.joined.contains(&self.room(slot).id);
         let r = self.room_mut(slot);
         if joined {
@@ -488,7 +488,7 @@ impl OutboundPeeks {
     }
 
     pub(super) fn remove_room(&mut self, slot: u32) {
-        self.timers.cancel(&slot);
+        self.timers.cancel(slot);
         let Some(room) = self.rooms.remove(slot) else { return };
         if let Some(id) = room.phase.request() {
             self.requests.remove(&id);

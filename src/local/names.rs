@@ -1,0 +1,177 @@
+//! The name indexes of [`LocalPeeks`](super::LocalPeeks): (user, device) → device slot,
+//! user → that user's device slots, and room id → room slot.
+//!
+//! Each index is a `hashbrown` [`HashTable`] of bare slot numbers: the names are stored once,
+//! in the slots (which also keep their hash, so a probe compares hashes before strings and a
+//! growing table never re-hashes a name). Finding a device is one keyed hash of the
+//! (user, device) pair and one probe, instead of a probe per level of a map of maps whose keys
+//! are separate copies of the names; the strings a probe compares are the slot's own, which a
+//! peek reads next anyway (for its outputs). The names come from clients, so the hash is std's
+//! keyed SipHash with per-machine random keys (resists flooding).
+
+use std::hash::{BuildHasher, RandomState};
+
+use hashbrown::HashTable;
+use ruma_common::{DeviceId, RoomId, UserId};
+
+use super::state::{DevIdx, DeviceSlot, RoomIdx, RoomSlot};
+use crate::slab::Slab;
+
+/// The three name indexes and their hash keys.
+#[derive(Debug, Clone)]
+pub(super) struct Names {
+    /// Keyed SipHash: names come from clients.
+    state: RandomState,
+    /// Device slots by [`Names::device_hash`] of (user, device).
+    devices: HashTable<DevIdx>,
+    /// Each user's device slots, by [`Names::user_hash`].
+    users: HashTable<UserDevices>,
+    /// Room slots by [`Names::room_hash`].
+    rooms: HashTable<RoomIdx>,
+}
+
+/// One user's devices: never empty (the entry goes with the user's last device).
+#[derive(Debug, Clone)]
+struct UserDevices {
+    hash: u64,
+    devices: Vec<DevIdx>,
+}
+
+impl Default for Names {
+    fn default() -> Self {
+        Names {
+            state: RandomState::new(),
+            devices: HashTable::new(),
+            users: HashTable::new(),
+            rooms: HashTable::new(),
+        }
+    }
+}
+
+fn dev_hash(slots: &Slab<DeviceSlot>, d: DevIdx) -> u64 {
+    slots.get(d).map_or(0, |slot| slot.hash)
+}
+
+fn room_hash(slots: &Slab<RoomSlot>, r: RoomIdx) -> u64 {
+    slots.get(r).map_or(0, |slot| slot.hash)
+}
+
+impl Names {
+    /// The index hash of a (user, device) pair.
+    pub(super) fn device_hash(&self, user: &UserId, device: &DeviceId) -> u64 {
+        self.state.hash_one((user.as_str(), device.as_str()))
+    }
+
+    /// The index hash of a user.
+    fn user_hash(&self, user: &UserId) -> u64 {
+        self.state.hash_one(user.as_str())
+    }
+
+    /// The index hash of a room.
+    pub(super) fn room_hash(&self, room: &RoomId) -> u64 {
+        self.state.hash_one(room.as_str())
+    }
+
+    /// The device slot of (user, device) whose pair hash is `hash`.
+    pub(super) fn find_device(
+        &self,
+        slots: &Slab<DeviceSlot>,
+        hash: u64,
+        user: &UserId,
+        device: &DeviceId,
+    ) -> Option<DevIdx> {
+        let is_key = |&d: &DevIdx| {
+            slots.get(d).is_some_and(|slot| {
+                slot.hash == hash
+                    && slot.device.as_str() == device.as_str()
+                    && slot.user.as_str() == user.as_str()
+            })
+        };
+        self.devices.find(hash, is_key).copied()
+    }
+
+    /// Indexes the device in slot `d` (its name must not be indexed yet).
+    pub(super) fn add_device(&mut self, slots: &Slab<DeviceSlot>, d: DevIdx) {
+        let slot = slots.get(d).expect("device slot was just filled");
+        self.devices.insert_unique(slot.hash, d, |&x| dev_hash(slots, x));
+        let hash = self.user_hash(&slot.user);
+        let same_user = |e: &UserDevices| {
+            e.hash == hash && slots.get(e.devices[0]).is_some_and(|s| s.user == slot.user)
+        };
+        match self.users.find_mut(hash, same_user) {
+            Some(entry) => entry.devices.push(d),
+            None => {
+                self.users.insert_unique(hash, UserDevices { hash, devices: vec![d] }, |e| e.hash);
+            }
+        }
+    }
+
+    /// Forgets the device in slot `d`; call it while the slot still holds the device.
+    pub(super) fn remove_device(&mut self, slots: &Slab<DeviceSlot>, d: DevIdx) {
+        let slot = slots.get(d).expect("device slot is live");
+        if let Ok(entry) = self.devices.find_entry(slot.hash, |&x| x == d) {
+            entry.remove();
+        }
+        let hash = self.user_hash(&slot.user);
+        if let Ok(mut entry) =
+            self.users.find_entry(hash, |e| e.hash == hash && e.devices.contains(&d))
+        {
+            let devices = &mut entry.get_mut().devices;
+            devices.retain(|&x| x != d);
+            if devices.is_empty() {
+                entry.remove();
+            }
+        }
+    }
+
+    /// The user's device slots, unordered.
+    pub(super) fn devices_of<'a>(
+        &'a self,
+        slots: &Slab<DeviceSlot>,
+        user: &UserId,
+    ) -> &'a [DevIdx] {
+        let hash = self.user_hash(user);
+        let same_user = |e: &UserDevices| {
+            e.hash == hash
+                && slots.get(e.devices[0]).is_some_and(|s| s.user.as_str() == user.as_str())
+        };
+        self.users.find(hash, same_user).map_or(&[], |e| &e.devices)
+    }
+
+    /// The room slot of `room`, whose hash is `hash`.
+    pub(super) fn find_room(
+        &self,
+        slots: &Slab<RoomSlot>,
+        hash: u64,
+        room: &RoomId,
+    ) -> Option<RoomIdx> {
+        let is_key = |&r: &RoomIdx| {
+            slots.get(r).is_some_and(|slot| slot.hash == hash && slot.id.as_str() == room.as_str())
+        };
+        self.rooms.find(hash, is_key).copied()
+    }
+
+    /// The room slot of `room`.
+    pub(super) fn room(&self, slots: &Slab<RoomSlot>, room: &RoomId) -> Option<RoomIdx> {
+        self.find_room(slots, self.room_hash(room), room)
+    }
+
+    /// Indexes the room in slot `r` (its name must not be indexed yet).
+    pub(super) fn add_room(&mut self, slots: &Slab<RoomSlot>, r: RoomIdx) {
+        let hash = room_hash(slots, r);
+        self.rooms.insert_unique(hash, r, |&x| room_hash(slots, x));
+    }
+
+    /// Forgets the room in slot `r`, whose hash is `hash`.
+    pub(super) fn remove_room(&mut self, hash: u64, r: RoomIdx) {
+        if let Ok(entry) = self.rooms.find_entry(hash, |&x| x == r) {
+            entry.remove();
+        }
+    }
+
+    /// Whether no name is indexed.
+    #[cfg(test)]
+    pub(super) fn is_empty(&self) -> bool {
+        self.devices.is_empty() && self.users.is_empty() && self.rooms.is_empty()
+    }
+}
