@@ -1,7 +1,7 @@
 //! Every reference in the repository resolves to its own `docs/`: requirement ids (`R1`…`R61`,
 //! `docs/requirements.md`), Dendrite defects and palpo findings (`B-n`, `palpo n`,
-//! `docs/regressions.md`), and architecture sections (`docs/architecture.md §n`). Nothing names a
-//! document outside the repository, and every repository path a file names (`tests/sim/kit.rs`)
+//! `docs/regressions.md`), and architecture sections (`docs/architecture.md §n`). Every Markdown
+//! document a file names is one of the repository's (none above its root), and every repository path a file names (`tests/sim/kit.rs`)
 //! exists. The test authors' chapter, `docs/testing.md`, runs as doctests.
 
 use std::collections::BTreeSet;
@@ -110,21 +110,56 @@ fn every_requirement_defect_and_section_reference_resolves_to_docs() {
                 missing.push(format!("{shown}: docs/architecture.md §{section}"));
             }
         }
-        // Built from parts, so that this file does not itself name what it forbids.
-        let outside = [
-            concat!("DESIGN", " §"),
-            concat!("DESIGN", ".md"),
-            concat!("reference/", "msc.md"),
-            concat!("shared/", "reference"),
-            concat!("peers", ".md §"),
-        ];
-        for outside in outside {
-            if text.contains(outside) {
-                missing.push(format!("{shown}: names {outside}, outside the repository"));
+        for named in documents_named(&text) {
+            if !resolves_inside(&path, &named) {
+                missing.push(format!("{shown}: {named}, not a document of the repository"));
             }
         }
     }
     assert!(missing.is_empty(), "references that do not resolve to docs/:\n{}", missing.join("\n"));
+}
+
+/// The Markdown documents a text names: every path-like word ending in `.md` (`README.md`,
+/// `docs/testing.md`, `../README.md`). Words inside a URL (`https://…/README.md`) are left out.
+fn documents_named(text: &str) -> Vec<String> {
+    let is_path_char = |c: char| c.is_ascii_alphanumeric() || "_./-".contains(c);
+    let mut out = Vec::new();
+    for (end, _) in text.match_indices(".md") {
+        let after = text[end + 3..].chars().next();
+        if after.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_') {
+            continue; // `.mdx`, a field `.md_…`
+        }
+        let start = text[..end]
+            .char_indices()
+            .rev()
+            .find(|(_, c)| !is_path_char(*c))
+            .map_or(0, |(i, c)| i + c.len_utf8());
+        let word = text[start..end + 3].trim_start_matches('/');
+        let stem = word.trim_end_matches(".md");
+        if stem.is_empty() || stem.ends_with('/') || stem.ends_with('.') {
+            continue; // `*.md`, `{a,b}.md`: a pattern
+        }
+        if text[..start].ends_with(':') || text[..start].ends_with("//") {
+            continue; // a URL
+        }
+        out.push(word.to_owned());
+    }
+    out
+}
+
+/// Whether a document `named` in `file` is a file of the repository: from the repository
+/// root, the file's own directory or package, or `docs/`, and never above the root.
+fn resolves_inside(file: &Path, named: &str) -> bool {
+    let bases = [
+        root(),
+        file.parent().map(Path::to_path_buf).unwrap_or_else(root),
+        package_of(file),
+        root().join("docs"),
+    ];
+    let Ok(root) = root().canonicalize() else { return false };
+    bases
+        .iter()
+        .any(|base| base.join(named).canonicalize().is_ok_and(|found| found.starts_with(&root)))
 }
 
 /// The workspace package a file belongs to: the nearest directory above it with a
