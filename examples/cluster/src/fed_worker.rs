@@ -17,10 +17,7 @@ use axum::routing::{get, post};
 use http_pair::shim::Log;
 use http_pair::transport::{Federation, HttpTransport};
 use matrix_peek::wire::{ErrorReply, ExpiredPeek};
-use matrix_peek::{
-    Clock, FederationSide, Output, PeekStore, PeekTransport, SideOutput, Snapshot, SystemClock,
-    ToSync,
-};
+use matrix_peek::{Clock, FederationSide, Output, PeekTransport, SideOutput, SystemClock, ToSync};
 use matrix_peek_postgres::PostgresStore;
 use ruma_common::{OwnedRoomId, OwnedServerName};
 use serde_json::{Value, json};
@@ -30,7 +27,7 @@ use crate::bus::Bus;
 use crate::internal::{
     InboundAnswer, InboundCall, InboundOp, RemoteEvents, RemoteExpired, ToShard,
 };
-use crate::{Commits, Common, clock, epoch, peeking_config};
+use crate::{Commits, Common, Opened};
 
 /// One federation worker.
 pub struct Worker {
@@ -58,22 +55,12 @@ impl std::fmt::Debug for Worker {
 
 /// Restores the shard and serves until the process ends; prints `LISTENING addr` when ready.
 pub async fn run(common: Common, shard: u32) -> Result<(), String> {
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", common.port))
-        .await
-        .map_err(|e| format!("bind port {}: {e}", common.port))?;
-    let namespace = format!("{}-fed-{shard}", common.prefix);
-    let store = PostgresStore::connect(&common.pg, namespace.clone())
-        .await
-        .map_err(|e| format!("PostgreSQL at {}: {e}", common.pg))?;
-    let snapshot: Snapshot = store.load().await.map_err(|e| format!("load {namespace}: {e}"))?;
-    let bus = Bus::connect(&common.nats, &common.prefix).await?;
-    let name: OwnedServerName =
-        common.name.clone().try_into().map_err(|e| format!("--name: {e}"))?;
+    let Opened { listener, store, snapshot, bus, name, clock, epoch, config } =
+        common.open(&format!("fed-{shard}")).await?;
+    let namespace = store.namespace().to_owned();
     let log = Log::new(&format!("{}/fed-{shard}", common.name), true);
     let federation = Federation::new(name.clone(), log.clone());
-    let clock = clock();
-    let epoch = epoch(&store).await?;
-    let side = FederationSide::restore(clock.now(), peeking_config(&common.name), snapshot, epoch);
+    let side = FederationSide::restore(clock.now(), config, snapshot, epoch);
     let (requests, mut to_send) = tokio::sync::mpsc::unbounded_channel();
     log.push(format!(
         "shard {shard}: restored {} inbound, {} outbound peek(s) from {namespace}",

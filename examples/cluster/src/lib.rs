@@ -104,7 +104,47 @@ pub fn parse_flags(args: &[String]) -> Result<std::collections::HashMap<String, 
     Ok(flags)
 }
 
+/// What a worker starts from: its listener, its store and what the store held, the log, and
+/// the restart's time and routing epoch.
+pub struct Opened {
+    /// Bound to `--port`.
+    pub listener: tokio::net::TcpListener,
+    /// The worker's namespace in PostgreSQL.
+    pub store: matrix_peek_postgres::PostgresStore,
+    /// Everything the namespace held.
+    pub snapshot: matrix_peek::Snapshot,
+    /// The JetStream connection, streams created.
+    pub bus: bus::Bus,
+    /// The homeserver's name.
+    pub name: ruma_common::OwnedServerName,
+    /// The worker's clock.
+    pub clock: SystemClock,
+    /// This incarnation's routing epoch ([`epoch`]).
+    pub epoch: u64,
+    /// The worker's peeking configuration ([`peeking_config`]).
+    pub config: PeekingConfig,
+}
+
 impl Common {
+    /// Binds the port, opens the namespace `{prefix}-{role}` and loads it, connects to
+    /// JetStream, and draws this incarnation's epoch: the start both kinds of worker share.
+    pub async fn open(&self, role: &str) -> Result<Opened, String> {
+        use matrix_peek::PeekStore;
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port))
+            .await
+            .map_err(|e| format!("bind port {}: {e}", self.port))?;
+        let namespace = format!("{}-{role}", self.prefix);
+        let store = matrix_peek_postgres::PostgresStore::connect(&self.pg, namespace.clone())
+            .await
+            .map_err(|e| format!("PostgreSQL at {}: {e}", self.pg))?;
+        let snapshot = store.load().await.map_err(|e| format!("load {namespace}: {e}"))?;
+        let bus = bus::Bus::connect(&self.nats, &self.prefix).await?;
+        let name = self.name.clone().try_into().map_err(|e| format!("--name: {e}"))?;
+        let epoch = epoch(&store).await?;
+        let config = peeking_config(&self.name);
+        Ok(Opened { listener, store, snapshot, bus, name, clock: clock(), epoch, config })
+    }
+
     /// Reads the common flags.
     pub fn from_flags(flags: &std::collections::HashMap<String, String>) -> Result<Common, String> {
         let get = |k: &str| flags.get(k).cloned().ok_or_else(|| format!("--{k} is required"));

@@ -25,18 +25,18 @@ use axum::http::{HeaderMap, Method, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post, put};
 use http_pair::client::{client_request, resolve_target};
-use http_pair::federation::acl_refusal;
+use http_pair::federation::{PeekCall, peek_call};
 use http_pair::rooms::Rooms;
-use http_pair::shim::{Log, answer, error, method_not_allowed, origin, read_body, reply};
+use http_pair::shim::{Log, answer, error, origin, read_body, reply};
 use http_pair::transport::Federation;
 use matrix_peek::wire::{
     ClientPeekRequest, ClientPeekResponse, ClientUnpeekRequest, ErrorReply, ExpiredPeeks,
-    FederationPeekPath, FederationPeekRequest, FederationPrefix, FederationRenewResponse,
-    FederationUnpeekResponse, MAX_REQUEST_BODY_BYTES, MAX_TRANSACTION_BYTES, WireError,
+    FederationPeekPath, FederationPeekRequest, FederationRenewResponse, FederationUnpeekResponse,
+    MAX_REQUEST_BODY_BYTES, MAX_TRANSACTION_BYTES, WireError,
 };
 use matrix_peek::{
-    Change, ClientPeek, ClientPeekReply, Clock, LocalGrant, Output, PeekError, PeekStore,
-    RequestId, Residency, SideOutput, Snapshot, SyncSide, SystemClock, ToFederation, ToSync,
+    Change, ClientPeek, ClientPeekReply, Clock, LocalGrant, Output, PeekError, RequestId,
+    Residency, SideOutput, SyncSide, SystemClock, ToFederation, ToSync,
 };
 use matrix_peek_postgres::PostgresStore;
 use ruma_common::api::IncomingRequestExt;
@@ -53,7 +53,7 @@ use crate::internal::{
     ServerAclChanged, ToShard,
 };
 use crate::shard::shard_of;
-use crate::{Commits, Common, clock, epoch, peeking_config};
+use crate::{Commits, Common, Opened};
 
 type Waiter = oneshot::Sender<Result<LocalGrant, PeekError>>;
 
@@ -108,21 +108,11 @@ pub struct Front {
 /// Restores the sync side and serves until the process ends; prints `LISTENING addr` when
 /// ready. `workers` are the federation workers' addresses, shard by shard.
 pub async fn run(common: Common, workers: Vec<String>) -> Result<(), String> {
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", common.port))
-        .await
-        .map_err(|e| format!("bind port {}: {e}", common.port))?;
-    let namespace = format!("{}-sync", common.prefix);
-    let store = PostgresStore::connect(&common.pg, namespace.clone())
-        .await
-        .map_err(|e| format!("PostgreSQL at {}: {e}", common.pg))?;
-    let snapshot: Snapshot = store.load().await.map_err(|e| format!("load {namespace}: {e}"))?;
-    let bus = Bus::connect(&common.nats, &common.prefix).await?;
-    let name: OwnedServerName =
-        common.name.clone().try_into().map_err(|e| format!("--name: {e}"))?;
+    let Opened { listener, store, snapshot, bus, name, clock, epoch, config } =
+        common.open("sync").await?;
+    let namespace = store.namespace().to_owned();
     let log = Log::new(&format!("{}/sync", common.name), true);
-    let clock = clock();
-    let epoch = epoch(&store).await?;
-    let side = SyncSide::restore(clock.now(), peeking_config(&common.name), snapshot, epoch);
+    let side = SyncSide::restore(clock.now(), config, snapshot, epoch);
     log.push(format!("restored {} local peek(s) from {namespace}", side.local().len()));
     let (staged, to_commit) = tokio::sync::mpsc::unbounded_channel();
     let front = Arc::new(Front {
@@ -440,27 +430,17 @@ async fn federation_peek(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let origin = match origin(&headers) {
-        Ok(o) => o,
+    let (origin, target, call) = match peek_call(&front.rooms, &method, &uri, &headers) {
+        Ok(parsed) => parsed,
         Err(r) => return r,
     };
-    let target = match FederationPeekPath::parse(&FederationPrefix::Stable, uri.path()) {
-        Ok(t) => t,
-        Err(e) => return error(e),
-    };
     let args = target.path_args();
-    let FederationPeekPath { room_id, peek_id, is_renew } = target.clone();
-    let op = match (is_renew, &method) {
-        (true, &Method::POST) => InboundOp::Renew,
-        (false, &Method::PUT) => InboundOp::Peek,
-        (false, &Method::DELETE) => InboundOp::Unpeek,
-        _ => return method_not_allowed(),
+    let FederationPeekPath { room_id, peek_id, .. } = target.clone();
+    let op = match call {
+        PeekCall::Put => InboundOp::Peek,
+        PeekCall::Renew => InboundOp::Renew,
+        PeekCall::Delete => InboundOp::Unpeek,
     };
-    if op != InboundOp::Unpeek
-        && let Some(refusal) = acl_refusal(&front.rooms, &room_id, &origin)
-    {
-        return refusal;
-    }
     let mut ver = Vec::new();
     if op == InboundOp::Peek {
         let body = match read_body(&headers, body, MAX_REQUEST_BODY_BYTES).await {

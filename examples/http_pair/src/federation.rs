@@ -21,7 +21,7 @@ use matrix_peek::wire::{
 use ruma_common::api::IncomingRequestExt;
 use ruma_common::api::error::ErrorKind;
 use ruma_common::exports::http;
-use ruma_common::{OwnedRoomId, RoomAliasId, RoomId, ServerName};
+use ruma_common::{OwnedRoomId, OwnedServerName, RoomAliasId, RoomId, ServerName};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -48,6 +48,43 @@ const MAX_PDUS: usize = 50;
 /// Events kept per peeked room in the shim's timeline.
 const MAX_RECEIVED: usize = 1000;
 
+/// Which call on `/_matrix/federation/v1/peek/…` a request is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeekCall {
+    /// `PUT …/peek/{roomId}/{peekId}` (R28–R38).
+    Put,
+    /// `POST …/peek/{roomId}/{peekId}/renew` (R41).
+    Renew,
+    /// `DELETE …/peek/{roomId}/{peekId}` (R42).
+    Delete,
+}
+
+/// What every resident's peek handler does first: the signed origin, the path parsed with
+/// [`FederationPeekPath`], and the call the method names (405 for any other). A peek or
+/// renewal from a server the room's ACL denies is refused here ([`acl_refusal`]); a `DELETE`
+/// always goes through. The error is the reply to send.
+pub fn peek_call(
+    rooms: &std::sync::Mutex<Rooms>,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+) -> Result<(OwnedServerName, FederationPeekPath, PeekCall), Response> {
+    let origin = origin(headers)?;
+    let target = FederationPeekPath::parse(&FederationPrefix::Stable, uri.path()).map_err(error)?;
+    let call = match (target.is_renew, method) {
+        (true, &Method::POST) => PeekCall::Renew,
+        (false, &Method::PUT) => PeekCall::Put,
+        (false, &Method::DELETE) => PeekCall::Delete,
+        _ => return Err(method_not_allowed()),
+    };
+    if call != PeekCall::Delete
+        && let Some(refusal) = acl_refusal(rooms, &target.room_id, &origin)
+    {
+        return Err(refusal);
+    }
+    Ok((origin, target, call))
+}
+
 /// The 403 for a peek or renewal from a server the room's `m.room.server_acl` denies (R45:
 /// a denied server gets no new peek and keeps none), or `None` when it may peek.
 pub fn acl_refusal(
@@ -73,32 +110,14 @@ pub async fn peek(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let origin = match origin(&headers) {
-        Ok(o) => o,
+    let (origin, target, call) = match peek_call(&app.rooms, &method, &uri, &headers) {
+        Ok(parsed) => parsed,
         Err(r) => return r,
     };
-    let target = match FederationPeekPath::parse(&FederationPrefix::Stable, uri.path()) {
-        Ok(t) => t,
-        Err(e) => return error(e),
-    };
     let FederationPeekPath { room_id, peek_id, is_renew } = target.clone();
-    let kind = if is_renew {
-        (method == Method::POST).then_some("renew")
-    } else if method == Method::PUT {
-        Some("put")
-    } else if method == Method::DELETE {
-        Some("delete")
-    } else {
-        None
-    };
-    if matches!(kind, Some("put" | "renew"))
-        && let Some(refusal) = acl_refusal(&app.rooms, &room_id, &origin)
-    {
-        return refusal;
-    }
     let args = target.path_args();
-    let response = match kind {
-        Some("put") => {
+    let response = match call {
+        PeekCall::Put => {
             let body = match read_body(&headers, body, MAX_REQUEST_BODY_BYTES).await {
                 Ok(b) => b,
                 Err(r) => return r,
@@ -142,7 +161,7 @@ pub async fn peek(
                 Err(e) => driver_error(e),
             }
         }
-        Some("renew") => {
+        PeekCall::Renew => {
             let body = match read_body(&headers, body, MAX_REQUEST_BODY_BYTES).await {
                 Ok(b) => b,
                 Err(r) => return r,
@@ -159,7 +178,7 @@ pub async fn peek(
                 Err(e) => driver_error(e),
             }
         }
-        Some(_) => {
+        PeekCall::Delete => {
             let delete = FederationUnpeekRequest::try_from_http_request(
                 incoming(&method, &uri, &headers, &[]),
                 &args,
@@ -172,7 +191,6 @@ pub async fn peek(
                 Err(e) => driver_error(e),
             }
         }
-        None => method_not_allowed(),
     };
     let what = if is_renew { "POST renew" } else { method.as_str() };
     app.log.push(format!(
