@@ -8,39 +8,13 @@
 //! Needs `MATRIX_PEEK_NATS_URL` and `MATRIX_PEEK_PG_URL`: run it under `.ci/services`. Without
 //! them it fails, naming what is missing.
 
-use std::time::Duration;
-
 use cluster::shard::shard_of;
 use http_pair::api::Api;
 use http_pair::shim::{self, ShimConfig};
 use ruma_common::{OwnedRoomAliasId, OwnedRoomId};
-use serde_json::Value;
 
 mod support;
-use support::{Cluster, free_port, required};
-
-const WAIT: Duration = Duration::from_secs(20);
-
-fn id<T: TryFrom<String>>(value: &Value) -> T {
-    T::try_from(value.as_str().expect("an id").to_owned()).ok().expect("a valid id")
-}
-
-fn peeks(state: &Value, user: &str, room: &OwnedRoomId) -> bool {
-    state["local_peeks"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .any(|p| p["user_id"] == user && p["room_id"] == room.as_str())
-}
-
-fn inbound_on(state: &Value, room: &OwnedRoomId) -> usize {
-    state["inbound"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|i| i["room_id"] == room.as_str())
-        .count()
-}
+use support::{Cluster, WAIT, free_port, id, inbound_on, peeks, required};
 
 /// The value of the sample `name` (its first, unlabelled line) in Prometheus text.
 fn sample(text: &str, name: &str) -> Option<f64> {

@@ -18,11 +18,7 @@ use serde_json::Value;
 use tokio::process::Command;
 
 mod support;
-use support::{Cluster, free_port, kill, required, spawn};
-
-fn id<T: TryFrom<String>>(value: &Value) -> T {
-    T::try_from(value.as_str().expect("an id").to_owned()).ok().expect("a valid id")
-}
+use support::{Cluster, WAIT, free_port, id, inbound_on, kill, peeks, required, spawn};
 
 fn events(state: &Value, room: &OwnedRoomId) -> Vec<String> {
     state["received"][room.as_str()]
@@ -38,25 +34,6 @@ fn established(state: &Value, room: &OwnedRoomId) -> bool {
         .flatten()
         .any(|o| o["room_id"] == room.as_str() && o["state"] == "Established")
 }
-
-fn inbound_on(state: &Value, room: &OwnedRoomId) -> usize {
-    state["inbound"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|i| i["room_id"] == room.as_str())
-        .count()
-}
-
-fn peeks(state: &Value, user: &str, room: &OwnedRoomId) -> bool {
-    state["local_peeks"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .any(|p| p["user_id"] == user && p["room_id"] == room.as_str())
-}
-
-const WAIT: Duration = Duration::from_secs(20);
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_cluster_and_a_single_process_server_peek_into_each_others_rooms_through_crashes_and_an_outage()

@@ -6,6 +6,8 @@
 use std::process::Stdio;
 use std::time::Duration;
 
+use ruma_common::OwnedRoomId;
+use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
@@ -133,4 +135,31 @@ impl Cluster {
             kill(child).await;
         }
     }
+}
+
+/// How long a test waits for a state to be reached.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// An id from a JSON string.
+pub fn id<T: TryFrom<String>>(value: &Value) -> T {
+    T::try_from(value.as_str().expect("an id").to_owned()).ok().expect("a valid id")
+}
+
+/// Whether the state's local peeks include `user`'s of `room`.
+pub fn peeks(state: &Value, user: &str, room: &OwnedRoomId) -> bool {
+    state["local_peeks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|p| p["user_id"] == user && p["room_id"] == room.as_str())
+}
+
+/// How many inbound peeks of `room` the state lists.
+pub fn inbound_on(state: &Value, room: &OwnedRoomId) -> usize {
+    state["inbound"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|i| i["room_id"] == room.as_str())
+        .count()
 }
