@@ -113,7 +113,7 @@ impl FederationSide {
             seq: Sequencer::new(epoch),
             outputs: VecDeque::new(),
             stale: 0,
-            confirm: RoomTimers::new(now, config.resync_interval.saturating_mul(2)),
+            confirm: RoomTimers::new(config.resync_interval.saturating_mul(2)),
             confirms: 0,
             forgotten_early: 0,
             clock: Monotonic::starting_at(now),
@@ -209,7 +209,7 @@ impl FederationSide {
                 for applied in self.applied.values_mut() {
                     applied.at = applied.at.min(now);
                 }
-                self.confirm.observe(now);
+                self.confirm.heal(now);
                 now
             }
         }

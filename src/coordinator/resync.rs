@@ -22,31 +22,30 @@ use std::time::Duration;
 
 use ruma_common::{OwnedRoomId, RoomId};
 
-use crate::time::{Monotonic, Tick, Timestamp};
+use crate::time::Timestamp;
 
 /// The shortest restatement interval: a smaller configured value is raised to it.
 pub(super) const MIN_RESYNC_INTERVAL: Duration = Duration::from_secs(1);
 
-/// One deadline per room, `period` after it was last armed, on a clock that heals after a
-/// large step back (a deadline is then never further than `period` away). Ordered maps, not
-/// hash tables: room ids come from clients and remotes, and nothing here needs O(1).
+/// One deadline per room, `period` after it was last armed; after a clock correction the
+/// owning side calls [`heal`](Self::heal), so no deadline is then further than `period` away.
+/// Ordered maps, not hash tables: room ids come from clients and remotes, and nothing here
+/// needs O(1).
 #[derive(Debug, Clone)]
 pub(super) struct RoomTimers {
     by_room: BTreeMap<OwnedRoomId, Timestamp>,
     by_time: BTreeSet<(Timestamp, OwnedRoomId)>,
     /// `None`: switched off (inside `Peeking`); arming does nothing.
     period: Option<Duration>,
-    clock: Monotonic,
 }
 
 impl RoomTimers {
     /// Timers that fire `period` (raised to [`MIN_RESYNC_INTERVAL`]) after being armed.
-    pub(super) fn new(now: Timestamp, period: Duration) -> Self {
+    pub(super) fn new(period: Duration) -> Self {
         RoomTimers {
             by_room: BTreeMap::new(),
             by_time: BTreeSet::new(),
             period: Some(period.max(MIN_RESYNC_INTERVAL)),
-            clock: Monotonic::starting_at(now),
         }
     }
 
@@ -59,7 +58,6 @@ impl RoomTimers {
 
     /// (Re)arms `room`'s deadline one period from `now`.
     pub(super) fn arm(&mut self, now: Timestamp, room: &RoomId) {
-        let now = self.observe(now);
         if let Some(period) = self.period {
             self.set(room.to_owned(), now.saturating_add(period));
         }
@@ -81,7 +79,6 @@ impl RoomTimers {
 
     /// Every room whose deadline is at or before `now`, in deadline order; they are disarmed.
     pub(super) fn due(&mut self, now: Timestamp) -> Vec<OwnedRoomId> {
-        let now = self.observe(now);
         let mut due = Vec::new();
         while self.by_time.first().is_some_and(|(at, _)| *at <= now) {
             if let Some((_, room)) = self.by_time.pop_first() {
@@ -97,27 +94,20 @@ impl RoomTimers {
         self.by_time.first().map(|(at, _)| *at)
     }
 
-    /// Watches the clock: after a large step back, no deadline stays further than one period
-    /// from the corrected time.
-    pub(super) fn observe(&mut self, now: Timestamp) -> Timestamp {
-        match self.clock.advance(now) {
-            Tick::Normal(now) => now,
-            Tick::Corrected(now) => {
-                if let Some(period) = self.period {
-                    let latest = now.saturating_add(period);
-                    let late: Vec<OwnedRoomId> = self
-                        .by_time
-                        .iter()
-                        .rev()
-                        .take_while(|(at, _)| *at > latest)
-                        .map(|(_, room)| room.clone())
-                        .collect();
-                    for room in late {
-                        self.set(room, latest);
-                    }
-                }
-                now
-            }
+    /// After the owner's clock was corrected back to `now`: no deadline stays further than one
+    /// period from it.
+    pub(super) fn heal(&mut self, now: Timestamp) {
+        let Some(period) = self.period else { return };
+        let latest = now.saturating_add(period);
+        let late: Vec<OwnedRoomId> = self
+            .by_time
+            .iter()
+            .rev()
+            .take_while(|(at, _)| *at > latest)
+            .map(|(_, room)| room.clone())
+            .collect();
+        for room in late {
+            self.set(room, latest);
         }
     }
 }

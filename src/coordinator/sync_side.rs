@@ -130,7 +130,7 @@ impl SyncSide {
             outputs: VecDeque::new(),
             counts: ClientPeekCounts::default(),
             stale: 0,
-            resync: RoomTimers::new(now, config.resync_interval),
+            resync: RoomTimers::new(config.resync_interval),
             restated: 0,
         };
         side.drain(now);
@@ -438,10 +438,11 @@ impl SyncSide {
     }
 
     /// Watches the host's clock for corrections (see `CLOCK_STEP_LIMIT`); on one, no waiting
-    /// client peek waits longer than `max_pending_wait` from the corrected time.
+    /// client peek waits longer than `max_pending_wait` from the corrected time, and no
+    /// restatement is due later than `resync_interval` from it.
     fn tick(&mut self, now: Timestamp) {
-        self.resync.observe(now);
         if let Tick::Corrected(now) = self.clock.advance(now) {
+            self.resync.heal(now);
             let latest = now.saturating_add(self.max_pending_wait);
             let late: Vec<RequestId> = self
                 .pending_deadlines
