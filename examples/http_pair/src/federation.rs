@@ -61,7 +61,7 @@ pub enum PeekCall {
 
 /// What every resident's peek handler does first: the signed origin, the path parsed with
 /// [`FederationPeekPath`], and the call the method names (405 for any other). A peek or
-/// renewal from a server the room's ACL denies is refused here ([`acl_refusal`]); a `DELETE`
+/// renewal from a server the room's ACL denies is refused here (403); a `DELETE`
 /// always goes through. The error is the reply to send.
 pub fn peek_call(
     rooms: &std::sync::Mutex<Rooms>,
@@ -87,7 +87,7 @@ pub fn peek_call(
 
 /// The 403 for a peek or renewal from a server the room's `m.room.server_acl` denies (R45:
 /// a denied server gets no new peek and keeps none), or `None` when it may peek.
-pub fn acl_refusal(
+fn acl_refusal(
     rooms: &std::sync::Mutex<Rooms>,
     room_id: &RoomId,
     origin: &ServerName,
