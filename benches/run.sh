@@ -6,7 +6,8 @@
 # * GROUP: the peeks bench filter (e.g. inbound_peek, local_, outbound_renew, timeout, restore,
 #   fanout_destinations); RUNS: default 3; SIZES: PEEK_SIZES, default 1000,1000000.
 # * Each run is `PEEK_SIZES=SIZES cargo bench --bench peeks -- --warm-up-time 1
-#   --measurement-time 2 --noplot GROUP`. A run's figure for a benchmark is criterion's point
+#   --measurement-time 2 --noplot GROUP`, from one binary built before the first run (the
+#   revision recorded is the one built). A run's figure for a benchmark is criterion's point
 #   estimate from its `new/estimates.json` (the slope for linear sampling, else the mean):
 #   the middle number of criterion's `time: [...]` line.
 # * The load is recorded with every run: /proc/loadavg before and after, and every 15 s the
@@ -43,7 +44,13 @@ if [ -n "${RUMA_IDENTIFIERS_STORAGE:-}" ]; then
 fi
 cmd="$envs cargo bench --bench peeks -- --warm-up-time 1 --measurement-time 2 --noplot $group"
 
-cargo bench --bench peeks --no-run >/dev/null 2>&1
+# Built once: every run of the series executes this binary, so an edit made while the series
+# runs cannot slip into a later run (cargo bench would rebuild it).
+bin=$(cargo bench --bench peeks --no-run --message-format=json 2>/dev/null \
+    | jq -r 'select(.reason == "compiler-artifact" and .target.name == "peeks"
+        and .executable != null) | .executable' | tail -1)
+[ -x "$bin" ] || { echo "run.sh: could not build the peeks bench" >&2; exit 1; }
+rev=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- benches src || echo +dirty)
 : >"$raw"
 : >"$loadlog"
 
@@ -74,7 +81,7 @@ for run in $(seq 1 "$runs"); do
     # The sampler must not outlive a failed run (set -e).
     trap 'kill "$sampler" 2>/dev/null || true' EXIT
     echo "== run $run/$runs: $cmd (load before: $before)" >&2
-    env $envs cargo bench --bench peeks -- --warm-up-time 1 --measurement-time 2 \
+    env $envs "$bin" --bench --warm-up-time 1 --measurement-time 2 \
         --noplot "$group" >"$out/$tag.run$run.log" 2>&1
     kill "$sampler" 2>/dev/null || true
     wait "$sampler" 2>/dev/null || true
@@ -95,6 +102,5 @@ for run in $(seq 1 "$runs"); do
     rm -f "$marker"
 done
 
-rev=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- benches src || echo +dirty)
 python3 benches/summarize.py "$raw" "$loadlog" "$cmd ($rev)" "$runs" >"$md"
 cat "$md"

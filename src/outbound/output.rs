@@ -11,8 +11,10 @@ use crate::time::Timestamp;
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum OutboundOutput {
-    /// Write this change before acting on any later output (R59). Every `Send` is immediately
-    /// preceded by the `Persist` of its room's record.
+    /// Write this change before acting on any later output (R59). The record naming a `Send`'s
+    /// peek is always written before the `Send`: a `PUT` and a background `DELETE` come right
+    /// after the `Persist` of their record, a renewal after the one that stored its lease (a
+    /// renewal in flight is stored as the lease it renews, so it is not written again).
     Persist(OutboundChange),
     /// Send this federation request, then report its outcome with `handle_response`.
     Send(OutboundRequest),

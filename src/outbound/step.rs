@@ -263,7 +263,15 @@ impl OutboundPeeks {
             }
             other => other,
         };
-        self.persist_current(slot);
+        // A `PUT` needs its `Opening` record stored first. A renewal's record is the `Live` one
+        // stored when the lease was granted (a lease is persisted whenever it changes), and
+        // `Renewing` stores as that same record: writing it again would only double the store
+        // writes of the hottest request.
+        if matches!(kind, Kind::Renew { .. }) {
+            debug_assert!(self.room(slot).persisted, "a renewed lease was stored when granted");
+        } else {
+            self.persist_current(slot);
+        }
         self.send(slot, id, kind, peek);
         Next::Wait
     }
@@ -295,7 +303,8 @@ impl OutboundPeeks {
         next
     }
 
-    /// Queues the request (its record was persisted just before).
+    /// Queues the request (the record that justifies it is stored already: see
+    /// `send_current`).
     fn send(&mut self, slot: u32, id: RequestId, kind: Kind, peek: &PeekRef) {
         match kind {
             Kind::Put => self.stats.puts.sent += 1,

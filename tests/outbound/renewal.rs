@@ -41,6 +41,34 @@ fn renewal_at_half_the_interval_clamped_both_ways() {
 }
 
 #[test]
+fn a_renewal_writes_the_store_once_when_its_lease_is_granted() {
+    // R59: the renewal in flight is stored as the lease it renews; only the new lease is
+    // written. A restart while it is in flight restores the peek and renews it again.
+    let mut h = H::new();
+    let r = room("!r:a.org");
+    let put = h.open(&r, "a.org", HOUR);
+    let before = h.store.clone();
+    let out = h.fire();
+    let persists = |out: &[OutboundOutput]| {
+        out.iter().filter(|o| matches!(o, OutboundOutput::Persist(_))).count()
+    };
+    assert_eq!(persists(&out), 0, "sending a renewal writes nothing: {out:?}");
+    let renew = only_send(out);
+    assert_eq!(h.store, before);
+    let out = h.respond(&renew, OutboundOutcome::Renewed { renewal_interval: Some(HOUR) });
+    assert_eq!(persists(&out), 1, "the renewed lease is written once: {out:?}");
+    assert_ne!(h.store, before, "the new lease is stored");
+
+    // Crash with the next renewal in flight: the stored lease brings the peek back, and the
+    // renewal, due already, is sent again at once.
+    let renew = only_send(h.fire());
+    h.restore();
+    let again = only_send(h.drain());
+    assert_eq!((&again.kind, &again.peek_id), (&renew.kind, &put.peek_id));
+    assert_eq!(h.m.state(&r), Some(OutboundState::Renewing));
+}
+
+#[test]
 fn renew_404_reopens_with_a_fresh_id_and_an_old_expiry_is_ignored() {
     // R54
     let mut h = H::new();

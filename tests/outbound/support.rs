@@ -6,9 +6,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use matrix_peek::{
-    OutboundChange, OutboundConfig, OutboundFailure, OutboundKey, OutboundOutcome, OutboundOutput,
-    OutboundPeeks, OutboundRecord, OutboundRequest, OutboundRequestKind, OutboundState, RoomAccess,
-    Timestamp,
+    OutboundConfig, OutboundFailure, OutboundKey, OutboundOutcome, OutboundOutput, OutboundPeeks,
+    OutboundRecord, OutboundRequest, OutboundState, RoomAccess, Timestamp,
 };
 use ruma_common::{OwnedRoomId, OwnedServerName, RoomId, RoomVersionId};
 
@@ -40,8 +39,8 @@ pub fn failed(f: OutboundFailure) -> OutboundOutcome {
     OutboundOutcome::Failed(f)
 }
 
-/// Drives a machine, applies every `Persist` to a store map, and checks that every `Send` is
-/// immediately preceded by the `Persist` of its room's record naming the same peek (R59).
+/// Drives a machine, applies every `Persist` to a store map, and checks at every `Send` that
+/// the store names its peek (R59, [`model::check_send_stored`]).
 pub struct H {
     pub m: OutboundPeeks,
     pub config: OutboundConfig,
@@ -66,25 +65,8 @@ impl H {
         let mut out = Vec::new();
         while let Some(o) = self.m.poll_output() {
             if let OutboundOutput::Send(req) = &o {
-                match out.last() {
-                    Some(OutboundOutput::Persist(OutboundChange::Upsert(
-                        OutboundRecord::Peek(p),
-                    ))) => {
-                        assert_eq!(p.room_id, req.room_id, "persist before send names the room");
-                        assert_eq!(p.peek_id, req.peek_id, "persist before send names the peek");
-                        assert_eq!(p.server, req.server);
-                    }
-                    // A retired peek's DELETE: its own record.
-                    Some(OutboundOutput::Persist(OutboundChange::Upsert(
-                        OutboundRecord::Retired { room_id, server, peek_id },
-                    ))) => {
-                        assert_eq!(req.kind, OutboundRequestKind::Unpeek, "retired: DELETE only");
-                        assert_eq!(
-                            (room_id, server, peek_id),
-                            (&req.room_id, &req.server, &req.peek_id)
-                        );
-                    }
-                    other => panic!("Send {req:?} not preceded by its Persist: {other:?}"),
+                if let Err(e) = model::check_send_stored(&self.store, out.last(), req) {
+                    panic!("{e}");
                 }
             }
             if let OutboundOutput::Persist(change) = &o {

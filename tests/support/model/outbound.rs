@@ -24,6 +24,59 @@ use ruma_common::{OwnedRoomId, OwnedServerName, RoomId, RoomVersionId};
 /// A peek of ours at a resident: (room, resident server, peek id).
 pub type PeekKey = (OwnedRoomId, OwnedServerName, String);
 
+/// R59 at a `Send`, checked against `store` (every earlier `Persist` applied) and the output
+/// just before it (`prev`): a restart at this point must find the request's peek.
+///
+/// * A `PUT` of a peek being opened, and a background `DELETE`, come right after the `Persist`
+///   of their own record (the room's `Opening` record, the peek's `Retired` record).
+/// * A renewal (`Renew`, or a re-`PUT` of a granted peek) finds its room's `Live` record
+///   naming the same resident and peek id in the store: it was written when the lease was
+///   granted, and is not written again.
+pub fn check_send_stored(
+    store: &BTreeMap<OutboundKey, OutboundRecord>,
+    prev: Option<&OutboundOutput>,
+    req: &OutboundRequest,
+) -> Result<(), String> {
+    let names_req = |p: &matrix_peek::OutboundPeekRecord| {
+        p.room_id == req.room_id && p.peek_id == req.peek_id && p.server == req.server
+    };
+    let stored = store.get(&OutboundKey::Room(req.room_id.clone()));
+    let live = matches!(
+        stored,
+        Some(OutboundRecord::Peek(p)) if names_req(p)
+            && matches!(p.phase, matrix_peek::OutboundPeekPhase::Live { .. })
+    );
+    let ok = match (&req.kind, prev) {
+        (OutboundRequestKind::Renew, _) => live,
+        (
+            OutboundRequestKind::Peek { .. },
+            Some(OutboundOutput::Persist(OutboundChange::Upsert(OutboundRecord::Peek(p)))),
+        ) if names_req(p) => stored == Some(&OutboundRecord::Peek(p.clone())),
+        (OutboundRequestKind::Peek { .. }, _) => live,
+        (
+            OutboundRequestKind::Unpeek,
+            Some(OutboundOutput::Persist(OutboundChange::Upsert(OutboundRecord::Retired {
+                room_id,
+                server,
+                peek_id,
+            }))),
+        ) => {
+            (room_id, server, peek_id) == (&req.room_id, &req.server, &req.peek_id)
+                && store.contains_key(&OutboundKey::Retired {
+                    room_id: room_id.clone(),
+                    server: server.clone(),
+                    peek_id: peek_id.clone(),
+                })
+        }
+        (OutboundRequestKind::Unpeek, _) => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("Send {req:?} without its stored record (after {prev:?}; stored {stored:?})"))
+    }
+}
+
 /// A v11 room's access, peekable (world-readable) or not.
 pub fn access(peekable: bool) -> RoomAccess {
     RoomAccess::new(RoomVersionId::V11, peekable, false)
@@ -209,24 +262,9 @@ impl World {
             check(self, &o)?;
             match &o {
                 OutboundOutput::Send(req) => {
-                    let ok = match out.last() {
-                        Some(OutboundOutput::Persist(OutboundChange::Upsert(
-                            OutboundRecord::Peek(p),
-                        ))) => {
-                            p.room_id == req.room_id
-                                && p.peek_id == req.peek_id
-                                && p.server == req.server
-                        }
-                        Some(OutboundOutput::Persist(OutboundChange::Upsert(
-                            OutboundRecord::Retired { room_id, server, peek_id },
-                        ))) => {
-                            req.kind == OutboundRequestKind::Unpeek
-                                && (room_id, server, peek_id)
-                                    == (&req.room_id, &req.server, &req.peek_id)
-                        }
-                        _ => false,
-                    };
-                    assert!(ok, "Send {req:?} not preceded by its Persist: {:?}", out.last());
+                    if let Err(e) = check_send_stored(&self.store, out.last(), req) {
+                        panic!("{e}");
+                    }
                     self.pending.push(req.clone());
                 }
                 OutboundOutput::Persist(change) => {
