@@ -64,10 +64,10 @@ impl H {
     pub fn drain(&mut self) -> Vec<OutboundOutput> {
         let mut out = Vec::new();
         while let Some(o) = self.m.poll_output() {
-            if let OutboundOutput::Send(req) = &o {
-                if let Err(e) = model::check_send_stored(&self.store, out.last(), req) {
-                    panic!("{e}");
-                }
+            if let OutboundOutput::Send(req) = &o
+                && let Err(e) = model::check_send_stored(&self.store, out.last(), req)
+            {
+                panic!("{e}");
             }
             if let OutboundOutput::Persist(change) = &o {
                 change.apply_to(&mut self.store);
