@@ -75,9 +75,22 @@ pub fn timeout(c: &mut Criterion, plan: &Plan) {
         });
         g.finish();
     }
-    if plan.wants("timeout_local") {
+    // `timeout_local`: the bench config's zero `ended_retention`, so the same call also
+    // collects every ended entry (its `Persist` of the removal, the stream record);
+    // `timeout_local_retained`: the default retention, so expiry only ends the peeks (their
+    // `Persist`, `PeekEnded`, `Wake`) and collection comes a retention later, as in production.
+    let retained = matrix_peek::LocalConfig {
+        ended_retention: matrix_peek::LocalConfig::default().ended_retention,
+        ..LocalIds::config()
+    };
+    for (group, config) in
+        [("timeout_local", LocalIds::config()), ("timeout_local_retained", retained)]
+    {
+        if !plan.wants(group) {
+            continue;
+        }
         let ids = LocalIds::new(n, 0);
-        let proto = local::machine(&ids);
+        let proto = local::machine_with(&ids, config);
         let fproto = local::floor(&ids);
         let keys = fproto.keys_by_slot();
         let due = {
@@ -85,9 +98,9 @@ pub fn timeout(c: &mut Criterion, plan: &Plan) {
             m.handle_timeout(cutoff);
             n - m.len()
         };
-        eprintln!("timeout_local: {due} of {n} peeks due");
+        eprintln!("{group}: {due} of {n} peeks due");
         assert_eq!(due, fproto.clone().expire(&keys, cutoff), "machine and floor expire alike");
-        let mut g = c.benchmark_group("timeout_local");
+        let mut g = c.benchmark_group(group);
         g.sample_size(10).sampling_mode(SamplingMode::Flat);
         let name = |who: &str| format!("{who}/{due}_of_{n}");
         on_fresh(

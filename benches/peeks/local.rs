@@ -60,7 +60,12 @@ pub fn records(ids: &LocalIds) -> Vec<LocalRecord> {
 }
 
 pub fn machine(ids: &LocalIds) -> LocalPeeks {
-    let mut m = LocalPeeks::restore(ts(T0), LocalIds::config(), records(ids));
+    machine_with(ids, LocalIds::config())
+}
+
+/// The machine holding the population, under `config`.
+pub fn machine_with(ids: &LocalIds, config: matrix_peek::LocalConfig) -> LocalPeeks {
+    let mut m = LocalPeeks::restore(ts(T0), config, records(ids));
     drain(&mut m);
     m
 }

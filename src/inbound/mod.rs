@@ -564,7 +564,7 @@ impl InboundPeeks {
         let removed = self.peeks.remove(slot, &mut self.rooms.get_mut(room).extra);
         let server = self.servers.get(removed.server).name.clone();
         let room_id = self.rooms.get(room).name.clone();
-        let peek_id = String::from(&*removed.id);
+        let peek_id = removed.id.into_string();
         self.servers.get_mut(removed.server).live -= 1;
         self.servers.release_if_unused(removed.server);
         self.rooms.get_mut(room).live -= 1;
