@@ -8,12 +8,14 @@
 //!   ending all of a room's or a pair's peeks is O(result). Each room keeps the list of servers
 //!   with at least one peek, so `destinations` is O(result) (R39).
 //!
-//! Per peek this costs one `Box<str>` for the id, one 4-byte index entry, one 48-byte slot and
-//! one timer entry.
+//! Per peek this costs one 4-byte index entry, one 56-byte slot (the peek id inline in it, as a
+//! `CompactString`, when it has at most 24 bytes, as our own 8-character ids do; a longer one
+//! goes to the heap) and one timer entry.
 
 use std::borrow::Borrow;
 use std::hash::{BuildHasher, Hash, RandomState};
 
+use compact_str::CompactString;
 use hashbrown::HashTable;
 
 use crate::slab::Slab;
@@ -122,7 +124,7 @@ pub(super) struct Slot {
     /// Hash of (server name, room id, peek id) under [`Peeks::hash`], kept so the index
     /// never re-hashes strings when it grows or removes.
     pub(super) hash: u64,
-    pub(super) id: Box<str>,
+    pub(super) id: CompactString,
     pub(super) renewed_at: Timestamp,
 }
 
@@ -198,7 +200,7 @@ impl Peeks {
         renewed_at: Timestamp,
         servers_of_room: &mut Vec<RoomServer>,
     ) -> u32 {
-        let id: Box<str> = Box::from(id);
+        let id = CompactString::new(id);
         let s = self.slots.vacant_key();
         let next = match servers_of_room.iter_mut().find(|e| e.server == server) {
             Some(pair) => std::mem::replace(&mut pair.head, s),
