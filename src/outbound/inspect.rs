@@ -38,7 +38,7 @@ impl OutboundPeeks {
     /// (`Established` or `Renewing`): only the server that granted the current peek (never
     /// another candidate, B-9). See [`granted`](Self::granted) for any demand.
     pub fn established(&self, room: &RoomId) -> Option<(&ServerName, &RoomAccess)> {
-        let r = self.room(*self.index.get(room)?);
+        let r = self.room(self.index.get(&self.rooms, room)?);
         if !r.is_demanded() {
             return None;
         }
@@ -48,7 +48,7 @@ impl OutboundPeeks {
     /// The server and access of `room`'s peek while the resident has granted it, whatever the
     /// demand (lingering included). Changes after every `handle_*`.
     pub fn granted(&self, room: &RoomId) -> Option<(&ServerName, &RoomAccess)> {
-        let r = self.room(*self.index.get(room)?);
+        let r = self.room(self.index.get(&self.rooms, room)?);
         match &r.phase {
             Phase::Live { peek, .. } | Phase::Renewing { peek, .. } => {
                 Some((&peek.server, r.access.as_ref()?))
@@ -59,7 +59,7 @@ impl OutboundPeeks {
 
     /// The state of `room`'s outbound peek, `None` when it has none.
     pub fn state(&self, room: &RoomId) -> Option<OutboundState> {
-        Some(self.state_of(self.room(*self.index.get(room)?)))
+        Some(self.state_of(self.room(self.index.get(&self.rooms, room)?)))
     }
 
     pub(super) fn state_of(&self, r: &Room) -> OutboundState {
@@ -110,7 +110,7 @@ impl OutboundPeeks {
 
     /// [`rooms`](Self::rooms) for one room; `None` when it is not tracked.
     pub fn room_info(&self, room: &RoomId) -> Option<OutboundRoomInfo<'_>> {
-        Some(self.info_of(self.room(*self.index.get(room)?)))
+        Some(self.info_of(self.room(self.index.get(&self.rooms, room)?)))
     }
 
     fn info_of<'a>(&'a self, r: &'a Room) -> OutboundRoomInfo<'a> {

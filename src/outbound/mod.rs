@@ -4,6 +4,7 @@
 mod answer;
 mod config;
 mod error;
+mod index;
 mod inspect;
 mod output;
 mod record;
@@ -33,6 +34,7 @@ use crate::ids::RequestId;
 use crate::slab::Slab;
 use crate::time::{Monotonic, Timestamp};
 use crate::timer::SlotTimers;
+use index::RoomIndex;
 use room::{Candidate, Demand, Pacer, Phase, Room};
 
 /// How many ids are reserved per persisted high-water mark.
@@ -138,7 +140,8 @@ pub struct OutboundPeeks {
     clock: Monotonic,
     /// Room slots.
     rooms: Slab<Room>,
-    index: HashMap<OwnedRoomId, u32>,
+    /// Room id → slot (the ids are the rooms' own).
+    index: RoomIndex,
     /// At most one deadline per room slot.
     timers: SlotTimers,
     /// In-flight requests → room slot; the room's current phase or one of its retired peeks
@@ -177,7 +180,7 @@ impl OutboundPeeks {
             config,
             clock: Monotonic::default(),
             rooms: Slab::default(),
-            index: HashMap::new(),
+            index: RoomIndex::default(),
             timers: SlotTimers::default(),
             requests: HashMap::new(),
             joined: HashSet::new(),
@@ -205,8 +208,8 @@ impl OutboundPeeks {
         if self.joined.contains(room) {
             return;
         }
-        let slot = match self.index.get(room) {
-            Some(&slot) => slot,
+        let slot = match self.index.get(&self.rooms, room) {
+            Some(slot) => slot,
             None => {
                 let error = if via.is_empty() {
                     Some(OutboundPeekError::NoCandidates)
@@ -244,7 +247,7 @@ impl OutboundPeeks {
     pub fn handle_no_demand(&mut self, now: Timestamp, room: &RoomId) {
         crate::log::span!("outbound_no_demand", %room);
         let now = self.tick(now);
-        let Some(&slot) = self.index.get(room) else { return };
+        let Some(slot) = self.index.get(&self.rooms, room) else { return };
         let until = now.saturating_add(self.config.linger);
         let r = self.room_mut(slot);
         if r.is_demanded() {
@@ -264,7 +267,7 @@ impl OutboundPeeks {
             let record = OutboundRecord::Joined { room_id: room.to_owned() };
             self.outputs.push_back(OutboundOutput::Persist(OutboundChange::Upsert(record)));
         }
-        if let Some(&slot) = self.index.get(room) {
+        if let Some(slot) = self.index.get(&self.rooms, room) {
             self.step(slot, now);
         }
         self.flush();
@@ -286,7 +289,7 @@ impl OutboundPeeks {
     pub fn handle_access_changed(&mut self, now: Timestamp, room: &RoomId, access: &RoomAccess) {
         crate::log::span!("outbound_access_changed", %room);
         let now = self.tick(now);
-        let Some(&slot) = self.index.get(room) else { return };
+        let Some(slot) = self.index.get(&self.rooms, room) else { return };
         let r = self.room_mut(slot);
         r.access = Some(access.clone());
         if access.is_peekable() {
@@ -312,7 +315,7 @@ impl OutboundPeeks {
     /// that is not tracked is ignored.
     pub fn handle_room_event(&mut self, now: Timestamp, room: &RoomId) {
         let now = self.tick(now);
-        let Some(&slot) = self.index.get(room) else { return };
+        let Some(slot) = self.index.get(&self.rooms, room) else { return };
         let r = self.room_mut(slot);
         r.activity.record(now);
         let lease = match &r.phase {
@@ -337,7 +340,7 @@ impl OutboundPeeks {
     pub fn handle_server_unreachable(&mut self, now: Timestamp, server: &ServerName) {
         crate::log::span!("outbound_server_unreachable", %server);
         let now = self.tick(now);
-        let slots: Vec<u32> = self.index.values().copied().collect();
+        let slots: Vec<u32> = self.rooms.iter().map(|(slot, _)| slot).collect();
         for slot in slots {
             if self.room(slot).candidates.iter().all(|c| c.server != server) {
                 continue;
@@ -377,7 +380,7 @@ impl OutboundPeeks {
     ) {
         crate::log::span!("outbound_remote_expired", %server, %room, peek_id);
         let now = self.tick(now);
-        let Some(&slot) = self.index.get(room) else { return };
+        let Some(slot) = self.index.get(&self.rooms, room) else { return };
         if self.on_remote_expired(slot, server, peek_id, now) {
             self.step(slot, now);
         }
@@ -435,9 +438,9 @@ impl OutboundPeeks {
         if let Some(pacer) = self.paced.remove(&room.id) {
             room.pacer = pacer;
         }
-        let id = room.id.clone();
+        room.hash = self.index.hash(&room.id);
         let slot = self.rooms.insert(room);
-        self.index.insert(id, slot);
+        self.index.insert(&self.rooms, slot);
         slot
     }
 

@@ -116,7 +116,7 @@ impl OutboundPeeks {
         match self.clock.advance(now) {
             Tick::Normal(now) => now,
             Tick::Corrected(now) => {
-                let slots: Vec<u32> = self.index.values().copied().collect();
+                let slots: Vec<u32> = self.rooms.iter().map(|(slot, _)| slot).collect();
                 for slot in slots {
                     self.heal_room(slot, now);
                     self.step(slot, now);

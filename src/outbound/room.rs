@@ -270,6 +270,8 @@ impl Pacer {
 #[derive(Debug, Clone)]
 pub(super) struct Room {
     pub(super) id: OwnedRoomId,
+    /// `id`'s hash in the machine's [`RoomIndex`](super::index::RoomIndex), set when indexed.
+    pub(super) hash: u64,
     pub(super) demand: Demand,
     pub(super) phase: Phase,
     pub(super) candidates: Vec<Candidate>,
@@ -296,6 +298,7 @@ impl Room {
     pub(super) fn new(id: OwnedRoomId, demand: Demand) -> Self {
         Room {
             id,
+            hash: 0,
             demand,
             phase: Phase::Idle,
             candidates: Vec::new(),

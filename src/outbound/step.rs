@@ -507,7 +507,7 @@ impl OutboundPeeks {
                 self.requests.remove(&id);
             }
         }
-        self.index.remove(&room.id);
+        self.index.remove(slot, room.hash);
         let now = self.clock.now();
         if room.pacer.holds_back(now) {
             if self.paced.len() >= 64 && self.paced.len().is_power_of_two() {
