@@ -4,7 +4,8 @@
 #   benches/profile.sh [SIZE] [OPS] [WORKLOAD...]
 #
 # * SIZE: live peeks (default 1000000); OPS: ops measured (default 10000); WORKLOAD: any of
-#   the `PEEK_PROFILE` workloads of benches/peeks/profile.rs (default: inbound_peek_cold
+#   the `PEEK_PROFILE` workloads of benches/peeks/profile.rs, e.g. inbound_peek_warm (default:
+#   inbound_peek_cold
 #   inbound_renew inbound_unpeek local_peek_cold local_renew local_unpeek outbound_peek_cold
 #   outbound_renew outbound_unpeek).
 # * Builds the bench binary with line tables (CARGO_PROFILE_BENCH_DEBUG=line-tables-only, in
