@@ -59,13 +59,32 @@ fn warm_creates<P: Keys, T: Churn<P::Key>>(t: &mut T, ids: &P, n: usize, ops: us
     }
 }
 
-fn run_on<K, T: Churn<K> + Renew<K>>(t: &mut T, op: &str, keys: &[K]) {
+/// `ops` creates, cold or warm, or unpeeks on `t` (`op` is `peek_cold`, `peek_warm` or
+/// `unpeek`); `false` for any other op.
+fn churn<P: Keys, T: Churn<P::Key>>(t: &mut T, ids: &P, n: usize, op: &str, ops: usize) -> bool {
     let now0 = T0 + 10_000;
     match op {
-        "peek_cold" => profiled(t, keys, now0, |t, k, now| t.create(k, now)),
-        "renew" => profiled(t, keys, now0, |t, k, now| t.renew(k, now)),
-        "unpeek" => profiled(t, keys, now0, |t, k, now| t.remove(k, now)),
-        other => panic!("unknown profile op {other}"),
+        "peek_warm" => warm_creates(t, ids, n, ops, now0),
+        "peek_cold" => profiled(t, &keys(ids, n, "cold", ops), now0, |t, k, now| t.create(k, now)),
+        "unpeek" => profiled(t, &keys(ids, n, "live", ops), now0, |t, k, now| t.remove(k, now)),
+        _ => return false,
+    }
+    true
+}
+
+/// [`churn`], or `renew` of live keys.
+fn run_on<P: Keys, T: Churn<P::Key> + Renew<P::Key>>(
+    t: &mut T,
+    ids: &P,
+    n: usize,
+    op: &str,
+    ops: usize,
+) {
+    if op == "renew" {
+        let keys = keys(ids, n, "live", ops);
+        profiled(t, &keys, T0 + 10_000, |t, k, now| t.renew(k, now));
+    } else if !churn(t, ids, n, op, ops) {
+        panic!("unknown profile op {op}");
     }
 }
 
@@ -76,47 +95,31 @@ pub fn run(plan: &Plan, what: &str) {
     let ops: usize =
         std::env::var("PEEK_PROFILE_OPS").ok().and_then(|s| s.parse().ok()).unwrap_or(10_000);
     let ops = if op == "unpeek" { ops.min(n) } else { ops };
-    let kind = if op == "peek_cold" { "cold" } else { "live" };
     eprintln!("profile: {workload} {side}, {n} live peeks, {ops} ops");
-    run_workload(family, op, side, n, ops, kind, what);
+    run_workload(family, op, side, n, ops, what);
     let (ns, done) = TIMED.with(|c| c.get());
     eprintln!("profile: {:.0} ns per op (wall clock, {done} ops)", ns as f64 / done.max(1) as f64);
 }
 
 /// Builds the population of `family` at `n` and runs `ops` ops of `op` on `side`.
-fn run_workload(family: &str, op: &str, side: &str, n: usize, ops: usize, kind: &str, what: &str) {
+fn run_workload(family: &str, op: &str, side: &str, n: usize, ops: usize, what: &str) {
     match (family, side) {
         ("inbound", "machine") => {
             let ids = InboundIds::new(n, spare(n));
             let mut m = inbound::Machine::new(inbound::machine(&ids));
-            if op == "peek_warm" {
-                return warm_creates(&mut m, &ids, n, ops, T0 + 10_000);
-            }
-            run_on(&mut m, op, &keys(&ids, n, kind, ops));
+            run_on(&mut m, &ids, n, op, ops);
         }
         ("inbound", "floor") => {
             let ids = InboundIds::new(n, spare(n));
-            let mut f = inbound::floor(&ids.records());
-            if op == "peek_warm" {
-                return warm_creates(&mut f, &ids, n, ops, T0 + 10_000);
-            }
-            run_on(&mut f, op, &keys(&ids, n, kind, ops));
+            run_on(&mut inbound::floor(&ids.records()), &ids, n, op, ops);
         }
         ("local", "machine") => {
             let ids = LocalIds::new(n, spare(n));
-            let mut m = local::Machine::new(local::machine(&ids));
-            if op == "peek_warm" {
-                return warm_creates(&mut m, &ids, n, ops, T0 + 10_000);
-            }
-            run_on(&mut m, op, &keys(&ids, n, kind, ops));
+            run_on(&mut local::Machine::new(local::machine(&ids)), &ids, n, op, ops);
         }
         ("local", "floor") => {
             let ids = LocalIds::new(n, spare(n));
-            let mut f = local::floor(&ids);
-            if op == "peek_warm" {
-                return warm_creates(&mut f, &ids, n, ops, T0 + 10_000);
-            }
-            run_on(&mut f, op, &keys(&ids, n, kind, ops));
+            run_on(&mut local::floor(&ids), &ids, n, op, ops);
         }
         ("outbound", side) if op == "renew" => {
             let ids = outbound::OutboundIds::new(n);
@@ -138,21 +141,11 @@ fn run_workload(family: &str, op: &str, side: &str, n: usize, ops: usize, kind: 
         ("outbound", side) => {
             let ids = outbound::OutboundIds::new(n);
             let (mut m, mut f) = outbound::population(&ids, n);
-            let keys = keys(&ids, n, kind, ops);
-            let now0 = T0 + 10_000;
-            match (side, op) {
-                ("machine", "peek_warm") => warm_creates(&mut m, &ids, n, ops, now0),
-                (_, "peek_warm") => warm_creates(&mut f, &ids, n, ops, now0),
-                ("machine", "peek_cold") => {
-                    profiled(&mut m, &keys, now0, |t, k, now| t.create(k, now))
-                }
-                ("machine", "unpeek") => {
-                    profiled(&mut m, &keys, now0, |t, k, now| t.remove(k, now))
-                }
-                (_, "peek_cold") => profiled(&mut f, &keys, now0, |t, k, now| t.create(k, now)),
-                (_, "unpeek") => profiled(&mut f, &keys, now0, Churn::remove),
-                _ => panic!("unknown profile op {op}"),
-            }
+            let known = match side {
+                "machine" => churn(&mut m, &ids, n, op, ops),
+                _ => churn(&mut f, &ids, n, op, ops),
+            };
+            assert!(known, "unknown profile op {op}");
         }
         _ => panic!("unknown profile workload {what}"),
     }

@@ -1,6 +1,7 @@
 //! `step`: decides a room's next action from (phase, demand), and the helpers every decision
 //! shares: opening at the best candidate, failing over, retiring a peek, sending under the
-//! pacer, and persisting before every send.
+//! pacer, and persisting the record that justifies each send before it (a renewal's is the
+//! stored lease it renews).
 //!
 //! Every `handle_*` only updates facts, then calls `step`. `step` is idempotent: it sends what is
 //! due (never a second request for the current peek while one is in flight), deletes retired
@@ -245,7 +246,8 @@ impl OutboundPeeks {
         self.send_current(slot, now, Kind::Put, &peek)
     }
 
-    /// Sends `kind` for the current peek under the pacer, persisting the room's record first.
+    /// Sends `kind` for the current peek under the pacer, persisting the room's record first
+    /// (for a `PUT`; a renewal's record is the stored lease).
     /// `Wait` once sent (the phase names the request); `At` when the pacer holds it back.
     fn send_current(&mut self, slot: u32, now: Timestamp, kind: Kind, peek: &PeekRef) -> Next {
         let ready_at = self.room(slot).pacer.ready_at(now, false);

@@ -9,7 +9,8 @@
 //!   oldest of more than `MAX_RETIRED`;
 //! * R55: no `PUT`/renewal for a room without demand past its linger, none for a joined room (R57);
 //! * R59: at every `Send` the store names its peek (a `PUT` or `DELETE` right after the
-//!   `Persist` of its record, a renewal under the `Live` record of its lease);
+//!   `Persist` of its record, a renewal under the `Live` record of its lease), and every
+//!   granted lease is stored as the machine holds it;
 //! * `poll_timeout` is in the future, exists whenever a room waits on no request, firing early is
 //!   a no-op, it is no later than the model's renewal deadline of each established room and
 //!   equals the earliest of them when every room is simply established;

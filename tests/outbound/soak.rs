@@ -4,7 +4,9 @@
 //! and hints), clocks near `Timestamp::MAX`, answers in any order, restarts (also with a clock
 //! behind) at any step. Checked after every step:
 //! * no spin: after `handle_timeout(now)`, `poll_timeout()` is later than every time seen;
-//! * R59: every `Send` right after the `Persist` of its room's record;
+//! * R59: every `Send` finds its peek stored (a `PUT` or `DELETE` right after the `Persist` of
+//!   its record, a renewal under its lease's `Live` record), and every granted lease is stored
+//!   as the machine holds it;
 //! * R58: at most one request in flight per peek, and at most one for each room's current peek
 //!   plus one per retired peek in all;
 //! * no leak: every peek a resident holds for us is the room's current one or a retired one

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use matrix_peek::{
     OutboundConfig, OutboundFailure, OutboundKey, OutboundOutcome, OutboundOutput, OutboundPeeks,
-    OutboundRecord, OutboundRequest, OutboundState, RoomAccess, Timestamp,
+    OutboundRecord, OutboundRenewStyle, OutboundRequest, OutboundState, RoomAccess, Timestamp,
 };
 use ruma_common::{OwnedRoomId, OwnedServerName, RoomId, RoomVersionId};
 
@@ -40,7 +40,8 @@ pub fn failed(f: OutboundFailure) -> OutboundOutcome {
 }
 
 /// Drives a machine, applies every `Persist` to a store map, and checks at every `Send` that
-/// the store names its peek (R59, [`model::check_send_stored`]).
+/// the store names its peek (R59, [`model::check_send_stored`]) and after every drain that each
+/// granted lease is stored as held ([`model::check_leases_stored`]).
 pub struct H {
     pub m: OutboundPeeks,
     pub config: OutboundConfig,
@@ -63,9 +64,10 @@ impl H {
 
     pub fn drain(&mut self) -> Vec<OutboundOutput> {
         let mut out = Vec::new();
+        let reput = self.m.config().renew_style == OutboundRenewStyle::RePut;
         while let Some(o) = self.m.poll_output() {
             if let OutboundOutput::Send(req) = &o
-                && let Err(e) = model::check_send_stored(&self.store, out.last(), req)
+                && let Err(e) = model::check_send_stored(&self.store, out.last(), req, reput)
             {
                 panic!("{e}");
             }
@@ -73,6 +75,9 @@ impl H {
                 change.apply_to(&mut self.store);
             }
             out.push(o);
+        }
+        if let Err(e) = model::check_leases_stored(&self.m, &self.store) {
+            panic!("{e}");
         }
         out
     }

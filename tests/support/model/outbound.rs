@@ -17,7 +17,8 @@ use std::time::Duration;
 
 use matrix_peek::{
     OutboundChange, OutboundConfig, OutboundFailure, OutboundKey, OutboundOutcome, OutboundOutput,
-    OutboundPeeks, OutboundRecord, OutboundRequest, OutboundRequestKind, RoomAccess, Timestamp,
+    OutboundPeeks, OutboundRecord, OutboundRenewStyle, OutboundRequest, OutboundRequestKind,
+    RoomAccess, Timestamp,
 };
 use ruma_common::{OwnedRoomId, OwnedServerName, RoomId, RoomVersionId};
 
@@ -29,13 +30,15 @@ pub type PeekKey = (OwnedRoomId, OwnedServerName, String);
 ///
 /// * A `PUT` of a peek being opened, and a background `DELETE`, come right after the `Persist`
 ///   of their own record (the room's `Opening` record, the peek's `Retired` record).
-/// * A renewal (`Renew`, or a re-`PUT` of a granted peek) finds its room's `Live` record
-///   naming the same resident and peek id in the store: it was written when the lease was
-///   granted, and is not written again.
+/// * A renewal (`Renew`, or with `reput` a re-`PUT` of a granted peek) finds its room's `Live`
+///   record naming the same resident and peek id in the store: it was written when the lease
+///   was granted, and is not written again ([`check_leases_stored`] checks it is the current
+///   lease).
 pub fn check_send_stored(
     store: &BTreeMap<OutboundKey, OutboundRecord>,
     prev: Option<&OutboundOutput>,
     req: &OutboundRequest,
+    reput: bool,
 ) -> Result<(), String> {
     let names_req = |p: &matrix_peek::OutboundPeekRecord| {
         p.room_id == req.room_id && p.peek_id == req.peek_id && p.server == req.server
@@ -52,7 +55,7 @@ pub fn check_send_stored(
             OutboundRequestKind::Peek { .. },
             Some(OutboundOutput::Persist(OutboundChange::Upsert(OutboundRecord::Peek(p)))),
         ) if names_req(p) => stored == Some(&OutboundRecord::Peek(p.clone())),
-        (OutboundRequestKind::Peek { .. }, _) => live,
+        (OutboundRequestKind::Peek { .. }, _) => reput && live,
         (
             OutboundRequestKind::Unpeek,
             Some(OutboundOutput::Persist(OutboundChange::Upsert(OutboundRecord::Retired {
@@ -75,6 +78,32 @@ pub fn check_send_stored(
     } else {
         Err(format!("Send {req:?} without its stored record (after {prev:?}; stored {stored:?})"))
     }
+}
+
+/// R59 between calls (every output drained and applied to `store`): every granted peek's
+/// lease is stored as the machine holds it, so a renewal, which writes nothing before it is
+/// sent, restarts from the lease it renews.
+pub fn check_leases_stored(
+    m: &OutboundPeeks,
+    store: &BTreeMap<OutboundKey, OutboundRecord>,
+) -> Result<(), String> {
+    for info in m.rooms() {
+        let Some(expires_at) = info.expires_at else { continue };
+        let stored = store.get(&OutboundKey::Room(info.room_id.to_owned()));
+        let ok = matches!(
+            stored,
+            Some(OutboundRecord::Peek(p)) if Some(p.peek_id.as_str()) == info.peek_id
+                && Some(&*p.server) == info.resident
+                && matches!(p.phase, matrix_peek::OutboundPeekPhase::Live { expires_at: e, .. } if e == expires_at)
+        );
+        if !ok {
+            return Err(format!(
+                "{}: lease until {expires_at:?} of {:?} not stored as held (stored {stored:?})",
+                info.room_id, info.peek_id
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// A v11 room's access, peekable (world-readable) or not.
@@ -245,10 +274,10 @@ impl World {
         }
     }
 
-    /// Drains the machine: every output is shown to `check` first; every `Send` must come
-    /// right after the `Persist` of its record naming the same peek (R59: the room's record,
-    /// or the retired peek's for a background `DELETE`) and joins `pending`; every `Persist` is
-    /// applied to `store`. A retired record dropped while its resident still holds the peek
+    /// Drains the machine: every output is shown to `check` first; every `Send` must find its
+    /// peek stored (R59, [`check_send_stored`]) and joins `pending`; every `Persist` is applied
+    /// to `store`, and at the end every granted lease must be stored as the machine holds it
+    /// ([`check_leases_stored`]). A retired record dropped while its resident still holds the peek
     /// must be the oldest of more than `MAX_RETIRED` (the resident then expires it, R43). More
     /// than `limit` outputs in one go is a runaway queue.
     pub fn drain_with<E>(
@@ -257,12 +286,13 @@ impl World {
         mut check: impl FnMut(&World, &OutboundOutput) -> Result<(), E>,
     ) -> Result<Vec<OutboundOutput>, E> {
         let mut out: Vec<OutboundOutput> = Vec::new();
+        let reput = self.m.config().renew_style == OutboundRenewStyle::RePut;
         while let Some(o) = self.m.poll_output() {
             assert!(out.len() < limit, "output queue runs away");
             check(self, &o)?;
             match &o {
                 OutboundOutput::Send(req) => {
-                    if let Err(e) = check_send_stored(&self.store, out.last(), req) {
+                    if let Err(e) = check_send_stored(&self.store, out.last(), req, reput) {
                         panic!("{e}");
                     }
                     self.pending.push(req.clone());
@@ -295,6 +325,9 @@ impl World {
                 _ => {}
             }
             out.push(o);
+        }
+        if let Err(e) = check_leases_stored(&self.m, &self.store) {
+            panic!("{e}");
         }
         Ok(out)
     }
