@@ -35,6 +35,7 @@ mod local;
 mod log;
 mod outbound;
 mod slab;
+mod slot_index;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod time;

@@ -16,9 +16,9 @@ use std::borrow::Borrow;
 use std::hash::{BuildHasher, Hash, RandomState};
 
 use compact_str::CompactString;
-use hashbrown::HashTable;
 
 use crate::slab::Slab;
+use crate::slot_index::{Hashed, SlotIndex};
 use crate::time::Timestamp;
 
 /// "No slot" in the intrusive lists.
@@ -29,7 +29,7 @@ pub(super) const NIL: u32 = u32::MAX;
 #[derive(Debug, Clone)]
 pub(super) struct Interner<O, E> {
     slots: Slab<Interned<O, E>>,
-    index: HashTable<u32>,
+    index: SlotIndex,
     /// Keyed SipHash: names come from remote input.
     state: RandomState,
 }
@@ -46,7 +46,7 @@ pub(super) struct Interned<O, E> {
 
 impl<O, E> Default for Interner<O, E> {
     fn default() -> Self {
-        Interner { slots: Slab::default(), index: HashTable::new(), state: RandomState::new() }
+        Interner { slots: Slab::default(), index: SlotIndex::default(), state: RandomState::new() }
     }
 }
 
@@ -60,9 +60,7 @@ impl<O, E: Default> Interner<O, E> {
         O: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let hash = self.hash_of(name);
-        let slots = &self.slots;
-        self.index.find(hash, |&i| slots.get(i).is_some_and(|e| e.name.borrow() == name)).copied()
+        self.index.find(&self.slots, self.hash_of(name), |e| e.name.borrow() == name)
     }
 
     /// The index of `name`, interning it (with `live == 0`) if new.
@@ -83,8 +81,7 @@ impl<O, E: Default> Interner<O, E> {
         let hash = self.hash_of(name);
         let entry = Interned { name: name.to_owned(), live: 0, extra: E::default(), hash };
         let i = self.slots.insert(entry);
-        let slots = &self.slots;
-        self.index.insert_unique(hash, i, |&j| slots.get(j).map_or(0, |e| e.hash));
+        self.index.insert(&self.slots, i);
         i
     }
 
@@ -102,14 +99,25 @@ impl<O, E: Default> Interner<O, E> {
     pub(super) fn release_if_unused(&mut self, i: u32) {
         if self.get(i).live == 0
             && let Some(entry) = self.slots.remove(i)
-            && let Ok(found) = self.index.find_entry(entry.hash, |&j| j == i)
         {
-            found.remove();
+            self.index.remove(entry.hash, i);
         }
     }
 
     pub(super) fn len(&self) -> usize {
         self.index.len()
+    }
+}
+
+impl<O, E> Hashed for Interned<O, E> {
+    fn stored_hash(&self) -> u64 {
+        self.hash
+    }
+}
+
+impl Hashed for Slot {
+    fn stored_hash(&self) -> u64 {
+        self.hash
     }
 }
 
@@ -146,7 +154,7 @@ pub(super) struct RoomServer {
 pub(super) struct Peeks {
     slots: Slab<Slot>,
     /// Slot ids, hashed by [`Peeks::hash`] (each slot keeps its hash).
-    index: HashTable<u32>,
+    index: SlotIndex,
     /// Keyed SipHash: peek ids and names come from remote input.
     state: RandomState,
 }
@@ -164,20 +172,12 @@ impl Peeks {
     /// Reserves room for `additional` more peeks (restore).
     pub(super) fn reserve(&mut self, additional: usize) {
         self.slots.reserve(additional);
-        let slots = &self.slots;
-        self.index.reserve(additional, |&s| Self::hash_in(slots, s));
-    }
-
-    fn hash_in(slots: &Slab<Slot>, s: u32) -> u64 {
-        slots.get(s).map_or(0, |slot| slot.hash)
+        self.index.reserve(&self.slots, additional);
     }
 
     /// The slot whose hash is `hash` and for which `is_key` holds.
-    pub(super) fn find(&self, hash: u64, mut is_key: impl FnMut(&Slot) -> bool) -> Option<u32> {
-        let slots = &self.slots;
-        self.index
-            .find(hash, |&s| slots.get(s).is_some_and(|slot| slot.hash == hash && is_key(slot)))
-            .copied()
+    pub(super) fn find(&self, hash: u64, is_key: impl FnMut(&Slot) -> bool) -> Option<u32> {
+        self.index.find(&self.slots, hash, is_key)
     }
 
     pub(super) fn slot(&self, s: u32) -> &Slot {
@@ -215,8 +215,7 @@ impl Peeks {
         let inserted =
             self.slots.insert(Slot { server, room, prev: NIL, next, hash, id, renewed_at });
         debug_assert_eq!(inserted, s);
-        let slots = &self.slots;
-        self.index.insert_unique(hash, s, |&x| Self::hash_in(slots, x));
+        self.index.insert(&self.slots, s);
         s
     }
 
@@ -224,9 +223,7 @@ impl Peeks {
     /// `servers_of_room` (swap-remove, fixing the moved server's position).
     pub(super) fn remove(&mut self, s: u32, servers_of_room: &mut Vec<RoomServer>) -> Slot {
         let slot = self.slots.remove(s).expect("slot is occupied");
-        if let Ok(entry) = self.index.find_entry(slot.hash, |&x| x == s) {
-            entry.remove();
-        }
+        self.index.remove(slot.hash, s);
         if slot.next != NIL {
             self.slot_mut(slot.next).prev = slot.prev;
         }

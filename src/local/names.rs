@@ -1,9 +1,9 @@
 //! The name indexes of [`LocalPeeks`](super::LocalPeeks): (user, device) → device slot,
 //! user → that user's device slots, and room id → room slot.
 //!
-//! Each index is a `hashbrown` [`HashTable`] of bare slot numbers: the names are stored once,
-//! in the slots (which also keep their hash, so a probe compares hashes before strings and a
-//! growing table never re-hashes a name). Finding a device is one keyed hash of the
+//! The device and room indexes are [`SlotIndex`]es (tables of bare slot numbers): the names
+//! are stored once, in the slots (which also keep their hash, so a probe compares hashes before
+//! strings and a growing table never re-hashes a name). Finding a device is one keyed hash of the
 //! (user, device) pair and one probe, instead of a probe per level of a map of maps whose keys
 //! are separate copies of the names; the strings a probe compares are the slot's own, which a
 //! peek reads next anyway (for its outputs). The names come from clients, so the hash is std's
@@ -16,6 +16,7 @@ use ruma_common::{DeviceId, RoomId, UserId};
 
 use super::state::{DevIdx, DeviceSlot, RoomIdx, RoomSlot};
 use crate::slab::Slab;
+use crate::slot_index::{Hashed, SlotIndex};
 
 /// The three name indexes and their hash keys.
 #[derive(Debug, Clone)]
@@ -23,11 +24,11 @@ pub(super) struct Names {
     /// Keyed SipHash: names come from clients.
     state: RandomState,
     /// Device slots by [`Names::device_hash`] of (user, device).
-    devices: HashTable<DevIdx>,
+    devices: SlotIndex,
     /// Each user's device slots, by [`Names::user_hash`].
     users: HashTable<UserDevices>,
     /// Room slots by [`Names::room_hash`].
-    rooms: HashTable<RoomIdx>,
+    rooms: SlotIndex,
 }
 
 /// One user's devices: never empty (the entry goes with the user's last device).
@@ -41,19 +42,23 @@ impl Default for Names {
     fn default() -> Self {
         Names {
             state: RandomState::new(),
-            devices: HashTable::new(),
+            devices: SlotIndex::default(),
             users: HashTable::new(),
-            rooms: HashTable::new(),
+            rooms: SlotIndex::default(),
         }
     }
 }
 
-fn dev_hash(slots: &Slab<DeviceSlot>, d: DevIdx) -> u64 {
-    slots.get(d).map_or(0, |slot| slot.hash)
+impl Hashed for DeviceSlot {
+    fn stored_hash(&self) -> u64 {
+        self.hash
+    }
 }
 
-fn room_hash(slots: &Slab<RoomSlot>, r: RoomIdx) -> u64 {
-    slots.get(r).map_or(0, |slot| slot.hash)
+impl Hashed for RoomSlot {
+    fn stored_hash(&self) -> u64 {
+        self.hash
+    }
 }
 
 impl Names {
@@ -80,20 +85,15 @@ impl Names {
         user: &UserId,
         device: &DeviceId,
     ) -> Option<DevIdx> {
-        let is_key = |&d: &DevIdx| {
-            slots.get(d).is_some_and(|slot| {
-                slot.hash == hash
-                    && slot.device.as_str() == device.as_str()
-                    && slot.user.as_str() == user.as_str()
-            })
-        };
-        self.devices.find(hash, is_key).copied()
+        self.devices.find(slots, hash, |slot| {
+            slot.device.as_str() == device.as_str() && slot.user.as_str() == user.as_str()
+        })
     }
 
     /// Indexes the device in slot `d` (its name must not be indexed yet).
     pub(super) fn add_device(&mut self, slots: &Slab<DeviceSlot>, d: DevIdx) {
         let slot = slots.get(d).expect("device slot was just filled");
-        self.devices.insert_unique(slot.hash, d, |&x| dev_hash(slots, x));
+        self.devices.insert(slots, d);
         let hash = self.user_hash(&slot.user);
         let same_user = |e: &UserDevices| {
             e.hash == hash && slots.get(e.devices[0]).is_some_and(|s| s.user == slot.user)
@@ -109,9 +109,7 @@ impl Names {
     /// Forgets the device in slot `d`; call it while the slot still holds the device.
     pub(super) fn remove_device(&mut self, slots: &Slab<DeviceSlot>, d: DevIdx) {
         let slot = slots.get(d).expect("device slot is live");
-        if let Ok(entry) = self.devices.find_entry(slot.hash, |&x| x == d) {
-            entry.remove();
-        }
+        self.devices.remove(slot.hash, d);
         let hash = self.user_hash(&slot.user);
         if let Ok(mut entry) =
             self.users.find_entry(hash, |e| e.hash == hash && e.devices.contains(&d))
@@ -145,10 +143,7 @@ impl Names {
         hash: u64,
         room: &RoomId,
     ) -> Option<RoomIdx> {
-        let is_key = |&r: &RoomIdx| {
-            slots.get(r).is_some_and(|slot| slot.hash == hash && slot.id.as_str() == room.as_str())
-        };
-        self.rooms.find(hash, is_key).copied()
+        self.rooms.find(slots, hash, |slot| slot.id.as_str() == room.as_str())
     }
 
     /// The room slot of `room`.
@@ -158,15 +153,12 @@ impl Names {
 
     /// Indexes the room in slot `r` (its name must not be indexed yet).
     pub(super) fn add_room(&mut self, slots: &Slab<RoomSlot>, r: RoomIdx) {
-        let hash = room_hash(slots, r);
-        self.rooms.insert_unique(hash, r, |&x| room_hash(slots, x));
+        self.rooms.insert(slots, r);
     }
 
     /// Forgets the room in slot `r`, whose hash is `hash`.
     pub(super) fn remove_room(&mut self, hash: u64, r: RoomIdx) {
-        if let Ok(entry) = self.rooms.find_entry(hash, |&x| x == r) {
-            entry.remove();
-        }
+        self.rooms.remove(hash, r);
     }
 
     /// Whether no name is indexed.

@@ -1,0 +1,69 @@
+//! [`SlotIndex`]: a hash index of the values of a [`Slab`], keyed by something each value
+//! holds (a name) and hashed by the caller.
+//!
+//! The table holds bare slot numbers. Each value keeps its own hash ([`Hashed`]), so a key is
+//! stored once, in its slot; a probe compares the stored hash before the key; and a growing
+//! table re-hashes nothing (it reads the slots' hashes). Removing needs only the hash and the
+//! slot number, so it also works once the slot is gone. Used by every name index of the machines
+//! (local devices and rooms, inbound peeks and interned names, outbound rooms). The hash function is the caller's: a
+//! keyed one (std's SipHash with per-machine keys) wherever the key comes from remote input.
+
+use hashbrown::HashTable;
+
+use crate::slab::Slab;
+
+/// A value that keeps the hash it is indexed under.
+pub(crate) trait Hashed {
+    /// The hash this value was indexed under (set before [`SlotIndex::insert`]).
+    fn stored_hash(&self) -> u64;
+}
+
+/// Slot numbers of a [`Slab`], by the hash their values keep.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SlotIndex {
+    table: HashTable<u32>,
+}
+
+fn stored<T: Hashed>(slots: &Slab<T>, slot: u32) -> u64 {
+    slots.get(slot).map_or(0, Hashed::stored_hash)
+}
+
+impl SlotIndex {
+    /// The slot whose value has hash `hash` and for which `is_key` holds.
+    pub(crate) fn find<T: Hashed>(
+        &self,
+        slots: &Slab<T>,
+        hash: u64,
+        mut is_key: impl FnMut(&T) -> bool,
+    ) -> Option<u32> {
+        let matches = |&s: &u32| slots.get(s).is_some_and(|v| v.stored_hash() == hash && is_key(v));
+        self.table.find(hash, matches).copied()
+    }
+
+    /// Indexes `slot`, whose value (already in `slots`, its hash stored) is not indexed yet.
+    pub(crate) fn insert<T: Hashed>(&mut self, slots: &Slab<T>, slot: u32) {
+        self.table.insert_unique(stored(slots, slot), slot, |&s| stored(slots, s));
+    }
+
+    /// Makes room for `additional` more slots (bulk loading).
+    pub(crate) fn reserve<T: Hashed>(&mut self, slots: &Slab<T>, additional: usize) {
+        self.table.reserve(additional, |&s| stored(slots, s));
+    }
+
+    /// Forgets `slot`, whose value was indexed under `hash` (the slot may be gone already).
+    pub(crate) fn remove(&mut self, hash: u64, slot: u32) {
+        if let Ok(entry) = self.table.find_entry(hash, |&s| s == slot) {
+            entry.remove();
+        }
+    }
+
+    /// Slots indexed.
+    pub(crate) fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    /// No slot is indexed.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.table.is_empty()
+    }
+}
