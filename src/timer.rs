@@ -154,8 +154,10 @@ pub(crate) type FxBuild = rustc_hash::FxBuildHasher;
 pub(crate) struct SlotTimers {
     /// Per key: where its deadline is kept, or [`Handle::NONE`].
     handles: Vec<Handle>,
-    /// The deadlines of keys kept in the list's late set ([`Handle::LATE`]: out of order).
-    late_at: HashMap<u32, Timestamp, FxBuild>,
+    /// Per key, its deadline while it is kept in the list's late set ([`Handle::LATE`]: out of
+    /// order); meaningless for other keys. Dense like `handles` (no hashing, no entry to remove
+    /// when a late deadline is popped), and only as long as the largest key that was ever late.
+    late_at: Vec<Timestamp>,
     list: DeadlineList<u32>,
     /// Deadlines set by [`Self::set_unordered`], ordered by [`Self::rebuild_order`].
     unordered: Vec<(u32, Timestamp)>,
@@ -171,7 +173,7 @@ impl Default for SlotTimers {
     fn default() -> Self {
         SlotTimers {
             handles: Vec::new(),
-            late_at: HashMap::default(),
+            late_at: Vec::new(),
             list: DeadlineList::new(Ties::ByKey),
             unordered: Vec::new(),
         }
@@ -194,7 +196,10 @@ impl SlotTimers {
         }
         let handle = self.list.insert(key, at);
         if handle == Handle::LATE {
-            self.late_at.insert(key, at);
+            if i >= self.late_at.len() {
+                self.late_at.resize(i + 1, Timestamp::ZERO);
+            }
+            self.late_at[i] = at;
         }
         self.handles[i] = handle;
         old
@@ -205,9 +210,6 @@ impl SlotTimers {
         let at = self.deadline(key)?;
         let handle = std::mem::replace(&mut self.handles[key as usize], Handle::NONE);
         self.list.cancel(handle, key, at);
-        if handle == Handle::LATE {
-            self.late_at.remove(&key);
-        }
         Some(at)
     }
 
@@ -215,7 +217,7 @@ impl SlotTimers {
     pub(crate) fn deadline(&self, key: u32) -> Option<Timestamp> {
         match *self.handles.get(key as usize)? {
             Handle::NONE => None,
-            Handle::LATE => self.late_at.get(&key).copied(),
+            Handle::LATE => self.late_at.get(key as usize).copied(),
             handle => self.list.listed_at(handle, key),
         }
     }
@@ -228,9 +230,7 @@ impl SlotTimers {
     /// Removes and returns the earliest key due at or before `now`.
     pub(crate) fn pop_due(&mut self, now: Timestamp) -> Option<(u32, Timestamp)> {
         let (key, at) = self.list.pop_due(now)?;
-        if std::mem::replace(&mut self.handles[key as usize], Handle::NONE) == Handle::LATE {
-            self.late_at.remove(&key);
-        }
+        self.handles[key as usize] = Handle::NONE;
         Some((key, at))
     }
 
