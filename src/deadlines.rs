@@ -4,14 +4,15 @@
 //!
 //! A key added at or after the latest deadline is appended to the list (O(1), no allocation
 //! once the node vector has grown: freed nodes are reused through a free list threaded through
-//! them, so a node costs its 24 bytes and no slab tag), and the caller keeps the returned [`Handle`], with which it is
+//! them, so a node costs its key, its deadline and two links, and no slab tag), and the caller keeps the returned [`Handle`], with which it is
 //! unlinked in O(1) — no search from the root of a tree whose nodes, at a million keys, are
 //! cache misses, and no tree node allocated and freed as keys come and go. A key that
 //! arrives earlier than the latest deadline (the host's clock stepped back a little, a heal
 //! after a clock correction, a restore) goes to an ordered `BTreeSet` instead, as every key
-//! did before; the earliest of both is the next deadline. Semantics of a
-//! `BTreeSet<(Timestamp, K)>`: one deadline per key, which the caller keeps (with its handle)
-//! and names to cancel it; ties in the order chosen by [`Ties`].
+//! did before; the earliest of both is the next deadline. One deadline per key, which the
+//! caller keeps (with its handle) and names to cancel it; deadlines come out in time order,
+//! ties in the order chosen by [`Ties`] (key order, as a `BTreeSet<(Timestamp, K)>` would, or
+//! any order).
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -69,8 +70,6 @@ pub(crate) struct DeadlineList<K> {
     nodes: Vec<Node<K>>,
     /// First free node, or `NIL`.
     free: u32,
-    /// Linked nodes.
-    linked: usize,
     head: u32,
     tail: u32,
     late: BTreeSet<(Timestamp, K)>,
@@ -83,7 +82,6 @@ impl<K: Ord + Copy> DeadlineList<K> {
         DeadlineList {
             nodes: Vec::new(),
             free: NIL,
-            linked: 0,
             head: NIL,
             tail: NIL,
             late: BTreeSet::new(),
@@ -106,7 +104,6 @@ impl<K: Ord + Copy> DeadlineList<K> {
 
     /// Stores `node` in a free node (or a new one) and returns its index.
     fn alloc(&mut self, node: Node<K>) -> u32 {
-        self.linked += 1;
         if self.free == NIL {
             let i = u32::try_from(self.nodes.len()).expect("fewer than u32::MAX - 1 deadlines");
             assert!(i < FREE, "fewer than u32::MAX - 1 deadlines");
@@ -203,11 +200,10 @@ impl<K: Ord + Copy> DeadlineList<K> {
         node.prev = FREE;
         node.next = free;
         self.free = i;
-        self.linked -= 1;
     }
 
     /// The earliest `(deadline, key)`: the list's first or the late set's, whichever is
-    /// earlier (ties by [`Ties`]). `from_list` says where it is.
+    /// earlier (ties by [`Ties`]); the third field says whether it is the list's.
     fn first(&self) -> Option<(Timestamp, K, bool)> {
         let listed = (self.head != NIL).then(|| {
             let n = self.node(self.head);
@@ -256,7 +252,11 @@ impl<K: Ord + Copy> DeadlineList<K> {
     /// Number of deadlines.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.linked + self.late.len()
+        let linked = std::iter::successors((self.head != NIL).then_some(self.head), |&i| {
+            let next = self.node(i).next;
+            (next != NIL).then_some(next)
+        });
+        linked.count() + self.late.len()
     }
 
     /// Builds the list from `(deadline, key, handle)` triples of distinct keys (restore):

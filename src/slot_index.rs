@@ -4,8 +4,9 @@
 //! The table holds bare slot numbers. Each value keeps its own hash ([`Hashed`]), so a key is
 //! stored once, in its slot; a probe compares the stored hash before the key; and a growing
 //! table re-hashes nothing (it reads the slots' hashes). Removing needs only the hash and the
-//! slot number, so it also works once the slot is gone. Used by every name index of the machines
-//! (local devices and rooms, inbound peeks and interned names, outbound rooms). The hash function is the caller's: a
+//! slot number, so it also works once the slot is gone. Used by the name indexes of the machines
+//! (local devices and rooms, inbound peeks and interned names, outbound rooms); the local
+//! user → devices index, whose entries are lists, is a plain table. The hash function is the caller's: a
 //! keyed one (std's SipHash with per-machine keys) wherever the key comes from remote input.
 
 use hashbrown::HashTable;

@@ -1,4 +1,6 @@
-//! [`TimerQueue`]: one deadline per key, shared by every machine (docs/architecture.md §11.7).
+//! [`TimerQueue`]: one deadline per key, for keys of any kind (the local machine's idle devices,
+//! the sync side's waiting client peeks); keys that are dense slot numbers use [`SlotTimers`]
+//! (docs/architecture.md §11.7).
 //!
 //! * Scheduling a key that already has a deadline **replaces** it: the old deadline is gone and
 //!   never fires ("re-scheduling later does not fire at the old deadline").
@@ -184,17 +186,14 @@ impl SlotTimers {
     /// Sets `key`'s deadline to `at`, replacing any earlier one; returns the replaced one.
     pub(crate) fn schedule(&mut self, key: u32, at: Timestamp) -> Option<Timestamp> {
         let old = self.deadline(key);
-        if old == Some(at) {
-            return old;
-        }
-        if old.is_some() {
-            self.cancel(key);
-        }
         let i = key as usize;
         if i >= self.handles.len() {
             self.handles.resize(i + 1, Handle::NONE);
         }
-        let handle = self.list.insert(key, at);
+        let handle = match old {
+            Some(old) => self.list.reschedule(self.handles[i], key, old, at),
+            None => self.list.insert(key, at),
+        };
         if handle == Handle::LATE {
             if i >= self.late_at.len() {
                 self.late_at.resize(i + 1, Timestamp::ZERO);

@@ -391,7 +391,6 @@ impl SyncSide {
     pub fn handle_timeout(&mut self, now: Timestamp) {
         self.handle_local_timeout(now);
         self.expire_pending(now);
-        self.tick(now);
         self.restate_due(now);
         self.drain(now);
     }

@@ -32,14 +32,19 @@ impl Hashed for Room {
 }
 
 impl RoomIndex {
-    /// The index hash of `room`; a [`Room`] keeps it in `hash` before it is inserted.
+    /// The index hash of `room`; a [`Room`] keeps it in `hash` (set by `insert_room`).
     pub(super) fn hash(&self, room: &RoomId) -> u64 {
         self.state.hash_one(room.as_str())
     }
 
     /// The slot of `room`, if it has one.
     pub(super) fn get(&self, rooms: &Slab<Room>, room: &RoomId) -> Option<u32> {
-        self.slots.find(rooms, self.hash(room), |r| *r.id == *room)
+        self.find(rooms, self.hash(room), room)
+    }
+
+    /// The slot of `room`, whose [`hash`](Self::hash) is `hash`, if it has one.
+    pub(super) fn find(&self, rooms: &Slab<Room>, hash: u64, room: &RoomId) -> Option<u32> {
+        self.slots.find(rooms, hash, |r| *r.id == *room)
     }
 
     /// Indexes `slot`, whose room (already in `rooms`, its `hash` set) is not indexed yet.

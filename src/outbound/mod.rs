@@ -208,7 +208,8 @@ impl OutboundPeeks {
         if self.joined.contains(room) {
             return;
         }
-        let slot = match self.index.get(&self.rooms, room) {
+        let hash = self.index.hash(room);
+        let slot = match self.index.find(&self.rooms, hash, room) {
             Some(slot) => slot,
             None => {
                 let error = if via.is_empty() {
@@ -223,7 +224,7 @@ impl OutboundPeeks {
                     self.deferred.push(OutboundOutput::Unavailable { room_id, error });
                     return self.flush();
                 }
-                self.insert_room(Room::new(room.to_owned(), Demand::Demanded))
+                self.insert_room(Room::new(room.to_owned(), Demand::Demanded), hash)
             }
         };
         self.revive(slot);
@@ -434,11 +435,12 @@ impl OutboundPeeks {
         self.rooms.get_mut(slot).expect("slot in use")
     }
 
-    fn insert_room(&mut self, mut room: Room) -> u32 {
+    /// Adds `room`, whose id's index hash is `hash`.
+    fn insert_room(&mut self, mut room: Room, hash: u64) -> u32 {
         if let Some(pacer) = self.paced.remove(&room.id) {
             room.pacer = pacer;
         }
-        room.hash = self.index.hash(&room.id);
+        room.hash = hash;
         let slot = self.rooms.insert(room);
         self.index.insert(&self.rooms, slot);
         slot

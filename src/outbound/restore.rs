@@ -93,7 +93,8 @@ impl OutboundPeeks {
                     OutboundPeekPhase::Deleting => old_deleting = Some(peek),
                 }
             }
-            let slot = m.insert_room(room);
+            let hash = m.index.hash(&room.id);
+            let slot = m.insert_room(room, hash);
             m.heal_room(slot, heal_at);
             // Retired peeks (and old `Deleting` records) owe a DELETE at once.
             for peek in old_deleting.into_iter().chain(retired.remove(&room_id).unwrap_or_default())

@@ -47,7 +47,6 @@ fn earliest(a: Option<Timestamp>, b: Timestamp) -> Option<Timestamp> {
 impl OutboundPeeks {
     /// Decides and takes the room's next actions at `now`; see the module docs.
     pub(super) fn step(&mut self, slot: u32, now: Timestamp) {
-        self.timers.cancel(slot);
         let joined = self.joined.contains(&self.room(slot).id);
         let r = self.room_mut(slot);
         if joined {
@@ -76,9 +75,16 @@ impl OutboundPeeks {
         if r.phase == Phase::Idle && !r.is_demanded() && r.retired.is_empty() {
             return self.remove_room(slot);
         }
-        if let Some(at) = next {
-            debug_assert!(at > now, "step left a due deadline");
-            self.timers.schedule(slot, at);
+        // The room's one deadline is replaced, not cancelled first: an unchanged deadline
+        // (a restated demand, an answer that changes nothing) keeps its place in the list.
+        match next {
+            Some(at) => {
+                debug_assert!(at > now, "step left a due deadline");
+                self.timers.schedule(slot, at);
+            }
+            None => {
+                self.timers.cancel(slot);
+            }
         }
     }
 
