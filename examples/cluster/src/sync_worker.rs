@@ -24,7 +24,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post, put};
-use http_pair::client::{client_request, resolve_target};
+use http_pair::client::{PeekTarget, client_request, peek_target};
 use http_pair::federation::{PeekCall, peek_call};
 use http_pair::rooms::Rooms;
 use http_pair::shim::{Log, answer, error, origin, read_body, reply};
@@ -340,25 +340,12 @@ async fn client_peek(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let (user_id, device_id, request) =
-        match client_request::<ClientPeekRequest>(&headers, &uri, body, &target).await {
+    let request = (&headers, &uri, body);
+    let PeekTarget { user_id, device_id, room_id, via, access } =
+        match peek_target(&front.name, &front.rooms, &front.federation, request, &target).await {
             Ok(parsed) => parsed,
             Err(r) => return r,
         };
-    let (room_id, via) = match resolve_target(
-        &front.name,
-        &front.rooms,
-        &front.federation,
-        &request.room_id_or_alias,
-        request.body.servers,
-    )
-    .await
-    {
-        Ok(resolved) => resolved,
-        Err(r) => return r,
-    };
-    let access =
-        front.rooms.lock().unwrap_or_else(|p| p.into_inner()).get(&room_id).map(|r| r.access());
     let residency = access.map_or(Residency::Remote, Residency::Resident);
     let peek = ClientPeek { user_id, device_id, room_id, joined: false, residency, via };
     let waiting = {

@@ -10,50 +10,33 @@
 
 use cluster::shard::shard_of;
 use http_pair::api::Api;
-use http_pair::shim::{self, ShimConfig};
 use ruma_common::{OwnedRoomAliasId, OwnedRoomId};
 
 mod support;
-use support::{Cluster, WAIT, free_port, id, inbound_on, peeks, required};
+use support::{Pair, WAIT, id, inbound_on, peeks};
 
 /// The value of the sample `name` (its first, unlabelled line) in Prometheus text.
 fn sample(text: &str, name: &str) -> Option<f64> {
     text.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
-/// A single-process server (the `http-pair` shim) and a cluster of two federation workers,
-/// on fresh streams, namespaces and files, and a world-readable room "hall" on the cluster.
+/// A [`Pair`] of servers and a world-readable room "hall" on the cluster.
 struct Servers {
-    dir: std::path::PathBuf,
-    single: shim::Running,
-    single_api: Api,
-    cluster: Cluster,
-    cluster_api: Api,
+    pair: Pair,
     hall: OwnedRoomId,
     hall_alias: OwnedRoomAliasId,
 }
 
 impl Servers {
     async fn start(tag: &str) -> Servers {
-        let nats = required("MATRIX_PEEK_NATS_URL", "a nats-server with JetStream");
-        let pg = required("MATRIX_PEEK_PG_URL", "a PostgreSQL server");
-        let dir = std::env::temp_dir().join(format!("matrix-peek-{tag}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let prefix = format!("{tag}{}x{}", std::process::id(), free_port());
-        let config = ShimConfig { db: dir.join("single.db"), echo: false, ..ShimConfig::default() };
-        let single = shim::start(config).await.expect("the http-pair shim starts");
-        let single_api = Api::new(single.addr.to_string());
-        let cluster = Cluster::start(&nats, &pg, &prefix, 2).await;
-        let cluster_api = Api::new(cluster.name.clone());
-        let (_, hall) = cluster_api.create_room("hall", true).await.unwrap();
+        let pair = Pair::start(tag).await;
+        let (_, hall) = pair.cluster_api.create_room("hall", true).await.unwrap();
         let (hall, hall_alias) = (id(&hall["room_id"]), id(&hall["alias"]));
-        Servers { dir, single, single_api, cluster, cluster_api, hall, hall_alias }
+        Servers { pair, hall, hall_alias }
     }
 
     async fn stop(self) {
-        self.cluster.stop().await;
-        self.single.stop();
-        let _ = std::fs::remove_dir_all(&self.dir);
+        self.pair.stop().await;
     }
 }
 
@@ -61,7 +44,8 @@ impl Servers {
 async fn a_cluster_room_that_stops_being_world_readable_ends_its_local_and_federated_peeks() {
     // (On the way, each worker's `/metrics` is checked to count the peeks its side holds.)
     let mut servers = Servers::start("a").await;
-    let Servers { single, single_api, cluster, cluster_api, hall, hall_alias, .. } = &mut servers;
+    let Servers { pair: Pair { single, single_api, cluster, cluster_api, .. }, hall, hall_alias } =
+        &mut servers;
     let (hall, hall_alias) = (hall.clone(), hall_alias.clone());
 
     // The cluster hosts a world-readable room; a device of each server peeks it.
@@ -128,7 +112,7 @@ async fn a_cluster_room_that_stops_being_world_readable_ends_its_local_and_feder
 #[tokio::test(flavor = "current_thread")]
 async fn a_server_the_room_acl_denies_loses_its_peek_and_gets_nothing_more() {
     let servers = Servers::start("l").await;
-    let Servers { single, single_api, cluster_api, hall, hall_alias, .. } = &servers;
+    let Servers { pair: Pair { single, single_api, cluster_api, .. }, hall, hall_alias } = &servers;
     let (hall, hall_alias) = (hall.clone(), hall_alias.clone());
 
     // The single server's device peeks a world-readable room of the cluster.

@@ -12,13 +12,12 @@ use std::time::Duration;
 
 use cluster::shard::shard_of;
 use http_pair::api::Api;
-use http_pair::shim::{self, ShimConfig};
 use ruma_common::{OwnedRoomAliasId, OwnedRoomId};
 use serde_json::Value;
 use tokio::process::Command;
 
 mod support;
-use support::{Cluster, WAIT, free_port, id, inbound_on, kill, peeks, required, spawn};
+use support::{Cluster, Pair, WAIT, id, inbound_on, kill, peeks, required, spawn};
 
 fn events(state: &Value, room: &OwnedRoomId) -> Vec<String> {
     state["received"][room.as_str()]
@@ -38,21 +37,10 @@ fn established(state: &Value, room: &OwnedRoomId) -> bool {
 #[tokio::test(flavor = "current_thread")]
 async fn a_cluster_and_a_single_process_server_peek_into_each_others_rooms_through_crashes_and_an_outage()
  {
-    let nats = required("MATRIX_PEEK_NATS_URL", "a nats-server with JetStream");
-    let pg = required("MATRIX_PEEK_PG_URL", "a PostgreSQL server");
-    let dir = std::env::temp_dir().join(format!("matrix-peek-cluster-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let prefix = format!("t{}x{}", std::process::id(), free_port());
-
-    // The single-process homeserver: http-pair's shim, SQLite, in this process.
-    let config = ShimConfig { db: dir.join("single.db"), echo: false, ..ShimConfig::default() };
-    let single = shim::start(config).await.expect("the http-pair shim starts");
-    let single_api = Api::new(single.addr.to_string());
-
-    // The clustered one: two federation workers and the sync worker in front.
-    let Cluster { name, fed_specs, mut feds, sync_spec, mut sync } =
-        Cluster::start(&nats, &pg, &prefix, 2).await;
-    let cluster_api = Api::new(name.clone());
+    // The single-process homeserver (http-pair's shim, SQLite, in this process) and the
+    // clustered one: two federation workers and the sync worker in front.
+    let Pair { dir, single, single_api, cluster, cluster_api } = Pair::start("t").await;
+    let Cluster { name, fed_specs, mut feds, sync_spec, mut sync } = cluster;
 
     // Each hosts a world-readable room; each peeks the other's by alias.
     let (_, lobby) = single_api.create_room("lobby", true).await.unwrap();

@@ -17,7 +17,7 @@ use matrix_peek::wire::{
     ClientPeekRequest, ClientPeekResponse, ClientUnpeekRequest, ClientUnpeekResponse, ErrorReply,
     MAX_REQUEST_BODY_BYTES, WireError,
 };
-use matrix_peek::{ClientPeek, Residency};
+use matrix_peek::{ClientPeek, Residency, RoomAccess};
 use ruma_common::api::IncomingRequestExt;
 use ruma_common::api::error::ErrorKind;
 use ruma_common::exports::http;
@@ -132,6 +132,39 @@ pub async fn resolve_target(
     Ok((room_id, via))
 }
 
+/// A parsed client `/peek`: the requesting device, the room its target resolves to
+/// ([`resolve_target`]), the candidate servers, and the room's access when it is resident here.
+pub struct PeekTarget {
+    /// The requesting user.
+    pub user_id: OwnedUserId,
+    /// The requesting device.
+    pub device_id: OwnedDeviceId,
+    /// The room the target names.
+    pub room_id: OwnedRoomId,
+    /// The candidate servers (R46), without repeats.
+    pub via: Vec<OwnedServerName>,
+    /// The room's access, `None` for a room not resident in `rooms`.
+    pub access: Option<RoomAccess>,
+}
+
+/// Parses `POST /_matrix/client/v3/peek/{target}` ([`client_request`]) and resolves its target
+/// ([`resolve_target`]); the error is the reply to send.
+pub async fn peek_target(
+    name: &ServerName,
+    rooms: &Mutex<Rooms>,
+    federation: &Federation,
+    (headers, uri, body): (&HeaderMap, &Uri, Body),
+    target: &str,
+) -> Result<PeekTarget, Response> {
+    let (user_id, device_id, request) =
+        client_request::<ClientPeekRequest>(headers, uri, body, target).await?;
+    let (room_id, via) =
+        resolve_target(name, rooms, federation, &request.room_id_or_alias, request.body.servers)
+            .await?;
+    let access = rooms.lock().unwrap_or_else(|p| p.into_inner()).get(&room_id).map(|r| r.access());
+    Ok(PeekTarget { user_id, device_id, room_id, via, access })
+}
+
 /// `POST /_matrix/client/v3/peek/{roomIdOrAlias}` (R1–R9, R27, R46).
 pub async fn peek(
     State(app): State<Arc<App>>,
@@ -142,25 +175,12 @@ pub async fn peek(
 ) -> Response {
     let Ok(Path(target)) = path else { return bad_path("roomIdOrAlias", "not UTF-8") };
     // ruma parses the path argument and the body (`servers`, capped; invalid names dropped).
-    let (user_id, device_id, request) =
-        match client_request::<ClientPeekRequest>(&headers, &uri, body, &target).await {
+    let request = (&headers, &uri, body);
+    let PeekTarget { user_id, device_id, room_id, via, access } =
+        match peek_target(&app.name, &app.rooms, &app.federation, request, &target).await {
             Ok(parsed) => parsed,
             Err(r) => return r,
         };
-    let (room_id, via) = match resolve_target(
-        &app.name,
-        &app.rooms,
-        &app.federation,
-        &request.room_id_or_alias,
-        request.body.servers,
-    )
-    .await
-    {
-        Ok(resolved) => resolved,
-        Err(r) => return r,
-    };
-    let access =
-        app.rooms.lock().unwrap_or_else(|p| p.into_inner()).get(&room_id).map(|r| r.access());
     let residency = match access {
         Some(access) => Residency::Resident(access),
         None => {

@@ -6,6 +6,8 @@
 use std::process::Stdio;
 use std::time::Duration;
 
+use http_pair::api::Api;
+use http_pair::shim::{self, ShimConfig};
 use ruma_common::OwnedRoomId;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -134,6 +136,40 @@ impl Cluster {
         for child in self.feds.iter_mut().chain([&mut self.sync]) {
             kill(child).await;
         }
+    }
+}
+
+/// A single-process server (`http-pair`'s shim, SQLite in `dir`) and a cluster of two
+/// federation workers beside it, on fresh streams, store namespaces and files named by `tag`,
+/// with an [`Api`] client for each. Needs the servers [`required`] names.
+pub struct Pair {
+    pub dir: std::path::PathBuf,
+    pub single: shim::Running,
+    pub single_api: Api,
+    pub cluster: Cluster,
+    pub cluster_api: Api,
+}
+
+impl Pair {
+    pub async fn start(tag: &str) -> Pair {
+        let nats = required("MATRIX_PEEK_NATS_URL", "a nats-server with JetStream");
+        let pg = required("MATRIX_PEEK_PG_URL", "a PostgreSQL server");
+        let dir = std::env::temp_dir().join(format!("matrix-peek-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let prefix = format!("{tag}{}x{}", std::process::id(), free_port());
+        let config = ShimConfig { db: dir.join("single.db"), echo: false, ..ShimConfig::default() };
+        let single = shim::start(config).await.expect("the http-pair shim starts");
+        let single_api = Api::new(single.addr.to_string());
+        let cluster = Cluster::start(&nats, &pg, &prefix, 2).await;
+        let cluster_api = Api::new(cluster.name.clone());
+        Pair { dir, single, single_api, cluster, cluster_api }
+    }
+
+    /// Stops both servers and removes the single server's files.
+    pub async fn stop(self) {
+        self.cluster.stop().await;
+        self.single.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
