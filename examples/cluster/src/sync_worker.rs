@@ -24,7 +24,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post, put};
-use http_pair::client::{PeekTarget, client_request, peek_target};
+use http_pair::client::{client_request, parse_client_peek};
 use http_pair::federation::{PeekCall, peek_call};
 use http_pair::rooms::Rooms;
 use http_pair::shim::{Log, answer, error, origin, read_body, reply};
@@ -35,8 +35,8 @@ use matrix_peek::wire::{
     MAX_REQUEST_BODY_BYTES, MAX_TRANSACTION_BYTES, WireError,
 };
 use matrix_peek::{
-    Change, ClientPeek, ClientPeekReply, Clock, LocalGrant, Output, PeekError, RequestId,
-    Residency, SideOutput, SyncSide, SystemClock, ToFederation, ToSync,
+    Change, ClientPeekReply, Clock, LocalGrant, Output, PeekError, RequestId, SideOutput, SyncSide,
+    SystemClock, ToFederation, ToSync,
 };
 use matrix_peek_postgres::PostgresStore;
 use ruma_common::api::IncomingRequestExt;
@@ -341,13 +341,13 @@ async fn client_peek(
     body: Body,
 ) -> Response {
     let request = (&headers, &uri, body);
-    let PeekTarget { user_id, device_id, room_id, via, access } =
-        match peek_target(&front.name, &front.rooms, &front.federation, request, &target).await {
-            Ok(parsed) => parsed,
+    let peek =
+        match parse_client_peek(&front.name, &front.rooms, &front.federation, request, &target)
+            .await
+        {
+            Ok(peek) => peek,
             Err(r) => return r,
         };
-    let residency = access.map_or(Residency::Remote, Residency::Resident);
-    let peek = ClientPeek { user_id, device_id, room_id, joined: false, residency, via };
     let waiting = {
         let mut core = front.core.lock().await;
         let reply = core.side.handle_client_peek(front.clock.now(), peek);

@@ -17,7 +17,7 @@ use matrix_peek::wire::{
     ClientPeekRequest, ClientPeekResponse, ClientUnpeekRequest, ClientUnpeekResponse, ErrorReply,
     MAX_REQUEST_BODY_BYTES, WireError,
 };
-use matrix_peek::{ClientPeek, Residency, RoomAccess};
+use matrix_peek::{ClientPeek, Residency};
 use ruma_common::api::IncomingRequestExt;
 use ruma_common::api::error::ErrorKind;
 use ruma_common::exports::http;
@@ -132,37 +132,25 @@ pub async fn resolve_target(
     Ok((room_id, via))
 }
 
-/// A parsed client `/peek`: the requesting device, the room its target resolves to
-/// ([`resolve_target`]), the candidate servers, and the room's access when it is resident here.
-pub struct PeekTarget {
-    /// The requesting user.
-    pub user_id: OwnedUserId,
-    /// The requesting device.
-    pub device_id: OwnedDeviceId,
-    /// The room the target names.
-    pub room_id: OwnedRoomId,
-    /// The candidate servers (R46), without repeats.
-    pub via: Vec<OwnedServerName>,
-    /// The room's access, `None` for a room not resident in `rooms`.
-    pub access: Option<RoomAccess>,
-}
-
-/// Parses `POST /_matrix/client/v3/peek/{target}` ([`client_request`]) and resolves its target
-/// ([`resolve_target`]); the error is the reply to send.
-pub async fn peek_target(
+/// Parses `POST /_matrix/client/v3/peek/{target}` ([`client_request`]) into the library's
+/// [`ClientPeek`]: the target resolved ([`resolve_target`]), resident when `rooms` has the room
+/// (with its access), remote otherwise; the servers' users never join. The error is the reply
+/// to send.
+pub async fn parse_client_peek(
     name: &ServerName,
     rooms: &Mutex<Rooms>,
     federation: &Federation,
     (headers, uri, body): (&HeaderMap, &Uri, Body),
     target: &str,
-) -> Result<PeekTarget, Response> {
+) -> Result<ClientPeek, Response> {
     let (user_id, device_id, request) =
         client_request::<ClientPeekRequest>(headers, uri, body, target).await?;
     let (room_id, via) =
         resolve_target(name, rooms, federation, &request.room_id_or_alias, request.body.servers)
             .await?;
     let access = rooms.lock().unwrap_or_else(|p| p.into_inner()).get(&room_id).map(|r| r.access());
-    Ok(PeekTarget { user_id, device_id, room_id, via, access })
+    let residency = access.map_or(Residency::Remote, Residency::Resident);
+    Ok(ClientPeek { user_id, device_id, room_id, joined: false, residency, via })
 }
 
 /// `POST /_matrix/client/v3/peek/{roomIdOrAlias}` (R1–R9, R27, R46).
@@ -176,26 +164,16 @@ pub async fn peek(
     let Ok(Path(target)) = path else { return bad_path("roomIdOrAlias", "not UTF-8") };
     // ruma parses the path argument and the body (`servers`, capped; invalid names dropped).
     let request = (&headers, &uri, body);
-    let PeekTarget { user_id, device_id, room_id, via, access } =
-        match peek_target(&app.name, &app.rooms, &app.federation, request, &target).await {
-            Ok(parsed) => parsed,
+    let peek =
+        match parse_client_peek(&app.name, &app.rooms, &app.federation, request, &target).await {
+            Ok(peek) => peek,
             Err(r) => return r,
         };
-    let residency = match access {
-        Some(access) => Residency::Resident(access),
-        None => {
-            app.remote_rooms.lock().unwrap_or_else(|p| p.into_inner()).insert(room_id.clone());
-            Residency::Remote
-        }
-    };
-    let peek = ClientPeek {
-        user_id: user_id.clone(),
-        device_id: device_id.clone(),
-        room_id: room_id.clone(),
-        joined: false, // the shim's users never join rooms
-        residency,
-        via,
-    };
+    if peek.residency == Residency::Remote {
+        app.remote_rooms.lock().unwrap_or_else(|p| p.into_inner()).insert(peek.room_id.clone());
+    }
+    let (user_id, device_id, room_id) =
+        (peek.user_id.clone(), peek.device_id.clone(), peek.room_id.clone());
     match app.driver.client_peek(peek).await {
         Ok(grant) => {
             app.log.push(format!(
