@@ -79,12 +79,12 @@ for cat, g in sorted(groups.items(), key=lambda kv: -kv[1]["Ir"]):
               f"{per(g, 'DLmr', 'DLmw'):4.1f} LLm  {cat}")
 print("  inclusive cost of the functions called (symbols; inlined code counts in its caller):")
 _, inc = annotate("yes")
-ceiling = max(d["Ir"] for d, name in inc if "profile::profiled" in name)
+ceiling = max(d["Ir"] for d, name in inc if "profile::collected" in name)
 best = {}
 for d, name in inc:
     m = re.match(r"^(.*?\.(?:rs|c|S|h)|\?\?\?):(.*)$", name)
     fn = m.group(2) if m else name
-    if d["Ir"] < ceiling and "profile::profiled" not in fn and (fn not in best or d["Ir"] > best[fn]["Ir"]):
+    if d["Ir"] < ceiling and "profile::collected" not in fn and (fn not in best or d["Ir"] > best[fn]["Ir"]):
         best[fn] = d
 for fn, d in sorted(best.items(), key=lambda kv: -kv[1]["Ir"])[:14]:
     print(f"    {per(d, 'Ir'):7.0f} Ir {per(d, 'D1mr', 'D1mw'):5.1f} D1m "

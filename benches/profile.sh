@@ -10,7 +10,7 @@
 #   outbound_renew outbound_unpeek).
 # * Builds the bench binary with line tables (CARGO_PROFILE_BENCH_DEBUG=line-tables-only, in
 #   target/profiling so the ordinary target dir is untouched), then runs each workload and side
-#   under `valgrind --tool=callgrind --cache-sim=yes --toggle-collect='*profiled*'`: only the
+#   under `valgrind --tool=callgrind --cache-sim=yes --toggle-collect='*collected*'`: only the
 #   ops are collected, not building the population. The simulated caches: D1 32 KiB 8-way, LL
 #   32 MiB 16-way (a server part's L3 share; the VM reports the host's whole 480 MiB L3, in
 #   which nothing would miss).
@@ -41,7 +41,7 @@ for w in "${workloads[@]}"; do
         f="$out/$w-$side-$size.out"
         PEEK_PROFILE="$w:$side" PEEK_SIZES=$size PEEK_PROFILE_OPS=$ops valgrind -q \
             --tool=callgrind --cache-sim=yes --D1=32768,8,64 --LL=33554432,16,64 \
-            --toggle-collect='*profiled*' --callgrind-out-file="$f" "$bin" --bench 2>&1 \
+            --toggle-collect='*collected*' --callgrind-out-file="$f" "$bin" --bench 2>&1 \
             | grep -v -e '^profile:' -e 'warning:' || true
         n=$ops
         case $w in *unpeek) n=$((ops < size ? ops : size)) ;; esac

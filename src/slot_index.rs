@@ -68,3 +68,53 @@ impl SlotIndex {
         self.table.is_empty()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A name indexed under a hash the test picks, so that names can share one.
+    struct Named {
+        name: &'static str,
+        hash: u64,
+    }
+
+    impl Hashed for Named {
+        fn stored_hash(&self) -> u64 {
+            self.hash
+        }
+    }
+
+    fn add(slots: &mut Slab<Named>, index: &mut SlotIndex, name: &'static str, hash: u64) -> u32 {
+        let slot = slots.insert(Named { name, hash });
+        index.insert(slots, slot);
+        slot
+    }
+
+    #[test]
+    fn names_sharing_a_hash_are_told_apart_by_their_key_and_survive_growth_and_removal() {
+        let (mut slots, mut index) = (Slab::default(), SlotIndex::default());
+        let a = add(&mut slots, &mut index, "a", 7);
+        let b = add(&mut slots, &mut index, "b", 7);
+        // Enough others that the table grows (re-hashing from the stored hashes).
+        let others: Vec<u32> =
+            (0..200).map(|i| add(&mut slots, &mut index, "x", 1000 + i)).collect();
+        let find = |slots: &Slab<Named>, index: &SlotIndex, name: &str, hash: u64| {
+            index.find(slots, hash, |n| n.name == name)
+        };
+        assert_eq!(find(&slots, &index, "a", 7), Some(a));
+        assert_eq!(find(&slots, &index, "b", 7), Some(b));
+        assert_eq!(find(&slots, &index, "c", 7), None, "same hash, other name");
+        assert_eq!(find(&slots, &index, "a", 8), None, "same name, other hash");
+        assert_eq!(find(&slots, &index, "x", 1000 + 150), Some(others[150]));
+        assert_eq!(index.len(), 202);
+
+        // Removing needs only the hash and slot, also once the slot is gone.
+        slots.remove(a);
+        index.remove(7, a);
+        assert_eq!(find(&slots, &index, "a", 7), None);
+        assert_eq!(find(&slots, &index, "b", 7), Some(b));
+        index.remove(7, a); // twice: nothing left to remove
+        assert_eq!(index.len(), 201);
+    }
+}
