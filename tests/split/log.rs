@@ -558,6 +558,11 @@ fn over_a_log_the_routing_memory_is_capped_and_drops_the_oldest_first() {
         ToFederation::NoDemand { room_id: room(999), seq: matrix_peek::Seq { epoch: 1, n: 1 } };
     federation.handle_route(T0.saturating_add(secs(60)), newest);
     assert_eq!(federation.stale_messages(), stale + 1, "the newest rooms are the ones kept");
+    // ... and the oldest are the ones dropped: a redelivery for room 0 finds it forgotten.
+    let oldest =
+        ToFederation::NoDemand { room_id: room(0), seq: matrix_peek::Seq { epoch: 1, n: 1 } };
+    federation.handle_route(T0.saturating_add(secs(60)), oldest);
+    assert_eq!(federation.stale_messages(), stale + 1, "the oldest rooms are the ones dropped");
 }
 
 #[test]

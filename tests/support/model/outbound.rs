@@ -26,7 +26,8 @@ use ruma_common::{OwnedRoomId, OwnedServerName, RoomId, RoomVersionId};
 pub type PeekKey = (OwnedRoomId, OwnedServerName, String);
 
 /// R59 at a `Send`, checked against `store` (every earlier `Persist` applied) and the output
-/// just before it (`prev`): a restart at this point must find the request's peek.
+/// just before it (`prev`): a restart at this point must find the request's peek. (`prev`, a
+/// `Persist`, is in `store` already: naming the request is what it must do.)
 ///
 /// * A `PUT` of a peek being opened, and a background `DELETE`, come right after the `Persist`
 ///   of their own record (the room's `Opening` record, the peek's `Retired` record).
@@ -54,7 +55,7 @@ pub fn check_send_stored(
         (
             OutboundRequestKind::Peek { .. },
             Some(OutboundOutput::Persist(OutboundChange::Upsert(OutboundRecord::Peek(p)))),
-        ) if names_req(p) => stored == Some(&OutboundRecord::Peek(p.clone())),
+        ) => names_req(p) || reput && live,
         (OutboundRequestKind::Peek { .. }, _) => reput && live,
         (
             OutboundRequestKind::Unpeek,
@@ -63,14 +64,7 @@ pub fn check_send_stored(
                 server,
                 peek_id,
             }))),
-        ) => {
-            (room_id, server, peek_id) == (&req.room_id, &req.server, &req.peek_id)
-                && store.contains_key(&OutboundKey::Retired {
-                    room_id: room_id.clone(),
-                    server: server.clone(),
-                    peek_id: peek_id.clone(),
-                })
-        }
+        ) => (room_id, server, peek_id) == (&req.room_id, &req.server, &req.peek_id),
         (OutboundRequestKind::Unpeek, _) => false,
     };
     if ok {
