@@ -156,11 +156,7 @@ impl World {
         let Some(request) = self.in_flight.pop_front() else { return };
         let outcome = match (&request.kind, answer) {
             (_, Answer::Unreachable) => OutboundOutcome::Failed(OutboundFailure::Unreachable),
-            (OutboundRequestKind::Peek { .. }, Answer::Granted) => established(),
-            (OutboundRequestKind::Renew, Answer::Granted) => {
-                OutboundOutcome::Renewed { renewal_interval: Some(secs(3600)) }
-            }
-            (OutboundRequestKind::Unpeek, _) => OutboundOutcome::Deleted,
+            (OutboundRequestKind::Unpeek, _) | (_, Answer::Granted) => granted(&request),
             (_, Answer::Forbidden) => OutboundOutcome::Failed(OutboundFailure::Forbidden),
         };
         self.federation.handle_response(self.now, request.id, outcome);

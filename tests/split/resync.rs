@@ -139,16 +139,6 @@ impl Pair {
     }
 }
 
-fn ok(request: &OutboundRequest) -> OutboundOutcome {
-    match request.kind {
-        OutboundRequestKind::Peek { .. } => established(),
-        OutboundRequestKind::Renew => {
-            OutboundOutcome::Renewed { renewal_interval: Some(secs(3600)) }
-        }
-        OutboundRequestKind::Unpeek => OutboundOutcome::Deleted,
-    }
-}
-
 fn is(kind: Kind) -> impl Fn(&&OutboundRequest) -> bool {
     move |r| self::kind(r) == kind
 }
@@ -165,7 +155,7 @@ fn peek(pair: &mut Pair, now: Timestamp) -> ClientPeekReply {
 fn established_at_t0() -> Pair {
     let mut pair = Pair::new();
     assert!(matches!(peek(&mut pair, T0), ClientPeekReply::Pending(_)));
-    pair.run_until(T0, T0, ok);
+    pair.run_until(T0, T0, granted);
     assert_eq!(pair.decided, vec![true]);
     assert_eq!(pair.federation.outbound().state(&remote_room()), Some(OutboundState::Established));
     pair
@@ -193,7 +183,7 @@ fn a_demand_the_federation_side_lost_in_a_restart_is_restated_within_one_resync_
     assert_eq!(pair.federation.outbound().state(&remote_room()), None, "the demand is lost");
     assert!(pair.sync.wanted_rooms().any(|r| r == remote_room()), "the sync side still wants it");
 
-    let sent = pair.run_until(crash, T0.saturating_add(interval), ok);
+    let sent = pair.run_until(crash, T0.saturating_add(interval), granted);
     assert_eq!(pair.sync.restated_demands(), 1, "restated once, at one interval");
     assert_eq!(sent.iter().filter(is(Kind::Peek)).count(), 1, "the peek is opened again");
     assert_eq!(pair.federation.outbound().state(&remote_room()), Some(OutboundState::Established));
@@ -229,7 +219,7 @@ fn a_no_demand_lost_in_a_sync_crash_is_asked_for_and_the_peek_is_deleted() {
     // `NoDemand`, and the peek lingers and is deleted.
     let asked = T0.saturating_add(interval * 2);
     let deleted_by = asked.saturating_add(pair.config.outbound.linger).saturating_add(secs(60));
-    let sent = pair.run_until(unpeek, deleted_by, ok);
+    let sent = pair.run_until(unpeek, deleted_by, granted);
     assert_eq!(pair.federation.confirmations_asked(), 1);
     assert_eq!(sent.iter().filter(is(Kind::Unpeek)).count(), 1, "{sent:?}");
     assert_eq!(pair.federation.outbound().state(&remote_room()), None);
@@ -245,7 +235,7 @@ fn while_both_halves_agree_only_the_sync_side_restates_and_nothing_changes() {
     let end = T0.saturating_add(secs(2 * 3600));
     while t < end {
         let next = t.saturating_add(secs(600));
-        sent.extend(pair.run_until(t, next, ok));
+        sent.extend(pair.run_until(t, next, granted));
         t = next;
         let renewed = peek(&mut pair, t);
         assert!(matches!(renewed, ClientPeekReply::Done(Ok(_))), "{renewed:?}");
@@ -272,7 +262,7 @@ fn peeking_in_one_process_never_restates() {
         if minute % 10 == 0 {
             out.extend(host.peek(t, remote_peek(alice(), phone(), &[remote_server()])).1);
         }
-        answer_all(&mut host, t, out, ok);
+        answer_all(&mut host, t, out, granted);
     }
     let peeking: &Peeking = &host.peeking;
     // No restatement deadline either: the next wake-up is the peek's own business.
@@ -291,7 +281,7 @@ fn a_clock_stepped_back_delays_no_restatement_beyond_one_interval() {
     // The host's clock reads 50 minutes ahead for a while (within the peek's lease): the
     // demand is restated then, and the next restatement is set for 55 minutes.
     let wrong = T0.saturating_add(secs(50 * 60));
-    pair.run_until(T0, wrong, ok);
+    pair.run_until(T0, wrong, granted);
     let restated = pair.sync.restated_demands();
     assert!(restated >= 1);
     // Corrected back to the real time: the next restatement comes one interval from it, not
@@ -300,7 +290,7 @@ fn a_clock_stepped_back_delays_no_restatement_beyond_one_interval() {
     pair.sync.handle_timeout(back);
     pair.federation.handle_timeout(back);
     pair.pump(back);
-    pair.run_until(back, back.saturating_add(interval), ok);
+    pair.run_until(back, back.saturating_add(interval), granted);
     assert_eq!(pair.sync.restated_demands(), restated + 1, "restated one interval after the fix");
 }
 
@@ -337,7 +327,7 @@ fn answers_to_a_demand_stay_valid_when_the_timer_restates_it_meanwhile() {
     pair.to_federation = restated;
     let sent = pair.run_until(restate, restate.saturating_add(secs(120)), |r| match r.kind {
         OutboundRequestKind::Peek { .. } => OutboundOutcome::Failed(OutboundFailure::Forbidden),
-        _ => ok(r),
+        _ => granted(r),
     });
     assert!(sent.len() <= 1, "at most the revived PUT: {sent:?}");
     assert_eq!(pair.federation.outbound().state(&remote_room()), None);
@@ -359,7 +349,7 @@ fn a_confirm_for_a_room_still_wanted_changes_nothing() {
     pair.collect();
     assert!(pair.to_federation.is_empty(), "no answer: {:?}", pair.to_federation);
     assert_eq!(pair.sync.wanted_rooms().count(), 1);
-    pair.run_until(asked, asked.saturating_add(pair.config.outbound.linger * 4), ok);
+    pair.run_until(asked, asked.saturating_add(pair.config.outbound.linger * 4), granted);
     assert_eq!(pair.federation.outbound().state(&remote_room()), Some(OutboundState::Established));
     assert!(pair.sync.local().is_peeking(&alice(), &phone(), &remote_room()));
 }

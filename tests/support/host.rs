@@ -66,6 +66,18 @@ pub fn established() -> OutboundOutcome {
     OutboundOutcome::Established { renewal_interval: Duration::from_secs(3600), access: readable() }
 }
 
+/// A resident's answer granting whatever `request` asks: the peek and each renewal for an hour,
+/// the `DELETE` done.
+pub fn granted(request: &OutboundRequest) -> OutboundOutcome {
+    match request.kind {
+        OutboundRequestKind::Peek { .. } => established(),
+        OutboundRequestKind::Renew => {
+            OutboundOutcome::Renewed { renewal_interval: Some(Duration::from_secs(3600)) }
+        }
+        OutboundRequestKind::Unpeek => OutboundOutcome::Deleted,
+    }
+}
+
 pub fn remote_peek(
     user: OwnedUserId,
     device: OwnedDeviceId,
