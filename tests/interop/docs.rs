@@ -147,6 +147,15 @@ fn documents_named(text: &str) -> Vec<String> {
     out
 }
 
+#[test]
+fn the_document_guard_finds_paths_and_skips_urls_patterns_and_other_extensions() {
+    let text = "see ../x/DESIGN.md, docs/testing.md and `README.md`; not https://a/b.md, \
+                *.md, <TAG>.md, notes.mdx or a field .md_len";
+    assert_eq!(documents_named(text), ["../x/DESIGN.md", "docs/testing.md", "README.md"]);
+    assert!(!resolves_inside(&root().join("README.md"), "../x/DESIGN.md"));
+    assert!(resolves_inside(&root().join("README.md"), "docs/testing.md"));
+}
+
 /// Whether a document `named` in `file` is a file of the repository: from the repository
 /// root, the file's own directory or package, or `docs/`, and never above the root.
 fn resolves_inside(file: &Path, named: &str) -> bool {
