@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, Uri};
 use axum::response::{IntoResponse, Response};
@@ -335,19 +336,18 @@ fn incoming<'a>(
 /// comes back through JetStream (or fails after 20 s).
 async fn client_peek(
     State(front): State<Arc<Front>>,
-    Path(target): Path<String>,
+    path: Result<Path<String>, PathRejection>,
     uri: Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
     let request = (&headers, &uri, body);
-    let peek =
-        match parse_client_peek(&front.name, &front.rooms, &front.federation, request, &target)
-            .await
-        {
-            Ok(peek) => peek,
-            Err(r) => return r,
-        };
+    let peek = match parse_client_peek(&front.name, &front.rooms, &front.federation, path, request)
+        .await
+    {
+        Ok(peek) => peek,
+        Err(r) => return r,
+    };
     let waiting = {
         let mut core = front.core.lock().await;
         let reply = core.side.handle_client_peek(front.clock.now(), peek);
@@ -388,14 +388,14 @@ async fn client_peek(
 /// `POST /_matrix/client/v3/rooms/{roomId}/unpeek`.
 async fn client_unpeek(
     State(front): State<Arc<Front>>,
-    Path(room): Path<String>,
+    path: Result<Path<String>, PathRejection>,
     uri: Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
     // The room id from the path, and a body that must be a JSON object (R12).
     let (user_id, device_id, room_id) =
-        match client_request::<ClientUnpeekRequest>(&headers, &uri, body, &room).await {
+        match client_request::<ClientUnpeekRequest>(path, "roomId", &headers, &uri, body).await {
             Ok((user_id, device_id, request)) => (user_id, device_id, request.room_id),
             Err(r) => return r,
         };

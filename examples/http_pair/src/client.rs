@@ -63,17 +63,20 @@ fn incoming<'a>(uri: &Uri, headers: &HeaderMap, body: &'a [u8]) -> http::Request
 
 /// The requesting user and device (from the stand-in headers) and the client request `R` as
 /// ruma parses it from the URI, the headers, the body (read and capped at
-/// `MAX_REQUEST_BODY_BYTES`) and `path_arg`, the request's one path argument. The error is the
-/// reply to send: 401 without a user and device, the body's or ruma's error otherwise.
+/// `MAX_REQUEST_BODY_BYTES`) and `path`, the request's one path argument, named `param`. The
+/// error is the reply to send: 400 `M_INVALID_PARAM` for a path that is not UTF-8, 401 without
+/// a user and device, the body's or ruma's error otherwise.
 pub async fn client_request<R: IncomingRequestExt>(
+    path: Result<Path<String>, PathRejection>,
+    param: &'static str,
     headers: &HeaderMap,
     uri: &Uri,
     body: Body,
-    path_arg: &str,
 ) -> Result<(OwnedUserId, OwnedDeviceId, R), Response> {
+    let Ok(Path(path_arg)) = path else { return Err(bad_path(param, "not UTF-8")) };
     let (user_id, device_id) = user(headers)?;
     let body = read_body(headers, body, MAX_REQUEST_BODY_BYTES).await?;
-    match R::try_from_http_request(incoming(uri, headers, &body), &[path_arg]) {
+    match R::try_from_http_request(incoming(uri, headers, &body), &[path_arg.as_str()]) {
         Ok(request) => Ok((user_id, device_id, request)),
         Err(e) => Err(error(WireError::from(e))),
     }
@@ -140,11 +143,12 @@ pub async fn parse_client_peek(
     name: &ServerName,
     rooms: &Mutex<Rooms>,
     federation: &Federation,
+    path: Result<Path<String>, PathRejection>,
     (headers, uri, body): (&HeaderMap, &Uri, Body),
-    target: &str,
 ) -> Result<ClientPeek, Response> {
+    // ruma parses the path argument and the body (`servers`, capped; invalid names dropped).
     let (user_id, device_id, request) =
-        client_request::<ClientPeekRequest>(headers, uri, body, target).await?;
+        client_request::<ClientPeekRequest>(path, "roomIdOrAlias", headers, uri, body).await?;
     let (room_id, via) =
         resolve_target(name, rooms, federation, &request.room_id_or_alias, request.body.servers)
             .await?;
@@ -161,14 +165,12 @@ pub async fn peek(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let Ok(Path(target)) = path else { return bad_path("roomIdOrAlias", "not UTF-8") };
-    // ruma parses the path argument and the body (`servers`, capped; invalid names dropped).
     let request = (&headers, &uri, body);
-    let peek =
-        match parse_client_peek(&app.name, &app.rooms, &app.federation, request, &target).await {
-            Ok(peek) => peek,
-            Err(r) => return r,
-        };
+    let peek = match parse_client_peek(&app.name, &app.rooms, &app.federation, path, request).await
+    {
+        Ok(peek) => peek,
+        Err(r) => return r,
+    };
     if peek.residency == Residency::Remote {
         app.remote_rooms.lock().unwrap_or_else(|p| p.into_inner()).insert(peek.room_id.clone());
     }
@@ -194,10 +196,9 @@ pub async fn unpeek(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let Ok(Path(room)) = path else { return bad_path("roomId", "not UTF-8") };
     // The room id from the path, and a body that must be a JSON object (R12).
     let (user_id, device_id, room_id) =
-        match client_request::<ClientUnpeekRequest>(&headers, &uri, body, &room).await {
+        match client_request::<ClientUnpeekRequest>(path, "roomId", &headers, &uri, body).await {
             Ok((user_id, device_id, request)) => (user_id, device_id, request.room_id),
             Err(r) => return r,
         };
