@@ -4,7 +4,7 @@
 
 use ruma_common::{OwnedServerName, RoomId};
 
-use super::message::{Seq, SideOutput, ToFederation, ToSync};
+use super::message::{SideOutput, ToFederation, ToSync};
 use super::sync_side::{FederatedPeek, PendingPeek, RemoteRoom, SyncSide, Wanted};
 use super::{Change, Output, PeekError, RemoteRoomChange, RemoteRoomRecord};
 use crate::access::RoomAccess;
@@ -35,21 +35,19 @@ impl SyncSide {
     /// answers to earlier ones are stale. A known grant is kept until the answer says
     /// otherwise. The next restatement is due `resync_interval` from `now`.
     pub(super) fn send_demand(&mut self, now: Timestamp, room_id: &RoomId, not_resident: bool) {
-        let seq = self.state_demand(now, room_id, not_resident, false);
-        if let Some(wanted) = self.wanted.get_mut(room_id) {
-            wanted.asked = seq;
-        }
+        self.state_demand(now, room_id, not_resident, false);
     }
 
     /// Sends the room's `Demand` (creating its `Wanted` entry if new) and arms its
-    /// restatement; returns the message's `Seq`. Leaves `asked` of an existing entry alone.
+    /// restatement. A new wish (not `restated`) becomes the
+    /// entry's `asked`; a restatement leaves `asked` alone.
     fn state_demand(
         &mut self,
         now: Timestamp,
         room_id: &RoomId,
         not_resident: bool,
         restated: bool,
-    ) -> Seq {
+    ) {
         let seq = self.seq.next();
         let via = self.via_of(room_id);
         let wanted = self.wanted.entry(room_id.to_owned()).or_insert(Wanted {
@@ -58,12 +56,14 @@ impl SyncSide {
             not_resident: false,
             peek: FederatedPeek::Down,
         });
+        if !restated {
+            wanted.asked = seq;
+        }
         wanted.not_resident |= not_resident;
         let not_resident = wanted.not_resident;
         self.resync.arm(now, room_id);
         let room_id = room_id.to_owned();
         self.route(ToFederation::Demand { room_id, seq, via, not_resident, restated });
-        seq
     }
 
     /// Restates the demand for every wanted room whose restatement is due (anti-entropy,
