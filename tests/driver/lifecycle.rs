@@ -98,6 +98,10 @@ fn a_driver_opened_with_the_default_jitter_seed_draws_its_own_and_keeps_a_set_on
         futures::executor::block_on(driver.read(|p| p.outbound().config().jitter_seed))
     };
     let drawn = seed_of(&open(DriverConfig::default()));
+    if std::env::var_os(PRINT_SALT).is_some() {
+        // Run by `another_process_draws_another_salt` in a child process.
+        println!("salt={drawn}");
+    }
     assert_ne!(drawn, 0, "a zero seed is replaced");
     assert_eq!(seed_of(&open(DriverConfig::default())), drawn, "one salt per process");
     let mut config = DriverConfig::default();
@@ -107,4 +111,30 @@ fn a_driver_opened_with_the_default_jitter_seed_draws_its_own_and_keeps_a_set_on
     let mut rig = Rig::new(DriverConfig::default(), MemoryStore::new(), T0);
     let d = rig.driver.clone();
     assert_eq!(rig.block(async move { d.read(|p| p.outbound().config().jitter_seed).await }), 0);
+}
+
+/// Set in a child test process: the salt test prints the salt it drew.
+const PRINT_SALT: &str = "MATRIX_PEEK_TEST_PRINT_SALT";
+
+#[test]
+fn another_process_draws_another_salt() {
+    // Two servers on defaults are two processes: each must draw its own salt.
+    let salt_of_a_child = || {
+        let out = std::process::Command::new(std::env::current_exe().expect("the test binary"))
+            .args([
+                "--exact",
+                "lifecycle::a_driver_opened_with_the_default_jitter_seed_draws_its_own_and_keeps_a_set_one",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(PRINT_SALT, "1")
+            .output()
+            .expect("the test binary runs");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let salt = stdout.split_once("salt=").and_then(|(_, rest)| rest.split_whitespace().next());
+        let salt = salt.map(str::to_owned);
+        salt.unwrap_or_else(|| panic!("the child printed its salt: {stdout}"))
+    };
+    assert_ne!(salt_of_a_child(), salt_of_a_child(), "each process draws its own salt");
 }
