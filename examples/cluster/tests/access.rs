@@ -13,7 +13,7 @@ use http_pair::api::Api;
 use ruma_common::{OwnedRoomAliasId, OwnedRoomId};
 
 mod support;
-use support::{Pair, WAIT, id, inbound_on, peeks};
+use support::{Pair, WAIT, id, inbound_on, peeks, workers_up};
 
 /// The value of the sample `name` (its first, unlabelled line) in Prometheus text.
 fn sample(text: &str, name: &str) -> Option<f64> {
@@ -89,7 +89,7 @@ async fn a_cluster_room_that_stops_being_world_readable_ends_its_local_and_feder
     // The shard comes back, applies the change and ends the inbound peek.
     cluster.feds[shard_index] = support::spawn(&cluster.fed_specs[shard_index]).await;
     cluster_api
-        .wait_for(WAIT, "the inbound peek ended", |s| inbound_on(s, &hall) == 0)
+        .wait_for(WAIT, "the inbound peek ended", |s| workers_up(s) && inbound_on(s, &hall) == 0)
         .await
         .unwrap();
     // ... and the single server hears of it in `expired_peeks`: bob's peek is gone.
@@ -140,7 +140,9 @@ async fn a_server_the_room_acl_denies_loses_its_peek_and_gets_nothing_more() {
     assert_eq!(sent["relayed_to"], serde_json::json!([]), "nothing relayed: {sent}");
     // ... the shard ends its inbound peek (R45) and tells it in `expired_peeks`...
     cluster_api
-        .wait_for(WAIT, "the denied server's inbound peek ended", |s| inbound_on(s, &hall) == 0)
+        .wait_for(WAIT, "the denied server's inbound peek ended", |s| {
+            workers_up(s) && inbound_on(s, &hall) == 0
+        })
         .await
         .unwrap();
     single_api
@@ -155,7 +157,7 @@ async fn a_server_the_room_acl_denies_loses_its_peek_and_gets_nothing_more() {
     // ... and a new peek from it is refused (403 at the front, so the single server's client
     // peek fails).
     let (status, body) = single_api.peek(&bob, "LAPTOP", (&*hall_alias).into()).await.unwrap();
-    assert_ne!(status, 200, "a denied server cannot peek the room again: {body}");
+    assert_eq!(status, 403, "a denied server cannot peek the room again: {body}");
     let state = cluster_api.state().await.unwrap();
     assert_eq!(inbound_on(&state, &hall), 0, "{state:#}");
 

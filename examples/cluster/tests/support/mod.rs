@@ -191,6 +191,13 @@ pub fn peeks(state: &Value, user: &str, room: &OwnedRoomId) -> bool {
 }
 
 /// How many inbound peeks of `room` the state lists.
+/// Whether the front reached every federation worker for `state` (an unreachable one is left
+/// out of its lists, which would read as "no peeks").
+pub fn workers_up(state: &Value) -> bool {
+    let workers = state["workers"].as_array();
+    workers.is_some_and(|w| !w.is_empty() && w.iter().all(|w| w["up"] == true))
+}
+
 pub fn inbound_on(state: &Value, room: &OwnedRoomId) -> usize {
     state["inbound"]
         .as_array()
