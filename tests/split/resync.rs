@@ -151,6 +151,14 @@ fn peek(pair: &mut Pair, now: Timestamp) -> ClientPeekReply {
     reply
 }
 
+/// Alice's phone peeks the remote room at `T0`: the federation side's `PUT`, unanswered.
+fn put_pending_at_t0() -> (Pair, OutboundRequest) {
+    let mut pair = Pair::new();
+    assert!(matches!(peek(&mut pair, T0), ClientPeekReply::Pending(_)));
+    let put = pair.in_flight.pop().expect("a PUT");
+    (pair, put)
+}
+
 /// Alice's phone peeks the remote room at `T0` and the resident grants it at once.
 fn established_at_t0() -> Pair {
     let mut pair = Pair::new();
@@ -163,11 +171,9 @@ fn established_at_t0() -> Pair {
 
 #[test]
 fn a_demand_the_federation_side_lost_in_a_restart_is_restated_within_one_resync_interval() {
-    let mut pair = Pair::new();
+    let (mut pair, put) = put_pending_at_t0();
     let interval = pair.config.resync_interval;
-    assert!(matches!(peek(&mut pair, T0), ClientPeekReply::Pending(_)));
     // The resident does not answer: the room goes into backoff. Nothing of it is stored.
-    let put = pair.in_flight.pop().expect("a PUT");
     pair.federation.handle_response(
         T0,
         put.id,
@@ -299,10 +305,8 @@ fn answers_to_a_demand_stay_valid_when_the_timer_restates_it_meanwhile() {
     // The resident refuses the peek while the sync side's restatement is on its way: the
     // refusal answers the demand the restatement repeats, so the waiting client fails with it
     // at once, as in `Peeking`, and the room is let go.
-    let mut pair = Pair::new();
+    let (mut pair, put) = put_pending_at_t0();
     let interval = pair.config.resync_interval;
-    assert!(matches!(peek(&mut pair, T0), ClientPeekReply::Pending(_)));
-    let put = pair.in_flight.pop().expect("a PUT");
     let restate = T0.saturating_add(interval);
     pair.sync.handle_timeout(restate);
     pair.collect();
