@@ -44,7 +44,7 @@ use ruma_common::api::IncomingRequestExt;
 use ruma_common::api::path_builder::PathBuilder;
 use ruma_common::api::{Metadata, error::ErrorKind};
 use ruma_common::exports::http;
-use ruma_common::{OwnedRoomId, OwnedServerName, OwnedUserId, RoomId, RoomVersionId};
+use ruma_common::{OwnedRoomId, OwnedServerName, RoomId, RoomVersionId};
 use serde_json::{Value, json};
 use tokio::sync::{Mutex, oneshot};
 

@@ -14,7 +14,7 @@ use axum::response::Response;
 use matrix_peek::wire::{ErrorReply, MAX_REQUEST_BODY_BYTES, WireError};
 use matrix_peek::{Clock, RoomAccess};
 use ruma_common::api::error::ErrorKind;
-use ruma_common::{OwnedRoomId, OwnedServerName, OwnedUserId, RoomId, RoomVersionId};
+use ruma_common::{OwnedRoomId, OwnedServerName, OwnedUserId, RoomId, RoomVersionId, ServerName};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -37,7 +37,7 @@ fn room_param(path: Result<Path<String>, PathRejection>) -> Result<OwnedRoomId, 
 }
 
 /// The `{roomId}` path parameter, then the JSON body (in that order: a bad room id wins).
-async fn room_and_body<T: for<'de> Deserialize<'de>>(
+pub async fn room_and_body<T: for<'de> Deserialize<'de>>(
     path: Result<Path<String>, PathRejection>,
     headers: &HeaderMap,
     body: Body,
@@ -46,8 +46,9 @@ async fn room_and_body<T: for<'de> Deserialize<'de>>(
     Ok((room_id, json_body(headers, body).await?))
 }
 
-fn admin_user(app: &App) -> OwnedUserId {
-    OwnedUserId::try_from(format!("@admin:{}", app.name)).expect("a valid user id on our name")
+/// The user the test API's room changes are sent as: `@admin` on the server `name`.
+pub fn admin_user(name: &ServerName) -> OwnedUserId {
+    OwnedUserId::try_from(format!("@admin:{name}")).expect("a valid user id on our name")
 }
 
 #[derive(Deserialize)]
@@ -71,7 +72,7 @@ pub async fn create_room(State(app): State<Arc<App>>, headers: HeaderMap, body: 
         Err(r) => return r,
     };
     let now = app.clock.now();
-    let creator = admin_user(&app);
+    let creator = admin_user(&app.name);
     let created = app
         .rooms
         .lock()
@@ -113,7 +114,7 @@ pub async fn send(
     };
     let now = app.clock.now();
     let content = json!({ "msgtype": "m.text", "body": request.body });
-    let sender = admin_user(&app);
+    let sender = admin_user(&app.name);
     let event = app.rooms.lock().unwrap_or_else(|p| p.into_inner()).send(
         &room_id,
         &sender,
@@ -144,7 +145,7 @@ pub async fn visibility(
         Err(r) => return r,
     };
     let now = app.clock.now();
-    let sender = admin_user(&app);
+    let sender = admin_user(&app.name);
     let changed = app.rooms.lock().unwrap_or_else(|p| p.into_inner()).set_world_readable(
         &room_id,
         &sender,
@@ -182,7 +183,7 @@ pub async fn server_acl(
         Err(r) => return r,
     };
     let now = app.clock.now();
-    let sender = admin_user(&app);
+    let sender = admin_user(&app.name);
     let changed = app.rooms.lock().unwrap_or_else(|p| p.into_inner()).set_server_acl(
         &room_id,
         &sender,

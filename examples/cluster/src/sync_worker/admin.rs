@@ -2,6 +2,8 @@
 //! `/metrics`: what the end-to-end tests drive and read, beside the Matrix routes of
 //! [`super`].
 
+use http_pair::admin::{admin_user, room_and_body};
+
 use super::*;
 
 /// `POST /_test/rooms` `{"alias", "world_readable"}`.
@@ -10,8 +12,7 @@ pub(super) async fn create_room(
     body: axum::body::Bytes,
 ) -> Response {
     let body: Value = serde_json::from_slice(&body).unwrap_or_default();
-    let creator: OwnedUserId =
-        format!("@admin:{}", front.name).try_into().expect("a valid user id");
+    let creator = admin_user(&front.name);
     let created = front
         .rooms
         .lock()
@@ -43,7 +44,7 @@ pub(super) async fn send_event(
     let Ok(room_id) = OwnedRoomId::try_from(room) else {
         return error(ErrorReply::not_found("bad room id"));
     };
-    let sender: OwnedUserId = format!("@admin:{}", front.name).try_into().expect("a valid user id");
+    let sender = admin_user(&front.name);
     let content = json!({ "msgtype": "m.text", "body": body["body"] });
     let event = front.rooms.lock().unwrap_or_else(|p| p.into_inner()).send(
         &room_id,
@@ -104,22 +105,6 @@ struct Visibility {
     world_readable: bool,
 }
 
-/// The room id of a `/_test/rooms/{roomId}/…` path and its JSON body, with the admin user who
-/// sends the state event; the error is the reply to send (404, or 400 for bad JSON).
-fn room_change<T: serde::de::DeserializeOwned>(
-    front: &Front,
-    room: String,
-    body: &[u8],
-) -> Result<(OwnedRoomId, T, OwnedUserId), Response> {
-    let Ok(room_id) = OwnedRoomId::try_from(room) else {
-        return Err(error(ErrorReply::not_found("bad room id")));
-    };
-    let request: T =
-        serde_json::from_slice(body).map_err(|e| error(WireError::BadJson(e.to_string())))?;
-    let sender: OwnedUserId = format!("@admin:{}", front.name).try_into().expect("a valid user id");
-    Ok((room_id, request, sender))
-}
-
 /// `POST /_test/rooms/{roomId}/visibility` `{"world_readable": false}`: changes the resident
 /// room's history visibility. The sync side ends the local peeks it no longer allows (R24) and,
 /// for a room peeked over federation, routes `AccessChanged`; the room's federation worker
@@ -129,13 +114,15 @@ fn room_change<T: serde::de::DeserializeOwned>(
 /// a room that is no longer peekable.
 pub(super) async fn visibility(
     State(front): State<Arc<Front>>,
-    Path(room): Path<String>,
-    body: axum::body::Bytes,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    body: Body,
 ) -> Response {
-    let (room_id, request, sender) = match room_change::<Visibility>(&front, room, &body) {
+    let (room_id, request): (_, Visibility) = match room_and_body(path, &headers, body).await {
         Ok(parsed) => parsed,
         Err(r) => return r,
     };
+    let sender = admin_user(&front.name);
     let changed = front.rooms.lock().unwrap_or_else(|p| p.into_inner()).set_world_readable(
         &room_id,
         &sender,
@@ -230,13 +217,16 @@ struct ServerAclRequest {
 /// applies it when it is back.
 pub(super) async fn server_acl(
     State(front): State<Arc<Front>>,
-    Path(room): Path<String>,
-    body: axum::body::Bytes,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    body: Body,
 ) -> Response {
-    let (room_id, request, sender) = match room_change::<ServerAclRequest>(&front, room, &body) {
+    let (room_id, request): (_, ServerAclRequest) = match room_and_body(path, &headers, body).await
+    {
         Ok(parsed) => parsed,
         Err(r) => return r,
     };
+    let sender = admin_user(&front.name);
     let changed = front.rooms.lock().unwrap_or_else(|p| p.into_inner()).set_server_acl(
         &room_id,
         &sender,
