@@ -50,7 +50,7 @@ pub use coordinator::{
     RouteMessage, Seq, SideOutput, Snapshot, SyncSide, ToFederation, ToSync,
 };
 pub use driver::{Driver, DriverConfig, DriverError, DriverStats, SystemClock};
-pub use ids::{RequestId, StreamPosition};
+pub use ids::{PeekId, RequestId, StreamPosition};
 pub use inbound::{
     InboundChange, InboundConfig, InboundEndReason, InboundEndings, InboundGrant, InboundKey,
     InboundOutput, InboundPeekError, InboundPeekInfo, InboundPeeks, InboundRecord, InboundRefusals,

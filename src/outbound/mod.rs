@@ -15,9 +15,10 @@ mod stats;
 mod step;
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
 use std::time::Duration;
 
-use ruma_common::{OwnedRoomId, OwnedServerName, RoomId, ServerName};
+use ruma_common::{OwnedRoomId, OwnedServerName, RoomId, RoomVersionId, ServerName};
 
 pub use config::{OutboundConfig, OutboundRenewStyle};
 pub use error::{OutboundFailure, OutboundPeekError};
@@ -137,6 +138,8 @@ const COUNTER_BLOCK: u64 = 256;
 #[derive(Debug, Clone)]
 pub struct OutboundPeeks {
     config: OutboundConfig,
+    /// `config.supported_versions`, shared by every `PUT` it sends.
+    versions: Arc<[RoomVersionId]>,
     clock: Monotonic,
     /// Room slots.
     rooms: Slab<Room>,
@@ -177,6 +180,7 @@ impl OutboundPeeks {
     /// An empty machine.
     pub fn new(config: OutboundConfig) -> Self {
         OutboundPeeks {
+            versions: config.supported_versions.as_slice().into(),
             config,
             clock: Monotonic::default(),
             rooms: Slab::default(),

@@ -7,6 +7,7 @@ use ruma_common::{OwnedRoomId, OwnedServerName};
 use serde::{Deserialize, Serialize};
 
 use crate::access::RoomAccess;
+use crate::ids::PeekId;
 use crate::time::Timestamp;
 
 /// One stored fact. A store keeps `OutboundKey -> OutboundRecord` and hands the values back to
@@ -38,7 +39,7 @@ pub enum OutboundRecord {
         /// The resident holding (or maybe holding) it.
         server: OwnedServerName,
         /// Its peek id there.
-        peek_id: String,
+        peek_id: PeekId,
     },
 }
 
@@ -50,7 +51,7 @@ pub struct OutboundPeekRecord {
     /// The resident server holding (or asked for) the peek.
     pub server: OwnedServerName,
     /// Our peek id at that server.
-    pub peek_id: String,
+    pub peek_id: PeekId,
     /// What we know of it.
     pub phase: OutboundPeekPhase,
     /// What the host learnt about the room when the peek was established.
@@ -98,7 +99,7 @@ pub enum OutboundKey {
         /// The resident.
         server: OwnedServerName,
         /// The peek id.
-        peek_id: String,
+        peek_id: PeekId,
     },
 }
 

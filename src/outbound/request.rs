@@ -1,6 +1,7 @@
 //! The IO vocabulary of [`OutboundPeeks`](super::OutboundPeeks): the requests it asks the host
 //! to send ([`OutboundRequest`]) and the outcomes the host reports back ([`OutboundOutcome`]).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use ruma_common::{OwnedRoomId, OwnedServerName, RoomVersionId};
@@ -8,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::OutboundFailure;
 use crate::access::RoomAccess;
-use crate::ids::RequestId;
+use crate::ids::{PeekId, RequestId};
 
 /// A federation request the host must send, then answer with
 /// `OutboundPeeks::handle_response(now, id, outcome)`.
@@ -21,7 +22,7 @@ pub struct OutboundRequest {
     /// The room being peeked.
     pub room_id: OwnedRoomId,
     /// The peek id (8 characters of `[0-9a-zA-Z.=_-]`, R47).
-    pub peek_id: String,
+    pub peek_id: PeekId,
     /// What to send.
     pub kind: OutboundRequestKind,
 }
@@ -31,8 +32,9 @@ pub struct OutboundRequest {
 pub enum OutboundRequestKind {
     /// `PUT /_matrix/federation/v1/peek/{roomId}/{peekId}?ver=…` with body `{}` (R48).
     Peek {
-        /// One `ver` query parameter per supported room version.
-        ver: Vec<RoomVersionId>,
+        /// One `ver` query parameter per supported room version: the machine's
+        /// `supported_versions`, shared by every `PUT` (cloning it copies no versions).
+        ver: Arc<[RoomVersionId]>,
     },
     /// `POST …/peek/{roomId}/{peekId}/renew` with body `{}` (R53).
     Renew,

@@ -10,14 +10,14 @@ use ruma_common::{OwnedRoomId, OwnedServerName, ServerName};
 
 use super::{OutboundFailure, OutboundPeekPhase, OutboundPeekRecord};
 use crate::access::RoomAccess;
-use crate::ids::RequestId;
+use crate::ids::{PeekId, RequestId};
 use crate::time::Timestamp;
 
 /// A peek at one resident: what every request names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct PeekRef {
     pub(super) server: OwnedServerName,
-    pub(super) peek_id: String,
+    pub(super) peek_id: PeekId,
 }
 
 /// A granted peek's deadlines (R53).

@@ -16,7 +16,7 @@ use super::{
     OutboundOutput, OutboundPeekError, OutboundPeeks, OutboundRecord, OutboundRenewStyle,
     OutboundRequest, OutboundRequestKind,
 };
-use crate::ids::RequestId;
+use crate::ids::{PeekId, RequestId};
 use crate::time::Timestamp;
 
 /// What `step_current` left to do.
@@ -324,7 +324,7 @@ impl OutboundPeeks {
         }
         let kind = match (kind, self.config.renew_style) {
             (Kind::Put, _) | (Kind::Renew { .. }, OutboundRenewStyle::RePut) => {
-                OutboundRequestKind::Peek { ver: self.config.supported_versions.clone() }
+                OutboundRequestKind::Peek { ver: self.versions.clone() }
             }
             (Kind::Renew { .. }, OutboundRenewStyle::RenewEndpoint) => OutboundRequestKind::Renew,
             (Kind::Delete, _) => OutboundRequestKind::Unpeek,
@@ -537,7 +537,7 @@ impl OutboundPeeks {
         self.outputs.push_back(OutboundOutput::Persist(OutboundChange::Upsert(record)));
     }
 
-    pub(super) fn alloc_peek_id(&mut self) -> String {
+    pub(super) fn alloc_peek_id(&mut self) -> PeekId {
         if self.next_peek_id >= self.peek_id_reserved {
             self.peek_id_reserved = self.next_peek_id.saturating_add(COUNTER_BLOCK);
             self.persist_counters();

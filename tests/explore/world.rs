@@ -334,7 +334,7 @@ impl World {
             Output::Send(request) => {
                 assert_eq!(i, P, "only P sends federation requests");
                 let to = ctx.index(&request.server);
-                let entry = (to, request.peek_id.clone(), kind_of(&request.kind));
+                let entry = (to, request.peek_id.to_string(), kind_of(&request.kind));
                 self.ghost.outstanding.insert(request.id, entry);
                 self.net.push(Msg::Request { to, request: request.clone(), orphan: false });
             }
@@ -517,7 +517,7 @@ impl World {
         request: &OutboundRequest,
     ) -> (OutboundOutcome, Option<u32>) {
         let origin = ctx.servers[P].clone();
-        let key = (r, request.peek_id.clone());
+        let key = (r, request.peek_id.to_string());
         let call = Call::Request { origin: &origin, request, access: &ctx.access };
         match (self.call(ctx, r, &call), &request.kind) {
             (Reply::Grant(Ok(grant)), OutboundRequestKind::Peek { .. }) => {

@@ -34,7 +34,11 @@ fn unknown_stale_and_duplicate_responses_are_ignored() {
 
 /// Every peek the resident holds is the machine's current one or a retired one it still
 /// deletes (named by the store).
-fn accounted_for(h: &H, r: &ruma_common::RoomId, resident: &BTreeSet<(String, String)>) {
+fn accounted_for(
+    h: &H,
+    r: &ruma_common::RoomId,
+    resident: &BTreeSet<(String, matrix_peek::PeekId)>,
+) {
     for (server, id) in resident {
         let named = h.store.values().any(|rec| match rec {
             matrix_peek::OutboundRecord::Peek(p) => {
@@ -60,7 +64,7 @@ fn reput_renewal_in_flight_when_the_peek_expires_does_not_leak_the_recreated_pee
     let r = room("!r:x.org");
     let put = h.open(&r, "a.org", HOUR);
     // The resident's live peeks (server, id).
-    let mut resident: BTreeSet<(String, String)> = BTreeSet::new();
+    let mut resident: BTreeSet<(String, matrix_peek::PeekId)> = BTreeSet::new();
     resident.insert((put.server.to_string(), put.peek_id.clone()));
 
     let out = h.fire();
@@ -150,7 +154,7 @@ fn a_peek_lapsed_on_our_side_is_deleted_while_a_new_one_opens() {
     let put = h.open(&r, "a.org", interval);
     let opened_at = h.now;
     // The resident: (server, id) -> its expiry in ms.
-    let mut resident: std::collections::BTreeMap<(String, String), u64> =
+    let mut resident: std::collections::BTreeMap<(String, matrix_peek::PeekId), u64> =
         std::collections::BTreeMap::new();
     let life = (interval + grace).as_millis() as u64;
     resident.insert((put.server.to_string(), put.peek_id.clone()), opened_at + life);
@@ -183,7 +187,7 @@ fn a_peek_lapsed_on_our_side_is_deleted_while_a_new_one_opens() {
                 established(HOUR)
             }
         };
-        let held: BTreeSet<(String, String)> = resident.keys().cloned().collect();
+        let held: BTreeSet<(String, matrix_peek::PeekId)> = resident.keys().cloned().collect();
         accounted_for(&h, &r, &held);
         let out = h.respond(&req, outcome);
         queue.extend(sends(&out));

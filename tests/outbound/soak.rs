@@ -45,7 +45,7 @@ struct Soak {
     rng: SimRng,
     w: World,
     given_up: BTreeSet<PeekKey>,
-    id_room: BTreeMap<String, OwnedRoomId>,
+    id_room: BTreeMap<matrix_peek::PeekId, OwnedRoomId>,
     current: BTreeMap<OwnedRoomId, PeekKey>,
     /// Sends seen per kind (PUT, renew, DELETE), to show the run reached them.
     seen: [u64; 3],

@@ -300,7 +300,7 @@ fn batch(i: u64) -> Vec<Change> {
         Change::Outbound(OutboundChange::Upsert(OutboundRecord::Peek(OutboundPeekRecord {
             room_id: room_id.clone(),
             server: owned_server_name!("peer.test"),
-            peek_id: format!("o{i}"),
+            peek_id: format!("o{i}").into(),
             phase: OutboundPeekPhase::Opening,
             access: None,
         }))),

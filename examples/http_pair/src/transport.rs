@@ -133,7 +133,7 @@ impl HttpTransport {
             OutboundRequestKind::Peek { ver } => FederationPeekRequest::new(
                 room,
                 peek_id,
-                ver.clone(),
+                ver.to_vec(),
             )
             .try_into_http_request(&base, (), ()),
             OutboundRequestKind::Renew => {

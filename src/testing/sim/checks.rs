@@ -119,11 +119,11 @@ impl Sim {
             for record in node.store.to_snapshot().outbound {
                 match record {
                     OutboundRecord::Peek(p) => {
-                        wanted.insert((origin.clone(), p.server, p.room_id, p.peek_id));
+                        wanted.insert((origin.clone(), p.server, p.room_id, p.peek_id.into()));
                     }
                     // A retired peek is owed a DELETE: it is accounted for until it goes.
                     OutboundRecord::Retired { room_id, server, peek_id } => {
-                        wanted.insert((origin.clone(), server, room_id, peek_id));
+                        wanted.insert((origin.clone(), server, room_id, peek_id.into()));
                     }
                     _ => {}
                 }

@@ -23,7 +23,7 @@ use matrix_peek::{
 use ruma_common::{OwnedRoomId, OwnedServerName, RoomId, RoomVersionId};
 
 /// A peek of ours at a resident: (room, resident server, peek id).
-pub type PeekKey = (OwnedRoomId, OwnedServerName, String);
+pub type PeekKey = (OwnedRoomId, OwnedServerName, matrix_peek::PeekId);
 
 /// R59 at a `Send`, checked against `store` (every earlier `Persist` applied) and the output
 /// just before it (`prev`): a restart at this point must find the request's peek. (`prev`, a
@@ -177,7 +177,7 @@ impl Residents {
     }
 
     /// The first peek held in `room` (its server and id), if any.
-    pub fn first_in(&self, room: &RoomId) -> Option<(OwnedServerName, String)> {
+    pub fn first_in(&self, room: &RoomId) -> Option<(OwnedServerName, matrix_peek::PeekId)> {
         self.peeks.keys().find(|(r, _, _)| r == room).map(|(_, s, id)| (s.clone(), id.clone()))
     }
 }
