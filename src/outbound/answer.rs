@@ -3,7 +3,7 @@
 
 use ruma_common::ServerName;
 
-use super::room::{Demand, History, Lease, PeekRef, Phase, Retire};
+use super::room::{Candidate, Demand, History, Lease, PeekRef, Phase, Retire};
 use super::{
     OutboundFailure, OutboundLostReason, OutboundOutcome, OutboundOutput, OutboundPeekError,
     OutboundPeeks,
@@ -79,10 +79,14 @@ impl OutboundPeeks {
         Lease { renewed_at: now, interval, renew_at, expires_at }
     }
 
-    /// `server` served us: its backoff is cleared.
+    /// `server` served us: its backoff is cleared. Most answers find no candidate backed off,
+    /// which is checked without reading any server name.
     fn served(&mut self, slot: u32, server: &ServerName, now: Timestamp) {
         let r = self.room_mut(slot);
-        if let Some(c) = r.candidate_mut(server) {
+        let backed_off = |c: &Candidate| c.failures != 0 || c.retry_at != Timestamp::ZERO;
+        if r.candidates.iter().any(backed_off)
+            && let Some(c) = r.candidate_mut(server)
+        {
             c.failures = 0;
             c.retry_at = Timestamp::ZERO;
         }

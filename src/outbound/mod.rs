@@ -34,7 +34,7 @@ use crate::access::RoomAccess;
 use crate::ids::RequestId;
 use crate::slab::Slab;
 use crate::time::{Monotonic, Timestamp};
-use crate::timer::SlotTimers;
+use crate::timer::{FxBuild, SlotTimers};
 use index::RoomIndex;
 use room::{Candidate, Demand, Pacer, Phase, Room};
 
@@ -148,8 +148,8 @@ pub struct OutboundPeeks {
     /// At most one deadline per room slot.
     timers: SlotTimers,
     /// In-flight requests → room slot; the room's current phase or one of its retired peeks
-    /// must still name the id.
-    requests: HashMap<RequestId, u32>,
+    /// must still name the id. Request ids are our own counter, so FxHash.
+    requests: HashMap<RequestId, u32, FxBuild>,
     /// Rooms a local user is joined to: never peeked (R57).
     joined: HashSet<OwnedRoomId>,
     /// The pacer of rooms forgotten while it still held requests back, so forgetting and
@@ -186,7 +186,7 @@ impl OutboundPeeks {
             rooms: Slab::default(),
             index: RoomIndex::default(),
             timers: SlotTimers::default(),
-            requests: HashMap::new(),
+            requests: HashMap::default(),
             joined: HashSet::new(),
             paced: HashMap::new(),
             next_peek_id: 0,

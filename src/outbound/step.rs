@@ -106,9 +106,8 @@ impl OutboundPeeks {
                 Next::Again
             }
             (Phase::Opening { request: None, .. }, Demand::Lingering { until }) => Next::At(until),
-            (Phase::Opening { request: None, peek }, Demand::Demanded) => {
-                let peek = peek.clone();
-                self.send_current(slot, now, Kind::Put, &peek)
+            (Phase::Opening { request: None, .. }, Demand::Demanded) => {
+                self.send_current(slot, now, Kind::Put)
             }
             (Phase::Renewing { .. } | Phase::Live { .. }, Demand::Gone) => {
                 self.retire_current(slot, now);
@@ -133,15 +132,17 @@ impl OutboundPeeks {
                 }
             }
             (Phase::Live { peek, lease, failing }, _) => {
-                let (peek, lease, failing) = (peek.clone(), *lease, *failing);
+                // The peek's names are not copied: a renewal reads them once, into its request.
+                let (lease, failing) = (*lease, *failing);
                 if failing.is_some() && now >= lease.expires_at {
                     // The renewals kept failing and no other candidate took over: lapsed on our
                     // side. The resident may still hold it (its grace, or a renewal that timed
                     // out after reaching it): delete it in the background and open afresh.
+                    let server = peek.server.clone();
                     self.stats.lapses += 1;
-                    crate::log::warning!(room = %self.room(slot).id, server = %peek.server, "peek lapsed: renewals kept failing");
+                    crate::log::warning!(room = %self.room(slot).id, %server, "peek lapsed: renewals kept failing");
                     self.lose(slot, OutboundLostReason::Unreachable);
-                    self.penalise(slot, &peek.server, now, &OutboundFailure::Unreachable);
+                    self.penalise(slot, &server, now, &OutboundFailure::Unreachable);
                     self.retire_current(slot, now);
                     return Next::Again;
                 }
@@ -174,7 +175,7 @@ impl OutboundPeeks {
                 };
                 if now >= due {
                     let probe = failing.is_none() && now < lease.renew_at;
-                    return match self.send_current(slot, now, Kind::Renew { probe }, &peek) {
+                    return match self.send_current(slot, now, Kind::Renew { probe }) {
                         Next::At(t) => Next::At(t.min(at)),
                         other => other,
                     };
@@ -248,14 +249,15 @@ impl OutboundPeeks {
         let server = r.candidates[i].server.clone();
         let peek_id = self.alloc_peek_id();
         let peek = PeekRef { server, peek_id };
-        self.room_mut(slot).phase = Phase::Opening { peek: peek.clone(), request: None };
-        self.send_current(slot, now, Kind::Put, &peek)
+        self.room_mut(slot).phase = Phase::Opening { peek, request: None };
+        self.send_current(slot, now, Kind::Put)
     }
 
-    /// Sends `kind` for the current peek under the pacer, persisting the room's record first
-    /// (for a `PUT`; a renewal's record is the stored lease).
-    /// `Wait` once sent (the phase names the request); `At` when the pacer holds it back.
-    fn send_current(&mut self, slot: u32, now: Timestamp, kind: Kind, peek: &PeekRef) -> Next {
+    /// Sends `kind` for the current peek (the phase is `Opening` or `Live`) under the pacer,
+    /// persisting the room's record first (for a `PUT`; a renewal's record is the stored
+    /// lease). `Wait` once sent (the phase names the request); `At` when the pacer holds it
+    /// back.
+    fn send_current(&mut self, slot: u32, now: Timestamp, kind: Kind) -> Next {
         let ready_at = self.room(slot).pacer.ready_at(now, false);
         if ready_at > now {
             return Next::At(ready_at);
@@ -280,7 +282,7 @@ impl OutboundPeeks {
         } else {
             self.persist_current(slot);
         }
-        self.send(slot, id, kind, peek);
+        self.send(slot, id, kind, None);
         Next::Wait
     }
 
@@ -306,14 +308,15 @@ impl OutboundPeeks {
             retired.step = Retire::Deleting { request: id };
             let peek = retired.peek.clone();
             self.persist_retired(slot, &peek);
-            self.send(slot, id, Kind::Delete, &peek);
+            self.send(slot, id, Kind::Delete, Some(i));
         }
         next
     }
 
-    /// Queues the request (the record that justifies it is stored already: see
-    /// `send_current`).
-    fn send(&mut self, slot: u32, id: RequestId, kind: Kind, peek: &PeekRef) {
+    /// Queues the request for the room's current peek (`retired: None`) or its retired peek
+    /// `i` (the record that justifies it is stored already: see `send_current`). The names are
+    /// read from the room, where they live, straight into the request.
+    fn send(&mut self, slot: u32, id: RequestId, kind: Kind, retired: Option<usize>) {
         match kind {
             Kind::Put => self.stats.puts.sent += 1,
             Kind::Renew { probe } => {
@@ -329,10 +332,19 @@ impl OutboundPeeks {
             (Kind::Renew { .. }, OutboundRenewStyle::RenewEndpoint) => OutboundRequestKind::Renew,
             (Kind::Delete, _) => OutboundRequestKind::Unpeek,
         };
+        let r = self.room(slot);
+        let peek = match retired {
+            Some(i) => r.retired.get(i).map(|p| &p.peek),
+            None => r.phase.peek(),
+        };
+        let Some(peek) = peek else {
+            debug_assert!(false, "a request for a peek the room does not hold");
+            return;
+        };
         let request = OutboundRequest {
             id,
             server: peek.server.clone(),
-            room_id: self.room(slot).id.clone(),
+            room_id: r.id.clone(),
             peek_id: peek.peek_id.clone(),
             kind,
         };
