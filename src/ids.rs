@@ -148,7 +148,8 @@ mod tests {
         assert_eq!(serde_json::to_string(&id).unwrap(), "\"a1B2c3_-\"");
         assert_eq!(serde_json::from_str::<PeekId>("\"a1B2c3_-\"").unwrap(), id);
         assert_eq!(String::from(id.clone()), "a1B2c3_-");
-        assert!(PeekId::from("a") < PeekId::from("b"));
+        let (a, b) = (PeekId::from("a"), PeekId::from("b"));
+        assert!(a < b, "ordered as strings");
     }
 
     #[test]
