@@ -11,6 +11,7 @@ mod record;
 mod request;
 mod restore;
 mod room;
+mod servers;
 mod stats;
 mod step;
 
@@ -37,6 +38,7 @@ use crate::time::{Monotonic, Timestamp};
 use crate::timer::{FxBuild, SlotTimers};
 use index::RoomIndex;
 use room::{Candidate, Demand, Pacer, Phase, Room};
+use servers::Servers;
 
 /// How many ids are reserved per persisted high-water mark.
 const COUNTER_BLOCK: u64 = 256;
@@ -145,6 +147,8 @@ pub struct OutboundPeeks {
     rooms: Slab<Room>,
     /// Room id → slot (the ids are the rooms' own).
     index: RoomIndex,
+    /// One shared copy of each candidate's and resident's name.
+    servers: Servers,
     /// At most one deadline per room slot.
     timers: SlotTimers,
     /// In-flight requests → room slot; the room's current phase or one of its retired peeks
@@ -185,6 +189,7 @@ impl OutboundPeeks {
             clock: Monotonic::default(),
             rooms: Slab::default(),
             index: RoomIndex::default(),
+            servers: Servers::default(),
             timers: SlotTimers::default(),
             requests: HashMap::default(),
             joined: HashSet::new(),
@@ -233,14 +238,14 @@ impl OutboundPeeks {
         };
         self.revive(slot);
         let max = self.config.max_candidates;
-        let r = self.room_mut(slot);
-        for server in via {
+        for name in via {
+            let r = self.room(slot);
             if r.candidates.len() >= max {
                 break;
             }
-            if !r.candidates.iter().any(|c| c.server == *server) {
-                let (failures, retry_at) = (0, Timestamp::ZERO);
-                r.candidates.push(Candidate { server: server.clone(), failures, retry_at });
+            if !r.candidates.iter().any(|c| c.server == **name) {
+                let (server, failures, retry_at) = (self.servers.get(name), 0, Timestamp::ZERO);
+                self.room_mut(slot).candidates.push(Candidate { server, failures, retry_at });
             }
         }
         self.step(slot, now);

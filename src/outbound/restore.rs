@@ -53,7 +53,7 @@ impl OutboundPeeks {
                 }
                 OutboundRecord::Retired { room_id, server, peek_id } => {
                     let list = retired.entry(room_id).or_default();
-                    let peek = PeekRef { server, peek_id };
+                    let peek = PeekRef { server: m.servers.get(&server), peek_id };
                     if !list.contains(&peek) {
                         list.push(peek);
                     }
@@ -72,14 +72,15 @@ impl OutboundPeeks {
             let mut room = Room::new(room_id.clone(), Demand::Lingering { until });
             let mut old_deleting = None;
             if let Some(p) = peeks.remove(&room_id) {
+                let server = m.servers.get(&p.server);
                 room.candidates.push(Candidate {
-                    server: p.server.clone(),
+                    server: server.clone(),
                     failures: 0,
                     retry_at: Timestamp::ZERO,
                 });
                 room.access = p.access;
                 room.persisted = true;
-                let peek = PeekRef { server: p.server, peek_id: p.peek_id };
+                let peek = PeekRef { server, peek_id: p.peek_id };
                 match p.phase {
                     OutboundPeekPhase::Opening => {
                         room.phase = Phase::Opening { peek, request: None };

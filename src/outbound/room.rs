@@ -6,8 +6,9 @@
 
 use std::time::Duration;
 
-use ruma_common::{OwnedRoomId, OwnedServerName, ServerName};
+use ruma_common::{OwnedRoomId, ServerName};
 
+use super::servers::Server;
 use super::{OutboundFailure, OutboundPeekPhase, OutboundPeekRecord};
 use crate::access::RoomAccess;
 use crate::ids::{PeekId, RequestId};
@@ -16,7 +17,7 @@ use crate::time::Timestamp;
 /// A peek at one resident: what every request names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct PeekRef {
-    pub(super) server: OwnedServerName,
+    pub(super) server: Server,
     pub(super) peek_id: PeekId,
 }
 
@@ -142,7 +143,7 @@ impl Retired {
 /// A server the room can be peeked through, with its own backoff.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Candidate {
-    pub(super) server: OwnedServerName,
+    pub(super) server: Server,
     /// Failures since this server last served us: the backoff exponent and the ranking key.
     pub(super) failures: u32,
     /// Not before this (`Timestamp::ZERO`: at once).
@@ -360,7 +361,7 @@ impl Room {
         };
         Some(OutboundPeekRecord {
             room_id: self.id.clone(),
-            server: peek.server.clone(),
+            server: peek.server.to_owned_name(),
             peek_id: peek.peek_id.clone(),
             phase,
             access: self.access.clone(),

@@ -343,7 +343,7 @@ impl OutboundPeeks {
         };
         let request = OutboundRequest {
             id,
-            server: peek.server.clone(),
+            server: peek.server.to_owned_name(),
             room_id: r.id.clone(),
             peek_id: peek.peek_id.clone(),
             kind,
@@ -501,7 +501,7 @@ impl OutboundPeeks {
     fn persist_retired(&mut self, slot: u32, peek: &PeekRef) {
         let record = OutboundRecord::Retired {
             room_id: self.room(slot).id.clone(),
-            server: peek.server.clone(),
+            server: peek.server.to_owned_name(),
             peek_id: peek.peek_id.clone(),
         };
         self.outputs.push_back(OutboundOutput::Persist(OutboundChange::Upsert(record)));
@@ -510,7 +510,7 @@ impl OutboundPeeks {
     fn unpersist_retired(&mut self, slot: u32, peek: &PeekRef) {
         let key = OutboundKey::Retired {
             room_id: self.room(slot).id.clone(),
-            server: peek.server.clone(),
+            server: peek.server.to_owned_name(),
             peek_id: peek.peek_id.clone(),
         };
         self.outputs.push_back(OutboundOutput::Persist(OutboundChange::Remove(key)));

@@ -1,0 +1,165 @@
+//! One shared copy of each resident server's name: [`Servers`] hands out [`Server`]s, cheap
+//! clones of one interned name.
+//!
+//! Every room names its candidates and the resident of each of its peeks. Without interning,
+//! each of those held its own heap copy of the name, so a renewal at a million rooms read a
+//! name nobody had touched for half an hour (a cache miss), and comparing a peek's resident with
+//! a candidate read two. Shared, the few thousand names a server peeks through stay in cache,
+//! and two `Server`s compare by pointer.
+//!
+//! Names are dropped with their last user (reference counting); the set forgets dropped names
+//! when it doubles, so it holds at most twice the names in use (plus a small floor).
+
+use std::borrow::Borrow;
+use std::collections::HashSet;
+use std::hash::{Hash, Hasher};
+use std::ops::Deref;
+use std::sync::Arc;
+
+use ruma_common::{OwnedServerName, ServerName};
+
+/// A resident server's name, shared with every other user of the same name in the machine.
+/// Compares by pointer with another `Server` from the same [`Servers`] (interning makes that
+/// the same as comparing names), and reads as a `&ServerName`.
+#[derive(Debug, Clone)]
+pub(super) struct Server(Arc<OwnedServerName>);
+
+impl Server {
+    /// An owned copy of the name, for an output.
+    pub(super) fn to_owned_name(&self) -> OwnedServerName {
+        (*self.0).clone()
+    }
+}
+
+impl Deref for Server {
+    type Target = ServerName;
+    fn deref(&self) -> &ServerName {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&**self.0, f)
+    }
+}
+
+impl PartialEq for Server {
+    fn eq(&self, other: &Server) -> bool {
+        // Names from one `Servers` are interned: equal names share one allocation.
+        Arc::ptr_eq(&self.0, &other.0) || self.0 == other.0
+    }
+}
+
+impl Eq for Server {}
+
+impl PartialEq<ServerName> for Server {
+    fn eq(&self, other: &ServerName) -> bool {
+        **self.0 == *other
+    }
+}
+
+impl PartialEq<&ServerName> for Server {
+    fn eq(&self, other: &&ServerName) -> bool {
+        **self.0 == **other
+    }
+}
+
+/// The set's entry: hashes and compares as the name, so it is found by a `&ServerName`.
+#[derive(Debug, Clone)]
+struct Entry(Arc<OwnedServerName>);
+
+impl Hash for Entry {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        ServerName::hash(&self.0, state);
+    }
+}
+
+impl PartialEq for Entry {
+    fn eq(&self, other: &Entry) -> bool {
+        self.0 == other.0
+    }
+}
+
+impl Eq for Entry {}
+
+impl Borrow<ServerName> for Entry {
+    fn borrow(&self) -> &ServerName {
+        &self.0
+    }
+}
+
+/// The interned names (keyed SipHash: names come from clients and remote servers).
+#[derive(Debug, Clone)]
+pub(super) struct Servers {
+    set: HashSet<Entry>,
+    /// Dropped names are forgotten when the set reaches this size.
+    prune_at: usize,
+}
+
+impl Default for Servers {
+    fn default() -> Self {
+        Servers { set: HashSet::new(), prune_at: Self::MIN_PRUNE }
+    }
+}
+
+impl Servers {
+    /// The set never prunes below this many names.
+    const MIN_PRUNE: usize = 64;
+
+    /// The shared copy of `name`, interned if new.
+    pub(super) fn get(&mut self, name: &ServerName) -> Server {
+        if let Some(e) = self.set.get(name) {
+            return Server(e.0.clone());
+        }
+        if self.set.len() >= self.prune_at {
+            self.set.retain(|e| Arc::strong_count(&e.0) > 1);
+            self.prune_at = (2 * self.set.len()).max(Self::MIN_PRUNE);
+        }
+        let shared = Arc::new(name.to_owned());
+        self.set.insert(Entry(shared.clone()));
+        Server(shared)
+    }
+
+    /// Names held, including dropped ones not yet forgotten (at most twice those in use, or
+    /// [`MIN_PRUNE`](Self::MIN_PRUNE)).
+    #[cfg(test)]
+    pub(super) fn len(&self) -> usize {
+        self.set.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name(i: usize) -> OwnedServerName {
+        format!("s{i}.example.org").try_into().unwrap()
+    }
+
+    #[test]
+    fn one_name_is_shared_and_compares_equal() {
+        let mut s = Servers::default();
+        let (a, b) = (s.get(&name(1)), s.get(&name(1)));
+        assert!(Arc::ptr_eq(&a.0, &b.0), "one copy");
+        assert_eq!(a, b);
+        assert_ne!(a, s.get(&name(2)));
+        assert!(a == *name(1));
+        assert_eq!(a.to_owned_name(), name(1));
+        assert_eq!(s.len(), 2);
+    }
+
+    #[test]
+    fn dropped_names_are_forgotten_so_the_set_stays_within_twice_the_names_in_use() {
+        let mut s = Servers::default();
+        let kept: Vec<Server> = (0..10).map(|i| s.get(&name(i))).collect();
+        for i in 10..10_000 {
+            drop(s.get(&name(i)));
+            assert!(s.len() <= (2 * kept.len()).max(Servers::MIN_PRUNE) + 1, "{}", s.len());
+        }
+        // The kept names survived every pruning, still shared.
+        for (i, k) in kept.iter().enumerate() {
+            assert!(Arc::ptr_eq(&k.0, &s.get(&name(i)).0));
+        }
+    }
+}
