@@ -7,6 +7,7 @@
 //! sends its `DELETE` at once (with the default 2 min linger the same work is split between
 //! `handle_no_demand` and a later `handle_timeout`).
 
+use std::collections::{BTreeSet, HashMap};
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -139,20 +140,88 @@ impl Churn<Key> for Machine {
     }
 }
 
-/// The floor keeps one entry per room, with the renewal deadline.
-impl Churn<Key> for Floor {
-    fn create(&mut self, (r, _): &Key, now: u64) {
-        self.upsert(r.as_str(), "", "", deadline(now));
+/// The floor of an outbound create and unpeek: the least a host that peeks rooms over
+/// federation keeps and does. Per room, under the room id (keyed SipHash, as [`Floor`]): the
+/// renewal deadline (also in a `BTreeSet`, as [`Floor`]), and what the peek is renewed and
+/// deleted through, the resident's name (an owned copy) and the peek id (8 bytes inline). A
+/// create names a fresh peek id from a counter, as the machine does, and reads every byte of
+/// the names its `PUT` is built from (room, resident, peek id), as the renew floor reads its
+/// request's; a remove forgets the room and reads the names of its `DELETE`.
+///
+/// Until 2026-11-30 this floor was [`Floor`] keyed by the room alone (`upsert(room, "", "")`):
+/// it kept no resident and no peek id and read no request's names, less than a host must do
+/// (BENCHMARKS.md, "Part 2, fourth step", gives both floors' ratios).
+#[derive(Default)]
+pub struct OutboundFloor {
+    map: HashMap<Box<str>, Entry>,
+    by_time: BTreeSet<(Timestamp, u32)>,
+    next: u32,
+}
+
+/// One room of the [`OutboundFloor`].
+struct Entry {
+    at: Timestamp,
+    slot: u32,
+    resident: Box<str>,
+    peek_id: [u8; 8],
+}
+
+/// The 64 characters of the floor's peek ids (as the machine's alphabet, R47).
+const ID_ALPHABET: &[u8; 64] = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_-";
+
+impl OutboundFloor {
+    /// Opens (or re-opens) `room`'s peek at `resident`, due at `at`; returns the bytes of the
+    /// `PUT`'s names, summed.
+    #[inline(never)]
+    pub fn open(&mut self, room: &str, resident: &str, at: Timestamp) -> u64 {
+        let n = u64::from(self.next);
+        let mut peek_id = [0u8; 8];
+        for (i, b) in peek_id.iter_mut().rev().enumerate() {
+            *b = ID_ALPHABET[((n >> (6 * i)) & 63) as usize];
+        }
+        let slot = self.next;
+        self.next += 1;
+        let read = peek_id
+            .iter()
+            .fold(read_name(read_name(0, room), resident), |a, &b| a.wrapping_add(u64::from(b)));
+        match self.map.get_mut(room) {
+            Some(e) => {
+                self.by_time.remove(&(e.at, e.slot));
+                *e = Entry { at, slot, resident: resident.into(), peek_id };
+            }
+            None => {
+                self.map
+                    .insert(room.into(), Entry { at, slot, resident: resident.into(), peek_id });
+            }
+        }
+        self.by_time.insert((at, slot));
+        read
+    }
+
+    /// Forgets `room`'s peek; returns the bytes of the names its `DELETE` is built from
+    /// (room, resident, peek id), summed, or `None` when the room had no peek.
+    #[inline(never)]
+    pub fn close(&mut self, room: &str) -> Option<u64> {
+        let e = self.map.remove(room)?;
+        self.by_time.remove(&(e.at, e.slot));
+        let names = read_name(read_name(0, room), &e.resident);
+        Some(e.peek_id.iter().fold(names, |a, &b| a.wrapping_add(u64::from(b))))
+    }
+}
+
+impl Churn<Key> for OutboundFloor {
+    fn create(&mut self, (r, [via]): &Key, now: u64) {
+        black_box(self.open(r.as_str(), via.as_str(), deadline(now)));
     }
     fn remove(&mut self, (r, _): &Key, _now: u64) {
-        black_box(Floor::remove(self, r.as_str(), "", ""));
+        black_box(self.close(r.as_str()));
     }
 }
 
 /// `n` rooms with an established peek, none due for renewal, and the floor holding them.
-pub fn population(ids: &OutboundIds, n: usize) -> (Machine, Floor) {
+pub fn population(ids: &OutboundIds, n: usize) -> (Machine, OutboundFloor) {
     let mut m = Machine { m: OutboundPeeks::new(config()), acc: access(), q: Vec::new() };
-    let mut f = Floor::default();
+    let mut f = OutboundFloor::default();
     for i in 0..n {
         let key = ids.live(i);
         m.create(&key, T0);
