@@ -148,10 +148,10 @@ impl OutboundConfig {
     pub fn renew_after(&self, interval: Duration) -> Duration {
         let fraction =
             if self.renew_fraction.is_nan() { 0.5 } else { self.renew_fraction.clamp(0.05, 1.0) };
-        // Cannot overflow: both factors are finite and the product of a Duration's seconds
-        // (< 2^64) with a fraction ≤ 1 fits; `from_secs_f64` saturates via `try_from_secs_f64`.
-        let scaled =
-            Duration::try_from_secs_f64(interval.as_secs_f64() * fraction).unwrap_or(Duration::MAX);
+        // In nanoseconds: exact below 2^53 ns (104 days), off by well under a microsecond
+        // above; a float-to-int `as` saturates, so a huge interval gives the largest u64
+        // (584 years), which the clamp below brings down.
+        let scaled = Duration::from_nanos((interval.as_nanos() as f64 * fraction) as u64);
         scaled.max(self.min_renew_after).min(self.max_renew_after)
     }
 

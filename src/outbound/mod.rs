@@ -158,8 +158,10 @@ pub struct OutboundPeeks {
     joined: HashSet<OwnedRoomId>,
     /// The pacer of rooms forgotten while it still held requests back, so forgetting and
     /// re-creating a room never refills its budget. Entries are pruned once they have no
-    /// effect (at most one per room forgotten in the last `REQUEST_BURST` seconds).
-    paced: HashMap<OwnedRoomId, Pacer>,
+    /// effect (at most one per room forgotten in the last `REQUEST_BURST` seconds). Keyed by
+    /// the room id's hash in `index` (keyed SipHash, computed anyway), so a new room costs no
+    /// second hash of its id; two rooms sharing a 64-bit keyed hash would only share a pacer.
+    paced: HashMap<u64, Pacer, FxBuild>,
     next_peek_id: u64,
     peek_id_reserved: u64,
     next_request: u64,
@@ -193,7 +195,7 @@ impl OutboundPeeks {
             timers: SlotTimers::default(),
             requests: HashMap::default(),
             joined: HashSet::new(),
-            paced: HashMap::new(),
+            paced: HashMap::default(),
             next_peek_id: 0,
             peek_id_reserved: 0,
             next_request: 0,
@@ -446,10 +448,7 @@ impl OutboundPeeks {
 
     /// Adds `room`, whose id's index hash is `hash`.
     fn insert_room(&mut self, mut room: Room, hash: u64) -> u32 {
-        // Most of the time no forgotten room's pacer is held: skip hashing the id.
-        if !self.paced.is_empty()
-            && let Some(pacer) = self.paced.remove(&room.id)
-        {
+        if let Some(pacer) = self.paced.remove(&hash) {
             room.pacer = pacer;
         }
         room.hash = hash;

@@ -533,7 +533,7 @@ impl OutboundPeeks {
             if self.paced.len() >= 64 && self.paced.len().is_power_of_two() {
                 self.paced.retain(|_, p| p.holds_back(now));
             }
-            self.paced.insert(room.id.clone(), room.pacer);
+            self.paced.insert(room.hash, room.pacer);
         }
         if room.persisted {
             let change = OutboundChange::Remove(OutboundKey::Room(room.id));
