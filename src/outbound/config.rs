@@ -151,7 +151,10 @@ impl OutboundConfig {
         // In nanoseconds: exact below 2^53 ns (104 days), off by well under a microsecond
         // above; a float-to-int `as` saturates, so a huge interval gives the largest u64
         // (584 years), which the clamp below brings down.
-        let scaled = Duration::from_nanos((interval.as_nanos() as f64 * fraction) as u64);
+        // (From the seconds and the nanoseconds as u64 and u32: a u128 to f64 conversion is a
+        // slow library call.)
+        let nanos = interval.as_secs() as f64 * 1e9 + f64::from(interval.subsec_nanos());
+        let scaled = Duration::from_nanos((nanos * fraction) as u64);
         scaled.max(self.min_renew_after).min(self.max_renew_after)
     }
 
@@ -265,6 +268,9 @@ mod tests {
         assert_eq!(c.renew_after(Duration::from_millis(3_600_000_000)), c.max_renew_after);
         assert_eq!(c.renew_after(Duration::from_millis(10)), c.min_renew_after);
         assert_eq!(c.renew_after(Duration::MAX), c.max_renew_after);
+        // Exact to the nanosecond for intervals a resident grants.
+        let quarter = OutboundConfig { renew_fraction: 0.25, ..OutboundConfig::default() };
+        assert_eq!(quarter.renew_after(Duration::new(401, 4)), Duration::new(100, 250_000_001));
     }
 
     #[test]
