@@ -7,7 +7,7 @@
 //! due (never a second request for the current peek while one is in flight), deletes retired
 //! peeks in the background, schedules the room's one deadline, or forgets the room.
 
-use ruma_common::ServerName;
+use ruma_common::{OwnedServerName, ServerName};
 
 use super::config::encode_peek_id;
 use super::room::{Demand, Failing, History, Lease, PeekRef, Phase, Retire, Retired, Room};
@@ -258,10 +258,22 @@ impl OutboundPeeks {
     /// lease). `Wait` once sent (the phase names the request); `At` when the pacer holds it
     /// back.
     fn send_current(&mut self, slot: u32, now: Timestamp, kind: Kind) -> Next {
-        let ready_at = self.room(slot).pacer.ready_at(now, false);
+        let r = self.room(slot);
+        let ready_at = r.pacer.ready_at(now, false);
         if ready_at > now {
             return Next::At(ready_at);
         }
+        // The names go from the phase straight into the request. Checked before anything
+        // changes, so no phase ever names a request that was not sent.
+        let names = match &r.phase {
+            Phase::Opening { peek, .. } | Phase::Live { peek, .. } => {
+                (peek.server.to_owned_name(), peek.peek_id.clone())
+            }
+            Phase::Idle | Phase::Renewing { .. } => {
+                debug_assert!(false, "send_current needs an opening or live peek");
+                return Next::Wait;
+            }
+        };
         let id = self.alloc_request_id();
         let r = self.room_mut(slot);
         r.pacer.spend(now);
@@ -282,7 +294,7 @@ impl OutboundPeeks {
         } else {
             self.persist_current(slot);
         }
-        self.send(slot, id, kind, None);
+        self.send(slot, id, kind, names);
         Next::Wait
     }
 
@@ -308,15 +320,15 @@ impl OutboundPeeks {
             retired.step = Retire::Deleting { request: id };
             let peek = retired.peek.clone();
             self.persist_retired(slot, &peek);
-            self.send(slot, id, Kind::Delete, Some(i));
+            self.send(slot, id, Kind::Delete, (peek.server.to_owned_name(), peek.peek_id));
         }
         next
     }
 
-    /// Queues the request for the room's current peek (`retired: None`) or its retired peek
-    /// `i` (the record that justifies it is stored already: see `send_current`). The names are
-    /// read from the room, where they live, straight into the request.
-    fn send(&mut self, slot: u32, id: RequestId, kind: Kind, retired: Option<usize>) {
+    /// Queues the request naming the peek at `names` (resident, peek id), the room's current
+    /// peek or a retired one; the record that justifies it is stored already (see
+    /// `send_current`).
+    fn send(&mut self, slot: u32, id: RequestId, kind: Kind, names: (OwnedServerName, PeekId)) {
         match kind {
             Kind::Put => self.stats.puts.sent += 1,
             Kind::Renew { probe } => {
@@ -332,22 +344,9 @@ impl OutboundPeeks {
             (Kind::Renew { .. }, OutboundRenewStyle::RenewEndpoint) => OutboundRequestKind::Renew,
             (Kind::Delete, _) => OutboundRequestKind::Unpeek,
         };
-        let r = self.room(slot);
-        let peek = match retired {
-            Some(i) => r.retired.get(i).map(|p| &p.peek),
-            None => r.phase.peek(),
-        };
-        let Some(peek) = peek else {
-            debug_assert!(false, "a request for a peek the room does not hold");
-            return;
-        };
-        let request = OutboundRequest {
-            id,
-            server: peek.server.to_owned_name(),
-            room_id: r.id.clone(),
-            peek_id: peek.peek_id.clone(),
-            kind,
-        };
+        let (server, peek_id) = names;
+        let room_id = self.room(slot).id.clone();
+        let request = OutboundRequest { id, server, room_id, peek_id, kind };
         self.requests.insert(id, slot);
         self.outputs.push_back(OutboundOutput::Send(request));
     }
