@@ -144,12 +144,14 @@ impl OutboundConfig {
     /// `clamp(interval × renew_fraction, min_renew_after, max_renew_after)` (R53).
     ///
     /// `interval` is the remote's, unclamped; `max_renew_after` wins if it is configured below
-    /// `min_renew_after`.
+    /// `min_renew_after`. A `renew_fraction` outside `0.05..=1.0` is clamped into it (NaN counts
+    /// as `0.5`). The product is exact to the nanosecond below 104 days and saturates at about
+    /// 584 years (`u64::MAX` ns), which only matters for a `max_renew_after` beyond that.
     pub fn renew_after(&self, interval: Duration) -> Duration {
         let fraction =
             if self.renew_fraction.is_nan() { 0.5 } else { self.renew_fraction.clamp(0.05, 1.0) };
-        // In nanoseconds: exact below 2^53 ns (104 days), off by well under a microsecond
-        // above; a float-to-int `as` saturates, so a huge interval gives the largest u64
+        // In nanoseconds: exact below 2^53 ns (104 days), off by at most a few microseconds up
+        // to 2^64 ns; a float-to-int `as` saturates, so a huger interval gives the largest u64
         // (584 years), which the clamp below brings down.
         // (From the seconds and the nanoseconds as u64 and u32: a u128 to f64 conversion is a
         // slow library call.)
@@ -271,6 +273,24 @@ mod tests {
         // Exact to the nanosecond for intervals a resident grants.
         let quarter = OutboundConfig { renew_fraction: 0.25, ..OutboundConfig::default() };
         assert_eq!(quarter.renew_after(Duration::new(401, 4)), Duration::new(100, 250_000_001));
+        // A fraction out of range is clamped into 0.05..=1.0; NaN counts as 0.5.
+        let hour = Duration::from_secs(3600);
+        let with = |f: f64| OutboundConfig { renew_fraction: f, ..OutboundConfig::default() };
+        assert_eq!(with(f64::NAN).renew_after(hour), Duration::from_secs(1800));
+        assert_eq!(with(-3.0).renew_after(hour), Duration::from_secs(180));
+        assert_eq!(with(f64::NEG_INFINITY).renew_after(hour), Duration::from_secs(180));
+        assert_eq!(with(7.0).renew_after(hour / 4), hour / 4);
+        assert_eq!(with(f64::INFINITY).renew_after(hour / 4), hour / 4);
+        // Limits the wrong way round: the maximum wins.
+        let crossed = OutboundConfig {
+            min_renew_after: hour,
+            max_renew_after: Duration::from_secs(60),
+            ..OutboundConfig::default()
+        };
+        assert_eq!(crossed.renew_after(hour), Duration::from_secs(60));
+        // A huge maximum: the product saturates at u64::MAX nanoseconds.
+        let open = OutboundConfig { max_renew_after: Duration::MAX, ..with(1.0) };
+        assert_eq!(open.renew_after(Duration::MAX), Duration::from_nanos(u64::MAX));
     }
 
     #[test]
