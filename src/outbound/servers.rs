@@ -5,10 +5,13 @@
 //! each of those held its own heap copy of the name, so a renewal at a million rooms read a
 //! name nobody had touched for half an hour (a cache miss), and comparing a peek's resident with
 //! a candidate read two. Shared, the few thousand names a server peeks through stay in cache,
-//! and two `Server`s compare by pointer.
+//! and two equal `Server`s compare by pointer before any byte is read.
 //!
-//! Names are dropped with their last user (reference counting); the set forgets dropped names
-//! when it doubles, so it holds at most twice the names in use (plus a small floor).
+//! A name's copy goes with its last user (reference counting). The set forgets such names
+//! each time it has doubled since the last pruning, so it never holds more than twice the most
+//! names in use at once (at least 64), which `max_rooms` times (`max_candidates`, plus the
+//! retired peeks, plus one) bounds. A clone of the machine shares the copies with the
+//! original, so until one of them drops a name the other's set cannot forget it either.
 
 use std::borrow::Borrow;
 use std::collections::HashSet;
@@ -19,8 +22,8 @@ use std::sync::Arc;
 use ruma_common::{OwnedServerName, ServerName};
 
 /// A resident server's name, shared with every other user of the same name in the machine.
-/// Compares by pointer with another `Server` from the same [`Servers`] (interning makes that
-/// the same as comparing names), and reads as a `&ServerName`.
+/// Compares as the name (by pointer first: from one [`Servers`], equal names share one copy),
+/// and reads as a `&ServerName`.
 #[derive(Debug, Clone)]
 pub(super) struct Server(Arc<OwnedServerName>);
 
@@ -46,8 +49,8 @@ impl std::fmt::Display for Server {
 
 impl PartialEq for Server {
     fn eq(&self, other: &Server) -> bool {
-        // Names from one `Servers` are interned: equal names share one allocation.
-        Arc::ptr_eq(&self.0, &other.0) || self.0 == other.0
+        // `Arc`'s equality checks the pointer before the names (for `Eq` contents).
+        self.0 == other.0
     }
 }
 
@@ -121,8 +124,8 @@ impl Servers {
         Server(shared)
     }
 
-    /// Names held, including dropped ones not yet forgotten (at most twice those in use, or
-    /// [`MIN_PRUNE`](Self::MIN_PRUNE)).
+    /// Names held, including dropped ones not yet forgotten (see the module docs for the
+    /// bound).
     #[cfg(test)]
     pub(super) fn len(&self) -> usize {
         self.set.len()
