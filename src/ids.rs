@@ -24,13 +24,16 @@ pub struct RequestId(pub u64);
 pub struct StreamPosition(pub u64);
 
 /// A peek id as the outbound machine hands it out (in requests and records): a string, stored
-/// inline up to 24 bytes, so the 8-character ids the machine makes (R47) are copied into each
-/// output without an allocation. Longer ids (a restored record may name one) live on the heap.
+/// inline up to 24 bytes (12 on 32-bit targets), so the 8-character ids the machine makes
+/// (R47) are copied into each output without an allocation. Longer ids (a restored record may
+/// name one) live on the heap.
 ///
-/// It reads as a `&str` (`Deref`, `AsRef`, `Borrow`), compares with `str` and `String`,
-/// converts from `&str` and `String` and into `String`, and serialises as a plain JSON string.
-/// A value never changes once made.
-#[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+/// It reads as a `&str` (`Deref`, `AsRef`, `Borrow`, with `Hash` and `Eq` those of the
+/// string), compares with `str` and `String`, converts from `&str` and `String` (also by
+/// `parse`) and into `String`, and serialises as a plain JSON string. A value never changes
+/// once made. The inbound and coordinator APIs still take and give peek ids as `&str` and
+/// `String`.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct PeekId(compact_str::CompactString);
 
@@ -38,6 +41,18 @@ impl PeekId {
     /// The id.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The id as a `String`.
+    pub fn into_string(self) -> String {
+        self.0.into_string()
+    }
+}
+
+impl std::str::FromStr for PeekId {
+    type Err = std::convert::Infallible;
+    fn from_str(id: &str) -> Result<Self, Self::Err> {
+        Ok(PeekId::from(id))
     }
 }
 
@@ -148,6 +163,8 @@ mod tests {
         assert_eq!(serde_json::to_string(&id).unwrap(), "\"a1B2c3_-\"");
         assert_eq!(serde_json::from_str::<PeekId>("\"a1B2c3_-\"").unwrap(), id);
         assert_eq!(String::from(id.clone()), "a1B2c3_-");
+        assert_eq!(id.clone().into_string(), "a1B2c3_-");
+        assert_eq!("a1B2c3_-".parse::<PeekId>().unwrap(), id);
         let (a, b) = (PeekId::from("a"), PeekId::from("b"));
         assert!(a < b, "ordered as strings");
     }
