@@ -30,7 +30,7 @@ pub struct StreamPosition(pub u64);
 ///
 /// It reads as a `&str` (`Deref`, `AsRef`, `Borrow`, with `Hash` and `Eq` those of the
 /// string), compares with `str` and `String`, converts from `&str` and `String` (also by
-/// `parse`) and into `String`, and serialises as a plain JSON string. A value never changes
+/// `parse`, or collected from `char`s) and into `String`, and serialises as a plain JSON string. A value never changes
 /// once made. The inbound and coordinator APIs still take and give peek ids as `&str` and
 /// `String`.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -46,6 +46,12 @@ impl PeekId {
     /// The id as a `String`.
     pub fn into_string(self) -> String {
         self.0.into_string()
+    }
+}
+
+impl FromIterator<char> for PeekId {
+    fn from_iter<I: IntoIterator<Item = char>>(chars: I) -> Self {
+        PeekId(chars.into_iter().collect())
     }
 }
 
@@ -165,6 +171,7 @@ mod tests {
         assert_eq!(String::from(id.clone()), "a1B2c3_-");
         assert_eq!(id.clone().into_string(), "a1B2c3_-");
         assert_eq!("a1B2c3_-".parse::<PeekId>().unwrap(), id);
+        assert_eq!("a1B2c3_-".chars().collect::<PeekId>(), id);
         let (a, b) = (PeekId::from("a"), PeekId::from("b"));
         assert!(a < b, "ordered as strings");
     }

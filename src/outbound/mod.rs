@@ -246,7 +246,7 @@ impl OutboundPeeks {
                 break;
             }
             if !r.candidates.iter().any(|c| c.server == **name) {
-                let (server, failures, retry_at) = (self.servers.get(name), 0, Timestamp::ZERO);
+                let (server, failures, retry_at) = (self.servers.intern(name), 0, Timestamp::ZERO);
                 self.room_mut(slot).candidates.push(Candidate { server, failures, retry_at });
             }
         }

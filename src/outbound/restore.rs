@@ -53,7 +53,7 @@ impl OutboundPeeks {
                 }
                 OutboundRecord::Retired { room_id, server, peek_id } => {
                     let list = retired.entry(room_id).or_default();
-                    let peek = PeekRef { server: m.servers.get(&server), peek_id };
+                    let peek = PeekRef { server: m.servers.intern(&server), peek_id };
                     if !list.contains(&peek) {
                         list.push(peek);
                     }
@@ -72,7 +72,7 @@ impl OutboundPeeks {
             let mut room = Room::new(room_id.clone(), Demand::Lingering { until });
             let mut old_deleting = None;
             if let Some(p) = peeks.remove(&room_id) {
-                let server = m.servers.get(&p.server);
+                let server = m.servers.intern(&p.server);
                 room.candidates.push(Candidate {
                     server: server.clone(),
                     failures: 0,

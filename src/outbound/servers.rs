@@ -111,7 +111,7 @@ impl Servers {
     const MIN_PRUNE: usize = 64;
 
     /// The shared copy of `name`, interned if new.
-    pub(super) fn get(&mut self, name: &ServerName) -> Server {
+    pub(super) fn intern(&mut self, name: &ServerName) -> Server {
         if let Some(e) = self.set.get(name) {
             return Server(e.0.clone());
         }
@@ -143,10 +143,10 @@ mod tests {
     #[test]
     fn one_name_is_shared_and_compares_equal() {
         let mut s = Servers::default();
-        let (a, b) = (s.get(&name(1)), s.get(&name(1)));
+        let (a, b) = (s.intern(&name(1)), s.intern(&name(1)));
         assert!(Arc::ptr_eq(&a.0, &b.0), "one copy");
         assert_eq!(a, b);
-        assert_ne!(a, s.get(&name(2)));
+        assert_ne!(a, s.intern(&name(2)));
         assert!(a == *name(1));
         assert_eq!(a.to_owned_name(), name(1));
         assert_eq!(s.len(), 2);
@@ -155,14 +155,14 @@ mod tests {
     #[test]
     fn dropped_names_are_forgotten_so_the_set_stays_within_twice_the_names_in_use() {
         let mut s = Servers::default();
-        let kept: Vec<Server> = (0..10).map(|i| s.get(&name(i))).collect();
+        let kept: Vec<Server> = (0..10).map(|i| s.intern(&name(i))).collect();
         for i in 10..10_000 {
-            drop(s.get(&name(i)));
+            drop(s.intern(&name(i)));
             assert!(s.len() <= (2 * kept.len()).max(Servers::MIN_PRUNE) + 1, "{}", s.len());
         }
         // The kept names survived every pruning, still shared.
         for (i, k) in kept.iter().enumerate() {
-            assert!(Arc::ptr_eq(&k.0, &s.get(&name(i)).0));
+            assert!(Arc::ptr_eq(&k.0, &s.intern(&name(i)).0));
         }
     }
 }
