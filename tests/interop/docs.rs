@@ -158,6 +158,12 @@ fn the_document_guard_finds_paths_and_skips_urls_patterns_and_other_extensions()
     assert_eq!(documents_named(&text), [outside.as_str(), "docs/testing.md", "README.md"]);
     assert!(!resolves_inside(&root().join("README.md"), &outside));
     assert!(resolves_inside(&root().join("README.md"), "docs/testing.md"));
+    // A document that exists, but outside the repository, does not count either.
+    let elsewhere = std::env::temp_dir().join(format!("guard-{}.md", std::process::id()));
+    std::fs::write(&elsewhere, "outside").unwrap();
+    let inside = resolves_inside(&root().join("README.md"), elsewhere.to_str().unwrap());
+    std::fs::remove_file(&elsewhere).unwrap();
+    assert!(!inside, "{} is outside the repository", elsewhere.display());
 }
 
 /// Whether a document `named` in `file` is a file of the repository: from the repository
