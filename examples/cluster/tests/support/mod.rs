@@ -190,7 +190,6 @@ pub fn peeks(state: &Value, user: &str, room: &OwnedRoomId) -> bool {
         .any(|p| p["user_id"] == user && p["room_id"] == room.as_str())
 }
 
-/// How many inbound peeks of `room` the state lists.
 /// Whether the front reached every federation worker for `state` (an unreachable one is left
 /// out of its lists, which would read as "no peeks").
 pub fn workers_up(state: &Value) -> bool {
@@ -198,6 +197,7 @@ pub fn workers_up(state: &Value) -> bool {
     workers.is_some_and(|w| !w.is_empty() && w.iter().all(|w| w["up"] == true))
 }
 
+/// How many inbound peeks of `room` the state lists.
 pub fn inbound_on(state: &Value, room: &OwnedRoomId) -> usize {
     state["inbound"]
         .as_array()
