@@ -147,10 +147,6 @@ impl Churn<Key> for Machine {
 /// create names a fresh peek id from a counter, as the machine does, and reads every byte of
 /// the names its `PUT` is built from (room, resident, peek id), as the renew floor reads its
 /// request's; a remove forgets the room and reads the names of its `DELETE`.
-///
-/// Until 2026-11-30 this floor was [`Floor`] keyed by the room alone (`upsert(room, "", "")`):
-/// it kept no resident and no peek id and read no request's names, less than a host must do
-/// (BENCHMARKS.md, "Part 2, fourth step", gives both floors' ratios).
 #[derive(Default)]
 pub struct OutboundFloor {
     map: HashMap<Box<str>, Entry>,
@@ -166,9 +162,6 @@ struct Entry {
     peek_id: [u8; 8],
 }
 
-/// The 64 characters of the floor's peek ids (as the machine's alphabet, R47).
-const ID_ALPHABET: &[u8; 64] = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_-";
-
 impl OutboundFloor {
     /// Opens (or re-opens) `room`'s peek at `resident`, due at `at`; returns the bytes of the
     /// `PUT`'s names, summed.
@@ -177,25 +170,24 @@ impl OutboundFloor {
         let n = u64::from(self.next);
         let mut peek_id = [0u8; 8];
         for (i, b) in peek_id.iter_mut().rev().enumerate() {
-            *b = ID_ALPHABET[((n >> (6 * i)) & 63) as usize];
+            *b = PEEK_ID_CHARS[((n >> (6 * i)) & 63) as usize];
         }
         let slot = self.next;
         self.next += 1;
         let read = peek_id
             .iter()
             .fold(read_name(read_name(0, room), resident), |a, &b| a.wrapping_add(u64::from(b)));
-        match self.map.get_mut(room) {
-            Some(e) => {
-                self.by_time.remove(&(e.at, e.slot));
-                *e = Entry { at, slot, resident: resident.into(), peek_id };
-            }
-            None => {
-                self.map
-                    .insert(room.into(), Entry { at, slot, resident: resident.into(), peek_id });
-            }
+        let entry = Entry { at, slot, resident: resident.into(), peek_id };
+        if let Some(old) = self.map.insert(room.into(), entry) {
+            self.by_time.remove(&(old.at, old.slot));
         }
         self.by_time.insert((at, slot));
         read
+    }
+
+    /// Rooms with a peek.
+    pub fn len(&self) -> usize {
+        self.map.len()
     }
 
     /// Forgets `room`'s peek; returns the bytes of the names its `DELETE` is built from
@@ -284,6 +276,7 @@ pub fn bench(c: &mut Criterion, plan: &Plan, n: usize) {
             g.finish();
         }
         assert_eq!(m.m.len(), n, "the population is back at n rooms");
+        assert_eq!(f.len(), n, "the floor is back at n rooms");
     }
     if plan.wants("outbound_renew") {
         let (mut m, mut f, period) = renew_population(&ids, n);

@@ -101,9 +101,14 @@ pub fn device(i: usize) -> OwnedDeviceId {
     OwnedDeviceId::from(format!("DEV{i:07}").as_str())
 }
 
+/// The 64 characters of peek ids, as the outbound machine spells them (MSC2444 allows these and
+/// `.` and `=`, R47).
+pub const PEEK_ID_CHARS: &[u8; 64] =
+    b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_-";
+
 /// An 8-character MSC2444 peek id that no other `c` gives: `c` then 7 base-62 digits.
 pub fn cold_peek_id(c: u64) -> String {
-    const DIGITS: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    const DIGITS: &[u8] = PEEK_ID_CHARS.split_at(62).0;
     let mut s = String::with_capacity(8);
     s.push('c');
     let mut x = c;
