@@ -303,8 +303,14 @@ impl OutboundPeeks {
         let now = self.tick(now);
         let Some(slot) = self.index.get(&self.rooms, room) else { return };
         let r = self.room_mut(slot);
+        let changed = r.access.as_ref() != Some(access);
         r.access = Some(access.clone());
         if access.is_peekable() {
+            // The stored record carries the access; a renewal no longer rewrites it, so it is
+            // written here (restoring loses nothing, R59).
+            if changed && self.room(slot).persisted {
+                self.persist_current(slot);
+            }
             return;
         }
         if r.is_demanded() {

@@ -286,7 +286,8 @@ impl OutboundPeeks {
             other => other,
         };
         // A `PUT` needs its `Opening` record stored first. A renewal's record is the `Live` one
-        // stored when the lease was granted (a lease is persisted whenever it changes), and
+        // stored when the lease was granted (the record is persisted whenever its lease or the
+        // room's access changes), and
         // `Renewing` stores as that same record: writing it again would only double the store
         // writes of the hottest request.
         if matches!(kind, Kind::Renew { .. }) {

@@ -140,3 +140,17 @@ fn restored_machine_answers_queries_like_the_original() {
     assert_eq!((h.m.poll_timeout(), h.m.len()), (timeout, len));
     assert_eq!(original.in_flight(), h.m.in_flight());
 }
+
+#[test]
+fn a_changed_access_of_a_granted_peek_survives_a_restart() {
+    // R59: the stored record carries the access, and no later write is owed to it.
+    let mut h = H::new();
+    let r = room("!r:a.org");
+    h.open(&r, "a.org", HOUR);
+    let newer = matrix_peek::RoomAccess::new(ruma_common::RoomVersionId::V12, true, false);
+    h.m.handle_access_changed(h.t(), &r, &newer);
+    h.drain();
+    h.restore();
+    let (server, access) = h.m.granted(&r).expect("the peek is restored as granted");
+    assert_eq!((server.as_str(), access), ("a.org", &newer));
+}
