@@ -252,7 +252,11 @@ impl Soak {
                 ctx = format!("left {room}");
             }
             29 => {
-                self.w.m.handle_access_changed(t, &room, &access(self.rng.range(0, 1) == 0));
+                // Unpeekable, the same, or peekable but changed (it must be stored at once).
+                let changed =
+                    matrix_peek::RoomAccess::new(ruma_common::RoomVersionId::V12, true, false);
+                let a = self.rng.pick(&[access(false), access(true), changed]);
+                self.w.m.handle_access_changed(t, &room, &a);
                 ctx = format!("access {room}");
             }
             30..=39 => {

@@ -75,8 +75,8 @@ pub fn check_send_stored(
 }
 
 /// R59 between calls (every output drained and applied to `store`): every granted peek's
-/// lease is stored as the machine holds it, so a renewal, which writes nothing before it is
-/// sent, restarts from the lease it renews.
+/// lease and access are stored as the machine holds them, so a renewal, which writes nothing
+/// before it is sent, restarts from the lease it renews.
 pub fn check_leases_stored(
     m: &OutboundPeeks,
     store: &BTreeMap<OutboundKey, OutboundRecord>,
@@ -89,10 +89,12 @@ pub fn check_leases_stored(
             Some(OutboundRecord::Peek(p)) if Some(p.peek_id.as_str()) == info.peek_id
                 && Some(&*p.server) == info.resident
                 && matches!(p.phase, matrix_peek::OutboundPeekPhase::Live { expires_at: e, .. } if e == expires_at)
+                && p.access.as_ref() == m.granted(info.room_id).map(|(_, access)| access)
         );
         if !ok {
             return Err(format!(
-                "{}: lease until {expires_at:?} of {:?} not stored as held (stored {stored:?})",
+                "{}: lease until {expires_at:?} of {:?} (or its access) not stored as held \
+                 (stored {stored:?})",
                 info.room_id, info.peek_id
             ));
         }
