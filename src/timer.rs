@@ -236,7 +236,7 @@ impl SlotTimers {
     /// Whether no key has a deadline.
     #[cfg(test)]
     pub(crate) fn is_empty(&self) -> bool {
-        self.list.len() == 0
+        self.list.next().is_none()
     }
 
     /// Sets `key`'s deadline without ordering it (bulk loading, e.g. restore; a key set twice

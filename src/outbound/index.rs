@@ -53,7 +53,7 @@ impl RoomIndex {
     }
 
     /// Forgets `slot`, whose room's hash is `hash` (the room may be gone from the slab).
-    pub(super) fn remove(&mut self, slot: u32, hash: u64) {
+    pub(super) fn remove(&mut self, hash: u64, slot: u32) {
         self.slots.remove(hash, slot);
     }
 

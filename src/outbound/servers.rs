@@ -12,6 +12,10 @@
 //! names in use at once (at least 64), which `max_rooms` times (`max_candidates`, plus the
 //! retired peeks, plus one) bounds. A clone of the machine shares the copies with the
 //! original, so until one of them drops a name the other's set cannot forget it either.
+//!
+//! Not the inbound machine's `Interner` (u32 handles, live counts kept by hand): a room's
+//! names are dropped in many places (a candidate refused, a retired peek deleted or pushed
+//! out, the room forgotten), and `Arc` counts them all without a release call at each.
 
 use std::borrow::Borrow;
 use std::collections::HashSet;
@@ -123,13 +127,6 @@ impl Servers {
         self.set.insert(Entry(shared.clone()));
         Server(shared)
     }
-
-    /// Names held, including dropped ones not yet forgotten (see the module docs for the
-    /// bound).
-    #[cfg(test)]
-    pub(super) fn len(&self) -> usize {
-        self.set.len()
-    }
 }
 
 #[cfg(test)]
@@ -149,7 +146,7 @@ mod tests {
         assert_ne!(a, s.intern(&name(2)));
         assert!(a == *name(1));
         assert_eq!(a.to_owned_name(), name(1));
-        assert_eq!(s.len(), 2);
+        assert_eq!(s.set.len(), 2);
     }
 
     #[test]
@@ -158,7 +155,7 @@ mod tests {
         let kept: Vec<Server> = (0..10).map(|i| s.intern(&name(i))).collect();
         for i in 10..10_000 {
             drop(s.intern(&name(i)));
-            assert!(s.len() <= (2 * kept.len()).max(Servers::MIN_PRUNE) + 1, "{}", s.len());
+            assert!(s.set.len() <= (2 * kept.len()).max(Servers::MIN_PRUNE) + 1, "{}", s.set.len());
         }
         // The kept names survived every pruning, still shared.
         for (i, k) in kept.iter().enumerate() {

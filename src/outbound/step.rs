@@ -527,7 +527,7 @@ impl OutboundPeeks {
                 self.requests.remove(&id);
             }
         }
-        self.index.remove(slot, room.hash);
+        self.index.remove(room.hash, slot);
         let now = self.clock.now();
         if room.pacer.holds_back(now) {
             if self.paced.len() >= 64 && self.paced.len().is_power_of_two() {
