@@ -145,12 +145,14 @@ impl OutboundConfig {
     ///
     /// `interval` is the remote's, unclamped; `max_renew_after` wins if it is configured below
     /// `min_renew_after`. A `renew_fraction` outside `0.05..=1.0` is clamped into it (NaN counts
-    /// as `0.5`). The product is exact to the nanosecond below 104 days and saturates at about
-    /// 584 years (`u64::MAX` ns), which only matters for a `max_renew_after` beyond that.
+    /// as `0.5`). The product is within a nanosecond (rounded down) below 104 days and
+    /// saturates at about 584 years (`u64::MAX` ns), which only matters for a
+    /// `max_renew_after` beyond that.
     pub fn renew_after(&self, interval: Duration) -> Duration {
         let fraction =
             if self.renew_fraction.is_nan() { 0.5 } else { self.renew_fraction.clamp(0.05, 1.0) };
-        // In nanoseconds: exact below 2^53 ns (104 days), off by at most a few microseconds up
+        // In nanoseconds: within 1 ns below 2^53 ns (104 days; the cast rounds down, so
+        // 0.7 × 3 s gives 2_099_999_999 ns), off by at most a few microseconds up
         // to 2^64 ns; a float-to-int `as` saturates, so a huger interval gives the largest u64
         // (584 years), which the clamp below brings down.
         // (From the seconds and the nanoseconds as u64 and u32: a u128 to f64 conversion is a
@@ -265,7 +267,8 @@ mod tests {
         assert_eq!(c.renew_after(Duration::from_millis(3_600_000_000)), c.max_renew_after);
         assert_eq!(c.renew_after(Duration::from_millis(10)), c.min_renew_after);
         assert_eq!(c.renew_after(Duration::MAX), c.max_renew_after);
-        // Exact to the nanosecond for intervals a resident grants.
+        // To the nanosecond for intervals a resident grants (a fraction that is a power of two
+        // is exact; others may round down by 1 ns).
         let quarter = OutboundConfig { renew_fraction: 0.25, ..OutboundConfig::default() };
         assert_eq!(quarter.renew_after(Duration::new(401, 4)), Duration::new(100, 250_000_001));
         // A fraction out of range is clamped into 0.05..=1.0; NaN counts as 0.5.

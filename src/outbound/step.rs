@@ -258,38 +258,36 @@ impl OutboundPeeks {
     /// lease). `Wait` once sent (the phase names the request); `At` when the pacer holds it
     /// back.
     fn send_current(&mut self, slot: u32, now: Timestamp, kind: Kind) -> Next {
-        let r = self.room(slot);
-        let ready_at = r.pacer.ready_at(now, false);
+        let ready_at = self.room(slot).pacer.ready_at(now, false);
         if ready_at > now {
             return Next::At(ready_at);
         }
-        // The names go from the phase straight into the request. Checked before anything
-        // changes, so no phase ever names a request that was not sent.
-        let names = match &r.phase {
-            Phase::Opening { peek, .. } | Phase::Live { peek, .. } => {
-                (peek.server.to_owned_name(), peek.peek_id.clone())
+        let id = self.alloc_request_id();
+        let r = self.room_mut(slot);
+        // The phase names the request and its names go straight into it; in any other phase
+        // nothing changes, so no phase ever names a request that was not sent.
+        let names = |peek: &PeekRef| (peek.server.to_owned_name(), peek.peek_id.clone());
+        let (phase, names) = match std::mem::replace(&mut r.phase, Phase::Idle) {
+            Phase::Opening { peek, .. } => {
+                let names = names(&peek);
+                (Phase::Opening { peek, request: Some(id) }, names)
             }
-            Phase::Idle | Phase::Renewing { .. } => {
+            Phase::Live { peek, lease, failing } => {
+                let (names, probe) = (names(&peek), matches!(kind, Kind::Renew { probe: true }));
+                (Phase::Renewing { peek, lease, request: id, failing, probe }, names)
+            }
+            other @ (Phase::Idle | Phase::Renewing { .. }) => {
                 debug_assert!(false, "send_current needs an opening or live peek");
+                r.phase = other;
                 return Next::Wait;
             }
         };
-        let id = self.alloc_request_id();
-        let r = self.room_mut(slot);
+        r.phase = phase;
         r.pacer.spend(now);
-        r.phase = match std::mem::replace(&mut r.phase, Phase::Idle) {
-            Phase::Opening { peek, .. } => Phase::Opening { peek, request: Some(id) },
-            Phase::Live { peek, lease, failing } => {
-                let probe = matches!(kind, Kind::Renew { probe: true });
-                Phase::Renewing { peek, lease, request: id, failing, probe }
-            }
-            other => other,
-        };
         // A `PUT` needs its `Opening` record stored first. A renewal's record is the `Live` one
         // stored when the lease was granted (the record is persisted whenever its lease or the
-        // room's access changes), and
-        // `Renewing` stores as that same record: writing it again would only double the store
-        // writes of the hottest request.
+        // room's access changes), and `Renewing` stores as that same record: writing it again
+        // would only double the store writes of the hottest request.
         if matches!(kind, Kind::Renew { .. }) {
             debug_assert!(self.room(slot).persisted, "a renewed lease was stored when granted");
         } else {
