@@ -3,7 +3,8 @@
 
 use ruma_common::ServerName;
 
-use super::room::{Candidate, Demand, History, Lease, PeekRef, Phase, Retire};
+use super::room::{Demand, History, Lease, PeekRef, Phase, Retire};
+use super::servers::Server;
 use super::{
     OutboundFailure, OutboundLostReason, OutboundOutcome, OutboundOutput, OutboundPeekError,
     OutboundPeeks,
@@ -79,14 +80,11 @@ impl OutboundPeeks {
         Lease { renewed_at: now, interval, renew_at, expires_at }
     }
 
-    /// `server` served us: its backoff is cleared. Most answers find no candidate backed off,
-    /// which is checked without reading any server name.
-    fn served(&mut self, slot: u32, server: &ServerName, now: Timestamp) {
+    /// `server` served us: its backoff is cleared. The candidate is found by the shared name
+    /// (`Server`s compare by pointer first), without reading any name's bytes.
+    fn served(&mut self, slot: u32, server: &Server, now: Timestamp) {
         let r = self.room_mut(slot);
-        let backed_off = |c: &Candidate| c.failures != 0 || c.retry_at != Timestamp::ZERO;
-        if r.candidates.iter().any(backed_off)
-            && let Some(c) = r.candidate_mut(server)
-        {
+        if let Some(c) = r.candidates.iter_mut().find(|c| c.server == *server) {
             c.failures = 0;
             c.retry_at = Timestamp::ZERO;
         }
