@@ -140,7 +140,8 @@ const COUNTER_BLOCK: u64 = 256;
 #[derive(Debug, Clone)]
 pub struct OutboundPeeks {
     config: OutboundConfig,
-    /// `config.supported_versions`, shared by every `PUT` it sends.
+    /// `config.supported_versions`, shared by every `PUT` it sends; the machine reads the
+    /// versions only from here (the config never changes after `new`).
     versions: Arc<[RoomVersionId]>,
     clock: Monotonic,
     /// Room slots.
