@@ -366,3 +366,66 @@ proptest! {
         c.finale()?;
     }
 }
+
+#[test]
+fn the_stored_record_check_rejects_sends_the_store_does_not_justify() {
+    use std::collections::BTreeMap;
+
+    use matrix_peek::{
+        OutboundChange, OutboundKey, OutboundOutput, OutboundPeekPhase, OutboundPeekRecord,
+        OutboundRecord, OutboundRequest, OutboundRequestKind, RequestId, Timestamp,
+    };
+
+    use crate::support::model::check_send_stored;
+    use crate::support::{HOUR, room, server};
+
+    let (r, s) = (room("!r:a.org"), server("a.org"));
+    let record = |peek_id: &str, phase| OutboundPeekRecord {
+        room_id: r.clone(),
+        server: s.clone(),
+        peek_id: peek_id.into(),
+        phase,
+        access: None,
+    };
+    let live = OutboundPeekPhase::Live {
+        renewed_at: Timestamp::from_millis(0),
+        interval: HOUR,
+        renew_at: Timestamp::from_millis(1),
+        expires_at: Timestamp::from_millis(2),
+    };
+    let request = |kind| OutboundRequest {
+        id: RequestId(1),
+        server: s.clone(),
+        room_id: r.clone(),
+        peek_id: "p1".into(),
+        kind,
+    };
+    let put = request(OutboundRequestKind::Peek { ver: vec![].into() });
+    let mut store = BTreeMap::new();
+    store.insert(OutboundKey::Room(r.clone()), OutboundRecord::Peek(record("p1", live.clone())));
+    let upsert = |rec| OutboundOutput::Persist(OutboundChange::Upsert(rec));
+
+    // Justified: a renewal of the stored lease; a PUT right after its Opening record.
+    assert!(check_send_stored(&store, None, &request(OutboundRequestKind::Renew), false).is_ok());
+    let opening = upsert(OutboundRecord::Peek(record("p1", OutboundPeekPhase::Opening)));
+    assert!(check_send_stored(&store, Some(&opening), &put, false).is_ok());
+    // A renewal whose stored lease names another peek id.
+    let other = BTreeMap::from([(
+        OutboundKey::Room(r.clone()),
+        OutboundRecord::Peek(record("p2", live.clone())),
+    )]);
+    assert!(check_send_stored(&other, None, &request(OutboundRequestKind::Renew), false).is_err());
+    // A PUT with no Persist before it, unless it re-PUTs a stored lease (RePut renewals).
+    assert!(check_send_stored(&store, None, &put, false).is_err());
+    assert!(check_send_stored(&store, None, &put, true).is_ok());
+    assert!(check_send_stored(&BTreeMap::new(), None, &put, true).is_err());
+    // A DELETE after a record that is not its own Retired one.
+    let delete = request(OutboundRequestKind::Unpeek);
+    assert!(check_send_stored(&store, Some(&opening), &delete, false).is_err());
+    let retired = upsert(OutboundRecord::Retired {
+        room_id: r.clone(),
+        server: s.clone(),
+        peek_id: "p1".into(),
+    });
+    assert!(check_send_stored(&store, Some(&retired), &delete, false).is_ok());
+}
