@@ -5,9 +5,8 @@
 #
 # * SIZE: live peeks (default 1000000); OPS: ops measured (default 10000); WORKLOAD: any of
 #   the `PEEK_PROFILE` workloads of benches/peeks/profile.rs, e.g. inbound_peek_warm (default:
-#   inbound_peek_cold
-#   inbound_renew inbound_unpeek local_peek_cold local_renew local_unpeek outbound_peek_cold
-#   outbound_renew outbound_unpeek).
+#   inbound_peek_cold inbound_renew inbound_unpeek local_peek_cold local_renew local_unpeek
+#   outbound_peek_cold outbound_renew outbound_unpeek).
 # * Builds the bench binary with line tables (CARGO_PROFILE_BENCH_DEBUG=line-tables-only, in
 #   target/profiling so the ordinary target dir is untouched), then runs each workload and side
 #   under `valgrind --tool=callgrind --cache-sim=yes --toggle-collect='*collected*'`: only the
