@@ -4,7 +4,8 @@
 #   benches/profile.sh [SIZE] [OPS] [WORKLOAD...]
 #
 # * SIZE: live peeks (default 1000000); OPS: ops measured (default 10000); WORKLOAD: any of
-#   the `PEEK_PROFILE` workloads of benches/peeks/profile.rs, e.g. inbound_peek_warm (default:
+#   the `PEEK_PROFILE` workloads of benches/peeks/profile.rs, e.g. inbound_peek_warm or
+#   local_timeout (default:
 #   inbound_peek_cold inbound_renew inbound_unpeek local_peek_cold local_renew local_unpeek
 #   outbound_peek_cold outbound_renew outbound_unpeek).
 # * Builds the bench binary with line tables (CARGO_PROFILE_BENCH_DEBUG=line-tables-only, in
@@ -38,12 +39,15 @@ mkdir -p "$out"
 for w in "${workloads[@]}"; do
     for side in machine floor; do
         f="$out/$w-$side-$size.out"
-        PEEK_PROFILE="$w:$side" PEEK_SIZES=$size PEEK_PROFILE_OPS=$ops valgrind -q \
+        log=$(PEEK_PROFILE="$w:$side" PEEK_SIZES=$size PEEK_PROFILE_OPS=$ops valgrind -q \
             --tool=callgrind --cache-sim=yes --D1=32768,8,64 --LL=33554432,16,64 \
-            --toggle-collect='*collected*' --callgrind-out-file="$f" "$bin" --bench 2>&1 \
-            | grep -v -e '^profile:' -e 'warning:' || true
+            --toggle-collect='*collected*' --callgrind-out-file="$f" "$bin" --bench 2>&1)
+        grep -v -e '^profile:' -e 'warning:' <<<"$log" || true
         n=$ops
         case $w in *unpeek) n=$((ops < size ? ops : size)) ;; esac
+        # A workload whose op count is not OPS (a timeout: the peeks it expired) prints it.
+        counted=$(sed -n 's/^profile: ops counted \([0-9]*\)$/\1/p' <<<"$log")
+        n=${counted:-$n}
         echo "== $w / $side at $size live peeks ($n ops)"
         python3 benches/callgrind.py "$f" "$n"
     done

@@ -14,7 +14,7 @@ use crate::{Group, Plan, inbound, local};
 
 /// A tenth of the day over which the snapshots spread their deadlines is due
 /// ([`InboundIds::expires_at`]).
-fn cutoff() -> matrix_peek::Timestamp {
+pub fn cutoff() -> matrix_peek::Timestamp {
     ts(T0)
         .saturating_add(LONG - Duration::from_millis(DAY_MS))
         .saturating_add(Duration::from_millis(DAY_MS / 10))
@@ -79,12 +79,8 @@ pub fn timeout(c: &mut Criterion, plan: &Plan) {
     // collects every ended entry (its `Persist` of the removal, the stream record);
     // `timeout_local_retained`: the default retention, so expiry only ends the peeks (their
     // `Persist`, `PeekEnded`, `Wake`) and collection comes a retention later, as in production.
-    let retained = matrix_peek::LocalConfig {
-        ended_retention: matrix_peek::LocalConfig::default().ended_retention,
-        ..LocalIds::config()
-    };
     for (group, config) in
-        [("timeout_local", LocalIds::config()), ("timeout_local_retained", retained)]
+        [("timeout_local", LocalIds::config()), ("timeout_local_retained", retained_config())]
     {
         if !plan.wants(group) {
             continue;
@@ -123,6 +119,15 @@ pub fn timeout(c: &mut Criterion, plan: &Plan) {
             },
         );
         g.finish();
+    }
+}
+
+/// The bench's local config with the default `ended_retention`: expiry ends the peeks, and
+/// collection comes a retention later, as in production.
+pub fn retained_config() -> matrix_peek::LocalConfig {
+    matrix_peek::LocalConfig {
+        ended_retention: matrix_peek::LocalConfig::default().ended_retention,
+        ..LocalIds::config()
     }
 }
 

@@ -5,12 +5,15 @@
 //! collect: `valgrind --tool=callgrind --toggle-collect='*collected*' <bench binary>`, the
 //! binary `cargo bench --bench peeks --no-run` names. `SIDE` is `machine` or `floor`;
 //! `WORKLOAD` is `FAMILY_OP`: `FAMILY` one of `inbound`, `local`, `outbound`, `OP` one of
-//! `peek_cold`, `peek_warm`, `renew`, `unpeek`.
+//! `peek_cold`, `peek_warm`, `renew`, `unpeek`, or `timeout` (`inbound` and `local`: one
+//! `handle_timeout` expiring a tenth of the population, as the `timeout_*` benches; the local
+//! machine keeps the default retention, as `timeout_local_retained`). A timeout's op count is
+//! the number of peeks it expired, printed as `profile: ops counted N` for `profile.sh`.
 
 use std::hint::black_box;
 
 use crate::support::*;
-use crate::{Churn, Keys, Plan, Renew, inbound, local, outbound, spare};
+use crate::{Churn, Keys, Plan, Renew, inbound, large, local, outbound, spare};
 
 /// Runs [`collected`], timed here, outside it, so the clock reads stay out of callgrind's
 /// counts.
@@ -110,6 +113,7 @@ pub fn run(plan: &Plan, what: &str) {
 /// Builds the population of `family` at `n` and runs `ops` ops of `op` on `side`.
 fn run_workload(family: &str, op: &str, side: &str, n: usize, ops: usize, what: &str) {
     match (family, side) {
+        (_, _) if op == "timeout" => timeout(family, side, n),
         ("inbound", "machine") => {
             let ids = InboundIds::new(n, spare(n));
             let mut m = inbound::Machine::new(inbound::machine(&ids));
@@ -154,4 +158,41 @@ fn run_workload(family: &str, op: &str, side: &str, n: usize, ops: usize, what: 
         }
         _ => panic!("unknown profile workload {what}"),
     }
+}
+
+/// One `handle_timeout` at [`large::cutoff`] on `side` of `family` at `n` live peeks, its
+/// outputs drained inside the collected call; prints how many peeks it expired.
+fn timeout(family: &str, side: &str, n: usize) {
+    let cutoff = large::cutoff();
+    let at = cutoff.as_millis();
+    let due = match (family, side) {
+        ("inbound", "machine") => {
+            let mut m = inbound::machine(&InboundIds::new(n, 0));
+            profiled(&mut m, &[()], at, |m, _, _| {
+                m.handle_timeout(cutoff);
+                inbound::drain(m);
+            });
+            n - m.len()
+        }
+        ("local", "machine") => {
+            let mut m = local::machine_with(&LocalIds::new(n, 0), large::retained_config());
+            profiled(&mut m, &[()], at, |m, _, _| {
+                m.handle_timeout(cutoff);
+                local::drain(m);
+            });
+            n - m.len()
+        }
+        ("inbound" | "local", "floor") => {
+            let mut f = match family {
+                "inbound" => inbound::floor(&InboundIds::new(n, 0).records()),
+                _ => local::floor(&LocalIds::new(n, 0)),
+            };
+            let keys = f.keys_by_slot();
+            let mut due = 0;
+            profiled(&mut f, &[()], at, |f, _, _| due = black_box(f.expire(&keys, cutoff)));
+            due
+        }
+        _ => panic!("unknown profile workload {family}_timeout:{side}"),
+    };
+    eprintln!("profile: ops counted {due}");
 }
