@@ -11,7 +11,7 @@ mod restore;
 mod state;
 mod stats;
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::time::Duration;
 
 use ruma_common::{DeviceId, RoomId, UserId};
@@ -31,7 +31,7 @@ use crate::deadlines::{DeadlineList, Ties};
 use crate::ids::StreamPosition;
 use crate::slab::Slab;
 use crate::time::{Monotonic, Timestamp};
-use crate::timer::TimerQueue;
+use crate::timer::{FxBuild, TimerQueue};
 
 /// The local peek machine (MSC2753). See the [type docs](Self) for the state diagram.
 ///
@@ -530,8 +530,23 @@ impl LocalPeeks {
         // Canonical order (deadline, user, device, room), so positions and cap evictions do
         // not depend on slot numbering (which differs after a restore).
         due.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| self.cmp_entries(a.1, b.1)));
+        // Each device is woken once, after every end is queued (so every `Persist` precedes
+        // the wakes), in the order its first peek ended.
+        let mut seen = HashSet::with_capacity_and_hasher(due.len(), FxBuild::default());
+        let mut wake = Vec::new();
         for (_, (d, r)) in due {
-            self.end_peek(now, d, r, LocalEndReason::Expired);
+            if let Some(d) = self.end_peek_unwoken(now, d, r, LocalEndReason::Expired)
+                && seen.insert(d)
+            {
+                wake.push(d);
+            }
+        }
+        for d in wake {
+            // A device whose every entry a retention cap collected meanwhile is gone, and has
+            // nothing left to sync.
+            if self.devices.get(d).is_some() {
+                self.wake(d);
+            }
         }
         while let Some((d, _)) = self.idle.pop_due(now) {
             self.go_idle(d);

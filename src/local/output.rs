@@ -25,7 +25,8 @@ pub enum LocalOutput {
     /// Write this to the store. Always queued before the outputs it justifies.
     Persist(LocalChange),
     /// The device's next `/sync` has something new (a peek started, ended or turned into a
-    /// join): wake its long-poll. Not emitted for renewals, nor for removed devices.
+    /// join): wake its long-poll. Not emitted for renewals, nor for removed devices; one
+    /// `handle_timeout` wakes a device once, after the writes of every peek of it that ended.
     Wake {
         /// The device's user.
         user_id: OwnedUserId,

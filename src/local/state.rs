@@ -302,8 +302,10 @@ impl LocalPeeks {
         expires_at
     }
 
-    /// Takes the live peek (d, r) out of the room and the lease queue. Returns its start.
-    fn unlink_peek(&mut self, d: DevIdx, r: RoomIdx) -> StreamPosition {
+    /// Takes the live peek (d, r) out of the room and the lease queue. Returns its start, and
+    /// whether it counted towards the room's demand (its device was not idle): the caller then
+    /// calls [`dec_live`](Self::dec_live) once the end itself is queued.
+    fn unlink_peek(&mut self, d: DevIdx, r: RoomIdx) -> (StreamPosition, bool) {
         let Some(Entry::Peeking { started, slot, expires_at, lease }) =
             self.dev(d).entries.get(&r).copied()
         else {
@@ -325,15 +327,11 @@ impl LocalPeeks {
             self.idle.cancel(&d);
         }
         self.live_total -= 1;
-        if !idle {
-            self.dec_live(r);
-        }
-        started
+        (started, !idle)
     }
 
-    /// Ends the live peek (d, r). `DeviceRemoved`/`UserDeactivated` drop it without an ended
-    /// entry or a wake (R25); every other reason leaves an entry for `/sync` and wakes the
-    /// device.
+    /// Ends the live peek (d, r) and wakes its device (see
+    /// [`end_peek_unwoken`](Self::end_peek_unwoken)).
     pub(super) fn end_peek(
         &mut self,
         now: Timestamp,
@@ -341,11 +339,27 @@ impl LocalPeeks {
         r: RoomIdx,
         reason: LocalEndReason,
     ) {
+        if let Some(d) = self.end_peek_unwoken(now, d, r, reason) {
+            self.wake(d);
+        }
+    }
+
+    /// Ends the live peek (d, r). `DeviceRemoved`/`UserDeactivated` drop it without an ended
+    /// entry (R25) and return `None`; every other reason leaves an entry for `/sync` and
+    /// returns the device, for the caller to wake once every change of the input is queued
+    /// (a device whose several peeks end in one input is woken once).
+    #[must_use = "the device of an ended peek must be woken"]
+    pub(super) fn end_peek_unwoken(
+        &mut self,
+        now: Timestamp,
+        d: DevIdx,
+        r: RoomIdx,
+        reason: LocalEndReason,
+    ) -> Option<DevIdx> {
         self.stats.ended(reason);
-        // Persist first: compute the change, queue it, then the consequences.
-        let mark = self.out.len();
-        let started = self.unlink_peek(d, r);
-        let demand: Vec<LocalOutput> = self.out.drain(mark..).collect();
+        // Persist first: compute the change, queue it, then the consequences (the end, the
+        // room's demand).
+        let (started, demanded) = self.unlink_peek(d, r);
         let dev = self.dev(d);
         let ended = LocalOutput::PeekEnded {
             user_id: dev.user.clone(),
@@ -361,9 +375,11 @@ impl LocalPeeks {
                 self.out.push_back(LocalOutput::Persist(LocalChange::Remove(key)));
                 self.out.push_back(ended);
                 self.room_mut(r).refs -= 1;
-                self.out.extend(demand);
+                if demanded {
+                    self.dec_live(r);
+                }
                 self.release_room(r);
-                return;
+                None
             }
             _ => {
                 let position = self.next_position();
@@ -376,11 +392,13 @@ impl LocalPeeks {
                 self.ended_total += 1;
                 self.persist_entry(d, r);
                 self.out.push_back(ended);
-                self.wake(d);
+                if demanded {
+                    self.dec_live(r);
+                }
+                self.enforce_retention_caps(d);
+                Some(d)
             }
         }
-        self.out.extend(demand);
-        self.enforce_retention_caps(d);
     }
 
     /// Forgets the retained entry (d, r) (retention over, or a cap reached): the horizon moves

@@ -92,6 +92,46 @@ fn a_thousand_leases_expiring_in_one_millisecond() {
 }
 
 #[test]
+fn a_device_whose_peeks_expire_together_is_woken_once_after_every_write() {
+    // R11; a wake tells the device to sync, so every end it will see is written first.
+    let mut m = LocalPeeks::new(config());
+    let (u, a, b) = (user(1), dev("A"), dev("B"));
+    for r in 0..3 {
+        m.handle_peek(t(0), &u, &a, &room(r), false, &open()).unwrap();
+    }
+    m.handle_peek(t(0), &u, &b, &room(0), false, &open()).unwrap();
+    // A's fourth peek ends later, in its own timeout: it wakes A again.
+    m.handle_peek(t(500), &u, &a, &room(3), false, &open()).unwrap();
+    let _ = std::iter::from_fn(|| m.poll_output()).count();
+    m.handle_timeout(t(1_000));
+    let out: Vec<_> = std::iter::from_fn(|| m.poll_output()).collect();
+    let wakes: Vec<_> = out
+        .iter()
+        .enumerate()
+        .filter_map(|(i, o)| match o {
+            LocalOutput::Wake { device_id, .. } => Some((i, device_id.as_str())),
+            _ => None,
+        })
+        .collect();
+    let woken: Vec<_> = wakes.iter().map(|(_, d)| *d).collect();
+    assert_eq!(woken, ["A", "B"], "each device once, in the order its first peek ended: {out:?}");
+    let last_write = out.iter().rposition(|o| matches!(o, LocalOutput::Persist(_))).unwrap();
+    assert!(wakes.iter().all(|(i, _)| *i > last_write), "every write precedes the wakes: {out:?}");
+    let ended = out.iter().filter(|o| matches!(o, LocalOutput::PeekEnded { .. })).count();
+    assert_eq!(ended, 4);
+    m.handle_timeout(t(1_500));
+    let out: Vec<_> = std::iter::from_fn(|| m.poll_output()).collect();
+    let woken: Vec<_> = out
+        .iter()
+        .filter_map(|o| match o {
+            LocalOutput::Wake { device_id, .. } => Some(device_id.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(woken, ["A"]);
+}
+
+#[test]
 fn a_spurious_timeout_is_a_no_op() {
     let mut m = LocalPeeks::new(config());
     m.handle_timeout(t(5));
