@@ -551,7 +551,14 @@ impl LocalPeeks {
         while let Some((d, _)) = self.idle.pop_due(now) {
             self.go_idle(d);
         }
-        while let Some(((_, d, r), _)) = self.collect.pop_due(now) {
+        // The horizon moves past every entry collected here before the first removal, so the
+        // stream record is written once for the lot, not once per entry.
+        let mut collect = Vec::new();
+        while let Some(((position, d, r), _)) = self.collect.pop_due(now) {
+            self.horizon = self.horizon.max(position);
+            collect.push((d, r));
+        }
+        for (d, r) in collect {
             self.collect_entry(d, r);
         }
     }

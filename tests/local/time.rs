@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use matrix_peek::{LocalConfig, LocalEndReason, LocalOutput, LocalPeeks};
+use matrix_peek::{LocalChange, LocalConfig, LocalEndReason, LocalOutput, LocalPeeks, LocalRecord};
 
 use crate::support::*;
 
@@ -129,6 +129,43 @@ fn a_device_whose_peeks_expire_together_is_woken_once_after_every_write() {
         })
         .collect();
     assert_eq!(woken, ["A"]);
+}
+
+#[test]
+fn a_mass_collection_writes_the_stream_record_once_before_every_removal() {
+    // The horizon covers every entry collected, and is stored before the first removal.
+    let mut m = LocalPeeks::new(config());
+    for i in 0..50u32 {
+        m.handle_peek(t(0), &user(i), &dev("A"), &room(i % 4), false, &open()).unwrap();
+    }
+    m.handle_timeout(t(1_000));
+    let _ = std::iter::from_fn(|| m.poll_output()).count();
+    let day = 24 * 3_600 * 1_000;
+    m.handle_timeout(t(1_000 + day));
+    let out: Vec<_> = std::iter::from_fn(|| m.poll_output()).collect();
+    let streams: Vec<_> = out
+        .iter()
+        .enumerate()
+        .filter_map(|(i, o)| match o {
+            LocalOutput::Persist(LocalChange::Upsert(LocalRecord::Stream {
+                position,
+                horizon,
+            })) => Some((i, *position, *horizon)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(streams.len(), 1, "one stream record: {out:?}");
+    let (at, position, horizon) = streams[0];
+    assert_eq!(horizon, position, "every entry collected, up to the latest position");
+    let removals: Vec<_> = out
+        .iter()
+        .enumerate()
+        .filter(|(_, o)| matches!(o, LocalOutput::Persist(LocalChange::Remove(_))))
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(removals.len(), 50);
+    assert!(removals.iter().all(|&i| i > at), "the stream record precedes every removal");
+    assert_eq!(m.poll_timeout(), None);
 }
 
 #[test]
