@@ -121,7 +121,7 @@ fn run_workload(family: &str, op: &str, side: &str, n: usize, ops: usize, what: 
         }
         ("inbound", "floor") => {
             let ids = InboundIds::new(n, spare(n));
-            run_on(&mut inbound::floor(&ids.records()), &ids, n, op, ops);
+            run_on(&mut inbound::InboundFloor::new(&ids.records()), &ids, n, op, ops);
         }
         ("local", "machine") => {
             let ids = LocalIds::new(n, spare(n));

@@ -296,19 +296,22 @@ impl Floor {
         buf.push('|');
         buf.push_str(c);
     }
-    /// Upsert: a new key gets a deadline, an existing one has its deadline moved.
+    /// Upsert: a new key gets a deadline, an existing one has its deadline moved. Returns
+    /// whether the key was new.
     #[inline(never)]
-    pub fn upsert(&mut self, a: &str, b: &str, c: &str, at: Timestamp) {
+    pub fn upsert(&mut self, a: &str, b: &str, c: &str, at: Timestamp) -> bool {
         Self::key(&mut self.buf, a, b, c);
         if let Some((old, slot)) = self.map.get_mut(self.buf.as_str()) {
             self.by_time.remove(&(*old, *slot));
             *old = at;
             self.by_time.insert((at, *slot));
+            false
         } else {
             let slot = self.next;
             self.next += 1;
             self.map.insert(self.buf.as_str().into(), (at, slot));
             self.by_time.insert((at, slot));
+            true
         }
     }
     #[inline(never)]
