@@ -17,12 +17,11 @@
 //! names are dropped in many places (a candidate refused, a retired peek deleted or pushed
 //! out, the room forgotten), and `Arc` counts them all without a release call at each.
 
-use std::borrow::Borrow;
-use std::collections::HashSet;
-use std::hash::{Hash, Hasher};
+use std::hash::{BuildHasher, RandomState};
 use std::ops::Deref;
 use std::sync::Arc;
 
+use hashbrown::HashTable;
 use ruma_common::{OwnedServerName, ServerName};
 
 /// A resident server's name, shared with every other user of the same name in the machine.
@@ -72,41 +71,18 @@ impl PartialEq<&ServerName> for Server {
     }
 }
 
-/// The set's entry: hashes and compares as the name, so it is found by a `&ServerName`.
-#[derive(Debug, Clone)]
-struct Entry(Arc<OwnedServerName>);
-
-impl Hash for Entry {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        ServerName::hash(&self.0, state);
-    }
-}
-
-impl PartialEq for Entry {
-    fn eq(&self, other: &Entry) -> bool {
-        self.0 == other.0
-    }
-}
-
-impl Eq for Entry {}
-
-impl Borrow<ServerName> for Entry {
-    fn borrow(&self) -> &ServerName {
-        &self.0
-    }
-}
-
 /// The interned names (keyed SipHash: names come from clients and remote servers).
 #[derive(Debug, Clone)]
 pub(super) struct Servers {
-    set: HashSet<Entry>,
+    set: HashTable<Arc<OwnedServerName>>,
+    hasher: RandomState,
     /// Dropped names are forgotten when the set reaches this size.
     prune_at: usize,
 }
 
 impl Default for Servers {
     fn default() -> Self {
-        Servers { set: HashSet::new(), prune_at: Self::MIN_PRUNE }
+        Servers { set: HashTable::new(), hasher: RandomState::new(), prune_at: Self::MIN_PRUNE }
     }
 }
 
@@ -114,17 +90,19 @@ impl Servers {
     /// The set never prunes below this many names.
     const MIN_PRUNE: usize = 64;
 
-    /// The shared copy of `name`, interned if new.
+    /// The shared copy of `name`, interned if new (its name hashed once either way).
     pub(super) fn intern(&mut self, name: &ServerName) -> Server {
-        if let Some(e) = self.set.get(name) {
-            return Server(e.0.clone());
+        let hash = self.hasher.hash_one(name);
+        if let Some(e) = self.set.find(hash, |e| ***e == *name) {
+            return Server(e.clone());
         }
         if self.set.len() >= self.prune_at {
-            self.set.retain(|e| Arc::strong_count(&e.0) > 1);
+            self.set.retain(|e| Arc::strong_count(e) > 1);
             self.prune_at = (2 * self.set.len()).max(Self::MIN_PRUNE);
         }
         let shared = Arc::new(name.to_owned());
-        self.set.insert(Entry(shared.clone()));
+        let hasher = &self.hasher;
+        self.set.insert_unique(hash, shared.clone(), |e| hasher.hash_one(&***e));
         Server(shared)
     }
 }
