@@ -359,15 +359,19 @@ impl OutboundPeeks {
     pub fn handle_server_unreachable(&mut self, now: Timestamp, server: &ServerName) {
         crate::log::span!("outbound_server_unreachable", %server);
         let now = self.tick(now);
+        // Names compare by their shared copy: no room's names are read. A name no room holds
+        // concerns none.
+        let Some(server) = self.servers.find(server) else { return self.flush() };
+        let server = &server;
         let slots: Vec<u32> = self.rooms.iter().map(|(slot, _)| slot).collect();
         for slot in slots {
-            if self.room(slot).candidates.iter().all(|c| c.server != server) {
+            if self.room(slot).candidates.iter().all(|c| !c.server.is(server)) {
                 continue;
             }
             self.penalise(slot, server, now, &OutboundFailure::Unreachable);
             let r = self.room(slot);
-            let on_it = r.phase.peek().is_some_and(|p| p.server == server);
-            let elsewhere = r.candidates.iter().any(|c| c.server != server && c.retry_at <= now);
+            let on_it = r.phase.peek().is_some_and(|p| p.server.is(server));
+            let elsewhere = r.candidates.iter().any(|c| !c.server.is(server) && c.retry_at <= now);
             if on_it && r.is_demanded() && elsewhere {
                 self.stats.failovers += 1;
                 crate::log::warning!(room = %self.room(slot).id, %server, "resident unreachable: failing over");

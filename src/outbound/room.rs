@@ -319,8 +319,8 @@ impl Room {
         self.demand == Demand::Demanded
     }
 
-    pub(super) fn candidate_mut(&mut self, server: &ServerName) -> Option<&mut Candidate> {
-        self.candidates.iter_mut().find(|c| c.server == server)
+    pub(super) fn candidate_mut(&mut self, server: &Server) -> Option<&mut Candidate> {
+        self.candidates.iter_mut().find(|c| c.server.is(server))
     }
 
     /// Remembers `failure` if it is the most specific seen (`Forbidden` > `NotFound` >

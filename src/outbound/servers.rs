@@ -31,6 +31,13 @@ use ruma_common::{OwnedServerName, ServerName};
 pub(super) struct Server(Arc<OwnedServerName>);
 
 impl Server {
+    /// Whether `other` is the same name, by pointer alone: two `Server`s from one
+    /// [`Servers`] name the same server exactly when they share the copy (a name is interned
+    /// once, and forgotten only when nobody holds it).
+    pub(super) fn is(&self, other: &Server) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
     /// An owned copy of the name, for an output.
     pub(super) fn to_owned_name(&self) -> OwnedServerName {
         (*self.0).clone()
@@ -90,6 +97,14 @@ impl Servers {
     /// The set never prunes below this many names.
     const MIN_PRUNE: usize = 64;
 
+    /// The shared copy of `name`, if some room holds it (a candidate or a peek's resident);
+    /// `None` means no room names it.
+    pub(super) fn find(&self, name: &ServerName) -> Option<Server> {
+        let e = self.set.find(self.hasher.hash_one(name), |e| ***e == *name)?;
+        // Kept only by the set: nobody holds it, it is only waiting to be pruned.
+        (Arc::strong_count(e) > 1).then(|| Server(e.clone()))
+    }
+
     /// The shared copy of `name`, interned if new (its name hashed once either way).
     pub(super) fn intern(&mut self, name: &ServerName) -> Server {
         let hash = self.hasher.hash_one(name);
@@ -125,6 +140,18 @@ mod tests {
         assert!(a == *name(1));
         assert_eq!(a.to_owned_name(), name(1));
         assert_eq!(s.set.len(), 2);
+        assert!(s.find(&name(1)).is_some_and(|f| f.is(&a)));
+        assert!(!a.is(&s.intern(&name(2))));
+    }
+
+    #[test]
+    fn a_name_nobody_holds_is_not_found() {
+        let mut s = Servers::default();
+        assert!(s.find(&name(1)).is_none(), "never interned");
+        let held = s.intern(&name(1));
+        drop(s.intern(&name(2)));
+        assert!(s.find(&name(1)).is_some_and(|f| f.is(&held)));
+        assert!(s.find(&name(2)).is_none(), "interned, then dropped by every holder");
     }
 
     #[test]

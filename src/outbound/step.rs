@@ -7,10 +7,11 @@
 //! due (never a second request for the current peek while one is in flight), deletes retired
 //! peeks in the background, schedules the room's one deadline, or forgets the room.
 
-use ruma_common::{OwnedServerName, ServerName};
+use ruma_common::OwnedServerName;
 
 use super::config::encode_peek_id;
 use super::room::{Demand, Failing, History, Lease, PeekRef, Phase, Retire, Retired, Room};
+use super::servers::Server;
 use super::{
     COUNTER_BLOCK, OutboundChange, OutboundFailure, OutboundKey, OutboundLostReason,
     OutboundOutput, OutboundPeekError, OutboundPeeks, OutboundRecord, OutboundRenewStyle,
@@ -197,11 +198,11 @@ impl OutboundPeeks {
     fn failover_ready(
         &self,
         slot: u32,
-        server: &ServerName,
+        server: &Server,
         now: Timestamp,
         due: Timestamp,
     ) -> Result<(), Option<Timestamp>> {
-        let others = self.room(slot).candidates.iter().filter(|c| c.server != server);
+        let others = self.room(slot).candidates.iter().filter(|c| !c.server.is(server));
         let ready = others.map(|c| c.retry_at).min();
         match ready {
             None => Err(None), // nowhere to go: keep renewing until the lease lapses
@@ -410,7 +411,7 @@ impl OutboundPeeks {
     pub(super) fn penalise(
         &mut self,
         slot: u32,
-        server: &ServerName,
+        server: &Server,
         now: Timestamp,
         failure: &OutboundFailure,
     ) {
