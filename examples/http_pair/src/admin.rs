@@ -20,7 +20,8 @@ use serde_json::{Value, json};
 
 use crate::shim::{App, driver_error, error, read_body, reply};
 
-async fn json_body<T: for<'de> Deserialize<'de>>(
+/// The JSON body (`M_BAD_JSON` when it is not, `M_TOO_LARGE` past the request body cap).
+pub async fn json_body<T: for<'de> Deserialize<'de>>(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<T, Response> {
@@ -51,13 +52,16 @@ pub fn admin_user(name: &ServerName) -> OwnedUserId {
     OwnedUserId::try_from(format!("@admin:{name}")).expect("a valid user id on our name")
 }
 
+/// The body of `POST /_test/rooms`.
 #[derive(Deserialize)]
-struct CreateRoom {
+pub struct CreateRoom {
     /// Alias localpart (`lobby` → `#lobby:this-server`).
-    alias: Option<String>,
+    pub alias: Option<String>,
+    /// Whether the room's history is `world_readable` (peekable); default `true`.
     #[serde(default = "yes")]
-    world_readable: bool,
-    room_version: Option<RoomVersionId>,
+    pub world_readable: bool,
+    /// The room version (default 10).
+    pub room_version: Option<RoomVersionId>,
 }
 
 fn yes() -> bool {
@@ -95,9 +99,11 @@ pub async fn create_room(State(app): State<Arc<App>>, headers: HeaderMap, body: 
     }
 }
 
+/// The body of `POST /_test/rooms/{roomId}/send`.
 #[derive(Deserialize)]
-struct SendEvent {
-    body: String,
+pub struct SendEvent {
+    /// The message's text.
+    pub body: String,
 }
 
 /// `POST /_test/rooms/{roomId}/send` `{"body": "hello"}`: appends an `m.room.message` and relays
@@ -266,4 +272,40 @@ pub async fn state(State(app): State<Arc<App>>) -> Response {
     body["received"] = Value::Object(received);
     body["log"] = json!(app.log.lines());
     reply(200, &body)
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::StatusCode;
+
+    use super::*;
+
+    /// The status and the `errcode` of an error reply.
+    async fn refusal(r: Response) -> (StatusCode, String) {
+        let status = r.status();
+        let body = axum::body::to_bytes(r.into_body(), 1 << 16).await.unwrap();
+        let body: Value = serde_json::from_slice(&body).unwrap();
+        (status, body["errcode"].as_str().unwrap_or_default().to_owned())
+    }
+
+    async fn parse(room: &str, body: &str) -> Result<(OwnedRoomId, SendEvent), Response> {
+        room_and_body(Ok(Path(room.to_owned())), &HeaderMap::new(), Body::from(body.to_owned()))
+            .await
+    }
+
+    #[tokio::test]
+    async fn the_test_api_refuses_a_bad_room_id_or_body_with_400_and_reads_a_good_one() {
+        let (room, request) = parse("!r:example.org", r#"{"body": "hi"}"#).await.ok().unwrap();
+        assert_eq!((room.as_str(), request.body.as_str()), ("!r:example.org", "hi"));
+        let bad_room = parse("not-a-room", r#"{"body": "hi"}"#).await.err().unwrap();
+        assert_eq!(refusal(bad_room).await, (StatusCode::BAD_REQUEST, "M_INVALID_PARAM".into()));
+        let bad_body = parse("!r:example.org", r#"{"text": "hi"}"#).await.err().unwrap();
+        assert_eq!(refusal(bad_body).await, (StatusCode::BAD_REQUEST, "M_BAD_JSON".into()));
+        // The room id is checked first.
+        let both = parse("not-a-room", "{").await.err().unwrap();
+        assert_eq!(refusal(both).await.1, "M_INVALID_PARAM");
+        let created: CreateRoom =
+            json_body(&HeaderMap::new(), Body::from(r#"{"alias": "lobby"}"#)).await.ok().unwrap();
+        assert!(created.world_readable && created.room_version.is_none());
+    }
 }

@@ -2,16 +2,21 @@
 //! `/metrics`: what the end-to-end tests drive and read, beside the Matrix routes of
 //! [`super`].
 
-use http_pair::admin::{admin_user, room_and_body};
+use http_pair::admin::{CreateRoom, SendEvent, admin_user, json_body, room_and_body};
 
 use super::*;
 
-/// `POST /_test/rooms` `{"alias", "world_readable"}`.
+/// `POST /_test/rooms` `{"alias", "world_readable", "room_version"}` (as the pair's): a body
+/// that is not such JSON is `M_BAD_JSON`.
 pub(super) async fn create_room(
     State(front): State<Arc<Front>>,
-    body: axum::body::Bytes,
+    headers: HeaderMap,
+    body: Body,
 ) -> Response {
-    let body: Value = serde_json::from_slice(&body).unwrap_or_default();
+    let request: CreateRoom = match json_body(&headers, body).await {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
     let creator = admin_user(&front.name);
     let created = front
         .rooms
@@ -20,9 +25,9 @@ pub(super) async fn create_room(
         .create(
             &front.name,
             &creator,
-            body["alias"].as_str(),
-            RoomVersionId::V10,
-            body["world_readable"].as_bool().unwrap_or(true),
+            request.alias.as_deref(),
+            request.room_version.unwrap_or(RoomVersionId::V10),
+            request.world_readable,
             front.clock.now(),
         )
         .map(|room| (room.id.clone(), room.alias.clone()));
@@ -34,18 +39,20 @@ pub(super) async fn create_room(
 
 /// `POST /_test/rooms/{roomId}/send` `{"body"}`: appends a message and relays it once to each
 /// server the room's federation worker lists as peeking it, if the room is peekable now (fail
-/// closed: an access change the shard has not applied yet never leaks an event).
+/// closed: an access change the shard has not applied yet never leaks an event). A bad room
+/// id is `M_INVALID_PARAM` and a bad body `M_BAD_JSON` (both 400), an unknown room 404.
 pub(super) async fn send_event(
     State(front): State<Arc<Front>>,
-    Path(room): Path<String>,
-    body: axum::body::Bytes,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    body: Body,
 ) -> Response {
-    let body: Value = serde_json::from_slice(&body).unwrap_or_default();
-    let Ok(room_id) = OwnedRoomId::try_from(room) else {
-        return error(ErrorReply::not_found("bad room id"));
+    let (room_id, request): (_, SendEvent) = match room_and_body(path, &headers, body).await {
+        Ok(parsed) => parsed,
+        Err(r) => return r,
     };
     let sender = admin_user(&front.name);
-    let content = json!({ "msgtype": "m.text", "body": body["body"] });
+    let content = json!({ "msgtype": "m.text", "body": request.body });
     let event = front.rooms.lock().unwrap_or_else(|p| p.into_inner()).send(
         &room_id,
         &sender,
