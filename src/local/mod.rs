@@ -530,8 +530,8 @@ impl LocalPeeks {
         // Canonical order (deadline, user, device, room), so positions and cap evictions do
         // not depend on slot numbering (which differs after a restore).
         due.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| self.cmp_entries(a.1, b.1)));
-        // Each device is woken once, after every end is queued (so every `Persist` precedes
-        // the wakes), in the order its first peek ended.
+        // Each device is woken once, after every end's `Persist`, in the order its first peek
+        // ended; then the retention caps (which may free a device's slot) are applied.
         let mut seen = HashSet::with_capacity_and_hasher(due.len(), FxBuild::default());
         let mut wake = Vec::new();
         for (_, (d, r)) in due {
@@ -541,12 +541,11 @@ impl LocalPeeks {
                 wake.push(d);
             }
         }
+        for &d in &wake {
+            self.wake(d);
+        }
         for d in wake {
-            // A device whose every entry a retention cap collected meanwhile is gone, and has
-            // nothing left to sync.
-            if self.devices.get(d).is_some() {
-                self.wake(d);
-            }
+            self.enforce_retention_caps(d);
         }
         while let Some((d, _)) = self.idle.pop_due(now) {
             self.go_idle(d);

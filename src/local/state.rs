@@ -330,8 +330,8 @@ impl LocalPeeks {
         (started, !idle)
     }
 
-    /// Ends the live peek (d, r) and wakes its device (see
-    /// [`end_peek_unwoken`](Self::end_peek_unwoken)).
+    /// Ends the live peek (d, r); unless the device is being removed, wakes it and then keeps
+    /// its retained entries within the caps (see [`end_peek_unwoken`](Self::end_peek_unwoken)).
     pub(super) fn end_peek(
         &mut self,
         now: Timestamp,
@@ -341,14 +341,17 @@ impl LocalPeeks {
     ) {
         if let Some(d) = self.end_peek_unwoken(now, d, r, reason) {
             self.wake(d);
+            self.enforce_retention_caps(d);
         }
     }
 
     /// Ends the live peek (d, r). `DeviceRemoved`/`UserDeactivated` drop it without an ended
     /// entry (R25) and return `None`; every other reason leaves an entry for `/sync` and
-    /// returns the device, for the caller to wake once every change of the input is queued
-    /// (a device whose several peeks end in one input is woken once).
-    #[must_use = "the device of an ended peek must be woken"]
+    /// returns the device, for the caller to wake once every change of the input is queued (a
+    /// device whose several peeks end in one input is woken once) and then to apply
+    /// [`enforce_retention_caps`](Self::enforce_retention_caps), which may free the device's
+    /// slot (a store restored under a lower cap), so it comes after the wake.
+    #[must_use = "the device of an ended peek must be woken, then its caps applied"]
     pub(super) fn end_peek_unwoken(
         &mut self,
         now: Timestamp,
@@ -395,7 +398,6 @@ impl LocalPeeks {
                 if demanded {
                     self.dec_live(r);
                 }
-                self.enforce_retention_caps(d);
                 Some(d)
             }
         }

@@ -97,8 +97,9 @@ impl Servers {
     /// The set never prunes below this many names.
     const MIN_PRUNE: usize = 64;
 
-    /// The shared copy of `name`, if some room holds it (a candidate or a peek's resident);
-    /// `None` means no room names it.
+    /// The shared copy of `name` if anything holds it besides the set (a room's candidate, a
+    /// current or retired peek's resident, or a clone of this machine): `None` means no room
+    /// names it.
     pub(super) fn find(&self, name: &ServerName) -> Option<Server> {
         let e = self.set.find(self.hasher.hash_one(name), |e| ***e == *name)?;
         // Kept only by the set: nobody holds it, it is only waiting to be pruned.

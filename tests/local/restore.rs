@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use matrix_peek::{LocalConfig, LocalOutput, LocalPeeks, LocalRecord};
+use matrix_peek::{LocalChange, LocalConfig, LocalOutput, LocalPeeks, LocalRecord};
 
 use crate::support::*;
 
@@ -108,4 +108,43 @@ fn restored_devices_count_as_live_from_the_restart() {
     assert_eq!(r.poll_output(), Some(LocalOutput::RoomDemand { room_id: room(1), demanded: true }));
     assert!(r.is_demanded(&room(1)));
     assert_eq!(r.poll_timeout(), Some(t(250)));
+}
+
+#[test]
+fn ending_a_peek_of_a_store_over_a_lowered_cap_wakes_the_device_before_the_cap_collects() {
+    // The operator lowered `max_peeks_total` below what the store holds: restore keeps it all,
+    // and the first end applies the cap, which collects the device's only (just ended) entry
+    // and frees the device, only after its wake went out.
+    let mut m = LocalPeeks::new(config());
+    let mut store = BTreeMap::new();
+    let (u, a, b) = (user(1), dev("A"), dev("B"));
+    m.handle_peek(t(0), &u, &a, &room(0), false, &open()).unwrap();
+    m.handle_peek(t(10), &u, &b, &room(0), false, &open()).unwrap();
+    pump(&mut m, &mut store);
+    let lowered = LocalConfig { max_peeks_total: 1, ..config() };
+    type End = fn(&mut LocalPeeks);
+    let ends: [(&str, End); 3] = [
+        ("unpeek", |r| r.handle_unpeek(t(20), &user(1), &dev("A"), &room(0)).unwrap()),
+        ("room unavailable", |r| r.handle_room_unavailable(t(20), &room(0))),
+        ("lease", |r| r.handle_timeout(t(1_000))),
+    ];
+    for (what, end) in ends {
+        let mut r = LocalPeeks::restore(t(20), lowered.clone(), store.values().cloned());
+        drain(&mut r);
+        end(&mut r);
+        let out = drain(&mut r);
+        let woken: Vec<_> = out
+            .iter()
+            .filter_map(|o| match o {
+                LocalOutput::Wake { device_id, .. } => Some(device_id.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(woken.first(), Some(&"A"), "{what}: A is woken: {out:?}");
+        let removed =
+            out.iter().rposition(|o| matches!(o, LocalOutput::Persist(LocalChange::Remove(_))));
+        let wake = out.iter().position(|o| matches!(o, LocalOutput::Wake { .. }));
+        assert!(removed > wake, "{what}: the cap collects after the wake: {out:?}");
+        assert!(r.len() <= 1, "{what}: within the cap");
+    }
 }

@@ -132,6 +132,25 @@ fn a_device_whose_peeks_expire_together_is_woken_once_after_every_write() {
 }
 
 #[test]
+fn devices_are_woken_in_the_order_their_first_peek_ended_not_by_name_or_slot() {
+    // A is known first (the lower slot) and sorts first by name, but Z's lease ends first: a
+    // grant runs one lease from the host's clock, which stepped back 100 ms for Z's peek.
+    let mut m = LocalPeeks::new(config());
+    m.handle_peek(t(100), &user(1), &dev("A"), &room(1), false, &open()).unwrap();
+    m.handle_peek(t(0), &user(1), &dev("Z"), &room(2), false, &open()).unwrap();
+    m.handle_peek(t(100), &user(1), &dev("Z"), &room(3), false, &open()).unwrap();
+    let _ = std::iter::from_fn(|| m.poll_output()).count();
+    m.handle_timeout(t(1_100));
+    let woken: Vec<_> = std::iter::from_fn(|| m.poll_output())
+        .filter_map(|o| match o {
+            LocalOutput::Wake { device_id, .. } => Some(device_id.to_string()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(woken, ["Z", "A"]);
+}
+
+#[test]
 fn a_mass_collection_writes_the_stream_record_once_before_every_removal() {
     // The horizon covers every entry collected, and is stored before the first removal.
     let mut m = LocalPeeks::new(config());
