@@ -23,16 +23,17 @@ pub struct RequestId(pub u64);
 #[serde(transparent)]
 pub struct StreamPosition(pub u64);
 
-/// A peek id as the outbound machine hands it out (in requests and records): a string, stored
-/// inline up to 24 bytes (12 on 32-bit targets), so the 8-character ids the machine makes
-/// (R47) are copied into each output without an allocation. Longer ids (a restored record may
-/// name one) live on the heap.
+/// A peek id as the machines hand it out (outbound requests and records, inbound records, keys
+/// and `Expired` outputs): a string, stored inline up to 24 bytes (12 on 32-bit targets), so
+/// an id of that length (ours have 8 characters, R47) is copied into each output without an
+/// allocation. Longer ids (a remote server may choose one, a restored record may name one)
+/// live on the heap.
 ///
 /// It reads as a `&str` (`Deref`, `AsRef`, `Borrow`, with `Hash` and `Eq` those of the
 /// string), compares with `str` and `String`, converts from `&str` and `String` (also by
 /// `parse`, or collected from `char`s) and into `String`, and serialises as a plain JSON string. A value never changes
-/// once made. The inbound and coordinator APIs still take and give peek ids as `&str` and
-/// `String`.
+/// once made. Requests hand peek ids in as `&str` (the inbound machine, the coordinator, the
+/// driver).
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct PeekId(compact_str::CompactString);

@@ -182,7 +182,7 @@ impl InboundIds {
                 InboundRecord {
                     server: self.servers[s].clone(),
                     room_id: self.rooms[r].clone(),
-                    peek_id: id.to_owned(),
+                    peek_id: id.into(),
                     renewed_at: ts(T0),
                     expires_at: Self::expires_at(i),
                 }

@@ -5,7 +5,7 @@ use ruma_common::{OwnedDeviceId, OwnedRoomId, OwnedServerName, OwnedUserId};
 
 use super::{Change, PeekError};
 use crate::access::RoomAccess;
-use crate::ids::RequestId;
+use crate::ids::{PeekId, RequestId};
 use crate::inbound::InboundEndReason;
 use crate::local::{LocalEndReason, LocalGrant};
 use crate::outbound::{OutboundLostReason, OutboundPeekError, OutboundRequest};
@@ -56,7 +56,7 @@ pub enum Output {
         /// The room.
         room_id: OwnedRoomId,
         /// The peek id it used.
-        peek_id: String,
+        peek_id: PeekId,
         /// Why.
         reason: InboundEndReason,
     },

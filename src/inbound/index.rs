@@ -9,14 +9,13 @@
 //!   with at least one peek, so `destinations` is O(result) (R39).
 //!
 //! Per peek this costs one 4-byte index entry, one 56-byte slot (the peek id inline in it, as a
-//! `CompactString`, when it has at most 24 bytes, as our own 8-character ids do; a longer one
+//! [`PeekId`], when it has at most 24 bytes, as our own 8-character ids do; a longer one
 //! goes to the heap) and one timer entry.
 
 use std::borrow::Borrow;
 use std::hash::{BuildHasher, Hash, RandomState};
 
-use compact_str::CompactString;
-
+use crate::ids::PeekId;
 use crate::slab::Slab;
 use crate::slot_index::{Hashed, SlotIndex};
 use crate::time::Timestamp;
@@ -132,7 +131,7 @@ pub(super) struct Slot {
     /// Hash of (server name, room id, peek id) under [`Peeks::hash`], kept so the index
     /// never re-hashes strings when it grows or removes.
     pub(super) hash: u64,
-    pub(super) id: CompactString,
+    pub(super) id: PeekId,
     pub(super) renewed_at: Timestamp,
 }
 
@@ -200,7 +199,7 @@ impl Peeks {
         renewed_at: Timestamp,
         servers_of_room: &mut Vec<RoomServer>,
     ) -> u32 {
-        let id = CompactString::new(id);
+        let id = PeekId::from(id);
         let s = self.slots.vacant_key();
         let next = match servers_of_room.iter_mut().find(|e| e.server == server) {
             Some(pair) => std::mem::replace(&mut pair.head, s),

@@ -564,7 +564,7 @@ impl InboundPeeks {
         let removed = self.peeks.remove(slot, &mut self.rooms.get_mut(room).extra);
         let server = self.servers.get(removed.server).name.clone();
         let room_id = self.rooms.get(room).name.clone();
-        let peek_id = removed.id.into_string();
+        let peek_id = removed.id;
         self.servers.get_mut(removed.server).live -= 1;
         self.servers.release_if_unused(removed.server);
         self.rooms.get_mut(room).live -= 1;
@@ -585,7 +585,7 @@ impl InboundPeeks {
         InboundRecord {
             server: self.servers.get(s.server).name.clone(),
             room_id: self.rooms.get(s.room).name.clone(),
-            peek_id: String::from(&*s.id),
+            peek_id: s.id.clone(),
             renewed_at: s.renewed_at,
             expires_at: self.expires_at(slot),
         }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use ruma_common::{OwnedRoomId, OwnedServerName};
 
 use super::{InboundChange, InboundEndReason};
+use crate::ids::PeekId;
 use crate::time::Timestamp;
 
 /// What a successful `handle_peek` / `handle_renew` grants the peeking server.
@@ -46,7 +47,7 @@ pub enum InboundOutput {
         /// The peeked room.
         room_id: OwnedRoomId,
         /// The ended peek's id.
-        peek_id: String,
+        peek_id: PeekId,
         /// Why it ended.
         reason: InboundEndReason,
     },

@@ -4,6 +4,7 @@
 use ruma_common::{OwnedRoomId, OwnedServerName};
 use serde::{Deserialize, Serialize};
 
+use crate::ids::PeekId;
 use crate::time::Timestamp;
 
 /// Identifies one inbound peek: (origin server, room, peek id). The store's map key.
@@ -15,7 +16,7 @@ pub struct InboundKey {
     /// The peeked room.
     pub room_id: OwnedRoomId,
     /// The peeking server's peek id.
-    pub peek_id: String,
+    pub peek_id: PeekId,
 }
 
 /// One live inbound peek as persisted.
@@ -27,7 +28,7 @@ pub struct InboundRecord {
     /// The peeked room.
     pub room_id: OwnedRoomId,
     /// The peeking server's peek id.
-    pub peek_id: String,
+    pub peek_id: PeekId,
     /// When the peek was created or last renewed.
     pub renewed_at: Timestamp,
     /// Its deadline; restored as is, so a config change never moves a granted deadline.

@@ -340,7 +340,7 @@ impl World {
             }
             Output::Expired { server, room_id, peek_id, .. } => {
                 assert_eq!((ctx.index(server), room_id), (P, &ctx.room));
-                let key = (i, peek_id.clone());
+                let key = (i, peek_id.to_string());
                 // The machine expires what is due before handling a request: a grant made in
                 // the same call (a re-created id) is live and stays, and the one that lapsed
                 // is the creation before it.
@@ -352,7 +352,7 @@ impl World {
                     }
                     _ => self.ghost.created.get(&key).map_or(0, |n| n - 1),
                 };
-                self.net.push(Msg::Expired { from: i, peek_id: peek_id.clone(), instance });
+                self.net.push(Msg::Expired { from: i, peek_id: peek_id.to_string(), instance });
             }
             Output::ClientPeekDone { id, .. } => {
                 for p in &mut self.pending {

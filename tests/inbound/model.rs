@@ -167,7 +167,12 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                         peek_id: peek_id.clone(),
                     };
                     prop_assert!(removed_before.contains(&key), "Persist(Remove) precedes Expired");
-                    got.push((destination.to_string(), room_id.to_string(), peek_id, reason));
+                    got.push((
+                        destination.to_string(),
+                        room_id.to_string(),
+                        peek_id.into_string(),
+                        reason,
+                    ));
                 }
                 other => panic!("unexpected output {other:?}"),
             }
@@ -187,7 +192,8 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 info.map(|i| (i.renewed_at, i.expires_at)),
                 Some((t(renewed), t(expires)))
             );
-            let key = InboundKey { server: server(s), room_id: room(r), peek_id: peek_id(p) };
+            let key =
+                InboundKey { server: server(s), room_id: room(r), peek_id: peek_id(p).into() };
             let rec = store.get(&key).map(|rec| (rec.renewed_at, rec.expires_at));
             prop_assert_eq!(rec, Some((t(renewed), t(expires))));
         }

@@ -58,7 +58,7 @@ pub fn expired(out: &[InboundOutput]) -> Vec<(String, String, String, InboundEnd
     out.iter()
         .filter_map(|o| match o {
             InboundOutput::Expired { server: destination, room_id, peek_id, reason } => {
-                Some((destination.to_string(), room_id.to_string(), peek_id.clone(), *reason))
+                Some((destination.to_string(), room_id.to_string(), peek_id.to_string(), *reason))
             }
             _ => None,
         })

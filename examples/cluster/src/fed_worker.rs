@@ -167,7 +167,7 @@ impl Worker {
                     tokio::spawn(async move {
                         let body = json!({
                             "origin": worker.name, "origin_server_ts": worker.clock.now().as_millis(),
-                            "pdus": [], "expired_peeks": [ExpiredPeek { room_id, peek_id }],
+                            "pdus": [], "expired_peeks": [ExpiredPeek { room_id, peek_id: peek_id.into_string() }],
                         });
                         let txn = format!("exp.{}", worker.clock.now().as_millis());
                         let _ = worker.federation.send_transaction(&server, &txn, &body).await;

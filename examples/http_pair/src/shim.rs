@@ -300,7 +300,7 @@ async fn on_notification(app: &App, note: Output) {
             app.log.push(format!(
                 "inbound peek {peek_id} of {destination} on {room_id} ended: {reason:?}"
             ));
-            let entry = ExpiredPeek { room_id, peek_id };
+            let entry = ExpiredPeek { room_id, peek_id: peek_id.into_string() };
             let result = app.send_transaction(&destination, Vec::new(), vec![entry]).await;
             app.log.push(format!("sent expired_peeks to {destination}: {result:?}"));
         }

@@ -6,6 +6,7 @@ use ruma_common::{DeviceId, OwnedRoomId, OwnedServerName, RoomId, ServerName, Us
 
 use super::types::{BadRelay, ClientPeekRecord, LeakedPeek, SentRequest, TimelineEntry};
 use super::{Sim, SimError};
+use crate::PeekId;
 use crate::outbound::OutboundRecord;
 
 impl Sim {
@@ -113,17 +114,17 @@ impl Sim {
     /// after lost answers (the resident lapses them, R43); empty once demand has ended for
     /// `linger` + a renewal interval + grace. Use [`leaks`](Self::leaks) at any other moment.
     pub fn leaked_peeks(&self) -> Vec<LeakedPeek> {
-        let mut wanted: BTreeSet<(OwnedServerName, OwnedServerName, OwnedRoomId, String)> =
+        let mut wanted: BTreeSet<(OwnedServerName, OwnedServerName, OwnedRoomId, PeekId)> =
             BTreeSet::new();
         for (origin, node) in &self.nodes {
             for record in node.store.to_snapshot().outbound {
                 match record {
                     OutboundRecord::Peek(p) => {
-                        wanted.insert((origin.clone(), p.server, p.room_id, p.peek_id.into()));
+                        wanted.insert((origin.clone(), p.server, p.room_id, p.peek_id));
                     }
                     // A retired peek is owed a DELETE: it is accounted for until it goes.
                     OutboundRecord::Retired { room_id, server, peek_id } => {
-                        wanted.insert((origin.clone(), server, room_id, peek_id.into()));
+                        wanted.insert((origin.clone(), server, room_id, peek_id));
                     }
                     _ => {}
                 }

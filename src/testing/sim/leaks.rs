@@ -12,8 +12,8 @@ use ruma_common::{OwnedRoomId, OwnedServerName, RoomId, ServerName};
 
 use super::Sim;
 use super::types::fmt_elapsed;
-use crate::Timestamp;
 use crate::outbound::{OutboundChange, OutboundKey, OutboundRecord};
+use crate::{PeekId, Timestamp};
 
 /// (origin, resident, room, peek id).
 type PeekKey = (OwnedServerName, OwnedServerName, OwnedRoomId, String);
@@ -74,7 +74,7 @@ pub struct UnaccountedPeek {
     /// The room.
     pub room_id: OwnedRoomId,
     /// The peek id.
-    pub peek_id: String,
+    pub peek_id: PeekId,
     /// Since when the origin's store has not accounted for it: when it removed the last
     /// record naming the peek, or when the resident granted a peek the store never named.
     pub since: Timestamp,

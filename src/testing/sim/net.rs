@@ -9,7 +9,7 @@ use super::Sim;
 use super::types::{BadRelay, SentRequest};
 use crate::outbound::{OutboundFailure, OutboundOutcome, OutboundRequest, OutboundRequestKind};
 use crate::wire::ToMatrixError;
-use crate::{Output, RequestId, RoomAccess, Timestamp};
+use crate::{Output, PeekId, RequestId, RoomAccess, Timestamp};
 
 /// What travels between servers.
 #[derive(Debug, Clone)]
@@ -34,7 +34,7 @@ pub(super) enum Msg {
         direct: bool,
     },
     /// An `expired_peeks` entry in a `/send` from `from` to `to` (R43).
-    Expired { from: OwnedServerName, to: OwnedServerName, room: OwnedRoomId, peek_id: String },
+    Expired { from: OwnedServerName, to: OwnedServerName, room: OwnedRoomId, peek_id: PeekId },
     /// Lean mode: one relayed event of `room` from the resident `from`, one copy for each of
     /// `to` (see `relay.rs`).
     Relay { room: OwnedRoomId, state: Option<RoomAccess>, to: Vec<OwnedServerName> },

@@ -9,7 +9,7 @@ use ruma_common::{OwnedDeviceId, OwnedRoomId, OwnedServerName, OwnedUserId};
 #[cfg(doc)]
 use super::Sim;
 use crate::outbound::OutboundRequest;
-use crate::{LocalGrant, PeekError, PeekingConfig, RequestId, RoomAccess, Timestamp};
+use crate::{LocalGrant, PeekError, PeekId, PeekingConfig, RequestId, RoomAccess, Timestamp};
 
 /// The simulator's knobs. Everything random is drawn from `seed`.
 #[derive(Debug, Clone)]
@@ -178,7 +178,7 @@ pub struct LeakedPeek {
     /// The room.
     pub room_id: OwnedRoomId,
     /// The peek id.
-    pub peek_id: String,
+    pub peek_id: PeekId,
 }
 
 /// An event relayed to a server whose peek had already expired or been deleted.
