@@ -39,15 +39,24 @@ mkdir -p "$out"
 for w in "${workloads[@]}"; do
     for side in machine floor; do
         f="$out/$w-$side-$size.out"
-        log=$(PEEK_PROFILE="$w:$side" PEEK_SIZES=$size PEEK_PROFILE_OPS=$ops valgrind -q \
+        # A failed run (a panic, a valgrind error) stops the script, its output shown.
+        if ! log=$(PEEK_PROFILE="$w:$side" PEEK_SIZES=$size PEEK_PROFILE_OPS=$ops valgrind -q \
             --tool=callgrind --cache-sim=yes --D1=32768,8,64 --LL=33554432,16,64 \
-            --toggle-collect='*collected*' --callgrind-out-file="$f" "$bin" --bench 2>&1)
+            --toggle-collect='*collected*' --callgrind-out-file="$f" "$bin" --bench 2>&1); then
+            printf '%s\n' "$log" >&2
+            echo "profile.sh: $w / $side failed" >&2
+            exit 1
+        fi
         grep -v -e '^profile:' -e 'warning:' <<<"$log" || true
         n=$ops
         case $w in *unpeek) n=$((ops < size ? ops : size)) ;; esac
         # A workload whose op count is not OPS (a timeout: the peeks it expired) prints it.
         counted=$(sed -n 's/^profile: ops counted \([0-9]*\)$/\1/p' <<<"$log")
         n=${counted:-$n}
+        if [ "$n" -eq 0 ]; then
+            echo "== $w / $side at $size live peeks: no op ran (nothing to count)"
+            continue
+        fi
         echo "== $w / $side at $size live peeks ($n ops)"
         python3 benches/callgrind.py "$f" "$n"
     done

@@ -59,20 +59,27 @@ pub fn floor(records: &[InboundRecord]) -> Floor {
 /// the machine does: each server's and each room's count of live peeks (the caps
 /// `max_peeks_per_server` and `max_peeks_per_room`, docs/architecture.md §5), and each room's
 /// servers, with a count of peeks each (`destinations` in O(result), R39). Keyed SipHash
-/// throughout, as [`Floor`]. A server is numbered when first seen (its map entry holds the
-/// number beside its count), so a room's server list is a scan of 8-byte entries, not of name
-/// strings; a renewal touches only the key map and the deadlines ([`Floor::upsert`]).
+/// maps, as [`Floor`]. Servers and rooms are numbered when first seen: a room's server list
+/// is a scan of 8-byte entries, and each peek keeps its (server, room) numbers by its slot,
+/// so an unpeek reaches the counts without hashing a name again, as the machine's does
+/// through its interned handles. Numbers are never freed (the machine frees a name when its
+/// last peek ends: a little more work than the floor's, on a path the workloads rarely take).
+/// A renewal touches only the key map and the deadlines ([`Floor::upsert`]).
 #[derive(Default, Clone)]
 pub struct InboundFloor {
     keys: Floor,
-    /// Per server: (number, live peeks).
-    servers: HashMap<Box<str>, (u32, u32)>,
-    rooms: HashMap<Box<str>, FloorRoom>,
-    next_server: u32,
+    servers: HashMap<Box<str>, u32>,
+    rooms: HashMap<Box<str>, u32>,
+    /// Live peeks per server number.
+    server_live: Vec<u32>,
+    /// Per room number.
+    room_state: Vec<FloorRoom>,
+    /// (server number, room number) by the key map's slot.
+    of_slot: Vec<(u32, u32)>,
 }
 
 /// One room of the [`InboundFloor`].
-#[derive(Default, Clone)]
+#[derive(Default, Clone, PartialEq, Debug)]
 struct FloorRoom {
     live: u32,
     /// (server number, live peeks of that server in the room).
@@ -83,8 +90,14 @@ impl InboundFloor {
     /// The floor holding `records`: the key map bulk-built ([`floor`]), then the counts.
     pub fn new(records: &[InboundRecord]) -> Self {
         let mut f = InboundFloor { keys: floor(records), ..Default::default() };
+        let slots: Vec<(Box<str>, u32)> =
+            f.keys.map.iter().map(|(k, (_, slot))| (k.clone(), *slot)).collect();
+        let by_key: HashMap<Box<str>, u32> = slots.into_iter().collect();
+        let mut key = String::new();
         for r in records {
-            f.count(r.server.as_str(), r.room_id.as_str());
+            key.clear();
+            key.push_str(&format!("{}|{}|{}", r.server, r.room_id, r.peek_id));
+            f.count(by_key[key.as_str()], r.server.as_str(), r.room_id.as_str());
         }
         f
     }
@@ -92,82 +105,86 @@ impl InboundFloor {
     /// Starts (or refreshes) the peek `(server, room, id)`, due at `at`.
     #[inline(never)]
     pub fn create(&mut self, server: &str, room: &str, id: &str, at: Timestamp) {
-        if self.keys.upsert(server, room, id, at) {
-            self.count(server, room);
+        if let Some(slot) = self.keys.upsert(server, room, id, at) {
+            self.count(slot, server, room);
         }
     }
 
-    /// Counts a new peek of `server` in `room`.
-    fn count(&mut self, server: &str, room: &str) {
-        let number = match self.servers.get_mut(server) {
-            Some((number, live)) => {
-                *live += 1;
-                *number
-            }
+    /// Counts the new peek in `slot`, of `server` in `room`.
+    fn count(&mut self, slot: u32, server: &str, room: &str) {
+        let s = match self.servers.get(server) {
+            Some(&s) => s,
             None => {
-                let number = self.next_server;
-                self.next_server += 1;
-                self.servers.insert(server.into(), (number, 1));
-                number
+                let s = self.server_live.len() as u32;
+                self.servers.insert(server.into(), s);
+                self.server_live.push(0);
+                s
             }
         };
-        let add = |r: &mut FloorRoom| {
-            r.live += 1;
-            match r.servers.iter_mut().find(|(s, _)| *s == number) {
-                Some((_, n)) => *n += 1,
-                None => r.servers.push((number, 1)),
-            }
-        };
-        match self.rooms.get_mut(room) {
-            Some(r) => add(r),
+        self.server_live[s as usize] += 1;
+        let r = match self.rooms.get(room) {
+            Some(&r) => r,
             None => {
-                let mut r = FloorRoom::default();
-                add(&mut r);
+                let r = self.room_state.len() as u32;
                 self.rooms.insert(room.into(), r);
+                self.room_state.push(FloorRoom::default());
+                r
             }
+        };
+        let state = &mut self.room_state[r as usize];
+        state.live += 1;
+        match state.servers.iter_mut().find(|(n, _)| *n == s) {
+            Some((_, live)) => *live += 1,
+            None => state.servers.push((s, 1)),
         }
+        let i = slot as usize;
+        if i >= self.of_slot.len() {
+            self.of_slot.resize(i + 1, (u32::MAX, u32::MAX));
+        }
+        self.of_slot[i] = (s, r);
     }
 
     /// Ends the peek `(server, room, id)`; returns whether it was live.
     #[inline(never)]
     pub fn remove(&mut self, server: &str, room: &str, id: &str) -> bool {
-        if !self.keys.remove(server, room, id) {
-            return false;
-        }
-        let Some((number, live)) = self.servers.get_mut(server) else { return true };
-        let number = *number;
-        *live -= 1;
-        if *live == 0 {
-            self.servers.remove(server);
-        }
-        if let Some(r) = self.rooms.get_mut(room) {
-            r.live -= 1;
-            if let Some(i) = r.servers.iter().position(|(s, _)| *s == number) {
-                r.servers[i].1 -= 1;
-                if r.servers[i].1 == 0 {
-                    r.servers.swap_remove(i);
-                }
-            }
-            if r.live == 0 {
-                self.rooms.remove(room);
-            }
+        let Some(slot) = self.keys.remove_slot(server, room, id) else { return false };
+        let (s, r) = self.of_slot[slot as usize];
+        self.server_live[s as usize] -= 1;
+        let state = &mut self.room_state[r as usize];
+        state.live -= 1;
+        let i = state.servers.iter().position(|(n, _)| *n == s).expect("the peek's server");
+        state.servers[i].1 -= 1;
+        if state.servers[i].1 == 0 {
+            state.servers.swap_remove(i);
         }
         true
     }
 
-    /// Checks that the floor holds `n` live peeks and that every count agrees with them (each
-    /// workload puts the population back as it found it).
+    /// Checks that the floor holds `n` live peeks and that every count is what its live keys
+    /// make it (each workload puts the population back as it found it).
     pub fn check(&self, n: usize) {
         assert_eq!(self.keys.map.len(), n, "inbound floor: live peeks");
-        let servers: u32 = self.servers.values().map(|(_, live)| live).sum();
-        assert_eq!(servers as usize, n, "inbound floor: per-server counts");
-        let mut rooms = 0;
-        for r in self.rooms.values() {
-            let pairs: u32 = r.servers.iter().map(|(_, live)| live).sum();
-            assert_eq!(pairs, r.live, "inbound floor: a room's per-server counts");
-            rooms += r.live as usize;
+        assert_eq!(self.keys.by_time.len(), n, "inbound floor: deadlines");
+        let mut server_live = vec![0; self.server_live.len()];
+        let mut rooms = vec![FloorRoom::default(); self.room_state.len()];
+        for (_, slot) in self.keys.map.values() {
+            let (s, r) = self.of_slot[*slot as usize];
+            server_live[s as usize] += 1;
+            let state = &mut rooms[r as usize];
+            state.live += 1;
+            match state.servers.iter_mut().find(|(n, _)| *n == s) {
+                Some((_, live)) => *live += 1,
+                None => state.servers.push((s, 1)),
+            }
         }
-        assert_eq!(rooms, n, "inbound floor: per-room counts");
+        assert_eq!(server_live, self.server_live, "inbound floor: per-server counts");
+        for (r, state) in self.room_state.iter().enumerate() {
+            let mut kept = state.servers.clone();
+            let mut rebuilt = std::mem::take(&mut rooms[r].servers);
+            kept.sort_unstable();
+            rebuilt.sort_unstable();
+            assert_eq!((state.live, kept), (rooms[r].live, rebuilt), "inbound floor: room {r}");
+        }
     }
 }
 

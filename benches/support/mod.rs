@@ -297,30 +297,33 @@ impl Floor {
         buf.push_str(c);
     }
     /// Upsert: a new key gets a deadline, an existing one has its deadline moved. Returns
-    /// whether the key was new.
+    /// the new key's slot (`None` when the key was there).
     #[inline(never)]
-    pub fn upsert(&mut self, a: &str, b: &str, c: &str, at: Timestamp) -> bool {
+    pub fn upsert(&mut self, a: &str, b: &str, c: &str, at: Timestamp) -> Option<u32> {
         Self::key(&mut self.buf, a, b, c);
         if let Some((old, slot)) = self.map.get_mut(self.buf.as_str()) {
             self.by_time.remove(&(*old, *slot));
             *old = at;
             self.by_time.insert((at, *slot));
-            false
+            None
         } else {
             let slot = self.next;
             self.next += 1;
             self.map.insert(self.buf.as_str().into(), (at, slot));
             self.by_time.insert((at, slot));
-            true
+            Some(slot)
         }
     }
     #[inline(never)]
     pub fn remove(&mut self, a: &str, b: &str, c: &str) -> bool {
+        self.remove_slot(a, b, c).is_some()
+    }
+    /// Removes the key; returns its slot (`None` when it was not there).
+    pub fn remove_slot(&mut self, a: &str, b: &str, c: &str) -> Option<u32> {
         Self::key(&mut self.buf, a, b, c);
-        match self.map.remove(self.buf.as_str()) {
-            Some((at, slot)) => self.by_time.remove(&(at, slot)),
-            None => false,
-        }
+        let (at, slot) = self.map.remove(self.buf.as_str())?;
+        self.by_time.remove(&(at, slot));
+        Some(slot)
     }
     /// The floor of a restore: the same technique as the machine's bulk restore — a map sized
     /// once (`with_capacity`), one upsert per record (the last record of a key wins), then the
