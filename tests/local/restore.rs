@@ -133,14 +133,7 @@ fn ending_a_peek_of_a_store_over_a_lowered_cap_wakes_the_device_before_the_cap_c
         drain(&mut r);
         end(&mut r);
         let out = drain(&mut r);
-        let woken: Vec<_> = out
-            .iter()
-            .filter_map(|o| match o {
-                LocalOutput::Wake { device_id, .. } => Some(device_id.as_str()),
-                _ => None,
-            })
-            .collect();
-        assert_eq!(woken.first(), Some(&"A"), "{what}: A is woken: {out:?}");
+        assert_eq!(woken(&out).first(), Some(&"A"), "{what}: A is woken: {out:?}");
         let removed =
             out.iter().rposition(|o| matches!(o, LocalOutput::Persist(LocalChange::Remove(_))));
         let wake = out.iter().position(|o| matches!(o, LocalOutput::Wake { .. }));

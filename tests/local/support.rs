@@ -49,6 +49,16 @@ pub fn wakes(out: &[LocalOutput]) -> usize {
     out.iter().filter(|o| matches!(o, LocalOutput::Wake { .. })).count()
 }
 
+/// The devices woken among `out`, in order.
+pub fn woken(out: &[LocalOutput]) -> Vec<&str> {
+    out.iter()
+        .filter_map(|o| match o {
+            LocalOutput::Wake { device_id, .. } => Some(device_id.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
 /// The `RoomDemand` changes among `out`.
 pub fn demands(out: &[LocalOutput]) -> Vec<(OwnedRoomId, bool)> {
     out.iter()
