@@ -90,14 +90,17 @@ impl InboundFloor {
     /// The floor holding `records`: the key map bulk-built ([`floor`]), then the counts.
     pub fn new(records: &[InboundRecord]) -> Self {
         let mut f = InboundFloor { keys: floor(records), ..Default::default() };
-        let slots: Vec<(Box<str>, u32)> =
+        let slot_of: HashMap<Box<str>, u32> =
             f.keys.map.iter().map(|(k, (_, slot))| (k.clone(), *slot)).collect();
-        let by_key: HashMap<Box<str>, u32> = slots.into_iter().collect();
         let mut key = String::new();
+        let mut counted = std::collections::HashSet::new();
         for r in records {
-            key.clear();
-            key.push_str(&format!("{}|{}|{}", r.server, r.room_id, r.peek_id));
-            f.count(by_key[key.as_str()], r.server.as_str(), r.room_id.as_str());
+            Floor::key(&mut key, r.server.as_str(), r.room_id.as_str(), &r.peek_id);
+            // A key recorded twice is one peek (the bulk build keeps one slot for it).
+            let slot = slot_of[key.as_str()];
+            if counted.insert(slot) {
+                f.count(slot, r.server.as_str(), r.room_id.as_str());
+            }
         }
         f
     }
@@ -239,7 +242,8 @@ impl Churn<Key> for InboundFloor {
 
 impl Renew<Key> for InboundFloor {
     fn renew(&mut self, (s, r, id): &Key, now: u64) {
-        self.keys.upsert(s.as_str(), r.as_str(), id, deadline(now));
+        let new = self.keys.upsert(s.as_str(), r.as_str(), id, deadline(now));
+        debug_assert!(new.is_none(), "a renewal names a live peek");
     }
 }
 

@@ -288,7 +288,8 @@ pub struct Floor {
 }
 
 impl Floor {
-    fn key(buf: &mut String, a: &str, b: &str, c: &str) {
+    /// The map key of (a, b, c), `a|b|c`, written into `buf`.
+    pub fn key(buf: &mut String, a: &str, b: &str, c: &str) {
         buf.clear();
         buf.push_str(a);
         buf.push('|');
