@@ -370,37 +370,34 @@ impl LocalPeeks {
             room_id: self.room(r).id.clone(),
             reason,
         };
-        match reason {
-            LocalEndReason::DeviceRemoved | LocalEndReason::UserDeactivated => {
-                self.dev_mut(d).entries.remove(&r);
-                self.persist_stream();
-                let key = self.entry_key(d, r);
-                self.out.push_back(LocalOutput::Persist(LocalChange::Remove(key)));
-                self.out.push_back(ended);
-                self.room_mut(r).refs -= 1;
-                if demanded {
-                    self.dec_live(r);
-                }
-                self.release_room(r);
-                None
-            }
-            _ => {
-                let position = self.next_position();
-                let due = now.saturating_add(self.config.ended_retention);
-                let collect = self.collect.insert((position.0, d, r), due);
-                self.dev_mut(d)
-                    .entries
-                    .insert(r, Entry::Ended { started, position, at: now, reason, collect });
-                self.dev_mut(d).ended += 1;
-                self.ended_total += 1;
-                self.persist_entry(d, r);
-                self.out.push_back(ended);
-                if demanded {
-                    self.dec_live(r);
-                }
-                Some(d)
-            }
+        let removed =
+            matches!(reason, LocalEndReason::DeviceRemoved | LocalEndReason::UserDeactivated);
+        if removed {
+            self.dev_mut(d).entries.remove(&r);
+            self.persist_stream();
+            let key = self.entry_key(d, r);
+            self.out.push_back(LocalOutput::Persist(LocalChange::Remove(key)));
+        } else {
+            let position = self.next_position();
+            let due = now.saturating_add(self.config.ended_retention);
+            let collect = self.collect.insert((position.0, d, r), due);
+            let dev = self.dev_mut(d);
+            dev.entries.insert(r, Entry::Ended { started, position, at: now, reason, collect });
+            dev.ended += 1;
+            self.ended_total += 1;
+            self.persist_entry(d, r);
         }
+        self.out.push_back(ended);
+        if demanded {
+            self.dec_live(r);
+        }
+        if removed {
+            // The entry is gone, and with it the room's last reference, maybe.
+            self.room_mut(r).refs -= 1;
+            self.release_room(r);
+            return None;
+        }
+        Some(d)
     }
 
     /// Forgets the retained entry (d, r) (retention over, or a cap reached): the horizon moves
