@@ -81,10 +81,10 @@ impl OutboundPeeks {
     }
 
     /// `server` served us: its backoff is cleared. The candidate is found by the shared name
-    /// (`Server`s compare by pointer first), without reading any name's bytes.
+    /// (by pointer), without reading any name's bytes.
     fn served(&mut self, slot: u32, server: &Server, now: Timestamp) {
         let r = self.room_mut(slot);
-        if let Some(c) = r.candidates.iter_mut().find(|c| c.server == *server) {
+        if let Some(c) = r.candidate_mut(server) {
             c.failures = 0;
             c.retry_at = Timestamp::ZERO;
         }

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use ruma_common::{OwnedRoomId, ServerName};
+use ruma_common::OwnedRoomId;
 
 use super::servers::Server;
 use super::{OutboundFailure, OutboundPeekPhase, OutboundPeekRecord};
@@ -340,8 +340,8 @@ impl Room {
     }
 
     /// Drops a candidate that refused us (R60).
-    pub(super) fn drop_candidate(&mut self, server: &ServerName) {
-        self.candidates.retain(|c| c.server != server);
+    pub(super) fn drop_candidate(&mut self, server: &Server) {
+        self.candidates.retain(|c| !c.server.is(server));
     }
 
     /// The current peek's record as the store keeps it.
