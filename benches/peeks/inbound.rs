@@ -86,6 +86,29 @@ struct FloorRoom {
     servers: Vec<(u32, u32)>,
 }
 
+impl FloorRoom {
+    /// Counts a peek of server `s`.
+    fn add(&mut self, s: u32) {
+        self.live += 1;
+        match self.servers.iter_mut().find(|(n, _)| *n == s) {
+            Some((_, live)) => *live += 1,
+            None => self.servers.push((s, 1)),
+        }
+    }
+}
+
+/// The number of `name` in `numbers`, numbered `next` (and `true`) when new.
+fn number(numbers: &mut HashMap<Box<str>, u32>, name: &str, next: usize) -> (u32, bool) {
+    match numbers.get(name) {
+        Some(&n) => (n, false),
+        None => {
+            let n = next as u32;
+            numbers.insert(name.into(), n);
+            (n, true)
+        }
+    }
+}
+
 impl InboundFloor {
     /// The floor holding `records`: the key map bulk-built ([`floor`]), then the counts.
     pub fn new(records: &[InboundRecord]) -> Self {
@@ -115,31 +138,16 @@ impl InboundFloor {
 
     /// Counts the new peek in `slot`, of `server` in `room`.
     fn count(&mut self, slot: u32, server: &str, room: &str) {
-        let s = match self.servers.get(server) {
-            Some(&s) => s,
-            None => {
-                let s = self.server_live.len() as u32;
-                self.servers.insert(server.into(), s);
-                self.server_live.push(0);
-                s
-            }
-        };
-        self.server_live[s as usize] += 1;
-        let r = match self.rooms.get(room) {
-            Some(&r) => r,
-            None => {
-                let r = self.room_state.len() as u32;
-                self.rooms.insert(room.into(), r);
-                self.room_state.push(FloorRoom::default());
-                r
-            }
-        };
-        let state = &mut self.room_state[r as usize];
-        state.live += 1;
-        match state.servers.iter_mut().find(|(n, _)| *n == s) {
-            Some((_, live)) => *live += 1,
-            None => state.servers.push((s, 1)),
+        let (s, new) = number(&mut self.servers, server, self.server_live.len());
+        if new {
+            self.server_live.push(0);
         }
+        self.server_live[s as usize] += 1;
+        let (r, new) = number(&mut self.rooms, room, self.room_state.len());
+        if new {
+            self.room_state.push(FloorRoom::default());
+        }
+        self.room_state[r as usize].add(s);
         let i = slot as usize;
         if i >= self.of_slot.len() {
             self.of_slot.resize(i + 1, (u32::MAX, u32::MAX));
@@ -173,6 +181,7 @@ impl InboundFloor {
         for (_, slot) in self.keys.map.values() {
             let (s, r) = self.of_slot[*slot as usize];
             server_live[s as usize] += 1;
+            // Tallied here, not with `FloorRoom::add`, so that a slip there shows.
             let state = &mut rooms[r as usize];
             state.live += 1;
             match state.servers.iter_mut().find(|(n, _)| *n == s) {
