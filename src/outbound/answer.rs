@@ -124,7 +124,7 @@ impl OutboundPeeks {
                 return self.persist_current(slot);
             }
         };
-        let supported = self.versions.contains(&access.room_version);
+        let supported = self.versions.supports(&access.room_version);
         self.room_mut(slot).access = Some(access.clone());
         if !access.is_peekable() {
             // The room is not peekable (R32): no other candidate will serve it either.

@@ -69,7 +69,7 @@ impl OutboundPeeks {
         let rooms: std::collections::BTreeSet<OwnedRoomId> =
             peeks.keys().chain(retired.keys()).cloned().collect();
         for room_id in rooms {
-            let mut room = Room::new(room_id.clone(), Demand::Lingering { until });
+            let mut room = Room::new(room_id.clone(), Demand::Lingering { until }, 1);
             let mut old_deleting = None;
             if let Some(p) = peeks.remove(&room_id) {
                 let server = m.servers.intern(&p.server);

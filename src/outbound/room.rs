@@ -296,13 +296,14 @@ pub(super) struct Room {
 }
 
 impl Room {
-    pub(super) fn new(id: OwnedRoomId, demand: Demand) -> Self {
+    /// A room with room for `candidates` candidates.
+    pub(super) fn new(id: OwnedRoomId, demand: Demand, candidates: usize) -> Self {
         Room {
             id,
             hash: 0,
             demand,
             phase: Phase::Idle,
-            candidates: Vec::new(),
+            candidates: Vec::with_capacity(candidates),
             retired: Vec::new(),
             access: None,
             history: History::Never,

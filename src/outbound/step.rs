@@ -339,7 +339,7 @@ impl OutboundPeeks {
         }
         let kind = match (kind, self.config.renew_style) {
             (Kind::Put, _) | (Kind::Renew { .. }, OutboundRenewStyle::RePut) => {
-                OutboundRequestKind::Peek { ver: self.versions.clone() }
+                OutboundRequestKind::Peek { ver: self.versions.list() }
             }
             (Kind::Renew { .. }, OutboundRenewStyle::RenewEndpoint) => OutboundRequestKind::Renew,
             (Kind::Delete, _) => OutboundRequestKind::Unpeek,
