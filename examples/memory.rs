@@ -1,10 +1,11 @@
 //! Memory per live peek (docs/architecture.md §12), measured with a counting global allocator.
 //!
 //! `cargo run --release --example memory [SIZES]` builds, at each size N, an `InboundPeeks`
-//! and a `LocalPeeks` with N live peeks through `handle_peek` (outputs drained), plus the
-//! inbound floor, and prints the heap bytes each holds per peek, with and without the bytes of
-//! the id strings themselves (peek ids per peek; room, server, user and device names once
-//! each, as the machines intern them). It ends with the **maximum** per machine over the sizes:
+//! and a `LocalPeeks` with N live peeks through `handle_peek` (outputs drained), the inbound
+//! floor, and an `OutboundPeeks` with N established rooms (each demanded, its `PUT` answered),
+//! and prints the heap bytes each holds per peek, with and without the bytes of the id
+//! strings themselves (peek ids per peek; room, server, user and device names once each, as
+//! the machines intern them). It ends with the **maximum** per machine over the sizes:
 //! slabs, hash tables and `Vec`s double at powers of two, so one size just under a doubling
 //! flatters the figure; the target holds only if it holds at every size.
 //!
@@ -31,6 +32,7 @@ use std::alloc::System;
 use matrix_peek::InboundPeeks;
 use matrix_peek::LocalPeeks;
 use matrix_peek::RoomAccess;
+use matrix_peek::{OutboundConfig, OutboundOutcome, OutboundOutput, OutboundPeeks, OutboundState};
 use ruma_common::RoomVersionId;
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 use support::*;
@@ -107,9 +109,37 @@ fn main() {
             while m.poll_output().is_some() {}
         }
         lines.push(line("local", n, m.len(), held(&region), strings));
+        drop(m);
+        drop(ids);
+
+        // Outbound: one federated peek per room, each through one of `SERVERS` residents.
+        let rooms: Vec<_> = (0..n).map(room).collect();
+        let servers: Vec<_> = (0..SERVERS).map(server).collect();
+        let strings: usize = rooms.iter().map(|r| r.as_str().len()).sum::<usize>()
+            + servers.iter().map(|s| s.as_str().len()).sum::<usize>()
+            + n * 8; // each peek's id, inline in its room
+        let region = Region::new(GLOBAL);
+        let mut m = OutboundPeeks::new(OutboundConfig {
+            max_rooms: usize::MAX,
+            ..OutboundConfig::default()
+        });
+        for (i, r) in rooms.iter().enumerate() {
+            m.handle_demand(ts(T0), r, std::slice::from_ref(&servers[i % SERVERS]));
+            while let Some(o) = m.poll_output() {
+                if let OutboundOutput::Send(request) = o {
+                    let outcome = OutboundOutcome::Established {
+                        renewal_interval: LONG,
+                        access: acc.clone(),
+                    };
+                    m.handle_response(ts(T0), request.id, outcome);
+                }
+            }
+        }
+        let live = m.rooms().filter(|info| info.state == OutboundState::Established).count();
+        lines.push(line("outbound", n, live, held(&region), strings));
     }
     println!("maximum over the sizes (B per live peek, total / above the id strings):");
-    for what in ["inbound", "local", "floor"] {
+    for what in ["inbound", "local", "outbound", "floor"] {
         let of = || lines.iter().filter(|l| l.what == what);
         let per = of().max_by(|a, b| a.per.total_cmp(&b.per)).expect("a size");
         let above = of().max_by(|a, b| a.above.total_cmp(&b.above)).expect("a size");
