@@ -473,8 +473,9 @@ impl OutboundPeeks {
 
     /// Queues the host notifications decided during a handler, after its `Persist`s.
     fn flush(&mut self) {
-        // One move per notification: a bulk `extend` cost about 90 instructions more per
-        // opened peek (two handlers, one of them with nothing to move).
+        // One pass that counts and queues each notification: a counting pass and then
+        // `extend(drain)` cost about 90 instructions more per opened peek (two handlers, one
+        // of them with nothing to queue).
         for output in self.deferred.drain(..) {
             match output {
                 OutboundOutput::Established { .. } => self.stats.established += 1,

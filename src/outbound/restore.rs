@@ -69,9 +69,12 @@ impl OutboundPeeks {
         let rooms: std::collections::BTreeSet<OwnedRoomId> =
             peeks.keys().chain(retired.keys()).cloned().collect();
         for room_id in rooms {
-            let mut room = Room::new(room_id.clone(), Demand::Lingering { until }, 1);
+            let current = peeks.remove(&room_id);
+            // A current peek's resident is the room's one candidate; retired peeks add none.
+            let candidates = usize::from(current.is_some());
+            let mut room = Room::new(room_id.clone(), Demand::Lingering { until }, candidates);
             let mut old_deleting = None;
-            if let Some(p) = peeks.remove(&room_id) {
+            if let Some(p) = current {
                 let server = m.servers.intern(&p.server);
                 room.candidates.push(Candidate {
                     server: server.clone(),
