@@ -24,6 +24,8 @@ mod inbound;
 mod large;
 #[path = "peeks/local.rs"]
 mod local;
+#[path = "peeks/local_floor.rs"]
+mod local_floor;
 #[path = "peeks/outbound.rs"]
 mod outbound;
 #[path = "peeks/profile.rs"]

@@ -44,16 +44,6 @@ pub fn machine(ids: &InboundIds) -> InboundPeeks {
     m
 }
 
-/// The floor holding `records`, bulk-built as a restore of the floor would be.
-pub fn floor(records: &[InboundRecord]) -> Floor {
-    Floor::bulk(
-        records.len(),
-        records
-            .iter()
-            .map(|r| ([r.server.as_str(), r.room_id.as_str(), r.peek_id.as_str()], r.expires_at)),
-    )
-}
-
 /// The floor of the inbound per-op workloads: [`Floor`]'s key map and deadline set, plus what
 /// any correct inbound tracker keeps beside them and updates on every create and unpeek, as
 /// the machine does: each server's and each room's count of live peeks (the caps
@@ -64,10 +54,12 @@ pub fn floor(records: &[InboundRecord]) -> Floor {
 /// so an unpeek reaches the counts without hashing a name again, as the machine's does
 /// through its interned handles. Numbers are never freed (the machine frees a name when its
 /// last peek ends: a little more work than the floor's, on a path the workloads rarely take).
-/// A renewal touches only the key map and the deadlines ([`Floor::upsert`]).
+/// A renewal touches only the key map and the deadlines ([`Floor::upsert`]). Expiry
+/// ([`expire`](Self::expire)) takes each expired peek out of the counts as an unpeek does, and
+/// a restore ([`new`](Self::new)) counts each peek as it inserts it.
 #[derive(Default, Clone)]
 pub struct InboundFloor {
-    keys: Floor,
+    pub keys: Floor,
     servers: HashMap<Box<str>, u32>,
     rooms: HashMap<Box<str>, u32>,
     /// Live peeks per server number.
@@ -110,21 +102,26 @@ fn number(numbers: &mut HashMap<Box<str>, u32>, name: &str, next: usize) -> (u32
 }
 
 impl InboundFloor {
-    /// The floor holding `records`: the key map bulk-built ([`floor`]), then the counts.
+    /// The floor holding `records` (the last of a key wins), built as a restore would:
+    /// [`Floor::bulk`]'s technique (the key map sized once, the deadline set built in bulk from
+    /// it), each new key counted as it is inserted.
     pub fn new(records: &[InboundRecord]) -> Self {
-        let mut f = InboundFloor { keys: floor(records), ..Default::default() };
-        let slot_of: HashMap<Box<str>, u32> =
-            f.keys.map.iter().map(|(k, (_, slot))| (k.clone(), *slot)).collect();
+        let mut f = InboundFloor::default();
+        f.keys.map = HashMap::with_capacity(records.len());
         let mut key = String::new();
-        let mut counted = std::collections::HashSet::new();
         for r in records {
-            Floor::key(&mut key, r.server.as_str(), r.room_id.as_str(), &r.peek_id);
-            // A key recorded twice is one peek (the bulk build keeps one slot for it).
-            let slot = slot_of[key.as_str()];
-            if counted.insert(slot) {
-                f.count(slot, r.server.as_str(), r.room_id.as_str());
+            let (server, room) = (r.server.as_str(), r.room_id.as_str());
+            Floor::key(&mut key, server, room, &r.peek_id);
+            if let Some((old, _)) = f.keys.map.get_mut(key.as_str()) {
+                *old = r.expires_at;
+            } else {
+                let slot = f.keys.next;
+                f.keys.map.insert(key.as_str().into(), (r.expires_at, slot));
+                f.keys.next += 1;
+                f.count(slot, server, room);
             }
         }
+        f.keys.by_time = f.keys.map.values().copied().collect();
         f
     }
 
@@ -159,6 +156,12 @@ impl InboundFloor {
     #[inline(never)]
     pub fn remove(&mut self, server: &str, room: &str, id: &str) -> bool {
         let Some(slot) = self.keys.remove_slot(server, room, id) else { return false };
+        self.uncount(slot);
+        true
+    }
+
+    /// Takes the ended peek in `slot` out of its server's and its room's counts.
+    fn uncount(&mut self, slot: u32) {
         let (s, r) = self.of_slot[slot as usize];
         self.server_live[s as usize] -= 1;
         let state = &mut self.room_state[r as usize];
@@ -168,7 +171,23 @@ impl InboundFloor {
         if state.servers[i].1 == 0 {
             state.servers.swap_remove(i);
         }
-        true
+    }
+
+    /// Expires every peek due at `cutoff` (`keys` by slot: [`Floor::keys_by_slot`]); returns
+    /// how many.
+    #[inline(never)]
+    pub fn expire(&mut self, keys: &[Box<str>], cutoff: Timestamp) -> usize {
+        let mut due = 0;
+        while let Some(&(at, slot)) = self.keys.by_time.first() {
+            if at > cutoff {
+                break;
+            }
+            self.keys.by_time.pop_first();
+            black_box(self.keys.map.remove(&keys[slot as usize]));
+            self.uncount(slot);
+            due += 1;
+        }
+        due
     }
 
     /// Checks that the floor holds `n` live peeks and that every count is what its live keys

@@ -9,6 +9,7 @@ use criterion::{Criterion, SamplingMode};
 use matrix_peek::InboundPeeks;
 use matrix_peek::LocalPeeks;
 
+use crate::local_floor::LocalFloor;
 use crate::support::*;
 use crate::{Group, Plan, inbound, local};
 
@@ -27,8 +28,8 @@ pub fn timeout(c: &mut Criterion, plan: &Plan) {
         let ids = InboundIds::new(n, 0);
         let records = ids.records();
         let proto = inbound::machine(&ids);
-        let fproto = inbound::floor(&records);
-        let keys = fproto.keys_by_slot();
+        let fproto = inbound::InboundFloor::new(&records);
+        let keys = fproto.keys.keys_by_slot();
         let sproto = inbound::scan(records);
         let due = {
             let mut m = proto.clone();
@@ -36,7 +37,9 @@ pub fn timeout(c: &mut Criterion, plan: &Plan) {
             n - m.len()
         };
         eprintln!("timeout_inbound: {due} of {n} peeks due");
-        assert_eq!(due, fproto.clone().expire(&keys, cutoff), "machine and floor expire alike");
+        let mut expired = fproto.clone();
+        assert_eq!(due, expired.expire(&keys, cutoff), "machine and floor expire alike");
+        expired.check(n - due);
         let mut g = c.benchmark_group("timeout_inbound");
         g.sample_size(10).sampling_mode(SamplingMode::Flat);
         let name = |who: &str| format!("{who}/{due}_of_{n}");
@@ -88,14 +91,16 @@ pub fn timeout(c: &mut Criterion, plan: &Plan) {
         let ids = LocalIds::new(n, 0);
         let proto = local::machine_with(&ids, config);
         let fproto = local::floor(&ids);
-        let keys = fproto.keys_by_slot();
+        let keys = fproto.keys.keys_by_slot();
         let due = {
             let mut m = proto.clone();
             m.handle_timeout(cutoff);
             n - m.len()
         };
         eprintln!("{group}: {due} of {n} peeks due");
-        assert_eq!(due, fproto.clone().expire(&keys, cutoff), "machine and floor expire alike");
+        let mut expired = fproto.clone();
+        assert_eq!(due, expired.expire(&keys, cutoff), "machine and floor expire alike");
+        expired.check(n - due);
         let mut g = c.benchmark_group(group);
         g.sample_size(10).sampling_mode(SamplingMode::Flat);
         let name = |who: &str| format!("{who}/{due}_of_{n}");
@@ -141,6 +146,7 @@ pub fn restore(c: &mut Criterion, plan: &Plan) {
     let name = |who: &str| format!("{who}/{n}");
     let ids = InboundIds::new(n, 0);
     let records = ids.records();
+    inbound::InboundFloor::new(&records).check(n);
     on_fresh(
         &mut g,
         &name("inbound_machine"),
@@ -152,11 +158,12 @@ pub fn restore(c: &mut Criterion, plan: &Plan) {
         &mut g,
         &name("inbound_floor"),
         || records.clone(),
-        |recs| (inbound::floor(&recs), recs),
+        |recs| (inbound::InboundFloor::new(&recs), recs),
     );
     drop(records);
     let lids = LocalIds::new(n, 0);
     let lrecords = local::records(&lids);
+    local_floor(&lrecords).check(n);
     on_fresh(
         &mut g,
         &name("local_machine"),
@@ -171,9 +178,9 @@ pub fn restore(c: &mut Criterion, plan: &Plan) {
     g.finish();
 }
 
-/// The floor of a local restore: the bulk floor over the records' key strings.
-fn local_floor(records: &[matrix_peek::LocalRecord]) -> Floor {
-    Floor::bulk(
+/// The floor of a local restore: [`LocalFloor::bulk`] over the records' names.
+fn local_floor(records: &[matrix_peek::LocalRecord]) -> LocalFloor {
+    LocalFloor::bulk(
         records.len(),
         records.iter().filter_map(|r| match r {
             matrix_peek::LocalRecord::Peek { user_id, device_id, room_id, expires_at, .. } => {

@@ -8,6 +8,7 @@ use matrix_peek::{LocalPeeks, LocalRecord};
 use matrix_peek::{RoomAccess, StreamPosition};
 use ruma_common::{OwnedDeviceId, OwnedRoomId, OwnedUserId};
 
+use crate::local_floor::LocalFloor;
 use crate::support::*;
 use crate::{Churn, Keys, PerOp, Plan, Renew, access, spare};
 
@@ -71,8 +72,8 @@ pub fn machine_with(ids: &LocalIds, config: matrix_peek::LocalConfig) -> LocalPe
 }
 
 /// The floor holding the population (bulk-built, as a restore of the floor would be).
-pub fn floor(ids: &LocalIds) -> Floor {
-    Floor::bulk(
+pub fn floor(ids: &LocalIds) -> LocalFloor {
+    LocalFloor::bulk(
         ids.n,
         (0..ids.n).map(|i| {
             let (u, d, r) = ids.key(i);
@@ -117,18 +118,19 @@ impl Renew<Key> for Machine {
     }
 }
 
-impl Churn<Key> for Floor {
+impl Churn<Key> for LocalFloor {
     fn create(&mut self, (u, d, r): &Key, now: u64) {
-        self.upsert(u.as_str(), d.as_str(), r.as_str(), deadline(now));
+        LocalFloor::create(self, u.as_str(), d.as_str(), r.as_str(), deadline(now));
     }
     fn remove(&mut self, (u, d, r): &Key, _now: u64) {
-        black_box(Floor::remove(self, u.as_str(), d.as_str(), r.as_str()));
+        black_box(LocalFloor::remove(self, u.as_str(), d.as_str(), r.as_str()));
     }
 }
 
-impl Renew<Key> for Floor {
-    fn renew(&mut self, key: &Key, now: u64) {
-        self.create(key, now);
+impl Renew<Key> for LocalFloor {
+    fn renew(&mut self, (u, d, r): &Key, now: u64) {
+        let new = self.keys.upsert(u.as_str(), d.as_str(), r.as_str(), deadline(now));
+        debug_assert!(new.is_none(), "a renewal names a live peek");
     }
 }
 
@@ -154,6 +156,7 @@ pub fn bench(c: &mut Criterion, plan: &Plan, n: usize) {
         if plan.wants("local_unpeek") {
             w.paired_removes("local_unpeek", &mut m, &mut f);
         }
+        f.check(n);
         return;
     }
     if plan.wants("local_peek") {
@@ -176,4 +179,5 @@ pub fn bench(c: &mut Criterion, plan: &Plan, n: usize) {
         w.removes(&mut g, "floor", &mut f);
         g.finish();
     }
+    f.check(n);
 }

@@ -186,12 +186,16 @@ fn timeout(family: &str, side: &str, n: usize) {
             });
             n - m.len()
         }
-        ("inbound" | "local", "floor") => {
-            let mut f = match family {
-                "inbound" => inbound::floor(&InboundIds::new(n, 0).records()),
-                _ => local::floor(&LocalIds::new(n, 0)),
-            };
-            let keys = f.keys_by_slot();
+        ("inbound", "floor") => {
+            let mut f = inbound::InboundFloor::new(&InboundIds::new(n, 0).records());
+            let keys = f.keys.keys_by_slot();
+            let mut due = 0;
+            profiled(&mut f, &[()], at, |f, _, _| due = black_box(f.expire(&keys, cutoff)));
+            due
+        }
+        ("local", "floor") => {
+            let mut f = local::floor(&LocalIds::new(n, 0));
+            let keys = f.keys.keys_by_slot();
             let mut due = 0;
             profiled(&mut f, &[()], at, |f, _, _| due = black_box(f.expire(&keys, cutoff)));
             due

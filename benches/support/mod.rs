@@ -283,8 +283,10 @@ impl LocalIds {
 pub struct Floor {
     pub map: HashMap<Box<str>, (Timestamp, u32)>,
     pub by_time: BTreeSet<(Timestamp, u32)>,
-    next: u32,
-    buf: String,
+    /// The slot the next new key gets.
+    pub next: u32,
+    /// Where [`key`](Self::key) writes.
+    pub buf: String,
 }
 
 impl Floor {
