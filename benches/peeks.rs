@@ -20,6 +20,8 @@ mod support;
 mod fanout;
 #[path = "peeks/inbound.rs"]
 mod inbound;
+#[path = "peeks/inbound_floor.rs"]
+mod inbound_floor;
 #[path = "peeks/large.rs"]
 mod large;
 #[path = "peeks/local.rs"]

@@ -8,6 +8,10 @@
 #   local_timeout (default:
 #   inbound_peek_cold inbound_renew inbound_unpeek local_peek_cold local_renew local_unpeek
 #   outbound_peek_cold outbound_renew outbound_unpeek).
+# * PEEK_PROFILE_SIDES: the sides to run (default `machine floor`); for inbound and local,
+#   per-op workloads, `number_floor` and `key_floor` run one keying of the floor (`floor` is
+#   the one the bench measures the op against), e.g. PEEK_PROFILE_SIDES='number_floor
+#   key_floor'. The timeout workloads have `floor` only (the numbered keying).
 # * Builds the bench binary with line tables (CARGO_PROFILE_BENCH_DEBUG=line-tables-only, in
 #   target/profiling so the ordinary target dir is untouched), then runs each workload and side
 #   under `valgrind --tool=callgrind --cache-sim=yes --toggle-collect='*collected*'`: only the
@@ -37,7 +41,7 @@ out=target/profiling/callgrind
 mkdir -p "$out"
 
 for w in "${workloads[@]}"; do
-    for side in machine floor; do
+    for side in ${PEEK_PROFILE_SIDES:-machine floor}; do
         f="$out/$w-$side-$size.out"
         # A failed run (a panic, a valgrind error) stops the script, its output shown.
         if ! log=$(PEEK_PROFILE="$w:$side" PEEK_SIZES=$size PEEK_PROFILE_OPS=$ops valgrind -q \

@@ -29,7 +29,7 @@ pub fn timeout(c: &mut Criterion, plan: &Plan) {
         let records = ids.records();
         let proto = inbound::machine(&ids);
         let fproto = inbound::InboundFloor::new(&records);
-        let keys = fproto.keys.keys_by_slot();
+        let keys = fproto.keys_by_slot();
         let sproto = inbound::scan(records);
         let due = {
             let mut m = proto.clone();
@@ -91,7 +91,6 @@ pub fn timeout(c: &mut Criterion, plan: &Plan) {
         let ids = LocalIds::new(n, 0);
         let proto = local::machine_with(&ids, config);
         let fproto = local::floor(&ids);
-        let keys = fproto.keys.keys_by_slot();
         let due = {
             let mut m = proto.clone();
             m.handle_timeout(cutoff);
@@ -99,7 +98,7 @@ pub fn timeout(c: &mut Criterion, plan: &Plan) {
         };
         eprintln!("{group}: {due} of {n} peeks due");
         let mut expired = fproto.clone();
-        assert_eq!(due, expired.expire(&keys, cutoff), "machine and floor expire alike");
+        assert_eq!(due, expired.expire(cutoff), "machine and floor expire alike");
         expired.check(n - due);
         let mut g = c.benchmark_group(group);
         g.sample_size(10).sampling_mode(SamplingMode::Flat);
@@ -119,7 +118,7 @@ pub fn timeout(c: &mut Criterion, plan: &Plan) {
             &name("floor"),
             || fproto.clone(),
             |mut f| {
-                black_box(f.expire(&keys, cutoff));
+                black_box(f.expire(cutoff));
                 f
             },
         );

@@ -1,44 +1,57 @@
-//! [`LocalFloor`]: the floor of the local per-op workloads, of local expiry and of a local
-//! restore.
+//! The floors of the local workloads: [`LocalFloor`] (peeks keyed by device and room
+//! numbers: creates, expiry, restore) and [`LocalKeyFloor`] (peeks keyed by their id strings:
+//! renewals and unpeeks), over the same [`LocalSide`].
+//!
+//! Both keep what any correct local tracker keeps beside each peek's deadline and updates on
+//! every peek, unpeek and expiry, as the machine does:
+//!
+//! * each device's count of live peeks (the cap `max_peeks_per_device`, docs/architecture.md
+//!   §4);
+//! * each room's live peekers, for `peekers(room)` in O(result), and so the room's demand:
+//!   its first live peeker and its last (§4.4);
+//! * a stream position per change, for `/sync` (§4.3).
+//!
+//! They differ in how a peek is found from its names, and each op is measured against the
+//! keying that makes it cheaper (instructions per op at 100 k live peeks,
+//! `PEEK_PROFILE_SIDES='number_floor key_floor' benches/profile.sh 100000 10000 …`): a create
+//! must number the device and the room (for the counts) anyway, so keying the peek by those
+//! numbers costs one short hash more (a warm create 1 747 against 2 587 with the joined
+//! strings); a renewal or an unpeek that finds the peek by one hash of its joined id strings
+//! hashes fewer bytes than one that looks up both names first (1 632 against 2 126, 1 233
+//! against 1 496); an expiry finds the peek by the numbers its slot keeps and hashes no name
+//! (779 against 944 for 64e509b's floor, which removed it through the joined key). No one
+//! tracker gets both; the floor takes the cheaper of each.
+//!
+//! What neither does, though the machine does: keep an ended peek's entry for `/sync` until
+//! it is collected, and write outputs (`Persist`, `Wake`, `PeekEnded`, `RoomDemand`). Ratios
+//! against them are upper bounds, by that much.
 
-use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeSet, HashMap};
 use std::hint::black_box;
 
 use matrix_peek::Timestamp;
 
-use crate::support::Floor;
+use crate::support::{Floor, number};
 
-/// The least a correct local tracker keeps and does: [`Floor`]'s key map and deadline set,
-/// plus what it must keep beside them and update on every peek, unpeek and expiry, as the
-/// machine does:
-///
-/// * each device's count of live peeks (the cap `max_peeks_per_device`, docs/architecture.md
-///   §4);
-/// * each room's live peekers, for `peekers(room)` in O(result), and so the room's demand:
-///   its first live peeker and its last (§4.4);
-/// * a stream position per change, for `/sync` (§4.3).
-///
-/// Keyed SipHash maps, as [`Floor`]. Devices (by user and device id) and rooms are numbered
-/// when first seen, and each peek keeps its (device, room, place in the room's peeker list)
-/// by its slot, so an unpeek or an expiry reaches them without hashing a name (as the
-/// machine follows its peek's handles), and leaving a peeker list is a swap that re-points
-/// the peeker moved into the freed place. Numbers are never freed (the machine frees a name
-/// when nothing refers to it: a little more work than the floor's). A renewal touches only the
-/// key map and the deadlines ([`Floor::upsert`]), as the machine's moves only its lease.
-///
-/// What it does not do, though the machine does: keep an ended peek's entry for `/sync` until
-/// it is collected, and write outputs (`Persist`, `Wake`, `PeekEnded`, `RoomDemand`). Ratios
-/// against it are still upper bounds, by that much.
+/// The device and room numbers, counts and peeker lists of a local floor. Devices (by user
+/// and device id) and rooms are numbered when first seen, in keyed SipHash maps (their names
+/// come from clients). Each peek keeps its (device, room, place in the room's peeker list) by
+/// its slot, so an unpeek or an expiry reaches them without hashing a name (as the machine
+/// follows its peek's handles), and leaving a peeker list is a swap that re-points the peeker
+/// moved into the freed place. Numbers are never freed (the machine frees a name when nothing
+/// refers to it: a little more work than the floor's).
 #[derive(Default, Clone)]
-pub struct LocalFloor {
-    pub keys: Floor,
+pub struct LocalSide {
+    /// `user|device` → device number.
     devices: HashMap<Box<str>, u32>,
+    /// Room id → room number.
     rooms: HashMap<Box<str>, u32>,
     /// Live peeks per device number.
     device_live: Vec<u32>,
-    /// Per room number: the key slots of its live peeks.
+    /// Per room number: the slots of its live peeks.
     peekers: Vec<Vec<u32>>,
-    /// (device, room, place in the room's `peekers`) by key slot.
+    /// (device, room, place in the room's `peekers`) by slot.
     of_slot: Vec<(u32, u32, u32)>,
     /// The stream position of the last change.
     position: u64,
@@ -48,64 +61,38 @@ pub struct LocalFloor {
     name: String,
 }
 
-/// The number of `name` in `numbers`, numbered `next` (and `true`) when new.
-fn number(numbers: &mut HashMap<Box<str>, u32>, name: &str, next: usize) -> (u32, bool) {
-    match numbers.get(name) {
-        Some(&n) => (n, false),
-        None => {
-            let n = next as u32;
-            numbers.insert(name.into(), n);
-            (n, true)
-        }
-    }
-}
-
-impl LocalFloor {
-    /// The floor holding `items` (the last of a key wins), built as a restore would: the key
-    /// map sized once, each new key counted as it is inserted, the deadline set built in
-    /// bulk from the map ([`Floor::bulk`]'s technique).
-    pub fn bulk<'a>(n: usize, items: impl IntoIterator<Item = ([&'a str; 3], Timestamp)>) -> Self {
-        let mut f = LocalFloor::default();
-        f.keys.map = HashMap::with_capacity(n);
-        let mut buf = String::new();
-        for ([u, d, r], at) in items {
-            Floor::key(&mut buf, u, d, r);
-            if let Some((old, _)) = f.keys.map.get_mut(buf.as_str()) {
-                *old = at;
-            } else {
-                let slot = f.keys.next;
-                f.keys.map.insert(buf.as_str().into(), (at, slot));
-                f.keys.next += 1;
-                f.count(slot, u, d, r);
-            }
-        }
-        f.keys.by_time = f.keys.map.values().copied().collect();
-        f
-    }
-
-    /// Starts (or renews) the peek of device `(u, d)` on room `r`, due at `at`.
-    #[inline(never)]
-    pub fn create(&mut self, u: &str, d: &str, r: &str, at: Timestamp) {
-        if let Some(slot) = self.keys.upsert(u, d, r, at) {
-            self.count(slot, u, d, r);
-        }
-    }
-
-    /// Counts the new peek in `slot`.
-    fn count(&mut self, slot: u32, u: &str, d: &str, r: &str) {
+impl LocalSide {
+    /// Writes device `(u, d)`'s name, `u|d`, into `self.name`.
+    fn device_name(&mut self, u: &str, d: &str) {
         self.name.clear();
         self.name.push_str(u);
         self.name.push('|');
         self.name.push_str(d);
+    }
+
+    /// The (device, room) numbers of a peek, numbering either name when new.
+    fn number(&mut self, u: &str, d: &str, r: &str) -> (u32, u32) {
+        self.device_name(u, d);
         let (dev, new) = number(&mut self.devices, &self.name, self.device_live.len());
         if new {
             self.device_live.push(0);
         }
-        self.device_live[dev as usize] += 1;
         let (room, new) = number(&mut self.rooms, r, self.peekers.len());
         if new {
             self.peekers.push(Vec::new());
         }
+        (dev, room)
+    }
+
+    /// The (device, room) numbers of a peek whose names are known.
+    fn find(&mut self, u: &str, d: &str, r: &str) -> Option<(u32, u32)> {
+        self.device_name(u, d);
+        Some((*self.devices.get(self.name.as_str())?, *self.rooms.get(r)?))
+    }
+
+    /// Counts the new peek in `slot`, of device `dev` on room `room`.
+    fn count(&mut self, slot: u32, dev: u32, room: u32) {
+        self.device_live[dev as usize] += 1;
         let list = &mut self.peekers[room as usize];
         if list.is_empty() {
             self.demand_changes += 1;
@@ -118,14 +105,6 @@ impl LocalFloor {
         }
         self.of_slot[i] = (dev, room, place);
         self.position += 1;
-    }
-
-    /// Ends the peek of device `(u, d)` on room `r`; returns whether it was live.
-    #[inline(never)]
-    pub fn remove(&mut self, u: &str, d: &str, r: &str) -> bool {
-        let Some(slot) = self.keys.remove_slot(u, d, r) else { return false };
-        self.uncount(slot);
-        true
     }
 
     /// Takes the ended peek in `slot` out of its device's count and its room's peekers.
@@ -143,35 +122,15 @@ impl LocalFloor {
         self.position += 1;
     }
 
-    /// Expires every peek due at `cutoff` (`keys` by slot: [`Floor::keys_by_slot`]); returns
-    /// how many.
-    #[inline(never)]
-    pub fn expire(&mut self, keys: &[Box<str>], cutoff: Timestamp) -> usize {
-        let mut due = 0;
-        while let Some(&(at, slot)) = self.keys.by_time.first() {
-            if at > cutoff {
-                break;
-            }
-            self.keys.by_time.pop_first();
-            black_box(self.keys.map.remove(&keys[slot as usize]));
-            self.uncount(slot);
-            due += 1;
-        }
-        due
-    }
-
-    /// Checks that the floor holds `n` live peeks and that every count and list is what its
-    /// live keys make it.
-    pub fn check(&self, n: usize) {
-        assert_eq!(self.keys.map.len(), n, "local floor: live peeks");
-        assert_eq!(self.keys.by_time.len(), n, "local floor: deadlines");
+    /// Checks every count and list against the live peeks' `slots`.
+    fn check(&self, slots: impl Iterator<Item = u32>) {
         let mut device_live = vec![0; self.device_live.len()];
         let mut peekers = vec![Vec::new(); self.peekers.len()];
-        for (_, slot) in self.keys.map.values() {
+        for slot in slots {
             // Tallied here, not through `count`, so that a slip there shows.
-            let (dev, room, _) = self.of_slot[*slot as usize];
+            let (dev, room, _) = self.of_slot[slot as usize];
             device_live[dev as usize] += 1;
-            peekers[room as usize].push(*slot);
+            peekers[room as usize].push(slot);
         }
         assert_eq!(device_live, self.device_live, "local floor: per-device counts");
         for (room, list) in self.peekers.iter().enumerate() {
@@ -183,5 +142,165 @@ impl LocalFloor {
             peekers[room].sort_unstable();
             assert_eq!(kept, peekers[room], "local floor: room {room}'s peekers");
         }
+    }
+}
+
+/// The local floor whose peeks are keyed by their (device, room) numbers: each name is hashed
+/// once per operation, then the peek by two numbers. It serves the creates, the expiry
+/// workloads (an expired peek's numbers are by its slot: no name is hashed) and the restore.
+#[derive(Default, Clone)]
+pub struct LocalFloor {
+    side: LocalSide,
+    /// (device, room) → (deadline, slot).
+    peeks: HashMap<(u32, u32), (Timestamp, u32)>,
+    by_time: BTreeSet<(Timestamp, u32)>,
+    /// The slot the next new peek gets.
+    next: u32,
+}
+
+impl LocalFloor {
+    /// The floor holding `items` (the last of a key wins), built as a restore would: the peek
+    /// map sized once, each new peek counted as it is inserted, the deadline set built in bulk
+    /// from the map (one sort and an O(n) tree build).
+    pub fn bulk<'a>(n: usize, items: impl IntoIterator<Item = ([&'a str; 3], Timestamp)>) -> Self {
+        let mut f = LocalFloor { peeks: HashMap::with_capacity(n), ..LocalFloor::default() };
+        for ([u, d, r], at) in items {
+            f.put(u, d, r, at);
+        }
+        f.by_time = f.peeks.values().copied().collect();
+        f
+    }
+
+    /// Sets the deadline of the peek of device `(u, d)` on room `r` in the peek map, adding
+    /// and counting it when new; returns its slot and its previous deadline (`None` when new).
+    /// The deadline set is the caller's.
+    fn put(&mut self, u: &str, d: &str, r: &str, at: Timestamp) -> (u32, Option<Timestamp>) {
+        let (dev, room) = self.side.number(u, d, r);
+        match self.peeks.entry((dev, room)) {
+            Entry::Occupied(mut e) => {
+                let (old, slot) = e.get_mut();
+                (*slot, Some(std::mem::replace(old, at)))
+            }
+            Entry::Vacant(e) => {
+                let slot = self.next;
+                self.next += 1;
+                e.insert((at, slot));
+                self.side.count(slot, dev, room);
+                (slot, None)
+            }
+        }
+    }
+
+    /// Starts the peek of device `(u, d)` on room `r` due at `at`, or renews it (moves its
+    /// deadline) when it is live.
+    #[inline(never)]
+    pub fn upsert(&mut self, u: &str, d: &str, r: &str, at: Timestamp) {
+        let (slot, old) = self.put(u, d, r, at);
+        if let Some(old) = old {
+            self.by_time.remove(&(old, slot));
+        }
+        self.by_time.insert((at, slot));
+    }
+
+    /// Ends the peek of device `(u, d)` on room `r`; returns whether it was live.
+    #[inline(never)]
+    pub fn remove(&mut self, u: &str, d: &str, r: &str) -> bool {
+        let Some(key) = self.side.find(u, d, r) else { return false };
+        let Some((at, slot)) = self.peeks.remove(&key) else { return false };
+        self.by_time.remove(&(at, slot));
+        self.side.uncount(slot);
+        true
+    }
+
+    /// Expires every peek due at `cutoff`; returns how many.
+    #[inline(never)]
+    pub fn expire(&mut self, cutoff: Timestamp) -> usize {
+        let mut due = 0;
+        while let Some(&(at, slot)) = self.by_time.first() {
+            if at > cutoff {
+                break;
+            }
+            self.by_time.pop_first();
+            let (dev, room, _) = self.side.of_slot[slot as usize];
+            black_box(self.peeks.remove(&(dev, room)));
+            self.side.uncount(slot);
+            due += 1;
+        }
+        due
+    }
+
+    /// Checks that the floor holds `n` live peeks and that every count and list is what its
+    /// live peeks make it.
+    pub fn check(&self, n: usize) {
+        assert_eq!(self.peeks.len(), n, "local floor: live peeks");
+        assert_eq!(self.by_time.len(), n, "local floor: deadlines");
+        for (&(dev, room), &(at, slot)) in &self.peeks {
+            let (d, r, _) = self.side.of_slot[slot as usize];
+            assert_eq!((d, r), (dev, room), "local floor: slot {slot}'s device and room");
+            assert!(self.by_time.contains(&(at, slot)), "local floor: slot {slot}'s deadline");
+        }
+        self.side.check(self.peeks.values().map(|&(_, slot)| slot));
+    }
+}
+
+/// The local floor whose peeks are keyed by their joined id strings ([`Floor`]): a renewal
+/// hashes the key once and touches nothing else ([`Floor::upsert`]), an unpeek hashes it once
+/// and reaches the counts by its slot. A create numbers the device and the room besides. It
+/// serves the renewals and the unpeeks.
+#[derive(Default, Clone)]
+pub struct LocalKeyFloor {
+    side: LocalSide,
+    keys: Floor,
+}
+
+impl LocalKeyFloor {
+    /// The floor holding `items`, bulk-built ([`Floor::bulk`]), then counted.
+    pub fn bulk<'a>(n: usize, items: impl IntoIterator<Item = ([&'a str; 3], Timestamp)>) -> Self {
+        let mut f = LocalKeyFloor::default();
+        let mut names: Vec<[&str; 3]> = Vec::with_capacity(n);
+        f.keys = Floor::bulk(n, items.into_iter().inspect(|(names3, _)| names.push(*names3)));
+        let mut key = String::new();
+        let mut counted = vec![false; f.keys.next as usize];
+        for [u, d, r] in names {
+            Floor::key(&mut key, u, d, r);
+            let slot = f.keys.map[key.as_str()].1;
+            if !std::mem::replace(&mut counted[slot as usize], true) {
+                let (dev, room) = f.side.number(u, d, r);
+                f.side.count(slot, dev, room);
+            }
+        }
+        f
+    }
+
+    /// Starts the peek of device `(u, d)` on room `r` due at `at`, or renews it.
+    #[inline(never)]
+    pub fn upsert(&mut self, u: &str, d: &str, r: &str, at: Timestamp) {
+        if let Some(slot) = self.keys.upsert(u, d, r, at) {
+            let (dev, room) = self.side.number(u, d, r);
+            self.side.count(slot, dev, room);
+        }
+    }
+
+    /// Renews the live peek of device `(u, d)` on room `r`: only its deadline moves.
+    #[inline(never)]
+    pub fn renew(&mut self, u: &str, d: &str, r: &str, at: Timestamp) {
+        let new = self.keys.upsert(u, d, r, at);
+        debug_assert!(new.is_none(), "a renewal names a live peek");
+    }
+
+    /// Ends the peek of device `(u, d)` on room `r`; returns whether it was live.
+    #[inline(never)]
+    pub fn remove(&mut self, u: &str, d: &str, r: &str) -> bool {
+        let Some(slot) = self.keys.remove_slot(u, d, r) else { return false };
+        self.side.uncount(slot);
+        true
+    }
+
+    /// Checks that the floor holds `n` live peeks and that every count and list is what its
+    /// live peeks make it.
+    pub fn check(&self, n: usize) {
+        assert_eq!(self.keys.map.len(), n, "local key floor: live peeks");
+        assert_eq!(self.keys.by_time.len(), n, "local key floor: deadlines");
+        self.side.check(self.keys.map.values().map(|&(_, slot)| slot));
     }
 }

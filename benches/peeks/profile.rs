@@ -3,7 +3,9 @@
 //! The population (`PEEK_SIZES`, largest size; default 1 k) and the ops' keys are built first;
 //! then `PEEK_PROFILE_OPS` ops (default 10 000) run inside [`collected`], the one function to
 //! collect: `valgrind --tool=callgrind --toggle-collect='*collected*' <bench binary>`, the
-//! binary `cargo bench --bench peeks --no-run` names. `SIDE` is `machine` or `floor`;
+//! binary `cargo bench --bench peeks --no-run` names. `SIDE` is `machine` or `floor` (for
+//! the inbound and local families, `floor` is the keying the bench measures that op against;
+//! `number_floor` and `key_floor` name one, to compare them);
 //! `WORKLOAD` is `FAMILY_OP`: `FAMILY` one of `inbound`, `local`, `outbound`, `OP` one of
 //! `peek_cold`, `peek_warm`, `renew`, `unpeek`, or `timeout` (`inbound` and `local`: one
 //! `handle_timeout` expiring a tenth of the population, as the `timeout_*` benches; the local
@@ -114,6 +116,17 @@ pub fn run(plan: &Plan, what: &str) {
     eprintln!("profile: {:.0} ns per op (wall clock, {done} ops)", ns as f64 / done.max(1) as f64);
 }
 
+/// The inbound or local floor `side` names for `op`: `floor` is the one the bench measures
+/// `op` against, the cheaper keying (renewals and unpeeks by the joined id strings, the rest
+/// by numbers; see `inbound_floor` and `local_floor`).
+fn floor_keying<'a>(side: &'a str, op: &str) -> &'a str {
+    match (side, op) {
+        ("floor", "renew" | "unpeek") => "key_floor",
+        ("floor", _) => "number_floor",
+        (side, _) => side,
+    }
+}
+
 /// Builds the population of `family` at `n` and runs `ops` ops of `op` on `side`.
 fn run_workload(family: &str, op: &str, side: &str, n: usize, ops: usize, what: &str) {
     match (family, side) {
@@ -123,17 +136,26 @@ fn run_workload(family: &str, op: &str, side: &str, n: usize, ops: usize, what: 
             let mut m = inbound::Machine::new(inbound::machine(&ids));
             run_on(&mut m, &ids, n, op, ops);
         }
-        ("inbound", "floor") => {
+        ("inbound", "floor" | "number_floor" | "key_floor") => {
             let ids = InboundIds::new(n, spare(n));
-            run_on(&mut inbound::InboundFloor::new(&ids.records()), &ids, n, op, ops);
+            let records = ids.records();
+            match floor_keying(side, op) {
+                "key_floor" => {
+                    run_on(&mut inbound::InboundKeyFloor::new(&records), &ids, n, op, ops)
+                }
+                _ => run_on(&mut inbound::InboundFloor::new(&records), &ids, n, op, ops),
+            }
         }
         ("local", "machine") => {
             let ids = LocalIds::new(n, spare(n));
             run_on(&mut local::Machine::new(local::machine(&ids)), &ids, n, op, ops);
         }
-        ("local", "floor") => {
+        ("local", "floor" | "number_floor" | "key_floor") => {
             let ids = LocalIds::new(n, spare(n));
-            run_on(&mut local::floor(&ids), &ids, n, op, ops);
+            match floor_keying(side, op) {
+                "key_floor" => run_on(&mut local::key_floor(&ids), &ids, n, op, ops),
+                _ => run_on(&mut local::floor(&ids), &ids, n, op, ops),
+            }
         }
         ("outbound", side) if op == "renew" => {
             let ids = outbound::OutboundIds::new(n);
@@ -188,16 +210,15 @@ fn timeout(family: &str, side: &str, n: usize) {
         }
         ("inbound", "floor") => {
             let mut f = inbound::InboundFloor::new(&InboundIds::new(n, 0).records());
-            let keys = f.keys.keys_by_slot();
+            let keys = f.keys_by_slot();
             let mut due = 0;
             profiled(&mut f, &[()], at, |f, _, _| due = black_box(f.expire(&keys, cutoff)));
             due
         }
         ("local", "floor") => {
             let mut f = local::floor(&LocalIds::new(n, 0));
-            let keys = f.keys.keys_by_slot();
             let mut due = 0;
-            profiled(&mut f, &[()], at, |f, _, _| due = black_box(f.expire(&keys, cutoff)));
+            profiled(&mut f, &[()], at, |f, _, _| due = black_box(f.expire(cutoff)));
             due
         }
         _ => panic!("unknown profile workload {family}_timeout:{side}"),

@@ -275,6 +275,19 @@ impl LocalIds {
     }
 }
 
+/// The number of `name` in `numbers`, numbered `next` (and `true`) when new: how the floors
+/// name servers, devices and rooms.
+pub fn number(numbers: &mut HashMap<Box<str>, u32>, name: &str, next: usize) -> (u32, bool) {
+    match numbers.get(name) {
+        Some(&n) => (n, false),
+        None => {
+            let n = next as u32;
+            numbers.insert(name.into(), n);
+            (n, true)
+        }
+    }
+}
+
 /// The floor of docs/architecture.md §12: the minimum a correct tracker does per operation — one `HashMap`
 /// upsert (keyed by the peek's id strings, under the std keyed SipHash) plus one `BTreeSet`
 /// deadline move. Its operations are `#[inline(never)]`, like the machine's calls into the

@@ -1,0 +1,323 @@
+//! The floors of the inbound workloads: [`InboundFloor`] (peeks keyed by server and room
+//! numbers and the peek id: creates, expiry, restore) and [`InboundKeyFloor`] (peeks keyed by
+//! their joined id strings: renewals and unpeeks), over the same [`InboundSide`].
+//!
+//! Both keep what any correct inbound tracker keeps beside each peek's deadline and updates on
+//! every create, unpeek and expiry, as the machine does:
+//!
+//! * each server's and each room's count of live peeks (the caps `max_peeks_per_server` and
+//!   `max_peeks_per_room`, docs/architecture.md §5);
+//! * each room's servers, with a count of peeks each (`destinations` in O(result), R39).
+//!
+//! They differ in how a peek is found from its names, and each op is measured against the
+//! keying that makes it cheaper (instructions per op at 100 k live peeks,
+//! `PEEK_PROFILE_SIDES='number_floor key_floor' benches/profile.sh 100000 10000 …`): a create
+//! must number the server and the room (for the counts) anyway, so keying the peek by those
+//! numbers and its id costs one short hash more (a warm create 2 023 against 2 520 with the
+//! joined strings); a renewal or an unpeek that finds the peek by one hash of its joined id
+//! strings hashes fewer bytes than one that looks up both names first (1 624 against 2 168,
+//! 1 246 against 1 646); an expiry removes the peek by its short key (860 against 960 through
+//! the joined key, 64e509b's floor). No one tracker gets both; the floor takes the cheaper of
+//! each.
+
+use std::collections::{BTreeSet, HashMap};
+use std::hash::RandomState;
+use std::hint::black_box;
+
+use matrix_peek::{InboundRecord, Timestamp};
+
+use crate::support::{Floor, number};
+
+/// The server and room numbers and counts of an inbound floor. Servers and rooms are numbered
+/// when first seen, in keyed SipHash maps (their names come from remote servers). A room's
+/// server list is a scan of 8-byte entries, and each peek keeps its (server, room) numbers by
+/// its slot, so an unpeek or an expiry reaches the counts without hashing a name (as the
+/// machine's does through its interned handles). Numbers are never freed (the machine frees
+/// a name when its last peek ends: a little more work than the floor's, on a path the
+/// workloads rarely take).
+#[derive(Default, Clone)]
+pub struct InboundSide {
+    servers: HashMap<Box<str>, u32>,
+    rooms: HashMap<Box<str>, u32>,
+    /// Live peeks per server number.
+    server_live: Vec<u32>,
+    /// Per room number.
+    room_state: Vec<FloorRoom>,
+    /// (server number, room number) by slot.
+    of_slot: Vec<(u32, u32)>,
+}
+
+/// One room of an [`InboundSide`].
+#[derive(Default, Clone, PartialEq, Debug)]
+struct FloorRoom {
+    live: u32,
+    /// (server number, live peeks of that server in the room).
+    servers: Vec<(u32, u32)>,
+}
+
+impl InboundSide {
+    /// The (server, room) numbers of a peek, numbering either name when new.
+    fn number(&mut self, server: &str, room: &str) -> (u32, u32) {
+        let (s, new) = number(&mut self.servers, server, self.server_live.len());
+        if new {
+            self.server_live.push(0);
+        }
+        let (r, new) = number(&mut self.rooms, room, self.room_state.len());
+        if new {
+            self.room_state.push(FloorRoom::default());
+        }
+        (s, r)
+    }
+
+    /// Counts the new peek in `slot`, of server `s` in room `r`.
+    fn count(&mut self, slot: u32, s: u32, r: u32) {
+        self.server_live[s as usize] += 1;
+        let state = &mut self.room_state[r as usize];
+        state.live += 1;
+        match state.servers.iter_mut().find(|(n, _)| *n == s) {
+            Some((_, live)) => *live += 1,
+            None => state.servers.push((s, 1)),
+        }
+        let i = slot as usize;
+        if i >= self.of_slot.len() {
+            self.of_slot.resize(i + 1, (u32::MAX, u32::MAX));
+        }
+        self.of_slot[i] = (s, r);
+    }
+
+    /// Takes the ended peek in `slot` out of its server's and its room's counts.
+    fn uncount(&mut self, slot: u32) {
+        let (s, r) = self.of_slot[slot as usize];
+        self.server_live[s as usize] -= 1;
+        let state = &mut self.room_state[r as usize];
+        state.live -= 1;
+        let i = state.servers.iter().position(|(n, _)| *n == s).expect("the peek's server");
+        state.servers[i].1 -= 1;
+        if state.servers[i].1 == 0 {
+            state.servers.swap_remove(i);
+        }
+    }
+
+    /// Checks every count against the live peeks' `slots`.
+    fn check(&self, slots: impl Iterator<Item = u32>) {
+        let mut server_live = vec![0; self.server_live.len()];
+        let mut rooms = vec![FloorRoom::default(); self.room_state.len()];
+        for slot in slots {
+            let (s, r) = self.of_slot[slot as usize];
+            server_live[s as usize] += 1;
+            // Tallied here, not with `count`, so that a slip there shows.
+            let state = &mut rooms[r as usize];
+            state.live += 1;
+            match state.servers.iter_mut().find(|(n, _)| *n == s) {
+                Some((_, live)) => *live += 1,
+                None => state.servers.push((s, 1)),
+            }
+        }
+        assert_eq!(server_live, self.server_live, "inbound floor: per-server counts");
+        for (r, state) in self.room_state.iter().enumerate() {
+            let mut kept = state.servers.clone();
+            let mut rebuilt = std::mem::take(&mut rooms[r].servers);
+            kept.sort_unstable();
+            rebuilt.sort_unstable();
+            assert_eq!((state.live, kept), (rooms[r].live, rebuilt), "inbound floor: room {r}");
+        }
+    }
+}
+
+/// Writes the key of peek `id` of server `s` in room `r` into `key`.
+fn peek_key(key: &mut Vec<u8>, s: u32, r: u32, id: &str) {
+    key.clear();
+    key.extend_from_slice(&s.to_le_bytes());
+    key.extend_from_slice(&r.to_le_bytes());
+    key.extend_from_slice(id.as_bytes());
+}
+
+/// The inbound floor whose peeks are keyed by their (server, room) numbers and peek id: each
+/// name is hashed once per operation, then the short key. It serves the creates, the expiry
+/// workloads and the restore.
+#[derive(Default, Clone)]
+pub struct InboundFloor {
+    side: InboundSide,
+    /// (server number, room number, peek id) as bytes → (deadline, slot). hashbrown's map,
+    /// as std's is, under std's keyed SipHash: its `entry_ref` finds or inserts a borrowed key
+    /// with one hash, as the machine's index does.
+    peeks: hashbrown::HashMap<Vec<u8>, (Timestamp, u32), RandomState>,
+    by_time: BTreeSet<(Timestamp, u32)>,
+    /// The slot the next new peek gets.
+    next: u32,
+    /// Where a peek's key is written for its lookup.
+    key: Vec<u8>,
+}
+
+impl InboundFloor {
+    /// The floor holding `records` (the last of a key wins), built as a restore would: the
+    /// peek map sized once, each new peek counted as it is inserted, the deadline set built in
+    /// bulk from the map (one sort and an O(n) tree build).
+    pub fn new(records: &[InboundRecord]) -> Self {
+        let peeks = hashbrown::HashMap::with_capacity_and_hasher(records.len(), RandomState::new());
+        let mut f = InboundFloor { peeks, ..Default::default() };
+        for r in records {
+            f.put(r.server.as_str(), r.room_id.as_str(), &r.peek_id, r.expires_at);
+        }
+        f.by_time = f.peeks.values().copied().collect();
+        f
+    }
+
+    /// Sets the deadline of the peek `(server, room, id)` in the peek map, adding and counting
+    /// it when new; returns its slot and its previous deadline (`None` when new). The deadline
+    /// set is the caller's.
+    fn put(
+        &mut self,
+        server: &str,
+        room: &str,
+        id: &str,
+        at: Timestamp,
+    ) -> (u32, Option<Timestamp>) {
+        let (s, r) = self.side.number(server, room);
+        peek_key(&mut self.key, s, r, id);
+        match self.peeks.entry_ref(self.key.as_slice()) {
+            hashbrown::hash_map::EntryRef::Occupied(mut e) => {
+                let (old, slot) = e.get_mut();
+                (*slot, Some(std::mem::replace(old, at)))
+            }
+            hashbrown::hash_map::EntryRef::Vacant(e) => {
+                let slot = self.next;
+                self.next += 1;
+                e.insert((at, slot));
+                self.side.count(slot, s, r);
+                (slot, None)
+            }
+        }
+    }
+
+    /// Starts the peek `(server, room, id)` due at `at`, or renews it (moves its deadline)
+    /// when it is live.
+    #[inline(never)]
+    pub fn upsert(&mut self, server: &str, room: &str, id: &str, at: Timestamp) {
+        let (slot, old) = self.put(server, room, id, at);
+        if let Some(old) = old {
+            self.by_time.remove(&(old, slot));
+        }
+        self.by_time.insert((at, slot));
+    }
+
+    /// Ends the peek `(server, room, id)`; returns whether it was live.
+    #[inline(never)]
+    pub fn remove(&mut self, server: &str, room: &str, id: &str) -> bool {
+        let side = &self.side;
+        let (Some(&s), Some(&r)) = (side.servers.get(server), side.rooms.get(room)) else {
+            return false;
+        };
+        peek_key(&mut self.key, s, r, id);
+        let Some((at, slot)) = self.peeks.remove(self.key.as_slice()) else { return false };
+        self.by_time.remove(&(at, slot));
+        self.side.uncount(slot);
+        true
+    }
+
+    /// The key of each slot's peek (so expiry can find a deadline's map entry), as a host
+    /// would keep beside its deadlines.
+    pub fn keys_by_slot(&self) -> Vec<Vec<u8>> {
+        let mut v = vec![Vec::new(); self.next as usize];
+        for (k, (_, slot)) in &self.peeks {
+            v[*slot as usize] = k.clone();
+        }
+        v
+    }
+
+    /// Expires every peek due at `cutoff` (`keys`: [`keys_by_slot`](Self::keys_by_slot));
+    /// returns how many.
+    #[inline(never)]
+    pub fn expire(&mut self, keys: &[Vec<u8>], cutoff: Timestamp) -> usize {
+        let mut due = 0;
+        while let Some(&(at, slot)) = self.by_time.first() {
+            if at > cutoff {
+                break;
+            }
+            self.by_time.pop_first();
+            black_box(self.peeks.remove(keys[slot as usize].as_slice()));
+            self.side.uncount(slot);
+            due += 1;
+        }
+        due
+    }
+
+    /// Checks that the floor holds `n` live peeks and that every count is what its live peeks
+    /// make it (each workload puts the population back as it found it).
+    pub fn check(&self, n: usize) {
+        assert_eq!(self.peeks.len(), n, "inbound floor: live peeks");
+        assert_eq!(self.by_time.len(), n, "inbound floor: deadlines");
+        for (key, &(at, slot)) in &self.peeks {
+            let (s, r) = self.side.of_slot[slot as usize];
+            assert_eq!(key[..4], s.to_le_bytes(), "inbound floor: slot {slot}'s server");
+            assert_eq!(key[4..8], r.to_le_bytes(), "inbound floor: slot {slot}'s room");
+            assert!(self.by_time.contains(&(at, slot)), "inbound floor: slot {slot}'s deadline");
+        }
+        self.side.check(self.peeks.values().map(|&(_, slot)| slot));
+    }
+}
+
+/// The inbound floor whose peeks are keyed by their joined id strings ([`Floor`]): a renewal
+/// hashes the key once and touches nothing else ([`Floor::upsert`]), an unpeek hashes it once
+/// and reaches the counts by its slot. A create numbers the server and the room besides. It
+/// serves the renewals and the unpeeks.
+#[derive(Default, Clone)]
+pub struct InboundKeyFloor {
+    side: InboundSide,
+    keys: Floor,
+}
+
+impl InboundKeyFloor {
+    /// The floor holding `records`, bulk-built ([`Floor::bulk`]), then counted.
+    pub fn new(records: &[InboundRecord]) -> Self {
+        fn names(r: &InboundRecord) -> [&str; 3] {
+            [r.server.as_str(), r.room_id.as_str(), r.peek_id.as_str()]
+        }
+        let keys = Floor::bulk(records.len(), records.iter().map(|r| (names(r), r.expires_at)));
+        let mut f = InboundKeyFloor { keys, ..Default::default() };
+        let mut key = String::new();
+        let mut counted = vec![false; f.keys.next as usize];
+        for r in records {
+            let [server, room, id] = names(r);
+            Floor::key(&mut key, server, room, id);
+            let slot = f.keys.map[key.as_str()].1;
+            if !std::mem::replace(&mut counted[slot as usize], true) {
+                let (s, rm) = f.side.number(server, room);
+                f.side.count(slot, s, rm);
+            }
+        }
+        f
+    }
+
+    /// Starts the peek `(server, room, id)` due at `at`, or renews it.
+    #[inline(never)]
+    pub fn upsert(&mut self, server: &str, room: &str, id: &str, at: Timestamp) {
+        if let Some(slot) = self.keys.upsert(server, room, id, at) {
+            let (s, r) = self.side.number(server, room);
+            self.side.count(slot, s, r);
+        }
+    }
+
+    /// Renews the live peek `(server, room, id)`: only its deadline moves.
+    #[inline(never)]
+    pub fn renew(&mut self, server: &str, room: &str, id: &str, at: Timestamp) {
+        let new = self.keys.upsert(server, room, id, at);
+        debug_assert!(new.is_none(), "a renewal names a live peek");
+    }
+
+    /// Ends the peek `(server, room, id)`; returns whether it was live.
+    #[inline(never)]
+    pub fn remove(&mut self, server: &str, room: &str, id: &str) -> bool {
+        let Some(slot) = self.keys.remove_slot(server, room, id) else { return false };
+        self.side.uncount(slot);
+        true
+    }
+
+    /// Checks that the floor holds `n` live peeks and that every count is what its live peeks
+    /// make it.
+    pub fn check(&self, n: usize) {
+        assert_eq!(self.keys.map.len(), n, "inbound key floor: live peeks");
+        assert_eq!(self.keys.by_time.len(), n, "inbound key floor: deadlines");
+        self.side.check(self.keys.map.values().map(|&(_, slot)| slot));
+    }
+}
