@@ -20,13 +20,13 @@
 //! the joined key, 64e509b's floor). No one tracker gets both; the floor takes the cheaper of
 //! each.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::hash::RandomState;
 use std::hint::black_box;
 
 use matrix_peek::{InboundRecord, Timestamp};
 
-use crate::support::{Floor, number};
+use crate::support::{Floor, Names, read_name};
 
 /// The server and room numbers and counts of an inbound floor. Servers and rooms are numbered
 /// when first seen, in keyed SipHash maps (their names come from remote servers). A room's
@@ -37,8 +37,8 @@ use crate::support::{Floor, number};
 /// workloads rarely take).
 #[derive(Default, Clone)]
 pub struct InboundSide {
-    servers: HashMap<Box<str>, u32>,
-    rooms: HashMap<Box<str>, u32>,
+    servers: Names,
+    rooms: Names,
     /// Live peeks per server number.
     server_live: Vec<u32>,
     /// Per room number.
@@ -58,11 +58,11 @@ struct FloorRoom {
 impl InboundSide {
     /// The (server, room) numbers of a peek, numbering either name when new.
     fn number(&mut self, server: &str, room: &str) -> (u32, u32) {
-        let (s, new) = number(&mut self.servers, server, self.server_live.len());
+        let (s, new) = self.servers.number(server);
         if new {
             self.server_live.push(0);
         }
-        let (r, new) = number(&mut self.rooms, room, self.room_state.len());
+        let (r, new) = self.rooms.number(room);
         if new {
             self.room_state.push(FloorRoom::default());
         }
@@ -205,7 +205,7 @@ impl InboundFloor {
     #[inline(never)]
     pub fn remove(&mut self, server: &str, room: &str, id: &str) -> bool {
         let side = &self.side;
-        let (Some(&s), Some(&r)) = (side.servers.get(server), side.rooms.get(room)) else {
+        let (Some(s), Some(r)) = (side.servers.get(server), side.rooms.get(room)) else {
             return false;
         };
         peek_key(&mut self.key, s, r, id);
@@ -226,19 +226,30 @@ impl InboundFloor {
     }
 
     /// Expires every peek due at `cutoff` (`keys`: [`keys_by_slot`](Self::keys_by_slot));
-    /// returns how many.
+    /// returns how many. Each expiry reads the peek's names (its server, room and id: the
+    /// store removal and the `Expired` notification name them) and takes it out of the
+    /// counts.
     #[inline(never)]
     pub fn expire(&mut self, keys: &[Vec<u8>], cutoff: Timestamp) -> usize {
         let mut due = 0;
+        let mut names = 0u64;
         while let Some(&(at, slot)) = self.by_time.first() {
             if at > cutoff {
                 break;
             }
             self.by_time.pop_first();
-            black_box(self.peeks.remove(keys[slot as usize].as_slice()));
+            // The store removal and the `Expired` notification name the peek: its server,
+            // room and id.
+            let key = &keys[slot as usize];
+            let (s, r) = self.side.of_slot[slot as usize];
+            names = read_name(names, self.side.servers.name(s));
+            names = read_name(names, self.side.rooms.name(r));
+            names = names.wrapping_add(key[8..].iter().map(|&b| u64::from(b)).sum::<u64>());
+            black_box(self.peeks.remove(key.as_slice()));
             self.side.uncount(slot);
             due += 1;
         }
+        black_box(names);
         due
     }
 

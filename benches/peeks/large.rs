@@ -9,7 +9,7 @@ use criterion::{Criterion, SamplingMode};
 use matrix_peek::InboundPeeks;
 use matrix_peek::LocalPeeks;
 
-use crate::local_floor::LocalFloor;
+use crate::local_floor::{Ended, LocalFloor};
 use crate::support::*;
 use crate::{Group, Plan, inbound, local};
 
@@ -82,9 +82,11 @@ pub fn timeout(c: &mut Criterion, plan: &Plan) {
     // collects every ended entry (its `Persist` of the removal, the stream record);
     // `timeout_local_retained`: the default retention, so expiry only ends the peeks (their
     // `Persist`, `PeekEnded`, `Wake`) and collection comes a retention later, as in production.
-    for (group, config) in
-        [("timeout_local", LocalIds::config()), ("timeout_local_retained", retained_config())]
-    {
+    let groups = [
+        ("timeout_local", LocalIds::config(), Ended::Forgotten),
+        ("timeout_local_retained", retained_config(), Ended::Retained),
+    ];
+    for (group, config, ended) in groups {
         if !plan.wants(group) {
             continue;
         }
@@ -98,7 +100,7 @@ pub fn timeout(c: &mut Criterion, plan: &Plan) {
         };
         eprintln!("{group}: {due} of {n} peeks due");
         let mut expired = fproto.clone();
-        assert_eq!(due, expired.expire(cutoff), "machine and floor expire alike");
+        assert_eq!(due, expired.expire(cutoff, ended), "machine and floor expire alike");
         expired.check(n - due);
         let mut g = c.benchmark_group(group);
         g.sample_size(10).sampling_mode(SamplingMode::Flat);
@@ -118,7 +120,7 @@ pub fn timeout(c: &mut Criterion, plan: &Plan) {
             &name("floor"),
             || fproto.clone(),
             |mut f| {
-                black_box(f.expire(cutoff));
+                black_box(f.expire(cutoff, ended));
                 f
             },
         );

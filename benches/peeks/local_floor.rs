@@ -32,7 +32,7 @@ use std::hint::black_box;
 
 use matrix_peek::Timestamp;
 
-use crate::support::{Floor, number};
+use crate::support::{Floor, Names, read_name};
 
 /// The device and room numbers, counts and peeker lists of a local floor. Devices (by user
 /// and device id) and rooms are numbered when first seen, in keyed SipHash maps (their names
@@ -43,10 +43,10 @@ use crate::support::{Floor, number};
 /// refers to it: a little more work than the floor's).
 #[derive(Default, Clone)]
 pub struct LocalSide {
-    /// `user|device` → device number.
-    devices: HashMap<Box<str>, u32>,
-    /// Room id → room number.
-    rooms: HashMap<Box<str>, u32>,
+    /// Devices by `user|device`.
+    devices: Names,
+    /// Rooms by id.
+    rooms: Names,
     /// Live peeks per device number.
     device_live: Vec<u32>,
     /// Per room number: the slots of its live peeks.
@@ -73,11 +73,11 @@ impl LocalSide {
     /// The (device, room) numbers of a peek, numbering either name when new.
     fn number(&mut self, u: &str, d: &str, r: &str) -> (u32, u32) {
         self.device_name(u, d);
-        let (dev, new) = number(&mut self.devices, &self.name, self.device_live.len());
+        let (dev, new) = self.devices.number(&self.name);
         if new {
             self.device_live.push(0);
         }
-        let (room, new) = number(&mut self.rooms, r, self.peekers.len());
+        let (room, new) = self.rooms.number(r);
         if new {
             self.peekers.push(Vec::new());
         }
@@ -87,7 +87,7 @@ impl LocalSide {
     /// The (device, room) numbers of a peek whose names are known.
     fn find(&mut self, u: &str, d: &str, r: &str) -> Option<(u32, u32)> {
         self.device_name(u, d);
-        Some((*self.devices.get(self.name.as_str())?, *self.rooms.get(r)?))
+        Some((self.devices.get(&self.name)?, self.rooms.get(r)?))
     }
 
     /// Counts the new peek in `slot`, of device `dev` on room `room`.
@@ -122,6 +122,13 @@ impl LocalSide {
         self.position += 1;
     }
 
+    /// Reads the names of the peek in `slot` (a store write of its end is keyed by them);
+    /// returns their bytes, summed.
+    fn read_names(&self, slot: u32) -> u64 {
+        let (dev, room, _) = self.of_slot[slot as usize];
+        read_name(read_name(0, self.devices.name(dev)), self.rooms.name(room))
+    }
+
     /// Checks every count and list against the live peeks' `slots`.
     fn check(&self, slots: impl Iterator<Item = u32>) {
         let mut device_live = vec![0; self.device_live.len()];
@@ -151,12 +158,28 @@ impl LocalSide {
 #[derive(Default, Clone)]
 pub struct LocalFloor {
     side: LocalSide,
-    /// (device, room) → (deadline, slot).
+    /// (device, room) → (deadline, slot), or for a retained ended peek ([`Ended`]) its end's
+    /// stream position and its slot.
     peeks: HashMap<(u32, u32), (Timestamp, u32)>,
     by_time: BTreeSet<(Timestamp, u32)>,
     /// The slot the next new peek gets.
     next: u32,
+    /// Retained ended peeks, in the order they ended: collected in that order once the
+    /// retention (the same for all) is over.
+    collect: Vec<(u32, u32)>,
 }
+
+/// Whether an expiry keeps the ended peeks for `/sync` (the default retention: the machine's
+/// `timeout_local_retained`) or forgets them at once (zero retention: `timeout_local`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Ended {
+    Retained,
+    Forgotten,
+}
+
+/// An ended peek's entry in [`LocalFloor::peeks`]: its deadline is this, its slot the stream
+/// position of its end (a retained peek has no deadline; its slot is not used again).
+const ENDED: Timestamp = Timestamp::ZERO;
 
 impl LocalFloor {
     /// The floor holding `items` (the last of a key wins), built as a restore would: the peek
@@ -212,34 +235,51 @@ impl LocalFloor {
         true
     }
 
-    /// Expires every peek due at `cutoff`; returns how many.
+    /// Expires every peek due at `cutoff`; returns how many. Each end reads the peek's names
+    /// (the store write of the end is keyed by them) and takes it out of the counts; a
+    /// retained end marks its entry ended in place with its stream position and queues it for
+    /// collection, a forgotten one removes it.
     #[inline(never)]
-    pub fn expire(&mut self, cutoff: Timestamp) -> usize {
+    pub fn expire(&mut self, cutoff: Timestamp, ended: Ended) -> usize {
         let mut due = 0;
+        let mut names = 0u64;
         while let Some(&(at, slot)) = self.by_time.first() {
             if at > cutoff {
                 break;
             }
             self.by_time.pop_first();
             let (dev, room, _) = self.side.of_slot[slot as usize];
-            black_box(self.peeks.remove(&(dev, room)));
+            names = names.wrapping_add(self.side.read_names(slot));
             self.side.uncount(slot);
+            match ended {
+                Ended::Retained => {
+                    let entry = self.peeks.get_mut(&(dev, room)).expect("a live peek");
+                    *entry = (ENDED, self.side.position as u32);
+                    self.collect.push((dev, room));
+                }
+                Ended::Forgotten => {
+                    black_box(self.peeks.remove(&(dev, room)));
+                }
+            }
             due += 1;
         }
+        black_box(names);
         due
     }
 
     /// Checks that the floor holds `n` live peeks and that every count and list is what its
     /// live peeks make it.
     pub fn check(&self, n: usize) {
-        assert_eq!(self.peeks.len(), n, "local floor: live peeks");
+        let live = || self.peeks.iter().filter(|(_, (at, _))| *at != ENDED);
+        assert_eq!(live().count(), n, "local floor: live peeks");
+        assert_eq!(self.peeks.len() - n, self.collect.len(), "local floor: retained ends");
         assert_eq!(self.by_time.len(), n, "local floor: deadlines");
-        for (&(dev, room), &(at, slot)) in &self.peeks {
+        for (&(dev, room), &(at, slot)) in live() {
             let (d, r, _) = self.side.of_slot[slot as usize];
             assert_eq!((d, r), (dev, room), "local floor: slot {slot}'s device and room");
             assert!(self.by_time.contains(&(at, slot)), "local floor: slot {slot}'s deadline");
         }
-        self.side.check(self.peeks.values().map(|&(_, slot)| slot));
+        self.side.check(live().map(|(_, &(_, slot))| slot));
     }
 }
 

@@ -218,7 +218,9 @@ fn timeout(family: &str, side: &str, n: usize) {
         ("local", "floor") => {
             let mut f = local::floor(&LocalIds::new(n, 0));
             let mut due = 0;
-            profiled(&mut f, &[()], at, |f, _, _| due = black_box(f.expire(cutoff)));
+            // The retention of `timeout_local_retained`, as the machine's above.
+            let ended = crate::local_floor::Ended::Retained;
+            profiled(&mut f, &[()], at, |f, _, _| due = black_box(f.expire(cutoff, ended)));
             due
         }
         _ => panic!("unknown profile workload {family}_timeout:{side}"),

@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::hint::black_box;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use matrix_peek::LocalConfig;
@@ -275,16 +276,34 @@ impl LocalIds {
     }
 }
 
-/// The number of `name` in `numbers`, numbered `next` (and `true`) when new: how the floors
-/// name servers, devices and rooms.
-pub fn number(numbers: &mut HashMap<Box<str>, u32>, name: &str, next: usize) -> (u32, bool) {
-    match numbers.get(name) {
-        Some(&n) => (n, false),
-        None => {
-            let n = next as u32;
-            numbers.insert(name.into(), n);
-            (n, true)
+/// Names numbered when first seen, each kept once: how the floors number servers, devices and
+/// rooms. The map is keyed by the name (std's keyed SipHash: names come from remote servers
+/// and clients) and a number reads its name back from the list; both share one allocation.
+#[derive(Default, Clone)]
+pub struct Names {
+    numbers: HashMap<Rc<str>, u32>,
+    names: Vec<Rc<str>>,
+}
+
+impl Names {
+    /// The number of `name`, and whether it was new (numbered now).
+    pub fn number(&mut self, name: &str) -> (u32, bool) {
+        if let Some(&n) = self.numbers.get(name) {
+            return (n, false);
         }
+        let n = self.names.len() as u32;
+        let name: Rc<str> = name.into();
+        self.numbers.insert(name.clone(), n);
+        self.names.push(name);
+        (n, true)
+    }
+    /// The number of `name`, if it has one.
+    pub fn get(&self, name: &str) -> Option<u32> {
+        self.numbers.get(name).copied()
+    }
+    /// The name numbered `n`.
+    pub fn name(&self, n: u32) -> &str {
+        &self.names[n as usize]
     }
 }
 
