@@ -281,21 +281,25 @@ impl LocalIds {
 /// and clients) and a number reads its name back from the list; both share one allocation.
 #[derive(Default, Clone)]
 pub struct Names {
-    numbers: HashMap<Rc<str>, u32>,
+    /// hashbrown's map, as std's is, under std's keyed SipHash: its `entry_ref` finds or
+    /// numbers a borrowed name with one probe.
+    numbers: hashbrown::HashMap<Rc<str>, u32, std::hash::RandomState>,
     names: Vec<Rc<str>>,
 }
 
 impl Names {
     /// The number of `name`, and whether it was new (numbered now).
     pub fn number(&mut self, name: &str) -> (u32, bool) {
-        if let Some(&n) = self.numbers.get(name) {
-            return (n, false);
+        let next = self.names.len() as u32;
+        match self.numbers.entry_ref(name) {
+            hashbrown::hash_map::EntryRef::Occupied(e) => (*e.get(), false),
+            hashbrown::hash_map::EntryRef::Vacant(e) => {
+                let name: Rc<str> = name.into();
+                e.insert_with_key(name.clone(), next);
+                self.names.push(name);
+                (next, true)
+            }
         }
-        let n = self.names.len() as u32;
-        let name: Rc<str> = name.into();
-        self.numbers.insert(name.clone(), n);
-        self.names.push(name);
-        (n, true)
     }
     /// The number of `name`, if it has one.
     pub fn get(&self, name: &str) -> Option<u32> {
@@ -307,18 +311,22 @@ impl Names {
     }
 }
 
-/// The floor of docs/architecture.md §12: the minimum a correct tracker does per operation — one `HashMap`
-/// upsert (keyed by the peek's id strings, under the std keyed SipHash) plus one `BTreeSet`
-/// deadline move. Its operations are `#[inline(never)]`, like the machine's calls into the
-/// library crate, so neither side is inlined into the bench loop.
+/// A map of peeks keyed by their joined id strings (std's keyed SipHash) plus a `BTreeSet` of
+/// deadlines: the base of the floors (docs/architecture.md §12). Alone it is the renew floor
+/// (one upsert and one deadline move) and the memory example's; the inbound and local floors
+/// keep their counts beside it or key by numbers instead (`inbound_floor`, `local_floor`).
+/// Its operations are `#[inline(never)]`, like the machine's calls into the library crate, so
+/// neither side is inlined into the bench loop.
 #[derive(Default, Clone)]
 pub struct Floor {
     pub map: HashMap<Box<str>, (Timestamp, u32)>,
     pub by_time: BTreeSet<(Timestamp, u32)>,
-    /// The slot the next new key gets.
+    /// The slot the next new key gets when `free` is empty.
     pub next: u32,
+    /// Slots of removed keys, taken again first (as the machines' slabs do).
+    free: Vec<u32>,
     /// Where [`key`](Self::key) writes.
-    pub buf: String,
+    buf: String,
 }
 
 impl Floor {
@@ -342,22 +350,21 @@ impl Floor {
             self.by_time.insert((at, *slot));
             None
         } else {
-            let slot = self.next;
-            self.next += 1;
+            let slot = self.free.pop().unwrap_or_else(|| {
+                self.next += 1;
+                self.next - 1
+            });
             self.map.insert(self.buf.as_str().into(), (at, slot));
             self.by_time.insert((at, slot));
             Some(slot)
         }
-    }
-    #[inline(never)]
-    pub fn remove(&mut self, a: &str, b: &str, c: &str) -> bool {
-        self.remove_slot(a, b, c).is_some()
     }
     /// Removes the key; returns its slot (`None` when it was not there).
     pub fn remove_slot(&mut self, a: &str, b: &str, c: &str) -> Option<u32> {
         Self::key(&mut self.buf, a, b, c);
         let (at, slot) = self.map.remove(self.buf.as_str())?;
         self.by_time.remove(&(at, slot));
+        self.free.push(slot);
         Some(slot)
     }
     /// The floor of a restore: the same technique as the machine's bulk restore — a map sized
@@ -366,25 +373,18 @@ impl Floor {
     /// `BTreeSet: FromIterator` does).
     pub fn bulk<'a>(n: usize, items: impl IntoIterator<Item = ([&'a str; 3], Timestamp)>) -> Floor {
         let mut f = Floor { map: HashMap::with_capacity(n), ..Floor::default() };
+        let mut buf = String::new();
         for ([a, b, c], at) in items {
-            Self::key(&mut f.buf, a, b, c);
-            if let Some((old, _)) = f.map.get_mut(f.buf.as_str()) {
+            Self::key(&mut buf, a, b, c);
+            if let Some((old, _)) = f.map.get_mut(buf.as_str()) {
                 *old = at;
             } else {
-                f.map.insert(f.buf.as_str().into(), (at, f.next));
+                f.map.insert(buf.as_str().into(), (at, f.next));
                 f.next += 1;
             }
         }
         f.by_time = f.map.values().copied().collect();
         f
-    }
-    /// The keys by slot (so expiry can find a deadline's map entry).
-    pub fn keys_by_slot(&self) -> Vec<Box<str>> {
-        let mut v = vec![Box::<str>::from(""); self.next as usize];
-        for (k, (_, slot)) in &self.map {
-            v[*slot as usize] = k.clone();
-        }
-        v
     }
     /// A timer-driven renewal (outbound): takes the earliest deadline, moves it `after` later
     /// in the set and in the entry of its slot, and reads the bytes of the entry's names (the
@@ -404,20 +404,6 @@ impl Floor {
         deadlines[slot as usize] = at;
         self.by_time.insert((at, slot));
         Some(read_name(0, &names[slot as usize]))
-    }
-    /// Expires every entry due at `cutoff`: pops the deadline and removes the map entry.
-    #[inline(never)]
-    pub fn expire(&mut self, keys: &[Box<str>], cutoff: Timestamp) -> usize {
-        let mut due = 0;
-        while let Some(&(at, slot)) = self.by_time.first() {
-            if at > cutoff {
-                break;
-            }
-            self.by_time.pop_first();
-            black_box(self.map.remove(&keys[slot as usize]));
-            due += 1;
-        }
-        due
     }
 }
 
