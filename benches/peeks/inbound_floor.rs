@@ -17,15 +17,17 @@
 //! numbers and its id costs one short hash more (a warm create 2 023 against 2 520 with the
 //! joined strings); a renewal or an unpeek that finds the peek by one hash of its joined id
 //! strings hashes fewer bytes than one that looks up both names first (1 624 against 2 168,
-//! 1 246 against 1 646; measured at 1593007). An expiry uses the numbered floor: it removes
-//! the peek by its short key (which it hashes again, where the machine removes by the hash it
-//! stored: more than the least, so the expiry ratio is, if anything, flattered) and reads the
-//! names the store removal and the `Expired` notification are keyed by. No one tracker gets
-//! both keyings; the floor takes the cheaper of each. No floor writes outputs.
+//! 1 246 against 1 646; measured at 1593007). An expiry uses the numbered floor: it reaches
+//! the peek through its slot, which keeps the hash its entry was filed under, so it hashes
+//! nothing (as the machine removes by the hash it stored), and reads the names the store
+//! removal and the `Expired` notification are keyed by. No one tracker gets both keyings; the
+//! floor takes the cheaper of each. No floor writes outputs.
 
 use std::collections::BTreeSet;
-use std::hash::RandomState;
+use std::hash::{BuildHasher, RandomState};
 use std::hint::black_box;
+
+use hashbrown::{HashTable, hash_table};
 
 use matrix_peek::{InboundRecord, Timestamp};
 
@@ -47,7 +49,10 @@ pub struct InboundSide {
     /// Per room number.
     room_state: Vec<FloorRoom>,
     /// (server number, room number) by slot.
-    of_slot: Vec<(u32, u32)>,
+    /// and the hash its entry in [`InboundFloor::peeks`] was filed under (0 in
+    /// [`InboundKeyFloor`]), so an expiry removes the entry without hashing, as the machine
+    /// does.
+    of_slot: Vec<(u32, u32, u64)>,
 }
 
 /// One room of an [`InboundSide`].
@@ -73,7 +78,7 @@ impl InboundSide {
     }
 
     /// Counts the new peek in `slot`, of server `s` in room `r`.
-    fn count(&mut self, slot: u32, s: u32, r: u32) {
+    fn count(&mut self, slot: u32, s: u32, r: u32, hash: u64) {
         self.server_live[s as usize] += 1;
         let state = &mut self.room_state[r as usize];
         state.live += 1;
@@ -83,14 +88,14 @@ impl InboundSide {
         }
         let i = slot as usize;
         if i >= self.of_slot.len() {
-            self.of_slot.resize(i + 1, (u32::MAX, u32::MAX));
+            self.of_slot.resize(i + 1, (u32::MAX, u32::MAX, 0));
         }
-        self.of_slot[i] = (s, r);
+        self.of_slot[i] = (s, r, hash);
     }
 
     /// Takes the ended peek in `slot` out of its server's and its room's counts.
     fn uncount(&mut self, slot: u32) {
-        let (s, r) = self.of_slot[slot as usize];
+        let (s, r, _) = self.of_slot[slot as usize];
         self.server_live[s as usize] -= 1;
         let state = &mut self.room_state[r as usize];
         state.live -= 1;
@@ -106,7 +111,7 @@ impl InboundSide {
         let mut server_live = vec![0; self.server_live.len()];
         let mut rooms = vec![FloorRoom::default(); self.room_state.len()];
         for slot in slots {
-            let (s, r) = self.of_slot[slot as usize];
+            let (s, r, _) = self.of_slot[slot as usize];
             server_live[s as usize] += 1;
             // Tallied here, not with `count`, so that a slip there shows.
             let state = &mut rooms[r as usize];
@@ -136,15 +141,15 @@ fn peek_key(key: &mut Vec<u8>, s: u32, r: u32, id: &str) {
 }
 
 /// The inbound floor whose peeks are keyed by their (server, room) numbers and peek id: each
-/// name is hashed once per operation, then the short key. It serves the creates, the expiry
-/// workloads and the restore.
+/// name is hashed once per operation, then the short key (std's keyed SipHash). Each slot
+/// keeps the hash its entry was filed under, so an expiry removes the entry without hashing,
+/// as the machine's slot index does. It serves the creates, the expiry workloads and the
+/// restore.
 #[derive(Default, Clone)]
 pub struct InboundFloor {
     side: InboundSide,
-    /// (server number, room number, peek id) as bytes → (deadline, slot). hashbrown's map,
-    /// as std's is, under std's keyed SipHash: its `entry_ref` finds or inserts a borrowed key
-    /// with one hash, as the machine's index does.
-    peeks: hashbrown::HashMap<Vec<u8>, (Timestamp, u32), RandomState>,
+    peeks: HashTable<FloorPeek>,
+    hasher: RandomState,
     by_time: BTreeSet<(Timestamp, u32)>,
     /// The slot the next new peek gets when `free` is empty.
     next: u32,
@@ -154,23 +159,32 @@ pub struct InboundFloor {
     key: Vec<u8>,
 }
 
+/// A peek in [`InboundFloor::peeks`].
+#[derive(Clone, Debug)]
+struct FloorPeek {
+    /// (server number, room number, peek id) as bytes ([`peek_key`]).
+    key: Box<[u8]>,
+    at: Timestamp,
+    slot: u32,
+}
+
 impl InboundFloor {
     /// The floor holding `records` (the last of a key wins), built as a restore would: the
-    /// peek map sized once, each new peek counted as it is inserted, the deadline set built in
-    /// bulk from the map (one sort and an O(n) tree build).
+    /// peek table sized once, each new peek counted as it is inserted, the deadline set built
+    /// in bulk from the table (one sort and an O(n) tree build).
     pub fn new(records: &[InboundRecord]) -> Self {
-        let peeks = hashbrown::HashMap::with_capacity_and_hasher(records.len(), RandomState::new());
+        let peeks = HashTable::with_capacity(records.len());
         let mut f = InboundFloor { peeks, ..Default::default() };
         for r in records {
             f.put(r.server.as_str(), r.room_id.as_str(), &r.peek_id, r.expires_at);
         }
-        f.by_time = f.peeks.values().copied().collect();
+        f.by_time = f.peeks.iter().map(|p| (p.at, p.slot)).collect();
         f
     }
 
-    /// Sets the deadline of the peek `(server, room, id)` in the peek map, adding and counting
-    /// it when new; returns its slot and its previous deadline (`None` when new). The deadline
-    /// set is the caller's.
+    /// Sets the deadline of the peek `(server, room, id)`, adding and counting it when new;
+    /// returns its slot and its previous deadline (`None` when new). The deadline set is the
+    /// caller's.
     fn put(
         &mut self,
         server: &str,
@@ -180,18 +194,21 @@ impl InboundFloor {
     ) -> (u32, Option<Timestamp>) {
         let (s, r) = self.side.number(server, room);
         peek_key(&mut self.key, s, r, id);
-        match self.peeks.entry_ref(self.key.as_slice()) {
-            hashbrown::hash_map::EntryRef::Occupied(mut e) => {
-                let (old, slot) = e.get_mut();
-                (*slot, Some(std::mem::replace(old, at)))
+        let hash = self.hasher.hash_one(self.key.as_slice());
+        let (hasher, key) = (&self.hasher, &self.key);
+        let entry = self.peeks.entry(hash, |p| *p.key == **key, |p| hasher.hash_one(&*p.key));
+        match entry {
+            hash_table::Entry::Occupied(mut e) => {
+                let peek = e.get_mut();
+                (peek.slot, Some(std::mem::replace(&mut peek.at, at)))
             }
-            hashbrown::hash_map::EntryRef::Vacant(e) => {
+            hash_table::Entry::Vacant(e) => {
                 let slot = self.free.pop().unwrap_or_else(|| {
                     self.next += 1;
                     self.next - 1
                 });
-                e.insert((at, slot));
-                self.side.count(slot, s, r);
+                e.insert(FloorPeek { key: key.as_slice().into(), at, slot });
+                self.side.count(slot, s, r, hash);
                 (slot, None)
             }
         }
@@ -216,29 +233,22 @@ impl InboundFloor {
             return false;
         };
         peek_key(&mut self.key, s, r, id);
-        let Some((at, slot)) = self.peeks.remove(self.key.as_slice()) else { return false };
+        let hash = self.hasher.hash_one(self.key.as_slice());
+        let key = &self.key;
+        let Ok(e) = self.peeks.find_entry(hash, |p| *p.key == **key) else { return false };
+        let (FloorPeek { at, slot, .. }, _) = e.remove();
         self.by_time.remove(&(at, slot));
         self.side.uncount(slot);
         self.free.push(slot);
         true
     }
 
-    /// The key of each slot's peek (so expiry can find a deadline's map entry), as a host
-    /// would keep beside its deadlines.
-    pub fn keys_by_slot(&self) -> Vec<Vec<u8>> {
-        let mut v = vec![Vec::new(); self.next as usize];
-        for (k, (_, slot)) in &self.peeks {
-            v[*slot as usize] = k.clone();
-        }
-        v
-    }
-
-    /// Expires every peek due at `cutoff` (`keys`: [`keys_by_slot`](Self::keys_by_slot));
-    /// returns how many. Each expiry reads the peek's names (its server, room and id: the
-    /// store removal and the `Expired` notification name them) and takes it out of the
-    /// counts.
+    /// Expires every peek due at `cutoff`; returns how many. Each expiry reads the peek's
+    /// names (its server, room and id: the store removal and the `Expired` notification name
+    /// them), takes it out of the counts, and removes its entry, found by the hash its slot
+    /// keeps: no hashing.
     #[inline(never)]
-    pub fn expire(&mut self, keys: &[Vec<u8>], cutoff: Timestamp) -> usize {
+    pub fn expire(&mut self, cutoff: Timestamp) -> usize {
         let mut due = 0;
         let mut names = 0u64;
         while let Some(&(at, slot)) = self.by_time.first() {
@@ -246,14 +256,13 @@ impl InboundFloor {
                 break;
             }
             self.by_time.pop_first();
-            // The store removal and the `Expired` notification name the peek: its server,
-            // room and id.
-            let key = &keys[slot as usize];
-            let (s, r) = self.side.of_slot[slot as usize];
+            let (s, r, hash) = self.side.of_slot[slot as usize];
+            let entry = self.peeks.find_entry(hash, |p| p.slot == slot).expect("a live peek");
             names = read_name(names, self.side.servers.name(s));
             names = read_name(names, self.side.rooms.name(r));
-            names = names.wrapping_add(key[8..].iter().map(|&b| u64::from(b)).sum::<u64>());
-            black_box(self.peeks.remove(key.as_slice()));
+            let id = &entry.get().key[8..];
+            names = names.wrapping_add(id.iter().map(|&b| u64::from(b)).sum::<u64>());
+            black_box(entry.remove());
             self.side.uncount(slot);
             self.free.push(slot);
             due += 1;
@@ -267,13 +276,15 @@ impl InboundFloor {
     pub fn check(&self, n: usize) {
         assert_eq!(self.peeks.len(), n, "inbound floor: live peeks");
         assert_eq!(self.by_time.len(), n, "inbound floor: deadlines");
-        for (key, &(at, slot)) in &self.peeks {
-            let (s, r) = self.side.of_slot[slot as usize];
-            assert_eq!(key[..4], s.to_le_bytes(), "inbound floor: slot {slot}'s server");
-            assert_eq!(key[4..8], r.to_le_bytes(), "inbound floor: slot {slot}'s room");
-            assert!(self.by_time.contains(&(at, slot)), "inbound floor: slot {slot}'s deadline");
+        for p in self.peeks.iter() {
+            let slot = p.slot;
+            let (s, r, hash) = self.side.of_slot[slot as usize];
+            assert_eq!(p.key[..4], s.to_le_bytes(), "inbound floor: slot {slot}'s server");
+            assert_eq!(p.key[4..8], r.to_le_bytes(), "inbound floor: slot {slot}'s room");
+            assert_eq!(hash, self.hasher.hash_one(&*p.key), "inbound floor: slot {slot}'s hash");
+            assert!(self.by_time.contains(&(p.at, slot)), "inbound floor: slot {slot}'s deadline");
         }
-        self.side.check(self.peeks.values().map(|&(_, slot)| slot));
+        self.side.check(self.peeks.iter().map(|p| p.slot));
     }
 }
 
@@ -303,7 +314,7 @@ impl InboundKeyFloor {
             let slot = f.keys.map[key.as_str()].1;
             if !std::mem::replace(&mut counted[slot as usize], true) {
                 let (s, rm) = f.side.number(server, room);
-                f.side.count(slot, s, rm);
+                f.side.count(slot, s, rm, 0);
             }
         }
         f
@@ -314,7 +325,7 @@ impl InboundKeyFloor {
     pub fn upsert(&mut self, server: &str, room: &str, id: &str, at: Timestamp) {
         if let Some(slot) = self.keys.upsert(server, room, id, at) {
             let (s, r) = self.side.number(server, room);
-            self.side.count(slot, s, r);
+            self.side.count(slot, s, r, 0);
         }
     }
 

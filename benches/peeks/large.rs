@@ -29,7 +29,6 @@ pub fn timeout(c: &mut Criterion, plan: &Plan) {
         let records = ids.records();
         let proto = inbound::machine(&ids);
         let fproto = inbound::InboundFloor::new(&records);
-        let keys = fproto.keys_by_slot();
         let sproto = inbound::scan(records);
         let due = {
             let mut m = proto.clone();
@@ -38,7 +37,7 @@ pub fn timeout(c: &mut Criterion, plan: &Plan) {
         };
         eprintln!("timeout_inbound: {due} of {n} peeks due");
         let mut expired = fproto.clone();
-        assert_eq!(due, expired.expire(&keys, cutoff), "machine and floor expire alike");
+        assert_eq!(due, expired.expire(cutoff), "machine and floor expire alike");
         expired.check(n - due);
         let mut g = c.benchmark_group("timeout_inbound");
         g.sample_size(10).sampling_mode(SamplingMode::Flat);
@@ -58,7 +57,7 @@ pub fn timeout(c: &mut Criterion, plan: &Plan) {
             &name("floor"),
             || fproto.clone(),
             |mut f| {
-                black_box(f.expire(&keys, cutoff));
+                black_box(f.expire(cutoff));
                 f
             },
         );

@@ -20,11 +20,10 @@
 //! numbers costs one short hash more (a warm create 1 747 against 2 587 with the joined
 //! strings); a renewal or an unpeek that finds the peek by one hash of its joined id strings
 //! hashes fewer bytes than one that looks up both names first (1 632 against 2 126, 1 233
-//! against 1 496; measured at 1593007). An expiry uses the numbered floor: it finds the
-//! peek by the numbers its slot keeps and hashes no name, though it hashes those numbers
-//! again to reach the map entry, where the machine removes by the hash it stored (more than
-//! the least: the expiry ratio is, if anything, flattered). No one tracker gets both; the
-//! floor takes the cheaper of each.
+//! against 1 496; measured at 1593007). An expiry uses the numbered floor: it reaches the
+//! peek through its slot, which keeps its numbers and the hash its entry was filed under, so
+//! it hashes nothing (as the machine removes by the hash it stored). No one tracker gets
+//! both; the floor takes the cheaper of each.
 //!
 //! An expiry reads the names an end's store write is keyed by and, with the default
 //! retention, keeps the ended entry for `/sync` until it is collected, as the machine does;
@@ -32,9 +31,11 @@
 //! does, though the machine does: write outputs (`Persist`, `Wake`, `PeekEnded`,
 //! `RoomDemand`). Ratios against them are upper bounds, by that much.
 
-use std::collections::hash_map::Entry;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+use std::hash::{BuildHasher, RandomState};
 use std::hint::black_box;
+
+use hashbrown::{HashTable, hash_table};
 
 use matrix_peek::Timestamp;
 
@@ -79,6 +80,9 @@ struct SlotPeek {
     started: u64,
     /// The stream position of its end, 0 while it is live.
     ended: u64,
+    /// The hash its entry in [`LocalFloor::peeks`] was filed under (0 in [`LocalKeyFloor`]),
+    /// so an expiry removes the entry without hashing again, as the machine does.
+    hash: u64,
 }
 
 impl LocalSide {
@@ -111,7 +115,7 @@ impl LocalSide {
     }
 
     /// Counts the new peek in `slot`, of device `dev` on room `room`.
-    fn count(&mut self, slot: u32, dev: u32, room: u32) {
+    fn count(&mut self, slot: u32, dev: u32, room: u32, hash: u64) {
         self.device_live[dev as usize] += 1;
         let list = &mut self.peekers[room as usize];
         if list.is_empty() {
@@ -120,7 +124,7 @@ impl LocalSide {
         let place = list.len() as u32;
         list.push(slot);
         self.position += 1;
-        let peek = SlotPeek { dev, room, place, started: self.position, ended: 0 };
+        let peek = SlotPeek { dev, room, place, started: self.position, ended: 0, hash };
         let i = slot as usize;
         if i >= self.of_slot.len() {
             self.of_slot.resize(i + 1, SlotPeek { ended: u64::MAX, ..peek });
@@ -181,14 +185,15 @@ impl LocalSide {
 }
 
 /// The local floor whose peeks are keyed by their (device, room) numbers: each name is hashed
-/// once per operation, then the peek by two numbers. It serves the creates, the expiry
-/// workloads (an expired peek's numbers are by its slot: no name is hashed) and the restore.
+/// once per operation, then the peek by two numbers (std's keyed SipHash). Each slot keeps the
+/// hash its entry was filed under, so an expiry removes the entry without hashing, as the
+/// machine's slot index does. It serves the creates, the expiry workloads and the restore.
 #[derive(Default, Clone)]
 pub struct LocalFloor {
     side: LocalSide,
-    /// (device, room) → (deadline, slot), or for a retained ended peek ([`Ended`]) its end's
-    /// stream position and its slot.
-    peeks: HashMap<(u32, u32), (Timestamp, u32)>,
+    /// The peeks; a retained ended one has the deadline [`ENDED`].
+    peeks: HashTable<FloorPeek>,
+    hasher: RandomState,
     by_time: BTreeSet<(Timestamp, u32)>,
     /// The slot the next new peek gets when `free` is empty.
     next: u32,
@@ -199,9 +204,18 @@ pub struct LocalFloor {
     collect: Vec<(u32, u32)>,
 }
 
+/// A peek in [`LocalFloor::peeks`].
+#[derive(Clone, Copy, Debug)]
+struct FloorPeek {
+    /// (device, room) numbers.
+    key: (u32, u32),
+    at: Timestamp,
+    slot: u32,
+}
+
 /// Whether an expiry keeps the ended peeks for `/sync` (the default retention: the machine's
 /// `timeout_local_retained`) or forgets them at once (zero retention: `timeout_local`).
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, Copy, Debug)]
 pub enum Ended {
     Retained,
     Forgotten,
@@ -213,41 +227,43 @@ const ENDED: Timestamp = Timestamp::ZERO;
 
 impl LocalFloor {
     /// The floor holding `items` (the last of a key wins), built as a restore would: the peek
-    /// map sized once, each new peek counted as it is inserted, the deadline set built in bulk
-    /// from the map (one sort and an O(n) tree build).
+    /// table sized once, each new peek counted as it is inserted, the deadline set built in
+    /// bulk from the table (one sort and an O(n) tree build).
     pub fn bulk<'a>(n: usize, items: impl IntoIterator<Item = ([&'a str; 3], Timestamp)>) -> Self {
-        let mut f = LocalFloor { peeks: HashMap::with_capacity(n), ..LocalFloor::default() };
+        let mut f = LocalFloor { peeks: HashTable::with_capacity(n), ..LocalFloor::default() };
         for ([u, d, r], at) in items {
             f.put(u, d, r, at);
         }
-        f.by_time = f.peeks.values().copied().collect();
+        f.by_time = f.peeks.iter().map(|p| (p.at, p.slot)).collect();
         f
     }
 
-    /// Sets the deadline of the peek of device `(u, d)` on room `r` in the peek map, adding
-    /// and counting it when new; returns its slot and its previous deadline (`None` when new).
-    /// The deadline set is the caller's.
+    /// Sets the deadline of the peek of device `(u, d)` on room `r`, adding and counting it
+    /// when new (or when it had ended); returns its slot and its previous deadline (`None`
+    /// when new). The deadline set is the caller's.
     fn put(&mut self, u: &str, d: &str, r: &str, at: Timestamp) -> (u32, Option<Timestamp>) {
-        let (dev, room) = self.side.number(u, d, r);
-        match self.peeks.entry((dev, room)) {
-            Entry::Occupied(mut e) => {
-                let (old, slot) = e.get_mut();
-                let slot = *slot;
-                if *old == ENDED {
+        let key = self.side.number(u, d, r);
+        let hash = self.hasher.hash_one(key);
+        let hasher = &self.hasher;
+        match self.peeks.entry(hash, |p| p.key == key, |p| hasher.hash_one(p.key)) {
+            hash_table::Entry::Occupied(mut e) => {
+                let peek = e.get_mut();
+                if peek.at == ENDED {
                     // A retained end peeked again: a new live peek in the same slot.
-                    *old = at;
-                    self.side.count(slot, dev, room);
+                    peek.at = at;
+                    let slot = peek.slot;
+                    self.side.count(slot, key.0, key.1, hash);
                     return (slot, None);
                 }
-                (slot, Some(std::mem::replace(old, at)))
+                (peek.slot, Some(std::mem::replace(&mut peek.at, at)))
             }
-            Entry::Vacant(e) => {
+            hash_table::Entry::Vacant(e) => {
                 let slot = self.free.pop().unwrap_or_else(|| {
                     self.next += 1;
                     self.next - 1
                 });
-                e.insert((at, slot));
-                self.side.count(slot, dev, room);
+                e.insert(FloorPeek { key, at, slot });
+                self.side.count(slot, key.0, key.1, hash);
                 (slot, None)
             }
         }
@@ -268,11 +284,12 @@ impl LocalFloor {
     #[inline(never)]
     pub fn remove(&mut self, u: &str, d: &str, r: &str) -> bool {
         let Some(key) = self.side.find(u, d, r) else { return false };
-        let Entry::Occupied(e) = self.peeks.entry(key) else { return false };
-        if e.get().0 == ENDED {
+        let hash = self.hasher.hash_one(key);
+        let Ok(e) = self.peeks.find_entry(hash, |p| p.key == key) else { return false };
+        if e.get().at == ENDED {
             return false;
         }
-        let (at, slot) = e.remove();
+        let (FloorPeek { at, slot, .. }, _) = e.remove();
         self.by_time.remove(&(at, slot));
         self.side.uncount(slot);
         self.free.push(slot);
@@ -281,8 +298,9 @@ impl LocalFloor {
 
     /// Expires every peek due at `cutoff`; returns how many. Each end reads the peek's names
     /// (the store write of the end is keyed by them) and takes it out of the counts; a
-    /// retained end marks its entry ended in place with its stream position and queues it for
-    /// collection, a forgotten one removes it.
+    /// retained end marks its entry ended in place (with its end position in its slot) and
+    /// queues it for collection, a forgotten one removes it. The entry is found by the hash
+    /// its slot keeps: no hashing.
     #[inline(never)]
     pub fn expire(&mut self, cutoff: Timestamp, ended: Ended) -> usize {
         let mut due = 0;
@@ -292,18 +310,18 @@ impl LocalFloor {
                 break;
             }
             self.by_time.pop_first();
-            let SlotPeek { dev, room, .. } = self.side.of_slot[slot as usize];
+            let SlotPeek { dev, room, hash, .. } = self.side.of_slot[slot as usize];
             names = names.wrapping_add(self.side.read_names(slot));
             let position = self.side.uncount(slot);
+            let entry = self.peeks.find_entry(hash, |p| p.slot == slot).expect("a live peek");
             match ended {
                 Ended::Retained => {
-                    let entry = self.peeks.get_mut(&(dev, room)).expect("a live peek");
-                    entry.0 = ENDED;
+                    entry.into_mut().at = ENDED;
                     self.side.of_slot[slot as usize].ended = position;
                     self.collect.push((dev, room));
                 }
                 Ended::Forgotten => {
-                    black_box(self.peeks.remove(&(dev, room)));
+                    black_box(entry.remove());
                     self.free.push(slot);
                 }
             }
@@ -316,27 +334,30 @@ impl LocalFloor {
     /// Checks that the floor holds `n` live peeks and that every count and list is what its
     /// live peeks make it.
     pub fn check(&self, n: usize) {
-        let live = || self.peeks.iter().filter(|(_, (at, _))| *at != ENDED);
+        let live = || self.peeks.iter().filter(|p| p.at != ENDED);
         assert_eq!(live().count(), n, "local floor: live peeks");
         assert_eq!(self.by_time.len(), n, "local floor: deadlines");
         let mut ends: Vec<(u32, u32)> = Vec::new();
-        for (&key, &(at, slot)) in self.peeks.iter().filter(|(_, (at, _))| *at == ENDED) {
-            let peek = self.side.of_slot[slot as usize];
-            assert_eq!((peek.dev, peek.room), key, "local floor: ended slot {slot}");
-            assert!(peek.ended > peek.started, "local floor: slot {slot}'s end");
-            debug_assert_eq!(at, ENDED);
-            ends.push(key);
+        for p in self.peeks.iter() {
+            let peek = self.side.of_slot[p.slot as usize];
+            let slot = p.slot;
+            assert_eq!((peek.dev, peek.room), p.key, "local floor: slot {slot}'s device and room");
+            assert_eq!(peek.hash, self.hasher.hash_one(p.key), "local floor: slot {slot}'s hash");
+            if p.at == ENDED {
+                assert!(peek.ended > peek.started, "local floor: slot {slot}'s end");
+                ends.push(p.key);
+            } else {
+                assert!(
+                    self.by_time.contains(&(p.at, slot)),
+                    "local floor: slot {slot}'s deadline"
+                );
+            }
         }
         let mut queued = self.collect.clone();
         ends.sort_unstable();
         queued.sort_unstable();
         assert_eq!(ends, queued, "local floor: retained ends queued for collection");
-        for (&(dev, room), &(at, slot)) in live() {
-            let SlotPeek { dev: d, room: r, .. } = self.side.of_slot[slot as usize];
-            assert_eq!((d, r), (dev, room), "local floor: slot {slot}'s device and room");
-            assert!(self.by_time.contains(&(at, slot)), "local floor: slot {slot}'s deadline");
-        }
-        self.side.check(live().map(|(_, &(_, slot))| slot));
+        self.side.check(live().map(|p| p.slot));
     }
 }
 
@@ -363,7 +384,7 @@ impl LocalKeyFloor {
             let slot = f.keys.map[key.as_str()].1;
             if !std::mem::replace(&mut counted[slot as usize], true) {
                 let (dev, room) = f.side.number(u, d, r);
-                f.side.count(slot, dev, room);
+                f.side.count(slot, dev, room, 0);
             }
         }
         f
@@ -374,7 +395,7 @@ impl LocalKeyFloor {
     pub fn upsert(&mut self, u: &str, d: &str, r: &str, at: Timestamp) {
         if let Some(slot) = self.keys.upsert(u, d, r, at) {
             let (dev, room) = self.side.number(u, d, r);
-            self.side.count(slot, dev, room);
+            self.side.count(slot, dev, room, 0);
         }
     }
 

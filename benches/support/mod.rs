@@ -193,14 +193,15 @@ impl InboundIds {
 }
 
 /// The ids of a local population: device `d` (user `d / 2`) peeks `PER` rooms, room `(d + k·R/PER)
-/// mod R`, so each room has about `PER` peekers. Spare key `e`: device `e mod D`, a spare room.
+/// mod R`, so each room has about `PER` peekers. Spare key `e`: device `e mod D` of a seeded
+/// random order of the devices, a spare room.
 pub struct LocalIds {
     pub n: usize,
     pub users: Vec<OwnedUserId>,
     pub devices: Vec<OwnedDeviceId>,
     pub rooms: Vec<OwnedRoomId>,
     pub spare_rooms: Vec<OwnedRoomId>,
-    /// The devices in a random order (cold keys walk it).
+    /// The devices in a random order (cold and spare keys walk it).
     dev_order: Vec<u32>,
 }
 
@@ -232,9 +233,10 @@ impl LocalIds {
         let r = self.rooms.len();
         (d / 2, d, &self.rooms[(d + k * self.step()) % r])
     }
-    /// (user, device, room) of spare key `e`.
+    /// (user, device, room) of spare key `e`: the devices in their random order (as the cold
+    /// keys walk them), each with a spare room.
     pub fn extra(&self, e: usize) -> (usize, usize, &OwnedRoomId) {
-        let d = e % self.devices.len();
+        let d = self.dev_order[e % self.devices.len()] as usize;
         (d / 2, d, &self.spare_rooms[e / self.devices.len()])
     }
     /// How many cold keys there are before they repeat: device `d` never peeks room
