@@ -22,6 +22,8 @@ mod fanout;
 mod inbound;
 #[path = "peeks/inbound_floor.rs"]
 mod inbound_floor;
+#[path = "peeks/key_floor.rs"]
+mod key_floor;
 #[path = "peeks/large.rs"]
 mod large;
 #[path = "peeks/local.rs"]

@@ -44,6 +44,14 @@ pub fn machine(ids: &InboundIds) -> InboundPeeks {
     m
 }
 
+/// The floor of renewals and unpeeks holding `records`.
+pub fn key_floor(records: &[InboundRecord]) -> InboundKeyFloor {
+    let items = records
+        .iter()
+        .map(|r| ([r.server.as_str(), r.room_id.as_str(), r.peek_id.as_str()], r.expires_at));
+    InboundKeyFloor::bulk(records.len(), items)
+}
+
 pub fn scan(records: Vec<InboundRecord>) -> Scan {
     let mut f = Scan::default();
     for r in records {
@@ -130,7 +138,7 @@ pub fn bench(c: &mut Criterion, plan: &Plan, n: usize) {
     let records = ids.records();
     // Each op against the keying that makes it cheaper (see `inbound_floor`).
     let mut f = InboundFloor::new(&records);
-    let mut k = InboundKeyFloor::new(&records);
+    let mut k = key_floor(&records);
     let want_scan = plan.wants("inbound_renew") && !plan.paired;
     let mut sc = if want_scan { scan(records) } else { Scan::default() };
     let mut m = Machine::new(machine(&ids));

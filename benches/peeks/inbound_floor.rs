@@ -31,7 +31,11 @@ use hashbrown::{HashTable, hash_table};
 
 use matrix_peek::{InboundRecord, Timestamp};
 
-use crate::support::{Floor, Names, read_name};
+use crate::key_floor::{KeyFloor, Side};
+use crate::support::{Names, Slots, file_deadline, read_name};
+
+/// The inbound floor of renewals and unpeeks: peeks keyed by their joined id strings.
+pub type InboundKeyFloor = KeyFloor<InboundSide>;
 
 /// The server and room numbers and counts of an inbound floor. Servers and rooms are numbered
 /// when first seen, in keyed SipHash maps (their names come from remote servers). A room's
@@ -151,10 +155,7 @@ pub struct InboundFloor {
     peeks: HashTable<FloorPeek>,
     hasher: RandomState,
     by_time: BTreeSet<(Timestamp, u32)>,
-    /// The slot the next new peek gets when `free` is empty.
-    next: u32,
-    /// Slots of removed peeks, taken again first (as the machine's slab does).
-    free: Vec<u32>,
+    slots: Slots,
     /// Where a peek's key is written for its lookup.
     key: Vec<u8>,
 }
@@ -203,10 +204,7 @@ impl InboundFloor {
                 (peek.slot, Some(std::mem::replace(&mut peek.at, at)))
             }
             hash_table::Entry::Vacant(e) => {
-                let slot = self.free.pop().unwrap_or_else(|| {
-                    self.next += 1;
-                    self.next - 1
-                });
+                let slot = self.slots.take();
                 e.insert(FloorPeek { key: key.as_slice().into(), at, slot });
                 self.side.count(slot, s, r, hash);
                 (slot, None)
@@ -219,10 +217,7 @@ impl InboundFloor {
     #[inline(never)]
     pub fn upsert(&mut self, server: &str, room: &str, id: &str, at: Timestamp) {
         let (slot, old) = self.put(server, room, id, at);
-        if let Some(old) = old {
-            self.by_time.remove(&(old, slot));
-        }
-        self.by_time.insert((at, slot));
+        file_deadline(&mut self.by_time, slot, old, at);
     }
 
     /// Ends the peek `(server, room, id)`; returns whether it was live.
@@ -239,7 +234,7 @@ impl InboundFloor {
         let (FloorPeek { at, slot, .. }, _) = e.remove();
         self.by_time.remove(&(at, slot));
         self.side.uncount(slot);
-        self.free.push(slot);
+        self.slots.give(slot);
         true
     }
 
@@ -264,7 +259,7 @@ impl InboundFloor {
             names = names.wrapping_add(id.iter().map(|&b| u64::from(b)).sum::<u64>());
             black_box(entry.remove());
             self.side.uncount(slot);
-            self.free.push(slot);
+            self.slots.give(slot);
             due += 1;
         }
         black_box(names);
@@ -288,67 +283,15 @@ impl InboundFloor {
     }
 }
 
-/// The inbound floor whose peeks are keyed by their joined id strings ([`Floor`]): a renewal
-/// hashes the key once and touches nothing else ([`Floor::upsert`]), an unpeek hashes it once
-/// and reaches the counts by its slot. A create numbers the server and the room besides. It
-/// serves the renewals and the unpeeks.
-#[derive(Default, Clone)]
-pub struct InboundKeyFloor {
-    side: InboundSide,
-    keys: Floor,
-}
-
-impl InboundKeyFloor {
-    /// The floor holding `records`, bulk-built ([`Floor::bulk`]), then counted.
-    pub fn new(records: &[InboundRecord]) -> Self {
-        fn names(r: &InboundRecord) -> [&str; 3] {
-            [r.server.as_str(), r.room_id.as_str(), r.peek_id.as_str()]
-        }
-        let keys = Floor::bulk(records.len(), records.iter().map(|r| (names(r), r.expires_at)));
-        let mut f = InboundKeyFloor { keys, ..Default::default() };
-        let mut key = String::new();
-        let mut counted = vec![false; f.keys.next as usize];
-        for r in records {
-            let [server, room, id] = names(r);
-            Floor::key(&mut key, server, room, id);
-            let slot = f.keys.map[key.as_str()].1;
-            if !std::mem::replace(&mut counted[slot as usize], true) {
-                let (s, rm) = f.side.number(server, room);
-                f.side.count(slot, s, rm, 0);
-            }
-        }
-        f
+impl Side for InboundSide {
+    fn add(&mut self, slot: u32, [server, room, _id]: [&str; 3]) {
+        let (s, r) = self.number(server, room);
+        self.count(slot, s, r, 0);
     }
-
-    /// Starts the peek `(server, room, id)` due at `at`, or renews it.
-    #[inline(never)]
-    pub fn upsert(&mut self, server: &str, room: &str, id: &str, at: Timestamp) {
-        if let Some(slot) = self.keys.upsert(server, room, id, at) {
-            let (s, r) = self.side.number(server, room);
-            self.side.count(slot, s, r, 0);
-        }
+    fn end(&mut self, slot: u32) {
+        self.uncount(slot);
     }
-
-    /// Renews the live peek `(server, room, id)`: only its deadline moves.
-    #[inline(never)]
-    pub fn renew(&mut self, server: &str, room: &str, id: &str, at: Timestamp) {
-        let new = self.keys.upsert(server, room, id, at);
-        debug_assert!(new.is_none(), "a renewal names a live peek");
-    }
-
-    /// Ends the peek `(server, room, id)`; returns whether it was live.
-    #[inline(never)]
-    pub fn remove(&mut self, server: &str, room: &str, id: &str) -> bool {
-        let Some(slot) = self.keys.remove_slot(server, room, id) else { return false };
-        self.side.uncount(slot);
-        true
-    }
-
-    /// Checks that the floor holds `n` live peeks and that every count is what its live peeks
-    /// make it.
-    pub fn check(&self, n: usize) {
-        assert_eq!(self.keys.map.len(), n, "inbound key floor: live peeks");
-        assert_eq!(self.keys.by_time.len(), n, "inbound key floor: deadlines");
-        self.side.check(self.keys.map.values().map(|&(_, slot)| slot));
+    fn check_slots(&self, slots: &mut dyn Iterator<Item = u32>) {
+        self.check(slots);
     }
 }

@@ -39,7 +39,11 @@ use hashbrown::{HashTable, hash_table};
 
 use matrix_peek::Timestamp;
 
-use crate::support::{Floor, Names, read_name};
+use crate::key_floor::{KeyFloor, Side};
+use crate::support::{Names, Slots, file_deadline, read_name};
+
+/// The local floor of renewals and unpeeks: peeks keyed by their joined id strings.
+pub type LocalKeyFloor = KeyFloor<LocalSide>;
 
 /// The device and room numbers, counts and peeker lists of a local floor. Devices (by user
 /// and device id) and rooms are numbered when first seen, in keyed SipHash maps (their names
@@ -195,10 +199,7 @@ pub struct LocalFloor {
     peeks: HashTable<FloorPeek>,
     hasher: RandomState,
     by_time: BTreeSet<(Timestamp, u32)>,
-    /// The slot the next new peek gets when `free` is empty.
-    next: u32,
-    /// Slots of forgotten peeks, taken again first (as the machine's slab does).
-    free: Vec<u32>,
+    slots: Slots,
     /// Retained ended peeks, in the order they ended: collected in that order once the
     /// retention (the same for all) is over.
     collect: Vec<(u32, u32)>,
@@ -258,10 +259,7 @@ impl LocalFloor {
                 (peek.slot, Some(std::mem::replace(&mut peek.at, at)))
             }
             hash_table::Entry::Vacant(e) => {
-                let slot = self.free.pop().unwrap_or_else(|| {
-                    self.next += 1;
-                    self.next - 1
-                });
+                let slot = self.slots.take();
                 e.insert(FloorPeek { key, at, slot });
                 self.side.count(slot, key.0, key.1, hash);
                 (slot, None)
@@ -274,10 +272,7 @@ impl LocalFloor {
     #[inline(never)]
     pub fn upsert(&mut self, u: &str, d: &str, r: &str, at: Timestamp) {
         let (slot, old) = self.put(u, d, r, at);
-        if let Some(old) = old {
-            self.by_time.remove(&(old, slot));
-        }
-        self.by_time.insert((at, slot));
+        file_deadline(&mut self.by_time, slot, old, at);
     }
 
     /// Ends the peek of device `(u, d)` on room `r`; returns whether it was live.
@@ -292,7 +287,7 @@ impl LocalFloor {
         let (FloorPeek { at, slot, .. }, _) = e.remove();
         self.by_time.remove(&(at, slot));
         self.side.uncount(slot);
-        self.free.push(slot);
+        self.slots.give(slot);
         true
     }
 
@@ -322,7 +317,7 @@ impl LocalFloor {
                 }
                 Ended::Forgotten => {
                     black_box(entry.remove());
-                    self.free.push(slot);
+                    self.slots.give(slot);
                 }
             }
             due += 1;
@@ -361,64 +356,15 @@ impl LocalFloor {
     }
 }
 
-/// The local floor whose peeks are keyed by their joined id strings ([`Floor`]): a renewal
-/// hashes the key once and touches nothing else ([`Floor::upsert`]), an unpeek hashes it once
-/// and reaches the counts by its slot. A create numbers the device and the room besides. It
-/// serves the renewals and the unpeeks.
-#[derive(Default, Clone)]
-pub struct LocalKeyFloor {
-    side: LocalSide,
-    keys: Floor,
-}
-
-impl LocalKeyFloor {
-    /// The floor holding `items`, bulk-built ([`Floor::bulk`]), then counted.
-    pub fn bulk<'a>(n: usize, items: impl IntoIterator<Item = ([&'a str; 3], Timestamp)>) -> Self {
-        let mut f = LocalKeyFloor::default();
-        let mut names: Vec<[&str; 3]> = Vec::with_capacity(n);
-        f.keys = Floor::bulk(n, items.into_iter().inspect(|(names3, _)| names.push(*names3)));
-        let mut key = String::new();
-        let mut counted = vec![false; f.keys.next as usize];
-        for [u, d, r] in names {
-            Floor::key(&mut key, u, d, r);
-            let slot = f.keys.map[key.as_str()].1;
-            if !std::mem::replace(&mut counted[slot as usize], true) {
-                let (dev, room) = f.side.number(u, d, r);
-                f.side.count(slot, dev, room, 0);
-            }
-        }
-        f
+impl Side for LocalSide {
+    fn add(&mut self, slot: u32, [u, d, r]: [&str; 3]) {
+        let (dev, room) = self.number(u, d, r);
+        self.count(slot, dev, room, 0);
     }
-
-    /// Starts the peek of device `(u, d)` on room `r` due at `at`, or renews it.
-    #[inline(never)]
-    pub fn upsert(&mut self, u: &str, d: &str, r: &str, at: Timestamp) {
-        if let Some(slot) = self.keys.upsert(u, d, r, at) {
-            let (dev, room) = self.side.number(u, d, r);
-            self.side.count(slot, dev, room, 0);
-        }
+    fn end(&mut self, slot: u32) {
+        self.uncount(slot);
     }
-
-    /// Renews the live peek of device `(u, d)` on room `r`: only its deadline moves.
-    #[inline(never)]
-    pub fn renew(&mut self, u: &str, d: &str, r: &str, at: Timestamp) {
-        let new = self.keys.upsert(u, d, r, at);
-        debug_assert!(new.is_none(), "a renewal names a live peek");
-    }
-
-    /// Ends the peek of device `(u, d)` on room `r`; returns whether it was live.
-    #[inline(never)]
-    pub fn remove(&mut self, u: &str, d: &str, r: &str) -> bool {
-        let Some(slot) = self.keys.remove_slot(u, d, r) else { return false };
-        self.side.uncount(slot);
-        true
-    }
-
-    /// Checks that the floor holds `n` live peeks and that every count and list is what its
-    /// live peeks make it.
-    pub fn check(&self, n: usize) {
-        assert_eq!(self.keys.map.len(), n, "local key floor: live peeks");
-        assert_eq!(self.keys.by_time.len(), n, "local key floor: deadlines");
-        self.side.check(self.keys.map.values().map(|&(_, slot)| slot));
+    fn check_slots(&self, slots: &mut dyn Iterator<Item = u32>) {
+        self.check(slots);
     }
 }

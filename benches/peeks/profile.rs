@@ -140,9 +140,7 @@ fn run_workload(family: &str, op: &str, side: &str, n: usize, ops: usize, what: 
             let ids = InboundIds::new(n, spare(n));
             let records = ids.records();
             match floor_keying(side, op) {
-                "key_floor" => {
-                    run_on(&mut inbound::InboundKeyFloor::new(&records), &ids, n, op, ops)
-                }
+                "key_floor" => run_on(&mut inbound::key_floor(&records), &ids, n, op, ops),
                 _ => run_on(&mut inbound::InboundFloor::new(&records), &ids, n, op, ops),
             }
         }

@@ -313,6 +313,46 @@ impl Names {
     }
 }
 
+/// Slot numbers for a floor's peeks: freed ones are taken again first, as the machines'
+/// slabs do.
+#[derive(Default, Clone)]
+pub struct Slots {
+    next: u32,
+    free: Vec<u32>,
+}
+
+impl Slots {
+    /// A slot for a new peek.
+    pub fn take(&mut self) -> u32 {
+        self.free.pop().unwrap_or_else(|| {
+            self.next += 1;
+            self.next - 1
+        })
+    }
+    /// Frees `slot`.
+    pub fn give(&mut self, slot: u32) {
+        self.free.push(slot);
+    }
+    /// One more than the largest slot ever taken.
+    pub fn end(&self) -> u32 {
+        self.next
+    }
+}
+
+/// Files `slot`'s deadline `at` in `by_time`, moving it from `old` when it had one: the
+/// deadline half of an upsert.
+pub fn file_deadline(
+    by_time: &mut BTreeSet<(Timestamp, u32)>,
+    slot: u32,
+    old: Option<Timestamp>,
+    at: Timestamp,
+) {
+    if let Some(old) = old {
+        by_time.remove(&(old, slot));
+    }
+    by_time.insert((at, slot));
+}
+
 /// A map of peeks keyed by their joined id strings (std's keyed SipHash) plus a `BTreeSet` of
 /// deadlines: the base of the floors (docs/architecture.md §12). Alone it is the renew floor
 /// (one upsert and one deadline move) and the memory example's; the inbound and local floors
@@ -323,10 +363,7 @@ impl Names {
 pub struct Floor {
     pub map: HashMap<Box<str>, (Timestamp, u32)>,
     pub by_time: BTreeSet<(Timestamp, u32)>,
-    /// The slot the next new key gets when `free` is empty.
-    pub next: u32,
-    /// Slots of removed keys, taken again first (as the machines' slabs do).
-    free: Vec<u32>,
+    pub slots: Slots,
     /// Where [`key`](Self::key) writes.
     buf: String,
 }
@@ -352,10 +389,7 @@ impl Floor {
             self.by_time.insert((at, *slot));
             None
         } else {
-            let slot = self.free.pop().unwrap_or_else(|| {
-                self.next += 1;
-                self.next - 1
-            });
+            let slot = self.slots.take();
             self.map.insert(self.buf.as_str().into(), (at, slot));
             self.by_time.insert((at, slot));
             Some(slot)
@@ -366,7 +400,7 @@ impl Floor {
         Self::key(&mut self.buf, a, b, c);
         let (at, slot) = self.map.remove(self.buf.as_str())?;
         self.by_time.remove(&(at, slot));
-        self.free.push(slot);
+        self.slots.give(slot);
         Some(slot)
     }
     /// The floor of a restore: the same technique as the machine's bulk restore — a map sized
@@ -381,8 +415,7 @@ impl Floor {
             if let Some((old, _)) = f.map.get_mut(buf.as_str()) {
                 *old = at;
             } else {
-                f.map.insert(buf.as_str().into(), (at, f.next));
-                f.next += 1;
+                f.map.insert(buf.as_str().into(), (at, f.slots.take()));
             }
         }
         f.by_time = f.map.values().copied().collect();
