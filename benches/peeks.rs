@@ -1,6 +1,6 @@
-//! The benches of docs/architecture.md §12: every machine workload beside a **floor** (one `HashMap` upsert
-//! plus one `BTreeMap` deadline move per op; a direct lookup for fan-out) and a
-//! **periodic-scan** reference, in the same run, so results read as ratios.
+//! The benches of docs/architecture.md §12: every machine workload beside a **floor** (the
+//! least a correct tracker does for it: §12 and `peeks/*_floor.rs`) and a **periodic-scan**
+//! reference, in the same run, so results read as ratios.
 //!
 //! * `cargo bench --bench peeks -- --warm-up-time 1 --measurement-time 2 [GROUP]` runs at 1 k,
 //!   10 k, 100 k and 1 M live peeks; `GROUP` (or `PEEK_BENCH=GROUP`) picks the groups whose

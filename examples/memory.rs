@@ -1,15 +1,16 @@
 //! Memory per live peek (docs/architecture.md §12), measured with a counting global allocator.
 //!
-//! `cargo run --release --example memory [SIZES]` builds, at each size N, an `InboundPeeks`
-//! and a `LocalPeeks` with N live peeks through `handle_peek` (outputs drained), the inbound
-//! floor, and an `OutboundPeeks` with N established rooms (each demanded, its `PUT` answered),
-//! and prints the heap bytes each holds per peek, with and without the bytes of the id
-//! strings themselves (peek ids per peek; room, server, user and device names once each, as
-//! the machines intern them). The 220 B target (docs/architecture.md §12) is set for the
-//! inbound and local machines, which hold millions of peeks; the outbound machine holds one
-//! room per remote room the server's users peek, and is reported without a target. It ends with the **maximum** per machine over the sizes:
-//! slabs, hash tables and `Vec`s double at powers of two, so one size just under a doubling
-//! flatters the figure; the target holds only if it holds at every size.
+//! `cargo run --release --example memory [SIZES]` builds, at each size N, an `InboundPeeks` and a
+//! `LocalPeeks` with N live peeks through `handle_peek` (outputs drained), the bare key-map floor
+//! (`Floor`: the peeks' joined id strings and deadlines, without the counts the benches' inbound
+//! floor keeps), and an `OutboundPeeks` with N established rooms (each demanded, its `PUT`
+//! answered), and prints the heap bytes each holds per peek, with and without the bytes of the id
+//! strings themselves (peek ids per peek; room, server, user and device names once each, as the
+//! machines intern them). The 220 B target (docs/architecture.md §12) is set for the inbound and
+//! local machines, which hold millions of peeks; the outbound machine holds one room per remote
+//! room the server's users peek, and is reported without a target. It ends with the **maximum** per
+//! machine over the sizes: slabs, hash tables and `Vec`s double at powers of two, so one size just
+//! under a doubling flatters the figure; the target holds only if it holds at every size.
 //!
 //! * `SIZES` (an argument, or `PEEK_MEMORY_SIZES`) is a comma-separated list, e.g.
 //!   `100000,1000000`.
@@ -98,7 +99,7 @@ fn main() {
         lines.push(line("inbound", n, m.len(), held(&region), strings));
         drop(m);
 
-        // The floor tracker, for comparison.
+        // The bare key-map floor, for comparison.
         let region = Region::new(GLOBAL);
         let mut f = Floor::default();
         for i in 0..n {
@@ -127,7 +128,7 @@ fn main() {
 
         // Outbound: one federated peek per room, each through one of `SERVERS` residents.
         let rooms: Vec<_> = (0..n).map(room).collect();
-        // Only the residents some room names are interned.
+        // Only the residents that some room names are interned.
         let servers: Vec<_> = (0..SERVERS.min(n)).map(server).collect();
         let strings: usize = rooms.iter().map(|r| r.as_str().len()).sum::<usize>()
             + servers.iter().map(|s| s.as_str().len()).sum::<usize>()

@@ -52,15 +52,14 @@ pub struct InboundSide {
     server_live: Vec<u32>,
     /// Per room number.
     room_state: Vec<FloorRoom>,
-    /// (server number, room number) by slot.
-    /// and the hash its entry in [`InboundFloor::peeks`] was filed under (0 in
-    /// [`InboundKeyFloor`]), so an expiry removes the entry without hashing, as the machine
-    /// does.
+    /// By slot: (server number, room number, the hash its entry in [`InboundFloor::peeks`] was
+    /// filed under: 0 in [`InboundKeyFloor`]), so an expiry reaches the counts and removes the
+    /// entry without hashing, as the machine does.
     of_slot: Vec<(u32, u32, u64)>,
 }
 
 /// One room of an [`InboundSide`].
-#[derive(Default, Clone, PartialEq, Debug)]
+#[derive(Default, Clone)]
 struct FloorRoom {
     live: u32,
     /// (server number, live peeks of that server in the room).

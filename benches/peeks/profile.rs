@@ -155,7 +155,7 @@ fn run_workload(family: &str, op: &str, side: &str, n: usize, ops: usize, what: 
                 _ => run_on(&mut local::floor(&ids), &ids, n, op, ops),
             }
         }
-        ("outbound", side) if op == "renew" => {
+        ("outbound", side @ ("machine" | "floor")) if op == "renew" => {
             let ids = outbound::OutboundIds::new(n);
             let (mut m, mut f, period) = outbound::renew_population(&ids, n);
             let unit: Vec<()> = vec![(); ops];
@@ -172,7 +172,7 @@ fn run_workload(family: &str, op: &str, side: &str, n: usize, ops: usize, what: 
                 });
             }
         }
-        ("outbound", side) => {
+        ("outbound", side @ ("machine" | "floor")) => {
             let ids = outbound::OutboundIds::new(n);
             let (mut m, mut f) = outbound::population(&ids, n);
             match side {
