@@ -8,6 +8,8 @@
 //! Why renewals and unpeeks use this keying and creates the numbered one: `inbound_floor`
 //! and `local_floor`.
 
+use std::collections::HashMap;
+
 use matrix_peek::Timestamp;
 
 use crate::support::Floor;
@@ -31,21 +33,24 @@ pub struct KeyFloor<S> {
 }
 
 impl<S: Side> KeyFloor<S> {
-    /// The floor holding `items` (the last of a key wins), bulk-built ([`Floor::bulk`]), then
-    /// counted.
+    /// The floor holding `items` (the last of a key wins), built as a restore would: the key
+    /// map sized once, each new key counted as it is inserted, the deadline set built in bulk
+    /// from the map (one sort and an O(n) tree build).
     pub fn bulk<'a>(n: usize, items: impl IntoIterator<Item = ([&'a str; 3], Timestamp)>) -> Self {
         let mut f = KeyFloor::<S>::default();
-        let mut names: Vec<[&str; 3]> = Vec::with_capacity(n);
-        f.keys = Floor::bulk(n, items.into_iter().inspect(|(three, _)| names.push(*three)));
+        f.keys.map = HashMap::with_capacity(n);
         let mut key = String::new();
-        let mut counted = vec![false; f.keys.slots.end() as usize];
-        for [a, b, c] in names {
+        for ([a, b, c], at) in items {
             Floor::key(&mut key, a, b, c);
-            let slot = f.keys.map[key.as_str()].1;
-            if !std::mem::replace(&mut counted[slot as usize], true) {
+            if let Some((old, _)) = f.keys.map.get_mut(key.as_str()) {
+                *old = at;
+            } else {
+                let slot = f.keys.slots.take();
+                f.keys.map.insert(key.as_str().into(), (at, slot));
                 f.side.add(slot, [a, b, c]);
             }
         }
+        f.keys.by_time = f.keys.map.values().copied().collect();
         f
     }
 

@@ -333,10 +333,6 @@ impl Slots {
     pub fn give(&mut self, slot: u32) {
         self.free.push(slot);
     }
-    /// One more than the largest slot ever taken.
-    pub fn end(&self) -> u32 {
-        self.next
-    }
 }
 
 /// Files `slot`'s deadline `at` in `by_time`, moving it from `old` when it had one: the
@@ -402,24 +398,6 @@ impl Floor {
         self.by_time.remove(&(at, slot));
         self.slots.give(slot);
         Some(slot)
-    }
-    /// The floor of a restore: the same technique as the machine's bulk restore — a map sized
-    /// once (`with_capacity`), one upsert per record (the last record of a key wins), then the
-    /// deadline set built in bulk from the map (one sort and an O(n) tree build, which is what
-    /// `BTreeSet: FromIterator` does).
-    pub fn bulk<'a>(n: usize, items: impl IntoIterator<Item = ([&'a str; 3], Timestamp)>) -> Floor {
-        let mut f = Floor { map: HashMap::with_capacity(n), ..Floor::default() };
-        let mut buf = String::new();
-        for ([a, b, c], at) in items {
-            Self::key(&mut buf, a, b, c);
-            if let Some((old, _)) = f.map.get_mut(buf.as_str()) {
-                *old = at;
-            } else {
-                f.map.insert(buf.as_str().into(), (at, f.slots.take()));
-            }
-        }
-        f.by_time = f.map.values().copied().collect();
-        f
     }
     /// A timer-driven renewal (outbound): takes the earliest deadline, moves it `after` later
     /// in the set and in the entry of its slot, and reads the bytes of the entry's names (the
