@@ -102,9 +102,9 @@ fn a_device_whose_peeks_expire_together_is_woken_once_after_every_write() {
     m.handle_peek(t(0), &u, &b, &room(0), false, &open()).unwrap();
     // A's fourth peek ends later, in its own timeout: it wakes A again.
     m.handle_peek(t(500), &u, &a, &room(3), false, &open()).unwrap();
-    let _ = std::iter::from_fn(|| m.poll_output()).count();
+    drain(&mut m);
     m.handle_timeout(t(1_000));
-    let out: Vec<_> = std::iter::from_fn(|| m.poll_output()).collect();
+    let out = drain(&mut m);
     assert_eq!(woken(&out), ["A", "B"], "each once, in the order its first peek ended: {out:?}");
     let last_write = out.iter().rposition(|o| matches!(o, LocalOutput::Persist(_))).unwrap();
     let first_wake = out.iter().position(|o| matches!(o, LocalOutput::Wake { .. })).unwrap();
@@ -112,7 +112,7 @@ fn a_device_whose_peeks_expire_together_is_woken_once_after_every_write() {
     let ended = out.iter().filter(|o| matches!(o, LocalOutput::PeekEnded { .. })).count();
     assert_eq!(ended, 4);
     m.handle_timeout(t(1_500));
-    let out: Vec<_> = std::iter::from_fn(|| m.poll_output()).collect();
+    let out = drain(&mut m);
     assert_eq!(woken(&out), ["A"]);
 }
 
@@ -124,7 +124,7 @@ fn devices_are_woken_in_the_order_their_first_peek_ended_not_by_name_or_slot() {
     m.handle_peek(t(100), &user(1), &dev("A"), &room(1), false, &open()).unwrap();
     m.handle_peek(t(0), &user(1), &dev("Z"), &room(2), false, &open()).unwrap();
     m.handle_peek(t(100), &user(1), &dev("Z"), &room(3), false, &open()).unwrap();
-    let _ = std::iter::from_fn(|| m.poll_output()).count();
+    drain(&mut m);
     m.handle_timeout(t(1_100));
     assert_eq!(woken(&drain(&mut m)), ["Z", "A"]);
 }
@@ -137,10 +137,10 @@ fn a_mass_collection_writes_the_stream_record_once_before_every_removal() {
         m.handle_peek(t(0), &user(i), &dev("A"), &room(i % 4), false, &open()).unwrap();
     }
     m.handle_timeout(t(1_000));
-    let _ = std::iter::from_fn(|| m.poll_output()).count();
+    drain(&mut m);
     let day = 24 * 3_600 * 1_000;
     m.handle_timeout(t(1_000 + day));
-    let out: Vec<_> = std::iter::from_fn(|| m.poll_output()).collect();
+    let out = drain(&mut m);
     let streams: Vec<_> = out
         .iter()
         .enumerate()
