@@ -6,6 +6,7 @@ mod error;
 mod inspect;
 mod names;
 mod output;
+mod queue;
 mod record;
 mod restore;
 mod state;
@@ -104,7 +105,8 @@ pub struct LocalPeeks {
     horizon: u64,
     /// What the store holds in its `Stream` record.
     persisted_stream: (u64, u64),
-    out: VecDeque<LocalOutput>,
+    /// Outputs not yet taken, compact (their ids are copied out when taken; see `queue.rs`).
+    out: VecDeque<queue::Queued>,
     stats: LocalStats,
 }
 
@@ -139,7 +141,7 @@ impl LocalPeeks {
     /// `handle_*` call or `restore`; drain it after each.
     #[must_use]
     pub fn poll_output(&mut self) -> Option<LocalOutput> {
-        let output = self.out.pop_front();
+        let output = self.take_output();
         crate::log::output!("local", output);
         output
     }
@@ -150,7 +152,9 @@ impl LocalPeeks {
         let mut stats = self.stats;
         stats.live_peeks = self.live_total as u64;
         stats.retained_entries = self.ended_total as u64;
-        stats.devices = self.devices.len() as u64;
+        // A device slot kept only for a queued output holds nothing.
+        stats.devices =
+            self.devices.iter().filter(|(_, dev)| !dev.entries.is_empty()).count() as u64;
         stats.demanded_rooms = self.rooms.iter().filter(|(_, room)| room.live > 0).count() as u64;
         stats
     }
@@ -501,8 +505,7 @@ impl LocalPeeks {
             self.dev_mut(d).ended -= 1;
             self.ended_total -= 1;
             self.persist_stream();
-            let key = self.entry_key(d, r);
-            self.out.push_back(super::LocalOutput::Persist(super::LocalChange::Remove(key)));
+            self.queue(queue::Queued::Remove { d, r });
             self.room_mut(r).refs -= 1;
             self.release_room(r);
         }

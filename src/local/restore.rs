@@ -5,8 +5,9 @@
 //! the records into a map keyed by cloned ids); a second pass over the entries builds the
 //! three timer queues in bulk (one sort each instead of a tree insert per deadline).
 
+use super::queue::Queued;
 use super::state::{DevIdx, Entry, RoomIdx};
-use super::{LocalConfig, LocalOutput, LocalPeeks, LocalRecord};
+use super::{LocalConfig, LocalPeeks, LocalRecord};
 use crate::deadlines::{DeadlineList, Handle, Ties};
 use crate::time::{Monotonic, Timestamp};
 use crate::timer::TimerQueue;
@@ -99,16 +100,17 @@ impl LocalPeeks {
             this.persisted_stream = (position, horizon);
         }
         let mut demanded = Vec::new();
-        for room in this.rooms.values_mut() {
+        for (r, room) in this.rooms.iter_mut() {
             room.live = u32::try_from(room.peekers.len()).expect("bounded by the records");
             if room.live > 0 {
-                demanded.push(room.id.clone());
+                demanded.push(r);
             }
         }
-        demanded.sort_unstable();
-        this.out.extend(
-            demanded.into_iter().map(|room_id| LocalOutput::RoomDemand { room_id, demanded: true }),
-        );
+        // In room-id order, so the outputs do not depend on slot numbering.
+        demanded.sort_unstable_by(|a, b| this.room(*a).id.cmp(&this.room(*b).id));
+        for r in demanded {
+            this.queue(Queued::Demand { r, demanded: true });
+        }
         this
     }
 

@@ -4,8 +4,8 @@ use std::collections::HashMap;
 
 use ruma_common::{OwnedDeviceId, OwnedRoomId, OwnedUserId};
 
-use super::record::{LocalChange, LocalKey, LocalRecord};
-use super::{LocalEndReason, LocalOutput, LocalPeeks};
+use super::queue::Queued;
+use super::{LocalEndReason, LocalPeeks};
 use crate::deadlines::Handle;
 use crate::ids::StreamPosition;
 use crate::time::{Tick, Timestamp};
@@ -44,6 +44,9 @@ pub(super) struct DeviceSlot {
     pub(super) ended: u32,
     /// Idle devices do not count towards room demand (docs/architecture.md §4.4).
     pub(super) idle: bool,
+    /// Queued outputs naming this device: the slot is kept (with its names) until they are
+    /// taken (see `queue.rs`).
+    pub(super) queued: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -57,6 +60,9 @@ pub(super) struct RoomSlot {
     pub(super) live: u32,
     /// Entries (live or ended) pointing at this slot.
     pub(super) refs: u32,
+    /// Queued outputs naming this room: the slot is kept (with its id) until they are taken
+    /// (see `queue.rs`).
+    pub(super) queued: u32,
 }
 
 impl LocalPeeks {
@@ -115,6 +121,7 @@ impl LocalPeeks {
             live_peeks: 0,
             ended: 0,
             idle: false,
+            queued: 0,
         });
         self.names.add_device(&self.devices, d);
         d
@@ -136,14 +143,16 @@ impl LocalPeeks {
             peekers: Vec::new(),
             live: 0,
             refs: 0,
+            queued: 0,
         });
         self.names.add_room(&self.rooms, r);
         r
     }
 
-    /// Frees the device slot once it holds no entries.
+    /// Frees the device slot once it holds no entries and no queued output names it.
     pub(super) fn release_device(&mut self, d: DevIdx) {
-        if !self.dev(d).entries.is_empty() {
+        let dev = self.dev(d);
+        if !dev.entries.is_empty() || dev.queued != 0 {
             return;
         }
         self.idle.cancel(&d);
@@ -151,9 +160,10 @@ impl LocalPeeks {
         self.devices.remove(d).expect("device index is live");
     }
 
-    /// Frees the room slot once no entry points at it.
+    /// Frees the room slot once no entry points at it and no queued output names it.
     pub(super) fn release_room(&mut self, r: RoomIdx) {
-        if self.room(r).refs != 0 {
+        let room = self.room(r);
+        if room.refs != 0 || room.queued != 0 {
             return;
         }
         let slot = self.rooms.remove(r).expect("room index is live");
@@ -165,32 +175,17 @@ impl LocalPeeks {
         StreamPosition(self.position)
     }
 
-    pub(super) fn entry_key(&self, d: DevIdx, r: RoomIdx) -> LocalKey {
-        let dev = self.dev(d);
-        LocalKey::Entry {
-            user_id: dev.user.clone(),
-            device_id: dev.device.clone(),
-            room_id: self.room(r).id.clone(),
-        }
-    }
-
-    pub(super) fn entry_record(&self, d: DevIdx, r: RoomIdx) -> Option<LocalRecord> {
-        let dev = self.dev(d);
-        let (user_id, device_id, room_id) =
-            (dev.user.clone(), dev.device.clone(), self.room(r).id.clone());
-        Some(match *dev.entries.get(&r)? {
+    /// Queues the `Persist` of (d, r)'s entry as it is now.
+    pub(super) fn persist_entry(&mut self, d: DevIdx, r: RoomIdx) {
+        let entry = *self.dev(d).entries.get(&r).expect("entry was just written");
+        self.queue(match entry {
             Entry::Peeking { started, expires_at, .. } => {
-                LocalRecord::Peek { user_id, device_id, room_id, started, expires_at }
+                Queued::UpsertPeek { d, r, started, expires_at }
             }
             Entry::Ended { started, position, at, reason, .. } => {
-                LocalRecord::Ended { user_id, device_id, room_id, started, position, at, reason }
+                Queued::UpsertEnded { d, r, started, position, at, reason }
             }
-        })
-    }
-
-    pub(super) fn persist_entry(&mut self, d: DevIdx, r: RoomIdx) {
-        let record = self.entry_record(d, r).expect("entry was just written");
-        self.out.push_back(LocalOutput::Persist(LocalChange::Upsert(record)));
+        });
     }
 
     /// Writes the stream record if the store's copy is stale; called before every removal so
@@ -198,25 +193,22 @@ impl LocalPeeks {
     pub(super) fn persist_stream(&mut self) {
         if self.persisted_stream != (self.position, self.horizon) {
             self.persisted_stream = (self.position, self.horizon);
-            self.out.push_back(LocalOutput::Persist(LocalChange::Upsert(LocalRecord::Stream {
+            self.queue(Queued::Stream {
                 position: StreamPosition(self.position),
                 horizon: StreamPosition(self.horizon),
-            })));
+            });
         }
     }
 
     pub(super) fn wake(&mut self, d: DevIdx) {
-        let dev = self.dev(d);
-        let out = LocalOutput::Wake { user_id: dev.user.clone(), device_id: dev.device.clone() };
-        self.out.push_back(out);
+        self.queue(Queued::Wake { d });
     }
 
     pub(super) fn inc_live(&mut self, r: RoomIdx) {
         let room = self.room_mut(r);
         room.live += 1;
         if room.live == 1 {
-            let out = LocalOutput::RoomDemand { room_id: room.id.clone(), demanded: true };
-            self.out.push_back(out);
+            self.queue(Queued::Demand { r, demanded: true });
         }
     }
 
@@ -224,8 +216,7 @@ impl LocalPeeks {
         let room = self.room_mut(r);
         room.live = room.live.saturating_sub(1);
         if room.live == 0 {
-            let out = LocalOutput::RoomDemand { room_id: room.id.clone(), demanded: false };
-            self.out.push_back(out);
+            self.queue(Queued::Demand { r, demanded: false });
         }
     }
 
@@ -363,20 +354,12 @@ impl LocalPeeks {
         // Persist first: compute the change, queue it, then the consequences (the end, the
         // room's demand).
         let (started, demanded) = self.unlink_peek(d, r);
-        let dev = self.dev(d);
-        let ended = LocalOutput::PeekEnded {
-            user_id: dev.user.clone(),
-            device_id: dev.device.clone(),
-            room_id: self.room(r).id.clone(),
-            reason,
-        };
         let removed =
             matches!(reason, LocalEndReason::DeviceRemoved | LocalEndReason::UserDeactivated);
         if removed {
             self.dev_mut(d).entries.remove(&r);
             self.persist_stream();
-            let key = self.entry_key(d, r);
-            self.out.push_back(LocalOutput::Persist(LocalChange::Remove(key)));
+            self.queue(Queued::Remove { d, r });
         } else {
             let position = self.next_position();
             let due = now.saturating_add(self.config.ended_retention);
@@ -387,7 +370,7 @@ impl LocalPeeks {
             self.ended_total += 1;
             self.persist_entry(d, r);
         }
-        self.out.push_back(ended);
+        self.queue(Queued::Ended { d, r, reason });
         if demanded {
             self.dec_live(r);
         }
@@ -412,8 +395,7 @@ impl LocalPeeks {
         self.collect.cancel(collect, (position.0, d, r), due);
         self.horizon = self.horizon.max(position.0);
         self.persist_stream();
-        let key = self.entry_key(d, r);
-        self.out.push_back(LocalOutput::Persist(LocalChange::Remove(key)));
+        self.queue(Queued::Remove { d, r });
         let dev = self.dev_mut(d);
         dev.entries.remove(&r);
         dev.ended -= 1;

@@ -1,5 +1,6 @@
 //! Unit tests of the internal bookkeeping; scenarios live in `tests/local/`.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use ruma_common::{OwnedDeviceId, OwnedRoomId, OwnedUserId, RoomId, RoomVersionId, UserId};
@@ -18,12 +19,21 @@ fn open() -> RoomAccess {
     RoomAccess::new(RoomVersionId::V11, true, false)
 }
 
-/// Every room's `peekers[slot]` points back at an entry with that slot, and refs/live counts
-/// match the entries.
+/// Every room's `peekers[slot]` points back at an entry with that slot, refs/live counts
+/// match the entries, each slot's `queued` counts the queued outputs naming it, and a slot
+/// is kept only while an entry or a queued output holds it.
 fn check_invariants(m: &LocalPeeks) {
     let mut refs = std::collections::HashMap::new();
     let mut live_total = 0;
+    let (mut dev_pins, mut room_pins) = (HashMap::new(), HashMap::new());
+    for q in &m.out {
+        let (d, r) = q.slots();
+        d.into_iter().for_each(|d| *dev_pins.entry(d).or_insert(0u32) += 1);
+        r.into_iter().for_each(|r| *room_pins.entry(r).or_insert(0u32) += 1);
+    }
     for (d, dev) in m.devices.iter() {
+        assert_eq!(dev.queued, dev_pins.get(&d).copied().unwrap_or(0), "pins of {}", dev.device);
+        assert!(dev.queued > 0 || !dev.entries.is_empty(), "device slot {d} held by nothing");
         assert_eq!(m.find_device(&dev.user, &dev.device), Some(d));
         assert!(m.names.devices_of(&m.devices, &dev.user).contains(&d));
         for (r, e) in &dev.entries {
@@ -36,6 +46,8 @@ fn check_invariants(m: &LocalPeeks) {
     }
     for (r, room) in m.rooms.iter() {
         assert_eq!(room.refs, refs.get(&r).copied().unwrap_or(0), "refs of {}", room.id);
+        assert_eq!(room.queued, room_pins.get(&r).copied().unwrap_or(0), "pins of {}", room.id);
+        assert!(room.queued > 0 || room.refs > 0, "room slot {r} held by nothing");
         assert_eq!(m.find_room(&room.id), Some(r));
     }
     assert_eq!(m.live_total, live_total);
@@ -78,6 +90,11 @@ fn slots_stay_consistent_and_are_freed_once_everything_is_collected() {
     assert_eq!(m.len(), 0);
     m.handle_timeout(Timestamp::from_millis(1_050)); // every ended entry is collected
     check_invariants(&m);
+    // The queued outputs still name the devices and rooms: their slots wait for them.
+    assert!(!m.names.is_empty(), "slots named by queued outputs are kept");
+    while m.poll_output().is_some() {
+        check_invariants(&m);
+    }
     assert!(m.names.is_empty(), "every slot is released");
     assert_eq!(m.devices.iter().count(), 0);
     assert_eq!(m.poll_timeout(), None);
@@ -180,4 +197,69 @@ fn restore_with_duplicates_matches_restore_of_the_last_records() {
         assert_eq!(oa, ob);
     }
     assert_eq!(a.len(), 0);
+}
+
+/// The outputs of a device whose last entry is gone before they are taken still name it, and
+/// its slot goes with the last of them.
+#[test]
+fn queued_outputs_name_their_device_after_its_last_entry_is_gone() {
+    use super::{LocalChange, LocalKey, LocalOutput};
+    let mut m = LocalPeeks::new(LocalConfig::default());
+    let (u, d) = (user(1), OwnedDeviceId::from("D"));
+    let t = Timestamp::from_millis(10);
+    m.handle_peek(t, &u, &d, &room(1), false, &open()).unwrap();
+    m.handle_device_removed(t, &u, &d);
+    check_invariants(&m);
+    // Another device and room arrive before the host takes anything: they get slots of their
+    // own, so nothing queued for the removed device can come out with their names.
+    let other = OwnedDeviceId::from("E");
+    m.handle_peek(t, &user(2), &other, &room(2), false, &open()).unwrap();
+    check_invariants(&m);
+    let outputs: Vec<_> = std::iter::from_fn(|| m.poll_output()).collect();
+    let removed = LocalOutput::Persist(LocalChange::Remove(LocalKey::Entry {
+        user_id: u.clone(),
+        device_id: d.clone(),
+        room_id: room(1),
+    }));
+    assert!(outputs.contains(&removed), "{outputs:?}");
+    let ended = outputs.iter().find(|o| matches!(o, LocalOutput::PeekEnded { .. })).unwrap();
+    assert!(
+        matches!(ended, LocalOutput::PeekEnded { user_id, device_id, room_id, .. }
+            if *user_id == u && *device_id == d && *room_id == room(1)),
+        "{ended:?}"
+    );
+    check_invariants(&m);
+    assert_eq!(m.find_device(&u, &d), None, "the removed device's slot is freed once drained");
+    assert_eq!(m.find_room(&room(1)), None, "so is its room's");
+    assert_eq!(m.devices.iter().count(), 1);
+    assert_eq!(m.stats().devices, 1);
+}
+
+/// A device whose slot is kept only for queued outputs is found again by a new peek, which
+/// uses that slot; the outputs of both peeks come out in order with the same names.
+#[test]
+fn a_slot_kept_for_queued_outputs_is_used_again_by_the_same_device() {
+    use super::{LocalChange, LocalOutput, LocalRecord};
+    let mut m = LocalPeeks::new(LocalConfig::default());
+    let (u, d) = (user(1), OwnedDeviceId::from("D"));
+    let t = Timestamp::from_millis(10);
+    m.handle_peek(t, &u, &d, &room(1), false, &open()).unwrap();
+    m.handle_device_removed(t, &u, &d);
+    let kept = m.find_device(&u, &d).expect("kept for its queued outputs");
+    assert_eq!(m.stats().devices, 0, "a slot kept only for outputs holds no device");
+    m.handle_peek(t, &u, &d, &room(1), false, &open()).unwrap();
+    assert_eq!(m.find_device(&u, &d), Some(kept));
+    check_invariants(&m);
+    let outputs: Vec<_> = std::iter::from_fn(|| m.poll_output()).collect();
+    let peeks = outputs
+        .iter()
+        .filter(|o| {
+            matches!(o, LocalOutput::Persist(LocalChange::Upsert(LocalRecord::Peek { user_id, device_id, room_id, .. }))
+                if *user_id == u && *device_id == d && *room_id == room(1))
+        })
+        .count();
+    assert_eq!(peeks, 2, "{outputs:?}");
+    check_invariants(&m);
+    assert_eq!(m.len(), 1);
+    assert_eq!(m.stats().devices, 1);
 }
