@@ -25,7 +25,7 @@ pub use record::{LocalChange, LocalKey, LocalRecord};
 pub use stats::{LocalEndings, LocalRefusals, LocalStats};
 
 use names::Names;
-use state::{DevIdx, DeviceSlot, Entry, RoomIdx, RoomSlot};
+use state::{DevIdx, DeviceSlot, Entry, Lease, RoomIdx, RoomSlot};
 
 use crate::access::RoomAccess;
 use crate::deadlines::{DeadlineList, Ties};
@@ -538,7 +538,7 @@ impl LocalPeeks {
         let mut seen = HashSet::with_capacity_and_hasher(due.len(), FxBuild::default());
         let mut wake = Vec::new();
         for (_, (d, r)) in due {
-            if let Some(d) = self.end_peek_unwoken(now, d, r, LocalEndReason::Expired)
+            if let Some(d) = self.end_peek_unwoken(now, d, r, LocalEndReason::Expired, Lease::Taken)
                 && seen.insert(d)
             {
                 wake.push(d);

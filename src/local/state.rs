@@ -33,6 +33,15 @@ pub(super) enum Entry {
     },
 }
 
+/// Where the lease deadline of a live peek that is ending is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Lease {
+    /// Still in the lease list: the end takes it out.
+    Listed,
+    /// Already popped from the lease list (its lease ran out).
+    Taken,
+}
+
 #[derive(Debug, Clone)]
 pub(super) struct DeviceSlot {
     /// The index hash of (user, device) (`Names::device_hash`).
@@ -293,16 +302,24 @@ impl LocalPeeks {
         expires_at
     }
 
-    /// Takes the live peek (d, r) out of the room and the lease queue. Returns its start, and
-    /// whether it counted towards the room's demand (its device was not idle): the caller then
-    /// calls [`dec_live`](Self::dec_live) once the end itself is queued.
-    fn unlink_peek(&mut self, d: DevIdx, r: RoomIdx) -> (StreamPosition, bool) {
-        let Some(Entry::Peeking { started, slot, expires_at, lease }) =
+    /// Takes the live peek (d, r) out of the room and, unless `lease` says it is already out,
+    /// the lease queue. Returns its start, and whether it counted towards the room's demand
+    /// (its device was not idle): the caller then calls [`dec_live`](Self::dec_live) once the
+    /// end itself is queued.
+    fn unlink_peek(&mut self, d: DevIdx, r: RoomIdx, lease: Lease) -> (StreamPosition, bool) {
+        let Some(Entry::Peeking { started, slot, expires_at, lease: handle }) =
             self.dev(d).entries.get(&r).copied()
         else {
             unreachable!("unlink_peek is only called on a live peek")
         };
-        self.leases.cancel(lease, (d, r), expires_at);
+        match lease {
+            Lease::Listed => {
+                self.leases.cancel(handle, (d, r), expires_at);
+            }
+            // Its node was freed when it was popped, and may hold another key since: reading
+            // it again would be a cache miss per expired peek for nothing.
+            Lease::Taken => debug_assert_eq!(self.leases.listed_at(handle, (d, r)), None),
+        }
         let room = self.room_mut(r);
         room.peekers.swap_remove(slot as usize);
         if let Some(&moved) = room.peekers.get(slot as usize)
@@ -330,7 +347,7 @@ impl LocalPeeks {
         r: RoomIdx,
         reason: LocalEndReason,
     ) {
-        if let Some(d) = self.end_peek_unwoken(now, d, r, reason) {
+        if let Some(d) = self.end_peek_unwoken(now, d, r, reason, Lease::Listed) {
             self.wake(d);
             self.enforce_retention_caps(d);
         }
@@ -342,6 +359,8 @@ impl LocalPeeks {
     /// device whose several peeks end in one input is woken once) and then to apply
     /// [`enforce_retention_caps`](Self::enforce_retention_caps), which may free the device's
     /// slot (a store restored under a lower cap), so it comes after the wake.
+    /// `lease` says whether the peek's lease deadline is still listed (`handle_timeout` has
+    /// already popped it).
     #[must_use = "the device of an ended peek must be woken, then its caps applied"]
     pub(super) fn end_peek_unwoken(
         &mut self,
@@ -349,11 +368,12 @@ impl LocalPeeks {
         d: DevIdx,
         r: RoomIdx,
         reason: LocalEndReason,
+        lease: Lease,
     ) -> Option<DevIdx> {
         self.stats.ended(reason);
         // Persist first: compute the change, queue it, then the consequences (the end, the
         // room's demand).
-        let (started, demanded) = self.unlink_peek(d, r);
+        let (started, demanded) = self.unlink_peek(d, r, lease);
         let removed =
             matches!(reason, LocalEndReason::DeviceRemoved | LocalEndReason::UserDeactivated);
         if removed {
