@@ -160,19 +160,15 @@ impl LocalPeeks {
         let mut collect = Vec::with_capacity(self.ended_total);
         let mut idle = Vec::new();
         let mut position = self.position;
-        // Each entry gets the next handle of its list as it is visited; the lists are then
-        // linked in deadline order.
-        for (d, dev) in self.devices.iter_mut() {
-            for (&r, entry) in &mut dev.entries {
-                match entry {
-                    Entry::Peeking { started, expires_at, lease, .. } => {
-                        *lease = Handle::nth(leases.len());
-                        leases.push((*expires_at, (d, r), *lease));
+        for (d, dev) in self.devices.iter() {
+            for (&r, entry) in &dev.entries {
+                match *entry {
+                    Entry::Peeking { started, expires_at, .. } => {
+                        leases.push((expires_at, (d, r)));
                         position = position.max(started.0);
                     }
-                    Entry::Ended { started, position: end, at, collect: handle, .. } => {
-                        *handle = Handle::nth(collect.len());
-                        collect.push((at.saturating_add(retention), (end.0, d, r), *handle));
+                    Entry::Ended { started, position: end, at, .. } => {
+                        collect.push((at.saturating_add(retention), (end.0, d, r)));
                         position = position.max(started.0).max(end.0);
                     }
                 }
@@ -183,9 +179,45 @@ impl LocalPeeks {
                 idle.push((d, now.saturating_add(idle_after)));
             }
         }
+        // Handles in deadline order, so the list's nodes lie in the order `handle_timeout`
+        // walks them (one pass over memory, not a jump per deadline). A second pass visits the
+        // entries in the same order (the maps are not changed in between) and gives each its
+        // handle.
+        let leases = in_deadline_order(leases);
+        let collect = in_deadline_order(collect);
+        let (mut lease, mut kept) = (leases.1.iter(), collect.1.iter());
+        for (_, dev) in self.devices.iter_mut() {
+            for entry in dev.entries.values_mut() {
+                match entry {
+                    Entry::Peeking { lease: handle, .. } => {
+                        *handle = *lease.next().expect("one handle per live peek");
+                    }
+                    Entry::Ended { collect: handle, .. } => {
+                        *handle = *kept.next().expect("one handle per retained entry");
+                    }
+                }
+            }
+        }
         self.position = position;
-        self.leases = DeadlineList::from_handles(Ties::Any, leases);
-        self.collect = DeadlineList::from_handles(Ties::ByKey, collect);
+        self.leases = DeadlineList::from_handles(Ties::Any, leases.0);
+        self.collect = DeadlineList::from_handles(Ties::ByKey, collect.0);
         self.idle = TimerQueue::from_deadlines(idle);
     }
+}
+
+/// Numbers `items` (in the order they were visited) by deadline: returns the items with
+/// their handles, and each visited item's handle in visit order. Handle `h` is the `h`-th
+/// earliest `(deadline, key)`.
+fn in_deadline_order<K: Ord + Copy>(
+    items: Vec<(Timestamp, K)>,
+) -> (Vec<(Timestamp, K, Handle)>, Vec<Handle>) {
+    let mut order: Vec<u32> =
+        (0..u32::try_from(items.len()).expect("fewer than u32::MAX deadlines")).collect();
+    order.sort_unstable_by_key(|&i| items[i as usize]);
+    let mut handles = vec![Handle::NONE; items.len()];
+    for (rank, &i) in order.iter().enumerate() {
+        handles[i as usize] = Handle::nth(rank);
+    }
+    let numbered = items.iter().zip(&handles).map(|(&(at, key), &h)| (at, key, h)).collect();
+    (numbered, handles)
 }

@@ -263,3 +263,62 @@ fn a_slot_kept_for_queued_outputs_is_used_again_by_the_same_device() {
     assert_eq!(m.len(), 1);
     assert_eq!(m.stats().devices, 1);
 }
+
+/// A restore numbers the lease and collection nodes in deadline order, so `handle_timeout`
+/// walks each list front to back through memory.
+#[test]
+fn restored_deadline_nodes_are_numbered_in_deadline_order() {
+    use super::{LocalEndReason, LocalRecord};
+    use crate::StreamPosition;
+    use crate::deadlines::Handle;
+    let d: OwnedDeviceId = "D".into();
+    let mut records = Vec::new();
+    for i in 0..60u32 {
+        // Deadlines out of visit order, with ties.
+        let t = Timestamp::from_millis(1_000 + u64::from((i * 37) % 23));
+        records.push(if i % 3 == 0 {
+            LocalRecord::Ended {
+                user_id: user(i % 7),
+                device_id: d.clone(),
+                room_id: room(i),
+                started: StreamPosition(u64::from(i) + 1),
+                position: StreamPosition(u64::from(i) + 100),
+                at: t,
+                reason: LocalEndReason::Unpeeked,
+            }
+        } else {
+            LocalRecord::Peek {
+                user_id: user(i % 7),
+                device_id: d.clone(),
+                room_id: room(i),
+                started: StreamPosition(u64::from(i) + 1),
+                expires_at: t,
+            }
+        });
+    }
+    // After every stored time (a restore heals times later than its `now`).
+    let m = LocalPeeks::restore(Timestamp::from_millis(2_000), LocalConfig::default(), records);
+    check_invariants(&m);
+    let (mut leases, mut collect) = (Vec::new(), Vec::new());
+    for (dv, dev) in m.devices.iter() {
+        for (&r, entry) in &dev.entries {
+            match *entry {
+                Entry::Peeking { expires_at, lease, .. } => {
+                    leases.push(((expires_at, (dv, r)), lease))
+                }
+                Entry::Ended { position, at, collect: h, .. } => {
+                    collect.push(((at, (position.0, dv, r)), h));
+                }
+            }
+        }
+    }
+    leases.sort();
+    collect.sort();
+    assert_eq!((leases.len(), collect.len()), (40, 20));
+    for (rank, (_, h)) in leases.iter().enumerate() {
+        assert_eq!(*h, Handle::nth(rank), "lease {rank}");
+    }
+    for (rank, (_, h)) in collect.iter().enumerate() {
+        assert_eq!(*h, Handle::nth(rank), "collection {rank}");
+    }
+}
