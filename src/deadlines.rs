@@ -33,6 +33,11 @@ impl Handle {
     pub(crate) fn nth(i: usize) -> Handle {
         Handle(u32::try_from(i).expect("fewer than u32::MAX deadlines"))
     }
+
+    /// The `i` of [`Handle::nth`]`(i)`.
+    pub(crate) fn index(self) -> usize {
+        self.0 as usize
+    }
 }
 
 /// How keys due at the same millisecond come out.

@@ -206,18 +206,19 @@ impl LocalPeeks {
 }
 
 /// Numbers `items` (in the order they were visited) by deadline: returns the items with
-/// their handles, and each visited item's handle in visit order. Handle `h` is the `h`-th
-/// earliest `(deadline, key)`.
+/// their handles in deadline order (`from_handles` then sorts a sorted vector), and each
+/// visited item's handle in visit order. Handle `h` is the `h`-th earliest `(deadline, key)`.
 fn in_deadline_order<K: Ord + Copy>(
     items: Vec<(Timestamp, K)>,
 ) -> (Vec<(Timestamp, K, Handle)>, Vec<Handle>) {
-    let mut order: Vec<u32> =
-        (0..u32::try_from(items.len()).expect("fewer than u32::MAX deadlines")).collect();
-    order.sort_unstable_by_key(|&i| items[i as usize]);
-    let mut handles = vec![Handle::NONE; items.len()];
-    for (rank, &i) in order.iter().enumerate() {
-        handles[i as usize] = Handle::nth(rank);
+    // Each item carries its visit number while it is sorted, then becomes its handle.
+    let mut numbered: Vec<(Timestamp, K, Handle)> =
+        items.into_iter().enumerate().map(|(i, (at, key))| (at, key, Handle::nth(i))).collect();
+    numbered.sort_unstable_by_key(|&(at, key, _)| (at, key));
+    let mut handles = vec![Handle::NONE; numbered.len()];
+    for (rank, item) in numbered.iter_mut().enumerate() {
+        let visit = std::mem::replace(&mut item.2, Handle::nth(rank));
+        handles[visit.index()] = item.2;
     }
-    let numbered = items.iter().zip(&handles).map(|(&(at, key), &h)| (at, key, h)).collect();
     (numbered, handles)
 }
