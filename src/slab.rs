@@ -60,6 +60,11 @@ impl<T> Slab<T> {
         self.inner.iter_mut().map(|(k, v)| (key(k), v))
     }
 
+    /// Every occupied value, mutably, in key order.
+    pub(crate) fn values_mut(&mut self) -> impl Iterator<Item = &mut T> {
+        self.inner.iter_mut().map(|(_, v)| v)
+    }
+
     /// Number of occupied slots.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {

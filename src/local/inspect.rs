@@ -65,20 +65,20 @@ impl LocalPeeks {
     ) -> Option<LocalEnding> {
         let d = self.find_device(user, device)?;
         let r = self.find_room(room)?;
-        match self.dev(d).entries.get(&r)? {
-            Entry::Ended { at, reason, .. } => Some(LocalEnding { reason: *reason, ended_at: *at }),
+        match self.state_of(d, r)? {
+            Entry::Ended { at, reason, .. } => Some(LocalEnding { reason, ended_at: at }),
             Entry::Peeking { .. } => None,
         }
     }
 
     fn live_of(&self, d: DevIdx) -> impl Iterator<Item = LocalPeekInfo<'_>> + '_ {
         let dev = self.dev(d);
-        dev.entries.iter().filter_map(move |(r, entry)| match entry {
+        dev.entries.iter().filter_map(move |(r, &e)| match self.entry(e).state {
             Entry::Peeking { expires_at, .. } => Some(LocalPeekInfo {
                 user_id: &dev.user,
                 device_id: &dev.device,
                 room_id: &self.room(*r).id,
-                expires_at: *expires_at,
+                expires_at,
             }),
             Entry::Ended { .. } => None,
         })

@@ -25,7 +25,7 @@ pub use record::{LocalChange, LocalKey, LocalRecord};
 pub use stats::{LocalEndings, LocalRefusals, LocalStats};
 
 use names::Names;
-use state::{DevIdx, DeviceSlot, Entry, Lease, RoomIdx, RoomSlot};
+use state::{DevIdx, DeviceSlot, Entry, EntryIdx, EntrySlot, Lease, RoomIdx, RoomSlot};
 
 use crate::access::RoomAccess;
 use crate::deadlines::{DeadlineList, Ties};
@@ -86,17 +86,20 @@ pub struct LocalPeeks {
     clock: Monotonic,
     devices: Slab<DeviceSlot>,
     rooms: Slab<RoomSlot>,
+    /// Every (device, room) remembered: live peeks and retained ended/joined entries.
+    entries: Slab<EntrySlot>,
     /// (user, device) → device, user → devices, room id → room (the names live in the slots).
     names: Names,
-    /// Lease deadlines of live peeks (R11); each entry's `expires_at` is its deadline here,
-    /// and its `lease` handle where it is kept. Ties in any order: `handle_timeout` sorts.
-    leases: DeadlineList<(DevIdx, RoomIdx)>,
+    /// Lease deadlines of live peeks (R11), by entry; each entry's `expires_at` is its
+    /// deadline here, and its `lease` handle where it is kept. Ties in any order:
+    /// `handle_timeout` sorts.
+    leases: DeadlineList<EntryIdx>,
     /// Idle deadlines of devices with live peeks (docs/architecture.md §4.4).
     idle: TimerQueue<DevIdx>,
-    /// Collection deadlines of ended/joined entries, keyed by (position, device, room); an
-    /// entry's deadline is its `at + ended_retention` (its `collect` handle says where it is
-    /// kept). Ties in key order: the oldest entry comes first.
-    collect: DeadlineList<(u64, DevIdx, RoomIdx)>,
+    /// Collection deadlines of ended/joined entries, keyed by (position, entry); an entry's
+    /// deadline is its `at + ended_retention` (its `collect` handle says where it is kept).
+    /// Ties in key order: the oldest entry comes first.
+    collect: DeadlineList<(u64, EntryIdx)>,
     live_total: usize,
     ended_total: usize,
     /// The latest stream position handed out.
@@ -118,6 +121,7 @@ impl LocalPeeks {
             clock: Monotonic::default(),
             devices: Slab::default(),
             rooms: Slab::default(),
+            entries: Slab::default(),
             names: Names::default(),
             leases: DeadlineList::new(Ties::Any),
             idle: TimerQueue::new(),
@@ -183,8 +187,8 @@ impl LocalPeeks {
     pub fn lease(&self, user: &UserId, device: &DeviceId, room: &RoomId) -> Option<Timestamp> {
         let d = self.find_device(user, device)?;
         let r = self.find_room(room)?;
-        match self.dev(d).entries.get(&r)? {
-            Entry::Peeking { expires_at, .. } => Some(*expires_at),
+        match self.state_of(d, r)? {
+            Entry::Peeking { expires_at, .. } => Some(expires_at),
             Entry::Ended { .. } => None,
         }
     }
@@ -197,8 +201,8 @@ impl LocalPeeks {
     ) -> impl Iterator<Item = (&'a UserId, &'a DeviceId)> + 'a {
         let slot = self.find_room(room).and_then(|r| self.rooms.get(r));
         slot.into_iter().flat_map(move |room| {
-            room.peekers.iter().map(move |d| {
-                let dev = self.dev(*d);
+            room.peekers.iter().map(move |&(d, _)| {
+                let dev = self.dev(d);
                 (&*dev.user, &*dev.device)
             })
         })
@@ -242,9 +246,9 @@ impl LocalPeeks {
         let mut delta = SyncDelta { next: StreamPosition(self.position), ..SyncDelta::default() };
         let Some(d) = self.find_device(user, device) else { return delta };
         let since = since.filter(|s| s.0 >= self.horizon && s.0 <= self.position);
-        for (r, entry) in &self.dev(d).entries {
+        for (r, &e) in &self.dev(d).entries {
             let room_id = || self.room(*r).id.clone();
-            match (*entry, since) {
+            match (self.entry(e).state, since) {
                 (Entry::Peeking { .. }, None) => delta.started.push(room_id()),
                 (Entry::Peeking { started, .. }, Some(s)) => {
                     if started > s {
@@ -323,15 +327,17 @@ impl LocalPeeks {
         let room_hash = self.names.room_hash(room);
         let found_room = self.names.find_room(&self.rooms, room_hash, room);
         if let Some((d, r)) = found_device.zip(found_room)
-            && let Some(Entry::Peeking { expires_at, lease: handle, .. }) =
-                self.devices.get_mut(d).and_then(|dev| dev.entries.get_mut(&r))
+            && let Some(e) = self.entry_of(d, r)
+            && let Some(EntrySlot {
+                state: Entry::Peeking { expires_at, lease: handle, .. }, ..
+            }) = self.entries.get_mut(e)
         {
             // R5: renew.
             let new_expiry = host_now.saturating_add(lease);
             let old = std::mem::replace(expires_at, new_expiry);
-            *handle = self.leases.reschedule(*handle, (d, r), old, new_expiry);
+            *handle = self.leases.reschedule(*handle, e, old, new_expiry);
             self.stats.renewed += 1;
-            self.persist_entry(d, r);
+            self.persist_entry(e);
             self.touch(now, d);
             return Ok(LocalGrant { room_id: room.to_owned(), expires_at: new_expiry });
         }
@@ -350,8 +356,8 @@ impl LocalPeeks {
                 self.dev(d)
                     .entries
                     .values()
-                    .filter_map(|e| match e {
-                        Entry::Peeking { expires_at, .. } => Some(*expires_at),
+                    .filter_map(|&e| match self.entry(e).state {
+                        Entry::Peeking { expires_at, .. } => Some(expires_at),
                         Entry::Ended { .. } => None,
                     })
                     .min()
@@ -377,10 +383,11 @@ impl LocalPeeks {
         Ok(LocalGrant { room_id: room.to_owned(), expires_at })
     }
 
-    /// Orders two (device, room) entries by (user, device, room) ids.
-    fn cmp_entries(&self, a: (DevIdx, RoomIdx), b: (DevIdx, RoomIdx)) -> std::cmp::Ordering {
-        let (da, db) = (self.dev(a.0), self.dev(b.0));
-        (&da.user, &da.device, &self.room(a.1).id).cmp(&(&db.user, &db.device, &self.room(b.1).id))
+    /// Orders two entries by their (user, device, room) ids.
+    fn cmp_entries(&self, a: EntryIdx, b: EntryIdx) -> std::cmp::Ordering {
+        let (a, b) = (self.entry(a), self.entry(b));
+        let (da, db) = (self.dev(a.d), self.dev(b.d));
+        (&da.user, &da.device, &self.room(a.r).id).cmp(&(&db.user, &db.device, &self.room(b.r).id))
     }
 
     fn limit(&self, now: Timestamp, earliest: Option<Timestamp>) -> LocalPeekError {
@@ -401,23 +408,19 @@ impl LocalPeeks {
     ) -> Result<(), LocalPeekError> {
         crate::log::span!("local_unpeek", %user, %device, %room);
         let now = self.tick(now);
-        let Some((d, r)) = self.live_peek(user, device, room) else {
+        let Some(e) = self.live_peek(user, device, room) else {
             self.stats.refused(&LocalPeekError::NotPeeking);
             return Err(LocalPeekError::NotPeeking);
         };
-        self.end_peek(now, d, r, LocalEndReason::Unpeeked);
+        self.end_peek(now, e, LocalEndReason::Unpeeked);
         Ok(())
     }
 
-    fn live_peek(
-        &self,
-        user: &UserId,
-        device: &DeviceId,
-        room: &RoomId,
-    ) -> Option<(DevIdx, RoomIdx)> {
+    /// The live peek of (user, device, room), if there is one.
+    fn live_peek(&self, user: &UserId, device: &DeviceId, room: &RoomId) -> Option<EntryIdx> {
         let d = self.find_device(user, device)?;
         let r = self.find_room(room)?;
-        matches!(self.dev(d).entries.get(&r), Some(Entry::Peeking { .. })).then_some((d, r))
+        self.entry_of(d, r).filter(|&e| matches!(self.entry(e).state, Entry::Peeking { .. }))
     }
 
     /// The user joined the room (R19, R20): every device of theirs peeking it moves to `join`
@@ -426,16 +429,16 @@ impl LocalPeeks {
     pub fn handle_joined(&mut self, now: Timestamp, user: &UserId, room: &RoomId) {
         let now = self.tick(now);
         let Some(r) = self.find_room(room) else { return };
-        let mut devices: Vec<DevIdx> = self
+        let mut peeks: Vec<EntryIdx> = self
             .names
             .devices_of(&self.devices, user)
             .iter()
-            .copied()
-            .filter(|d| matches!(self.dev(*d).entries.get(&r), Some(Entry::Peeking { .. })))
+            .filter_map(|&d| self.entry_of(d, r))
+            .filter(|&e| matches!(self.entry(e).state, Entry::Peeking { .. }))
             .collect();
-        devices.sort_by(|a, b| self.cmp_entries((*a, r), (*b, r)));
-        for d in devices {
-            self.end_peek(now, d, r, LocalEndReason::Joined);
+        peeks.sort_by(|a, b| self.cmp_entries(*a, *b));
+        for e in peeks {
+            self.end_peek(now, e, LocalEndReason::Joined);
         }
     }
 
@@ -459,10 +462,10 @@ impl LocalPeeks {
 
     fn end_room(&mut self, now: Timestamp, room: &RoomId, reason: LocalEndReason) {
         let Some(r) = self.find_room(room) else { return };
-        let mut devices = self.room(r).peekers.clone();
-        devices.sort_by(|a, b| self.cmp_entries((*a, r), (*b, r)));
-        for d in devices {
-            self.end_peek(now, d, r, reason);
+        let mut peeks: Vec<EntryIdx> = self.room(r).peekers.iter().map(|&(_, e)| e).collect();
+        peeks.sort_by(|a, b| self.cmp_entries(*a, *b));
+        for e in peeks {
+            self.end_peek(now, e, reason);
         }
     }
 
@@ -489,19 +492,20 @@ impl LocalPeeks {
     fn remove_device(&mut self, d: DevIdx, reason: LocalEndReason) {
         let now = self.clock.now();
         for r in self.peeking_rooms(d) {
-            self.end_peek(now, d, r, reason);
+            let e = self.entry_of(d, r).expect("a peeking room has an entry");
+            self.end_peek(now, e, reason);
         }
         let mut retained: Vec<RoomIdx> = self.dev(d).entries.keys().copied().collect();
         retained.sort_unstable();
         for r in retained {
             // Dropping a retained entry does not move the horizon: the device is gone.
-            let Some(Entry::Ended { position, at, collect, .. }) =
-                self.dev_mut(d).entries.remove(&r)
-            else {
-                continue;
+            let Some(e) = self.dev_mut(d).entries.remove(&r) else { continue };
+            let EntrySlot { state, .. } = self.entries.remove(e).expect("a device's entry is live");
+            let Entry::Ended { position, at, collect, .. } = state else {
+                unreachable!("the device's live peeks have just ended")
             };
             let due = at.saturating_add(self.config.ended_retention);
-            self.collect.cancel(collect, (position.0, d, r), due);
+            self.collect.cancel(collect, (position.0, e), due);
             self.dev_mut(d).ended -= 1;
             self.ended_total -= 1;
             self.persist_stream();
@@ -537,8 +541,8 @@ impl LocalPeeks {
         // ended; then the retention caps (which may free a device's slot) are applied.
         let mut seen = HashSet::with_capacity_and_hasher(due.len(), FxBuild::default());
         let mut wake = Vec::new();
-        for (_, (d, r)) in due {
-            if let Some(d) = self.end_peek_unwoken(now, d, r, LocalEndReason::Expired, Lease::Taken)
+        for (_, e) in due {
+            if let Some(d) = self.end_peek_unwoken(now, e, LocalEndReason::Expired, Lease::Taken)
                 && seen.insert(d)
             {
                 wake.push(d);
@@ -556,12 +560,12 @@ impl LocalPeeks {
         // The horizon moves past every entry collected here before the first removal, so the
         // stream record is written once for the lot, not once per entry.
         let mut collect = Vec::new();
-        while let Some(((position, d, r), _)) = self.collect.pop_due(now) {
+        while let Some(((position, e), _)) = self.collect.pop_due(now) {
             self.horizon = self.horizon.max(position);
-            collect.push((d, r));
+            collect.push(e);
         }
-        for (d, r) in collect {
-            self.collect_entry(d, r);
+        for e in collect {
+            self.collect_entry(e);
         }
     }
 }

@@ -6,7 +6,7 @@
 //! three timer queues in bulk (one sort each instead of a tree insert per deadline).
 
 use super::queue::Queued;
-use super::state::{DevIdx, Entry, RoomIdx};
+use super::state::{DevIdx, Entry, EntrySlot, RoomIdx};
 use super::{LocalConfig, LocalPeeks, LocalRecord};
 use crate::deadlines::{DeadlineList, Handle, Ties};
 use crate::time::{Monotonic, Timestamp};
@@ -117,14 +117,14 @@ impl LocalPeeks {
     /// Writes `entry` as the (only) entry of (d, r), replacing and unlinking whatever an
     /// earlier record left there. Room `live` counts and deadlines are set afterwards.
     fn restore_entry(&mut self, d: DevIdx, r: RoomIdx, mut entry: Entry) {
-        match self.dev(d).entries.get(&r).copied() {
+        let kept = self.entry_of(d, r);
+        match kept.map(|e| self.entry(e).state) {
             None => self.room_mut(r).refs += 1,
             Some(Entry::Peeking { slot, .. }) => {
                 let room = self.room_mut(r);
                 room.peekers.swap_remove(slot as usize);
-                if let Some(&moved) = room.peekers.get(slot as usize)
-                    && let Some(Entry::Peeking { slot: s, .. }) =
-                        self.dev_mut(moved).entries.get_mut(&r)
+                if let Some(&(_, moved)) = room.peekers.get(slot as usize)
+                    && let Entry::Peeking { slot: s, .. } = &mut self.entry_mut(moved).state
                 {
                     *s = slot;
                 }
@@ -136,11 +136,12 @@ impl LocalPeeks {
                 self.ended_total -= 1;
             }
         }
+        let e = kept.unwrap_or_else(|| self.entries.vacant_key());
         match &mut entry {
             Entry::Peeking { slot, .. } => {
                 let room = self.room_mut(r);
                 *slot = u32::try_from(room.peekers.len()).expect("bounded by the records");
-                room.peekers.push(d);
+                room.peekers.push((d, e));
                 self.dev_mut(d).live_peeks += 1;
                 self.live_total += 1;
             }
@@ -149,7 +150,14 @@ impl LocalPeeks {
                 self.ended_total += 1;
             }
         }
-        self.dev_mut(d).entries.insert(r, entry);
+        match kept {
+            Some(e) => self.entry_mut(e).state = entry,
+            None => {
+                let added = self.entries.insert(EntrySlot { d, r, state: entry });
+                debug_assert_eq!(added, e, "the slab fills the slot it said was next");
+                self.dev_mut(d).entries.insert(r, e);
+            }
+        }
     }
 
     /// Builds the lease, collection and idle queues from the restored entries in bulk, and
@@ -160,41 +168,39 @@ impl LocalPeeks {
         let mut collect = Vec::with_capacity(self.ended_total);
         let mut idle = Vec::new();
         let mut position = self.position;
-        for (d, dev) in self.devices.iter() {
-            for (&r, entry) in &dev.entries {
-                match *entry {
-                    Entry::Peeking { started, expires_at, .. } => {
-                        leases.push((expires_at, (d, r)));
-                        position = position.max(started.0);
-                    }
-                    Entry::Ended { started, position: end, at, .. } => {
-                        collect.push((at.saturating_add(retention), (end.0, d, r)));
-                        position = position.max(started.0).max(end.0);
-                    }
+        for (e, slot) in self.entries.iter() {
+            match slot.state {
+                Entry::Peeking { started, expires_at, .. } => {
+                    leases.push((expires_at, e));
+                    position = position.max(started.0);
+                }
+                Entry::Ended { started, position: end, at, .. } => {
+                    collect.push((at.saturating_add(retention), (end.0, e)));
+                    position = position.max(started.0).max(end.0);
                 }
             }
-            if dev.live_peeks > 0
-                && let Some(idle_after) = self.config.device_idle_after
-            {
-                idle.push((d, now.saturating_add(idle_after)));
+        }
+        if let Some(idle_after) = self.config.device_idle_after {
+            for (d, dev) in self.devices.iter() {
+                if dev.live_peeks > 0 {
+                    idle.push((d, now.saturating_add(idle_after)));
+                }
             }
         }
         // Handles in deadline order, so the list's nodes lie in the order `handle_timeout`
         // walks them (one pass over memory, not a jump per deadline). A second pass visits the
-        // entries in the same order (the maps are not changed in between) and gives each its
+        // entries in the same order (the slab is not changed in between) and gives each its
         // handle.
         let leases = in_deadline_order(leases);
         let collect = in_deadline_order(collect);
         let (mut lease, mut kept) = (leases.1.iter(), collect.1.iter());
-        for (_, dev) in self.devices.iter_mut() {
-            for entry in dev.entries.values_mut() {
-                match entry {
-                    Entry::Peeking { lease: handle, .. } => {
-                        *handle = *lease.next().expect("one handle per live peek");
-                    }
-                    Entry::Ended { collect: handle, .. } => {
-                        *handle = *kept.next().expect("one handle per retained entry");
-                    }
+        for slot in self.entries.values_mut() {
+            match &mut slot.state {
+                Entry::Peeking { lease: handle, .. } => {
+                    *handle = *lease.next().expect("one handle per live peek");
+                }
+                Entry::Ended { collect: handle, .. } => {
+                    *handle = *kept.next().expect("one handle per retained entry");
                 }
             }
         }

@@ -15,6 +15,20 @@ use crate::timer::FxBuild;
 pub(super) type DevIdx = u32;
 /// Index of an interned room slot.
 pub(super) type RoomIdx = u32;
+/// Index of an entry slot (one per (device, room) the machine remembers).
+pub(super) type EntryIdx = u32;
+
+/// One (device, room) the machine remembers, in the machine's entry slab. Its device maps the
+/// room to it, and a live peek is listed in its room's `peekers` and, by this index, in the
+/// lease list: an expiry reaches it in one step and ends it in place, without a lookup in its
+/// device's map, and an end moves the room's last peeker into the freed place through its
+/// index alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct EntrySlot {
+    pub(super) d: DevIdx,
+    pub(super) r: RoomIdx,
+    pub(super) state: Entry,
+}
 
 /// What this machine remembers about one (device, room).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,7 +62,8 @@ pub(super) struct DeviceSlot {
     pub(super) hash: u64,
     pub(super) user: OwnedUserId,
     pub(super) device: OwnedDeviceId,
-    pub(super) entries: HashMap<RoomIdx, Entry, FxBuild>,
+    /// This device's entries: room → entry slot.
+    pub(super) entries: HashMap<RoomIdx, EntryIdx, FxBuild>,
     pub(super) live_peeks: u32,
     pub(super) ended: u32,
     /// Idle devices do not count towards room demand (docs/architecture.md §4.4).
@@ -63,8 +78,9 @@ pub(super) struct RoomSlot {
     /// The index hash of the room id (`Names::room_hash`).
     pub(super) hash: u64,
     pub(super) id: OwnedRoomId,
-    /// Devices with a live peek, for O(peekers) fan-out.
-    pub(super) peekers: Vec<DevIdx>,
+    /// Devices with a live peek and their entries, for O(peekers) fan-out; a live entry's
+    /// `slot` is its place here.
+    pub(super) peekers: Vec<(DevIdx, EntryIdx)>,
     /// Peekers whose device is not idle.
     pub(super) live: u32,
     /// Entries (live or ended) pointing at this slot.
@@ -86,6 +102,20 @@ impl LocalPeeks {
     }
     pub(super) fn room_mut(&mut self, r: RoomIdx) -> &mut RoomSlot {
         self.rooms.get_mut(r).expect("room index taken from a live entry")
+    }
+    pub(super) fn entry(&self, e: EntryIdx) -> &EntrySlot {
+        self.entries.get(e).expect("entry index taken from a device, room or deadline")
+    }
+    pub(super) fn entry_mut(&mut self, e: EntryIdx) -> &mut EntrySlot {
+        self.entries.get_mut(e).expect("entry index taken from a device, room or deadline")
+    }
+    /// The entry of (d, r), if the machine remembers one.
+    pub(super) fn entry_of(&self, d: DevIdx, r: RoomIdx) -> Option<EntryIdx> {
+        self.dev(d).entries.get(&r).copied()
+    }
+    /// The state of the device's entry on the room, if any.
+    pub(super) fn state_of(&self, d: DevIdx, r: RoomIdx) -> Option<Entry> {
+        self.entry_of(d, r).map(|e| self.entry(e).state)
     }
 
     pub(super) fn find_device(
@@ -184,10 +214,10 @@ impl LocalPeeks {
         StreamPosition(self.position)
     }
 
-    /// Queues the `Persist` of (d, r)'s entry as it is now.
-    pub(super) fn persist_entry(&mut self, d: DevIdx, r: RoomIdx) {
-        let entry = *self.dev(d).entries.get(&r).expect("entry was just written");
-        self.queue(match entry {
+    /// Queues the `Persist` of entry `e` as it is now.
+    pub(super) fn persist_entry(&mut self, e: EntryIdx) {
+        let EntrySlot { d, r, state } = *self.entry(e);
+        self.queue(match state {
             Entry::Peeking { started, expires_at, .. } => {
                 Queued::UpsertPeek { d, r, started, expires_at }
             }
@@ -251,7 +281,7 @@ impl LocalPeeks {
             .dev(d)
             .entries
             .iter()
-            .filter(|(_, e)| matches!(e, Entry::Peeking { .. }))
+            .filter(|&(_, &e)| matches!(self.entry(e).state, Entry::Peeking { .. }))
             .map(|(r, _)| *r)
             .collect();
         rooms.sort_unstable();
@@ -276,24 +306,37 @@ impl LocalPeeks {
         self.stats.started += 1;
         let started = self.next_position();
         let slot = u32::try_from(self.room(r).peekers.len()).expect("peekers bounded by the caps");
-        match self.dev(d).entries.get(&r).copied() {
-            Some(Entry::Ended { position, at, collect, .. }) => {
-                let due = at.saturating_add(self.config.ended_retention);
-                self.collect.cancel(collect, (position.0, d, r), due);
-                self.dev_mut(d).ended -= 1;
-                self.ended_total -= 1;
-            }
-            Some(Entry::Peeking { .. }) => {
-                unreachable!("start_peek is only called without a live peek")
-            }
-            None => self.room_mut(r).refs += 1,
+        // A retained entry of (d, r) is reused; otherwise the entry goes in the next free slot.
+        let kept = self.entry_of(d, r);
+        let e = match kept {
+            Some(e) => match self.entry(e).state {
+                Entry::Ended { position, at, collect, .. } => {
+                    let due = at.saturating_add(self.config.ended_retention);
+                    self.collect.cancel(collect, (position.0, e), due);
+                    self.dev_mut(d).ended -= 1;
+                    self.ended_total -= 1;
+                    e
+                }
+                Entry::Peeking { .. } => {
+                    unreachable!("start_peek is only called without a live peek")
+                }
+            },
+            None => self.entries.vacant_key(),
+        };
+        let lease = self.leases.insert(e, expires_at);
+        let state = Entry::Peeking { started, expires_at, slot, lease };
+        if kept.is_some() {
+            self.entry_mut(e).state = state;
+        } else {
+            let added = self.entries.insert(EntrySlot { d, r, state });
+            debug_assert_eq!(added, e, "the slab fills the slot it said was next");
+            self.dev_mut(d).entries.insert(r, e);
+            self.room_mut(r).refs += 1;
         }
-        let lease = self.leases.insert((d, r), expires_at);
-        self.dev_mut(d).entries.insert(r, Entry::Peeking { started, expires_at, slot, lease });
         self.dev_mut(d).live_peeks += 1;
         self.live_total += 1;
-        self.room_mut(r).peekers.push(d);
-        self.persist_entry(d, r);
+        self.room_mut(r).peekers.push((d, e));
+        self.persist_entry(e);
         self.wake(d);
         if !self.dev(d).idle {
             self.inc_live(r);
@@ -302,28 +345,27 @@ impl LocalPeeks {
         expires_at
     }
 
-    /// Takes the live peek (d, r) out of the room and, unless `lease` says it is already out,
+    /// Takes the live peek `e` out of its room and, unless `lease` says it is already out,
     /// the lease queue. Returns its start, and whether it counted towards the room's demand
     /// (its device was not idle): the caller then calls [`dec_live`](Self::dec_live) once the
     /// end itself is queued.
-    fn unlink_peek(&mut self, d: DevIdx, r: RoomIdx, lease: Lease) -> (StreamPosition, bool) {
-        let Some(Entry::Peeking { started, slot, expires_at, lease: handle }) =
-            self.dev(d).entries.get(&r).copied()
-        else {
+    fn unlink_peek(&mut self, e: EntryIdx, lease: Lease) -> (StreamPosition, bool) {
+        let EntrySlot { d, r, state } = *self.entry(e);
+        let Entry::Peeking { started, slot, expires_at, lease: handle } = state else {
             unreachable!("unlink_peek is only called on a live peek")
         };
         match lease {
             Lease::Listed => {
-                self.leases.cancel(handle, (d, r), expires_at);
+                self.leases.cancel(handle, e, expires_at);
             }
             // Its node was freed when it was popped, and may hold another key since: reading
             // it again would be a cache miss per expired peek for nothing.
-            Lease::Taken => debug_assert_eq!(self.leases.listed_at(handle, (d, r)), None),
+            Lease::Taken => debug_assert_eq!(self.leases.listed_at(handle, e), None),
         }
         let room = self.room_mut(r);
         room.peekers.swap_remove(slot as usize);
-        if let Some(&moved) = room.peekers.get(slot as usize)
-            && let Some(Entry::Peeking { slot: s, .. }) = self.dev_mut(moved).entries.get_mut(&r)
+        if let Some(&(_, moved)) = room.peekers.get(slot as usize)
+            && let Entry::Peeking { slot: s, .. } = &mut self.entry_mut(moved).state
         {
             *s = slot;
         }
@@ -338,22 +380,16 @@ impl LocalPeeks {
         (started, !idle)
     }
 
-    /// Ends the live peek (d, r); unless the device is being removed, wakes it and then keeps
+    /// Ends the live peek `e`; unless the device is being removed, wakes it and then keeps
     /// its retained entries within the caps (see [`end_peek_unwoken`](Self::end_peek_unwoken)).
-    pub(super) fn end_peek(
-        &mut self,
-        now: Timestamp,
-        d: DevIdx,
-        r: RoomIdx,
-        reason: LocalEndReason,
-    ) {
-        if let Some(d) = self.end_peek_unwoken(now, d, r, reason, Lease::Listed) {
+    pub(super) fn end_peek(&mut self, now: Timestamp, e: EntryIdx, reason: LocalEndReason) {
+        if let Some(d) = self.end_peek_unwoken(now, e, reason, Lease::Listed) {
             self.wake(d);
             self.enforce_retention_caps(d);
         }
     }
 
-    /// Ends the live peek (d, r). `DeviceRemoved`/`UserDeactivated` drop it without an ended
+    /// Ends the live peek `e`. `DeviceRemoved`/`UserDeactivated` drop it without an ended
     /// entry (R25) and return `None`; every other reason leaves an entry for `/sync` and
     /// returns the device, for the caller to wake once every change of the input is queued (a
     /// device whose several peeks end in one input is woken once) and then to apply
@@ -365,30 +401,31 @@ impl LocalPeeks {
     pub(super) fn end_peek_unwoken(
         &mut self,
         now: Timestamp,
-        d: DevIdx,
-        r: RoomIdx,
+        e: EntryIdx,
         reason: LocalEndReason,
         lease: Lease,
     ) -> Option<DevIdx> {
         self.stats.ended(reason);
         // Persist first: compute the change, queue it, then the consequences (the end, the
         // room's demand).
-        let (started, demanded) = self.unlink_peek(d, r, lease);
+        let (started, demanded) = self.unlink_peek(e, lease);
+        let EntrySlot { d, r, .. } = *self.entry(e);
         let removed =
             matches!(reason, LocalEndReason::DeviceRemoved | LocalEndReason::UserDeactivated);
         if removed {
             self.dev_mut(d).entries.remove(&r);
+            self.entries.remove(e);
             self.persist_stream();
             self.queue(Queued::Remove { d, r });
         } else {
             let position = self.next_position();
             let due = now.saturating_add(self.config.ended_retention);
-            let collect = self.collect.insert((position.0, d, r), due);
+            let collect = self.collect.insert((position.0, e), due);
+            self.entry_mut(e).state = Entry::Ended { started, position, at: now, reason, collect };
             let dev = self.dev_mut(d);
-            dev.entries.insert(r, Entry::Ended { started, position, at: now, reason, collect });
             dev.ended += 1;
             self.ended_total += 1;
-            self.persist_entry(d, r);
+            self.persist_entry(e);
         }
         self.queue(Queued::Ended { d, r, reason });
         if demanded {
@@ -403,19 +440,21 @@ impl LocalPeeks {
         Some(d)
     }
 
-    /// Forgets the retained entry (d, r) (retention over, or a cap reached): the horizon moves
+    /// Forgets the retained entry `e` (retention over, or a cap reached): the horizon moves
     /// past it.
-    pub(super) fn collect_entry(&mut self, d: DevIdx, r: RoomIdx) {
-        let Some(Entry::Ended { position, at, collect, .. }) = self.dev(d).entries.get(&r).copied()
+    pub(super) fn collect_entry(&mut self, e: EntryIdx) {
+        let Some(&EntrySlot { d, r, state: Entry::Ended { position, at, collect, .. } }) =
+            self.entries.get(e)
         else {
             return;
         };
         // Already gone when `handle_timeout` popped it.
         let due = at.saturating_add(self.config.ended_retention);
-        self.collect.cancel(collect, (position.0, d, r), due);
+        self.collect.cancel(collect, (position.0, e), due);
         self.horizon = self.horizon.max(position.0);
         self.persist_stream();
         self.queue(Queued::Remove { d, r });
+        self.entries.remove(e);
         let dev = self.dev_mut(d);
         dev.entries.remove(&r);
         dev.ended -= 1;
@@ -436,22 +475,22 @@ impl LocalPeeks {
             let oldest = self
                 .dev(d)
                 .entries
-                .iter()
-                .filter_map(|(r, e)| match e {
-                    Entry::Ended { position, .. } => Some((*position, *r)),
+                .values()
+                .filter_map(|&e| match self.entry(e).state {
+                    Entry::Ended { position, .. } => Some((position, e)),
                     Entry::Peeking { .. } => None,
                 })
                 .min();
-            let Some((_, r)) = oldest else { break };
-            self.collect_entry(d, r);
+            let Some((_, e)) = oldest else { break };
+            self.collect_entry(e);
         }
         while self.ended_total > 0
             && self.ended_total + self.live_total > self.config.max_peeks_total
         {
             // The earliest collection deadline is the oldest entry: `at` never decreases as
             // positions grow, and ties come out in position order (the key's first field).
-            let Some((_, (_, od, or))) = self.collect.peek() else { break };
-            self.collect_entry(od, or);
+            let Some((_, (_, e))) = self.collect.peek() else { break };
+            self.collect_entry(e);
         }
     }
 }
@@ -474,36 +513,32 @@ impl LocalPeeks {
     /// correction (and on restore).
     pub(super) fn heal(&mut self, now: Timestamp) {
         let max_expiry = now.saturating_add(self.config.effective_lease());
-        let mut changed = Vec::new();
-        for (d, dev) in self.devices.iter() {
-            for (&r, entry) in &dev.entries {
-                match entry {
-                    Entry::Peeking { expires_at, .. } if *expires_at > max_expiry => {
-                        changed.push((d, r));
-                    }
-                    Entry::Ended { at, .. } if *at > now => changed.push((d, r)),
-                    Entry::Peeking { .. } | Entry::Ended { .. } => {}
-                }
-            }
-        }
+        let mut changed: Vec<EntryIdx> = self
+            .entries
+            .iter()
+            .filter(|(_, slot)| match slot.state {
+                Entry::Peeking { expires_at, .. } => expires_at > max_expiry,
+                Entry::Ended { at, .. } => at > now,
+            })
+            .map(|(e, _)| e)
+            .collect();
         changed.sort_by(|a, b| self.cmp_entries(*a, *b));
         let retention = self.config.ended_retention;
-        for (d, r) in changed {
-            let entry = self.devices.get_mut(d).and_then(|dev| dev.entries.get_mut(&r));
-            match entry {
-                Some(Entry::Peeking { expires_at, lease, .. }) => {
+        for e in changed {
+            let slot = self.entries.get_mut(e).expect("an entry found above");
+            match &mut slot.state {
+                Entry::Peeking { expires_at, lease, .. } => {
                     let old = std::mem::replace(expires_at, max_expiry);
-                    *lease = self.leases.reschedule(*lease, (d, r), old, max_expiry);
+                    *lease = self.leases.reschedule(*lease, e, old, max_expiry);
                 }
-                Some(Entry::Ended { position, at, collect, .. }) => {
+                Entry::Ended { position, at, collect, .. } => {
                     let old = std::mem::replace(at, now);
-                    let key = (position.0, d, r);
+                    let key = (position.0, e);
                     let (from, to) = (old.saturating_add(retention), now.saturating_add(retention));
                     *collect = self.collect.reschedule(*collect, key, from, to);
                 }
-                None => continue,
             }
-            self.persist_entry(d, r);
+            self.persist_entry(e);
         }
         if let Some(idle_after) = self.config.device_idle_after {
             let max_idle = now.saturating_add(idle_after);

@@ -19,9 +19,10 @@ fn open() -> RoomAccess {
     RoomAccess::new(RoomVersionId::V11, true, false)
 }
 
-/// Every room's `peekers[slot]` points back at an entry with that slot, refs/live counts
-/// match the entries, each slot's `queued` counts the queued outputs naming it, and a slot
-/// is kept only while an entry or a queued output holds it.
+/// Every device's entries are the entry slots naming it, every room's `peekers[slot]` points
+/// back at a live entry with that slot, refs/live counts match the entries, each slot's
+/// `queued` counts the queued outputs naming it, and a slot is kept only while an entry or a
+/// queued output holds it.
 fn check_invariants(m: &LocalPeeks) {
     let mut refs = std::collections::HashMap::new();
     let mut live_total = 0;
@@ -36,14 +37,18 @@ fn check_invariants(m: &LocalPeeks) {
         assert!(dev.queued > 0 || !dev.entries.is_empty(), "device slot {d} held by nothing");
         assert_eq!(m.find_device(&dev.user, &dev.device), Some(d));
         assert!(m.names.devices_of(&m.devices, &dev.user).contains(&d));
-        for (r, e) in &dev.entries {
-            *refs.entry(*r).or_insert(0u32) += 1;
-            if let Entry::Peeking { slot, .. } = e {
+        for (&r, &e) in &dev.entries {
+            *refs.entry(r).or_insert(0u32) += 1;
+            let slot = m.entry(e);
+            assert_eq!((slot.d, slot.r), (d, r), "entry {e} names its device and room");
+            if let Entry::Peeking { slot, .. } = slot.state {
                 live_total += 1;
-                assert_eq!(m.room(*r).peekers[*slot as usize], d);
+                assert_eq!(m.room(r).peekers[slot as usize], (d, e));
             }
         }
     }
+    let entries: usize = m.devices.iter().map(|(_, dev)| dev.entries.len()).sum();
+    assert_eq!(m.entries.iter().count(), entries, "every entry slot belongs to its device");
     for (r, room) in m.rooms.iter() {
         assert_eq!(room.refs, refs.get(&r).copied().unwrap_or(0), "refs of {}", room.id);
         assert_eq!(room.queued, room_pins.get(&r).copied().unwrap_or(0), "pins of {}", room.id);
@@ -300,15 +305,11 @@ fn restored_deadline_nodes_are_numbered_in_deadline_order() {
     let m = LocalPeeks::restore(Timestamp::from_millis(2_000), LocalConfig::default(), records);
     check_invariants(&m);
     let (mut leases, mut collect) = (Vec::new(), Vec::new());
-    for (dv, dev) in m.devices.iter() {
-        for (&r, entry) in &dev.entries {
-            match *entry {
-                Entry::Peeking { expires_at, lease, .. } => {
-                    leases.push(((expires_at, (dv, r)), lease))
-                }
-                Entry::Ended { position, at, collect: h, .. } => {
-                    collect.push(((at, (position.0, dv, r)), h));
-                }
+    for (e, slot) in m.entries.iter() {
+        match slot.state {
+            Entry::Peeking { expires_at, lease, .. } => leases.push(((expires_at, e), lease)),
+            Entry::Ended { position, at, collect: h, .. } => {
+                collect.push(((at, (position.0, e)), h));
             }
         }
     }
