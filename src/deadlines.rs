@@ -254,6 +254,15 @@ impl<K: Ord + Copy> DeadlineList<K> {
         Some((key, at))
     }
 
+    /// Whether `key` is due at `at` here, kept under `handle` (a list node or the late set).
+    #[cfg(test)]
+    pub(crate) fn holds(&self, handle: Handle, key: K, at: Timestamp) -> bool {
+        match handle {
+            Handle::LATE => self.late.contains(&(at, key)),
+            _ => self.listed_at(handle, key) == Some(at),
+        }
+    }
+
     /// Number of deadlines.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
@@ -265,8 +274,10 @@ impl<K: Ord + Copy> DeadlineList<K> {
     }
 
     /// Builds the list from `(deadline, key, handle)` triples of distinct keys (restore):
-    /// the handles must be `0..n` in some order (the caller hands them to its entries as it
-    /// collects the triples); one sort, then the nodes are linked in deadline order.
+    /// the handles must be `0..n` in some order (the caller has given each to its key's
+    /// owner); one sort, then the nodes are linked in deadline order. Handles numbered in
+    /// deadline order (as the local machine's restore gives them) lay the nodes out in the
+    /// order `pop_due` walks them.
     pub(crate) fn from_handles(ties: Ties, mut items: Vec<(Timestamp, K, Handle)>) -> Self {
         let mut this = DeadlineList::new(ties);
         let n = items.len();

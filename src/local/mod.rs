@@ -25,7 +25,7 @@ pub use record::{LocalChange, LocalKey, LocalRecord};
 pub use stats::{LocalEndings, LocalRefusals, LocalStats};
 
 use names::Names;
-use state::{DevIdx, DeviceSlot, Entry, EntryIdx, EntrySlot, Lease, RoomIdx, RoomSlot};
+use state::{Deadline, DevIdx, DeviceSlot, Entry, EntryIdx, EntrySlot, RoomIdx, RoomSlot};
 
 use crate::access::RoomAccess;
 use crate::deadlines::{DeadlineList, Ties};
@@ -102,6 +102,8 @@ pub struct LocalPeeks {
     collect: DeadlineList<(u64, EntryIdx)>,
     live_total: usize,
     ended_total: usize,
+    /// Devices holding an entry (the others are kept only for queued outputs).
+    holding: usize,
     /// The latest stream position handed out.
     position: u64,
     /// Entries at or below this position may have been collected.
@@ -128,6 +130,7 @@ impl LocalPeeks {
             collect: DeadlineList::new(Ties::ByKey),
             live_total: 0,
             ended_total: 0,
+            holding: 0,
             position: 0,
             horizon: 0,
             persisted_stream: (0, 0),
@@ -157,8 +160,7 @@ impl LocalPeeks {
         stats.live_peeks = self.live_total as u64;
         stats.retained_entries = self.ended_total as u64;
         // A device slot kept only for a queued output holds nothing.
-        stats.devices =
-            self.devices.iter().filter(|(_, dev)| !dev.entries.is_empty()).count() as u64;
+        stats.devices = self.holding as u64;
         stats.demanded_rooms = self.rooms.iter().filter(|(_, room)| room.live > 0).count() as u64;
         stats
     }
@@ -499,7 +501,7 @@ impl LocalPeeks {
         retained.sort_unstable();
         for r in retained {
             // Dropping a retained entry does not move the horizon: the device is gone.
-            let Some(e) = self.dev_mut(d).entries.remove(&r) else { continue };
+            let Some(e) = self.unfile_entry(d, r) else { continue };
             let EntrySlot { state, .. } = self.entries.remove(e).expect("a device's entry is live");
             let Entry::Ended { position, at, collect, .. } = state else {
                 unreachable!("the device's live peeks have just ended")
@@ -538,11 +540,11 @@ impl LocalPeeks {
         // not depend on slot numbering (which differs after a restore).
         due.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| self.cmp_entries(a.1, b.1)));
         // Each device is woken once, after every end's `Persist`, in the order its first peek
-        // ended; then the retention caps (which may free a device's slot) are applied.
+        // ended; then the retention caps are applied (their removals come after the wakes).
         let mut seen = HashSet::with_capacity_and_hasher(due.len(), FxBuild::default());
         let mut wake = Vec::new();
         for (_, e) in due {
-            if let Some(d) = self.end_peek_unwoken(now, e, LocalEndReason::Expired, Lease::Taken)
+            if let Some(d) = self.end_peek_unwoken(now, e, LocalEndReason::Expired, Deadline::Taken)
                 && seen.insert(d)
             {
                 wake.push(d);
@@ -565,7 +567,7 @@ impl LocalPeeks {
             collect.push(e);
         }
         for e in collect {
-            self.collect_entry(e);
+            self.collect_entry(e, Deadline::Taken);
         }
     }
 }

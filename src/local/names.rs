@@ -5,8 +5,8 @@
 //! are stored once, in the slots (which also keep their hash, so a probe compares hashes before
 //! strings and a growing table never re-hashes a name). Finding a device is one keyed hash of the
 //! (user, device) pair and one probe, instead of a probe per level of a map of maps whose keys
-//! are separate copies of the names; the strings a probe compares are the slot's own, which a
-//! peek reads next anyway (for its outputs). The names come from clients, so the hash is std's
+//! are separate copies of the names; the strings a probe compares are the slot's own, which
+//! the peek's outputs are copied from when they are taken. The names come from clients, so the hash is std's
 //! keyed SipHash with per-machine random keys (resists flooding).
 
 use std::hash::{BuildHasher, RandomState};

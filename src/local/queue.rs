@@ -5,8 +5,11 @@
 //! Why: one expiry sweep may end a hundred thousand peeks at once. Queued as finished
 //! outputs, each end would copy six or seven ids into fresh allocations, all before the host
 //! takes the first one, so none of them could reuse a freed block. Queued compact, each id is
-//! copied as the host takes its output, into the block the host just freed with the previous
-//! one; the queue holds about 40 bytes per output instead of about 130.
+//! copied as the host takes its output, into the block a host that handles each output before
+//! taking the next has just freed; the queue holds about 40 bytes per output instead of about
+//! 130. The coordinator (`Peeking`) takes every output of an input at once into its own queue,
+//! so behind it the copies are made in one run as before, and only the smaller queue remains
+//! (BENCHMARKS.md, "Part 2, seventh step").
 //!
 //! A queued record *pins* the slots it names (`queued` on the device and the room slot): a
 //! pinned slot is not freed, so its names are still there when the output is taken, even if

@@ -28,7 +28,8 @@ impl LocalPeeks {
     ///   than one lease after `now`, or an ended entry dated after `now`, is clamped and
     ///   re-persisted (a store written under a wrong clock keeps nothing alive for years).
     ///
-    /// Cost: O(n) hash-map upserts plus one O(n log n) sort per timer queue.
+    /// Cost: O(n) hash-map upserts plus two O(n log n) sorts per deadline list (one numbers
+    /// the deadlines in order, the other, of an already sorted vector, links them).
     pub fn restore(
         now: Timestamp,
         config: LocalConfig,
@@ -155,7 +156,7 @@ impl LocalPeeks {
             None => {
                 let added = self.entries.insert(EntrySlot { d, r, state: entry });
                 debug_assert_eq!(added, e, "the slab fills the slot it said was next");
-                self.dev_mut(d).entries.insert(r, e);
+                self.file_entry(d, r, e);
             }
         }
     }

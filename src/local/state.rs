@@ -1,4 +1,5 @@
-//! Interned per-device and per-room state, and the internal transitions every input shares.
+//! Interned per-device and per-room state, the entry slab (one slot per remembered (device,
+//! room)), and the internal transitions every input shares.
 
 use std::collections::HashMap;
 
@@ -25,8 +26,11 @@ pub(super) type EntryIdx = u32;
 /// index alone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct EntrySlot {
+    /// The device's slot.
     pub(super) d: DevIdx,
+    /// The room's slot.
     pub(super) r: RoomIdx,
+    /// Live or retained, with its positions and deadline handle.
     pub(super) state: Entry,
 }
 
@@ -47,12 +51,15 @@ pub(super) enum Entry {
     },
 }
 
-/// Where the lease deadline of a live peek that is ending is.
+/// Where the deadline of an entry is when the entry ends (its lease) or is collected (its
+/// collection deadline).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Lease {
-    /// Still in the lease list: the end takes it out.
+pub(super) enum Deadline {
+    /// Still in its list: the end or the collection takes it out.
     Listed,
-    /// Already popped from the lease list (its lease ran out).
+    /// Already popped from its list by `handle_timeout` (it was due). Its node was freed then
+    /// and may hold another key since: it is not read again (by then a cache miss per entry,
+    /// for nothing).
     Taken,
 }
 
@@ -112,6 +119,25 @@ impl LocalPeeks {
     /// The entry of (d, r), if the machine remembers one.
     pub(super) fn entry_of(&self, d: DevIdx, r: RoomIdx) -> Option<EntryIdx> {
         self.dev(d).entries.get(&r).copied()
+    }
+    /// Files entry `e` of (d, r) under its device.
+    pub(super) fn file_entry(&mut self, d: DevIdx, r: RoomIdx, e: EntryIdx) {
+        let entries = &mut self.dev_mut(d).entries;
+        let first = entries.is_empty();
+        let replaced = entries.insert(r, e);
+        debug_assert_eq!(replaced, None, "one entry per (device, room)");
+        if first {
+            self.holding += 1;
+        }
+    }
+    /// Takes (d, r)'s entry off its device; returns it.
+    pub(super) fn unfile_entry(&mut self, d: DevIdx, r: RoomIdx) -> Option<EntryIdx> {
+        let entries = &mut self.dev_mut(d).entries;
+        let e = entries.remove(&r);
+        if e.is_some() && entries.is_empty() {
+            self.holding -= 1;
+        }
+        e
     }
     /// The state of the device's entry on the room, if any.
     pub(super) fn state_of(&self, d: DevIdx, r: RoomIdx) -> Option<Entry> {
@@ -330,7 +356,7 @@ impl LocalPeeks {
         } else {
             let added = self.entries.insert(EntrySlot { d, r, state });
             debug_assert_eq!(added, e, "the slab fills the slot it said was next");
-            self.dev_mut(d).entries.insert(r, e);
+            self.file_entry(d, r, e);
             self.room_mut(r).refs += 1;
         }
         self.dev_mut(d).live_peeks += 1;
@@ -345,22 +371,20 @@ impl LocalPeeks {
         expires_at
     }
 
-    /// Takes the live peek `e` out of its room and, unless `lease` says it is already out,
+    /// Takes the live peek `e` out of its room and, unless `deadline` says it is already out,
     /// the lease queue. Returns its start, and whether it counted towards the room's demand
     /// (its device was not idle): the caller then calls [`dec_live`](Self::dec_live) once the
     /// end itself is queued.
-    fn unlink_peek(&mut self, e: EntryIdx, lease: Lease) -> (StreamPosition, bool) {
+    fn unlink_peek(&mut self, e: EntryIdx, deadline: Deadline) -> (StreamPosition, bool) {
         let EntrySlot { d, r, state } = *self.entry(e);
         let Entry::Peeking { started, slot, expires_at, lease: handle } = state else {
             unreachable!("unlink_peek is only called on a live peek")
         };
-        match lease {
-            Lease::Listed => {
+        match deadline {
+            Deadline::Listed => {
                 self.leases.cancel(handle, e, expires_at);
             }
-            // Its node was freed when it was popped, and may hold another key since: reading
-            // it again would be a cache miss per expired peek for nothing.
-            Lease::Taken => debug_assert_eq!(self.leases.listed_at(handle, e), None),
+            Deadline::Taken => debug_assert_eq!(self.leases.listed_at(handle, e), None),
         }
         let room = self.room_mut(r);
         room.peekers.swap_remove(slot as usize);
@@ -383,7 +407,7 @@ impl LocalPeeks {
     /// Ends the live peek `e`; unless the device is being removed, wakes it and then keeps
     /// its retained entries within the caps (see [`end_peek_unwoken`](Self::end_peek_unwoken)).
     pub(super) fn end_peek(&mut self, now: Timestamp, e: EntryIdx, reason: LocalEndReason) {
-        if let Some(d) = self.end_peek_unwoken(now, e, reason, Lease::Listed) {
+        if let Some(d) = self.end_peek_unwoken(now, e, reason, Deadline::Listed) {
             self.wake(d);
             self.enforce_retention_caps(d);
         }
@@ -393,9 +417,9 @@ impl LocalPeeks {
     /// entry (R25) and return `None`; every other reason leaves an entry for `/sync` and
     /// returns the device, for the caller to wake once every change of the input is queued (a
     /// device whose several peeks end in one input is woken once) and then to apply
-    /// [`enforce_retention_caps`](Self::enforce_retention_caps), which may free the device's
-    /// slot (a store restored under a lower cap), so it comes after the wake.
-    /// `lease` says whether the peek's lease deadline is still listed (`handle_timeout` has
+    /// [`enforce_retention_caps`](Self::enforce_retention_caps) after the wake, so the wake
+    /// comes before the removals the caps queue (a store restored under a lower cap).
+    /// `deadline` says whether the peek's lease deadline is still listed (`handle_timeout` has
     /// already popped it).
     #[must_use = "the device of an ended peek must be woken, then its caps applied"]
     pub(super) fn end_peek_unwoken(
@@ -403,17 +427,17 @@ impl LocalPeeks {
         now: Timestamp,
         e: EntryIdx,
         reason: LocalEndReason,
-        lease: Lease,
+        deadline: Deadline,
     ) -> Option<DevIdx> {
         self.stats.ended(reason);
         // Persist first: compute the change, queue it, then the consequences (the end, the
         // room's demand).
-        let (started, demanded) = self.unlink_peek(e, lease);
+        let (started, demanded) = self.unlink_peek(e, deadline);
         let EntrySlot { d, r, .. } = *self.entry(e);
         let removed =
             matches!(reason, LocalEndReason::DeviceRemoved | LocalEndReason::UserDeactivated);
         if removed {
-            self.dev_mut(d).entries.remove(&r);
+            self.unfile_entry(d, r);
             self.entries.remove(e);
             self.persist_stream();
             self.queue(Queued::Remove { d, r });
@@ -441,23 +465,29 @@ impl LocalPeeks {
     }
 
     /// Forgets the retained entry `e` (retention over, or a cap reached): the horizon moves
-    /// past it.
-    pub(super) fn collect_entry(&mut self, e: EntryIdx) {
+    /// past it. `deadline` says whether its collection deadline is still listed
+    /// (`handle_timeout` has already popped it).
+    pub(super) fn collect_entry(&mut self, e: EntryIdx, deadline: Deadline) {
         let Some(&EntrySlot { d, r, state: Entry::Ended { position, at, collect, .. } }) =
             self.entries.get(e)
         else {
             return;
         };
-        // Already gone when `handle_timeout` popped it.
-        let due = at.saturating_add(self.config.ended_retention);
-        self.collect.cancel(collect, (position.0, e), due);
+        match deadline {
+            Deadline::Listed => {
+                let due = at.saturating_add(self.config.ended_retention);
+                self.collect.cancel(collect, (position.0, e), due);
+            }
+            Deadline::Taken => {
+                debug_assert_eq!(self.collect.listed_at(collect, (position.0, e)), None);
+            }
+        }
         self.horizon = self.horizon.max(position.0);
         self.persist_stream();
         self.queue(Queued::Remove { d, r });
         self.entries.remove(e);
-        let dev = self.dev_mut(d);
-        dev.entries.remove(&r);
-        dev.ended -= 1;
+        self.unfile_entry(d, r);
+        self.dev_mut(d).ended -= 1;
         self.ended_total -= 1;
         self.room_mut(r).refs -= 1;
         self.release_room(r);
@@ -482,7 +512,7 @@ impl LocalPeeks {
                 })
                 .min();
             let Some((_, e)) = oldest else { break };
-            self.collect_entry(e);
+            self.collect_entry(e, Deadline::Listed);
         }
         while self.ended_total > 0
             && self.ended_total + self.live_total > self.config.max_peeks_total
@@ -490,7 +520,7 @@ impl LocalPeeks {
             // The earliest collection deadline is the oldest entry: `at` never decreases as
             // positions grow, and ties come out in position order (the key's first field).
             let Some((_, (_, e))) = self.collect.peek() else { break };
-            self.collect_entry(e);
+            self.collect_entry(e, Deadline::Listed);
         }
     }
 }

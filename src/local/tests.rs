@@ -20,12 +20,13 @@ fn open() -> RoomAccess {
 }
 
 /// Every device's entries are the entry slots naming it, every room's `peekers[slot]` points
-/// back at a live entry with that slot, refs/live counts match the entries, each slot's
+/// back at a live entry with that slot, every entry's deadline is where its handle says (and
+/// the lists hold nothing else), refs/live/ended counts match the entries, each slot's
 /// `queued` counts the queued outputs naming it, and a slot is kept only while an entry or a
 /// queued output holds it.
 fn check_invariants(m: &LocalPeeks) {
     let mut refs = std::collections::HashMap::new();
-    let mut live_total = 0;
+    let (mut live_total, mut ended_total) = (0, 0);
     let (mut dev_pins, mut room_pins) = (HashMap::new(), HashMap::new());
     for q in &m.out {
         let (d, r) = q.slots();
@@ -37,25 +38,43 @@ fn check_invariants(m: &LocalPeeks) {
         assert!(dev.queued > 0 || !dev.entries.is_empty(), "device slot {d} held by nothing");
         assert_eq!(m.find_device(&dev.user, &dev.device), Some(d));
         assert!(m.names.devices_of(&m.devices, &dev.user).contains(&d));
+        let (mut live, mut ended) = (0, 0);
         for (&r, &e) in &dev.entries {
             *refs.entry(r).or_insert(0u32) += 1;
             let slot = m.entry(e);
             assert_eq!((slot.d, slot.r), (d, r), "entry {e} names its device and room");
-            if let Entry::Peeking { slot, .. } = slot.state {
-                live_total += 1;
-                assert_eq!(m.room(r).peekers[slot as usize], (d, e));
+            match slot.state {
+                Entry::Peeking { slot, expires_at, lease, .. } => {
+                    live += 1;
+                    assert_eq!(m.room(r).peekers[slot as usize], (d, e));
+                    assert!(m.leases.holds(lease, e, expires_at), "lease of entry {e}");
+                }
+                Entry::Ended { position, at, collect, .. } => {
+                    ended += 1;
+                    let due = at.saturating_add(m.config.ended_retention);
+                    assert!(m.collect.holds(collect, (position.0, e), due), "collection of {e}");
+                }
             }
         }
+        assert_eq!((dev.live_peeks, dev.ended), (live, ended), "counts of {}", dev.device);
+        live_total += live as usize;
+        ended_total += ended as usize;
     }
     let entries: usize = m.devices.iter().map(|(_, dev)| dev.entries.len()).sum();
     assert_eq!(m.entries.iter().count(), entries, "every entry slot belongs to its device");
+    let holding = m.devices.iter().filter(|(_, dev)| !dev.entries.is_empty()).count();
+    assert_eq!(m.holding, holding, "devices holding an entry");
+    assert_eq!(m.leases.len(), live_total, "one lease per live peek, no other");
+    assert_eq!(m.collect.len(), ended_total, "one collection per retained entry, no other");
+    let peekers: usize = m.rooms.iter().map(|(_, room)| room.peekers.len()).sum();
+    assert_eq!(peekers, live_total, "every room peeker is a live peek");
     for (r, room) in m.rooms.iter() {
         assert_eq!(room.refs, refs.get(&r).copied().unwrap_or(0), "refs of {}", room.id);
         assert_eq!(room.queued, room_pins.get(&r).copied().unwrap_or(0), "pins of {}", room.id);
         assert!(room.queued > 0 || room.refs > 0, "room slot {r} held by nothing");
         assert_eq!(m.find_room(&room.id), Some(r));
     }
-    assert_eq!(m.live_total, live_total);
+    assert_eq!((m.live_total, m.ended_total), (live_total, ended_total));
 }
 
 #[test]
@@ -241,10 +260,12 @@ fn queued_outputs_name_their_device_after_its_last_entry_is_gone() {
 }
 
 /// A device whose slot is kept only for queued outputs is found again by a new peek, which
-/// uses that slot; the outputs of both peeks come out in order with the same names.
+/// uses that slot; the outputs of both peeks come out in order with the same names (the
+/// removal between the two writes of the peek, so a store keeping the last write per key
+/// holds the new peek).
 #[test]
 fn a_slot_kept_for_queued_outputs_is_used_again_by_the_same_device() {
-    use super::{LocalChange, LocalOutput, LocalRecord};
+    use super::{LocalChange, LocalKey, LocalOutput, LocalRecord};
     let mut m = LocalPeeks::new(LocalConfig::default());
     let (u, d) = (user(1), OwnedDeviceId::from("D"));
     let t = Timestamp::from_millis(10);
@@ -256,14 +277,23 @@ fn a_slot_kept_for_queued_outputs_is_used_again_by_the_same_device() {
     assert_eq!(m.find_device(&u, &d), Some(kept));
     check_invariants(&m);
     let outputs: Vec<_> = std::iter::from_fn(|| m.poll_output()).collect();
-    let peeks = outputs
+    let peeks: Vec<usize> = outputs
         .iter()
-        .filter(|o| {
+        .enumerate()
+        .filter(|(_, o)| {
             matches!(o, LocalOutput::Persist(LocalChange::Upsert(LocalRecord::Peek { user_id, device_id, room_id, .. }))
                 if *user_id == u && *device_id == d && *room_id == room(1))
         })
-        .count();
-    assert_eq!(peeks, 2, "{outputs:?}");
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(peeks.len(), 2, "{outputs:?}");
+    let removed = LocalOutput::Persist(LocalChange::Remove(LocalKey::Entry {
+        user_id: u.clone(),
+        device_id: d.clone(),
+        room_id: room(1),
+    }));
+    let removal = outputs.iter().position(|o| *o == removed).expect("the removal is written");
+    assert!(peeks[0] < removal && removal < peeks[1], "{outputs:?}");
     check_invariants(&m);
     assert_eq!(m.len(), 1);
     assert_eq!(m.stats().devices, 1);
