@@ -71,6 +71,12 @@ impl<T> Slab<T> {
         self.inner.len()
     }
 
+    /// How many values it holds room for without reallocating.
+    #[cfg(test)]
+    pub(crate) fn capacity(&self) -> usize {
+        self.inner.capacity()
+    }
+
     /// Makes room for `additional` more values without reallocating.
     pub(crate) fn reserve(&mut self, additional: usize) {
         self.inner.reserve(additional);

@@ -28,6 +28,9 @@ impl LocalPeeks {
     ///   than one lease after `now`, or an ended entry dated after `now`, is clamped and
     ///   re-persisted (a store written under a wrong clock keeps nothing alive for years).
     ///
+    /// Memory: the entry slab is sized from the iterator's `size_hint` (its lower bound, at
+    /// most `max_peeks_total`).
+    ///
     /// Cost: O(n) hash-map upserts plus two O(n log n) sorts per deadline list (one numbers
     /// the deadlines in order, the other, of an already sorted vector, links them).
     pub fn restore(
@@ -37,6 +40,11 @@ impl LocalPeeks {
     ) -> Self {
         let mut this = LocalPeeks::new(config);
         this.clock = Monotonic::starting_at(now);
+        // The entry slab is sized once from the records (at most the configured total), so a
+        // restored machine does not hold room for up to twice its entries, as a vector that
+        // grew by doubling would.
+        let records = records.into_iter();
+        this.entries.reserve(records.size_hint().0.min(this.config.max_peeks_total));
         // The last stream record wins, like any other key.
         let mut stream: Option<(u64, u64)> = None;
         // Stores hand records back grouped by device (key order): skip the two-level device

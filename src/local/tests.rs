@@ -353,3 +353,33 @@ fn restored_deadline_nodes_are_numbered_in_deadline_order() {
         assert_eq!(*h, Handle::nth(rank), "collection {rank}");
     }
 }
+
+/// A restore sizes the entry slab from the records, at most the configured total, instead of
+/// growing it by doubling.
+#[test]
+fn a_restore_sizes_the_entry_slab_from_the_records() {
+    use super::LocalRecord;
+    use crate::StreamPosition;
+    let d: OwnedDeviceId = "D".into();
+    let records = |n: u32| -> Vec<LocalRecord> {
+        (0..n)
+            .map(|i| LocalRecord::Peek {
+                user_id: user(i),
+                device_id: d.clone(),
+                room_id: room(i),
+                started: StreamPosition(u64::from(i) + 1),
+                expires_at: Timestamp::from_millis(1_000),
+            })
+            .collect()
+    };
+    let now = Timestamp::from_millis(500);
+    let m = LocalPeeks::restore(now, LocalConfig::default(), records(1_100));
+    assert_eq!(m.len(), 1_100);
+    let capacity = m.entries.capacity();
+    assert!((1_100..2_048).contains(&capacity), "sized once, not doubled: {capacity}");
+    // A total below the records caps only the reservation: every record is restored.
+    let cfg = LocalConfig { max_peeks_total: 100, ..LocalConfig::default() };
+    let m = LocalPeeks::restore(now, cfg, records(1_000));
+    assert_eq!(m.len(), 1_000, "a restore keeps what the store holds");
+    check_invariants(&m);
+}
