@@ -223,17 +223,24 @@ fn restore_with_duplicates_matches_restore_of_the_last_records() {
     assert_eq!(a.len(), 0);
 }
 
-/// The outputs of a device whose last entry is gone before they are taken still name it, and
-/// its slot goes with the last of them.
-#[test]
-fn queued_outputs_name_their_device_after_its_last_entry_is_gone() {
-    use super::{LocalChange, LocalKey, LocalOutput};
+/// A machine where device "D" of user 1 peeked room 1 and was removed at `t`, none of the
+/// outputs taken: the device's last entry is gone, its outputs are queued.
+fn removed_with_outputs_queued() -> (LocalPeeks, OwnedUserId, OwnedDeviceId, Timestamp) {
     let mut m = LocalPeeks::new(LocalConfig::default());
     let (u, d) = (user(1), OwnedDeviceId::from("D"));
     let t = Timestamp::from_millis(10);
     m.handle_peek(t, &u, &d, &room(1), false, &open()).unwrap();
     m.handle_device_removed(t, &u, &d);
     check_invariants(&m);
+    (m, u, d, t)
+}
+
+/// The outputs of a device whose last entry is gone before they are taken still name it, and
+/// its slot goes with the last of them.
+#[test]
+fn queued_outputs_name_their_device_after_its_last_entry_is_gone() {
+    use super::{LocalChange, LocalKey, LocalOutput};
+    let (mut m, u, d, t) = removed_with_outputs_queued();
     // Another device and room arrive before the host takes anything: they get slots of their
     // own, so nothing queued for the removed device can come out with their names.
     let other = OwnedDeviceId::from("E");
@@ -266,11 +273,7 @@ fn queued_outputs_name_their_device_after_its_last_entry_is_gone() {
 #[test]
 fn a_slot_kept_for_queued_outputs_is_used_again_by_the_same_device() {
     use super::{LocalChange, LocalKey, LocalOutput, LocalRecord};
-    let mut m = LocalPeeks::new(LocalConfig::default());
-    let (u, d) = (user(1), OwnedDeviceId::from("D"));
-    let t = Timestamp::from_millis(10);
-    m.handle_peek(t, &u, &d, &room(1), false, &open()).unwrap();
-    m.handle_device_removed(t, &u, &d);
+    let (mut m, u, d, t) = removed_with_outputs_queued();
     let kept = m.find_device(&u, &d).expect("kept for its queued outputs");
     assert_eq!(m.stats().devices, 0, "a slot kept only for outputs holds no device");
     m.handle_peek(t, &u, &d, &room(1), false, &open()).unwrap();
