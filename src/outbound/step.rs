@@ -319,7 +319,8 @@ impl OutboundPeeks {
             let retired = &mut r.retired[i];
             retired.step = Retire::Deleting { request: id };
             let peek = retired.peek.clone();
-            self.persist_retired(slot, &peek);
+            // Its `Retired` record was written when it was retired (`retire`), before this
+            // `DELETE`, and stays until it is dropped: nothing to write again.
             self.send(slot, id, Kind::Delete, (peek.server.to_owned_name(), peek.peek_id));
         }
         next
@@ -327,7 +328,7 @@ impl OutboundPeeks {
 
     /// Queues the request naming the peek at `names` (resident, peek id), the room's current
     /// peek or a retired one; the record that justifies it is stored already (see
-    /// `send_current`).
+    /// `send_current`; a retired peek's since `retire`).
     fn send(&mut self, slot: u32, id: RequestId, kind: Kind, names: (OwnedServerName, PeekId)) {
         match kind {
             Kind::Put => self.stats.puts.sent += 1,

@@ -419,13 +419,27 @@ fn the_stored_record_check_rejects_sends_the_store_does_not_justify() {
     assert!(check_send_stored(&store, None, &put, false).is_err());
     assert!(check_send_stored(&store, None, &put, true).is_ok());
     assert!(check_send_stored(&BTreeMap::new(), None, &put, true).is_err());
-    // A DELETE after a record that is not its own Retired one.
+    // A DELETE whose Retired record is not stored, whatever came before it; with its record
+    // stored (written when the peek was retired), wherever in the outputs.
     let delete = request(OutboundRequestKind::Unpeek);
     assert!(check_send_stored(&store, Some(&opening), &delete, false).is_err());
-    let retired = upsert(OutboundRecord::Retired {
-        room_id: r.clone(),
-        server: s.clone(),
-        peek_id: "p1".into(),
-    });
-    assert!(check_send_stored(&store, Some(&retired), &delete, false).is_ok());
+    let retired = |peek_id: &str| {
+        let key =
+            OutboundKey::Retired { room_id: r.clone(), server: s.clone(), peek_id: peek_id.into() };
+        let record = OutboundRecord::Retired {
+            room_id: r.clone(),
+            server: s.clone(),
+            peek_id: peek_id.into(),
+        };
+        (key, record)
+    };
+    let mut other_retired = store.clone();
+    other_retired.extend([retired("p2")]);
+    assert!(
+        check_send_stored(&other_retired, Some(&upsert(retired("p2").1)), &delete, false).is_err()
+    );
+    let mut with_retired = store.clone();
+    with_retired.extend([retired("p1")]);
+    assert!(check_send_stored(&with_retired, None, &delete, false).is_ok());
+    assert!(check_send_stored(&with_retired, Some(&opening), &delete, false).is_ok());
 }

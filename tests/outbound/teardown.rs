@@ -5,8 +5,9 @@
 use std::time::Duration;
 
 use matrix_peek::{
-    OutboundFailure, OutboundKey, OutboundLostReason, OutboundOutcome, OutboundOutput,
-    OutboundPeekError, OutboundRequestKind, OutboundState, RoomAccess,
+    OutboundChange, OutboundFailure, OutboundKey, OutboundLostReason, OutboundOutcome,
+    OutboundOutput, OutboundPeekError, OutboundRecord, OutboundRequestKind, OutboundState,
+    RoomAccess,
 };
 use ruma_common::RoomVersionId;
 
@@ -98,6 +99,42 @@ fn unreachable_unpeek_is_retried_a_bounded_number_of_times() {
     }
     assert_eq!(tries, h.config.max_delete_attempts);
     assert_eq!(h.m.poll_timeout(), None);
+}
+
+#[test]
+fn a_retired_peeks_record_is_written_once_however_many_deletes_it_takes() {
+    // R59: the `Retired` record is stored when the peek is retired, before its first
+    // `DELETE`; the retries find it there (`H` checks every `Send` against the store) and
+    // write nothing again; the last answer removes it.
+    let mut h = H::new();
+    let r = room("!r:a.org");
+    h.open(&r, "a.org", HOUR);
+    h.m.handle_server_joined(h.t(), &r);
+    let mut out = h.drain();
+    let mut del = only_send(out.clone());
+    for _ in 1..h.config.max_delete_attempts {
+        let answer = h.respond(&del, failed(OutboundFailure::Unreachable));
+        out.extend(answer);
+        let retry = h.fire();
+        del = only_send(retry.clone());
+        out.extend(retry);
+    }
+    out.extend(h.respond(&del, OutboundOutcome::Deleted));
+    let writes = |remove: bool| {
+        out.iter()
+            .filter(|o| match o {
+                OutboundOutput::Persist(OutboundChange::Upsert(OutboundRecord::Retired {
+                    ..
+                })) => !remove,
+                OutboundOutput::Persist(OutboundChange::Remove(OutboundKey::Retired {
+                    ..
+                })) => remove,
+                _ => false,
+            })
+            .count()
+    };
+    assert_eq!((writes(false), writes(true)), (1, 1), "{out:?}");
+    assert!(h.store.keys().all(|k| !matches!(k, OutboundKey::Retired { .. })));
 }
 
 #[test]

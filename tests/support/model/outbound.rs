@@ -29,8 +29,10 @@ pub type PeekKey = (OwnedRoomId, OwnedServerName, matrix_peek::PeekId);
 /// just before it (`prev`): a restart at this point must find the request's peek. (`prev`, a
 /// `Persist`, is in `store` already: naming the request is what it must do.)
 ///
-/// * A `PUT` of a peek being opened, and a background `DELETE`, come right after the `Persist`
-///   of their own record (the room's `Opening` record, the peek's `Retired` record).
+/// * A `PUT` of a peek being opened comes right after the `Persist` of the room's `Opening`
+///   record.
+/// * A background `DELETE` finds the peek's `Retired` record in the store: it was written when
+///   the peek was retired, and is not written again before each `DELETE` (or retry).
 /// * A renewal (`Renew`, or with `reput` a re-`PUT` of a granted peek) finds its room's `Live`
 ///   record naming the same resident and peek id in the store: it was written when the lease
 ///   was granted, and is not written again ([`check_leases_stored`] checks it is the current
@@ -57,15 +59,14 @@ pub fn check_send_stored(
             Some(OutboundOutput::Persist(OutboundChange::Upsert(OutboundRecord::Peek(p)))),
         ) => names_req(p) || reput && live,
         (OutboundRequestKind::Peek { .. }, _) => reput && live,
-        (
-            OutboundRequestKind::Unpeek,
-            Some(OutboundOutput::Persist(OutboundChange::Upsert(OutboundRecord::Retired {
-                room_id,
-                server,
-                peek_id,
-            }))),
-        ) => (room_id, server, peek_id) == (&req.room_id, &req.server, &req.peek_id),
-        (OutboundRequestKind::Unpeek, _) => false,
+        (OutboundRequestKind::Unpeek, _) => {
+            let key = OutboundKey::Retired {
+                room_id: req.room_id.clone(),
+                server: req.server.clone(),
+                peek_id: req.peek_id.clone(),
+            };
+            matches!(store.get(&key), Some(OutboundRecord::Retired { .. }))
+        }
     };
     if ok {
         Ok(())
