@@ -70,6 +70,7 @@ impl OutboundPeeks {
             peeks.keys().chain(retired.keys()).cloned().collect();
         for room_id in rooms {
             let current = peeks.remove(&room_id);
+            let retired_here = retired.remove(&room_id).unwrap_or_default();
             // A current peek's resident is the room's one candidate; retired peeks add none.
             let candidates = usize::from(current.is_some());
             let mut room = Room::new(room_id.clone(), Demand::Lingering { until }, candidates);
@@ -85,6 +86,11 @@ impl OutboundPeeks {
                 room.persisted = true;
                 let peek = PeekRef { server, peek_id: p.peek_id };
                 match p.phase {
+                    // A peek id is never current again once retired: a `Retired` record of
+                    // the room's current peek means the room's record is stale (a crash
+                    // between the two writes of `retire_current`). The peek is retired once,
+                    // like an old `Deleting` record, and the room's record removed.
+                    _ if retired_here.contains(&peek) => old_deleting = Some(peek),
                     OutboundPeekPhase::Opening => {
                         room.phase = Phase::Opening { peek, request: None };
                     }
@@ -101,14 +107,14 @@ impl OutboundPeeks {
             let slot = m.insert_room(room, hash);
             m.heal_room(slot, heal_at);
             // Retired peeks (and old `Deleting` records) owe a DELETE at once.
-            for peek in old_deleting.into_iter().chain(retired.remove(&room_id).unwrap_or_default())
-            {
+            for peek in old_deleting.into_iter().chain(retired_here) {
                 if m.room(slot).retired.iter().all(|r| r.peek != peek) {
                     m.retire(slot, peek, Retire::Due { at: now });
                 }
             }
             if m.room(slot).phase == Phase::Idle {
-                m.persist_current(slot); // an old `Deleting` record is a retired one now
+                // An old `Deleting` record, or a stale one, is a retired peek now.
+                m.persist_current(slot);
             }
             m.step(slot, now);
         }

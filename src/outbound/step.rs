@@ -1,7 +1,8 @@
 //! `step`: decides a room's next action from (phase, demand), and the helpers every decision
 //! shares: opening at the best candidate, failing over, retiring a peek, sending under the
 //! pacer, and persisting the record that justifies each send before it (a renewal's is the
-//! stored lease it renews).
+//! stored lease it renews; a `DELETE`'s the `Retired` record written when its peek was
+//! retired).
 //!
 //! Every `handle_*` only updates facts, then calls `step`. `step` is idempotent: it sends what is
 //! due (never a second request for the current peek while one is in flight), deletes retired
@@ -375,6 +376,12 @@ impl OutboundPeeks {
     }
 
     pub(super) fn retire(&mut self, slot: u32, peek: PeekRef, step: Retire) {
+        // Each retired peek is listed once: its record is written here and removed when it is
+        // dropped, so a twin's drop would leave the other's `DELETE`s without a record.
+        debug_assert!(
+            self.room(slot).retired.iter().all(|r| r.peek != peek),
+            "a peek is retired once"
+        );
         self.persist_retired(slot, &peek);
         let r = self.room_mut(slot);
         r.retired.push(Retired { peek, step, attempts: 0 });

@@ -3,7 +3,10 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use matrix_peek::{OutboundOutcome, OutboundRequestKind, OutboundState, PeekIdPolicy};
+use matrix_peek::{
+    OutboundFailure, OutboundKey, OutboundOutcome, OutboundRecord, OutboundRequestKind,
+    OutboundState, PeekIdPolicy,
+};
 
 use crate::support::*;
 
@@ -153,4 +156,45 @@ fn a_changed_access_of_a_granted_peek_survives_a_restart() {
     h.restore();
     let (server, access) = h.m.granted(&r).expect("the peek is restored as granted");
     assert_eq!((server.as_str(), access), ("a.org", &newer));
+}
+
+#[test]
+fn a_stored_current_peek_that_is_also_retired_is_retired_once_and_its_room_record_dropped() {
+    // R59: a crash between `retire`'s `Retired` write and the room's own update leaves both
+    // records. The restored machine deletes the peek once (`H` checks that every `DELETE`
+    // finds its `Retired` record stored), drops the stale room record, and a later join or
+    // answer cannot send a `DELETE` whose record is gone.
+    let mut h = H::new();
+    let r = room("!r:a.org");
+    let put = h.open(&r, "a.org", HOUR);
+    let retired = OutboundRecord::Retired {
+        room_id: r.clone(),
+        server: put.server.clone(),
+        peek_id: put.peek_id.clone(),
+    };
+    let key = OutboundKey::Retired {
+        room_id: r.clone(),
+        server: put.server.clone(),
+        peek_id: put.peek_id.clone(),
+    };
+    h.store.insert(key.clone(), retired);
+    assert!(h.store.contains_key(&OutboundKey::Room(r.clone())));
+    h.restore();
+    let out = h.drain();
+    let deletes: Vec<_> = sends(&out);
+    assert_eq!(deletes.len(), 1, "{out:?}");
+    assert_eq!(
+        (deletes[0].kind.clone(), &deletes[0].peek_id),
+        (OutboundRequestKind::Unpeek, &put.peek_id)
+    );
+    assert!(!h.store.contains_key(&OutboundKey::Room(r.clone())), "the stale room record goes");
+    // A join now has no current peek to retire: no second DELETE of the same peek.
+    h.m.handle_server_joined(h.t(), &r);
+    no_sends(&h.drain());
+    // A failed DELETE is retried against the stored record, then answered.
+    no_sends(&h.respond(&deletes[0], failed(OutboundFailure::Unreachable)));
+    let retry = only_send(h.fire());
+    assert_eq!(retry.peek_id, put.peek_id);
+    h.respond(&retry, OutboundOutcome::Deleted);
+    assert!(!h.store.contains_key(&key));
 }
