@@ -377,6 +377,7 @@ fn a_restore_sizes_the_entry_slab_from_the_records() {
     };
     let now = Timestamp::from_millis(500);
     let m = LocalPeeks::restore(now, LocalConfig::default(), records(1_100));
+    check_invariants(&m);
     assert_eq!(m.len(), 1_100);
     let capacity = m.entries.capacity();
     assert!((1_100..2_048).contains(&capacity), "sized once, not doubled: {capacity}");
