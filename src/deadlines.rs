@@ -29,14 +29,9 @@ impl Handle {
     /// No deadline at all: never returned by [`DeadlineList::insert`], for callers' tables.
     pub(crate) const NONE: Handle = Handle(u32::MAX - 1);
 
-    /// The `i`-th handle, for [`DeadlineList::from_handles`].
+    /// The `i`-th handle.
     pub(crate) fn nth(i: usize) -> Handle {
         Handle(u32::try_from(i).expect("fewer than u32::MAX deadlines"))
-    }
-
-    /// The `i` of [`Handle::nth`]`(i)`.
-    pub(crate) fn index(self) -> usize {
-        self.0 as usize
     }
 }
 
@@ -273,40 +268,31 @@ impl<K: Ord + Copy> DeadlineList<K> {
         linked.count() + self.late.len()
     }
 
-    /// Builds the list from `(deadline, key, handle)` triples of distinct keys (restore):
-    /// the handles must be `0..n` in some order (the caller has given each to its key's
-    /// owner); one sort, then the nodes are linked in deadline order. Handles numbered in
-    /// deadline order (as the local machine's restore gives them) lay the nodes out in the
-    /// order `pop_due` walks them.
-    pub(crate) fn from_handles(ties: Ties, mut items: Vec<(Timestamp, K, Handle)>) -> Self {
-        let mut this = DeadlineList::new(ties);
+    /// Builds the list from `(deadline, key)` pairs of distinct keys (restore); returns it with
+    /// each pair's handle, in the order of `items`. One sort; the nodes are laid out in
+    /// deadline order (handle `h` is the `h`-th earliest), so `pop_due` walks them front to
+    /// back through memory instead of jumping at every deadline.
+    pub(crate) fn build(ties: Ties, items: Vec<(Timestamp, K)>) -> (Self, Vec<Handle>) {
         let n = items.len();
-        // Slot `h` of the slab must hold the node of handle `h`: fill the slab in handle
-        // order, then link in deadline order.
-        let mut by_handle: Vec<Option<(Timestamp, K)>> = vec![None; n];
-        for &(at, key, Handle(h)) in &items {
-            let slot = by_handle.get_mut(h as usize).expect("handles are 0..n");
-            debug_assert!(slot.is_none(), "handles are distinct");
-            *slot = Some((at, key));
-        }
+        // Each pair carries its place in `items` while it is sorted.
+        let mut sorted: Vec<(Timestamp, K, usize)> =
+            items.into_iter().enumerate().map(|(i, (at, key))| (at, key, i)).collect();
+        sorted.sort_unstable_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+        let mut this = DeadlineList::new(ties);
         this.nodes.reserve_exact(n);
-        for item in by_handle {
-            let (at, key) = item.expect("handles are 0..n");
-            this.alloc(Node { at, key, prev: NIL, next: NIL });
+        let mut handles = vec![Handle::NONE; n];
+        for (rank, &(at, key, i)) in sorted.iter().enumerate() {
+            let prev = rank.checked_sub(1).map_or(NIL, |p| Handle::nth(p).0);
+            let next = if rank + 1 < n { Handle::nth(rank + 1).0 } else { NIL };
+            let h = this.alloc(Node { at, key, prev, next });
+            debug_assert_eq!(h as usize, rank, "a fresh list fills its nodes in order");
+            handles[i] = Handle(h);
         }
-        items.sort_unstable_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
-        let mut prev = NIL;
-        for &(_, _, Handle(h)) in &items {
-            this.node_mut(h).prev = prev;
-            if prev == NIL {
-                this.head = h;
-            } else {
-                this.node_mut(prev).next = h;
-            }
-            prev = h;
+        if n > 0 {
+            this.head = 0;
+            this.tail = Handle::nth(n - 1).0;
         }
-        this.tail = prev;
-        this
+        (this, handles)
     }
 }
 
@@ -370,12 +356,18 @@ mod tests {
     }
 
     #[test]
-    fn built_from_handles_pops_in_deadline_order() {
-        let items = vec![(ts(30), 7u32, Handle(0)), (ts(10), 9, Handle(1)), (ts(20), 8, Handle(2))];
-        let mut l = DeadlineList::from_handles(Ties::ByKey, items);
+    fn built_lists_pop_in_deadline_order_from_nodes_laid_out_in_that_order() {
+        let items = vec![(ts(30), 7u32), (ts(10), 9), (ts(20), 8), (ts(20), 6)];
+        let (mut l, handles) = DeadlineList::build(Ties::ByKey, items);
+        // Handle `h` is the `h`-th earliest (ties by key), returned in the order of the items.
+        assert_eq!(handles, [Handle(3), Handle(0), Handle(2), Handle(1)]);
         assert!(l.cancel(Handle(2), 8, ts(20)));
         assert_eq!(l.insert(1, ts(40)), Handle(2), "a freed node is reused");
         let popped: Vec<_> = std::iter::from_fn(|| l.pop_due(ts(100))).collect();
-        assert_eq!(popped, [(9, ts(10)), (7, ts(30)), (1, ts(40))]);
+        assert_eq!(popped, [(9, ts(10)), (6, ts(20)), (7, ts(30)), (1, ts(40))]);
+        let (mut empty, none) = DeadlineList::<u32>::build(Ties::Any, Vec::new());
+        assert!(none.is_empty());
+        assert_eq!(empty.pop_due(ts(100)), None);
+        assert_eq!(empty.insert(3, ts(5)), Handle(0));
     }
 }

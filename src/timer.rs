@@ -256,15 +256,17 @@ impl SlotTimers {
         }
         self.handles = vec![Handle::NONE; keys];
         self.late_at.clear();
-        let mut items = Vec::with_capacity(at.len());
-        for (k, t) in at.into_iter().enumerate() {
-            if let Some(t) = t {
-                let handle = Handle::nth(items.len());
-                self.handles[k] = handle;
-                items.push((t, k as u32, handle));
-            }
+        let items: Vec<(Timestamp, u32)> = at
+            .into_iter()
+            .enumerate()
+            .filter_map(|(k, t)| Some((t?, u32::try_from(k).expect("keys are u32"))))
+            .collect();
+        let keys: Vec<u32> = items.iter().map(|&(_, k)| k).collect();
+        let (list, handles) = DeadlineList::build(Ties::ByKey, items);
+        for (k, handle) in keys.into_iter().zip(handles) {
+            self.handles[k as usize] = handle;
         }
-        self.list = DeadlineList::from_handles(Ties::ByKey, items);
+        self.list = list;
     }
 
     /// Reserves room for `additional` more keys set by [`Self::set_unordered`].

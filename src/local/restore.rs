@@ -31,8 +31,7 @@ impl LocalPeeks {
     /// Memory: the entry slab is sized from the iterator's `size_hint` (its lower bound, at
     /// most `max_peeks_total`).
     ///
-    /// Cost: O(n) hash-map upserts plus two O(n log n) sorts per deadline list (one numbers
-    /// the deadlines in order, the other, of an already sorted vector, links them).
+    /// Cost: O(n) hash-map upserts plus one O(n log n) sort per deadline list.
     pub fn restore(
         now: Timestamp,
         config: LocalConfig,
@@ -196,13 +195,12 @@ impl LocalPeeks {
                 }
             }
         }
-        // Handles in deadline order, so the list's nodes lie in the order `handle_timeout`
-        // walks them (one pass over memory, not a jump per deadline). A second pass visits the
-        // entries in the same order (the slab is not changed in between) and gives each its
-        // handle.
-        let leases = in_deadline_order(leases);
-        let collect = in_deadline_order(collect);
-        let (mut lease, mut kept) = (leases.1.iter(), collect.1.iter());
+        // `build` lays the nodes out in deadline order, as `handle_timeout` walks them. A second
+        // pass visits the entries in the same order (the slab is not changed in between) and
+        // gives each its handle.
+        let (leases, lease_handles) = DeadlineList::build(Ties::Any, leases);
+        let (collect, collect_handles) = DeadlineList::build(Ties::ByKey, collect);
+        let (mut lease, mut kept) = (lease_handles.iter(), collect_handles.iter());
         for slot in self.entries.values_mut() {
             match &mut slot.state {
                 Entry::Peeking { lease: handle, .. } => {
@@ -214,26 +212,8 @@ impl LocalPeeks {
             }
         }
         self.position = position;
-        self.leases = DeadlineList::from_handles(Ties::Any, leases.0);
-        self.collect = DeadlineList::from_handles(Ties::ByKey, collect.0);
+        self.leases = leases;
+        self.collect = collect;
         self.idle = TimerQueue::from_deadlines(idle);
     }
-}
-
-/// Numbers `items` (in the order they were visited) by deadline: returns the items with
-/// their handles in deadline order (`from_handles` then sorts a sorted vector), and each
-/// visited item's handle in visit order. Handle `h` is the `h`-th earliest `(deadline, key)`.
-fn in_deadline_order<K: Ord + Copy>(
-    items: Vec<(Timestamp, K)>,
-) -> (Vec<(Timestamp, K, Handle)>, Vec<Handle>) {
-    // Each item carries its visit number while it is sorted, then becomes its handle.
-    let mut numbered: Vec<(Timestamp, K, Handle)> =
-        items.into_iter().enumerate().map(|(i, (at, key))| (at, key, Handle::nth(i))).collect();
-    numbered.sort_unstable_by_key(|&(at, key, _)| (at, key));
-    let mut handles = vec![Handle::NONE; numbered.len()];
-    for (rank, item) in numbered.iter_mut().enumerate() {
-        let visit = std::mem::replace(&mut item.2, Handle::nth(rank));
-        handles[visit.index()] = item.2;
-    }
-    (numbered, handles)
 }
