@@ -501,19 +501,12 @@ impl LocalPeeks {
         retained.sort_unstable();
         for r in retained {
             // Dropping a retained entry does not move the horizon: the device is gone.
-            let Some(e) = self.unfile_entry(d, r) else { continue };
-            let EntrySlot { state, .. } = self.entries.remove(e).expect("a device's entry is live");
-            let Entry::Ended { position, at, collect, .. } = state else {
-                unreachable!("the device's live peeks have just ended")
-            };
-            let due = at.saturating_add(self.config.ended_retention);
-            self.collect.cancel(collect, (position.0, e), due);
-            self.dev_mut(d).ended -= 1;
-            self.ended_total -= 1;
+            let Some(e) = self.entry_of(d, r) else { continue };
+            // Its live peeks have just ended and gone: what is left is retained.
+            self.unretain(e, Deadline::Listed);
             self.persist_stream();
             self.queue(queue::Queued::Remove { d, r });
-            self.room_mut(r).refs -= 1;
-            self.release_room(r);
+            self.forget_entry(e);
         }
         self.release_device(d);
     }

@@ -6,7 +6,7 @@
 //! three timer queues in bulk (one sort each instead of a tree insert per deadline).
 
 use super::queue::Queued;
-use super::state::{DevIdx, Entry, EntrySlot, RoomIdx};
+use super::state::{DevIdx, Entry, RoomIdx};
 use super::{LocalConfig, LocalPeeks, LocalRecord};
 use crate::deadlines::{DeadlineList, Handle, Ties};
 use crate::time::{Monotonic, Timestamp};
@@ -125,26 +125,25 @@ impl LocalPeeks {
     /// Writes `entry` as the (only) entry of (d, r), replacing and unlinking whatever an
     /// earlier record left there. Room `live` counts and deadlines are set afterwards.
     fn restore_entry(&mut self, d: DevIdx, r: RoomIdx, mut entry: Entry) {
-        let kept = self.entry_of(d, r);
-        match kept.map(|e| self.entry(e).state) {
-            None => self.room_mut(r).refs += 1,
-            Some(Entry::Peeking { slot, .. }) => {
-                let room = self.room_mut(r);
-                room.peekers.swap_remove(slot as usize);
-                if let Some(&(_, moved)) = room.peekers.get(slot as usize)
-                    && let Entry::Peeking { slot: s, .. } = &mut self.entry_mut(moved).state
-                {
-                    *s = slot;
+        // The deadline lists are built afterwards: an earlier record's entry is unlinked from
+        // its room and the counts only.
+        let e = match self.entry_of(d, r) {
+            None => self.add_entry(d, r, entry),
+            Some(e) => {
+                match self.entry(e).state {
+                    Entry::Peeking { slot, .. } => {
+                        self.take_peeker(r, slot);
+                        self.dev_mut(d).live_peeks -= 1;
+                        self.live_total -= 1;
+                    }
+                    Entry::Ended { .. } => {
+                        self.dev_mut(d).ended -= 1;
+                        self.ended_total -= 1;
+                    }
                 }
-                self.dev_mut(d).live_peeks -= 1;
-                self.live_total -= 1;
+                e
             }
-            Some(Entry::Ended { .. }) => {
-                self.dev_mut(d).ended -= 1;
-                self.ended_total -= 1;
-            }
-        }
-        let e = kept.unwrap_or_else(|| self.entries.vacant_key());
+        };
         match &mut entry {
             Entry::Peeking { slot, .. } => {
                 let room = self.room_mut(r);
@@ -158,14 +157,7 @@ impl LocalPeeks {
                 self.ended_total += 1;
             }
         }
-        match kept {
-            Some(e) => self.entry_mut(e).state = entry,
-            None => {
-                let added = self.entries.insert(EntrySlot { d, r, state: entry });
-                debug_assert_eq!(added, e, "the slab fills the slot it said was next");
-                self.file_entry(d, r, e);
-            }
-        }
+        self.entry_mut(e).state = entry;
     }
 
     /// Builds the lease, collection and idle queues from the restored entries in bulk, and

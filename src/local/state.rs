@@ -120,8 +120,10 @@ impl LocalPeeks {
     pub(super) fn entry_of(&self, d: DevIdx, r: RoomIdx) -> Option<EntryIdx> {
         self.dev(d).entries.get(&r).copied()
     }
-    /// Files entry `e` of (d, r) under its device.
-    pub(super) fn file_entry(&mut self, d: DevIdx, r: RoomIdx, e: EntryIdx) {
+    /// Adds the entry of (d, r), which has none, in `state`: in the slab, under its device, and
+    /// counted by its room. The caller does the rest of what `state` means (peekers, lists).
+    pub(super) fn add_entry(&mut self, d: DevIdx, r: RoomIdx, state: Entry) -> EntryIdx {
+        let e = self.entries.insert(EntrySlot { d, r, state });
         let entries = &mut self.dev_mut(d).entries;
         let first = entries.is_empty();
         let replaced = entries.insert(r, e);
@@ -129,15 +131,51 @@ impl LocalPeeks {
         if first {
             self.holding += 1;
         }
+        self.room_mut(r).refs += 1;
+        e
     }
-    /// Takes (d, r)'s entry off its device; returns it.
-    pub(super) fn unfile_entry(&mut self, d: DevIdx, r: RoomIdx) -> Option<EntryIdx> {
+    /// Forgets entry `e` (its room's peekers and the deadline lists no longer name it): out of
+    /// the slab and off its device, and its room freed unless something else holds it. Call
+    /// it after queueing the outputs that name the entry, which keep the slots. Whether the
+    /// device's slot goes is the caller's call (`release_device`).
+    pub(super) fn forget_entry(&mut self, e: EntryIdx) {
+        let EntrySlot { d, r, .. } = self.entries.remove(e).expect("entry index is live");
         let entries = &mut self.dev_mut(d).entries;
-        let e = entries.remove(&r);
-        if e.is_some() && entries.is_empty() {
+        entries.remove(&r);
+        if entries.is_empty() {
             self.holding -= 1;
         }
-        e
+        self.room_mut(r).refs -= 1;
+        self.release_room(r);
+    }
+    /// Takes the retained entry `e` out of the collection list (unless `deadline` says it was
+    /// popped) and out of the retained counts: it is being peeked again, or forgotten.
+    pub(super) fn unretain(&mut self, e: EntryIdx, deadline: Deadline) {
+        let EntrySlot { d, state, .. } = *self.entry(e);
+        let Entry::Ended { position, at, collect, .. } = state else {
+            unreachable!("unretain is only called on a retained entry")
+        };
+        let key = (position.0, e);
+        match deadline {
+            Deadline::Listed => {
+                let due = at.saturating_add(self.config.ended_retention);
+                self.collect.cancel(collect, key, due);
+            }
+            Deadline::Taken => debug_assert_eq!(self.collect.listed_at(collect, key), None),
+        }
+        self.dev_mut(d).ended -= 1;
+        self.ended_total -= 1;
+    }
+    /// Takes the peeker in place `slot` out of room `r`'s peekers, moving the last one into the
+    /// place (its entry learns its new place).
+    pub(super) fn take_peeker(&mut self, r: RoomIdx, slot: u32) {
+        let room = self.room_mut(r);
+        room.peekers.swap_remove(slot as usize);
+        if let Some(&(_, moved)) = room.peekers.get(slot as usize)
+            && let Entry::Peeking { slot: s, .. } = &mut self.entry_mut(moved).state
+        {
+            *s = slot;
+        }
     }
     /// The state of the device's entry on the room, if any.
     pub(super) fn state_of(&self, d: DevIdx, r: RoomIdx) -> Option<Entry> {
@@ -332,33 +370,19 @@ impl LocalPeeks {
         self.stats.started += 1;
         let started = self.next_position();
         let slot = u32::try_from(self.room(r).peekers.len()).expect("peekers bounded by the caps");
-        // A retained entry of (d, r) is reused; otherwise the entry goes in the next free slot.
-        let kept = self.entry_of(d, r);
-        let e = match kept {
-            Some(e) => match self.entry(e).state {
-                Entry::Ended { position, at, collect, .. } => {
-                    let due = at.saturating_add(self.config.ended_retention);
-                    self.collect.cancel(collect, (position.0, e), due);
-                    self.dev_mut(d).ended -= 1;
-                    self.ended_total -= 1;
-                    e
-                }
-                Entry::Peeking { .. } => {
-                    unreachable!("start_peek is only called without a live peek")
-                }
-            },
-            None => self.entries.vacant_key(),
+        // A retained entry of (d, r) is reused; otherwise a new one is added. Its lease is
+        // listed by the entry's index, then kept in the entry.
+        let peeking = |lease| Entry::Peeking { started, expires_at, slot, lease };
+        let e = match self.entry_of(d, r) {
+            // Not a live one: `start_peek` is only called without a live peek.
+            Some(e) => {
+                self.unretain(e, Deadline::Listed);
+                e
+            }
+            None => self.add_entry(d, r, peeking(Handle::NONE)),
         };
         let lease = self.leases.insert(e, expires_at);
-        let state = Entry::Peeking { started, expires_at, slot, lease };
-        if kept.is_some() {
-            self.entry_mut(e).state = state;
-        } else {
-            let added = self.entries.insert(EntrySlot { d, r, state });
-            debug_assert_eq!(added, e, "the slab fills the slot it said was next");
-            self.file_entry(d, r, e);
-            self.room_mut(r).refs += 1;
-        }
+        self.entry_mut(e).state = peeking(lease);
         self.dev_mut(d).live_peeks += 1;
         self.live_total += 1;
         self.room_mut(r).peekers.push((d, e));
@@ -386,13 +410,7 @@ impl LocalPeeks {
             }
             Deadline::Taken => debug_assert_eq!(self.leases.listed_at(handle, e), None),
         }
-        let room = self.room_mut(r);
-        room.peekers.swap_remove(slot as usize);
-        if let Some(&(_, moved)) = room.peekers.get(slot as usize)
-            && let Entry::Peeking { slot: s, .. } = &mut self.entry_mut(moved).state
-        {
-            *s = slot;
-        }
+        self.take_peeker(r, slot);
         let dev = self.dev_mut(d);
         dev.live_peeks -= 1;
         let idle = dev.idle;
@@ -437,8 +455,6 @@ impl LocalPeeks {
         let removed =
             matches!(reason, LocalEndReason::DeviceRemoved | LocalEndReason::UserDeactivated);
         if removed {
-            self.unfile_entry(d, r);
-            self.entries.remove(e);
             self.persist_stream();
             self.queue(Queued::Remove { d, r });
         } else {
@@ -456,9 +472,8 @@ impl LocalPeeks {
             self.dec_live(r);
         }
         if removed {
-            // The entry is gone, and with it the room's last reference, maybe.
-            self.room_mut(r).refs -= 1;
-            self.release_room(r);
+            // The entry goes, and with it the room's last reference, maybe.
+            self.forget_entry(e);
             return None;
         }
         Some(d)
@@ -468,29 +483,15 @@ impl LocalPeeks {
     /// past it. `deadline` says whether its collection deadline is still listed
     /// (`handle_timeout` has already popped it).
     pub(super) fn collect_entry(&mut self, e: EntryIdx, deadline: Deadline) {
-        let Some(&EntrySlot { d, r, state: Entry::Ended { position, at, collect, .. } }) =
-            self.entries.get(e)
+        let Some(&EntrySlot { d, r, state: Entry::Ended { position, .. } }) = self.entries.get(e)
         else {
             return;
         };
-        match deadline {
-            Deadline::Listed => {
-                let due = at.saturating_add(self.config.ended_retention);
-                self.collect.cancel(collect, (position.0, e), due);
-            }
-            Deadline::Taken => {
-                debug_assert_eq!(self.collect.listed_at(collect, (position.0, e)), None);
-            }
-        }
+        self.unretain(e, deadline);
         self.horizon = self.horizon.max(position.0);
         self.persist_stream();
         self.queue(Queued::Remove { d, r });
-        self.entries.remove(e);
-        self.unfile_entry(d, r);
-        self.dev_mut(d).ended -= 1;
-        self.ended_total -= 1;
-        self.room_mut(r).refs -= 1;
-        self.release_room(r);
+        self.forget_entry(e);
         self.release_device(d);
     }
 
