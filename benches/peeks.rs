@@ -32,6 +32,8 @@ mod local;
 mod local_floor;
 #[path = "peeks/outbound.rs"]
 mod outbound;
+#[path = "peeks/outbound_floor.rs"]
+mod outbound_floor;
 #[path = "peeks/profile.rs"]
 mod profile;
 

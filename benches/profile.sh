@@ -11,8 +11,9 @@
 # * PEEK_PROFILE_SIDES: the sides to run (default `machine floor`); for inbound and local,
 #   per-op workloads, `number_floor` and `key_floor` run one keying of the floor (`floor` is
 #   the one the bench measures the op against), e.g. PEEK_PROFILE_SIDES='number_floor
-#   key_floor'. The timeout workloads have `floor` only (the numbered keying); the outbound
-#   family has one floor (`floor`).
+#   key_floor'. The timeout workloads have `floor` only (the numbered keying); for the outbound
+#   creates and unpeek, `room_floor` and `slot_floor` run one layout (benches/peeks/outbound_floor.rs),
+#   and the outbound renewal has one floor (`floor`).
 # * Builds the bench binary with line tables (CARGO_PROFILE_BENCH_DEBUG=line-tables-only, in
 #   target/profiling so the ordinary target dir is untouched), then runs each workload and side
 #   under `valgrind --tool=callgrind --cache-sim=yes --toggle-collect='*collected*'`: only the

@@ -5,7 +5,8 @@
 //! collect: `valgrind --tool=callgrind --toggle-collect='*collected*' <bench binary>`, the
 //! binary `cargo bench --bench peeks --no-run` names. `SIDE` is `machine` or `floor` (for
 //! the inbound and local families, `floor` is the keying the bench measures that op against;
-//! `number_floor` and `key_floor` name one, to compare them);
+//! `number_floor` and `key_floor` name one, to compare them; for the outbound family,
+//! `room_floor` and `slot_floor` name the two layouts of `outbound_floor`);
 //! `WORKLOAD` is `FAMILY_OP`: `FAMILY` one of `inbound`, `local`, `outbound`, `OP` one of
 //! `peek_cold`, `peek_warm`, `renew`, `unpeek`, or `timeout` (`inbound` and `local`: one
 //! `handle_timeout` expiring a tenth of the population, as the `timeout_*` benches; the local
@@ -16,6 +17,7 @@ use std::hint::black_box;
 
 use crate::support::*;
 use crate::{Churn, Keys, Plan, Renew, inbound, large, local, outbound, spare};
+use outbound::{ColdFloor, RoomKeyed, SlotKeyed, UnpeekFloor, WarmFloor};
 
 /// Runs [`collected`], timed here, outside it, so the clock reads stay out of callgrind's
 /// counts.
@@ -172,12 +174,22 @@ fn run_workload(family: &str, op: &str, side: &str, n: usize, ops: usize, what: 
                 });
             }
         }
-        ("outbound", side @ ("machine" | "floor")) => {
+        ("outbound", "machine") => {
             let ids = outbound::OutboundIds::new(n);
-            let (mut m, mut f) = outbound::population(&ids, n);
+            churn(&mut outbound::population(&ids, n), &ids, n, op, ops);
+        }
+        ("outbound", "floor" | "room_floor" | "slot_floor") => {
+            let ids = outbound::OutboundIds::new(n);
             match side {
-                "machine" => churn(&mut m, &ids, n, op, ops),
-                _ => churn(&mut f, &ids, n, op, ops),
+                "slot_floor" => churn(&mut outbound::floor::<SlotKeyed>(&ids, n), &ids, n, op, ops),
+                "room_floor" => churn(&mut outbound::floor::<RoomKeyed>(&ids, n), &ids, n, op, ops),
+                _ if op == "unpeek" => {
+                    churn(&mut outbound::floor::<UnpeekFloor>(&ids, n), &ids, n, op, ops)
+                }
+                _ if op == "peek_cold" => {
+                    churn(&mut outbound::floor::<ColdFloor>(&ids, n), &ids, n, op, ops)
+                }
+                _ => churn(&mut outbound::floor::<WarmFloor>(&ids, n), &ids, n, op, ops),
             }
         }
         _ => panic!("unknown profile workload {what}"),

@@ -1,0 +1,252 @@
+//! The floors of an outbound create and unpeek: the least a host that peeks rooms over
+//! federation keeps and does, in two layouts ([`RoomKeyed`], [`SlotKeyed`]); the bench measures
+//! each op against the cheaper (BENCHMARKS.md, part 2, eighth step, has the counts).
+//!
+//! Both keep, per room under its id (keyed SipHash, as [`Floor`](crate::support::Floor)),
+//! what the peek is renewed and deleted through, the resident's name (an owned copy) and the
+//! peek id (8 bytes inline), and the renewal deadline once the resident granted the peek (also
+//! in a `BTreeSet`).
+//!
+//! A create is two steps, as the machine's is: [`open`](OutboundFloor::open) names a fresh peek
+//! id from a counter and reads every byte of the names its `PUT` is built from (room,
+//! resident, peek id); [`answer`](OutboundFloor::answer) takes the resident's grant, finds the
+//! room again, turns the granted interval into a renewal deadline (half of it, clamped as the
+//! machine's defaults clamp it) and files it. A host learns the lease only from the answer, so
+//! no floor can file the deadline in the first step. A remove forgets the room and reads the
+//! names of its `DELETE`, whose answer changes nothing a floor keeps.
+//!
+//! The two layouts differ in how an answer finds its room:
+//! * [`RoomKeyed`] keeps the entries in the map; the answer looks the room id up again (the
+//!   request's context is the room id, which the request was built from anyway);
+//! * [`SlotKeyed`] keeps them in a slab, the map holding slot numbers; the request's context is
+//!   the slot, so the answer reaches its entry without hashing, and a create pays for the slab.
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
+
+use matrix_peek::Timestamp;
+
+use crate::Churn;
+use crate::outbound::Key;
+use crate::support::*;
+
+/// What a request's answer is matched to its room by: the room id ([`RoomKeyed`]) or the slot
+/// ([`SlotKeyed`]).
+pub trait OutboundFloor: Churn<Key> + Default {
+    /// What [`open`](Self::open) hands the request, for its answer (besides the room id).
+    type Token;
+    /// Opens (or re-opens) `room`'s peek at `resident`: its `PUT` is in flight. Returns what
+    /// the answer needs and the bytes of the `PUT`'s names, summed.
+    fn open(&mut self, room: &str, resident: &str) -> (Self::Token, u64);
+    /// The resident granted `room`'s peek, opened as `token`, for `interval` at `now`: files
+    /// the renewal deadline.
+    fn answer(&mut self, room: &str, token: Self::Token, now: u64, interval: Duration);
+    /// Forgets `room`'s peek; returns the bytes of the names its `DELETE` is built from (room,
+    /// resident, peek id), summed, or `None` when the room had no peek.
+    fn close(&mut self, room: &str) -> Option<u64>;
+    /// Checks that the floor holds `n` rooms, each with its deadline filed once.
+    fn check(&self, n: usize);
+}
+
+/// The machine's defaults as the bench configures them: renew after half the granted interval,
+/// at least 1 ms, at most [`LONG`].
+fn renew_at(now: u64, interval: Duration) -> Timestamp {
+    let half = u64::try_from(interval.as_millis() / 2).unwrap_or(u64::MAX);
+    ts(now).saturating_add(Duration::from_millis(half.clamp(1, LONG.as_millis() as u64)))
+}
+
+/// Peek id number `n` (8 characters of [`PEEK_ID_CHARS`], as the machine spells its ids) and
+/// the bytes of `room`, `resident` and the id, summed.
+fn name_put(n: u32, room: &str, resident: &str) -> ([u8; 8], u64) {
+    let mut peek_id = [0u8; 8];
+    for (i, b) in peek_id.iter_mut().rev().enumerate() {
+        *b = PEEK_ID_CHARS[((u64::from(n) >> (6 * i)) & 63) as usize];
+    }
+    (peek_id, read_peek(read_name(read_name(0, room), resident), &peek_id))
+}
+
+fn read_peek(acc: u64, peek_id: &[u8; 8]) -> u64 {
+    peek_id.iter().fold(acc, |a, &b| a.wrapping_add(u64::from(b)))
+}
+
+/// Where a room's peek stands: its `PUT` unanswered, or granted with a renewal deadline.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Lease {
+    Asked,
+    Due(Timestamp),
+}
+
+/// One room of a floor.
+struct Entry {
+    lease: Lease,
+    /// Tells equal deadlines apart in `by_time`.
+    serial: u32,
+    resident: Box<str>,
+    peek_id: [u8; 8],
+}
+
+impl Entry {
+    fn new(serial: u32, resident: &str, peek_id: [u8; 8]) -> Self {
+        Entry { lease: Lease::Asked, serial, resident: resident.into(), peek_id }
+    }
+
+    /// Takes the entry's deadline out of `by_time`.
+    fn unfile(&self, by_time: &mut BTreeSet<(Timestamp, u32)>) {
+        if let Lease::Due(at) = self.lease {
+            by_time.remove(&(at, self.serial));
+        }
+    }
+
+    /// Grants the entry until `at`, filed in `by_time`.
+    fn grant(&mut self, at: Timestamp, by_time: &mut BTreeSet<(Timestamp, u32)>) {
+        self.unfile(by_time);
+        self.lease = Lease::Due(at);
+        by_time.insert((at, self.serial));
+    }
+}
+
+/// Checks `n` entries, each granted and its deadline in `by_time`, and nothing else there.
+fn check_entries<'a>(
+    entries: impl Iterator<Item = &'a Entry>,
+    by_time: &BTreeSet<(Timestamp, u32)>,
+    n: usize,
+) {
+    let mut seen = 0;
+    for e in entries {
+        let Lease::Due(at) = e.lease else { panic!("outbound floor: a room left unanswered") };
+        assert!(by_time.contains(&(at, e.serial)), "outbound floor: a deadline not filed");
+        seen += 1;
+    }
+    assert_eq!(seen, n, "outbound floor: rooms");
+    assert_eq!(by_time.len(), n, "outbound floor: deadlines");
+}
+
+/// Entries in the map under the room id; an answer looks the room up again.
+#[derive(Default)]
+pub struct RoomKeyed {
+    map: HashMap<Box<str>, Entry>,
+    by_time: BTreeSet<(Timestamp, u32)>,
+    next: u32,
+}
+
+impl OutboundFloor for RoomKeyed {
+    type Token = ();
+
+    #[inline(never)]
+    fn open(&mut self, room: &str, resident: &str) -> ((), u64) {
+        let (peek_id, read) = name_put(self.next, room, resident);
+        let entry = Entry::new(self.next, resident, peek_id);
+        self.next += 1;
+        if let Some(old) = self.map.insert(room.into(), entry) {
+            old.unfile(&mut self.by_time);
+        }
+        ((), read)
+    }
+
+    #[inline(never)]
+    fn answer(&mut self, room: &str, (): (), now: u64, interval: Duration) {
+        let e = self.map.get_mut(room).expect("an answer for an open room");
+        e.grant(renew_at(now, interval), &mut self.by_time);
+    }
+
+    #[inline(never)]
+    fn close(&mut self, room: &str) -> Option<u64> {
+        let e = self.map.remove(room)?;
+        e.unfile(&mut self.by_time);
+        Some(read_peek(read_name(read_name(0, room), &e.resident), &e.peek_id))
+    }
+
+    fn check(&self, n: usize) {
+        check_entries(self.map.values(), &self.by_time, n);
+    }
+}
+
+/// Entries in a slab, the map holding their slots; an answer reaches its entry by slot.
+#[derive(Default)]
+pub struct SlotKeyed {
+    map: HashMap<Box<str>, u32>,
+    slots: Vec<Option<Entry>>,
+    /// Freed slots, taken again first (as the machine's slab does).
+    free: Vec<u32>,
+    by_time: BTreeSet<(Timestamp, u32)>,
+    next: u32,
+}
+
+impl OutboundFloor for SlotKeyed {
+    type Token = u32;
+
+    #[inline(never)]
+    fn open(&mut self, room: &str, resident: &str) -> (u32, u64) {
+        let (peek_id, read) = name_put(self.next, room, resident);
+        let entry = Entry::new(self.next, resident, peek_id);
+        self.next += 1;
+        if let Some(&slot) = self.map.get(room) {
+            let old = self.slots[slot as usize].replace(entry).expect("a live slot");
+            old.unfile(&mut self.by_time);
+            return (slot, read);
+        }
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.slots[slot as usize] = Some(entry);
+                slot
+            }
+            None => {
+                self.slots.push(Some(entry));
+                (self.slots.len() - 1) as u32
+            }
+        };
+        self.map.insert(room.into(), slot);
+        (slot, read)
+    }
+
+    #[inline(never)]
+    fn answer(&mut self, _room: &str, slot: u32, now: u64, interval: Duration) {
+        let at = renew_at(now, interval);
+        let by_time = &mut self.by_time;
+        let e = self.slots[slot as usize].as_mut().expect("an answer for an open room");
+        e.grant(at, by_time);
+    }
+
+    #[inline(never)]
+    fn close(&mut self, room: &str) -> Option<u64> {
+        let slot = self.map.remove(room)?;
+        let e = self.slots[slot as usize].take().expect("a live slot");
+        self.free.push(slot);
+        e.unfile(&mut self.by_time);
+        Some(read_peek(read_name(read_name(0, room), &e.resident), &e.peek_id))
+    }
+
+    fn check(&self, n: usize) {
+        assert_eq!(self.map.len(), n, "outbound floor: indexed rooms");
+        for &slot in self.map.values() {
+            assert!(self.slots[slot as usize].is_some(), "outbound floor: an indexed slot empty");
+        }
+        check_entries(self.slots.iter().flatten(), &self.by_time, n);
+    }
+}
+
+/// A create on either floor: the `PUT`, then its answer granting `2 × LONG`, both at `now` (as
+/// the machine's bench answers at once). The ids are the bench's.
+fn create<F: OutboundFloor>(f: &mut F, (r, [via]): &Key, now: u64) {
+    let (token, read) = f.open(r.as_str(), via.as_str());
+    std::hint::black_box(read);
+    f.answer(r.as_str(), token, now, 2 * LONG);
+}
+
+impl Churn<Key> for RoomKeyed {
+    fn create(&mut self, key: &Key, now: u64) {
+        create(self, key, now);
+    }
+    fn remove(&mut self, (r, _): &Key, _now: u64) {
+        std::hint::black_box(self.close(r.as_str()));
+    }
+}
+
+impl Churn<Key> for SlotKeyed {
+    fn create(&mut self, key: &Key, now: u64) {
+        create(self, key, now);
+    }
+    fn remove(&mut self, (r, _): &Key, _now: u64) {
+        std::hint::black_box(self.close(r.as_str()));
+    }
+}
