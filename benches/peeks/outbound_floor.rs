@@ -19,9 +19,15 @@
 //! * [`RoomKeyed`] keeps the entries in the map; the answer looks the room id up again (the
 //!   request's context is the room id, which the request was built from anyway);
 //! * [`SlotKeyed`] keeps them in a slab, the map holding slot numbers; the request's context is
-//!   the slot, so the answer reaches its entry without hashing, and a create pays for the slab.
+//!   the slot, so the answer reaches its entry without hashing, and a create writes the slab
+//!   besides the map.
+//!
+//! A create hashes the room id twice on [`RoomKeyed`] (to open, and in the answer's lookup) and
+//! once on [`SlotKeyed`] (the map's entry API), as the machine's create does. An answer for a
+//! peek its room or slot no longer holds is ignored, as the machine ignores one whose request
+//! its room no longer names.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, hash_map};
 use std::time::Duration;
 
 use matrix_peek::Timestamp;
@@ -79,132 +85,152 @@ enum Lease {
 /// One room of a floor.
 struct Entry {
     lease: Lease,
-    /// Tells equal deadlines apart in `by_time`.
+    /// Which peek of the room this is (the counter its id is named from): an answer for an
+    /// earlier peek of the room, or of the slot's earlier room, is told apart by it.
     serial: u32,
     resident: Box<str>,
     peek_id: [u8; 8],
 }
+
+/// Deadlines, each with what tells equal ones apart and finds the room when it falls due: the
+/// peek's serial ([`RoomKeyed`]) or its slot ([`SlotKeyed`]).
+type ByTime = BTreeSet<(Timestamp, u32)>;
 
 impl Entry {
     fn new(serial: u32, resident: &str, peek_id: [u8; 8]) -> Self {
         Entry { lease: Lease::Asked, serial, resident: resident.into(), peek_id }
     }
 
-    /// Takes the entry's deadline out of `by_time`.
-    fn unfile(&self, by_time: &mut BTreeSet<(Timestamp, u32)>) {
+    /// Takes the entry's deadline, filed under `tie`, out of `by_time`.
+    fn unfile(&self, tie: u32, by_time: &mut ByTime) {
         if let Lease::Due(at) = self.lease {
-            by_time.remove(&(at, self.serial));
+            by_time.remove(&(at, tie));
         }
     }
 
-    /// Grants the entry until `at`, filed in `by_time`.
-    fn grant(&mut self, at: Timestamp, by_time: &mut BTreeSet<(Timestamp, u32)>) {
-        self.unfile(by_time);
+    /// Grants the entry until `at`, filed in `by_time` under `tie`.
+    fn grant(&mut self, at: Timestamp, tie: u32, by_time: &mut ByTime) {
+        self.unfile(tie, by_time);
         self.lease = Lease::Due(at);
-        by_time.insert((at, self.serial));
+        by_time.insert((at, tie));
     }
 }
 
-/// Checks `n` entries, each granted and its deadline in `by_time`, and nothing else there.
-fn check_entries<'a>(
-    entries: impl Iterator<Item = &'a Entry>,
-    by_time: &BTreeSet<(Timestamp, u32)>,
-    n: usize,
-) {
+/// Checks `n` entries, each (with the tie it is filed under) granted and its deadline in
+/// `by_time`, and nothing else there.
+fn check_entries<'a>(entries: impl Iterator<Item = (u32, &'a Entry)>, by_time: &ByTime, n: usize) {
     let mut seen = 0;
-    for e in entries {
+    for (tie, e) in entries {
         let Lease::Due(at) = e.lease else { panic!("outbound floor: a room left unanswered") };
-        assert!(by_time.contains(&(at, e.serial)), "outbound floor: a deadline not filed");
+        assert!(by_time.contains(&(at, tie)), "outbound floor: a deadline not filed");
         seen += 1;
     }
     assert_eq!(seen, n, "outbound floor: rooms");
     assert_eq!(by_time.len(), n, "outbound floor: deadlines");
 }
 
-/// Entries in the map under the room id; an answer looks the room up again.
+/// Entries in the map under the room id; an answer looks the room up again. Deadlines are
+/// filed under the peek's serial (finding the room of a due deadline is not part of a create
+/// or an unpeek, so this layout keeps no serial → room map: a little less than a host keeps).
 #[derive(Default)]
 pub struct RoomKeyed {
     map: HashMap<Box<str>, Entry>,
-    by_time: BTreeSet<(Timestamp, u32)>,
+    by_time: ByTime,
     next: u32,
 }
 
 impl OutboundFloor for RoomKeyed {
-    type Token = ();
+    /// The peek's serial.
+    type Token = u32;
 
     #[inline(never)]
-    fn open(&mut self, room: &str, resident: &str) -> ((), u64) {
-        let (peek_id, read) = name_put(self.next, room, resident);
-        let entry = Entry::new(self.next, resident, peek_id);
+    fn open(&mut self, room: &str, resident: &str) -> (u32, u64) {
+        let serial = self.next;
         self.next += 1;
-        if let Some(old) = self.map.insert(room.into(), entry) {
-            old.unfile(&mut self.by_time);
+        let (peek_id, read) = name_put(serial, room, resident);
+        if let Some(old) = self.map.insert(room.into(), Entry::new(serial, resident, peek_id)) {
+            old.unfile(old.serial, &mut self.by_time);
         }
-        ((), read)
+        (serial, read)
     }
 
     #[inline(never)]
-    fn answer(&mut self, room: &str, (): (), now: u64, interval: Duration) {
-        let e = self.map.get_mut(room).expect("an answer for an open room");
-        e.grant(renew_at(now, interval), &mut self.by_time);
+    fn answer(&mut self, room: &str, serial: u32, now: u64, interval: Duration) {
+        let at = renew_at(now, interval);
+        // An answer for a peek the room no longer has is ignored, as the machine ignores one
+        // whose request its room no longer names.
+        if let Some(e) = self.map.get_mut(room).filter(|e| e.serial == serial) {
+            e.grant(at, serial, &mut self.by_time);
+        }
     }
 
     #[inline(never)]
     fn close(&mut self, room: &str) -> Option<u64> {
         let e = self.map.remove(room)?;
-        e.unfile(&mut self.by_time);
+        e.unfile(e.serial, &mut self.by_time);
         Some(read_peek(read_name(read_name(0, room), &e.resident), &e.peek_id))
     }
 
     fn check(&self, n: usize) {
-        check_entries(self.map.values(), &self.by_time, n);
+        check_entries(self.map.values().map(|e| (e.serial, e)), &self.by_time, n);
     }
 }
 
-/// Entries in a slab, the map holding their slots; an answer reaches its entry by slot.
+/// Entries in a slab, the map holding their slots; an answer reaches its entry by slot, and a
+/// due deadline (filed under the slot) its room.
 #[derive(Default)]
 pub struct SlotKeyed {
     map: HashMap<Box<str>, u32>,
     slots: Vec<Option<Entry>>,
     /// Freed slots, taken again first (as the machine's slab does).
     free: Vec<u32>,
-    by_time: BTreeSet<(Timestamp, u32)>,
+    by_time: ByTime,
     next: u32,
 }
 
 impl OutboundFloor for SlotKeyed {
-    type Token = u32;
+    /// The slot and the peek's serial.
+    type Token = (u32, u32);
 
     #[inline(never)]
-    fn open(&mut self, room: &str, resident: &str) -> (u32, u64) {
-        let (peek_id, read) = name_put(self.next, room, resident);
-        let entry = Entry::new(self.next, resident, peek_id);
+    fn open(&mut self, room: &str, resident: &str) -> ((u32, u32), u64) {
+        let serial = self.next;
         self.next += 1;
-        if let Some(&slot) = self.map.get(room) {
-            let old = self.slots[slot as usize].replace(entry).expect("a live slot");
-            old.unfile(&mut self.by_time);
-            return (slot, read);
-        }
-        let slot = match self.free.pop() {
-            Some(slot) => {
-                self.slots[slot as usize] = Some(entry);
+        let (peek_id, read) = name_put(serial, room, resident);
+        let entry = Entry::new(serial, resident, peek_id);
+        // One hash of the room: the key is copied before the lookup, as a new room needs it.
+        let slot = match self.map.entry(room.into()) {
+            hash_map::Entry::Occupied(o) => {
+                let slot = *o.get();
+                let old = self.slots[slot as usize].replace(entry).expect("a live slot");
+                old.unfile(slot, &mut self.by_time);
                 slot
             }
-            None => {
-                self.slots.push(Some(entry));
-                (self.slots.len() - 1) as u32
+            hash_map::Entry::Vacant(v) => {
+                let slot = match self.free.pop() {
+                    Some(slot) => {
+                        self.slots[slot as usize] = Some(entry);
+                        slot
+                    }
+                    None => {
+                        self.slots.push(Some(entry));
+                        (self.slots.len() - 1) as u32
+                    }
+                };
+                *v.insert(slot)
             }
         };
-        self.map.insert(room.into(), slot);
-        (slot, read)
+        ((slot, serial), read)
     }
 
     #[inline(never)]
-    fn answer(&mut self, _room: &str, slot: u32, now: u64, interval: Duration) {
+    fn answer(&mut self, _room: &str, (slot, serial): (u32, u32), now: u64, interval: Duration) {
         let at = renew_at(now, interval);
-        let by_time = &mut self.by_time;
-        let e = self.slots[slot as usize].as_mut().expect("an answer for an open room");
-        e.grant(at, by_time);
+        // An answer for a peek the slot no longer holds is ignored (see `RoomKeyed::answer`).
+        let live = self.slots.get_mut(slot as usize).and_then(Option::as_mut);
+        if let Some(e) = live.filter(|e| e.serial == serial) {
+            e.grant(at, slot, &mut self.by_time);
+        }
     }
 
     #[inline(never)]
@@ -212,16 +238,22 @@ impl OutboundFloor for SlotKeyed {
         let slot = self.map.remove(room)?;
         let e = self.slots[slot as usize].take().expect("a live slot");
         self.free.push(slot);
-        e.unfile(&mut self.by_time);
+        e.unfile(slot, &mut self.by_time);
         Some(read_peek(read_name(read_name(0, room), &e.resident), &e.peek_id))
     }
 
     fn check(&self, n: usize) {
         assert_eq!(self.map.len(), n, "outbound floor: indexed rooms");
+        let mut indexed = vec![false; self.slots.len()];
         for &slot in self.map.values() {
             assert!(self.slots[slot as usize].is_some(), "outbound floor: an indexed slot empty");
+            assert!(!std::mem::replace(&mut indexed[slot as usize], true), "a slot indexed twice");
         }
-        check_entries(self.slots.iter().flatten(), &self.by_time, n);
+        for &slot in &self.free {
+            assert!(self.slots[slot as usize].is_none(), "outbound floor: a free slot in use");
+        }
+        let live = self.slots.iter().enumerate().filter_map(|(i, e)| Some((i as u32, e.as_ref()?)));
+        check_entries(live, &self.by_time, n);
     }
 }
 

@@ -17,7 +17,7 @@ use std::hint::black_box;
 
 use crate::support::*;
 use crate::{Churn, Keys, Plan, Renew, inbound, large, local, outbound, spare};
-use outbound::{ColdFloor, RoomKeyed, SlotKeyed, UnpeekFloor, WarmFloor};
+use outbound::{CreateFloor, RoomKeyed, SlotKeyed, UnpeekFloor};
 
 /// Runs [`collected`], timed here, outside it, so the clock reads stay out of callgrind's
 /// counts.
@@ -186,10 +186,7 @@ fn run_workload(family: &str, op: &str, side: &str, n: usize, ops: usize, what: 
                 _ if op == "unpeek" => {
                     churn(&mut outbound::floor::<UnpeekFloor>(&ids, n), &ids, n, op, ops)
                 }
-                _ if op == "peek_cold" => {
-                    churn(&mut outbound::floor::<ColdFloor>(&ids, n), &ids, n, op, ops)
-                }
-                _ => churn(&mut outbound::floor::<WarmFloor>(&ids, n), &ids, n, op, ops),
+                _ => churn(&mut outbound::floor::<CreateFloor>(&ids, n), &ids, n, op, ops),
             }
         }
         _ => panic!("unknown profile workload {what}"),
