@@ -256,15 +256,12 @@ impl SlotTimers {
         }
         self.handles = vec![Handle::NONE; keys];
         self.late_at.clear();
-        let items: Vec<(Timestamp, u32)> = at
-            .into_iter()
-            .enumerate()
-            .filter_map(|(k, t)| Some((t?, u32::try_from(k).expect("keys are u32"))))
-            .collect();
-        let keys: Vec<u32> = items.iter().map(|&(_, k)| k).collect();
+        let set = || at.iter().enumerate().filter_map(|(k, t)| Some((k, (*t)?)));
+        let items = set().map(|(k, t)| (t, u32::try_from(k).expect("keys are u32"))).collect();
+        // `build` returns the handles in the order of the items: the keys in order again.
         let (list, handles) = DeadlineList::build(Ties::ByKey, items);
-        for (k, handle) in keys.into_iter().zip(handles) {
-            self.handles[k as usize] = handle;
+        for ((k, _), handle) in set().zip(handles) {
+            self.handles[k] = handle;
         }
         self.list = list;
     }
