@@ -250,7 +250,7 @@ impl<K: Ord + Copy> DeadlineList<K> {
     }
 
     /// Whether `key` is due at `at` here, kept under `handle` (a list node or the late set).
-    #[cfg(test)]
+    /// For checks: tests, and debug assertions that a popped deadline is gone.
     pub(crate) fn holds(&self, handle: Handle, key: K, at: Timestamp) -> bool {
         match handle {
             Handle::LATE => self.late.contains(&(at, key)),

@@ -302,6 +302,94 @@ fn a_slot_kept_for_queued_outputs_is_used_again_by_the_same_device() {
     assert_eq!(m.stats().devices, 1);
 }
 
+/// Every input that can name a device or room whose slot is kept only for queued outputs
+/// answers as for an unknown one and leaves the machine consistent; another device peeking
+/// the kept room uses its slot; the outputs come out with the names they were queued under.
+#[test]
+fn inputs_naming_slots_kept_only_for_queued_outputs_leave_the_machine_consistent() {
+    use super::{LocalOutput, LocalPeekError};
+    let (mut m, u, d, t) = removed_with_outputs_queued();
+    assert_eq!(m.handle_unpeek(t, &u, &d, &room(1)), Err(LocalPeekError::NotPeeking));
+    check_invariants(&m);
+    m.handle_device_synced(t, &u, &d);
+    check_invariants(&m);
+    m.handle_device_removed(t, &u, &d);
+    check_invariants(&m);
+    m.handle_user_deactivated(t, &u);
+    check_invariants(&m);
+    assert_eq!(m.peekers(&room(1)).count(), 0);
+    let delta = m.sync_delta(&u, &d, None);
+    assert!(delta.started.is_empty() && delta.peeking.is_empty(), "{delta:?}");
+    assert!(delta.ended.is_empty() && delta.joined.is_empty(), "{delta:?}");
+    assert_eq!(m.stats().devices, 0);
+    let kept_room = m.find_room(&room(1)).expect("kept for its queued outputs");
+    let other = (user(2), OwnedDeviceId::from("E"));
+    m.handle_peek(t, &other.0, &other.1, &room(1), false, &open()).unwrap();
+    assert_eq!(m.find_room(&room(1)), Some(kept_room), "the kept room slot is used again");
+    check_invariants(&m);
+    let mut outputs = Vec::new();
+    while let Some(o) = m.poll_output() {
+        check_invariants(&m);
+        outputs.push(o);
+    }
+    let demand: Vec<bool> = outputs
+        .iter()
+        .filter_map(|o| match o {
+            LocalOutput::RoomDemand { room_id, demanded } if *room_id == room(1) => Some(*demanded),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(demand, [true, false, true], "{outputs:?}");
+    let woken: Vec<_> = outputs
+        .iter()
+        .filter_map(|o| match o {
+            LocalOutput::Wake { user_id, device_id } => Some((user_id.clone(), device_id.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(woken, [(u.clone(), d.clone()), other.clone()], "{outputs:?}");
+    for o in &outputs {
+        if let LocalOutput::PeekEnded { user_id, device_id, room_id, .. } = o {
+            assert_eq!((user_id, device_id, room_id), (&u, &d, &room(1)), "{outputs:?}");
+        }
+    }
+    assert_eq!(m.find_device(&u, &d), None, "the removed device's slot goes with its outputs");
+    assert_eq!(m.peekers(&room(1)).count(), 1);
+}
+
+/// A lease filed out of order (the host's clock stepped back) sits in the late set, not in a
+/// list node; `handle_timeout` ends it from there, and the lists stay consistent.
+#[test]
+fn a_lease_filed_late_by_a_clock_step_back_expires_cleanly() {
+    use super::LocalOutput;
+    use crate::deadlines::Handle;
+    let cfg = LocalConfig { lease: Duration::from_millis(100), ..LocalConfig::default() };
+    let mut m = LocalPeeks::new(cfg);
+    let d: OwnedDeviceId = "D".into();
+    let at = Timestamp::from_millis;
+    m.handle_peek(at(1_000), &user(1), &d, &room(1), false, &open()).unwrap();
+    // The host's clock steps back: the second lease ends before the first, listed earlier.
+    m.handle_peek(at(500), &user(2), &d, &room(2), false, &open()).unwrap();
+    let lease_of = |m: &LocalPeeks, n: u32| {
+        let (dv, r) = (m.find_device(&user(n), &d).unwrap(), m.find_room(&room(n)).unwrap());
+        match m.state_of(dv, r) {
+            Some(Entry::Peeking { lease, .. }) => lease,
+            other => panic!("not peeking: {other:?}"),
+        }
+    };
+    assert_eq!(lease_of(&m, 2), Handle::LATE);
+    assert_ne!(lease_of(&m, 1), Handle::LATE);
+    check_invariants(&m);
+    m.handle_timeout(at(1_200));
+    check_invariants(&m);
+    assert_eq!(m.len(), 0);
+    let ended = std::iter::from_fn(|| m.poll_output())
+        .filter(|o| matches!(o, LocalOutput::PeekEnded { .. }))
+        .count();
+    assert_eq!(ended, 2);
+    check_invariants(&m);
+}
+
 /// A restore numbers the lease and collection nodes in deadline order, so `handle_timeout`
 /// walks each list front to back through memory.
 #[test]
@@ -383,7 +471,23 @@ fn a_restore_sizes_the_entry_slab_from_the_records() {
     assert!((1_100..2_048).contains(&capacity), "sized once, not doubled: {capacity}");
     // A total below the records caps only the reservation: every record is restored.
     let cfg = LocalConfig { max_peeks_total: 100, ..LocalConfig::default() };
-    let m = LocalPeeks::restore(now, cfg, records(1_000));
+    let m = LocalPeeks::restore(now, cfg.clone(), records(1_000));
     assert_eq!(m.len(), 1_000, "a restore keeps what the store holds");
     check_invariants(&m);
+    // The reservation is capped at the total, whatever the records' size hint claims.
+    struct Hinted<I>(I);
+    impl<I: Iterator> Iterator for Hinted<I> {
+        type Item = I::Item;
+        fn next(&mut self) -> Option<I::Item> {
+            self.0.next()
+        }
+        fn size_hint(&self) -> (usize, Option<usize>) {
+            (1_000_000, None)
+        }
+    }
+    let m = LocalPeeks::restore(now, cfg, Hinted(records(3).into_iter()));
+    assert_eq!(m.len(), 3);
+    check_invariants(&m);
+    let capacity = m.entries.capacity();
+    assert!((100..1_000).contains(&capacity), "reserved up to the total: {capacity}");
 }
