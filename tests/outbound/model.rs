@@ -424,14 +424,12 @@ fn the_stored_record_check_rejects_sends_the_store_does_not_justify() {
     let delete = request(OutboundRequestKind::Unpeek);
     assert!(check_send_stored(&store, Some(&opening), &delete, false).is_err());
     let retired = |peek_id: &str| {
-        let key =
-            OutboundKey::Retired { room_id: r.clone(), server: s.clone(), peek_id: peek_id.into() };
         let record = OutboundRecord::Retired {
             room_id: r.clone(),
             server: s.clone(),
             peek_id: peek_id.into(),
         };
-        (key, record)
+        (record.key(), record)
     };
     let mut other_retired = store.clone();
     other_retired.extend([retired("p2")]);

@@ -158,27 +158,23 @@ fn a_changed_access_of_a_granted_peek_survives_a_restart() {
     assert_eq!((server.as_str(), access), ("a.org", &newer));
 }
 
-#[test]
-fn a_stored_current_peek_that_is_also_retired_is_retired_once_and_its_room_record_dropped() {
-    // R59: a crash between `retire`'s `Retired` write and the room's own update leaves both
-    // records. The restored machine deletes the peek once (`H` checks that every `DELETE`
-    // finds its `Retired` record stored), drops the stale room record, and a later join or
-    // answer cannot send a `DELETE` whose record is gone.
-    let mut h = H::new();
-    let r = room("!r:a.org");
-    let put = h.open(&r, "a.org", HOUR);
+/// Stores a `Retired` record of `put`'s peek beside the room's current record (a crash between
+/// `retire`'s `Retired` write and the room's own update), restores, and checks that the peek
+/// is deleted once and the stale room record dropped. Returns that `DELETE` and the record's
+/// key.
+fn restore_with_a_retired_twin(
+    h: &mut H,
+    r: &ruma_common::RoomId,
+    put: &matrix_peek::OutboundRequest,
+) -> (matrix_peek::OutboundRequest, OutboundKey) {
     let retired = OutboundRecord::Retired {
-        room_id: r.clone(),
+        room_id: r.to_owned(),
         server: put.server.clone(),
         peek_id: put.peek_id.clone(),
     };
-    let key = OutboundKey::Retired {
-        room_id: r.clone(),
-        server: put.server.clone(),
-        peek_id: put.peek_id.clone(),
-    };
+    let key = retired.key();
     h.store.insert(key.clone(), retired);
-    assert!(h.store.contains_key(&OutboundKey::Room(r.clone())));
+    assert!(h.store.contains_key(&OutboundKey::Room(r.to_owned())));
     h.restore();
     let out = h.drain();
     let deletes: Vec<_> = sends(&out);
@@ -187,14 +183,45 @@ fn a_stored_current_peek_that_is_also_retired_is_retired_once_and_its_room_recor
         (deletes[0].kind.clone(), &deletes[0].peek_id),
         (OutboundRequestKind::Unpeek, &put.peek_id)
     );
-    assert!(!h.store.contains_key(&OutboundKey::Room(r.clone())), "the stale room record goes");
+    assert!(!h.store.contains_key(&OutboundKey::Room(r.to_owned())), "the stale room record goes");
+    (deletes.into_iter().next().expect("one DELETE"), key)
+}
+
+#[test]
+fn a_stored_current_peek_that_is_also_retired_is_retired_once_and_its_room_record_dropped() {
+    // R59: the restored machine deletes the peek once (`H` checks that every `DELETE` finds
+    // its `Retired` record stored), drops the stale room record, and a later join or answer
+    // cannot send a `DELETE` whose record is gone.
+    let mut h = H::new();
+    let r = room("!r:a.org");
+    let put = h.open(&r, "a.org", HOUR);
+    let (delete, key) = restore_with_a_retired_twin(&mut h, &r, &put);
     // A join now has no current peek to retire: no second DELETE of the same peek.
     h.m.handle_server_joined(h.t(), &r);
     no_sends(&h.drain());
     // A failed DELETE is retried against the stored record, then answered.
-    no_sends(&h.respond(&deletes[0], failed(OutboundFailure::Unreachable)));
+    no_sends(&h.respond(&delete, failed(OutboundFailure::Unreachable)));
     let retry = only_send(h.fire());
     assert_eq!(retry.peek_id, put.peek_id);
     h.respond(&retry, OutboundOutcome::Deleted);
     assert!(!h.store.contains_key(&key));
+}
+
+#[test]
+fn a_stored_opening_peek_that_is_also_retired_is_deleted_once_and_never_put_again() {
+    // R59, R47: the twin of an unanswered `PUT` is deleted like a granted one, and demanding
+    // the room again opens a new peek id instead of re-`PUT`ting the retired one.
+    let mut h = H::new();
+    let r = room("!r:a.org");
+    let put = only_send(h.demand(&r, &["a.org"]));
+    assert!(matches!(put.kind, OutboundRequestKind::Peek { .. }), "{put:?}");
+    let (delete, key) = restore_with_a_retired_twin(&mut h, &r, &put);
+    let again = sends(&h.demand(&r, &["a.org"]));
+    assert_eq!(again.len(), 1, "{again:?}");
+    assert!(matches!(again[0].kind, OutboundRequestKind::Peek { .. }), "{again:?}");
+    assert_ne!(again[0].peek_id, put.peek_id, "a retired peek id is never current again");
+    h.respond(&delete, OutboundOutcome::Deleted);
+    assert!(!h.store.contains_key(&key));
+    h.respond(&again[0], established(HOUR));
+    assert_eq!(h.m.state(&r), Some(OutboundState::Established));
 }
