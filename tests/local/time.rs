@@ -13,7 +13,7 @@ fn small_steps_back_are_absorbed_and_a_large_one_is_a_correction() {
     let mut m = LocalPeeks::new(config());
     let (u, d, r) = (user(1), dev("A"), room(1));
     m.handle_peek(t(20_000), &u, &d, &r, false, &open()).unwrap();
-    let _ = std::iter::from_fn(|| m.poll_output()).count();
+    drain(&mut m);
     // A renewal with a slightly earlier clock runs one lease from the host's now: no grant
     // reports an expiry more than one lease after it.
     let g = m.handle_peek(t(19_500), &u, &d, &r, false, &open()).unwrap();
@@ -24,7 +24,7 @@ fn small_steps_back_are_absorbed_and_a_large_one_is_a_correction() {
     assert!(m.is_peeking(&u, &d, &r));
     m.handle_timeout(t(20_500));
     assert!(!m.is_peeking(&u, &d, &r));
-    let _ = std::iter::from_fn(|| m.poll_output()).count();
+    drain(&mut m);
     // Going back before the expiry does not resurrect it.
     m.handle_timeout(t(20_400));
     assert!(!m.is_peeking(&u, &d, &r));
@@ -45,10 +45,10 @@ fn a_one_year_jump_expires_everything_exactly_once() {
         m.handle_peek(t(i), &user(i as u32), &dev("A"), &room(i as u32 % 3), false, &open())
             .unwrap();
     }
-    let _ = std::iter::from_fn(|| m.poll_output()).count();
+    drain(&mut m);
     let year = 365 * 24 * 3_600 * 1_000;
     m.handle_timeout(t(year));
-    let out: Vec<_> = std::iter::from_fn(|| m.poll_output()).collect();
+    let out = drain(&mut m);
     let expired = out
         .iter()
         .filter(|o| matches!(o, LocalOutput::PeekEnded { reason: LocalEndReason::Expired, .. }))
@@ -58,7 +58,7 @@ fn a_one_year_jump_expires_everything_exactly_once() {
     // Only the ended entries' collection is left (retention counts from the expiry).
     assert_eq!(m.poll_timeout(), Some(t(year + 24 * 3_600 * 1_000)));
     m.handle_timeout(t(2 * year));
-    let out: Vec<_> = std::iter::from_fn(|| m.poll_output()).collect();
+    let out = drain(&mut m);
     assert!(
         out.iter().all(|o| matches!(o, LocalOutput::Persist(_))),
         "nothing is reported twice: {out:?}"
@@ -74,13 +74,13 @@ fn a_thousand_leases_expiring_in_one_millisecond() {
         m.handle_peek(t(0), &user(i % 10), &dev(&format!("D{i}")), &room(i % 7), false, &open())
             .unwrap();
     }
-    let _ = std::iter::from_fn(|| m.poll_output()).count();
+    drain(&mut m);
     assert_eq!(m.len(), 1_000);
     assert_eq!(m.poll_timeout(), Some(t(1_000)));
     m.handle_timeout(t(999));
     assert_eq!(m.len(), 1_000);
     m.handle_timeout(t(1_000));
-    let out: Vec<_> = std::iter::from_fn(|| m.poll_output()).collect();
+    let out = drain(&mut m);
     assert_eq!(out.iter().filter(|o| matches!(o, LocalOutput::PeekEnded { .. })).count(), 1_000);
     let lost: Vec<_> = out
         .iter()
@@ -172,7 +172,7 @@ fn a_spurious_timeout_is_a_no_op() {
     m.handle_timeout(t(5));
     assert!(m.poll_output().is_none());
     m.handle_peek(t(10), &user(1), &dev("A"), &room(1), false, &open()).unwrap();
-    let _ = std::iter::from_fn(|| m.poll_output()).count();
+    drain(&mut m);
     let before = m.sync_delta(&user(1), &dev("A"), None);
     m.handle_timeout(t(500));
     m.handle_timeout(t(1_009));
@@ -204,5 +204,5 @@ fn poll_timeout_is_always_the_earliest_real_deadline() {
     assert_eq!(m.poll_timeout(), Some(t(1_100)));
     m.handle_timeout(t(1_100));
     assert_eq!(m.poll_timeout(), None);
-    assert!(std::iter::from_fn(|| m.poll_output()).count() > 0);
+    assert!(!drain(&mut m).is_empty());
 }
