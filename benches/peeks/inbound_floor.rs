@@ -32,7 +32,7 @@ use hashbrown::{HashTable, hash_table};
 use matrix_peek::{InboundRecord, Timestamp};
 
 use crate::key_floor::{KeyFloor, Side};
-use crate::support::{Names, Slots, file_deadline, read_name};
+use crate::support::{Names, Slots, file_deadline, read_bytes, read_name};
 
 /// The inbound floor of renewals and unpeeks: peeks keyed by their joined id strings.
 pub type InboundKeyFloor = KeyFloor<InboundSide>;
@@ -255,7 +255,7 @@ impl InboundFloor {
             names = read_name(names, self.side.servers.name(s));
             names = read_name(names, self.side.rooms.name(r));
             let id = &entry.get().key[8..];
-            names = names.wrapping_add(id.iter().map(|&b| u64::from(b)).sum::<u64>());
+            names = read_bytes(names, id);
             black_box(entry.remove());
             self.side.uncount(slot);
             self.slots.give(slot);

@@ -82,6 +82,9 @@ impl<S: Side> KeyFloor<S> {
     pub fn check(&self, n: usize) {
         assert_eq!(self.keys.map.len(), n, "key floor: live peeks");
         assert_eq!(self.keys.by_time.len(), n, "key floor: deadlines");
+        for &(at, slot) in self.keys.map.values() {
+            assert!(self.keys.by_time.contains(&(at, slot)), "key floor: slot {slot}'s deadline");
+        }
         self.side.check_slots(&mut self.keys.map.values().map(|&(_, slot)| slot));
     }
 }

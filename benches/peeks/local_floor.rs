@@ -336,7 +336,7 @@ impl LocalFloor {
         let live = || self.peeks.iter().filter(|p| p.at != ENDED);
         assert_eq!(live().count(), n, "local floor: live peeks");
         assert_eq!(self.by_time.len(), n, "local floor: deadlines");
-        let mut ends: Vec<(u32, u32)> = Vec::new();
+        let (mut ends, mut live_keys) = (Vec::<(u32, u32)>::new(), Vec::new());
         for p in self.peeks.iter() {
             let peek = self.side.of_slot[p.slot as usize];
             let slot = p.slot;
@@ -350,6 +350,7 @@ impl LocalFloor {
                     self.by_time.contains(&(p.at, slot)),
                     "local floor: slot {slot}'s deadline"
                 );
+                live_keys.push(p.key);
             }
         }
         // Every retained end is queued; an entry queued and peeked again since is live.
@@ -360,7 +361,11 @@ impl LocalFloor {
         for key in &ends {
             assert!(queued.binary_search(key).is_ok(), "local floor: end {key:?} not queued");
         }
-        assert!(queued.len() >= ends.len(), "local floor: retained ends queued for collection");
+        live_keys.sort_unstable();
+        for key in &queued {
+            let known = ends.binary_search(key).is_ok() || live_keys.binary_search(key).is_ok();
+            assert!(known, "local floor: queued {key:?} is neither retained nor live");
+        }
         self.side.check(live().map(|p| p.slot));
     }
 }

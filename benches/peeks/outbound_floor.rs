@@ -62,17 +62,18 @@ fn renew_at(now: u64, interval: Duration) -> Timestamp {
 }
 
 /// Peek id number `n` (8 characters of [`PEEK_ID_CHARS`], as the machine spells its ids) and
-/// the bytes of `room`, `resident` and the id, summed.
+/// the bytes of the `PUT`'s names, summed ([`read_request`]).
 fn name_put(n: u32, room: &str, resident: &str) -> ([u8; 8], u64) {
     let mut peek_id = [0u8; 8];
     for (i, b) in peek_id.iter_mut().rev().enumerate() {
         *b = PEEK_ID_CHARS[((u64::from(n) >> (6 * i)) & 63) as usize];
     }
-    (peek_id, read_peek(read_name(read_name(0, room), resident), &peek_id))
+    (peek_id, read_request(room, resident, &peek_id))
 }
 
-fn read_peek(acc: u64, peek_id: &[u8; 8]) -> u64 {
-    peek_id.iter().fold(acc, |a, &b| a.wrapping_add(u64::from(b)))
+/// The bytes of the names a request is built from (room, resident, peek id), summed.
+fn read_request(room: &str, resident: &str, peek_id: &[u8; 8]) -> u64 {
+    read_bytes(read_name(read_name(0, room), resident), peek_id)
 }
 
 /// Where a room's peek stands: its `PUT` unanswered, or granted with a renewal deadline.
@@ -168,7 +169,7 @@ impl OutboundFloor for RoomKeyed {
     fn close(&mut self, room: &str) -> Option<u64> {
         let e = self.map.remove(room)?;
         e.unfile(e.serial, &mut self.by_time);
-        Some(read_peek(read_name(read_name(0, room), &e.resident), &e.peek_id))
+        Some(read_request(room, &e.resident, &e.peek_id))
     }
 
     fn check(&self, n: usize) {
@@ -182,8 +183,8 @@ impl OutboundFloor for RoomKeyed {
 pub struct SlotKeyed {
     map: HashMap<Box<str>, u32>,
     slots: Vec<Option<Entry>>,
-    /// Freed slots, taken again first (as the machine's slab does).
-    free: Vec<u32>,
+    /// Slot numbers: freed ones are taken again first (as the machine's slab does).
+    numbers: Slots,
     by_time: ByTime,
     next: u32,
 }
@@ -207,16 +208,14 @@ impl OutboundFloor for SlotKeyed {
                 slot
             }
             hash_map::Entry::Vacant(v) => {
-                let slot = match self.free.pop() {
-                    Some(slot) => {
-                        self.slots[slot as usize] = Some(entry);
-                        slot
-                    }
+                let slot = self.numbers.take();
+                match self.slots.get_mut(slot as usize) {
+                    Some(free) => *free = Some(entry),
                     None => {
+                        debug_assert_eq!(slot as usize, self.slots.len(), "slots taken in order");
                         self.slots.push(Some(entry));
-                        (self.slots.len() - 1) as u32
                     }
-                };
+                }
                 *v.insert(slot)
             }
         };
@@ -237,9 +236,9 @@ impl OutboundFloor for SlotKeyed {
     fn close(&mut self, room: &str) -> Option<u64> {
         let slot = self.map.remove(room)?;
         let e = self.slots[slot as usize].take().expect("a live slot");
-        self.free.push(slot);
+        self.numbers.give(slot);
         e.unfile(slot, &mut self.by_time);
-        Some(read_peek(read_name(read_name(0, room), &e.resident), &e.peek_id))
+        Some(read_request(room, &e.resident, &e.peek_id))
     }
 
     fn check(&self, n: usize) {
@@ -249,7 +248,7 @@ impl OutboundFloor for SlotKeyed {
             assert!(self.slots[slot as usize].is_some(), "outbound floor: an indexed slot empty");
             assert!(!std::mem::replace(&mut indexed[slot as usize], true), "a slot indexed twice");
         }
-        for &slot in &self.free {
+        for &slot in self.numbers.freed() {
             assert!(self.slots[slot as usize].is_none(), "outbound floor: a free slot in use");
         }
         let live = self.slots.iter().enumerate().filter_map(|(i, e)| Some((i as u32, e.as_ref()?)));

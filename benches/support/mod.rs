@@ -86,7 +86,12 @@ impl Order {
 /// floor side of the fan-out benches.
 #[inline(always)]
 pub fn read_name(acc: u64, name: &str) -> u64 {
-    acc.wrapping_add(name.bytes().map(u64::from).sum::<u64>())
+    read_bytes(acc, name.as_bytes())
+}
+
+/// [`read_name`] of bytes that are not a `str` (a peek id kept as an array).
+pub fn read_bytes(acc: u64, bytes: &[u8]) -> u64 {
+    acc.wrapping_add(bytes.iter().map(|&b| u64::from(b)).sum::<u64>())
 }
 
 pub fn server(i: usize) -> OwnedServerName {
@@ -333,6 +338,10 @@ impl Slots {
     pub fn give(&mut self, slot: u32) {
         self.free.push(slot);
     }
+    /// The freed slots not taken again (for checks).
+    pub fn freed(&self) -> &[u32] {
+        &self.free
+    }
 }
 
 /// Files `slot`'s deadline `at` in `by_time`, moving it from `old` when it had one: the
@@ -380,14 +389,12 @@ impl Floor {
     pub fn upsert(&mut self, a: &str, b: &str, c: &str, at: Timestamp) -> Option<u32> {
         Self::key(&mut self.buf, a, b, c);
         if let Some((old, slot)) = self.map.get_mut(self.buf.as_str()) {
-            self.by_time.remove(&(*old, *slot));
-            *old = at;
-            self.by_time.insert((at, *slot));
+            file_deadline(&mut self.by_time, *slot, Some(std::mem::replace(old, at)), at);
             None
         } else {
             let slot = self.slots.take();
             self.map.insert(self.buf.as_str().into(), (at, slot));
-            self.by_time.insert((at, slot));
+            file_deadline(&mut self.by_time, slot, None, at);
             Some(slot)
         }
     }
