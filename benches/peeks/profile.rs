@@ -42,12 +42,9 @@ thread_local! {
     static TIMED: std::cell::Cell<(u128, usize)> = const { std::cell::Cell::new((0, 0)) };
 }
 
-/// `ops` keys of workload `kind` (`cold`, `live`) of `ids`.
-fn keys<P: Keys>(ids: &P, n: usize, kind: &str, ops: usize) -> Vec<P::Key> {
-    match kind {
-        "cold" => (0..ops as u64).map(|c| ids.cold(c)).collect(),
-        _ => Order::new(n).take(ops).into_iter().map(|i| ids.live(i)).collect(),
-    }
+/// `ops` live keys of `ids`, in a random order.
+fn live_keys<P: Keys>(ids: &P, n: usize, ops: usize) -> Vec<P::Key> {
+    Order::new(n).take(ops).into_iter().map(|i| ids.live(i)).collect()
 }
 
 /// The warm create: the spare keys `0..spare(n)` are created (collected) and ended again (not
@@ -73,14 +70,41 @@ fn warm_creates<P: Keys, T: Churn<P::Key>>(t: &mut T, ids: &P, n: usize, ops: us
     }
 }
 
+/// The cold create: chunks of `spare(n)` keys never seen before are created (collected) and
+/// forgotten again (not collected), `ops` creates in all, as the cold create bench does: the
+/// population stays at `n`, and a create takes the slot, index bucket and timer entry the
+/// last forget freed.
+fn cold_creates<P: Keys, T: Churn<P::Key>>(t: &mut T, ids: &P, n: usize, ops: usize, now0: u64) {
+    let mut now = now0;
+    let mut next = 0u64;
+    let mut chunk = |c: usize| {
+        next += c as u64;
+        (next - c as u64..next).map(|k| ids.cold(k)).collect::<Vec<P::Key>>()
+    };
+    // One round first, not collected, as in `warm_creates`.
+    let first = chunk(spare(n));
+    first.iter().for_each(|k| t.create(k, now));
+    now += 1;
+    first.iter().for_each(|k| t.forget(k, now));
+    now += 1;
+    let mut done = 0;
+    while done < ops {
+        let keys = chunk(spare(n).min(ops - done));
+        profiled(t, &keys, now, |t, k, now| t.create(k, now));
+        now += keys.len() as u64;
+        keys.iter().for_each(|k| t.forget(k, now));
+        done += keys.len();
+    }
+}
+
 /// `ops` creates, cold or warm, or unpeeks on `t` (`op` is `peek_cold`, `peek_warm` or
 /// `unpeek`; any other op panics).
 fn churn<P: Keys, T: Churn<P::Key>>(t: &mut T, ids: &P, n: usize, op: &str, ops: usize) {
     let now0 = T0 + 10_000;
     match op {
         "peek_warm" => warm_creates(t, ids, n, ops, now0),
-        "peek_cold" => profiled(t, &keys(ids, n, "cold", ops), now0, |t, k, now| t.create(k, now)),
-        "unpeek" => profiled(t, &keys(ids, n, "live", ops), now0, |t, k, now| t.remove(k, now)),
+        "peek_cold" => cold_creates(t, ids, n, ops, now0),
+        "unpeek" => profiled(t, &live_keys(ids, n, ops), now0, |t, k, now| t.remove(k, now)),
         _ => panic!("unknown profile op {op}"),
     }
 }
@@ -94,7 +118,7 @@ fn run_on<P: Keys, T: Churn<P::Key> + Renew<P::Key>>(
     ops: usize,
 ) {
     if op == "renew" {
-        let keys = keys(ids, n, "live", ops);
+        let keys = live_keys(ids, n, ops);
         profiled(t, &keys, T0 + 10_000, |t, k, now| t.renew(k, now));
     } else {
         churn(t, ids, n, op, ops);
