@@ -202,6 +202,13 @@ impl Activity {
         self.probed_at = self.probed_at.map(|t| t.min(now));
     }
 
+    /// The last event's arrival, if the room is active (all gaps filled) and was not probed
+    /// since: only then can silence call for a probe.
+    pub(super) fn active(&self) -> Option<Timestamp> {
+        let last = self.last_event?;
+        (usize::from(self.filled) == Self::GAPS && self.probed_at != Some(last)).then_some(last)
+    }
+
     /// When silence means the resident may be dead: `FACTOR ×` the longest recent gap after the
     /// last sign of life (the last event, or `alive_at`, the peek's last successful `PUT` or
     /// renewal), at least `min`; `None` for a room that is not active (too few events, or gaps
@@ -213,10 +220,7 @@ impl Activity {
         renew_after: Duration,
         alive_at: Timestamp,
     ) -> Option<Timestamp> {
-        let last = self.last_event?;
-        if usize::from(self.filled) < Self::GAPS || self.probed_at == Some(last) {
-            return None;
-        }
+        let last = self.active()?;
         let longest = Duration::from_millis(u64::from(*self.gaps.iter().max()?));
         let silence = longest.saturating_mul(Self::FACTOR).max(min);
         (silence < renew_after).then(|| last.max(alive_at).saturating_add(silence))
