@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use ruma_common::OwnedRoomId;
+use smallvec::SmallVec;
 
 use super::servers::Server;
 use super::{OutboundFailure, OutboundPeekPhase, OutboundPeekRecord};
@@ -279,7 +280,9 @@ pub(super) struct Room {
     pub(super) hash: u64,
     pub(super) demand: Demand,
     pub(super) phase: Phase,
-    pub(super) candidates: Vec<Candidate>,
+    /// Inline up to one: most rooms are peeked through one resident, and then opening one
+    /// costs no allocation for its candidate list.
+    pub(super) candidates: SmallVec<[Candidate; 1]>,
     /// Peeks being deleted in the background, oldest first, at most
     /// [`MAX_RETIRED`](super::OutboundPeeks::MAX_RETIRED).
     pub(super) retired: Vec<Retired>,
@@ -307,7 +310,7 @@ impl Room {
             hash: 0,
             demand,
             phase: Phase::Idle,
-            candidates: Vec::with_capacity(candidates),
+            candidates: SmallVec::with_capacity(candidates),
             retired: Vec::new(),
             access: None,
             history: History::Never,
