@@ -17,12 +17,14 @@
 //! names are dropped in many places (a candidate refused, a retired peek deleted or pushed
 //! out, the room forgotten), and `Arc` counts them all without a release call at each.
 
-use std::hash::{BuildHasher, RandomState};
+use std::hash::RandomState;
 use std::ops::Deref;
 use std::sync::Arc;
 
 use hashbrown::HashTable;
 use ruma_common::{OwnedServerName, ServerName};
+
+use super::index::keyed_hash;
 
 /// A resident server's name, shared with every other user of the same name in the machine.
 /// Compares as the name (by pointer first: from one [`Servers`], equal names share one copy),
@@ -101,14 +103,14 @@ impl Servers {
     /// current or retired peek's resident, or a clone of this machine): `None` means no room
     /// names it.
     pub(super) fn find(&self, name: &ServerName) -> Option<Server> {
-        let e = self.set.find(self.hasher.hash_one(name), |e| ***e == *name)?;
+        let e = self.set.find(keyed_hash(&self.hasher, name.as_str()), |e| ***e == *name)?;
         // Kept only by the set: nobody holds it, it is only waiting to be pruned.
         (Arc::strong_count(e) > 1).then(|| Server(e.clone()))
     }
 
     /// The shared copy of `name`, interned if new (its name hashed once either way).
     pub(super) fn intern(&mut self, name: &ServerName) -> Server {
-        let hash = self.hasher.hash_one(name);
+        let hash = keyed_hash(&self.hasher, name.as_str());
         if let Some(e) = self.set.find(hash, |e| ***e == *name) {
             return Server(e.clone());
         }
@@ -118,7 +120,7 @@ impl Servers {
         }
         let shared = Arc::new(name.to_owned());
         let hasher = &self.hasher;
-        self.set.insert_unique(hash, shared.clone(), |e| hasher.hash_one(&***e));
+        self.set.insert_unique(hash, shared.clone(), |e| keyed_hash(hasher, e.as_str()));
         Server(shared)
     }
 }
