@@ -13,7 +13,7 @@ use crate::slot_index::{Hashed, SlotIndex};
 
 /// `name`'s keyed SipHash under `state`: its bytes in one write. (`hash_one` of a `str` adds
 /// a separator byte in a second write, which only matters when several fields are hashed
-/// together; one key alone needs none, and the second write costs about 25 instructions.)
+/// together; one key alone needs none, and the second write cost about 65 instructions.)
 pub(super) fn keyed_hash(state: &RandomState, name: &str) -> u64 {
     let mut h = state.build_hasher();
     h.write(name.as_bytes());

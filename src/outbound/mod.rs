@@ -473,7 +473,7 @@ impl OutboundPeeks {
 
     /// Queues the host notifications decided during a handler, after its `Persist`s.
     fn flush(&mut self) {
-        // Most handlers decide no notification: an empty drain still costs about 25
+        // Most handlers decide no notification: an empty drain still costs about 30
         // instructions.
         if self.deferred.is_empty() {
             return;
