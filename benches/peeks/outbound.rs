@@ -28,7 +28,7 @@ const VIA: usize = 100;
 /// nothing more: a `PUT` is granted for `interval`, a renewal for `interval` too, a `DELETE`
 /// succeeds. Returns the number of requests answered. (Each answer goes in before the outputs
 /// queued after its request are drained, as a host may answer at any time; collecting the
-/// requests into a vector first cost the machine's side about 100 instructions per create
+/// requests into a vector first cost the machine's side about 90 instructions per create
 /// that no host needs to spend.)
 fn pump(m: &mut OutboundPeeks, now: Timestamp, interval: Duration, acc: &RoomAccess) -> usize {
     let mut answered = 0;
