@@ -13,11 +13,11 @@
 //! goes to the heap) and one timer entry.
 
 use std::borrow::Borrow;
-use std::hash::{BuildHasher, Hash, RandomState};
+use std::hash::{BuildHasher, RandomState};
 
 use crate::ids::PeekId;
 use crate::slab::Slab;
-use crate::slot_index::{Hashed, SlotIndex};
+use crate::slot_index::{Hashed, SlotIndex, keyed_hash};
 use crate::time::Timestamp;
 
 /// "No slot" in the intrusive lists.
@@ -50,14 +50,14 @@ impl<O, E> Default for Interner<O, E> {
 }
 
 impl<O, E: Default> Interner<O, E> {
-    fn hash_of<Q: Hash + ?Sized>(&self, name: &Q) -> u64 {
-        self.state.hash_one(name)
+    fn hash_of<Q: AsRef<str> + ?Sized>(&self, name: &Q) -> u64 {
+        keyed_hash(&self.state, name.as_ref())
     }
 
     pub(super) fn find<Q>(&self, name: &Q) -> Option<u32>
     where
         O: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
+        Q: AsRef<str> + Eq + ?Sized,
     {
         self.index.find(&self.slots, self.hash_of(name), |e| e.name.borrow() == name)
     }
@@ -66,7 +66,7 @@ impl<O, E: Default> Interner<O, E> {
     pub(super) fn intern<Q>(&mut self, name: &Q) -> u32
     where
         O: Borrow<Q>,
-        Q: Hash + Eq + ToOwned<Owned = O> + ?Sized,
+        Q: AsRef<str> + Eq + ToOwned<Owned = O> + ?Sized,
     {
         self.find(name).unwrap_or_else(|| self.insert_new(name))
     }
@@ -75,7 +75,7 @@ impl<O, E: Default> Interner<O, E> {
     pub(super) fn insert_new<Q>(&mut self, name: &Q) -> u32
     where
         O: Borrow<Q>,
-        Q: Hash + Eq + ToOwned<Owned = O> + ?Sized,
+        Q: AsRef<str> + Eq + ToOwned<Owned = O> + ?Sized,
     {
         let hash = self.hash_of(name);
         let entry = Interned { name: name.to_owned(), live: 0, extra: E::default(), hash };

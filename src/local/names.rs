@@ -16,7 +16,7 @@ use ruma_common::{DeviceId, RoomId, UserId};
 
 use super::state::{DevIdx, DeviceSlot, RoomIdx, RoomSlot};
 use crate::slab::Slab;
-use crate::slot_index::{Hashed, SlotIndex};
+use crate::slot_index::{Hashed, SlotIndex, keyed_hash};
 
 /// The three name indexes and their hash keys.
 #[derive(Debug, Clone)]
@@ -69,12 +69,12 @@ impl Names {
 
     /// The index hash of a user.
     fn user_hash(&self, user: &UserId) -> u64 {
-        self.state.hash_one(user.as_str())
+        keyed_hash(&self.state, user.as_str())
     }
 
     /// The index hash of a room.
     pub(super) fn room_hash(&self, room: &RoomId) -> u64 {
-        self.state.hash_one(room.as_str())
+        keyed_hash(&self.state, room.as_str())
     }
 
     /// The device slot of (user, device) whose pair hash is `hash`.

@@ -3,22 +3,13 @@
 //! keeps the id's hash. Room ids come from clients and from remote servers, so the hash is
 //! std's keyed SipHash with per-machine random keys (resists flooding).
 
-use std::hash::{BuildHasher, Hasher, RandomState};
+use std::hash::RandomState;
 
 use ruma_common::RoomId;
 
 use super::room::Room;
 use crate::slab::Slab;
-use crate::slot_index::{Hashed, SlotIndex};
-
-/// `name`'s keyed SipHash under `state`: its bytes in one write. (`hash_one` of a `str` adds
-/// a separator byte in a second write, which only matters when several fields are hashed
-/// together; one key alone needs none, and the second write cost about 65 instructions.)
-pub(super) fn keyed_hash(state: &RandomState, name: &str) -> u64 {
-    let mut h = state.build_hasher();
-    h.write(name.as_bytes());
-    h.finish()
-}
+use crate::slot_index::{Hashed, SlotIndex, keyed_hash};
 
 /// Room id → room slot, over the machine's room slab.
 #[derive(Debug, Clone)]

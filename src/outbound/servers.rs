@@ -24,7 +24,7 @@ use std::sync::Arc;
 use hashbrown::HashTable;
 use ruma_common::{OwnedServerName, ServerName};
 
-use super::index::keyed_hash;
+use crate::slot_index::keyed_hash;
 
 /// A resident server's name, shared with every other user of the same name in the machine.
 /// Compares as the name (by pointer first: from one [`Servers`], equal names share one copy),
