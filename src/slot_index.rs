@@ -7,7 +7,8 @@
 //! slot number, so it also works once the slot is gone. Used by the name indexes of the machines
 //! (local devices and rooms, inbound peeks and interned names, outbound rooms); the local
 //! user → devices index, whose entries are lists, is a plain table. The hash function is the caller's: a
-//! keyed one (std's SipHash with per-machine keys) wherever the key comes from remote input.
+//! keyed one (std's SipHash with per-machine keys) wherever the key comes from remote input:
+//! [`keyed_hash`] for a key of one name, `hash_one` of a tuple for a key of several.
 
 use std::hash::{BuildHasher, Hasher, RandomState};
 
