@@ -216,7 +216,7 @@ impl OutboundPeeks {
         let r = self.room_mut(slot);
         if probe {
             // The resident is alive: the room is quiet. No new probe until another event.
-            r.activity.probed_at = r.activity.last_event;
+            r.activity.probed();
         }
         r.phase = Phase::Live { peek, lease, failing: None };
         self.persist_current(slot);

@@ -4,10 +4,12 @@
 //!
 //! Every field is plain data; the decisions live in `step.rs` and `answer.rs`.
 
+use std::num::NonZeroU32;
 use std::time::Duration;
 
 use ruma_common::OwnedRoomId;
 use smallvec::SmallVec;
+use thin_vec::ThinVec;
 
 use super::servers::Server;
 use super::{OutboundFailure, OutboundPeekPhase, OutboundPeekRecord};
@@ -52,8 +54,9 @@ pub(super) enum Demand {
 pub(super) struct Failing {
     /// The first failure of the run.
     pub(super) since: Timestamp,
-    /// Failures in the run: the backoff exponent.
-    pub(super) failures: u32,
+    /// Failures in the run: the backoff exponent. Never zero, which lets
+    /// `Option<Failing>` (in every granted [`Phase`]) take no more room than a `Failing`.
+    pub(super) failures: NonZeroU32,
     /// Not before this: the next renewal attempt.
     pub(super) retry_at: Timestamp,
 }
@@ -164,20 +167,34 @@ pub(super) enum History {
 }
 
 /// Recent event arrivals, to notice a resident that went silent (a dead resident in an active
-/// room). Costs one timestamp and four gaps per room.
+/// room). 32 bytes per room: one timestamp, four gaps and three small counters.
+///
+/// ```text
+///            record            record, …
+///   None ────────────► Seen ◄──────────┐   (probed: false)
+///                       │ └────────────┘
+///            probed()   ▼
+///                 Seen (probed: true) ── record ──► Seen (probed: false)
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub(super) struct Activity {
-    /// When the last event of the room arrived.
-    pub(super) last_event: Option<Timestamp>,
-    /// The latest gaps between events, in milliseconds (a ring).
-    gaps: [u32; Activity::GAPS],
-    /// How many of `gaps` are filled.
-    filled: u8,
-    /// The ring's next slot.
-    next: u8,
-    /// `last_event` when the last probe succeeded: the room is quiet, not dead, and is not
-    /// probed again until another event arrives.
-    pub(super) probed_at: Option<Timestamp>,
+pub(super) enum Activity {
+    /// No event of the room arrived yet.
+    #[default]
+    None,
+    /// Events arrived.
+    Seen {
+        /// When the last one arrived.
+        last: Timestamp,
+        /// The latest gaps between events, in milliseconds (a ring).
+        gaps: [u32; Activity::GAPS],
+        /// How many of `gaps` are filled.
+        filled: u8,
+        /// The ring's next slot.
+        next: u8,
+        /// A probe succeeded since the last event: the room is quiet, not dead, and is not
+        /// probed again until another event arrives.
+        probed: bool,
+    },
 }
 
 impl Activity {
@@ -188,26 +205,52 @@ impl Activity {
 
     /// An event of the room arrived at `now`.
     pub(super) fn record(&mut self, now: Timestamp) {
-        if let Some(last) = self.last_event {
-            let gap = now.saturating_duration_since(last).as_millis();
-            self.gaps[usize::from(self.next)] = u32::try_from(gap).unwrap_or(u32::MAX);
-            self.next = (self.next + 1) % Self::GAPS as u8;
-            self.filled = (self.filled + 1).min(Self::GAPS as u8);
+        match self {
+            Activity::None => {
+                *self = Activity::Seen {
+                    last: now,
+                    gaps: [0; Self::GAPS],
+                    filled: 0,
+                    next: 0,
+                    probed: false,
+                };
+            }
+            Activity::Seen { last, gaps, filled, next, probed } => {
+                let gap = now.saturating_duration_since(*last).as_millis();
+                gaps[usize::from(*next)] = u32::try_from(gap).unwrap_or(u32::MAX);
+                *next = (*next + 1) % Self::GAPS as u8;
+                *filled = (*filled + 1).min(Self::GAPS as u8);
+                *last = (*last).max(now);
+                *probed = false;
+            }
         }
-        self.last_event = Some(self.last_event.map_or(now, |l| l.max(now)));
+    }
+
+    /// A probe succeeded: the room is quiet, not dead, until its next event.
+    pub(super) fn probed(&mut self) {
+        if let Activity::Seen { probed, .. } = self {
+            *probed = true;
+        }
     }
 
     /// After a clock correction back to `now`: no event arrived later than `now`.
     pub(super) fn heal(&mut self, now: Timestamp) {
-        self.last_event = self.last_event.map(|t| t.min(now));
-        self.probed_at = self.probed_at.map(|t| t.min(now));
+        if let Activity::Seen { last, .. } = self {
+            *last = (*last).min(now);
+        }
     }
 
     /// The last event's arrival, if the room is active (all gaps filled) and was not probed
     /// since: only then can silence call for a probe.
     pub(super) fn active(&self) -> Option<Timestamp> {
-        let last = self.last_event?;
-        (usize::from(self.filled) == Self::GAPS && self.probed_at != Some(last)).then_some(last)
+        match self {
+            Activity::Seen { last, filled, probed: false, .. }
+                if usize::from(*filled) == Self::GAPS =>
+            {
+                Some(*last)
+            }
+            _ => None,
+        }
     }
 
     /// When silence means the resident may be dead: `FACTOR ×` the longest recent gap after the
@@ -222,7 +265,8 @@ impl Activity {
         alive_at: Timestamp,
     ) -> Option<Timestamp> {
         let last = self.active()?;
-        let longest = Duration::from_millis(u64::from(*self.gaps.iter().max()?));
+        let Activity::Seen { gaps, .. } = self else { return None };
+        let longest = Duration::from_millis(u64::from(*gaps.iter().max()?));
         let silence = longest.saturating_mul(Self::FACTOR).max(min);
         (silence < renew_after).then(|| last.max(alive_at).saturating_add(silence))
     }
@@ -274,6 +318,7 @@ impl Pacer {
 
 /// Everything known about one room.
 #[derive(Debug, Clone)]
+#[repr(align(64))]
 pub(super) struct Room {
     pub(super) id: OwnedRoomId,
     /// `id`'s hash in the machine's [`RoomIndex`](super::index::RoomIndex), set when indexed.
@@ -284,8 +329,9 @@ pub(super) struct Room {
     /// costs no allocation for its candidate list.
     pub(super) candidates: SmallVec<[Candidate; 1]>,
     /// Peeks being deleted in the background, oldest first, at most
-    /// [`MAX_RETIRED`](super::OutboundPeeks::MAX_RETIRED).
-    pub(super) retired: Vec<Retired>,
+    /// [`MAX_RETIRED`](super::OutboundPeeks::MAX_RETIRED). A thin vector (one pointer, the
+    /// length and capacity behind it): most rooms have none, and the slot stays small.
+    pub(super) retired: ThinVec<Retired>,
     pub(super) access: Option<RoomAccess>,
     pub(super) history: History,
     /// Failed `PUT`s (network, 429) since the last establishment: bounded by `max_attempts`
@@ -311,7 +357,7 @@ impl Room {
             demand,
             phase: Phase::Idle,
             candidates: SmallVec::with_capacity(candidates),
-            retired: Vec::new(),
+            retired: ThinVec::new(),
             access: None,
             history: History::Never,
             attempts: 0,
@@ -401,7 +447,7 @@ mod tests {
         a.record(t(20_000));
         // Gaps of 5 s: 4 × 5 s = 20 s, raised to the 30 s floor.
         assert_eq!(a.silence_deadline(min, renew, Timestamp::ZERO), Some(t(50_000)));
-        a.probed_at = a.last_event;
+        a.probed();
         assert_eq!(
             a.silence_deadline(min, renew, Timestamp::ZERO),
             None,
@@ -413,6 +459,37 @@ mod tests {
             None,
             "a 580 s gap: 4 × that beats renewal"
         );
+    }
+
+    #[test]
+    fn a_clock_correction_does_not_mark_an_unprobed_room_probed() {
+        let mut a = Activity::default();
+        let (min, renew) = (Duration::from_secs(30), Duration::from_secs(1800));
+        for i in 0..5 {
+            a.record(t(100_000 + i * 5_000));
+        }
+        a.probed();
+        a.record(t(130_000));
+        assert!(a.active().is_some(), "an event after the probe: probe-able again");
+        // The clock is corrected back before both the probe and the last event.
+        a.heal(t(50_000));
+        assert_eq!(a.active(), Some(t(50_000)), "still active, still not probed");
+        assert!(a.silence_deadline(min, renew, Timestamp::ZERO).is_some());
+        // An event stamped before the last one (the clock went back) still ends the quiet.
+        a.probed();
+        a.record(t(40_000));
+        assert_eq!(a.active(), Some(t(50_000)));
+    }
+
+    /// Every outbound room costs this much in the machine's slab, peeked or lingering: the
+    /// retired list and the activity ring are kept small so the common room stays in five
+    /// cache lines (BENCHMARKS.md, part 2, tenth step).
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn a_room_takes_at_most_320_bytes() {
+        assert_eq!(std::mem::size_of::<Activity>(), 32);
+        assert_eq!(std::mem::size_of::<Option<Failing>>(), std::mem::size_of::<Failing>());
+        assert!(std::mem::size_of::<Room>() <= 320, "{}", std::mem::size_of::<Room>());
     }
 
     #[test]

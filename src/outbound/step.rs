@@ -8,6 +8,8 @@
 //! due (never a second request for the current peek while one is in flight), deletes retired
 //! peeks in the background, schedules the room's one deadline, or forgets the room.
 
+use std::num::NonZeroU32;
+
 use ruma_common::OwnedServerName;
 
 use super::config::encode_peek_id;
@@ -478,10 +480,10 @@ impl OutboundPeeks {
         failure: &OutboundFailure,
         expires_at: Timestamp,
     ) -> Failing {
-        let failures = failing.map_or(1, |f| f.failures.saturating_add(1));
-        let wait = self.delay(self.room(slot), failures, failure);
+        let failures = failing.map_or(NonZeroU32::MIN, |f| f.failures.saturating_add(1));
+        let wait = self.delay(self.room(slot), failures.get(), failure);
         let left = expires_at.saturating_duration_since(now);
-        let wait = self.config.renewal_retry(&self.room(slot).id, failures, wait, left);
+        let wait = self.config.renewal_retry(&self.room(slot).id, failures.get(), wait, left);
         Failing {
             since: failing.map_or(now, |f| f.since),
             failures,
