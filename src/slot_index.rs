@@ -13,6 +13,7 @@
 use std::hash::{BuildHasher, Hasher, RandomState};
 
 use hashbrown::HashTable;
+use hashbrown::hash_table::{Entry, VacantEntry};
 
 use crate::slab::Slab;
 
@@ -55,6 +56,22 @@ impl SlotIndex {
         self.table.find(hash, matches).copied()
     }
 
+    /// The slot whose value has hash `hash` and for which `is_key` holds, or where such a value
+    /// goes: one probe of the table for both, where [`find`](Self::find) and then
+    /// [`insert`](Self::insert) probe twice. The table makes room for one more slot first.
+    pub(crate) fn entry<T: Hashed>(
+        &mut self,
+        slots: &Slab<T>,
+        hash: u64,
+        mut is_key: impl FnMut(&T) -> bool,
+    ) -> Result<u32, Vacant<'_>> {
+        let matches = |&s: &u32| slots.get(s).is_some_and(|v| v.stored_hash() == hash && is_key(v));
+        match self.table.entry(hash, matches, |&s| stored(slots, s)) {
+            Entry::Occupied(e) => Ok(*e.get()),
+            Entry::Vacant(entry) => Err(Vacant { entry }),
+        }
+    }
+
     /// Indexes `slot`, whose value (already in `slots`, its hash stored) is not indexed yet.
     pub(crate) fn insert<T: Hashed>(&mut self, slots: &Slab<T>, slot: u32) {
         self.table.insert_unique(stored(slots, slot), slot, |&s| stored(slots, s));
@@ -80,6 +97,18 @@ impl SlotIndex {
     /// No slot is indexed.
     pub(crate) fn is_empty(&self) -> bool {
         self.table.is_empty()
+    }
+}
+
+/// Where a key that [`SlotIndex::entry`] did not find goes. Dropping it indexes nothing.
+pub(crate) struct Vacant<'a> {
+    entry: VacantEntry<'a, u32>,
+}
+
+impl Vacant<'_> {
+    /// Indexes `slot`, whose value holds the key and hash this entry was looked up with.
+    pub(crate) fn insert(self, slot: u32) {
+        self.entry.insert(slot);
     }
 }
 
@@ -140,5 +169,33 @@ mod tests {
         assert_eq!(find(&slots, &index, "b", 7), Some(b));
         index.remove(7, a); // twice: nothing left to remove
         assert_eq!(index.len(), 201);
+    }
+
+    #[test]
+    fn an_entry_finds_an_indexed_name_or_indexes_a_new_one_where_it_was_not_found() {
+        let (mut slots, mut index) = (Slab::default(), SlotIndex::default());
+        let a = add(&mut slots, &mut index, "a", 7);
+        let is = |name: &'static str| move |n: &Named| n.name == name;
+        assert_eq!(index.entry(&slots, 7, is("a")).ok(), Some(a));
+        // Same hash, another name: vacant. Dropped, it indexes nothing.
+        assert!(index.entry(&slots, 7, is("b")).is_err());
+        assert_eq!(index.len(), 1);
+        // Grown past its first capacity while new names go in through entries.
+        for i in 0..200u64 {
+            let Err(vacant) = index.entry(&slots, 1000 + i, is("x")) else { panic!("new") };
+            let slot = slots.insert(Named { name: "x", hash: 1000 + i });
+            vacant.insert(slot);
+        }
+        let Err(vacant) = index.entry(&slots, 7, is("b")) else { panic!("b is new") };
+        let b = slots.insert(Named { name: "b", hash: 7 });
+        vacant.insert(b);
+        assert_eq!(index.len(), 202);
+        assert_eq!(index.find(&slots, 7, is("a")), Some(a));
+        assert_eq!(index.find(&slots, 7, is("b")), Some(b));
+        assert_eq!(
+            index.entry(&slots, 1000 + 150, is("x")).ok(),
+            index.find(&slots, 1150, is("x"))
+        );
+        assert!(index.find(&slots, 1150, is("x")).is_some());
     }
 }

@@ -9,7 +9,7 @@ use ruma_common::RoomId;
 
 use super::room::Room;
 use crate::slab::Slab;
-use crate::slot_index::{Hashed, SlotIndex, keyed_hash};
+use crate::slot_index::{Hashed, SlotIndex, Vacant, keyed_hash};
 
 /// Room id → room slot, over the machine's room slab.
 #[derive(Debug, Clone)]
@@ -45,6 +45,18 @@ impl RoomIndex {
     /// The slot of `room`, whose [`hash`](Self::hash) is `hash`, if it has one.
     pub(super) fn find(&self, rooms: &Slab<Room>, hash: u64, room: &RoomId) -> Option<u32> {
         self.slots.find(rooms, hash, |r| *r.id == *room)
+    }
+
+    /// The slot of `room`, whose [`hash`](Self::hash) is `hash`, or where its slot goes once
+    /// the room is in the slab: one probe where [`find`](Self::find) and then
+    /// [`insert`](Self::insert) take two.
+    pub(super) fn entry(
+        &mut self,
+        rooms: &Slab<Room>,
+        hash: u64,
+        room: &RoomId,
+    ) -> Result<u32, Vacant<'_>> {
+        self.slots.entry(rooms, hash, |r| *r.id == *room)
     }
 
     /// Indexes `slot`, whose room (already in `rooms`, its `hash` set) is not indexed yet.

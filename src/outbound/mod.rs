@@ -222,12 +222,14 @@ impl OutboundPeeks {
             return;
         }
         let hash = self.index.hash(room);
-        let slot = match self.index.find(&self.rooms, hash, room) {
-            Some(slot) => slot,
-            None => {
+        let full = self.index.len() >= self.config.max_rooms;
+        // One probe of the index finds the room or where a new one goes.
+        let slot = match self.index.entry(&self.rooms, hash, room) {
+            Ok(slot) => slot,
+            Err(vacant) => {
                 let error = if via.is_empty() {
                     Some(OutboundPeekError::NoCandidates)
-                } else if self.index.len() >= self.config.max_rooms {
+                } else if full {
                     Some(OutboundPeekError::LimitExceeded)
                 } else {
                     None
@@ -239,7 +241,10 @@ impl OutboundPeeks {
                 }
                 // The candidate list is sized once, not grown from empty.
                 let candidates = via.len().min(self.config.max_candidates);
-                self.insert_room(Room::new(room.to_owned(), Demand::Demanded, candidates), hash)
+                let r = Room::new(room.to_owned(), Demand::Demanded, candidates);
+                let slot = self.rooms.insert(Self::admit(&mut self.paced, r, hash));
+                vacant.insert(slot);
+                slot
             }
         };
         self.revive(slot);
@@ -461,14 +466,20 @@ impl OutboundPeeks {
     }
 
     /// Adds `room`, whose id's index hash is `hash`.
-    fn insert_room(&mut self, mut room: Room, hash: u64) -> u32 {
-        if let Some(pacer) = self.paced.remove(&hash) {
+    fn insert_room(&mut self, room: Room, hash: u64) -> u32 {
+        let slot = self.rooms.insert(Self::admit(&mut self.paced, room, hash));
+        self.index.insert(&self.rooms, slot);
+        slot
+    }
+
+    /// `room`, to be indexed under `hash`, with that hash stored and the pacer of a room of
+    /// that hash forgotten while it still held requests back.
+    fn admit(paced: &mut HashMap<u64, Pacer, FxBuild>, mut room: Room, hash: u64) -> Room {
+        if let Some(pacer) = paced.remove(&hash) {
             room.pacer = pacer;
         }
         room.hash = hash;
-        let slot = self.rooms.insert(room);
-        self.index.insert(&self.rooms, slot);
-        slot
+        room
     }
 
     /// Queues the host notifications decided during a handler, after its `Persist`s.
