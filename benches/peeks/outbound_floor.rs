@@ -10,10 +10,12 @@
 //! A create is two steps, as the machine's is: [`open`](OutboundFloor::open) names a fresh peek
 //! id from a counter and reads every byte of the names its `PUT` is built from (room,
 //! resident, peek id); [`answer`](OutboundFloor::answer) takes the resident's grant, finds the
-//! room again, turns the granted interval into a renewal deadline (half of it, clamped as the
-//! machine's defaults clamp it) and files it. A host learns the lease only from the answer, so
-//! no floor can file the deadline in the first step. A remove forgets the room and reads the
-//! names of its `DELETE`, whose answer changes nothing a floor keeps.
+//! room again, checks what the answer says of the room (peekable, in a room version the
+//! machine's defaults support: a host must not serve a peek of a room it cannot read), turns the
+//! granted interval into a renewal deadline (half of it, clamped as the machine's defaults
+//! clamp it) and files it; a room that fails the check is forgotten. A host learns the lease
+//! only from the answer, so no floor can file the deadline in the first step. A remove forgets
+//! the room and reads the names of its `DELETE`, whose answer changes nothing a floor keeps.
 //!
 //! The two layouts differ in how an answer finds its room:
 //! * [`RoomKeyed`] keeps the entries in the map; the answer looks the room id up again (the
@@ -30,7 +32,8 @@
 use std::collections::{BTreeSet, HashMap, hash_map};
 use std::time::Duration;
 
-use matrix_peek::Timestamp;
+use matrix_peek::{RoomAccess, Timestamp};
+use ruma_common::RoomVersionId;
 
 use crate::Churn;
 use crate::outbound::Key;
@@ -44,9 +47,17 @@ pub trait OutboundFloor: Churn<Key> + Default {
     /// Opens (or re-opens) `room`'s peek at `resident`: its `PUT` is in flight. Returns what
     /// the answer needs and the bytes of the `PUT`'s names, summed.
     fn open(&mut self, room: &str, resident: &str) -> (Self::Token, u64);
-    /// The resident granted `room`'s peek, opened as `token`, for `interval` at `now`: files
-    /// the renewal deadline.
-    fn answer(&mut self, room: &str, token: Self::Token, now: u64, interval: Duration);
+    /// The resident granted `room`'s peek, opened as `token`, for `interval` at `now`, and
+    /// told `access`: files the renewal deadline, or forgets the room when `access` does not
+    /// [admit](admits) a peek.
+    fn answer(
+        &mut self,
+        room: &str,
+        token: Self::Token,
+        now: u64,
+        interval: Duration,
+        access: &RoomAccess,
+    );
     /// Forgets `room`'s peek; returns the bytes of the names its `DELETE` is built from (room,
     /// resident, peek id), summed, or `None` when the room had no peek.
     fn close(&mut self, room: &str) -> Option<u64>;
@@ -59,6 +70,18 @@ pub trait OutboundFloor: Churn<Key> + Default {
 fn renew_at(now: u64, interval: Duration) -> Timestamp {
     let half = u64::try_from(interval.as_millis() / 2).unwrap_or(u64::MAX);
     ts(now).saturating_add(Duration::from_millis(half.clamp(1, LONG.as_millis() as u64)))
+}
+
+/// Whether a granted peek of a room with `access` can serve: the room is peekable and its
+/// version one the machine's defaults support (every stable version), as the machine checks
+/// every `PUT`'s answer.
+fn admits(access: &RoomAccess) -> bool {
+    use RoomVersionId::*;
+    access.is_peekable()
+        && matches!(
+            access.room_version,
+            V1 | V2 | V3 | V4 | V5 | V6 | V7 | V8 | V9 | V10 | V11 | V12
+        )
 }
 
 /// Peek id number `n` (8 characters of [`PEEK_ID_CHARS`], as the machine spells its ids) and
@@ -133,11 +156,23 @@ fn check_entries<'a>(entries: impl Iterator<Item = (u32, &'a Entry)>, by_time: &
 /// Entries in the map under the room id; an answer looks the room up again. Deadlines are
 /// filed under the peek's serial (finding the room of a due deadline is not part of a create
 /// or an unpeek, so this layout keeps no serial → room map: a little less than a host keeps).
-#[derive(Default)]
 pub struct RoomKeyed {
     map: HashMap<Box<str>, Entry>,
     by_time: ByTime,
     next: u32,
+    /// What the resident's answers tell of every room (the bench's).
+    access: RoomAccess,
+}
+
+impl Default for RoomKeyed {
+    fn default() -> Self {
+        RoomKeyed {
+            map: HashMap::default(),
+            by_time: ByTime::new(),
+            next: 0,
+            access: crate::access(),
+        }
+    }
 }
 
 impl OutboundFloor for RoomKeyed {
@@ -156,7 +191,18 @@ impl OutboundFloor for RoomKeyed {
     }
 
     #[inline(never)]
-    fn answer(&mut self, room: &str, serial: u32, now: u64, interval: Duration) {
+    fn answer(
+        &mut self,
+        room: &str,
+        serial: u32,
+        now: u64,
+        interval: Duration,
+        access: &RoomAccess,
+    ) {
+        if !admits(access) {
+            std::hint::black_box(self.close(room));
+            return;
+        }
         let at = renew_at(now, interval);
         // An answer for a peek the room no longer has is ignored, as the machine ignores one
         // whose request its room no longer names.
@@ -179,7 +225,6 @@ impl OutboundFloor for RoomKeyed {
 
 /// Entries in a slab, the map holding their slots; an answer reaches its entry by slot, and a
 /// due deadline (filed under the slot) its room.
-#[derive(Default)]
 pub struct SlotKeyed {
     map: HashMap<Box<str>, u32>,
     slots: Vec<Option<Entry>>,
@@ -187,6 +232,21 @@ pub struct SlotKeyed {
     numbers: Slots,
     by_time: ByTime,
     next: u32,
+    /// What the resident's answers tell of every room (the bench's).
+    access: RoomAccess,
+}
+
+impl Default for SlotKeyed {
+    fn default() -> Self {
+        SlotKeyed {
+            map: HashMap::default(),
+            slots: Vec::new(),
+            numbers: Slots::default(),
+            by_time: ByTime::new(),
+            next: 0,
+            access: crate::access(),
+        }
+    }
 }
 
 impl OutboundFloor for SlotKeyed {
@@ -223,7 +283,18 @@ impl OutboundFloor for SlotKeyed {
     }
 
     #[inline(never)]
-    fn answer(&mut self, _room: &str, (slot, serial): (u32, u32), now: u64, interval: Duration) {
+    fn answer(
+        &mut self,
+        room: &str,
+        (slot, serial): (u32, u32),
+        now: u64,
+        interval: Duration,
+        access: &RoomAccess,
+    ) {
+        if !admits(access) {
+            std::hint::black_box(self.close(room));
+            return;
+        }
         let at = renew_at(now, interval);
         // An answer for a peek the slot no longer holds is ignored (see `RoomKeyed::answer`).
         let live = self.slots.get_mut(slot as usize).and_then(Option::as_mut);
@@ -256,17 +327,19 @@ impl OutboundFloor for SlotKeyed {
     }
 }
 
-/// A create on either floor: the `PUT`, then its answer granting `2 × LONG`, both at `now` (as
-/// the machine's bench answers at once). The ids are the bench's.
-fn create<F: OutboundFloor>(f: &mut F, (r, [via]): &Key, now: u64) {
+/// A create on either floor: the `PUT`, then its answer granting `2 × LONG` and telling
+/// `access`, both at `now` (as the machine's bench answers at once). The ids are the bench's.
+fn create<F: OutboundFloor>(f: &mut F, (r, [via]): &Key, now: u64, access: &RoomAccess) {
     let (token, read) = f.open(r.as_str(), via.as_str());
     std::hint::black_box(read);
-    f.answer(r.as_str(), token, now, 2 * LONG);
+    f.answer(r.as_str(), token, now, 2 * LONG, access);
 }
 
 impl Churn<Key> for RoomKeyed {
     fn create(&mut self, key: &Key, now: u64) {
-        create(self, key, now);
+        // An owned copy, as the machine's host hands one to `handle_response` per answer.
+        let access = self.access.clone();
+        create(self, key, now, &access);
     }
     fn remove(&mut self, (r, _): &Key, _now: u64) {
         std::hint::black_box(self.close(r.as_str()));
@@ -275,7 +348,9 @@ impl Churn<Key> for RoomKeyed {
 
 impl Churn<Key> for SlotKeyed {
     fn create(&mut self, key: &Key, now: u64) {
-        create(self, key, now);
+        // An owned copy, as the machine's host hands one to `handle_response` per answer.
+        let access = self.access.clone();
+        create(self, key, now, &access);
     }
     fn remove(&mut self, (r, _): &Key, _now: u64) {
         std::hint::black_box(self.close(r.as_str()));
