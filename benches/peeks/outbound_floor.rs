@@ -50,6 +50,7 @@ pub trait OutboundFloor: Churn<Key> + Default {
     /// The resident granted `room`'s peek, opened as `token`, for `interval` at `now`, and
     /// told `access`: files the renewal deadline, or forgets the room when `access` does not
     /// [admit](admits) a peek.
+    #[inline(never)]
     fn answer(
         &mut self,
         room: &str,
@@ -57,7 +58,17 @@ pub trait OutboundFloor: Churn<Key> + Default {
         now: u64,
         interval: Duration,
         access: &RoomAccess,
-    );
+    ) {
+        if admits(access) {
+            self.grant(room, token, renew_at(now, interval));
+        } else {
+            std::hint::black_box(self.close(room));
+        }
+    }
+    /// Files `room`'s renewal deadline `at` for its peek opened as `token`. An answer for a
+    /// peek the room (or slot) no longer holds is ignored, as the machine ignores one whose
+    /// request its room no longer names.
+    fn grant(&mut self, room: &str, token: Self::Token, at: Timestamp);
     /// Forgets `room`'s peek; returns the bytes of the names its `DELETE` is built from (room,
     /// resident, peek id), summed, or `None` when the room had no peek.
     fn close(&mut self, room: &str) -> Option<u64>;
@@ -190,22 +201,7 @@ impl OutboundFloor for RoomKeyed {
         (serial, read)
     }
 
-    #[inline(never)]
-    fn answer(
-        &mut self,
-        room: &str,
-        serial: u32,
-        now: u64,
-        interval: Duration,
-        access: &RoomAccess,
-    ) {
-        if !admits(access) {
-            std::hint::black_box(self.close(room));
-            return;
-        }
-        let at = renew_at(now, interval);
-        // An answer for a peek the room no longer has is ignored, as the machine ignores one
-        // whose request its room no longer names.
+    fn grant(&mut self, room: &str, serial: u32, at: Timestamp) {
         if let Some(e) = self.map.get_mut(room).filter(|e| e.serial == serial) {
             e.grant(at, serial, &mut self.by_time);
         }
@@ -282,21 +278,7 @@ impl OutboundFloor for SlotKeyed {
         ((slot, serial), read)
     }
 
-    #[inline(never)]
-    fn answer(
-        &mut self,
-        room: &str,
-        (slot, serial): (u32, u32),
-        now: u64,
-        interval: Duration,
-        access: &RoomAccess,
-    ) {
-        if !admits(access) {
-            std::hint::black_box(self.close(room));
-            return;
-        }
-        let at = renew_at(now, interval);
-        // An answer for a peek the slot no longer holds is ignored (see `RoomKeyed::answer`).
+    fn grant(&mut self, _room: &str, (slot, serial): (u32, u32), at: Timestamp) {
         let live = self.slots.get_mut(slot as usize).and_then(Option::as_mut);
         if let Some(e) = live.filter(|e| e.serial == serial) {
             e.grant(at, slot, &mut self.by_time);
