@@ -317,6 +317,9 @@ impl Pacer {
 }
 
 /// Everything known about one room.
+///
+/// Aligned to a cache line: at 320 bytes a room then takes exactly five lines of the slab,
+/// where a room starting mid-line would touch six.
 #[derive(Debug, Clone)]
 #[repr(align(64))]
 pub(super) struct Room {
