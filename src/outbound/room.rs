@@ -240,14 +240,14 @@ impl Activity {
         }
     }
 
-    /// The last event's arrival, if the room is active (all gaps filled) and was not probed
-    /// since: only then can silence call for a probe.
-    pub(super) fn active(&self) -> Option<Timestamp> {
+    /// The last event's arrival and the recent gaps, if the room is active (all gaps filled)
+    /// and was not probed since: only then can silence call for a probe.
+    fn active(&self) -> Option<(Timestamp, &[u32; Self::GAPS])> {
         match self {
-            Activity::Seen { last, filled, probed: false, .. }
+            Activity::Seen { last, gaps, filled, probed: false, .. }
                 if usize::from(*filled) == Self::GAPS =>
             {
-                Some(*last)
+                Some((*last, gaps))
             }
             _ => None,
         }
@@ -257,18 +257,18 @@ impl Activity {
     /// last sign of life (the last event, or `alive_at`, the peek's last successful `PUT` or
     /// renewal), at least `min`; `None` for a room that is not active (too few events, or gaps
     /// so long that the next renewal comes first anyway), or that was already probed since its
-    /// last event.
+    /// last event. `renew_after` (the delay of the peek's normal renewal) is worked out only
+    /// for an active room: most rooms are not, and it costs float maths.
     pub(super) fn silence_deadline(
         &self,
         min: Duration,
-        renew_after: Duration,
         alive_at: Timestamp,
+        renew_after: impl FnOnce() -> Duration,
     ) -> Option<Timestamp> {
-        let last = self.active()?;
-        let Activity::Seen { gaps, .. } = self else { return None };
+        let (last, gaps) = self.active()?;
         let longest = Duration::from_millis(u64::from(*gaps.iter().max()?));
         let silence = longest.saturating_mul(Self::FACTOR).max(min);
-        (silence < renew_after).then(|| last.max(alive_at).saturating_add(silence))
+        (silence < renew_after()).then(|| last.max(alive_at).saturating_add(silence))
     }
 }
 
@@ -442,23 +442,23 @@ mod tests {
         for i in 0..4 {
             a.record(t(i * 5_000));
             assert_eq!(
-                a.silence_deadline(min, renew, Timestamp::ZERO),
+                a.silence_deadline(min, Timestamp::ZERO, || renew),
                 None,
                 "{i} events are not activity yet"
             );
         }
         a.record(t(20_000));
         // Gaps of 5 s: 4 × 5 s = 20 s, raised to the 30 s floor.
-        assert_eq!(a.silence_deadline(min, renew, Timestamp::ZERO), Some(t(50_000)));
+        assert_eq!(a.silence_deadline(min, Timestamp::ZERO, || renew), Some(t(50_000)));
         a.probed();
         assert_eq!(
-            a.silence_deadline(min, renew, Timestamp::ZERO),
+            a.silence_deadline(min, Timestamp::ZERO, || renew),
             None,
             "probed: quiet, not dead"
         );
         a.record(t(600_000));
         assert_eq!(
-            a.silence_deadline(min, renew, Timestamp::ZERO),
+            a.silence_deadline(min, Timestamp::ZERO, || renew),
             None,
             "a 580 s gap: 4 × that beats renewal"
         );
@@ -476,12 +476,12 @@ mod tests {
         assert!(a.active().is_some(), "an event after the probe: probe-able again");
         // The clock is corrected back before both the probe and the last event.
         a.heal(t(50_000));
-        assert_eq!(a.active(), Some(t(50_000)), "still active, still not probed");
-        assert!(a.silence_deadline(min, renew, Timestamp::ZERO).is_some());
+        assert_eq!(a.active().map(|(last, _)| last), Some(t(50_000)), "still active, not probed");
+        assert!(a.silence_deadline(min, Timestamp::ZERO, || renew).is_some());
         // An event stamped before the last one (the clock went back) still ends the quiet.
         a.probed();
         a.record(t(40_000));
-        assert_eq!(a.active(), Some(t(50_000)));
+        assert_eq!(a.active().map(|(last, _)| last), Some(t(50_000)));
     }
 
     /// Every outbound room costs this much in the machine's slab, peeked or lingering: the

@@ -191,11 +191,12 @@ impl OutboundPeeks {
 
     /// When an active, demanded room's silence calls for an early renewal (a probe).
     pub(super) fn silence_deadline(&self, slot: u32, lease: &Lease) -> Option<Timestamp> {
-        // Most rooms are not active (or were probed): no need to work out the renewal delay.
-        self.room(slot).activity.active()?;
-        let renew_after = self.config.renew_after(lease.interval);
-        let alive_at = lease.renewed_at;
-        self.room(slot).activity.silence_deadline(self.config.min_silence, renew_after, alive_at)
+        let renew_after = || self.config.renew_after(lease.interval);
+        self.room(slot).activity.silence_deadline(
+            self.config.min_silence,
+            lease.renewed_at,
+            renew_after,
+        )
     }
 
     /// Whether the failing current peek on `server` may fail over at `now`: `due` has passed
