@@ -53,21 +53,39 @@ fn live_keys<P: Keys>(ids: &P, n: usize, ops: usize) -> Vec<P::Key> {
 fn warm_creates<P: Keys, T: Churn<P::Key>>(t: &mut T, ids: &P, n: usize, ops: usize, now0: u64) {
     let keys: Vec<P::Key> = (0..spare(n)).map(|e| ids.warm(e)).collect();
     let mut now = now0;
+    let end = |t: &mut T, k: &P::Key, now| t.remove(k, now);
     // One round first, not collected (as the bench's warm-up): the first creates past the
     // population grow vectors sized for it (a one-off copy of megabytes that a 10 000-op sample
     // would charge to its ops).
-    keys.iter().for_each(|k| t.create(k, now));
-    now += 1;
-    keys.iter().for_each(|k| t.remove(k, now));
-    now += 1;
+    warm_up(t, &keys, &mut now, end);
     let mut done = 0;
     while done < ops {
         let chunk = &keys[..keys.len().min(ops - done)];
-        profiled(t, chunk, now, |t, k, now| t.create(k, now));
-        now += chunk.len() as u64;
-        chunk.iter().for_each(|k| t.remove(k, now));
+        created_and_ended(t, chunk, &mut now, end);
         done += chunk.len();
     }
+}
+
+/// Creates `keys` and ends them again with `end`, none of it collected, one millisecond for
+/// each half.
+fn warm_up<K, T: Churn<K>>(t: &mut T, keys: &[K], now: &mut u64, end: impl Fn(&mut T, &K, u64)) {
+    keys.iter().for_each(|k| t.create(k, *now));
+    *now += 1;
+    keys.iter().for_each(|k| end(t, k, *now));
+    *now += 1;
+}
+
+/// Creates `keys` (collected, each at its own millisecond), then ends them with `end` (not
+/// collected).
+fn created_and_ended<K, T: Churn<K>>(
+    t: &mut T,
+    keys: &[K],
+    now: &mut u64,
+    end: impl Fn(&mut T, &K, u64),
+) {
+    profiled(t, keys, *now, |t, k, now| t.create(k, now));
+    *now += keys.len() as u64;
+    keys.iter().for_each(|k| end(t, k, *now));
 }
 
 /// The cold create: chunks of `spare(n)` keys never seen before are created (collected) and
@@ -81,18 +99,13 @@ fn cold_creates<P: Keys, T: Churn<P::Key>>(t: &mut T, ids: &P, n: usize, ops: us
         next += c as u64;
         (next - c as u64..next).map(|k| ids.cold(k)).collect::<Vec<P::Key>>()
     };
+    let end = |t: &mut T, k: &P::Key, now| t.forget(k, now);
     // One round first, not collected, as in `warm_creates`.
-    let first = chunk(spare(n));
-    first.iter().for_each(|k| t.create(k, now));
-    now += 1;
-    first.iter().for_each(|k| t.forget(k, now));
-    now += 1;
+    warm_up(t, &chunk(spare(n)), &mut now, end);
     let mut done = 0;
     while done < ops {
         let keys = chunk(spare(n).min(ops - done));
-        profiled(t, &keys, now, |t, k, now| t.create(k, now));
-        now += keys.len() as u64;
-        keys.iter().for_each(|k| t.forget(k, now));
+        created_and_ended(t, &keys, &mut now, end);
         done += keys.len();
     }
 }
