@@ -11,7 +11,8 @@
 #   estimate from its `new/estimates.json` (the slope for linear sampling, else the mean):
 #   the middle number of criterion's `time: [...]` line.
 # * The load is recorded with every run: /proc/loadavg before and after, and every 15 s the
-#   processes using the CPU besides the bench (the machine is shared with other jobs).
+#   processes using the CPU besides the bench (the machine is shared with other jobs). So is
+#   the host's CPU, once per series (model, family, caches: ratios differ between hosts).
 # * A machine/floor ratio is taken within each run (the machine's figure over the floor's of
 #   the same run, same size), then its minimum and median over the runs are reported.
 #
@@ -53,6 +54,16 @@ bin=$(cargo bench --bench peeks --no-run --message-format=json 2>/dev/null \
 rev=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- benches src || echo +dirty)
 : >"$raw"
 : >"$loadlog"
+# The CPU the series ran on: ratios move between hosts (BENCHMARKS.md, part 2, eleventh step),
+# and a VM's model name alone (`AMD EPYC`) does not tell them apart.
+cpu=$(lscpu 2>/dev/null | awk -F: '
+    /^Model name/ { gsub(/^ +/, "", $2); name = $2 }
+    /^CPU family/ { gsub(/ /, "", $2); family = $2 }
+    /^Model:/ { gsub(/ /, "", $2); model = $2 }
+    /^L2 cache/ { gsub(/^ +/, "", $2); l2 = $2 }
+    /^L3 cache/ { gsub(/^ +/, "", $2); l3 = $2 }
+    END { printf "%s (family %s, model %s), L2 %s, L3 %s", name, family, model, l2, l3 }')
+printf 'host\t%s\t%s\n' "$(nproc) cores" "${cpu:-unknown}" >>"$loadlog"
 
 # Every 15 s: the load average and the other busy processes (what else was running).
 sample_load() {

@@ -46,12 +46,14 @@ for bid in sorted(fig):
         print(f"| {bid} | {min(r):.2f}× | {statistics.median(r):.2f}× | "
               + " / ".join(f"{x:.2f}" for x in r) + " |")
 
-print("\nLoad (1/5/15-min averages, 2 cores):\n")
+print("\nHost and load (1/5/15-min averages):\n")
 busy = collections.Counter()
 samples = []
 for line in open(loadlog):
     parts = line.rstrip("\n").split("\t")
-    if parts[0] == "run":
+    if parts[0] == "host":
+        print(f"* host: {parts[1]}, {parts[2]}")
+    elif parts[0] == "run":
         print(f"* run {parts[1]} ({parts[2]}): before {parts[3]}, after {parts[4]}")
     elif parts[0] == "sample":
         samples.append(float(parts[2].split()[0]))
