@@ -18,8 +18,9 @@
 #   target/profiling so the ordinary target dir is untouched), then runs each workload and side
 #   under `valgrind --tool=callgrind --cache-sim=yes --toggle-collect='*collected*'`: only the
 #   ops are collected, not building the population. The simulated caches: D1 32 KiB 8-way, LL
-#   32 MiB 16-way (a server part's L3 share; the VM reports the host's whole 480 MiB L3, in
-#   which nothing would miss).
+#   32 MiB 16-way (a server part's L3 share, fixed so that counts compare across hosts: the
+#   VMs of part 2 reported a 480 MiB L3 on one host, in which nothing would miss, and 32 MiB
+#   on another).
 # * Per workload and side it prints (benches/callgrind.py) Ir, D1 and LL misses per op, the
 #   self cost grouped by what the code does, and the inclusive cost of the functions called.
 #   The raw callgrind files stay in target/profiling/callgrind/ for
