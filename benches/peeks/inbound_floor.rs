@@ -283,6 +283,8 @@ impl InboundFloor {
 }
 
 impl Side for InboundSide {
+    /// The inbound machine forgets an ended peek (its `Persist` removes the record).
+    const RETAINS: bool = false;
     fn add(&mut self, slot: u32, [server, room, _id]: [&str; 3]) {
         let (s, r) = self.number(server, room);
         self.count(slot, s, r, 0);
@@ -290,7 +292,18 @@ impl Side for InboundSide {
     fn end(&mut self, slot: u32) {
         self.uncount(slot);
     }
-    fn check_slots(&self, slots: &mut dyn Iterator<Item = u32>) {
-        self.check(slots);
+    fn retain_end(&mut self, _slot: u32) {
+        unreachable!("the inbound floor keeps no ended peek");
+    }
+    fn revive(&mut self, _slot: u32) {
+        unreachable!("the inbound floor keeps no ended peek");
+    }
+    fn check_slots(
+        &self,
+        live: &mut dyn Iterator<Item = u32>,
+        ended: &mut dyn Iterator<Item = u32>,
+    ) {
+        assert_eq!(ended.count(), 0, "inbound floor: an ended peek kept");
+        self.check(live);
     }
 }

@@ -130,8 +130,13 @@ impl Churn<Key> for LocalFloor {
     fn create(&mut self, (u, d, r): &Key, now: u64) {
         self.upsert(u.as_str(), d.as_str(), r.as_str(), deadline(now));
     }
+    /// Ends the peek and keeps it, as the machine's unpeek does.
     fn remove(&mut self, (u, d, r): &Key, _now: u64) {
         black_box(LocalFloor::remove(self, u.as_str(), d.as_str(), r.as_str()));
+    }
+    /// Ends the peek and collects it, as the machine's unpeek and `handle_timeout` do.
+    fn forget(&mut self, (u, d, r): &Key, _now: u64) {
+        black_box(LocalFloor::forget(self, u.as_str(), d.as_str(), r.as_str()));
     }
 }
 

@@ -11,6 +11,7 @@
 //!   its first live peeker and its last (§4.4);
 //! * a stream position per change, and each peek's start (and end) position, for `/sync`
 //!   (§4.3);
+//! * each device's count of kept ended peeks (the machine caps them per device too);
 //! * slots freed by a removal, taken again first (as the machine's slab does).
 //!
 //! They differ in how a peek is found from its names, and each op is measured against the
@@ -25,11 +26,15 @@
 //! it hashes nothing (as the machine removes by the hash it stored). No one tracker gets
 //! both; the floor takes the cheaper of each.
 //!
-//! An expiry reads the names an end's store write is keyed by and, with the default
-//! retention, keeps the ended entry for `/sync` until it is collected, as the machine does;
-//! the unpeek floors forget it at once (the per-op workloads' zero retention). What no floor
-//! does, though the machine does: write outputs (`Persist`, `Wake`, `PeekEnded`,
-//! `RoomDemand`). Ratios against them are upper bounds, by that much.
+//! An unpeek keeps the ended entry for `/sync`, marked ended and queued for its collection, as
+//! the machine does (with the per-op workloads' zero retention too: the machine collects it at
+//! its next `handle_timeout`, which no per-op workload runs); a create of an ended key revives
+//! the entry, keeping its numbers, as the machine revives its entry; a cold create's undo
+//! (`forget`) collects it at once, as the machine's `handle_timeout` does. An expiry reads the
+//! names an end's store write is keyed by and, with the default retention, keeps the ended
+//! entry in the same way, or forgets it (zero retention: the machine's same call collects it).
+//! What no floor does, though the machine does: write outputs (`Persist`, `Wake`,
+//! `PeekEnded`, `RoomDemand`). Ratios against them are upper bounds, by that much.
 
 use std::collections::BTreeSet;
 use std::hash::{BuildHasher, RandomState};
@@ -40,7 +45,7 @@ use hashbrown::{HashTable, hash_table};
 use matrix_peek::Timestamp;
 
 use crate::key_floor::{KeyFloor, Side};
-use crate::support::{Names, Slots, file_deadline, read_name};
+use crate::support::{ENDED, Names, Slots, file_deadline, read_name};
 
 /// The local floor of renewals and unpeeks: peeks keyed by their joined id strings.
 pub type LocalKeyFloor = KeyFloor<LocalSide>;
@@ -60,6 +65,16 @@ pub struct LocalSide {
     rooms: Names,
     /// Live peeks per device number.
     device_live: Vec<u32>,
+    /// Kept ended peeks per device number.
+    device_ended: Vec<u32>,
+    /// Kept ended peeks in the order they ended, as (slot, end position), for a collection
+    /// once the retention (the same for all) is over: no workload runs one. An entry whose
+    /// slot has not kept that end (peeked again, or collected) is stale: it would be skipped,
+    /// and stale entries are dropped once they outnumber the kept ends (a revival does not
+    /// search the queue; the machine's cancels a listed deadline).
+    collect: Vec<(u32, u64)>,
+    /// Kept ended peeks.
+    ended: usize,
     /// Per room number: the slots of its live peeks.
     peekers: Vec<Vec<u32>>,
     /// Each slot's peek.
@@ -104,6 +119,7 @@ impl LocalSide {
         let (dev, new) = self.devices.number(&self.name);
         if new {
             self.device_live.push(0);
+            self.device_ended.push(0);
         }
         let (room, new) = self.rooms.number(r);
         if new {
@@ -153,6 +169,37 @@ impl LocalSide {
         self.position
     }
 
+    /// Ends the live peek in `slot` and keeps it: out of the live counts, its end position
+    /// kept, counted among its device's ended peeks and queued for collection.
+    fn retain_end(&mut self, slot: u32) {
+        let position = self.uncount(slot);
+        let peek = &mut self.of_slot[slot as usize];
+        peek.ended = position;
+        self.device_ended[peek.dev as usize] += 1;
+        self.ended += 1;
+        self.collect.push((slot, position));
+        if self.collect.len() > 2 * self.ended + 64 {
+            let of_slot = &self.of_slot;
+            self.collect.retain(|&(s, at)| of_slot[s as usize].ended == at);
+        }
+    }
+
+    /// The kept ended peek in `slot` peeked again: live again under the numbers it had.
+    fn revive(&mut self, slot: u32, hash: u64) {
+        let SlotPeek { dev, room, .. } = self.of_slot[slot as usize];
+        self.device_ended[dev as usize] -= 1;
+        self.ended -= 1;
+        self.count(slot, dev, room, hash);
+    }
+
+    /// The kept ended peek in `slot` collected (its slot is the caller's to free).
+    fn collected(&mut self, slot: u32) {
+        let peek = &mut self.of_slot[slot as usize];
+        self.device_ended[peek.dev as usize] -= 1;
+        self.ended -= 1;
+        peek.ended = 0;
+    }
+
     /// Reads the names of the peek in `slot` (a store write of its end is keyed by them);
     /// returns their bytes, summed.
     fn read_names(&self, slot: u32) -> u64 {
@@ -160,11 +207,27 @@ impl LocalSide {
         read_name(read_name(0, self.devices.name(dev)), self.rooms.name(room))
     }
 
-    /// Checks every count and list against the live peeks' `slots`.
-    fn check(&self, slots: impl Iterator<Item = u32>) {
+    /// Checks every count and list against the `live` peeks' slots and the kept `ended`
+    /// ones' (each of those queued for collection).
+    fn check(&self, live: impl Iterator<Item = u32>, ended: impl Iterator<Item = u32>) {
+        let mut device_ended = vec![0; self.device_ended.len()];
+        let mut kept = 0;
+        let queued: std::collections::HashSet<(u32, u64)> = self.collect.iter().copied().collect();
+        for slot in ended {
+            let SlotPeek { dev, started, ended, .. } = self.of_slot[slot as usize];
+            assert!(ended > started, "local floor: slot {slot}'s end");
+            assert!(queued.contains(&(slot, ended)), "local floor: end in slot {slot} not queued");
+            device_ended[dev as usize] += 1;
+            kept += 1;
+        }
+        assert_eq!(device_ended, self.device_ended, "local floor: per-device ended counts");
+        assert_eq!(kept, self.ended, "local floor: kept ends");
+        // A queued end its slot still keeps is one of the kept ends (counted above), once.
+        let current = self.collect.iter().filter(|&&(s, at)| self.of_slot[s as usize].ended == at);
+        assert_eq!(current.count(), kept, "local floor: queued ends");
         let mut device_live = vec![0; self.device_live.len()];
         let mut peekers = vec![Vec::new(); self.peekers.len()];
-        for slot in slots {
+        for slot in live {
             // Tallied here, not through `count`, so that a slip there shows.
             let SlotPeek { dev, room, started, ended, .. } = self.of_slot[slot as usize];
             assert!(started > 0 && started <= self.position, "local floor: slot {slot}'s start");
@@ -199,14 +262,12 @@ impl LocalSide {
 #[derive(Default, Clone)]
 pub struct LocalFloor {
     side: LocalSide,
-    /// The peeks; a retained ended one has the deadline [`ENDED`].
+    /// The peeks; a kept ended one has the deadline [`ENDED`] (its side queues it for
+    /// collection).
     peeks: HashTable<FloorPeek>,
     hasher: RandomState,
     by_time: BTreeSet<(Timestamp, u32)>,
     slots: Slots,
-    /// Retained ended peeks, in the order they ended, for a collection once the retention (the
-    /// same for all) is over: no workload runs one; it would skip an entry peeked again since.
-    collect: Vec<(u32, u32)>,
 }
 
 /// A peek in [`LocalFloor::peeks`].
@@ -225,10 +286,6 @@ pub enum Ended {
     Retained,
     Forgotten,
 }
-
-/// The deadline of a retained ended peek's entry in [`LocalFloor::peeks`] (it has none; its
-/// slot keeps its start and end). The bench's deadlines are all far later.
-const ENDED: Timestamp = Timestamp::ZERO;
 
 impl LocalFloor {
     /// The floor holding `items` (the last of a key wins), built as a restore would: the peek
@@ -254,10 +311,10 @@ impl LocalFloor {
             hash_table::Entry::Occupied(mut e) => {
                 let peek = e.get_mut();
                 if peek.at == ENDED {
-                    // A retained end peeked again: a new live peek in the same slot.
+                    // A kept end peeked again: a new live peek in the same slot.
                     peek.at = at;
                     let slot = peek.slot;
-                    self.side.count(slot, key.0, key.1, hash);
+                    self.side.revive(slot, hash);
                     return (slot, None);
                 }
                 (peek.slot, Some(std::mem::replace(&mut peek.at, at)))
@@ -279,18 +336,34 @@ impl LocalFloor {
         file_deadline(&mut self.by_time, slot, old, at);
     }
 
-    /// Ends the peek of device `(u, d)` on room `r`; returns whether it was live.
+    /// Ends the peek of device `(u, d)` on room `r` and keeps it for `/sync`, queued for
+    /// collection; returns whether it was live.
     #[inline(never)]
     pub fn remove(&mut self, u: &str, d: &str, r: &str) -> bool {
         let Some(key) = self.side.find(u, d, r) else { return false };
         let hash = self.hasher.hash_one(key);
-        let Ok(e) = self.peeks.find_entry(hash, |p| p.key == key) else { return false };
-        if e.get().at == ENDED {
+        let Some(peek) = self.peeks.find_mut(hash, |p| p.key == key) else { return false };
+        if peek.at == ENDED {
             return false;
         }
-        let (FloorPeek { at, slot, .. }, _) = e.remove();
+        let (at, slot) = (std::mem::replace(&mut peek.at, ENDED), peek.slot);
         self.by_time.remove(&(at, slot));
-        self.side.uncount(slot);
+        self.side.retain_end(slot);
+        true
+    }
+
+    /// Ends the peek of device `(u, d)` on room `r` and collects it at once (the undo of a cold
+    /// create: the machine's unpeek, then its `handle_timeout` at zero retention); returns
+    /// whether it was live.
+    pub fn forget(&mut self, u: &str, d: &str, r: &str) -> bool {
+        if !self.remove(u, d, r) {
+            return false;
+        }
+        let key = self.side.find(u, d, r).expect("a kept end's names");
+        let hash = self.hasher.hash_one(key);
+        let entry = self.peeks.find_entry(hash, |p| p.key == key).expect("a kept end");
+        let (FloorPeek { slot, .. }, _) = entry.remove();
+        self.side.collected(slot);
         self.slots.give(slot);
         true
     }
@@ -309,17 +382,16 @@ impl LocalFloor {
                 break;
             }
             self.by_time.pop_first();
-            let SlotPeek { dev, room, hash, .. } = self.side.of_slot[slot as usize];
+            let hash = self.side.of_slot[slot as usize].hash;
             names = names.wrapping_add(self.side.read_names(slot));
-            let position = self.side.uncount(slot);
             let entry = self.peeks.find_entry(hash, |p| p.slot == slot).expect("a live peek");
             match ended {
                 Ended::Retained => {
                     entry.into_mut().at = ENDED;
-                    self.side.of_slot[slot as usize].ended = position;
-                    self.collect.push((dev, room));
+                    self.side.retain_end(slot);
                 }
                 Ended::Forgotten => {
+                    self.side.uncount(slot);
                     black_box(entry.remove());
                     self.slots.give(slot);
                 }
@@ -331,46 +403,31 @@ impl LocalFloor {
     }
 
     /// Checks that the floor holds `n` live peeks and that every count and list is what its
-    /// live peeks make it.
+    /// live peeks (and its kept ended ones) make it.
     pub fn check(&self, n: usize) {
         let live = || self.peeks.iter().filter(|p| p.at != ENDED);
         assert_eq!(live().count(), n, "local floor: live peeks");
         assert_eq!(self.by_time.len(), n, "local floor: deadlines");
-        let (mut ends, mut live_keys) = (Vec::<(u32, u32)>::new(), Vec::new());
         for p in self.peeks.iter() {
             let peek = self.side.of_slot[p.slot as usize];
             let slot = p.slot;
             assert_eq!((peek.dev, peek.room), p.key, "local floor: slot {slot}'s device and room");
             assert_eq!(peek.hash, self.hasher.hash_one(p.key), "local floor: slot {slot}'s hash");
-            if p.at == ENDED {
-                assert!(peek.ended > peek.started, "local floor: slot {slot}'s end");
-                ends.push(p.key);
-            } else {
+            if p.at != ENDED {
                 assert!(
                     self.by_time.contains(&(p.at, slot)),
                     "local floor: slot {slot}'s deadline"
                 );
-                live_keys.push(p.key);
             }
         }
-        // Every retained end is queued; an entry queued and peeked again since is live.
-        let mut queued: Vec<(u32, u32)> = self.collect.clone();
-        queued.sort_unstable();
-        queued.dedup();
-        ends.sort_unstable();
-        for key in &ends {
-            assert!(queued.binary_search(key).is_ok(), "local floor: end {key:?} not queued");
-        }
-        live_keys.sort_unstable();
-        for key in &queued {
-            let known = ends.binary_search(key).is_ok() || live_keys.binary_search(key).is_ok();
-            assert!(known, "local floor: queued {key:?} is neither retained nor live");
-        }
-        self.side.check(live().map(|p| p.slot));
+        let ended = self.peeks.iter().filter(|p| p.at == ENDED).map(|p| p.slot);
+        self.side.check(live().map(|p| p.slot), ended);
     }
 }
 
 impl Side for LocalSide {
+    /// The local machine keeps an ended entry for `/sync` until it is collected.
+    const RETAINS: bool = true;
     fn add(&mut self, slot: u32, [u, d, r]: [&str; 3]) {
         let (dev, room) = self.number(u, d, r);
         self.count(slot, dev, room, 0);
@@ -378,7 +435,17 @@ impl Side for LocalSide {
     fn end(&mut self, slot: u32) {
         self.uncount(slot);
     }
-    fn check_slots(&self, slots: &mut dyn Iterator<Item = u32>) {
-        self.check(slots);
+    fn retain_end(&mut self, slot: u32) {
+        LocalSide::retain_end(self, slot);
+    }
+    fn revive(&mut self, slot: u32) {
+        LocalSide::revive(self, slot, 0);
+    }
+    fn check_slots(
+        &self,
+        live: &mut dyn Iterator<Item = u32>,
+        ended: &mut dyn Iterator<Item = u32>,
+    ) {
+        self.check(live, ended);
     }
 }

@@ -358,10 +358,27 @@ pub fn file_deadline(
     by_time.insert((at, slot));
 }
 
+/// The deadline of a floor entry whose peek ended and is kept for `/sync` (a local floor's
+/// retained end): it has none, its side queues it for collection. The bench's deadlines are
+/// all far later.
+pub const ENDED: Timestamp = Timestamp::ZERO;
+
+/// What [`Floor::upsert`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Upserted {
+    /// A new key, in this slot.
+    New(u32),
+    /// A kept ended peek ([`Floor::end`]) peeked again, live again in its slot.
+    Revived(u32),
+    /// A live key: its deadline moved.
+    Moved,
+}
+
 /// A map of peeks keyed by their joined id strings (std's keyed SipHash) plus a `BTreeSet` of
 /// deadlines: the base of the floors (docs/architecture.md §12). Alone it is the renew floor
 /// (one upsert and one deadline move) and the memory example's; the inbound and local floors
 /// keep their counts beside it or key by numbers instead (`inbound_floor`, `local_floor`).
+/// An entry whose deadline is [`ENDED`] is a peek that ended and is kept ([`end`](Self::end)).
 /// Its operations are `#[inline(never)]`, like the machine's calls into the library crate, so
 /// neither side is inlined into the bench loop.
 #[derive(Default, Clone)]
@@ -383,20 +400,37 @@ impl Floor {
         buf.push('|');
         buf.push_str(c);
     }
-    /// Upsert: a new key gets a deadline, an existing one has its deadline moved. Returns
-    /// the new key's slot (`None` when the key was there).
+    /// Upsert: a new key gets a deadline, a live one has its deadline moved, a kept ended one
+    /// gets a deadline again.
     #[inline(never)]
-    pub fn upsert(&mut self, a: &str, b: &str, c: &str, at: Timestamp) -> Option<u32> {
+    pub fn upsert(&mut self, a: &str, b: &str, c: &str, at: Timestamp) -> Upserted {
         Self::key(&mut self.buf, a, b, c);
         if let Some((old, slot)) = self.map.get_mut(self.buf.as_str()) {
-            file_deadline(&mut self.by_time, *slot, Some(std::mem::replace(old, at)), at);
-            None
+            let (old, slot) = (std::mem::replace(old, at), *slot);
+            if old == ENDED {
+                file_deadline(&mut self.by_time, slot, None, at);
+                return Upserted::Revived(slot);
+            }
+            file_deadline(&mut self.by_time, slot, Some(old), at);
+            Upserted::Moved
         } else {
             let slot = self.slots.take();
             self.map.insert(self.buf.as_str().into(), (at, slot));
             file_deadline(&mut self.by_time, slot, None, at);
-            Some(slot)
+            Upserted::New(slot)
         }
+    }
+    /// Ends the live key and keeps its entry, marked [`ENDED`] (its collection is the
+    /// caller's); returns its slot (`None` when the key was not live).
+    #[inline(never)]
+    pub fn end(&mut self, a: &str, b: &str, c: &str) -> Option<u32> {
+        Self::key(&mut self.buf, a, b, c);
+        let (at, slot) = self.map.get_mut(self.buf.as_str())?;
+        if *at == ENDED {
+            return None;
+        }
+        self.by_time.remove(&(std::mem::replace(at, ENDED), *slot));
+        Some(*slot)
     }
     /// Removes the key; returns its slot (`None` when it was not there).
     pub fn remove_slot(&mut self, a: &str, b: &str, c: &str) -> Option<u32> {
