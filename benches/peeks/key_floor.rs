@@ -112,7 +112,7 @@ impl<S: Side> KeyFloor<S> {
             assert!(self.keys.by_time.contains(&(at, slot)), "key floor: slot {slot}'s deadline");
         }
         assert!(S::RETAINS || live().count() == entries().count(), "key floor: an end kept");
-        let ended = entries().filter(|&&(at, _)| at == ENDED).map(|&(_, slot)| slot);
-        self.side.check_slots(&mut live().map(|&(_, slot)| slot), &mut ended.into_iter());
+        let mut ended = entries().filter(|&&(at, _)| at == ENDED).map(|&(_, slot)| slot);
+        self.side.check_slots(&mut live().map(|&(_, slot)| slot), &mut ended);
     }
 }
