@@ -106,7 +106,7 @@ fn main() {
             let (s, r, id) = ids.key(i);
             f.upsert(ids.servers[s].as_str(), ids.rooms[r].as_str(), id, ts(T0));
         }
-        lines.push(line("floor", n, f.map.len(), held(&region), strings));
+        lines.push(line("floor", n, f.len(), held(&region), strings));
         drop(f);
         drop(ids);
 

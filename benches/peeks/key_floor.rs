@@ -11,8 +11,6 @@
 //! Why renewals and unpeeks use this keying and creates the numbered one: `inbound_floor`
 //! and `local_floor`.
 
-use std::collections::HashMap;
-
 use matrix_peek::Timestamp;
 
 use crate::support::{ENDED, Floor, Upserted};
@@ -52,20 +50,13 @@ impl<S: Side> KeyFloor<S> {
     /// map sized once, each new key counted as it is inserted, the deadline set built in bulk
     /// from the map (one sort and an O(n) tree build).
     pub fn bulk<'a>(n: usize, items: impl IntoIterator<Item = ([&'a str; 3], Timestamp)>) -> Self {
-        let mut f = KeyFloor::<S>::default();
-        f.keys.map = HashMap::with_capacity(n);
-        let mut key = String::new();
+        let mut f = KeyFloor::<S> { keys: Floor::with_capacity(n), ..KeyFloor::default() };
         for ([a, b, c], at) in items {
-            Floor::key(&mut key, a, b, c);
-            if let Some((old, _)) = f.keys.map.get_mut(key.as_str()) {
-                *old = at;
-            } else {
-                let slot = f.keys.slots.take();
-                f.keys.map.insert(key.as_str().into(), (at, slot));
+            if let Some(slot) = f.keys.put(a, b, c, at) {
                 f.side.add(slot, [a, b, c]);
             }
         }
-        f.keys.by_time = f.keys.map.values().copied().collect();
+        f.keys.by_time = f.keys.entries().collect();
         f
     }
 
@@ -104,15 +95,15 @@ impl<S: Side> KeyFloor<S> {
     /// Checks that the floor holds `n` live peeks and that every count is what its live peeks
     /// (and its kept ended ones) make it.
     pub fn check(&self, n: usize) {
-        let entries = || self.keys.map.values();
-        let live = || entries().filter(|&&(at, _)| at != ENDED);
+        let entries = || self.keys.entries();
+        let live = || entries().filter(|&(at, _)| at != ENDED);
         assert_eq!(live().count(), n, "key floor: live peeks");
         assert_eq!(self.keys.by_time.len(), n, "key floor: deadlines");
-        for &(at, slot) in live() {
+        for (at, slot) in live() {
             assert!(self.keys.by_time.contains(&(at, slot)), "key floor: slot {slot}'s deadline");
         }
         assert!(S::RETAINS || live().count() == entries().count(), "key floor: an end kept");
-        let mut ended = entries().filter(|&&(at, _)| at == ENDED).map(|&(_, slot)| slot);
-        self.side.check_slots(&mut live().map(|&(_, slot)| slot), &mut ended);
+        let mut ended = entries().filter(|&(at, _)| at == ENDED).map(|(_, slot)| slot);
+        self.side.check_slots(&mut live().map(|(_, slot)| slot), &mut ended);
     }
 }

@@ -4,6 +4,9 @@
 #![allow(dead_code, missing_docs)]
 
 use std::collections::{BTreeSet, HashMap};
+use std::hash::{BuildHasher, Hasher, RandomState};
+
+use hashbrown::HashTable;
 use std::hint::black_box;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -374,8 +377,8 @@ pub enum Upserted {
     Moved,
 }
 
-/// A map of peeks keyed by their joined id strings (std's keyed SipHash) plus a `BTreeSet` of
-/// deadlines: the base of the floors (docs/architecture.md §12). Alone it is the renew floor
+/// A map of peeks keyed by their joined id strings (keyed SipHash, the joined string in one
+/// write, as the machines hash a name) plus a `BTreeSet` of deadlines: the base of the floors (docs/architecture.md §12). Alone it is the renew floor
 /// (one upsert and one deadline move) and the memory example's; the inbound and local floors
 /// keep their counts beside it or key by numbers instead (`inbound_floor`, `local_floor`).
 /// An entry whose deadline is [`ENDED`] is a peek that ended and is kept ([`end`](Self::end)).
@@ -383,14 +386,37 @@ pub enum Upserted {
 /// neither side is inlined into the bench loop.
 #[derive(Default, Clone)]
 pub struct Floor {
-    pub map: HashMap<Box<str>, (Timestamp, u32)>,
+    /// The entries, keyed by their joined names (keyed SipHash of `a|b|c`).
+    map: HashTable<Keyed>,
+    hasher: RandomState,
     pub by_time: BTreeSet<(Timestamp, u32)>,
     pub slots: Slots,
     /// Where [`key`](Self::key) writes.
     buf: String,
 }
 
+/// An entry of a [`Floor`]: its joined names, its deadline ([`ENDED`] for a kept end) and
+/// its slot.
+#[derive(Clone, Debug)]
+struct Keyed {
+    key: Box<str>,
+    at: Timestamp,
+    slot: u32,
+}
+
 impl Floor {
+    /// An empty floor with room for `n` entries.
+    pub fn with_capacity(n: usize) -> Self {
+        Floor { map: HashTable::with_capacity(n), ..Floor::default() }
+    }
+    /// Entries (live and kept ended).
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+    /// Every entry's deadline ([`ENDED`] for a kept end) and slot.
+    pub fn entries(&self) -> impl Iterator<Item = (Timestamp, u32)> + '_ {
+        self.map.iter().map(|e| (e.at, e.slot))
+    }
     /// The map key of (a, b, c), `a|b|c`, written into `buf`.
     pub fn key(buf: &mut String, a: &str, b: &str, c: &str) {
         buf.clear();
@@ -400,13 +426,34 @@ impl Floor {
         buf.push('|');
         buf.push_str(c);
     }
+    /// The hash of `a|b|c`, which is left in `buf` for the comparison. Joining the names
+    /// and hashing them in one write costs fewer instructions than hashing them in place, five
+    /// writes (BENCHMARKS.md, part 2, eleventh step).
+    fn hash_of(&mut self, a: &str, b: &str, c: &str) -> u64 {
+        Self::key(&mut self.buf, a, b, c);
+        one_write(&self.hasher, &self.buf)
+    }
+    /// The entry of `a|b|c`.
+    fn find_mut(&mut self, a: &str, b: &str, c: &str) -> Option<&mut Keyed> {
+        let hash = self.hash_of(a, b, c);
+        let buf = self.buf.as_str();
+        self.map.find_mut(hash, |e| &*e.key == buf)
+    }
+    /// Inserts the key left in `buf` by [`hash_of`](Self::hash_of), whose hash is `hash`
+    /// (not in the map).
+    fn insert(&mut self, hash: u64, at: Timestamp, slot: u32) {
+        let hasher = &self.hasher;
+        let e = Keyed { key: self.buf.as_str().into(), at, slot };
+        self.map.insert_unique(hash, e, |e| one_write(hasher, &e.key));
+    }
     /// Upsert: a new key gets a deadline, a live one has its deadline moved, a kept ended one
     /// gets a deadline again.
     #[inline(never)]
     pub fn upsert(&mut self, a: &str, b: &str, c: &str, at: Timestamp) -> Upserted {
-        Self::key(&mut self.buf, a, b, c);
-        if let Some((old, slot)) = self.map.get_mut(self.buf.as_str()) {
-            let (old, slot) = (std::mem::replace(old, at), *slot);
+        let hash = self.hash_of(a, b, c);
+        let buf = self.buf.as_str();
+        if let Some(e) = self.map.find_mut(hash, |e| &*e.key == buf) {
+            let (old, slot) = (std::mem::replace(&mut e.at, at), e.slot);
             if old == ENDED {
                 file_deadline(&mut self.by_time, slot, None, at);
                 return Upserted::Revived(slot);
@@ -415,27 +462,42 @@ impl Floor {
             Upserted::Moved
         } else {
             let slot = self.slots.take();
-            self.map.insert(self.buf.as_str().into(), (at, slot));
+            self.insert(hash, at, slot);
             file_deadline(&mut self.by_time, slot, None, at);
             Upserted::New(slot)
         }
+    }
+    /// Sets `a|b|c`'s deadline (a restore's bulk build: the deadline set is the caller's);
+    /// returns the new key's slot, `None` when the key was there.
+    pub fn put(&mut self, a: &str, b: &str, c: &str, at: Timestamp) -> Option<u32> {
+        let hash = self.hash_of(a, b, c);
+        let buf = self.buf.as_str();
+        if let Some(e) = self.map.find_mut(hash, |e| &*e.key == buf) {
+            e.at = at;
+            return None;
+        }
+        let slot = self.slots.take();
+        self.insert(hash, at, slot);
+        Some(slot)
     }
     /// Ends the live key and keeps its entry, marked [`ENDED`] (its collection is the
     /// caller's); returns its slot (`None` when the key was not live).
     #[inline(never)]
     pub fn end(&mut self, a: &str, b: &str, c: &str) -> Option<u32> {
-        Self::key(&mut self.buf, a, b, c);
-        let (at, slot) = self.map.get_mut(self.buf.as_str())?;
-        if *at == ENDED {
+        let e = self.find_mut(a, b, c)?;
+        if e.at == ENDED {
             return None;
         }
-        self.by_time.remove(&(std::mem::replace(at, ENDED), *slot));
-        Some(*slot)
+        let (at, slot) = (std::mem::replace(&mut e.at, ENDED), e.slot);
+        self.by_time.remove(&(at, slot));
+        Some(slot)
     }
     /// Removes the key; returns its slot (`None` when it was not there).
     pub fn remove_slot(&mut self, a: &str, b: &str, c: &str) -> Option<u32> {
-        Self::key(&mut self.buf, a, b, c);
-        let (at, slot) = self.map.remove(self.buf.as_str())?;
+        let hash = self.hash_of(a, b, c);
+        let buf = self.buf.as_str();
+        let e = self.map.find_entry(hash, |e| &*e.key == buf).ok()?;
+        let (Keyed { at, slot, .. }, _) = e.remove();
         self.by_time.remove(&(at, slot));
         self.slots.give(slot);
         Some(slot)
@@ -459,6 +521,13 @@ impl Floor {
         self.by_time.insert((at, slot));
         Some(read_name(0, &names[slot as usize]))
     }
+}
+
+/// `key`'s keyed SipHash in one write (the bytes alone, no terminator).
+fn one_write(hasher: &RandomState, key: &str) -> u64 {
+    let mut h = hasher.build_hasher();
+    h.write(key.as_bytes());
+    h.finish()
 }
 
 /// The periodic-scan reference (palpo purges every 60 s; Dendrite-style tables): a `HashMap`
