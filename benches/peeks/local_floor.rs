@@ -69,7 +69,7 @@ pub struct LocalSide {
     device_ended: Vec<u32>,
     /// Kept ended peeks in the order they ended, as (slot, end position), for a collection
     /// once the retention (the same for all) is over: no workload runs one. An entry whose
-    /// slot has not kept that end (peeked again, or collected) is stale: it would be skipped,
+    /// slot has not kept that end (peeked again) is stale: it would be skipped,
     /// and stale entries are dropped once they outnumber the kept ends (a revival does not
     /// search the queue; the machine's cancels a listed deadline).
     collect: Vec<(u32, u64)>,
@@ -190,14 +190,6 @@ impl LocalSide {
         self.device_ended[dev as usize] -= 1;
         self.ended -= 1;
         self.count(slot, dev, room, hash);
-    }
-
-    /// The kept ended peek in `slot` collected (its slot is the caller's to free).
-    fn collected(&mut self, slot: u32) {
-        let peek = &mut self.of_slot[slot as usize];
-        self.device_ended[peek.dev as usize] -= 1;
-        self.ended -= 1;
-        peek.ended = 0;
     }
 
     /// Reads the names of the peek in `slot` (a store write of its end is keyed by them);
@@ -356,14 +348,16 @@ impl LocalFloor {
     /// create: the machine's unpeek, then its `handle_timeout` at zero retention); returns
     /// whether it was live.
     pub fn forget(&mut self, u: &str, d: &str, r: &str) -> bool {
-        if !self.remove(u, d, r) {
+        let Some(key) = self.side.find(u, d, r) else { return false };
+        let hash = self.hasher.hash_one(key);
+        let Ok(e) = self.peeks.find_entry(hash, |p| p.key == key) else { return false };
+        if e.get().at == ENDED {
             return false;
         }
-        let key = self.side.find(u, d, r).expect("a kept end's names");
-        let hash = self.hasher.hash_one(key);
-        let entry = self.peeks.find_entry(hash, |p| p.key == key).expect("a kept end");
-        let (FloorPeek { slot, .. }, _) = entry.remove();
-        self.side.collected(slot);
+        let (FloorPeek { at, slot, .. }, _) = e.remove();
+        self.by_time.remove(&(at, slot));
+        // Ended and collected in one go: out of the live counts, never kept.
+        self.side.uncount(slot);
         self.slots.give(slot);
         true
     }
