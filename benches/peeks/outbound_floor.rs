@@ -85,7 +85,8 @@ fn renew_at(now: u64, interval: Duration) -> Timestamp {
 
 /// Whether a granted peek of a room with `access` can serve: the room is peekable and its
 /// version one the machine's defaults support (every stable version), as the machine checks
-/// every `PUT`'s answer.
+/// every `PUT`'s answer. The versions are spelt out (one match, as cheap as the machine's
+/// bit set); [`bench_access`] checks them against `OutboundConfig::default()`.
 fn admits(access: &RoomAccess) -> bool {
     use RoomVersionId::*;
     access.is_peekable()
@@ -93,6 +94,21 @@ fn admits(access: &RoomAccess) -> bool {
             access.room_version,
             V1 | V2 | V3 | V4 | V5 | V6 | V7 | V8 | V9 | V10 | V11 | V12
         )
+}
+
+/// What the resident's answers tell of every room (the bench's), once [`admits`] is checked
+/// to admit exactly the versions the machine's defaults support, so the two cannot drift.
+fn bench_access() -> RoomAccess {
+    let access = crate::access();
+    let supported = matrix_peek::OutboundConfig::default().supported_versions;
+    let with = |room_version: RoomVersionId| RoomAccess { room_version, ..access.clone() };
+    for v in &supported {
+        assert!(admits(&with(v.clone())), "outbound floor: {v} supported but not admitted");
+    }
+    let unknown = RoomVersionId::try_from("org.example.unstable").expect("a version id");
+    assert!(!admits(&with(unknown)), "outbound floor: an unsupported version admitted");
+    assert_eq!(supported.len(), 12, "outbound floor: the machine's default versions changed");
+    access
 }
 
 /// Peek id number `n` (8 characters of [`PEEK_ID_CHARS`], as the machine spells its ids) and
@@ -181,7 +197,7 @@ impl Default for RoomKeyed {
             map: HashMap::default(),
             by_time: ByTime::new(),
             next: 0,
-            access: crate::access(),
+            access: bench_access(),
         }
     }
 }
@@ -240,7 +256,7 @@ impl Default for SlotKeyed {
             numbers: Slots::default(),
             by_time: ByTime::new(),
             next: 0,
-            access: crate::access(),
+            access: bench_access(),
         }
     }
 }
