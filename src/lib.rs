@@ -15,8 +15,8 @@
 //! * [`wire`]: serde types for both proposals' bodies, paths and Matrix errors.
 //! * `testing` (feature `testing`): the kit for test authors, with the simulator; the chapter
 //!   "Testing your server with matrix-peek" (`docs/testing.md`) shows how to use it.
-//! * [`Timestamp`], [`RoomAccess`], [`RequestId`], [`StreamPosition`]: the shared vocabulary
-//!   (docs/architecture.md §3).
+//! * [`Timestamp`], [`RoomAccess`], [`RequestId`], [`StreamPosition`], [`PeekId`] and
+//!   [`Shared`] ids: the shared vocabulary (docs/architecture.md §3).
 //!
 //! Outputs, errors, end reasons and states are `#[non_exhaustive]`: match them with a
 //! wildcard arm, so that a new variant is not a breaking change.
@@ -34,6 +34,7 @@ mod inbound;
 mod local;
 mod log;
 mod outbound;
+mod shared;
 mod slab;
 mod slot_index;
 #[cfg(feature = "testing")]
@@ -67,6 +68,7 @@ pub use outbound::{
     OutboundPeeks, OutboundRecord, OutboundRenewStyle, OutboundRequest, OutboundRequestCounts,
     OutboundRequestKind, OutboundRoomInfo, OutboundState, OutboundStateCounts, OutboundStats,
 };
+pub use shared::{Shared, SharedRoomId, SharedServerName};
 pub use time::{CLOCK_STEP_LIMIT, Timestamp};
 pub use traits::{Clock, PeekStore, PeekTransport};
 

@@ -441,10 +441,10 @@ impl FederationSide {
             OutboundOutput::Established { room_id, server, access, missed_since } => {
                 let (seq, after) = (self.seq.next(), self.after(&room_id));
                 let message = ToSync::Granted {
-                    room_id: room_id.clone(),
+                    room_id: room_id.to_owned_id(),
                     seq,
                     after,
-                    server: server.clone(),
+                    server: server.to_owned_id(),
                     access: access.clone(),
                 };
                 (Some(message), Output::Established { room_id, server, access, missed_since })
@@ -452,7 +452,7 @@ impl FederationSide {
             OutboundOutput::Unavailable { room_id, error } => {
                 let (seq, after) = (self.seq.next(), self.after(&room_id));
                 let message = ToSync::Unavailable {
-                    room_id: room_id.clone(),
+                    room_id: room_id.to_owned_id(),
                     seq,
                     after,
                     error: error.clone(),
@@ -461,7 +461,7 @@ impl FederationSide {
             }
             OutboundOutput::Lost { room_id, reason } => {
                 let (seq, after) = (self.seq.next(), self.after(&room_id));
-                let message = ToSync::Lost { room_id: room_id.clone(), seq, after };
+                let message = ToSync::Lost { room_id: room_id.to_owned_id(), seq, after };
                 (Some(message), Output::Lost { room_id, reason })
             }
         };

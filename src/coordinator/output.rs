@@ -9,6 +9,7 @@ use crate::ids::{PeekId, RequestId};
 use crate::inbound::InboundEndReason;
 use crate::local::{LocalEndReason, LocalGrant};
 use crate::outbound::{OutboundLostReason, OutboundPeekError, OutboundRequest};
+use crate::shared::{SharedRoomId, SharedServerName};
 
 /// The immediate answer to [`Peeking::handle_client_peek`](crate::Peeking::handle_client_peek).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,9 +64,9 @@ pub enum Output {
     /// A federated peek is established (again) through `server`.
     Established {
         /// The room.
-        room_id: OwnedRoomId,
+        room_id: SharedRoomId,
         /// The resident server.
-        server: OwnedServerName,
+        server: SharedServerName,
         /// What the peek response said about the room.
         access: RoomAccess,
         /// `Some` when the peek was re-established after a gap (a failover, a lapse, a re-peek
@@ -78,14 +79,14 @@ pub enum Output {
     /// the same resident again). Events may be missed until `Established` says since when.
     Lost {
         /// The room.
-        room_id: OwnedRoomId,
+        room_id: SharedRoomId,
         /// Why.
         reason: OutboundLostReason,
     },
     /// No federated peek into the room could be had; waiting client peeks have failed.
     Unavailable {
         /// The room.
-        room_id: OwnedRoomId,
+        room_id: SharedRoomId,
         /// Why.
         error: OutboundPeekError,
     },

@@ -145,7 +145,7 @@ impl OutboundPeeks {
             History::Never | History::Up => None,
         };
         r.history = History::Up;
-        let (room_id, server) = (r.id.clone(), peek.server.to_owned_name());
+        let (room_id, server) = (r.id.clone(), peek.server.shared());
         r.phase = Phase::Live { peek, lease, failing: None };
         self.persist_current(slot);
         self.deferred.push(OutboundOutput::Established { room_id, server, access, missed_since });

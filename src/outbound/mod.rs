@@ -19,7 +19,7 @@ mod versions;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
-use ruma_common::{OwnedRoomId, OwnedServerName, RoomId, ServerName};
+use ruma_common::{OwnedServerName, RoomId, ServerName};
 
 pub use config::{OutboundConfig, OutboundRenewStyle};
 pub use error::{OutboundFailure, OutboundPeekError};
@@ -33,6 +33,7 @@ pub use stats::{OutboundRequestCounts, OutboundStateCounts, OutboundStats};
 
 use crate::access::RoomAccess;
 use crate::ids::RequestId;
+use crate::shared::SharedRoomId;
 use crate::slab::Slab;
 use crate::time::{Monotonic, Timestamp};
 use crate::timer::{FxBuild, SlotTimers};
@@ -157,7 +158,7 @@ pub struct OutboundPeeks {
     /// must still name the id. Request ids are our own counter, so FxHash.
     requests: HashMap<RequestId, u32, FxBuild>,
     /// Rooms a local user is joined to: never peeked (R57).
-    joined: HashSet<OwnedRoomId>,
+    joined: HashSet<SharedRoomId>,
     /// The pacer of rooms forgotten while it still held requests back, so forgetting and
     /// re-creating a room never refills its budget. Entries are pruned once they have no
     /// effect (at most one per room forgotten in the last `REQUEST_BURST` seconds). Keyed by
@@ -235,13 +236,13 @@ impl OutboundPeeks {
                     None
                 };
                 if let Some(error) = error {
-                    let room_id = room.to_owned();
+                    let room_id = room.into();
                     self.deferred.push(OutboundOutput::Unavailable { room_id, error });
                     return self.flush();
                 }
                 // The candidate list is sized once, not grown from empty.
                 let candidates = via.len().min(self.config.max_candidates);
-                let r = Room::new(room.to_owned(), Demand::Demanded, candidates);
+                let r = Room::new(room.into(), Demand::Demanded, candidates);
                 let slot = self.rooms.insert(Self::admit(&mut self.paced, r, hash));
                 vacant.insert(slot);
                 slot
@@ -284,8 +285,10 @@ impl OutboundPeeks {
     pub fn handle_server_joined(&mut self, now: Timestamp, room: &RoomId) {
         crate::log::span!("outbound_server_joined", %room);
         let now = self.tick(now);
-        if self.joined.insert(room.to_owned()) {
-            let record = OutboundRecord::Joined { room_id: room.to_owned() };
+        if !self.joined.contains(room) {
+            let room_id = SharedRoomId::from(room);
+            self.joined.insert(room_id.clone());
+            let record = OutboundRecord::Joined { room_id };
             self.outputs.push_back(OutboundOutput::Persist(OutboundChange::Upsert(record)));
         }
         if let Some(slot) = self.index.get(&self.rooms, room) {
@@ -298,7 +301,7 @@ impl OutboundPeeks {
     pub fn handle_server_left(&mut self, now: Timestamp, room: &RoomId) {
         self.tick(now);
         if self.joined.remove(room) {
-            let change = OutboundChange::Remove(OutboundKey::Joined(room.to_owned()));
+            let change = OutboundChange::Remove(OutboundKey::Joined(room.into()));
             self.outputs.push_back(OutboundOutput::Persist(change));
         }
     }

@@ -1,10 +1,9 @@
 //! What [`OutboundPeeks`](super::OutboundPeeks) tells the host: [`OutboundOutput`],
 //! [`OutboundLostReason`], and the observable [`OutboundState`].
 
-use ruma_common::{OwnedRoomId, OwnedServerName};
-
 use super::{OutboundChange, OutboundPeekError, OutboundRequest};
 use crate::access::RoomAccess;
+use crate::shared::{SharedRoomId, SharedServerName};
 use crate::time::Timestamp;
 
 /// A consequence for the host, from `OutboundPeeks::poll_output`.
@@ -22,9 +21,9 @@ pub enum OutboundOutput {
     /// pending client peeks on the room can be granted with `access` (R27).
     Established {
         /// The room.
-        room_id: OwnedRoomId,
+        room_id: SharedRoomId,
         /// The resident server the peek goes through.
-        server: OwnedServerName,
+        server: SharedServerName,
         /// What the host learnt about the room from the `PUT` response.
         access: RoomAccess,
         /// `Some` when this re-establishes the room after a gap (a failover, a lapse, a re-peek
@@ -38,7 +37,7 @@ pub enum OutboundOutput {
     /// nothing is retried until `handle_demand` is called again.
     Unavailable {
         /// The room.
-        room_id: OwnedRoomId,
+        room_id: SharedRoomId,
         /// Why.
         error: OutboundPeekError,
     },
@@ -47,7 +46,7 @@ pub enum OutboundOutput {
     /// Local peeks are not ended by this.
     Lost {
         /// The room.
-        room_id: OwnedRoomId,
+        room_id: SharedRoomId,
         /// Why.
         reason: OutboundLostReason,
     },

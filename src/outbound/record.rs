@@ -3,11 +3,11 @@
 
 use std::time::Duration;
 
-use ruma_common::{OwnedRoomId, OwnedServerName};
 use serde::{Deserialize, Serialize};
 
 use crate::access::RoomAccess;
 use crate::ids::PeekId;
+use crate::shared::{SharedRoomId, SharedServerName};
 use crate::time::Timestamp;
 
 /// One stored fact. A store keeps `OutboundKey -> OutboundRecord` and hands the values back to
@@ -29,15 +29,15 @@ pub enum OutboundRecord {
     /// A local user is joined to this room: never peek it (R56, R57) until `handle_server_left`.
     Joined {
         /// The room.
-        room_id: OwnedRoomId,
+        room_id: SharedRoomId,
     },
     /// A peek that is no longer the room's current one and is owed a `DELETE` (R55), sent in
     /// the background (key [`OutboundKey::Retired`]). Restored as a `DELETE` to send at once.
     Retired {
         /// The room.
-        room_id: OwnedRoomId,
+        room_id: SharedRoomId,
         /// The resident holding (or maybe holding) it.
-        server: OwnedServerName,
+        server: SharedServerName,
         /// Its peek id there.
         peek_id: PeekId,
     },
@@ -47,9 +47,9 @@ pub enum OutboundRecord {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OutboundPeekRecord {
     /// The peeked room.
-    pub room_id: OwnedRoomId,
+    pub room_id: SharedRoomId,
     /// The resident server holding (or asked for) the peek.
-    pub server: OwnedServerName,
+    pub server: SharedServerName,
     /// Our peek id at that server.
     pub peek_id: PeekId,
     /// What we know of it.
@@ -89,15 +89,15 @@ pub enum OutboundKey {
     /// The singleton counters record.
     Counters,
     /// The peek record of a room.
-    Room(OwnedRoomId),
+    Room(SharedRoomId),
     /// The joined marker of a room.
-    Joined(OwnedRoomId),
+    Joined(SharedRoomId),
     /// A retired peek of a room.
     Retired {
         /// The room.
-        room_id: OwnedRoomId,
+        room_id: SharedRoomId,
         /// The resident.
-        server: OwnedServerName,
+        server: SharedServerName,
         /// The peek id.
         peek_id: PeekId,
     },

@@ -4,12 +4,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ruma_common::{OwnedRoomId, OwnedServerName, RoomVersionId};
+use ruma_common::RoomVersionId;
 use serde::{Deserialize, Serialize};
 
 use super::OutboundFailure;
 use crate::access::RoomAccess;
 use crate::ids::{PeekId, RequestId};
+use crate::shared::{SharedRoomId, SharedServerName};
 
 /// A federation request the host must send, then answer with
 /// `OutboundPeeks::handle_response(now, id, outcome)`.
@@ -18,9 +19,9 @@ pub struct OutboundRequest {
     /// Names this request; the outcome must come back with it.
     pub id: RequestId,
     /// The resident server to send to.
-    pub server: OwnedServerName,
+    pub server: SharedServerName,
     /// The room being peeked.
-    pub room_id: OwnedRoomId,
+    pub room_id: SharedRoomId,
     /// The peek id (8 characters of `[0-9a-zA-Z.=_-]`, R47).
     pub peek_id: PeekId,
     /// What to send.

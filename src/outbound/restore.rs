@@ -3,10 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use ruma_common::OwnedRoomId;
-
 use super::room::{Candidate, Demand, History, Lease, PeekRef, Phase, Retire, Room};
 use super::{OutboundConfig, OutboundPeekPhase, OutboundPeekRecord, OutboundPeeks, OutboundRecord};
+use crate::shared::SharedRoomId;
 use crate::time::{Monotonic, Tick, Timestamp};
 
 impl OutboundPeeks {
@@ -37,8 +36,8 @@ impl OutboundPeeks {
     ) -> Self {
         let mut m = OutboundPeeks::new(config);
         m.clock = Monotonic::starting_at(now);
-        let mut peeks: BTreeMap<OwnedRoomId, OutboundPeekRecord> = BTreeMap::new();
-        let mut retired: BTreeMap<OwnedRoomId, Vec<PeekRef>> = BTreeMap::new();
+        let mut peeks: BTreeMap<SharedRoomId, OutboundPeekRecord> = BTreeMap::new();
+        let mut retired: BTreeMap<SharedRoomId, Vec<PeekRef>> = BTreeMap::new();
         for record in records {
             match record {
                 OutboundRecord::Counters { peek_id, request } => {
@@ -66,7 +65,7 @@ impl OutboundPeeks {
         m.peek_id_reserved = m.next_peek_id;
         m.request_reserved = m.next_request;
         let until = now.saturating_add(m.config.linger);
-        let rooms: std::collections::BTreeSet<OwnedRoomId> =
+        let rooms: std::collections::BTreeSet<SharedRoomId> =
             peeks.keys().chain(retired.keys()).cloned().collect();
         for room_id in rooms {
             let current = peeks.remove(&room_id);

@@ -7,7 +7,6 @@
 use std::num::NonZeroU32;
 use std::time::Duration;
 
-use ruma_common::OwnedRoomId;
 use smallvec::SmallVec;
 use thin_vec::ThinVec;
 
@@ -15,6 +14,7 @@ use super::servers::Server;
 use super::{OutboundFailure, OutboundPeekPhase, OutboundPeekRecord};
 use crate::access::RoomAccess;
 use crate::ids::{PeekId, RequestId};
+use crate::shared::SharedRoomId;
 use crate::time::Timestamp;
 
 /// A peek at one resident: what every request names.
@@ -323,7 +323,7 @@ impl Pacer {
 #[derive(Debug, Clone)]
 #[repr(align(64))]
 pub(super) struct Room {
-    pub(super) id: OwnedRoomId,
+    pub(super) id: SharedRoomId,
     /// `id`'s hash in the machine's [`RoomIndex`](super::index::RoomIndex), set when indexed.
     pub(super) hash: u64,
     pub(super) demand: Demand,
@@ -353,7 +353,7 @@ pub(super) struct Room {
 
 impl Room {
     /// A room with room for `candidates` candidates.
-    pub(super) fn new(id: OwnedRoomId, demand: Demand, candidates: usize) -> Self {
+    pub(super) fn new(id: SharedRoomId, demand: Demand, candidates: usize) -> Self {
         Room {
             id,
             hash: 0,
@@ -418,7 +418,7 @@ impl Room {
         };
         Some(OutboundPeekRecord {
             room_id: self.id.clone(),
-            server: peek.server.to_owned_name(),
+            server: peek.server.shared(),
             peek_id: peek.peek_id.clone(),
             phase,
             access: self.access.clone(),

@@ -24,6 +24,8 @@ use std::sync::Arc;
 use hashbrown::HashTable;
 use ruma_common::{OwnedServerName, ServerName};
 
+use crate::shared::SharedServerName;
+
 use crate::slot_index::keyed_hash;
 
 /// A resident server's name, shared with every other user of the same name in the machine.
@@ -40,9 +42,9 @@ impl Server {
         Arc::ptr_eq(&self.0, &other.0)
     }
 
-    /// An owned copy of the name, for an output.
-    pub(super) fn to_owned_name(&self) -> OwnedServerName {
-        (*self.0).clone()
+    /// The name for an output: another reference to the same copy.
+    pub(super) fn shared(&self) -> SharedServerName {
+        SharedServerName::from_arc(self.0.clone())
     }
 }
 
@@ -141,7 +143,7 @@ mod tests {
         assert_eq!(a, b);
         assert_ne!(a, s.intern(&name(2)));
         assert!(a == *name(1));
-        assert_eq!(a.to_owned_name(), name(1));
+        assert_eq!(a.shared(), name(1));
         assert_eq!(s.set.len(), 2);
         assert!(s.find(&name(1)).is_some_and(|f| f.is(&a)));
         assert!(!a.is(&s.intern(&name(2))));

@@ -10,7 +10,7 @@
 
 use std::num::NonZeroU32;
 
-use ruma_common::OwnedServerName;
+use crate::shared::SharedServerName;
 
 use super::config::encode_peek_id;
 use super::room::{Demand, Failing, History, Lease, PeekRef, Phase, Retire, Retired, Room};
@@ -273,7 +273,7 @@ impl OutboundPeeks {
         let r = self.room_mut(slot);
         // The phase names the request and its names go straight into it; in any other phase
         // nothing changes, so no phase ever names a request that was not sent.
-        let names = |peek: &PeekRef| (peek.server.to_owned_name(), peek.peek_id.clone());
+        let names = |peek: &PeekRef| (peek.server.shared(), peek.peek_id.clone());
         let (phase, names) = match std::mem::replace(&mut r.phase, Phase::Idle) {
             Phase::Opening { peek, .. } => {
                 let names = names(&peek);
@@ -327,7 +327,7 @@ impl OutboundPeeks {
             let peek = retired.peek.clone();
             // Its `Retired` record was written when it was retired (`retire`), before this
             // `DELETE`, and stays until it is dropped: nothing to write again.
-            self.send(slot, id, Kind::Delete, (peek.server.to_owned_name(), peek.peek_id));
+            self.send(slot, id, Kind::Delete, (peek.server.shared(), peek.peek_id));
         }
         next
     }
@@ -335,7 +335,7 @@ impl OutboundPeeks {
     /// Queues the request naming the peek at `names` (resident, peek id), the room's current
     /// peek or a retired one; the record that justifies it is stored already (see
     /// `send_current`; a retired peek's since `retire`).
-    fn send(&mut self, slot: u32, id: RequestId, kind: Kind, names: (OwnedServerName, PeekId)) {
+    fn send(&mut self, slot: u32, id: RequestId, kind: Kind, names: (SharedServerName, PeekId)) {
         match kind {
             Kind::Put => self.stats.puts.sent += 1,
             Kind::Renew { probe } => {
@@ -513,7 +513,7 @@ impl OutboundPeeks {
     fn persist_retired(&mut self, slot: u32, peek: &PeekRef) {
         let record = OutboundRecord::Retired {
             room_id: self.room(slot).id.clone(),
-            server: peek.server.to_owned_name(),
+            server: peek.server.shared(),
             peek_id: peek.peek_id.clone(),
         };
         self.outputs.push_back(OutboundOutput::Persist(OutboundChange::Upsert(record)));
@@ -522,7 +522,7 @@ impl OutboundPeeks {
     fn unpersist_retired(&mut self, slot: u32, peek: &PeekRef) {
         let key = OutboundKey::Retired {
             room_id: self.room(slot).id.clone(),
-            server: peek.server.to_owned_name(),
+            server: peek.server.shared(),
             peek_id: peek.peek_id.clone(),
         };
         self.outputs.push_back(OutboundOutput::Persist(OutboundChange::Remove(key)));

@@ -143,7 +143,7 @@ impl PeekTransport for ScriptedTransport {
             script.sent.push(request.clone());
             let queued = script
                 .queues
-                .get_mut(&(request.server.clone(), kind))
+                .get_mut(&(request.server.to_owned_id(), kind))
                 .and_then(VecDeque::pop_front);
             queued
                 .or_else(|| script.defaults.get(&kind).cloned())

@@ -105,11 +105,14 @@ pub(super) mod peek {
 
     impl Request {
         /// A peek of `room_id` as `peek_id`, supporting the room versions `ver`.
+        /// `room_id` is an owned id or anything that converts into one, such as the
+        /// [`SharedRoomId`](crate::SharedRoomId) of an [`OutboundRequest`](crate::OutboundRequest).
         pub fn new(
-            room_id: OwnedRoomId,
+            room_id: impl Into<OwnedRoomId>,
             peek_id: impl Into<PeekIdSegment>,
             ver: Vec<RoomVersionId>,
         ) -> Self {
+            let room_id = room_id.into();
             Request { room_id, peek_id: peek_id.into(), ver, body: ObjectBody {} }
         }
     }
@@ -179,7 +182,9 @@ pub(super) mod renew {
 
     impl Request {
         /// A renewal of `peek_id` on `room_id`.
-        pub fn new(room_id: OwnedRoomId, peek_id: impl Into<PeekIdSegment>) -> Self {
+        /// `room_id` converts as in the peek request's `new`.
+        pub fn new(room_id: impl Into<OwnedRoomId>, peek_id: impl Into<PeekIdSegment>) -> Self {
+            let room_id = room_id.into();
             Request { room_id, peek_id: peek_id.into(), body: ObjectBody {} }
         }
     }
@@ -232,7 +237,9 @@ pub(super) mod unpeek {
 
     impl Request {
         /// The end of `peek_id` on `room_id`.
-        pub fn new(room_id: OwnedRoomId, peek_id: impl Into<PeekIdSegment>) -> Self {
+        /// `room_id` converts as in the peek request's `new`.
+        pub fn new(room_id: impl Into<OwnedRoomId>, peek_id: impl Into<PeekIdSegment>) -> Self {
+            let room_id = room_id.into();
             Request { room_id, peek_id: peek_id.into() }
         }
     }

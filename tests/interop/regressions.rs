@@ -279,7 +279,7 @@ fn b13_v12_room_id_without_server_name_works() {
     p.via = vec![remote_server()];
     let (_, out) = host.peek(at(1), p);
     let put = only_send(&out, Kind::Peek);
-    assert_eq!((put.server, put.room_id), (remote_server(), v12));
+    assert_eq!((put.server.into_owned_id(), put.room_id.into_owned_id()), (remote_server(), v12));
 }
 
 // ----- palpo review (PR #218) -----

@@ -137,9 +137,9 @@ impl Case {
             if let OutboundOutput::Send(req) = o
                 && !matches!(req.kind, OutboundRequestKind::Unpeek)
             {
-                prop_assert!(!demand.joined.contains(&req.room_id), "peek of a joined room");
+                prop_assert!(!demand.joined.contains(&*req.room_id), "peek of a joined room");
                 let (demanded, since) =
-                    demand.rooms.get(&req.room_id).copied().unwrap_or((false, 0));
+                    demand.rooms.get(&*req.room_id).copied().unwrap_or((false, 0));
                 let linger = w.cfg.linger.as_millis() as u64;
                 prop_assert!(
                     demanded || w.clock <= since + linger,
@@ -166,7 +166,9 @@ impl Case {
             )
         {
             let renew_after = self.w.cfg.renew_after(interval).as_millis() as u64;
-            self.demand.renew_due.insert(req.room_id.clone(), (clock + renew_after, renew_after));
+            self.demand
+                .renew_due
+                .insert(req.room_id.to_owned_id(), (clock + renew_after, renew_after));
         }
         outcome
     }
@@ -381,8 +383,8 @@ fn the_stored_record_check_rejects_sends_the_store_does_not_justify() {
 
     let (r, s) = (room("!r:a.org"), server("a.org"));
     let record = |peek_id: &str, phase| OutboundPeekRecord {
-        room_id: r.clone(),
-        server: s.clone(),
+        room_id: r.clone().into(),
+        server: s.clone().into(),
         peek_id: peek_id.into(),
         phase,
         access: None,
@@ -395,14 +397,17 @@ fn the_stored_record_check_rejects_sends_the_store_does_not_justify() {
     };
     let request = |kind| OutboundRequest {
         id: RequestId(1),
-        server: s.clone(),
-        room_id: r.clone(),
+        server: s.clone().into(),
+        room_id: r.clone().into(),
         peek_id: "p1".into(),
         kind,
     };
     let put = request(OutboundRequestKind::Peek { ver: vec![].into() });
     let mut store = BTreeMap::new();
-    store.insert(OutboundKey::Room(r.clone()), OutboundRecord::Peek(record("p1", live.clone())));
+    store.insert(
+        OutboundKey::Room(r.clone().into()),
+        OutboundRecord::Peek(record("p1", live.clone())),
+    );
     let upsert = |rec| OutboundOutput::Persist(OutboundChange::Upsert(rec));
 
     // Justified: a renewal of the stored lease; a PUT right after its Opening record.
@@ -411,7 +416,7 @@ fn the_stored_record_check_rejects_sends_the_store_does_not_justify() {
     assert!(check_send_stored(&store, Some(&opening), &put, false).is_ok());
     // A renewal whose stored lease names another peek id.
     let other = BTreeMap::from([(
-        OutboundKey::Room(r.clone()),
+        OutboundKey::Room(r.clone().into()),
         OutboundRecord::Peek(record("p2", live.clone())),
     )]);
     assert!(check_send_stored(&other, None, &request(OutboundRequestKind::Renew), false).is_err());
@@ -425,8 +430,8 @@ fn the_stored_record_check_rejects_sends_the_store_does_not_justify() {
     assert!(check_send_stored(&store, Some(&opening), &delete, false).is_err());
     let retired = |peek_id: &str| {
         let record = OutboundRecord::Retired {
-            room_id: r.clone(),
-            server: s.clone(),
+            room_id: r.clone().into(),
+            server: s.clone().into(),
             peek_id: peek_id.into(),
         };
         (record.key(), record)

@@ -40,7 +40,7 @@ fn v12_room_id_uses_via_and_never_a_domain() {
     assert_eq!(
         out,
         vec![OutboundOutput::Unavailable {
-            room_id: v12.clone(),
+            room_id: v12.clone().into(),
             error: OutboundPeekError::NoCandidates
         }]
     );
@@ -67,7 +67,7 @@ fn refusal_fails_over_and_all_refusing_is_unavailable_with_the_most_specific_err
     assert_eq!(
         out.last(),
         Some(&OutboundOutput::Unavailable {
-            room_id: r.clone(),
+            room_id: r.clone().into(),
             error: OutboundPeekError::Remote(OutboundFailure::Forbidden)
         })
     );
@@ -86,8 +86,8 @@ fn forbidden_from_the_first_candidate_peeks_the_second() {
     assert_eq!(next.server, server("b.org"));
     let out = h.respond(&next, established(HOUR));
     assert!(out.contains(&OutboundOutput::Established {
-        room_id: r.clone(),
-        server: server("b.org"),
+        room_id: r.clone().into(),
+        server: server("b.org").into(),
         access: access(),
         missed_since: None,
     }));
@@ -129,7 +129,7 @@ fn invalid_response_deletes_the_granted_peek_in_the_background_and_fails_over() 
     let put = only_send(h.demand(&r, &["a.org"]));
     let out = h.respond(&put, established(HOUR));
     assert!(out.contains(&OutboundOutput::Unavailable {
-        room_id: r.clone(),
+        room_id: r.clone().into(),
         error: OutboundPeekError::Remote(OutboundFailure::IncompatibleRoomVersion)
     }));
     assert_eq!(only_send(out).kind, OutboundRequestKind::Unpeek);
@@ -168,6 +168,9 @@ fn max_rooms_is_enforced() {
     let r = room("!c:x.org");
     assert_eq!(
         h.demand(&r, &["x.org"]),
-        vec![OutboundOutput::Unavailable { room_id: r, error: OutboundPeekError::LimitExceeded }]
+        vec![OutboundOutput::Unavailable {
+            room_id: r.into(),
+            error: OutboundPeekError::LimitExceeded
+        }]
     );
 }

@@ -124,7 +124,7 @@ impl World {
     fn drain(&mut self) -> Result<(), TestCaseError> {
         while let Some(o) = self.m.poll_output() {
             if let OutboundOutput::Send(req) = o {
-                let window = self.sent.entry(req.room_id.clone()).or_default();
+                let window = self.sent.entry(req.room_id.clone().into()).or_default();
                 window.push_back(self.now);
                 while window.front().is_some_and(|&t| t + 60_000 <= self.now) {
                     window.pop_front();

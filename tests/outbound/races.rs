@@ -250,15 +250,15 @@ fn a_late_expiry_while_a_reput_peek_is_being_deleted_keeps_the_delete() {
     h.drain();
     assert_eq!(h.m.in_flight(), 1, "the DELETE is still awaited");
     let key = matrix_peek::OutboundKey::Retired {
-        room_id: r.clone(),
-        server: server("a.org"),
+        room_id: r.clone().into(),
+        server: server("a.org").into(),
         peek_id: put.peek_id.clone(),
     };
     assert!(h.store.contains_key(&key), "the retired peek's record is kept");
     h.respond(&del, OutboundOutcome::Deleted);
     assert!(h.m.is_empty());
     assert!(!h.store.contains_key(&key));
-    assert!(!h.store.contains_key(&matrix_peek::OutboundKey::Room(r.clone())));
+    assert!(!h.store.contains_key(&matrix_peek::OutboundKey::Room(r.clone().into())));
 }
 
 #[test]
@@ -274,8 +274,8 @@ fn a_late_expiry_during_a_reput_that_fails_still_deletes_the_peek() {
     let rate_limited = matrix_peek::OutboundFailure::RateLimited { retry_after: None };
     let mut out = h.respond(&reput, OutboundOutcome::Failed(rate_limited));
     let key = matrix_peek::OutboundKey::Retired {
-        room_id: r.clone(),
-        server: server("a.org"),
+        room_id: r.clone().into(),
+        server: server("a.org").into(),
         peek_id: put.peek_id.clone(),
     };
     assert!(h.store.contains_key(&key), "the peek the resident may hold is still on record");

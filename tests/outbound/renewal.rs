@@ -77,7 +77,7 @@ fn renew_404_reopens_with_a_fresh_id_and_an_old_expiry_is_ignored() {
     let renew = only_send(h.fire());
     let out = h.respond(&renew, failed(OutboundFailure::NotFound));
     assert!(out.contains(&OutboundOutput::Lost {
-        room_id: r.clone(),
+        room_id: r.clone().into(),
         reason: OutboundLostReason::RemoteExpired
     }));
     let put2 = only_send(out);

@@ -108,7 +108,7 @@ fn restore_resends_pending_deletes_and_settles_unanswered_puts() {
     let lost_put = only_send(h.demand(&b, &["x.org"]));
     h.restore();
     let del = only_send(h.drain());
-    assert_eq!((del.kind, del.room_id), (OutboundRequestKind::Unpeek, a.clone()));
+    assert_eq!((del.kind, del.room_id), (OutboundRequestKind::Unpeek, a.clone().into()));
     // The unanswered PUT is re-sent with the same id once demand returns (idempotent).
     let put = only_send(h.demand(&b, &["x.org"]));
     assert_eq!((&put.peek_id, &put.server), (&lost_put.peek_id, &lost_put.server));
@@ -168,13 +168,13 @@ fn restore_with_a_retired_twin(
     put: &matrix_peek::OutboundRequest,
 ) -> (matrix_peek::OutboundRequest, OutboundKey) {
     let retired = OutboundRecord::Retired {
-        room_id: r.to_owned(),
+        room_id: r.to_owned().into(),
         server: put.server.clone(),
         peek_id: put.peek_id.clone(),
     };
     let key = retired.key();
     h.store.insert(key.clone(), retired);
-    assert!(h.store.contains_key(&OutboundKey::Room(r.to_owned())));
+    assert!(h.store.contains_key(&OutboundKey::Room(r.to_owned().into())));
     h.restore();
     let out = h.drain();
     let deletes: Vec<_> = sends(&out);
@@ -183,7 +183,10 @@ fn restore_with_a_retired_twin(
         (deletes[0].kind.clone(), &deletes[0].peek_id),
         (OutboundRequestKind::Unpeek, &put.peek_id)
     );
-    assert!(!h.store.contains_key(&OutboundKey::Room(r.to_owned())), "the stale room record goes");
+    assert!(
+        !h.store.contains_key(&OutboundKey::Room(r.to_owned().into())),
+        "the stale room record goes"
+    );
     (deletes.into_iter().next().expect("one DELETE"), key)
 }
 

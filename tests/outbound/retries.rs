@@ -90,7 +90,7 @@ fn never_established_gives_up_after_max_attempts() {
     assert_eq!(
         out.last(),
         Some(&OutboundOutput::Unavailable {
-            room_id: r.clone(),
+            room_id: r.clone().into(),
             error: OutboundPeekError::Remote(OutboundFailure::Unreachable)
         })
     );

@@ -98,7 +98,7 @@ impl Soak {
             )) = o
             {
                 // The room has no current peek any more: the last one is never PUT again.
-                if let Some(old) = current.remove(room) {
+                if let Some(old) = current.remove(&**room) {
                     given_up.insert(old);
                 }
             }
@@ -110,8 +110,8 @@ impl Soak {
                 "{ctx}: two requests in flight for one peek {req:?}",
             );
 
-            let key = (req.room_id.clone(), req.server.clone(), req.peek_id.clone());
-            if let Some(r) = id_room.insert(req.peek_id.clone(), req.room_id.clone()) {
+            let key = (req.room_id.to_owned_id(), req.server.to_owned_id(), req.peek_id.clone());
+            if let Some(r) = id_room.insert(req.peek_id.clone(), req.room_id.to_owned_id()) {
                 assert_eq!(r, req.room_id, "{ctx}: peek id reused across rooms");
             }
             seen[match req.kind {
@@ -122,7 +122,7 @@ impl Soak {
             match req.kind {
                 OutboundRequestKind::Peek { .. } => {
                     assert!(!given_up.contains(&key), "{ctx}: given-up id re-PUT {key:?}");
-                    if let Some(old) = current.insert(req.room_id.clone(), key.clone())
+                    if let Some(old) = current.insert(req.room_id.to_owned_id(), key.clone())
                         && old != key
                     {
                         given_up.insert(old);
@@ -154,7 +154,7 @@ impl Soak {
         if let Err((room, server, id)) = w.residents.accounted_for(&w.store) {
             panic!(
                 "{ctx}: resident holds {room}/{server}/{id} but the store names {:?}",
-                w.store.get(&OutboundKey::Room(room.clone()))
+                w.store.get(&OutboundKey::Room(room.clone().into()))
             );
         }
         assert!(w.m.in_flight() <= w.pending.len(), "{ctx}: in_flight > pending");

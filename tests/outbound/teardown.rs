@@ -146,7 +146,8 @@ fn access_lost_deletes_at_once_without_linger() {
     let closed = RoomAccess::new(RoomVersionId::V11, false, false);
     h.m.handle_access_changed(h.t(), &r, &closed);
     let out = h.drain();
-    let lost = OutboundOutput::Lost { room_id: r.clone(), reason: OutboundLostReason::AccessLost };
+    let lost =
+        OutboundOutput::Lost { room_id: r.clone().into(), reason: OutboundLostReason::AccessLost };
     let lost_at = out.iter().position(|o| *o == lost).expect("Lost reported");
     let persisted_at = out
         .iter()
@@ -165,7 +166,7 @@ fn access_lost_deletes_at_once_without_linger() {
     assert_eq!(
         out.last(),
         Some(&OutboundOutput::Unavailable {
-            room_id: r2.clone(),
+            room_id: r2.clone().into(),
             error: OutboundPeekError::Remote(OutboundFailure::Forbidden)
         })
     );

@@ -108,8 +108,8 @@ fn v1_snapshot() -> Snapshot {
         }],
         outbound: vec![
             OutboundRecord::Peek(OutboundPeekRecord {
-                room_id: owned_room_id!("!lobby:remote.test"),
-                server: owned_server_name!("remote.test"),
+                room_id: owned_room_id!("!lobby:remote.test").into(),
+                server: owned_server_name!("remote.test").into(),
                 peek_id: "7".into(),
                 phase: OutboundPeekPhase::Live {
                     renewed_at: Timestamp::from_millis(1_700_000_000_000),

@@ -298,8 +298,8 @@ fn batch(i: u64) -> Vec<Change> {
         })),
         Change::Inbound(InboundChange::Upsert(inbound(room_id.as_str(), "marker", i))),
         Change::Outbound(OutboundChange::Upsert(OutboundRecord::Peek(OutboundPeekRecord {
-            room_id: room_id.clone(),
-            server: owned_server_name!("peer.test"),
+            room_id: room_id.clone().into(),
+            server: owned_server_name!("peer.test").into(),
             peek_id: format!("o{i}").into(),
             phase: OutboundPeekPhase::Opening,
             access: None,

@@ -120,11 +120,16 @@ impl Sim {
             for record in node.store.to_snapshot().outbound {
                 match record {
                     OutboundRecord::Peek(p) => {
-                        wanted.insert((origin.clone(), p.server, p.room_id, p.peek_id));
+                        wanted.insert((
+                            origin.clone(),
+                            p.server.into(),
+                            p.room_id.into(),
+                            p.peek_id,
+                        ));
                     }
                     // A retired peek is owed a DELETE: it is accounted for until it goes.
                     OutboundRecord::Retired { room_id, server, peek_id } => {
-                        wanted.insert((origin.clone(), server, room_id, peek_id));
+                        wanted.insert((origin.clone(), server.into(), room_id.into(), peek_id));
                     }
                     _ => {}
                 }

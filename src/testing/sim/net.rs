@@ -335,7 +335,7 @@ impl Sim {
         request: OutboundRequest,
     ) {
         let now = self.now;
-        let target = request.server.clone();
+        let target = request.server.to_owned_id();
         let timeout_at = sent_at.saturating_add(self.timeout()).max(now);
         if !self.alive(&target) {
             let id = request.id;
@@ -350,7 +350,7 @@ impl Sim {
             );
             return;
         }
-        let room = request.room_id.clone();
+        let room = request.room_id.to_owned_id();
         let model = self.rooms.get(&room);
         let access = model.filter(|r| r.is_resident(&target)).map(|r| r.access.clone());
         let denied = model.is_some_and(|r| r.denied.contains(&from));

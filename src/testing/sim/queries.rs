@@ -238,10 +238,11 @@ impl Sim {
                 return;
             }
             Output::Established { room_id, server: resident, missed_since, .. } => {
-                let history = self.history.get(&(server.to_owned(), room_id.clone()));
+                let resident = resident.to_owned_id();
+                let history = self.history.get(&(server.to_owned(), room_id.to_owned_id()));
                 let lost_from = match history.and_then(|h| h.last()).map(|e| &e.kind) {
                     Some(OutboundEventKind::Lost { resident: Some(from), .. })
-                        if from != resident =>
+                        if *from != resident =>
                     {
                         Some(from.clone())
                     }
@@ -250,18 +251,17 @@ impl Sim {
                 let kind = match lost_from {
                     Some(from) => OutboundEventKind::FailedOver {
                         from,
-                        to: resident.clone(),
+                        to: resident,
                         missed_since: *missed_since,
                     },
-                    None => OutboundEventKind::Established {
-                        resident: resident.clone(),
-                        missed_since: *missed_since,
-                    },
+                    None => {
+                        OutboundEventKind::Established { resident, missed_since: *missed_since }
+                    }
                 };
                 (room_id, kind)
             }
             Output::Lost { room_id, reason } => {
-                let history = self.history.get(&(server.to_owned(), room_id.clone()));
+                let history = self.history.get(&(server.to_owned(), room_id.to_owned_id()));
                 let resident = history.and_then(|h| {
                     h.iter().rev().find_map(|e| match &e.kind {
                         OutboundEventKind::Established { resident, .. }
@@ -279,7 +279,7 @@ impl Sim {
             _ => return,
         };
         let event = OutboundEvent { at: now, kind };
-        self.history.entry((server.to_owned(), room.clone())).or_default().push(event);
+        self.history.entry((server.to_owned(), room.to_owned_id())).or_default().push(event);
     }
 
     /// After a restart: the device peeks the restored machine no longer has ended now.

@@ -84,11 +84,11 @@ pub fn check_leases_stored(
 ) -> Result<(), String> {
     for info in m.rooms() {
         let Some(expires_at) = info.expires_at else { continue };
-        let stored = store.get(&OutboundKey::Room(info.room_id.to_owned()));
+        let stored = store.get(&OutboundKey::Room(info.room_id.into()));
         let ok = matches!(
             stored,
             Some(OutboundRecord::Peek(p)) if Some(p.peek_id.as_str()) == info.peek_id
-                && Some(&*p.server) == info.resident
+                && Some(&**p.server) == info.resident
                 && matches!(p.phase, matrix_peek::OutboundPeekPhase::Live { expires_at: e, .. } if e == expires_at)
                 && p.access.as_ref() == m.granted(info.room_id).map(|(_, access)| access)
         );
@@ -165,11 +165,11 @@ impl Residents {
         store: &BTreeMap<OutboundKey, OutboundRecord>,
     ) -> Result<(), PeekKey> {
         for key @ (room, server, id) in self.peeks.keys() {
-            let current = matches!(store.get(&OutboundKey::Room(room.clone())),
+            let current = matches!(store.get(&OutboundKey::Room(room.clone().into())),
                 Some(OutboundRecord::Peek(p)) if &p.server == server && &p.peek_id == id);
             let retired = store.contains_key(&OutboundKey::Retired {
-                room_id: room.clone(),
-                server: server.clone(),
+                room_id: room.clone().into(),
+                server: server.clone().into(),
                 peek_id: id.clone(),
             });
             if !current && !retired {
@@ -301,7 +301,7 @@ impl World {
                         peek_id,
                     }) = change
                     {
-                        let key = (room_id.clone(), server.clone(), peek_id.clone());
+                        let key = (room_id.to_owned_id(), server.to_owned_id(), peek_id.clone());
                         if self.residents.peeks.contains_key(&key) {
                             let retired = self
                                 .store
@@ -337,7 +337,7 @@ impl World {
         req: &OutboundRequest,
         reply: impl FnOnce() -> Reply,
     ) -> OutboundOutcome {
-        let key = (req.room_id.clone(), req.server.clone(), req.peek_id.clone());
+        let key = (req.room_id.to_owned_id(), req.server.to_owned_id(), req.peek_id.clone());
         let held = self.residents.peeks.contains_key(&key);
         if matches!(req.kind, OutboundRequestKind::Renew) && !held {
             return OutboundOutcome::Failed(OutboundFailure::NotFound);
