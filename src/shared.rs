@@ -1,17 +1,6 @@
 //! [`Shared`]: one immutable copy of an owned id, handed out by reference count.
 //!
-//! The outbound machine names a room and its resident in four outputs per peek opened (the
-//! `Persist` of the `PUT`, the `Send`, the `Persist` of the lease and `Established`), and in
-//! every renewal, `DELETE` and record after that. With ruma's owned ids each of those names
-//! was an allocation, a copy and a free: close to a third of the instructions of opening a
-//! peek (BENCHMARKS.md, part 2, eleventh step). A [`Shared`] id is cloned by a reference count,
-//! whatever storage the host built ruma with (docs/architecture.md §12).
-//!
-//! A `Shared<T>` reads as a `&T` (`Deref`), and so as the borrowed id too (`&RoomId` from a
-//! `Shared<OwnedRoomId>`), compares with `T`, converts from `T` and from the borrowed id, and
-//! parses from a `&str` as `T` does, and serialises exactly as `T` (a plain string for a ruma
-//! id), so a stored record does not change shape. [`to_owned_id`](Shared::to_owned_id) gives a `T` where an API wants one.
-//! The value never changes once made.
+//! See [`Shared`]: why the outbound machine hands out shared ids, and what they do.
 
 use std::borrow::Borrow;
 use std::fmt;
@@ -21,7 +10,22 @@ use std::sync::Arc;
 use ruma_common::{IdParseError, OwnedRoomId, OwnedServerName, RoomId, ServerName};
 use serde::{Deserialize, Serialize};
 
-/// One immutable copy of a `T`, shared by every clone (see the [module docs](self)).
+/// One immutable copy of a `T`, shared by every clone.
+///
+/// The outbound machine names a room and its resident in four outputs per peek opened (the
+/// `Persist` of the `PUT`, the `Send`, the `Persist` of the lease and `Established`), and in
+/// every renewal, `DELETE` and record after that. With ruma's owned ids each of those names
+/// was an allocation, a copy and a free: close to a third of the instructions of opening a
+/// peek (BENCHMARKS.md, part 2, eleventh step). A [`Shared`] id is cloned by a reference count,
+/// whatever storage the host built ruma with (docs/architecture.md §12).
+///
+/// A `Shared<T>` reads as a `&T` (`Deref`), and so as the borrowed id too (`&RoomId` from a
+/// `Shared<OwnedRoomId>`). It compares with `T` and the borrowed id (both ways), converts from
+/// them, parses from a `&str` as `T` does, and serialises exactly as `T` (a plain string for a
+/// ruma id), so a stored record does not change shape. Where an API wants a `T`,
+/// [`to_owned_id`](Shared::to_owned_id) copies it out (the machine keeps its own clone while
+/// it knows the room, so converting an output's id is a copy). The value never changes once
+/// made.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Shared<T>(Arc<T>);
