@@ -285,13 +285,15 @@ impl OutboundPeeks {
     pub fn handle_server_joined(&mut self, now: Timestamp, room: &RoomId) {
         crate::log::span!("outbound_server_joined", %room);
         let now = self.tick(now);
+        let slot = self.index.get(&self.rooms, room);
         if !self.joined.contains(room) {
-            let room_id = SharedRoomId::from(room);
+            // The room's own copy of its id when the machine knows it.
+            let room_id = slot.map_or_else(|| room.into(), |slot| self.room(slot).id.clone());
             self.joined.insert(room_id.clone());
             let record = OutboundRecord::Joined { room_id };
             self.outputs.push_back(OutboundOutput::Persist(OutboundChange::Upsert(record)));
         }
-        if let Some(slot) = self.index.get(&self.rooms, room) {
+        if let Some(slot) = slot {
             self.step(slot, now);
         }
         self.flush();
@@ -300,8 +302,8 @@ impl OutboundPeeks {
     /// The last local user left `room`: it may be peeked again.
     pub fn handle_server_left(&mut self, now: Timestamp, room: &RoomId) {
         self.tick(now);
-        if self.joined.remove(room) {
-            let change = OutboundChange::Remove(OutboundKey::Joined(room.into()));
+        if let Some(room_id) = self.joined.take(room) {
+            let change = OutboundChange::Remove(OutboundKey::Joined(room_id));
             self.outputs.push_back(OutboundOutput::Persist(change));
         }
     }

@@ -9,9 +9,13 @@
 //!
 //! A name's copy goes with its last user (reference counting). The set forgets such names
 //! each time it has doubled since the last pruning, so it never holds more than twice the most
-//! names in use at once (at least 64), which `max_rooms` times (`max_candidates`, plus the
-//! retired peeks, plus one) bounds. A clone of the machine shares the copies with the
-//! original, so until one of them drops a name the other's set cannot forget it either.
+//! names in use at once (at least 64). The machine's own users are bounded by `max_rooms`
+//! times (`max_candidates`, plus the retired peeks, plus one). The host's are not: the
+//! outputs and records hand the same copy out as a [`SharedServerName`], so a name the host
+//! still holds (a record in its store's cache, an output not dropped yet) counts as in use
+//! and stays in the set, one pointer per name the host keeps alive anyway. A clone of the
+//! machine shares the copies with the original, so until one of them drops a name the
+//! other's set cannot forget it either.
 //!
 //! Not the inbound machine's `Interner` (u32 handles, live counts kept by hand): a room's
 //! names are dropped in many places (a candidate refused, a retired peek deleted or pushed
@@ -102,8 +106,9 @@ impl Servers {
     const MIN_PRUNE: usize = 64;
 
     /// The shared copy of `name` if anything holds it besides the set (a room's candidate, a
-    /// current or retired peek's resident, or a clone of this machine): `None` means no room
-    /// names it.
+    /// current or retired peek's resident, a clone of this machine, or the host, through an
+    /// output or record): `None` means no room names it, `Some` does not promise that one
+    /// does.
     pub(super) fn find(&self, name: &ServerName) -> Option<Server> {
         let e = self.set.find(keyed_hash(&self.hasher, name.as_str()), |e| ***e == *name)?;
         // Kept only by the set: nobody holds it, it is only waiting to be pruned.

@@ -38,6 +38,59 @@ fn joined_room_is_unpeeked_and_never_peeked_again_until_left() {
 }
 
 #[test]
+fn the_joined_marker_is_written_once_and_removed_under_its_own_key() {
+    // R56, R57, R59: a join of a known room and of an unknown one each write one marker; a
+    // repeated join writes nothing; leaving removes the marker under the key it was written
+    // with, once.
+    let mut h = H::new();
+    let (known, unknown) = (room("!known:remote.org"), room("!unknown:remote.org"));
+    let put = h.open(&known, "remote.org", HOUR);
+    let markers = |out: &[OutboundOutput]| -> Vec<OutboundChange> {
+        out.iter()
+            .filter_map(|o| match o {
+                OutboundOutput::Persist(
+                    c @ (OutboundChange::Upsert(OutboundRecord::Joined { .. })
+                    | OutboundChange::Remove(OutboundKey::Joined(_))),
+                ) => Some(c.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    for r in [&known, &unknown] {
+        h.m.handle_server_joined(h.t(), r);
+        let out = h.drain();
+        let written = markers(&out);
+        assert_eq!(
+            written,
+            [OutboundChange::Upsert(OutboundRecord::Joined { room_id: r.clone().into() })]
+        );
+        h.m.handle_server_joined(h.t(), r);
+        assert!(markers(&h.drain()).is_empty(), "a repeated join writes nothing");
+        if *r == known {
+            // The known room's marker names the room by the copy its requests carry.
+            let Some(OutboundChange::Upsert(OutboundRecord::Joined { room_id })) = written.first()
+            else {
+                unreachable!()
+            };
+            assert!(room_id.ptr_eq(&put.room_id), "one copy of the room id, shared");
+            for o in &out {
+                if let OutboundOutput::Send(del) = o {
+                    h.respond(del, OutboundOutcome::Deleted);
+                }
+            }
+        }
+    }
+    for r in [&known, &unknown] {
+        h.m.handle_server_left(h.t(), r);
+        let removed = markers(&h.drain());
+        assert_eq!(removed, [OutboundChange::Remove(OutboundKey::Joined(r.clone().into()))]);
+        h.m.handle_server_left(h.t(), r);
+        assert!(markers(&h.drain()).is_empty(), "a repeated leave writes nothing");
+        assert!(!h.m.is_joined(r));
+    }
+}
+
+#[test]
 fn joining_while_the_put_is_in_flight_deletes_once_granted() {
     // R56
     let mut h = H::new();
