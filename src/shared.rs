@@ -66,9 +66,10 @@ impl<T> Shared<T> {
         T::clone(&self.0)
     }
 
-    /// Wraps a shared copy.
-    pub(crate) fn from_arc(arc: Arc<T>) -> Self {
-        Shared(arc)
+    /// How many clones of this copy exist (this one included): a set that hands the copy out
+    /// forgets it when it holds the last one.
+    pub(crate) fn holders(&self) -> usize {
+        Arc::strong_count(&self.0)
     }
 }
 

@@ -23,32 +23,30 @@
 
 use std::hash::RandomState;
 use std::ops::Deref;
-use std::sync::Arc;
 
 use hashbrown::HashTable;
-use ruma_common::{OwnedServerName, ServerName};
+use ruma_common::ServerName;
 
 use crate::shared::SharedServerName;
-
 use crate::slot_index::keyed_hash;
 
 /// A resident server's name, shared with every other user of the same name in the machine.
 /// Compares as the name (by pointer first: from one [`Servers`], equal names share one copy),
 /// and reads as a `&ServerName`.
 #[derive(Debug, Clone)]
-pub(super) struct Server(Arc<OwnedServerName>);
+pub(super) struct Server(SharedServerName);
 
 impl Server {
     /// Whether `other` is the same name, by pointer alone: two `Server`s from one
     /// [`Servers`] name the same server exactly when they share the copy (a name is interned
     /// once, and forgotten only when nobody holds it).
     pub(super) fn is(&self, other: &Server) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
+        self.0.ptr_eq(&other.0)
     }
 
     /// The name for an output: another reference to the same copy.
     pub(super) fn shared(&self) -> SharedServerName {
-        SharedServerName::from_arc(self.0.clone())
+        self.0.clone()
     }
 }
 
@@ -61,13 +59,14 @@ impl Deref for Server {
 
 impl std::fmt::Display for Server {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        std::fmt::Display::fmt(&**self.0, f)
+        std::fmt::Display::fmt(&self.0, f)
     }
 }
 
 impl PartialEq for Server {
     fn eq(&self, other: &Server) -> bool {
-        // `Arc`'s equality checks the pointer before the names (for `Eq` contents).
+        // A `Shared`'s equality checks the pointer before the names (`Arc`'s, for `Eq`
+        // contents).
         self.0 == other.0
     }
 }
@@ -89,7 +88,7 @@ impl PartialEq<&ServerName> for Server {
 /// The interned names (keyed SipHash: names come from clients and remote servers).
 #[derive(Debug, Clone)]
 pub(super) struct Servers {
-    set: HashTable<Arc<OwnedServerName>>,
+    set: HashTable<SharedServerName>,
     hasher: RandomState,
     /// Dropped names are forgotten when the set reaches this size.
     prune_at: usize,
@@ -112,7 +111,7 @@ impl Servers {
     pub(super) fn find(&self, name: &ServerName) -> Option<Server> {
         let e = self.set.find(keyed_hash(&self.hasher, name.as_str()), |e| ***e == *name)?;
         // Kept only by the set: nobody holds it, it is only waiting to be pruned.
-        (Arc::strong_count(e) > 1).then(|| Server(e.clone()))
+        (e.holders() > 1).then(|| Server(e.clone()))
     }
 
     /// The shared copy of `name`, interned if new (its name hashed once either way).
@@ -122,10 +121,10 @@ impl Servers {
             return Server(e.clone());
         }
         if self.set.len() >= self.prune_at {
-            self.set.retain(|e| Arc::strong_count(e) > 1);
+            self.set.retain(|e| e.holders() > 1);
             self.prune_at = (2 * self.set.len()).max(Self::MIN_PRUNE);
         }
-        let shared = Arc::new(name.to_owned());
+        let shared = SharedServerName::from(name);
         let hasher = &self.hasher;
         self.set.insert_unique(hash, shared.clone(), |e| keyed_hash(hasher, e.as_str()));
         Server(shared)
@@ -136,7 +135,7 @@ impl Servers {
 mod tests {
     use super::*;
 
-    fn name(i: usize) -> OwnedServerName {
+    fn name(i: usize) -> ruma_common::OwnedServerName {
         format!("s{i}.example.org").try_into().unwrap()
     }
 
@@ -144,7 +143,7 @@ mod tests {
     fn one_name_is_shared_and_compares_equal() {
         let mut s = Servers::default();
         let (a, b) = (s.intern(&name(1)), s.intern(&name(1)));
-        assert!(Arc::ptr_eq(&a.0, &b.0), "one copy");
+        assert!(a.is(&b), "one copy");
         assert_eq!(a, b);
         assert_ne!(a, s.intern(&name(2)));
         assert!(a == *name(1));
@@ -174,7 +173,7 @@ mod tests {
         }
         // The kept names survived every pruning, still shared.
         for (i, k) in kept.iter().enumerate() {
-            assert!(Arc::ptr_eq(&k.0, &s.intern(&name(i)).0));
+            assert!(k.is(&s.intern(&name(i))));
         }
     }
 }
