@@ -4,12 +4,42 @@
 //! counting for B (B-9), and `max_rooms`.
 
 use matrix_peek::{
-    OutboundConfig, OutboundFailure, OutboundKey, OutboundOutput, OutboundPeekError,
-    OutboundRequestKind, OutboundState,
+    OutboundChange, OutboundConfig, OutboundFailure, OutboundKey, OutboundOutput,
+    OutboundPeekError, OutboundRecord, OutboundRequestKind, OutboundState,
 };
 use ruma_common::RoomVersionId;
 
 use crate::support::*;
+
+#[test]
+fn every_output_of_a_peek_opened_names_its_room_and_resident_by_one_shared_copy() {
+    // The outputs carry the machine's own copies (docs/architecture.md §12): the two records,
+    // the `PUT` and `Established` name the room and the resident without copying either.
+    let mut h = H::new();
+    let r = room("!r:remote.org");
+    let mut out = h.demand(&r, &["remote.org"]);
+    let put = sends(&out).remove(0);
+    out.extend(h.respond(&put, established(HOUR)));
+    let mut named = Vec::new();
+    for o in &out {
+        match o {
+            OutboundOutput::Persist(OutboundChange::Upsert(OutboundRecord::Peek(p))) => {
+                named.push((p.room_id.clone(), p.server.clone()));
+            }
+            OutboundOutput::Send(req) => named.push((req.room_id.clone(), req.server.clone())),
+            OutboundOutput::Established { room_id, server, .. } => {
+                named.push((room_id.clone(), server.clone()));
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(named.len(), 4, "Opening record, PUT, Live record, Established: {out:?}");
+    let resident = server("remote.org");
+    for (room_id, via) in &named {
+        assert!(*room_id == r && *via == resident, "{room_id} via {via}");
+        assert!(room_id.ptr_eq(&put.room_id) && via.ptr_eq(&put.server), "{room_id} copied");
+    }
+}
 
 #[test]
 fn five_devices_share_one_federated_peek() {
